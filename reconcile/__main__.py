@@ -1,0 +1,5 @@
+"""`python -m reconcile` entry point."""
+
+from reconcile.cli import main
+
+main()

@@ -1,0 +1,39 @@
+"""Working days: weekends and Vietnamese public holidays (lunar ones included) do not count."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from functools import lru_cache
+
+import holidays
+
+
+@lru_cache(maxsize=64)
+def _holidays(year: int) -> frozenset[date]:
+    return frozenset(holidays.country_holidays("VN", years=year))
+
+
+def is_working_day(d: date) -> bool:
+    return d.weekday() < 5 and d not in _holidays(d.year)
+
+
+def add_working_days(start: date, days: int) -> date:
+    """The date `days` working days after `start` (a deadline); 0 gives `start` itself."""
+    d = start
+    left = days
+    while left > 0:
+        d += timedelta(days=1)
+        if is_working_day(d):
+            left -= 1
+    return d
+
+
+def working_days_between(start: date, end: date) -> int:
+    """Working days in (start, end]; negative when end is before start."""
+    if end < start:
+        return -working_days_between(end, start)
+    n, d = 0, start
+    while d < end:
+        d += timedelta(days=1)
+        n += is_working_day(d)
+    return n
