@@ -1,0 +1,379 @@
+"""Load the workflow catalog (v<N>.yaml files below a folder) and validate it, file:line:col."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import yaml
+from jsonschema import Draft202012Validator, ValidationError
+
+from reconcile import errors
+from reconcile.normalize import compare_key
+
+VERSION_FILE = re.compile(r"^v(\d+)\.yaml$")
+
+SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "type": "object",
+    "required": ["procedure", "name", "version", "steps"],
+    "properties": {
+        "procedure": {"type": "string", "minLength": 1},
+        "name": {"type": "string", "minLength": 1},
+        "field": {"type": "string"},
+        "version": {"type": "integer"},
+        "valid_from": {"type": "string", "format": "date"},
+        "steps": {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/step"}},
+    },
+    "$defs": {
+        "step": {
+            "type": "object",
+            "required": ["id", "name", "days"],
+            "properties": {
+                "id": {"type": "string", "minLength": 1},
+                "name": {"type": "string"},
+                "unit": {"type": "string"},
+                "days": {"type": "number", "minimum": 0},
+                "next": {"type": "array", "items": {"type": "string"}},
+                "final": {"type": "boolean"},
+            },
+        }
+    },
+}
+_VALIDATOR = Draft202012Validator(SCHEMA, format_checker=Draft202012Validator.FORMAT_CHECKER)
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    id: str
+    name: str
+    unit: str | None
+    days: float
+    next: tuple[str, ...]
+    final: bool
+    line: int
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowVersion:
+    procedure: str
+    name: str
+    field: str | None
+    version: int
+    valid_from: date | None
+    steps: tuple[Step, ...]
+    path: str
+
+    def step(self, step_id: str) -> Step | None:
+        return next((s for s in self.steps if s.id == step_id), None)
+
+    def reachable_final(self) -> frozenset[str]:
+        """Ids of the steps from which some final step can be reached (final steps included)."""
+        backwards: dict[str, list[str]] = {s.id: [] for s in self.steps}
+        for s in self.steps:
+            for target in s.next:
+                backwards.setdefault(target, []).append(s.id)
+        return frozenset(reachable(backwards, (s.id for s in self.steps if s.final)))
+
+
+@dataclass(frozen=True, slots=True)
+class Catalog:
+    versions: tuple[WorkflowVersion, ...]
+    warnings: tuple[str, ...] = ()
+    # get() runs once per dossier, so it must not scan the catalog.
+    _index: dict[tuple[str, int], WorkflowVersion] = dataclasses.field(
+        init=False, repr=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_index", {(v.procedure, v.version): v for v in self.versions})
+
+    def get(self, procedure: str, version: int) -> WorkflowVersion | None:
+        return self._index.get((procedure, version))
+
+    def versions_of(self, procedure: str) -> tuple[WorkflowVersion, ...]:
+        return tuple(v for v in self.versions if v.procedure == procedure)
+
+    def latest(self, procedure: str) -> WorkflowVersion | None:
+        found = self.versions_of(procedure)
+        return found[-1] if found else None
+
+    def procedure_by_name(self) -> dict[str, str]:
+        """compare_key(name) -> procedure, over every version's name; names shared by several
+        procedures are left out, since a register row with such a name cannot be attributed."""
+        owners: dict[str, set[str]] = {}
+        for v in self.versions:
+            if key := compare_key(v.name):
+                owners.setdefault(key, set()).add(v.procedure)
+        return {key: next(iter(procs)) for key, procs in owners.items() if len(procs) == 1}
+
+
+def reachable(edges: Mapping[str, Iterable[str]], start: Iterable[str]) -> set[str]:
+    """Nodes reachable from `start` along `edges` (the start nodes included)."""
+    seen: set[str] = set()
+    todo = list(start)
+    while todo:
+        node = todo.pop()
+        if node not in seen:
+            seen.add(node)
+            todo.extend(edges.get(node, ()))
+    return seen
+
+
+# ---------------------------------------------------------------- loading (IO and messages)
+
+
+class _Loader(yaml.SafeLoader):
+    """Safe loader that keeps timestamps as text, so that a bad date becomes a schema error with
+    its path instead of a bare ValueError from the constructor."""
+
+
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", yaml.SafeLoader.construct_yaml_str)
+
+
+@dataclass(frozen=True, slots=True)
+class _Loaded:
+    version: WorkflowVersion
+    where: dict[str, str]  # "procedure" / "name" / "field" -> "path:line:col" of that value
+
+
+def load_catalog(directory: str | os.PathLike[str]) -> Catalog:
+    """Read and validate every version file below `directory`; one BadInput lists all errors."""
+    shown = os.fspath(directory)
+    root = Path(directory)
+    example = os.path.join(shown, "land", "v1.yaml")
+    expected = f"Expected workflow versions named v<N>.yaml below it (e.g. {example})."
+    if not root.exists():
+        raise errors.BadInput(f"{shown}: no such directory. {expected}")
+    if not root.is_dir():
+        raise errors.BadInput(f"{shown}: not a directory. {expected}")
+    files = sorted(
+        p.relative_to(root).parts
+        for p in root.rglob("v*.yaml")
+        if VERSION_FILE.match(p.name) and p.is_file()
+    )
+    if not files:
+        raise errors.BadInput(f"{shown}: no workflow version files. {expected}")
+
+    problems: list[str] = []
+    warnings: list[str] = []
+    loaded: list[_Loaded] = []
+    for parts in files:
+        path = os.path.join(shown, *parts)
+        number = int(VERSION_FILE.match(parts[-1])[1])  # type: ignore[index]
+        file_problems: list[str] = []
+        item = _load_file(path, number, file_problems, warnings)
+        problems.extend(sorted(file_problems, key=lambda line: _position(line, path)))
+        if item is not None:
+            loaded.append(item)
+    problems.extend(_check_duplicates(loaded))
+    errors.collect(problems, f"{shown}: {len(problems)} problems in the workflow catalog.")
+    warnings.extend(_check_consistency(loaded))
+    versions = sorted((item.version for item in loaded), key=lambda v: (v.procedure, v.version))
+    return Catalog(tuple(versions), tuple(warnings))
+
+
+def _load_file(path: str, number: int, problems: list[str], warnings: list[str]) -> _Loaded | None:
+    try:
+        with open(path, encoding="utf-8-sig") as f:
+            text = f.read()
+    except (OSError, UnicodeDecodeError) as e:
+        problems.append(f"{path}: cannot read: {e}.")
+        return None
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        at = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else path
+        problems.append(f"{at}: YAML syntax error: {e.problem or e.context}")
+        return None
+    except yaml.YAMLError as e:  # reader errors (control characters) carry no mark
+        problems.append(f"{path}: YAML error: {e}")
+        return None
+    finally:
+        loader.dispose()
+    if node is None:
+        problems.append(f"{path}:1:1: empty file. Expected keys procedure, name, version, steps.")
+        return None
+
+    schema_errors = list(_VALIDATOR.iter_errors(data))
+    if schema_errors:
+        problems.extend(_schema_problem(path, node, e) for e in schema_errors)
+        return None  # the checks below rely on the shape the schema guarantees
+    return _check_version(path, number, data, node, problems, warnings)
+
+
+def _check_version(
+    path: str,
+    number: int,
+    data: dict[str, Any],
+    node: yaml.MappingNode,
+    problems: list[str],
+    warnings: list[str],
+) -> _Loaded:
+    step_nodes = _value(node, "steps").value
+    first_line: dict[str, int] = {}
+    steps: list[Step] = []
+    for raw, step_node in zip(data["steps"], step_nodes):
+        line = step_node.start_mark.line + 1
+        if raw["id"] in first_line:
+            problems.append(
+                f"{_at(path, _value(step_node, 'id'))}: duplicate step id '{raw['id']}'; "
+                f"first defined at line {first_line[raw['id']]}. "
+                "Step ids must be unique within a version."
+            )
+        else:
+            first_line[raw["id"]] = line
+        steps.append(
+            Step(
+                id=raw["id"],
+                name=raw["name"],
+                unit=raw.get("unit"),
+                days=float(raw["days"]),
+                next=tuple(raw.get("next", ())),
+                final=bool(raw.get("final", False)),
+                line=line,
+            )
+        )
+    listed = ", ".join(first_line)
+    for step, step_node in zip(steps, step_nodes):
+        target_nodes = _value(step_node, "next").value if step.next else []
+        for target, target_node in zip(step.next, target_nodes):
+            if target not in first_line:
+                problems.append(
+                    f"{_at(path, target_node)}: step '{step.id}' -> '{target}': no such step. "
+                    f"Steps here: {listed}."
+                )
+    if not any(s.final for s in steps):
+        problems.append(
+            f"{_at(path, _key(node, 'steps'))}: no final step. "
+            "Mark the step(s) that end the procedure with final: true."
+        )
+    if data["version"] != number:
+        problems.append(
+            f"{_at(path, _value(node, 'version'))}: version {data['version']} does not match the file name "
+            f"v{number}.yaml. Set version: {number} or rename the file."
+        )
+
+    if not problems:  # graph warnings only make sense on a well-formed graph
+        start = steps[0].id
+        forward = reachable({s.id: s.next for s in steps}, [start])
+        for step, step_node in zip(steps, step_nodes):
+            at = _at(path, _value(step_node, "id"))
+            if step.id not in forward:
+                warnings.append(
+                    f"{at}: step '{step.id}' cannot be reached from the first step '{start}'."
+                )
+            if not step.final and not step.next:
+                warnings.append(
+                    f"{at}: step '{step.id}' is not final and has no next step; "
+                    "dossiers there cannot finish."
+                )
+
+    valid_from = data.get("valid_from")
+    version = WorkflowVersion(
+        procedure=data["procedure"],
+        name=data["name"],
+        field=data.get("field"),
+        version=int(data["version"]),
+        valid_from=date.fromisoformat(valid_from) if valid_from is not None else None,
+        steps=tuple(steps),
+        path=path,
+    )
+    where = {key: _at(path, _value(node, key)) for key in ("procedure", "name", "field")}
+    return _Loaded(version, where)
+
+
+def _check_duplicates(loaded: list[_Loaded]) -> list[str]:
+    first: dict[tuple[str, int], str] = {}
+    problems = []
+    for item in loaded:
+        v = item.version
+        if (v.procedure, v.version) in first:
+            problems.append(
+                f"{item.where['procedure']}: procedure '{v.procedure}' version {v.version} is also defined in "
+                f"{first[v.procedure, v.version]}. Keep one file per version."
+            )
+        else:
+            first[v.procedure, v.version] = v.path
+    return problems
+
+
+def _check_consistency(loaded: list[_Loaded]) -> list[str]:
+    """Warnings across files: a procedure renamed between versions, a name shared by procedures."""
+    warnings = []
+    oldest: dict[str, WorkflowVersion] = {}
+    name_owner: dict[str, str] = {}
+    for item in sorted(loaded, key=lambda i: (i.version.procedure, i.version.version)):
+        v = item.version
+        base = oldest.setdefault(v.procedure, v)
+        if compare_key(v.name) != compare_key(base.name):
+            warnings.append(f"{item.where['name']}: procedure '{v.procedure}' is named '{v.name}' here but '{base.name}' in {base.path}.")
+        if v.field and base.field and compare_key(v.field) != compare_key(base.field):
+            warnings.append(f"{item.where['field']}: procedure '{v.procedure}' has field '{v.field}' here but '{base.field}' in {base.path}.")
+        owner = name_owner.setdefault(compare_key(v.name) or "", v.procedure)
+        if owner != v.procedure:
+            warnings.append(
+                f"{item.where['name']}: name '{v.name}' is also used by procedure '{owner}'; "
+                "register rows with this name cannot be matched by name."
+            )
+    return warnings
+
+
+def _schema_problem(path: str, root: yaml.Node, error: ValidationError) -> str:
+    node = _node_at(root, error.absolute_path)
+    if error.validator == "required":
+        keys = ", ".join(str(k) for k in error.instance) or "none"
+        what = f"{error.message.removesuffix(' is a required property')} is required. Keys here: {keys}."
+    elif error.validator == "type" and isinstance(error.instance, (dict, list)):
+        # The default message repeats the whole mapping or list; its kind is enough.
+        kind = "a mapping" if isinstance(error.instance, dict) else "a list"
+        what = f"{kind} is not of type {', '.join(repr(t) for t in _as_list(error.validator_value))}"
+    else:
+        what = error.message
+    json_path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path).lstrip(".")
+    return f"{_at(path, node)}: {json_path + ': ' if json_path else ''}{what}"
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _node_at(node: yaml.Node, json_path: Iterable[Any]) -> yaml.Node:
+    """The deepest node along a jsonschema error path (the last of duplicate keys, as PyYAML keeps)."""
+    for part in json_path:
+        if isinstance(node, yaml.MappingNode) and (child := _value(node, str(part))) is not None:
+            node = child
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+        else:
+            break
+    return node
+
+
+def _key(node: yaml.Node, key: str) -> yaml.Node | None:
+    pairs = node.value if isinstance(node, yaml.MappingNode) else []
+    return next((k for k, _ in reversed(pairs) if isinstance(k, yaml.ScalarNode) and k.value == key), None)
+
+
+def _value(node: yaml.Node, key: str) -> Any:
+    pairs = node.value if isinstance(node, yaml.MappingNode) else []
+    return next((v for k, v in reversed(pairs) if isinstance(k, yaml.ScalarNode) and k.value == key), None)
+
+
+def _at(path: str, node: yaml.Node | None) -> str:
+    return f"{path}:{node.start_mark.line + 1}:{node.start_mark.column + 1}" if node is not None else path
+
+
+def _position(line: str, path: str) -> tuple[int, int]:
+    """(line, col) of a message that starts with `path:line:col:`, for sorting a file's problems."""
+    head = line[len(path) + 1 :].split(":", 2)
+    return (int(head[0]), int(head[1])) if len(head) > 2 and head[0].isdigit() and head[1].isdigit() else (0, 0)

@@ -1,0 +1,353 @@
+"""The working store: schema, connection, and each engine's fast bulk-load path."""
+
+from __future__ import annotations
+
+import io
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine, make_url
+
+from reconcile.errors import BadInput
+
+SCHEMA_VERSION = 1
+DEFAULT_STORE = "reconcile.duckdb"
+
+metadata = sa.MetaData()
+
+CODE = sa.String(80)
+NAME = sa.String(255)
+KEY = sa.String(120)
+
+
+def _run_id() -> sa.Column[Any]:
+    return sa.Column("run_id", sa.Integer, nullable=False)
+
+
+meta_table = sa.Table(
+    "store_meta",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.String(255), nullable=False),
+)
+
+audit_run = sa.Table(
+    "audit_run",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("as_of", sa.Date, nullable=False),
+    sa.Column("started_at", sa.String(32), nullable=False),
+    sa.Column("tool_version", sa.String(32), nullable=False),
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    sa.Column("inputs", sa.Text, nullable=False),  # JSON: files and URLs (password hidden), fingerprints
+    sa.Column("settings", sa.Text, nullable=False),  # JSON
+    sa.Column("periods", sa.Text, nullable=False),  # JSON: register books and the periods they cover
+    sa.Column("register_entries", sa.Integer, nullable=False),
+    sa.Column("system_dossiers", sa.Integer, nullable=False),
+)
+
+register_entry = sa.Table(
+    "register_entry",
+    metadata,
+    _run_id(),
+    sa.Column("entry_id", sa.Integer, nullable=False),
+    sa.Column("source_file", NAME, nullable=False),
+    sa.Column("sheet", NAME),
+    sa.Column("row_no", sa.Integer, nullable=False),
+    sa.Column("book", NAME, nullable=False),
+    sa.Column("stt", sa.Integer),
+    sa.Column("stt_raw", KEY),
+    sa.Column("code_raw", NAME),
+    sa.Column("dossier_code", CODE),
+    sa.Column("code_ok", sa.Boolean, nullable=False),
+    sa.Column("procedure", sa.Text),
+    sa.Column("procedure_key", sa.Text),
+    sa.Column("quantity", KEY),
+    sa.Column("applicant", NAME),
+    sa.Column("applicant_key", NAME),
+    sa.Column("address", sa.Text),
+    sa.Column("agency", NAME),
+    sa.Column("agency_key", NAME),
+    sa.Column("received_raw", KEY),
+    sa.Column("received_at", sa.Date),
+    sa.Column("due_raw", KEY),
+    sa.Column("due_at", sa.Date),
+    sa.Column("transferred_at", sa.Date),
+    sa.Column("returned_raw", KEY),
+    sa.Column("returned_at", sa.Date),
+    sa.Column("signed", NAME),
+    sa.Column("note", sa.Text),
+    sa.Column("outcome", sa.String(16), nullable=False),
+)
+
+register_book = sa.Table(
+    "register_book",
+    metadata,
+    _run_id(),
+    sa.Column("book", NAME, nullable=False),
+    sa.Column("period_from", sa.Date, nullable=False),
+    sa.Column("period_to", sa.Date, nullable=False),
+    sa.Column("entries", sa.Integer, nullable=False),
+)
+
+dossier = sa.Table(
+    "dossier",
+    metadata,
+    _run_id(),
+    sa.Column("source_row", sa.Integer, nullable=False),
+    sa.Column("code_raw", NAME),
+    sa.Column("dossier_code", CODE),
+    sa.Column("procedure", NAME),
+    sa.Column("field", NAME),
+    sa.Column("applicant", NAME),
+    sa.Column("applicant_key", NAME),
+    sa.Column("phone", KEY),
+    sa.Column("address", sa.Text),
+    sa.Column("agency", NAME),
+    sa.Column("channel", KEY),
+    sa.Column("received_at", sa.Date),
+    sa.Column("due_at", sa.Date),
+    sa.Column("due_at_revised", sa.Date),
+    sa.Column("finished_at", sa.Date),
+    sa.Column("returned_at", sa.Date),
+    sa.Column("status", sa.String(32), nullable=False),
+    sa.Column("status_raw", KEY),
+    sa.Column("workflow_key", NAME),
+    sa.Column("workflow_version", sa.Integer),
+    sa.Column("current_step", KEY),
+    sa.Column("assignee", KEY),
+    sa.Column("unit", KEY),
+    sa.Column("step_entered_at", sa.Date),
+    sa.Column("step_due_at", sa.Date),
+    sa.Column("fingerprint", sa.String(32), nullable=False),
+)
+
+step_event = sa.Table(
+    "step_event",
+    metadata,
+    _run_id(),
+    sa.Column("dossier_code", CODE),
+    sa.Column("seq", sa.Integer),
+    sa.Column("from_step", KEY),
+    sa.Column("to_step", KEY),
+    sa.Column("account", KEY),
+    sa.Column("at", sa.Date),
+    sa.Column("action", NAME),
+)
+
+account = sa.Table(
+    "account",
+    metadata,
+    _run_id(),
+    sa.Column("account", KEY, nullable=False),
+    sa.Column("name", NAME),
+    sa.Column("unit", KEY),
+    sa.Column("active", sa.Boolean, nullable=False),
+)
+
+wf_version = sa.Table(
+    "wf_version",
+    metadata,
+    _run_id(),
+    sa.Column("procedure", NAME, nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("name_key", sa.Text, nullable=False),
+    sa.Column("field", NAME),
+    sa.Column("valid_from", sa.Date),
+    sa.Column("path", NAME, nullable=False),
+    sa.Column("is_latest", sa.Boolean, nullable=False),
+)
+
+wf_step = sa.Table(
+    "wf_step",
+    metadata,
+    _run_id(),
+    sa.Column("procedure", NAME, nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("step_id", KEY, nullable=False),
+    sa.Column("name", NAME),
+    sa.Column("unit", KEY),
+    sa.Column("days", sa.Float, nullable=False),
+    sa.Column("final", sa.Boolean, nullable=False),
+    sa.Column("reaches_final", sa.Boolean, nullable=False),
+    sa.Column("line", sa.Integer),
+)
+
+wf_transition = sa.Table(
+    "wf_transition",
+    metadata,
+    _run_id(),
+    sa.Column("procedure", NAME, nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("from_step", KEY, nullable=False),
+    sa.Column("to_step", KEY, nullable=False),
+)
+
+reconciliation = sa.Table(
+    "reconciliation",
+    metadata,
+    _run_id(),
+    sa.Column("dossier_code", CODE, nullable=False),
+    sa.Column("class", sa.String(32), nullable=False),
+    sa.Column("entry_id", sa.Integer),
+    sa.Column("source_row", sa.Integer),
+)
+
+finding = sa.Table(
+    "finding",
+    metadata,
+    _run_id(),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("severity", sa.String(16), nullable=False),
+    sa.Column("dossier_code", CODE),
+    sa.Column("details", sa.Text, nullable=False),  # JSON
+    sa.Column("evidence", sa.Text, nullable=False),  # JSON
+)
+
+# Lookups by run and code; DuckDB scans columnar data faster than it maintains ART indexes on
+# bulk loads, so these are created on server databases only.
+_INDEXES = [
+    sa.Index("ix_register_entry_code", register_entry.c.run_id, register_entry.c.dossier_code),
+    sa.Index("ix_dossier_code", dossier.c.run_id, dossier.c.dossier_code),
+    sa.Index("ix_finding_code", finding.c.run_id, finding.c.dossier_code),
+    sa.Index("ix_reconciliation_code", reconciliation.c.run_id, reconciliation.c.dossier_code),
+]
+
+RUN_TABLES = (
+    register_entry, register_book, dossier, step_event, account,
+    wf_version, wf_step, wf_transition, reconciliation, finding,
+)
+
+
+def normalize_url(url: str) -> str:
+    """Accept plain paths and driver-less URLs; pick the drivers this package installs."""
+    if "://" not in url:
+        return f"duckdb:///{Path(url).expanduser()}"
+    for prefix, full in (
+        ("postgresql://", "postgresql+psycopg://"),
+        ("postgres://", "postgresql+psycopg://"),
+        ("mysql://", "mysql+pymysql://"),
+        ("mariadb://", "mariadb+pymysql://"),
+    ):
+        if url.startswith(prefix):
+            return full + url[len(prefix):]
+    return url
+
+
+def mask_url(url: str) -> str:
+    """The URL as it may be printed: password hidden."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a URL at all: nothing secret to hide in a path
+        return url
+
+
+def connect_engine(url: str, *, what: str = "database") -> Engine:
+    """Create an engine and prove it answers; one-line BadInput otherwise."""
+    url = normalize_url(url)
+    try:
+        engine = sa.create_engine(url)
+    except Exception as exc:  # bad URL syntax or unknown driver
+        raise BadInput(f"{what} URL {mask_url(url)!r}: {_first_line(exc)}. "
+                       "Hint: e.g. postgresql://user@host/db, mysql://user@host/db or a file path.") from None
+    try:
+        with engine.connect():
+            pass
+    except Exception as exc:
+        engine.dispose()
+        raise BadInput(f"{what} {mask_url(url)}: cannot connect: {_first_line(exc)}. "
+                       "Hint: check host, port, database name and that the server is running.") from None
+    return engine
+
+
+def _first_line(exc: BaseException) -> str:
+    inner = getattr(exc, "orig", None) or exc
+    text = str(inner).strip().splitlines()
+    return text[0] if text else type(inner).__name__
+
+
+@dataclass
+class Store:
+    engine: Engine
+    url: str
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def begin(self) -> Any:
+        return self.engine.begin()
+
+    def connect(self) -> Any:
+        return self.engine.connect()
+
+    def next_run_id(self, conn: Connection) -> int:
+        return int(conn.execute(sa.select(sa.func.coalesce(sa.func.max(audit_run.c.id), 0))).scalar_one()) + 1
+
+    def latest_run_id(self, conn: Connection) -> int | None:
+        return conn.execute(sa.select(sa.func.max(audit_run.c.id))).scalar_one_or_none()
+
+    def bulk_insert(self, conn: Connection, table: sa.Table, data: pa.Table) -> None:
+        """Insert an Arrow table through the engine's fast path; columns are matched by name."""
+        if data.num_rows == 0:
+            return
+        cols = [c for c in data.column_names if c in table.c]
+        data = data.select(cols)
+        if self.dialect == "duckdb":
+            raw = conn.connection.dbapi_connection
+            name = f"_load_{table.name}"
+            raw.register(name, data)
+            try:
+                names = ", ".join(f'"{c}"' for c in cols)
+                conn.exec_driver_sql(f'INSERT INTO "{table.name}" ({names}) SELECT {names} FROM {name}')
+            finally:
+                raw.unregister(name)
+        elif self.dialect == "postgresql":
+            buf = io.BytesIO()
+            pacsv.write_csv(data, buf, pacsv.WriteOptions(include_header=False, quoting_style="needed"))
+            cursor = conn.connection.dbapi_connection.cursor()
+            names = ", ".join(f'"{c}"' for c in cols)
+            with cursor.copy(f'COPY "{table.name}" ({names}) FROM STDIN WITH (FORMAT csv)') as copy:
+                copy.write(buf.getvalue())
+        else:
+            for batch in data.to_batches(max_chunksize=20_000):
+                conn.execute(table.insert(), batch.to_pylist())
+
+
+def open_store(url: str | None = None, *, create: bool = True) -> Store:
+    """Open (and on first use create) the working store; checks the recorded schema version."""
+    url = url or os.environ.get("RECONCILE_STORE") or DEFAULT_STORE
+    full = normalize_url(url)
+    if full.startswith("duckdb:///") and not create:
+        path = Path(full[len("duckdb:///"):])
+        if not path.exists():
+            raise BadInput(f"store {path}: no such file. Hint: run `reconcile audit` first, or pass --store.")
+    engine = connect_engine(full, what="store")
+    store = Store(engine, full)
+    with engine.begin() as conn:
+        insp = sa.inspect(conn)
+        if insp.has_table(meta_table.name):
+            found = conn.execute(sa.select(meta_table.c.value).where(meta_table.c.key == "schema_version")).scalar()
+            if found is not None and int(found) > SCHEMA_VERSION:
+                raise BadInput(f"store {mask_url(full)}: schema version {found} is newer than this tool's "
+                               f"({SCHEMA_VERSION}). Hint: upgrade dossier-reconcile.")
+        metadata.create_all(conn, tables=[t for t in metadata.sorted_tables])
+        if store.dialect != "duckdb":
+            for ix in _INDEXES:
+                ix.create(conn, checkfirst=True)
+        conn.execute(sa.delete(meta_table).where(meta_table.c.key == "schema_version"))
+        conn.execute(sa.insert(meta_table).values(key="schema_version", value=str(SCHEMA_VERSION)))
+    return store
+
+
+def iter_rows(conn: Connection, stmt: Any, batch: int = 10_000) -> Iterator[Any]:
+    """Stream a query in explicit batches (SQLAlchemy fetches text() one row at a time otherwise)."""
+    result = conn.execution_options(yield_per=batch).execute(stmt)
+    for part in result.partitions():
+        yield from part
