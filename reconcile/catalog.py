@@ -183,23 +183,27 @@ def _load_file(path: str, number: int, problems: list[str], warnings: list[str])
     try:
         with open(path, encoding="utf-8-sig") as f:
             text = f.read()
-    except (OSError, UnicodeDecodeError) as e:
-        problems.append(f"{path}: cannot read: {e}.")
+    except UnicodeDecodeError as e:
+        problems.append(
+            f"{path}: not UTF-8 text (byte 0x{e.object[e.start]:02x} at offset {e.start}). "
+            "Save the file as UTF-8."
+        )
         return None
-    loader = _Loader(text)
+    except OSError as e:
+        problems.append(f"{path}: cannot read: {e.strerror}.")
+        return None
     try:
-        node = loader.get_single_node()
-        data = loader.construct_document(node) if node is not None else None
+        node, data = _parse(text)
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         at = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else path
         problems.append(f"{at}: YAML syntax error: {e.problem or e.context}")
         return None
-    except yaml.YAMLError as e:  # reader errors (control characters) carry no mark
-        problems.append(f"{path}: YAML error: {e}")
+    except yaml.reader.ReaderError as e:  # a control character; it has an offset, not a mark
+        line = text.count("\n", 0, e.position) + 1
+        col = e.position - text.rfind("\n", 0, e.position)
+        problems.append(f"{path}:{line}:{col}: YAML syntax error: {e.reason} (#x{e.character:04x})")
         return None
-    finally:
-        loader.dispose()
     if node is None:
         problems.append(f"{path}:1:1: empty file. Expected keys procedure, name, version, steps.")
         return None
@@ -209,6 +213,16 @@ def _load_file(path: str, number: int, problems: list[str], warnings: list[str])
         problems.extend(_schema_problem(path, node, e) for e in schema_errors)
         return None  # the checks below rely on the shape the schema guarantees
     return _check_version(path, number, data, node, problems, warnings)
+
+
+def _parse(text: str) -> tuple[yaml.Node | None, Any]:
+    """The node tree (for positions) and the data constructed from that same tree."""
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        return node, loader.construct_document(node) if node is not None else None
+    finally:
+        loader.dispose()
 
 
 def _check_version(
@@ -259,8 +273,8 @@ def _check_version(
         )
     if data["version"] != number:
         problems.append(
-            f"{_at(path, _value(node, 'version'))}: version {data['version']} does not match the file name "
-            f"v{number}.yaml. Set version: {number} or rename the file."
+            f"{_at(path, _value(node, 'version'))}: version {data['version']} does not match "
+            f"the file name v{number}.yaml. Set version: {number} or rename the file."
         )
 
     if not problems:  # graph warnings only make sense on a well-formed graph
@@ -299,8 +313,8 @@ def _check_duplicates(loaded: list[_Loaded]) -> list[str]:
         v = item.version
         if (v.procedure, v.version) in first:
             problems.append(
-                f"{item.where['procedure']}: procedure '{v.procedure}' version {v.version} is also defined in "
-                f"{first[v.procedure, v.version]}. Keep one file per version."
+                f"{item.where['procedure']}: procedure '{v.procedure}' version {v.version} "
+                f"is also defined in {first[v.procedure, v.version]}. Keep one file per version."
             )
         else:
             first[v.procedure, v.version] = v.path
@@ -311,16 +325,23 @@ def _check_consistency(loaded: list[_Loaded]) -> list[str]:
     """Warnings across files: a procedure renamed between versions, a name shared by procedures."""
     warnings = []
     oldest: dict[str, WorkflowVersion] = {}
-    name_owner: dict[str, str] = {}
+    name_owner: dict[str | None, str] = {}
+    shared: set[tuple[str | None, str]] = set()
     for item in sorted(loaded, key=lambda i: (i.version.procedure, i.version.version)):
         v = item.version
         base = oldest.setdefault(v.procedure, v)
+        here = f"{item.where['name']}: procedure '{v.procedure}'"
         if compare_key(v.name) != compare_key(base.name):
-            warnings.append(f"{item.where['name']}: procedure '{v.procedure}' is named '{v.name}' here but '{base.name}' in {base.path}.")
+            warnings.append(f"{here} is named '{v.name}' here but '{base.name}' in {base.path}.")
         if v.field and base.field and compare_key(v.field) != compare_key(base.field):
-            warnings.append(f"{item.where['field']}: procedure '{v.procedure}' has field '{v.field}' here but '{base.field}' in {base.path}.")
-        owner = name_owner.setdefault(compare_key(v.name) or "", v.procedure)
-        if owner != v.procedure:
+            warnings.append(
+                f"{item.where['field']}: procedure '{v.procedure}' has field '{v.field}' here "
+                f"but '{base.field}' in {base.path}."
+            )
+        key = compare_key(v.name)
+        owner = name_owner.setdefault(key, v.procedure)
+        if owner != v.procedure and (key, v.procedure) not in shared:
+            shared.add((key, v.procedure))
             warnings.append(
                 f"{item.where['name']}: name '{v.name}' is also used by procedure '{owner}'; "
                 "register rows with this name cannot be matched by name."
@@ -332,14 +353,17 @@ def _schema_problem(path: str, root: yaml.Node, error: ValidationError) -> str:
     node = _node_at(root, error.absolute_path)
     if error.validator == "required":
         keys = ", ".join(str(k) for k in error.instance) or "none"
-        what = f"{error.message.removesuffix(' is a required property')} is required. Keys here: {keys}."
+        missing = error.message.removesuffix(" is a required property")
+        what = f"{missing} is required. Keys here: {keys}."
     elif error.validator == "type" and isinstance(error.instance, (dict, list)):
         # The default message repeats the whole mapping or list; its kind is enough.
         kind = "a mapping" if isinstance(error.instance, dict) else "a list"
-        what = f"{kind} is not of type {', '.join(repr(t) for t in _as_list(error.validator_value))}"
+        types = ", ".join(repr(t) for t in _as_list(error.validator_value))
+        what = f"{kind} is not of type {types}"
     else:
         what = error.message
-    json_path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path).lstrip(".")
+    steps = (f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
+    json_path = "".join(steps).lstrip(".")
     return f"{_at(path, node)}: {json_path + ': ' if json_path else ''}{what}"
 
 
@@ -348,11 +372,11 @@ def _as_list(value: Any) -> list[Any]:
 
 
 def _node_at(node: yaml.Node, json_path: Iterable[Any]) -> yaml.Node:
-    """The deepest node along a jsonschema error path (the last of duplicate keys, as PyYAML keeps)."""
+    """The deepest node along a jsonschema error path."""
     for part in json_path:
         if isinstance(node, yaml.MappingNode) and (child := _value(node, str(part))) is not None:
             node = child
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
             node = node.value[part]
         else:
             break
@@ -360,20 +384,31 @@ def _node_at(node: yaml.Node, json_path: Iterable[Any]) -> yaml.Node:
 
 
 def _key(node: yaml.Node, key: str) -> yaml.Node | None:
-    pairs = node.value if isinstance(node, yaml.MappingNode) else []
-    return next((k for k, _ in reversed(pairs) if isinstance(k, yaml.ScalarNode) and k.value == key), None)
+    return _pair(node, key)[0]
 
 
-def _value(node: yaml.Node, key: str) -> Any:
+def _value(node: yaml.Node, key: str) -> Any:  # Any: callers know the node kind from the schema
+    return _pair(node, key)[1]
+
+
+def _pair(node: yaml.Node, key: str) -> tuple[yaml.Node | None, yaml.Node | None]:
+    """Key and value nodes of `key`; the last one wins, as in the data PyYAML constructs."""
     pairs = node.value if isinstance(node, yaml.MappingNode) else []
-    return next((v for k, v in reversed(pairs) if isinstance(k, yaml.ScalarNode) and k.value == key), None)
+    for k, v in reversed(pairs):
+        if isinstance(k, yaml.ScalarNode) and k.value == key:
+            return k, v
+    return None, None
 
 
 def _at(path: str, node: yaml.Node | None) -> str:
-    return f"{path}:{node.start_mark.line + 1}:{node.start_mark.column + 1}" if node is not None else path
+    if node is None:
+        return path
+    return f"{path}:{node.start_mark.line + 1}:{node.start_mark.column + 1}"
 
 
 def _position(line: str, path: str) -> tuple[int, int]:
     """(line, col) of a message that starts with `path:line:col:`, for sorting a file's problems."""
     head = line[len(path) + 1 :].split(":", 2)
-    return (int(head[0]), int(head[1])) if len(head) > 2 and head[0].isdigit() and head[1].isdigit() else (0, 0)
+    if len(head) > 2 and head[0].isdigit() and head[1].isdigit():
+        return int(head[0]), int(head[1])
+    return 0, 0

@@ -1,8 +1,195 @@
-"""Command-line interface (placeholder until the commands land)."""
+"""Command-line interface: parse options, call command functions, render, map errors to exit codes."""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import replace
+from datetime import date
+from pathlib import Path
+from typing import Any
 
 import click
+import yaml
+from rich.console import Console
+
+from reconcile import __version__, commands, render
+from reconcile.errors import BadInput, ExitCode, ReconcileError
+
+PROJECT_FILE = "reconcile.yaml"
 
 
-@click.group()
-def main() -> None:
+def _consoles() -> tuple[Console, Console]:
+    plain = bool(os.environ.get("NO_COLOR")) or not sys.stdout.isatty()
+    out = Console(file=sys.stdout, no_color=plain, highlight=False, soft_wrap=plain, width=None if not plain else 200)
+    err = Console(file=sys.stderr, no_color=bool(os.environ.get("NO_COLOR")), highlight=False, soft_wrap=True)
+    return out, err
+
+
+class ReconcileGroup(click.Group):
+    """The one catch site: user errors print one line per problem; bugs exit 70; Ctrl-C exits 130."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ReconcileError as exc:
+            if ctx.meta.get("debug"):
+                raise
+            for line in exc.problems:
+                click.echo(f"error: {line}", err=True)
+            ctx.exit(int(exc.exit_code))
+        except KeyboardInterrupt:
+            click.echo("interrupted: nothing was written.", err=True)
+            ctx.exit(int(ExitCode.INTERRUPTED))
+        except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
+            raise
+        except Exception as exc:  # a bug: say so, never look like "findings"
+            if ctx.meta.get("debug"):
+                raise
+            click.echo(f"internal error (this is a bug, please report it): {type(exc).__name__}: {exc}", err=True)
+            ctx.exit(int(ExitCode.INTERNAL))
+
+
+@click.group(cls=ReconcileGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="reconcile")
+@click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
+@click.pass_context
+def main(ctx: click.Context, debug: bool) -> None:
     """Reconcile paper dossier registers with the electronic one-stop system."""
+    ctx.meta["debug"] = debug
+
+
+def _project(config: str | None) -> tuple[dict[str, Any], Path]:
+    """The optional project file; command-line options override it."""
+    path = Path(config) if config else Path(PROJECT_FILE)
+    if not path.exists():
+        if config:
+            raise BadInput(f"{config}: no such file.")
+        return {}, Path(".")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        raise BadInput(f"{path}:{mark.line + 1 if mark else 1}:{mark.column + 1 if mark else 1}: "
+                       f"YAML syntax error: {exc.problem}.") from None
+    if not isinstance(data, dict):
+        raise BadInput(f"{path}:1:1: expected a mapping of settings (store, as_of, paper_only_units, ...).")
+    return data, path.parent
+
+
+def _rel(base: Path, value: Any) -> str:
+    p = Path(str(value))
+    return str(p if p.is_absolute() or str(value).find("://") >= 0 else base / p)
+
+
+store_option = click.option("--store", envvar="RECONCILE_STORE", metavar="URL",
+                            help="Working store: a file path (embedded DuckDB) or a PostgreSQL/MariaDB URL. "
+                                 "Default: ./reconcile.duckdb.")
+
+
+@main.command()
+@click.option("--register", "register", multiple=True, metavar="FILE", help="Paper register book(s): CSV or XLSX.")
+@click.option("--system", metavar="DIR|URL", help="System state: a csv export folder, or a database URL.")
+@click.option("--mapping", metavar="FILE", help="Source mapping YAML for a database URL.")
+@click.option("--workflows", metavar="DIR", help="Workflow catalog folder (v<N>.yaml files).")
+@click.option("--as-of", "as_of", metavar="DATE", help="Audit date, YYYY-MM-DD or dd/mm/yyyy.")
+@click.option("--register-mapping", metavar="FILE", help="YAML mapping for a register layout without official headers.")
+@click.option("--date-tolerance", type=click.IntRange(0), metavar="DAYS", help="Allowed date difference (default 0).")
+@click.option("--paper-only", "paper_only", multiple=True, metavar="UNIT",
+              help="A unit not on the software yet: its register rows are not expected in the system.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option("--config", metavar="FILE", help=f"Project file (default: ./{PROJECT_FILE} if present).")
+@store_option
+def audit(register: tuple[str, ...], system: str | None, mapping: str | None, workflows: str | None,
+          as_of: str | None, register_mapping: str | None, date_tolerance: int | None, paper_only: tuple[str, ...],
+          fmt: str, config: str | None, store: str | None) -> None:
+    """Load the register, the system and the catalog as one run and report every finding.
+
+    Exit code 1 when there are findings, 0 when none, 2 for bad input.
+    """
+    project, base = _project(config)
+    regs = register or tuple(_rel(base, r) for r in _as_list(project.get("register")))
+    system = system or (_rel(base, project["system"]) if project.get("system") else None)
+    mapping = mapping or (_rel(base, project["mapping"]) if project.get("mapping") else None)
+    workflows = workflows or (_rel(base, project["workflows"]) if project.get("workflows") else None)
+    missing = [n for n, v in (("--register", regs), ("--system", system), ("--workflows", workflows)) if not v]
+    as_of_value = as_of or project.get("as_of")
+    if as_of_value is None:
+        missing.append("--as-of")
+    if missing:
+        raise BadInput(f"audit: missing {', '.join(missing)}. Hint: `reconcile audit --help`, or set them in "
+                       f"{PROJECT_FILE}.")
+    inputs = commands.AuditInputs(
+        register=tuple(regs), system=str(system), workflows=str(workflows),
+        as_of=as_of_value if isinstance(as_of_value, date) else commands.parse_as_of(str(as_of_value)),
+        mapping=mapping,
+        register_mapping=register_mapping or (_rel(base, project["register_mapping"])
+                                              if project.get("register_mapping") else None),
+        date_tolerance_days=date_tolerance if date_tolerance is not None else int(project.get("date_tolerance_days", 0)),
+        paper_only_units=paper_only or tuple(_as_list(project.get("paper_only_units"))),
+    )
+    out, err = _consoles()
+    store = store or (_rel(base, project["store"]) if project.get("store") else None)
+    with err.status("auditing", spinner="dots") as status:
+        report = commands.audit(inputs, store, progress=lambda s: status.update(f"auditing: {s}"))
+    render.warnings(report.warnings, err)
+    if fmt == "json":
+        click.echo(render.to_json(report.to_dict()))
+    else:
+        render.audit_table(report, out)
+    sys.exit(int(ExitCode.FINDINGS if report.findings else ExitCode.OK))
+
+
+def _as_list(v: Any) -> list[Any]:
+    if v is None:
+        return []
+    return list(v) if isinstance(v, (list, tuple)) else [v]
+
+
+@main.command()
+@click.argument("code")
+@click.option("--run", "run_id", type=int, help="Audit run id (default: the latest).")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@store_option
+def show(code: str, run_id: int | None, fmt: str, store: str | None) -> None:
+    """One dossier: register row(s), system state, history and findings."""
+    view = commands.show(code, store, run_id)
+    if fmt == "json":
+        click.echo(render.to_json(view.to_dict()))
+    else:
+        render.dossier_view(view, _consoles()[0])
+
+
+@main.command()
+@click.option("--out", "out", required=True, metavar="DIR", help="Folder to write the district into.")
+@click.option("--seed", default=2021, show_default=True, type=int)
+@click.option("--scale", default=1.0, show_default=True, type=click.FloatRange(min=0.001))
+@click.option("--register-format", type=click.Choice(["xlsx", "csv"]), default="xlsx", show_default=True)
+@click.option("--system-format", type=click.Choice(["sqlite", "csv"]), default="sqlite", show_default=True)
+def simulate(out: str, seed: int, scale: float, register_format: str, system_format: str) -> None:
+    """Generate the demo district (Bình Sơn 2021-H1): register, system, catalog and ground truth."""
+    from reconcile.simulate import simulate as run
+
+    _, err = _consoles()
+    with err.status("simulating", spinner="dots") as status:
+        result = run(Path(out), seed=seed, scale=scale, register_format=register_format,
+                     system_format=system_format,
+                     progress=lambda stage, done, total: status.update(f"simulating: {stage} {done:,}/{total:,}"))
+    err.print(f"wrote {result.register_entries:,} register entries and {result.system_dossiers:,} system dossiers "
+              f"into {out}")
+
+
+@main.command()
+@click.option("--out", "out", default="reports/binh-son-2021-h1", show_default=True, metavar="DIR")
+def demo(out: str) -> None:
+    """Simulate the demo district and audit it, writing DIR/findings.json."""
+    _, err = _consoles()
+    with err.status("demo", spinner="dots") as status:
+        result = commands.demo(Path(out), progress=lambda s: status.update(f"demo: {s}"))
+    err.print(f"audit run {result.run['id']}: {sum(result.summary.values()):,} findings; "
+              f"wrote {Path(out) / 'findings.json'}")
+    render.audit_table(result, _consoles()[0])
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -136,7 +136,7 @@ step_event = sa.Table(
     sa.Column("from_step", KEY),
     sa.Column("to_step", KEY),
     sa.Column("account", KEY),
-    sa.Column("at", sa.Date),
+    sa.Column("at", sa.Date, quote=True),  # a reserved word in DuckDB
     sa.Column("action", NAME),
 )
 

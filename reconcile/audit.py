@@ -1,0 +1,350 @@
+"""The audit: set-based SQL in the store that classifies every dossier and records the findings."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import sqlalchemy as sa
+from deepdiff import DeepDiff
+from sqlalchemy.engine import Connection
+
+from reconcile.model import CLOSED_STATUSES, OPEN_STATUSES, FindingKind, MatchClass, Outcome
+from reconcile.normalize import compare_key
+from reconcile.sqlfuncs import days_between, json_agg, json_text, obj
+from reconcile.store import (
+    account, dossier, finding, reconciliation, register_book, register_entry, wf_step, wf_version,
+)
+
+K = FindingKind
+DATE_FIELDS = ("received_at", "due_at", "returned_at")
+# Statuses for which an open dossier must sit on a current task (a submitted online dossier has none yet).
+NEEDS_TASK = tuple(s.value for s in OPEN_STATUSES if s.value != "submitted")
+
+
+@dataclass(frozen=True, slots=True)
+class AuditSettings:
+    as_of: date
+    date_tolerance_days: int = 0
+    paper_only_units: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"as_of": self.as_of.isoformat(), "date_tolerance_days": self.date_tolerance_days,
+                "paper_only_units": list(self.paper_only_units)}
+
+
+def _representatives(run_id: int) -> tuple[Any, Any]:
+    """One register row and one system row per code: the row that says most (a return date) first."""
+    re_ = register_entry
+    rn = sa.func.row_number().over(
+        partition_by=re_.c.dossier_code,
+        order_by=(sa.case((re_.c.returned_at.is_(None), 1), else_=0), re_.c.entry_id),
+    )
+    reg = (sa.select(re_, rn.label("rn"))
+           .where(re_.c.run_id == run_id, re_.c.dossier_code.is_not(None)).subquery("reg_all"))
+    reg = sa.select(reg).where(reg.c.rn == 1).subquery("r")
+    d = dossier
+    rn2 = sa.func.row_number().over(partition_by=d.c.dossier_code, order_by=d.c.source_row)
+    sys_ = (sa.select(d, rn2.label("rn"))
+            .where(d.c.run_id == run_id, d.c.dossier_code.is_not(None)).subquery("sys_all"))
+    sys_ = sa.select(sys_).where(sys_.c.rn == 1).subquery("s")
+    return reg, sys_
+
+
+def _register_evidence(r: Any) -> Any:
+    return obj(file=r.c.source_file, sheet=r.c.sheet, row=r.c.row_no, stt=r.c.stt_raw, code=r.c.code_raw,
+               received=r.c.received_raw, due=r.c.due_raw, returned=r.c.returned_raw, note=r.c.note)
+
+
+def _system_evidence(s: Any) -> Any:
+    return obj(row=s.c.source_row, status=s.c.status, status_raw=s.c.status_raw,
+               workflow_key=s.c.workflow_key, workflow_version=s.c.workflow_version,
+               current_step=s.c.current_step, assignee=s.c.assignee, unit=s.c.unit,
+               received_at=s.c.received_at, due_at=s.c.due_at, finished_at=s.c.finished_at,
+               returned_at=s.c.returned_at)
+
+
+def _both_evidence(r: Any, s: Any) -> Any:
+    return obj(
+        register=sa.case((r.c.entry_id.is_(None), sa.null()), else_=_register_evidence(r)),
+        system=sa.case((s.c.source_row.is_(None), sa.null()), else_=_system_evidence(s)),
+    )
+
+
+def _insert_findings(conn: Connection, run_id: int, kind: FindingKind, select: Any) -> int:
+    """`select` yields (dossier_code, details, evidence) columns."""
+    sub = select.subquery("f")
+    stmt = sa.insert(finding).from_select(
+        ["run_id", "kind", "severity", "dossier_code", "details", "evidence"],
+        sa.select(sa.literal(run_id), sa.literal(kind.value), sa.literal(kind.severity.value),
+                  sub.c.dossier_code, sub.c.details, sub.c.evidence),
+    )
+    return conn.execute(stmt).rowcount or 0
+
+
+def run_audit(conn: Connection, run_id: int, settings: AuditSettings) -> None:
+    """Classify every code of the union of both sides, then record every finding of the run."""
+    reg, sys_ = _representatives(run_id)
+    _classify(conn, run_id, settings, reg, sys_)
+    _class_findings(conn, run_id, reg, sys_)
+    _date_findings(conn, run_id, settings, reg, sys_)
+    _field_findings(conn, run_id, reg, sys_)
+    _duplicate_findings(conn, run_id)
+    _numbering_findings(conn, run_id)
+    _workflow_findings(conn, run_id)
+
+
+def _classify(conn: Connection, run_id: int, settings: AuditSettings, r: Any, s: Any) -> None:
+    codes = sa.union(sa.select(r.c.dossier_code), sa.select(s.c.dossier_code)).subquery("codes")
+    closed = [c.value for c in CLOSED_STATUSES]
+    in_period = sa.exists().where(
+        register_book.c.run_id == run_id,
+        s.c.received_at.between(register_book.c.period_from, register_book.c.period_to),
+    )
+    paper_only = [k for k in (compare_key(u) for u in settings.paper_only_units) if k]
+    agrees = sa.or_(*[
+        sa.and_(r.c.outcome == o.value, s.c.status.in_([st.value for st in statuses]))
+        for o, statuses in _outcome_statuses().items()
+    ])
+    cls = sa.case(
+        (s.c.source_row.is_(None),
+         sa.case((r.c.agency_key.in_(paper_only), MatchClass.PAPER_ONLY_UNIT.value)
+                 if paper_only else (sa.false(), ""), else_=MatchClass.MISSING_IN_SYSTEM.value)),
+        (r.c.entry_id.is_(None),
+         sa.case((sa.and_(s.c.received_at.is_not(None), ~in_period), MatchClass.OUTSIDE_PERIOD.value),
+                 else_=MatchClass.MISSING_IN_REGISTER.value)),
+        (sa.and_(r.c.outcome != Outcome.NONE.value, s.c.status.not_in(closed)),
+         MatchClass.RESOLVED_NOT_CLOSED.value),
+        (sa.and_(r.c.outcome == Outcome.NONE.value, s.c.status.in_(closed)),
+         MatchClass.CLOSED_NOT_RESOLVED.value),
+        (sa.and_(r.c.outcome != Outcome.NONE.value, ~agrees), MatchClass.STATUS_MISMATCH.value),
+        else_=MatchClass.MATCHED.value,
+    )
+    select = (
+        sa.select(sa.literal(run_id), codes.c.dossier_code, cls, r.c.entry_id, s.c.source_row)
+        .select_from(codes)
+        .outerjoin(r, r.c.dossier_code == codes.c.dossier_code)
+        .outerjoin(s, s.c.dossier_code == codes.c.dossier_code)
+    )
+    conn.execute(sa.insert(reconciliation).from_select(
+        ["run_id", "dossier_code", "class", "entry_id", "source_row"], select))
+
+
+def _outcome_statuses() -> dict[Outcome, frozenset[Any]]:
+    from reconcile.model import OUTCOME_STATUSES
+
+    return OUTCOME_STATUSES
+
+
+def _pairs(run_id: int, r: Any, s: Any, classes: list[str]) -> tuple[Any, Any]:
+    rc = reconciliation
+    base = (
+        sa.select(rc.c.dossier_code)
+        .select_from(rc)
+        .outerjoin(r, r.c.entry_id == rc.c.entry_id)
+        .outerjoin(s, s.c.source_row == rc.c.source_row)
+        .where(rc.c.run_id == run_id, rc.c["class"].in_(classes))
+    )
+    return base, rc
+
+
+def _class_findings(conn: Connection, run_id: int, r: Any, s: Any) -> None:
+    details = {
+        K.MISSING_IN_SYSTEM: obj(received_at=r.c.received_at, procedure=r.c.procedure, agency=r.c.agency,
+                                 reason=sa.literal_column("'on the paper register, not in the system'")),
+        K.MISSING_IN_REGISTER: obj(received_at=s.c.received_at, procedure=s.c.procedure, status=s.c.status,
+                                   reason=sa.literal_column("'in the system, not on any loaded register book "
+                                                            "covering its received date'")),
+        K.RESOLVED_NOT_CLOSED: obj(paper_outcome=r.c.outcome, returned_on_paper=r.c.returned_at,
+                                   system_status=s.c.status, current_step=s.c.current_step,
+                                   reason=sa.literal_column("'resolved on paper, still open in the system'")),
+        K.CLOSED_NOT_RESOLVED: obj(paper_outcome=r.c.outcome, system_status=s.c.status,
+                                   finished_at=s.c.finished_at, returned_at=s.c.returned_at,
+                                   reason=sa.literal_column("'closed in the system, no result or outcome on "
+                                                            "paper'")),
+        K.STATUS_MISMATCH: obj(paper_outcome=r.c.outcome, system_status=s.c.status,
+                               returned_on_paper=r.c.returned_at, returned_at=s.c.returned_at,
+                               reason=sa.literal_column("'closed on both sides with different outcomes'")),
+    }
+    for kind, det in details.items():
+        base, rc = _pairs(run_id, r, s, [kind.value])
+        select = base.add_columns(json_text(det).label("details"), json_text(_both_evidence(r, s)).label("evidence"))
+        _insert_findings(conn, run_id, kind, select)
+
+
+def _timeliness(end: Any, due: Any, as_of: date) -> Any:
+    return sa.case(
+        (due.is_(None), sa.null()),
+        (end.is_(None), sa.case((due < sa.cast(sa.literal(as_of.isoformat()), sa.Date), "overdue"),
+                                else_="within")),
+        (end < due, "early"),
+        (end == due, "on_time"),
+        else_="late",
+    )
+
+
+def _date_findings(conn: Connection, run_id: int, settings: AuditSettings, r: Any, s: Any) -> None:
+    tol = settings.date_tolerance_days
+    s_due = sa.func.coalesce(s.c.due_at_revised, s.c.due_at)
+    # Timeliness by the date the result went back to the applicant, each side with its own due date.
+    t_reg = _timeliness(r.c.returned_at, r.c.due_at, settings.as_of)
+    t_sys = _timeliness(s.c.returned_at, s_due, settings.as_of)
+    for field in DATE_FIELDS:
+        rv, sv = r.c[field], (s_due if field == "due_at" else s.c[field])
+        diff = days_between(rv, sv)
+        base, _ = _pairs(run_id, r, s, [c.value for c in MatchClass])
+        select = base.add_columns(
+            json_text(obj(field=sa.literal_column(f"'{field}'"), register=rv, system=sv, difference_days=diff,
+                          tolerance_days=sa.literal_column(str(int(tol))),
+                          register_timeliness=t_reg, system_timeliness=t_sys,
+                          timeliness_flips=sa.case((t_reg == t_sys, sa.false()), else_=sa.true())
+                          )).label("details"),
+            json_text(_both_evidence(r, s)).label("evidence"),
+        ).where(rv.is_not(None), sv.is_not(None), sa.or_(diff > tol, diff < -tol))
+        _insert_findings(conn, run_id, K.DATE_MISMATCH, select)
+
+
+def _field_findings(conn: Connection, run_id: int, r: Any, s: Any) -> None:
+    """Candidates by SQL; the field-level difference of those few pairs by deepdiff."""
+    v = wf_version
+    name_key = (
+        sa.select(v.c.name_key).where(v.c.run_id == run_id, v.c.procedure == s.c.workflow_key)
+        .order_by(sa.case((v.c.version == s.c.workflow_version, 0), else_=1), v.c.version.desc())
+        .limit(1).scalar_subquery()
+    )
+    proc_differs = sa.and_(
+        r.c.procedure_key.is_not(None), name_key.is_not(None), r.c.procedure_key != name_key,
+        r.c.procedure_key != sa.func.lower(sa.func.coalesce(s.c.procedure, "")),
+    )
+    applicant_differs = sa.and_(r.c.applicant_key.is_not(None), s.c.applicant_key.is_not(None),
+                                r.c.applicant_key != s.c.applicant_key)
+    base, _ = _pairs(run_id, r, s, [c.value for c in MatchClass])
+    rows = conn.execute(
+        base.add_columns(r.c.applicant, s.c.applicant, r.c.procedure, name_key.label("name_key"),
+                         r.c.applicant_key, s.c.applicant_key, r.c.procedure_key,
+                         json_text(_both_evidence(r, s)).label("evidence"))
+        .where(sa.or_(applicant_differs, proc_differs))
+        .order_by(base.selected_columns[0])
+    ).all()
+    out = []
+    for code, r_app, s_app, r_proc, s_name_key, r_app_k, s_app_k, r_proc_k, evidence in rows:
+        paper = {"applicant": r_app_k, "procedure": r_proc_k}
+        system = {"applicant": s_app_k, "procedure": s_name_key if r_proc_k != s_name_key else r_proc_k}
+        diff = DeepDiff(paper, system, ignore_order=True)
+        fields = sorted(k.split("'")[1] for k in diff.get("values_changed", {}))
+        shown = {"applicant": (r_app, s_app), "procedure": (r_proc, s_name_key)}
+        details = {"fields": [{"field": f, "register": shown[f][0], "system": shown[f][1]} for f in fields]}
+        if fields:
+            out.append({"run_id": run_id, "kind": K.FIELD_MISMATCH.value, "severity": K.FIELD_MISMATCH.severity.value,
+                        "dossier_code": code, "details": json.dumps(details, ensure_ascii=False),
+                        "evidence": evidence})
+    if out:
+        conn.execute(sa.insert(finding), out)
+
+
+def _duplicate_findings(conn: Connection, run_id: int) -> None:
+    re_ = register_entry
+    row = obj(file=re_.c.source_file, sheet=re_.c.sheet, row=re_.c.row_no, stt=re_.c.stt_raw, code=re_.c.code_raw)
+    dup_codes = (sa.select(re_.c.dossier_code).where(re_.c.run_id == run_id, re_.c.dossier_code.is_not(None))
+                 .group_by(re_.c.dossier_code).having(sa.func.count() > 1))
+    select = (
+        sa.select(re_.c.dossier_code,
+                  json_text(obj(side=sa.literal_column("'register'"), count=sa.func.count(),
+                                reason=sa.literal_column("'the same code on several register rows'"))).label("details"),
+                  json_text(obj(register_rows=json_agg(row))).label("evidence"))
+        .where(re_.c.run_id == run_id, re_.c.dossier_code.in_(dup_codes))
+        .group_by(re_.c.dossier_code)
+    )
+    _insert_findings(conn, run_id, K.DUPLICATE_CODE, select)
+    d = dossier
+    dup_sys = (sa.select(d.c.dossier_code).where(d.c.run_id == run_id, d.c.dossier_code.is_not(None))
+               .group_by(d.c.dossier_code).having(sa.func.count() > 1))
+    select = (
+        sa.select(d.c.dossier_code,
+                  json_text(obj(side=sa.literal_column("'system'"), count=sa.func.count(),
+                                reason=sa.literal_column("'the same code on several system records'"))).label("details"),
+                  json_text(obj(system_rows=json_agg(obj(row=d.c.source_row, status=d.c.status)))).label("evidence"))
+        .where(d.c.run_id == run_id, d.c.dossier_code.in_(dup_sys))
+        .group_by(d.c.dossier_code)
+    )
+    _insert_findings(conn, run_id, K.DUPLICATE_CODE, select)
+
+
+def _numbering_findings(conn: Connection, run_id: int) -> None:
+    re_ = register_entry
+    prev = sa.func.lag(re_.c.stt).over(partition_by=re_.c.book, order_by=(re_.c.stt, re_.c.entry_id))
+    numbered = (sa.select(re_.c.book, re_.c.stt, re_.c.source_file, re_.c.sheet, re_.c.row_no,
+                          sa.func.coalesce(prev, 0).label("prev"))
+                .where(re_.c.run_id == run_id, re_.c.stt.is_not(None)).subquery("n"))
+    n = numbered
+    problem = sa.case((n.c.stt == n.c.prev, "duplicate_number"), else_="gap")
+    select = (
+        sa.select(
+            sa.null().label("dossier_code"),
+            json_text(obj(book=n.c.book, problem=problem,
+                          missing_from=sa.case((n.c.stt == n.c.prev, sa.null()), else_=n.c.prev + 1),
+                          missing_to=sa.case((n.c.stt == n.c.prev, sa.null()), else_=n.c.stt - 1),
+                          count=sa.case((n.c.stt == n.c.prev, 1), else_=n.c.stt - n.c.prev - 1),
+                          reason=sa.case((n.c.stt == n.c.prev, "entry number used twice"),
+                                         else_="entry numbers skipped in the book"))).label("details"),
+            json_text(obj(register=obj(file=n.c.source_file, sheet=n.c.sheet, row=n.c.row_no,
+                                       stt=n.c.stt))).label("evidence"),
+        )
+        .where(sa.or_(n.c.stt - n.c.prev > 1, n.c.stt == n.c.prev))
+    )
+    _insert_findings(conn, run_id, K.REGISTER_NUMBERING_GAP, select)
+
+
+def _workflow_findings(conn: Connection, run_id: int) -> None:
+    d, v, st, acc = dossier, wf_version, wf_step, account
+    open_ = [s.value for s in OPEN_STATUSES]
+    ev = json_text(obj(system=obj(row=d.c.source_row, status=d.c.status, workflow_key=d.c.workflow_key,
+                                  workflow_version=d.c.workflow_version, current_step=d.c.current_step,
+                                  assignee=d.c.assignee, unit=d.c.unit, step_entered_at=d.c.step_entered_at,
+                                  received_at=d.c.received_at, due_at=d.c.due_at))).label("evidence")
+    version_exists = sa.exists().where(v.c.run_id == run_id, v.c.procedure == d.c.workflow_key,
+                                       v.c.version == d.c.workflow_version)
+    key_known = sa.exists().where(v.c.run_id == run_id, v.c.procedure == d.c.workflow_key)
+    known_versions = (sa.select(sa.func.max(v.c.version)).where(v.c.run_id == run_id, v.c.procedure == d.c.workflow_key)
+                      .scalar_subquery())
+    reason = sa.case(
+        (d.c.workflow_key.is_(None), "the dossier has no workflow key"),
+        (~key_known, "the workflow key is not in the catalog"),
+        (d.c.workflow_version.is_(None), "no workflow version pinned"),
+        else_="the pinned version is not in the catalog",
+    )
+    base = sa.select(d.c.dossier_code).where(d.c.run_id == run_id, d.c.status.in_(open_))
+    _insert_findings(conn, run_id, K.UNKNOWN_VERSION, base.add_columns(
+        json_text(obj(workflow_key=d.c.workflow_key, workflow_version=d.c.workflow_version,
+                      latest_catalog_version=known_versions, reason=reason)).label("details"), ev,
+    ).where(~version_exists))
+
+    step_exists = sa.exists().where(st.c.run_id == run_id, st.c.procedure == d.c.workflow_key,
+                                    st.c.version == d.c.workflow_version, st.c.step_id == d.c.current_step)
+    steps_here = (sa.select(sa.func.count()).where(st.c.run_id == run_id, st.c.procedure == d.c.workflow_key,
+                                                   st.c.version == d.c.workflow_version).scalar_subquery())
+    later_has = (sa.select(sa.func.max(st.c.version)).where(
+        st.c.run_id == run_id, st.c.procedure == d.c.workflow_key, st.c.step_id == d.c.current_step,
+        st.c.version > d.c.workflow_version).scalar_subquery())
+    _insert_findings(conn, run_id, K.STEP_NOT_IN_VERSION, base.add_columns(
+        json_text(obj(workflow_key=d.c.workflow_key, workflow_version=d.c.workflow_version,
+                      current_step=d.c.current_step, steps_in_version=steps_here,
+                      later_version_with_step=later_has,
+                      reason=sa.case((d.c.current_step.is_(None), "open dossier with no current task"),
+                                     else_="the current step is not in its workflow version"))).label("details"),
+        ev,
+    ).where(version_exists, ~step_exists,
+            sa.or_(d.c.current_step.is_not(None), d.c.status.in_(NEEDS_TASK))))
+
+    known = sa.exists().where(acc.c.run_id == run_id, acc.c.account == d.c.assignee)
+    active = sa.exists().where(acc.c.run_id == run_id, acc.c.account == d.c.assignee, acc.c.active.is_(True))
+    colleagues = (sa.select(sa.func.count()).where(acc.c.run_id == run_id, acc.c.unit == d.c.unit,
+                                                   acc.c.active.is_(True)).scalar_subquery())
+    _insert_findings(conn, run_id, K.ASSIGNEE_INACTIVE, base.add_columns(
+        json_text(obj(assignee=d.c.assignee, unit=d.c.unit, active_colleagues_in_unit=colleagues,
+                      reason=sa.case((~known, "the assignee is not in the staff directory"),
+                                     else_="the assignee account is deactivated"))).label("details"),
+        ev,
+    ).where(d.c.assignee.is_not(None), ~active))

@@ -1,0 +1,322 @@
+"""Command functions: plain Python behind each CLI command, returning typed results."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+import pyarrow as pa
+import sqlalchemy as sa
+
+from reconcile import __version__
+from reconcile.audit import AuditSettings, run_audit
+from reconcile.catalog import Catalog, load_catalog
+from reconcile.errors import BadInput
+from reconcile.model import FindingKind, MatchClass
+from reconcile.normalize import compare_key, normalize_code
+from reconcile.sources.register import RegisterMapping, load_register, load_register_mapping
+from reconcile.sources.system import SystemData, load_csv_profile, load_mapping_profile
+from reconcile.sources.workbench import stage_register, stage_system
+from reconcile.store import (
+    Store, account, audit_run, dossier, finding, mask_url, open_store, reconciliation, register_book,
+    register_entry, step_event, wf_step, wf_transition, wf_version,
+)
+
+Progress = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class AuditInputs:
+    register: tuple[str, ...]
+    system: str
+    workflows: str
+    as_of: date
+    mapping: str | None = None
+    register_mapping: str | None = None
+    date_tolerance_days: int = 0
+    paper_only_units: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class RunReport:
+    """One audit run as reports show it."""
+
+    run: dict[str, Any]
+    summary: dict[str, int]
+    findings: list[dict[str, Any]]
+    breakdown: list[dict[str, Any]] = field(default_factory=list)  # kind x field x unit counts
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"run": self.run, "summary": self.summary, "breakdown": self.breakdown, "findings": self.findings}
+
+
+def parse_as_of(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        pass
+    try:
+        return datetime.strptime(text, "%d/%m/%Y").date()
+    except ValueError:
+        raise BadInput(f"--as-of: {text!r} is not a date. Expected YYYY-MM-DD or dd/mm/yyyy.") from None
+
+
+def load_system(system: str, mapping: str | None) -> SystemData:
+    if "://" in system:
+        if not mapping:
+            raise BadInput(f"--system {mask_url(system)}: a database URL needs --mapping FILE "
+                           "(which tables and columns hold dossiers, tasks and accounts).")
+        return load_mapping_profile(system, mapping)
+    if mapping:
+        raise BadInput(f"--mapping is for database URLs; {system} is a folder (csv profile).")
+    return load_csv_profile(system)
+
+
+def _fingerprint_file(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()[:16]
+
+
+def _catalog_tables(catalog: Catalog, run_id: int) -> tuple[list[dict[str, Any]], ...]:
+    versions, steps, transitions = [], [], []
+    for v in catalog.versions:
+        latest = catalog.latest(v.procedure)
+        versions.append({"run_id": run_id, "procedure": v.procedure, "version": v.version, "name": v.name,
+                         "name_key": compare_key(v.name) or "", "field": v.field, "valid_from": v.valid_from,
+                         "path": v.path, "is_latest": latest is not None and latest.version == v.version})
+        good = v.reachable_final()
+        for s in v.steps:
+            steps.append({"run_id": run_id, "procedure": v.procedure, "version": v.version, "step_id": s.id,
+                          "name": s.name, "unit": s.unit, "days": float(s.days), "final": s.final,
+                          "reaches_final": s.id in good, "line": s.line})
+            transitions += [{"run_id": run_id, "procedure": v.procedure, "version": v.version,
+                             "from_step": s.id, "to_step": t} for t in s.next]
+    return versions, steps, transitions
+
+
+def _books(register: pa.Table, declared: dict[str, tuple[date, date]]) -> list[dict[str, Any]]:
+    """Each book covers a period: as declared, else the calendar year most of its entries were received in."""
+    years: dict[str, Counter[int]] = {}
+    counts: Counter[str] = Counter()
+    for book, received in zip(register.column("book").to_pylist(), register.column("received_at").to_pylist()):
+        counts[book] += 1
+        if received is not None:
+            years.setdefault(book, Counter())[received.year] += 1
+    out = []
+    for book in sorted(counts):
+        if book in declared:
+            start, end = declared[book]
+        elif book in years:
+            year = max(years[book].items(), key=lambda kv: (kv[1], kv[0]))[0]
+            start, end = date(year, 1, 1), date(year, 12, 31)
+        else:
+            raise BadInput(f"{book}: no entry has a received date, so the period the book covers is unknown. "
+                           "Hint: declare period: {from, to} in --register-mapping.")
+        out.append({"book": book, "period_from": start, "period_to": end, "entries": counts[book]})
+    return out
+
+
+def audit(inputs: AuditInputs, store_url: str | None = None, progress: Progress = _quiet) -> RunReport:
+    """Load every input, then store and audit them as one transaction: all of it lands, or none."""
+    progress("catalog")
+    catalog = load_catalog(inputs.workflows)
+    reg_mapping = load_register_mapping(inputs.register_mapping) if inputs.register_mapping else RegisterMapping()
+    progress("register")
+    raw = load_register(inputs.register, reg_mapping)
+    staged = stage_register(raw.table)
+    progress("system")
+    system = load_system(inputs.system, inputs.mapping)
+    dossiers, accounts, events = stage_system(system)
+    books = _books(staged.table, raw.periods)
+    settings = AuditSettings(inputs.as_of, inputs.date_tolerance_days, inputs.paper_only_units)
+    warnings = list(catalog.warnings) + raw.warnings + staged.warnings
+
+    inputs_doc = {
+        "register": [{"file": f, "sha256": _fingerprint_file(f)} for f in raw.files],
+        "system": {"profile": system.profile, "source": system.source,
+                   **({"mapping": inputs.mapping} if inputs.mapping else {})},
+        "workflows": {"dir": inputs.workflows, "versions": len(catalog.versions)},
+    }
+    fingerprint = hashlib.sha256(json.dumps([inputs_doc, settings.to_dict(), __version__],
+                                            sort_keys=True, default=str).encode()).hexdigest()[:16]
+    store = open_store(store_url)
+    try:
+        progress("store")
+        with store.begin() as conn:
+            run_id = store.next_run_id(conn)
+            conn.execute(sa.insert(audit_run).values(
+                id=run_id, as_of=inputs.as_of, started_at=_started_at(), tool_version=__version__,
+                fingerprint=fingerprint, inputs=json.dumps(inputs_doc, ensure_ascii=False, sort_keys=True),
+                settings=json.dumps(settings.to_dict(), ensure_ascii=False, sort_keys=True),
+                periods=json.dumps(books, ensure_ascii=False, default=str),
+                register_entries=staged.table.num_rows, system_dossiers=dossiers.num_rows,
+            ))
+            for table, data in ((register_entry, staged.table), (dossier, dossiers), (account, accounts),
+                                (step_event, events)):
+                store.bulk_insert(conn, table, _with_run(data, run_id))
+            versions, steps, transitions = _catalog_tables(catalog, run_id)
+            for table, rows in ((wf_version, versions), (wf_step, steps), (wf_transition, transitions)):
+                if rows:
+                    conn.execute(sa.insert(table), rows)
+            conn.execute(sa.insert(register_book), [{"run_id": run_id, **b} for b in books])
+            progress("audit")
+            run_audit(conn, run_id, settings)
+        report = run_report(store, run_id)
+    finally:
+        store.engine.dispose()
+    return RunReport(report.run, report.summary, report.findings, report.breakdown, warnings)
+
+
+def _started_at() -> str:
+    """The run's own timestamp; SOURCE_DATE_EPOCH pins it for reproducible demo reports."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    now = datetime.fromtimestamp(int(epoch), timezone.utc) if epoch else datetime.now(timezone.utc)
+    return now.replace(microsecond=0).isoformat()
+
+
+def _with_run(data: pa.Table, run_id: int) -> pa.Table:
+    return data.append_column("run_id", pa.array([run_id] * data.num_rows, pa.int32()))
+
+
+def _resolve_run(store: Store, conn: sa.Connection, run_id: int | None) -> int:
+    if run_id is None:
+        latest = store.latest_run_id(conn)
+        if latest is None:
+            raise BadInput(f"store {mask_url(store.url)}: no audit run yet. Hint: run `reconcile audit` first.")
+        return int(latest)
+    exists = conn.execute(sa.select(audit_run.c.id).where(audit_run.c.id == run_id)).scalar()
+    if exists is None:
+        raise BadInput(f"run {run_id}: no such audit run in {mask_url(store.url)}. Hint: `reconcile history`.")
+    return run_id
+
+
+def run_report(store: Store, run_id: int | None = None) -> RunReport:
+    """Read one run back from the store, sorted so that the same run always renders the same."""
+    with store.connect() as conn:
+        run_id = _resolve_run(store, conn, run_id)
+        run = conn.execute(sa.select(audit_run).where(audit_run.c.id == run_id)).mappings().one()
+        rows = conn.execute(
+            sa.select(finding.c.kind, finding.c.severity, finding.c.dossier_code, finding.c.details,
+                      finding.c.evidence).where(finding.c.run_id == run_id)
+        ).all()
+        classes = dict(conn.execute(
+            sa.select(reconciliation.c["class"], sa.func.count()).where(reconciliation.c.run_id == run_id)
+            .group_by(reconciliation.c["class"])).all())
+        paper_only = conn.execute(
+            sa.select(register_entry.c.agency, sa.func.count())
+            .select_from(reconciliation.join(register_entry, sa.and_(
+                register_entry.c.run_id == reconciliation.c.run_id,
+                register_entry.c.entry_id == reconciliation.c.entry_id)))
+            .where(reconciliation.c.run_id == run_id,
+                   reconciliation.c["class"] == MatchClass.PAPER_ONLY_UNIT.value)
+            .group_by(register_entry.c.agency)).all()
+        breakdown = _breakdown(conn, run_id)
+    order = {k.value: i for i, k in enumerate(FindingKind)}
+    findings = [
+        {"kind": k, "severity": sev, "dossier_code": code, "details": json.loads(det), "evidence": json.loads(ev)}
+        for k, sev, code, det, ev in rows
+    ]
+    findings.sort(key=lambda f: (order.get(f["kind"], 99), f["dossier_code"] or "",
+                                 json.dumps(f["details"], sort_keys=True, ensure_ascii=False)))
+    summary = {k.value: 0 for k in FindingKind}
+    for f in findings:
+        summary[f["kind"]] += 1
+    summary = {k: v for k, v in summary.items() if v}
+    run_doc = {
+        "id": run["id"], "as_of": run["as_of"].isoformat(), "started_at": run["started_at"],
+        "tool_version": run["tool_version"], "fingerprint": run["fingerprint"],
+        "counts": {"register_entries": run["register_entries"], "system_dossiers": run["system_dossiers"]},
+        "periods": json.loads(run["periods"]),
+        "classes": {c: int(n) for c, n in sorted(classes.items())},
+        "paper_only_units": {a or "": int(n) for a, n in sorted(paper_only, key=lambda x: x[0] or "")},
+        "inputs": json.loads(run["inputs"]), "settings": json.loads(run["settings"]),
+    }
+    return RunReport(run_doc, summary, findings, breakdown)
+
+
+def _breakdown(conn: sa.Connection, run_id: int) -> list[dict[str, Any]]:
+    """Findings per kind, statistics field and unit (the system's unit, else the register's agency)."""
+    rc, d, r, v = reconciliation, dossier, register_entry, wf_version
+    fields = (sa.select(v.c.procedure, v.c.name_key, sa.func.max(v.c.field).label("field"))
+              .where(v.c.run_id == run_id).group_by(v.c.procedure, v.c.name_key).subquery("fv"))
+    by_key = sa.select(fields.c.procedure, sa.func.max(fields.c.field).label("field")) \
+        .group_by(fields.c.procedure).subquery("fk")
+    by_name = sa.select(fields.c.name_key, sa.func.max(fields.c.field).label("field")) \
+        .group_by(fields.c.name_key).subquery("fn")
+    field_ = sa.func.coalesce(by_key.c.field, by_name.c.field, "")
+    unit = sa.func.coalesce(d.c.unit, r.c.agency, "")
+    f = finding
+    stmt = (
+        sa.select(f.c.kind, field_.label("field"), unit.label("unit"), sa.func.count().label("n"))
+        .select_from(f)
+        .outerjoin(rc, sa.and_(rc.c.run_id == f.c.run_id, rc.c.dossier_code == f.c.dossier_code))
+        .outerjoin(d, sa.and_(d.c.run_id == f.c.run_id, d.c.source_row == rc.c.source_row))
+        .outerjoin(r, sa.and_(r.c.run_id == f.c.run_id, r.c.entry_id == rc.c.entry_id))
+        .outerjoin(by_key, by_key.c.procedure == d.c.workflow_key)
+        .outerjoin(by_name, by_name.c.name_key == r.c.procedure_key)
+        .where(f.c.run_id == run_id)
+        .group_by(f.c.kind, field_, unit)
+    )
+    rows = [{"kind": k, "field": fl, "unit": u, "count": int(n)} for k, fl, u, n in conn.execute(stmt)]
+    return sorted(rows, key=lambda x: (x["kind"], x["field"], x["unit"]))
+
+
+@dataclass(frozen=True, slots=True)
+class DossierView:
+    code: str
+    run_id: int
+    register_rows: list[dict[str, Any]]
+    system: list[dict[str, Any]]
+    events: list[dict[str, Any]]
+    findings: list[dict[str, Any]]
+    match_class: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"dossier_code": self.code, "run": self.run_id, "class": self.match_class,
+                "register": self.register_rows, "system": self.system, "events": self.events,
+                "findings": self.findings}
+
+
+def show(code: str, store_url: str | None = None, run_id: int | None = None) -> DossierView:
+    norm = normalize_code(code)
+    if not norm:
+        raise BadInput("show: empty dossier code.")
+    store = open_store(store_url, create=False)
+    try:
+        with store.connect() as conn:
+            run_id = _resolve_run(store, conn, run_id)
+
+            def rows(table: sa.Table, order: Any) -> list[dict[str, Any]]:
+                stmt = sa.select(table).where(table.c.run_id == run_id, table.c.dossier_code == norm).order_by(order)
+                return [_plain({k: v for k, v in r.items() if k != "run_id"}) for r in conn.execute(stmt).mappings()]
+
+            reg = rows(register_entry, register_entry.c.entry_id)
+            sys_ = rows(dossier, dossier.c.source_row)
+            events = rows(step_event, step_event.c.seq)
+            fnd = [{"kind": f["kind"], "severity": f["severity"], "details": json.loads(f["details"]),
+                    "evidence": json.loads(f["evidence"])} for f in rows(finding, finding.c.kind)]
+            cls = conn.execute(sa.select(reconciliation.c["class"]).where(
+                reconciliation.c.run_id == run_id, reconciliation.c.dossier_code == norm)).scalar()
+    finally:
+        store.engine.dispose()
+    if not reg and not sys_:
+        raise BadInput(f"show: dossier {norm} is neither on the register nor in the system of run {run_id}.")
+    return DossierView(norm, run_id, reg, sys_, events, fnd, cls)
+
+
+def _plain(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: (v.isoformat() if isinstance(v, (date, datetime)) else v) for k, v in d.items()}

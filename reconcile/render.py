@@ -1,0 +1,87 @@
+"""Terminal and JSON rendering of command results (rich on a TTY, plain otherwise)."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from reconcile.commands import DossierView, RunReport
+from reconcile.model import FindingKind
+
+
+def to_json(data: dict[str, Any]) -> str:
+    return json.dumps(data, ensure_ascii=False, indent=2, sort_keys=False, default=str)
+
+
+def audit_table(report: RunReport, console: Console) -> None:
+    run = report.run
+    console.print(
+        f"[bold]Audit run {run['id']}[/] as of {run['as_of']}: "
+        f"{run['counts']['register_entries']:,} register entries, {run['counts']['system_dossiers']:,} system dossiers"
+    )
+    periods = ", ".join(f"{escape(p['book'])} {p['period_from']}..{p['period_to']}" for p in run["periods"])
+    console.print(f"Compared the register books {periods}")
+    if run["paper_only_units"]:
+        units = ", ".join(f"{escape(u)} ({n})" for u, n in run["paper_only_units"].items())
+        console.print(f"Paper-only units, not expected in the system: {units}")
+
+    kinds = Table(title="Findings by kind", title_justify="left")
+    kinds.add_column("kind")
+    kinds.add_column("severity")
+    kinds.add_column("count", justify="right")
+    for kind in FindingKind:
+        n = report.summary.get(kind.value, 0)
+        if n:
+            kinds.add_row(kind.value, kind.severity.value, f"{n:,}")
+    kinds.add_row("[bold]total[/]", "", f"[bold]{sum(report.summary.values()):,}[/]")
+    console.print(kinds)
+
+    if report.breakdown:
+        grid: dict[tuple[str, str], dict[str, int]] = defaultdict(dict)
+        used: list[str] = [k.value for k in FindingKind if report.summary.get(k.value)]
+        for row in report.breakdown:
+            grid[(row["field"], row["unit"])][row["kind"]] = row["count"]
+        by = Table(title="Findings by field and unit", title_justify="left")
+        by.add_column("field")
+        by.add_column("unit")
+        for k in used:
+            by.add_column(_short(k), justify="right")
+        for (fld, unit), counts in sorted(grid.items()):
+            by.add_row(escape(fld or "-"), escape(unit or "-"), *[str(counts.get(k, "")) for k in used])
+        console.print(by)
+
+
+def _short(kind: str) -> str:
+    return kind.replace("_", " ")
+
+
+def warnings(lines: list[str], console: Console) -> None:
+    for line in lines:
+        console.print(f"[yellow]warning:[/] {escape(line)}", highlight=False)
+
+
+def dossier_view(view: DossierView, console: Console) -> None:
+    console.print(f"[bold]{escape(view.code)}[/] (run {view.run_id}): {view.match_class or 'not classified'}")
+    for title, rows in (("Register", view.register_rows), ("System", view.system), ("History", view.events)):
+        if not rows:
+            console.print(f"{title}: none")
+            continue
+        for i, row in enumerate(rows, 1):
+            t = Table(title=f"{title} {i}/{len(rows)}" if len(rows) > 1 else title, title_justify="left",
+                      show_header=False)
+            t.add_column("field", style="dim")
+            t.add_column("value")
+            for k, v in row.items():
+                if v is not None and k not in ("dossier_code",):
+                    t.add_row(k, escape(str(v)))
+            console.print(t)
+    if not view.findings:
+        console.print("Findings: none")
+    for f in view.findings:
+        details = ", ".join(f"{k}={v}" for k, v in f["details"].items() if v is not None)
+        console.print(f"[bold red]{f['kind']}[/] ({f['severity']}): {escape(details)}")

@@ -1,0 +1,343 @@
+"""Paper register loader: CSV/XLSX books to one Arrow table of raw cells with their locations."""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any, Iterable
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import yaml
+
+from reconcile.errors import BadInput
+from reconcile.normalize import fold
+
+# Canonical register fields and the headers that name them (DOMAIN §5), compared after `fold`.
+HEADERS: dict[str, tuple[str, ...]] = {
+    "stt": ("STT", "Số thứ tự", "Số TT"),
+    "dossier_code": ("Mã hồ sơ", "Mã HS", "Số hồ sơ", "Mã số hồ sơ"),
+    "procedure": ("Tên TTHC", "Tên thủ tục hành chính", "Thủ tục hành chính", "Tên thủ tục"),
+    "quantity": ("Số lượng hồ sơ (bộ)", "Số lượng hồ sơ", "Số lượng"),
+    "applicant": ("Tên cá nhân, tổ chức", "Tên tổ chức, cá nhân", "Người nộp", "Họ tên người nộp"),
+    "address": ("Địa chỉ, số điện thoại", "Địa chỉ", "Địa chỉ, điện thoại"),
+    "agency": ("Cơ quan chủ trì giải quyết", "Cơ quan giải quyết", "Đơn vị giải quyết"),
+    "received_at": ("Nhận hồ sơ", "Ngày nhận hồ sơ", "Ngày nhận"),
+    "due_at": ("Hẹn trả kết quả", "Ngày hẹn trả kết quả", "Ngày hẹn trả"),
+    "transferred_at": ("Chuyển hồ sơ đến cơ quan giải quyết", "Chuyển hồ sơ", "Ngày chuyển"),
+    "returned_at": ("Trả kết quả", "Ngày trả kết quả", "Ngày trả"),
+    "signed": ("Ký nhận",),
+    "note": ("Ghi chú",),
+}
+FIELDS = tuple(HEADERS)
+REQUIRED = ("dossier_code", "received_at")
+HEADER_SCAN_ROWS = 30
+
+
+@dataclass(frozen=True, slots=True)
+class RegisterMapping:
+    """What `--register-mapping FILE` may say about a layout the defaults do not recognise."""
+
+    columns: dict[str, str] = field(default_factory=dict)  # canonical field -> header as written
+    header_row: int | None = None  # 1-based
+    sheets: tuple[str, ...] = ()
+    period: tuple[date, date] | None = None
+    book: str | None = None
+
+
+@dataclass
+class RegisterData:
+    table: pa.Table  # string columns FIELDS + source_file, sheet, row_no, book
+    files: list[str]
+    warnings: list[str]
+    periods: dict[str, tuple[date, date]]  # book -> declared period (others are derived later)
+
+
+def load_register_mapping(path: str | Path) -> RegisterMapping:
+    p = Path(path)
+    data = _read_yaml(p)
+    if not isinstance(data, dict):
+        raise BadInput(f"{p}:1:1: expected a mapping with 'columns'. Hint: see README, 'Register mapping'.")
+    cols = data.get("columns") or {}
+    unknown = sorted(set(cols) - set(FIELDS))
+    if unknown:
+        raise BadInput(f"{p}: columns: unknown field {unknown[0]!r}. Expected some of: {', '.join(FIELDS)}.")
+    period = None
+    if "period" in data:
+        try:
+            period = (_as_date(data["period"]["from"]), _as_date(data["period"]["to"]))
+        except (KeyError, TypeError, ValueError):
+            raise BadInput(f"{p}: period: expected {{from: YYYY-MM-DD, to: YYYY-MM-DD}}.") from None
+    sheets = data.get("sheets") or ()
+    return RegisterMapping(
+        columns={k: str(v) for k, v in cols.items()},
+        header_row=data.get("header_row"),
+        sheets=tuple(str(s) for s in sheets),
+        period=period,
+        book=data.get("book"),
+    )
+
+
+def _read_yaml(p: Path) -> Any:
+    if not p.is_file():
+        raise BadInput(f"{p}: no such file.")
+    try:
+        return yaml.safe_load(p.read_text(encoding="utf-8"))
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f"{p}:{mark.line + 1}:{mark.column + 1}" if mark else str(p)
+        raise BadInput(f"{where}: YAML syntax error: {exc.problem}.") from None
+    except UnicodeDecodeError:
+        raise BadInput(f"{p}: not UTF-8 text. Hint: save the file as UTF-8.") from None
+
+
+def _as_date(v: Any) -> date:
+    if isinstance(v, date):
+        return v
+    return date.fromisoformat(str(v))
+
+
+def load_register(paths: Iterable[str | Path], mapping: RegisterMapping | None = None) -> RegisterData:
+    """Read every book (CSV or every sheet of an XLSX) into one table of raw text cells."""
+    mapping = mapping or RegisterMapping()
+    tables: list[pa.Table] = []
+    warnings: list[str] = []
+    files: list[str] = []
+    periods: dict[str, tuple[date, date]] = {}
+    for path in paths:
+        p = Path(path)
+        _check_file(p)
+        files.append(str(p))
+        book = mapping.book or p.name
+        if mapping.period:
+            periods[book] = mapping.period
+        if p.suffix.lower() in (".xlsx", ".xlsm", ".xls", ".ods"):
+            t, w = _read_workbook(p, mapping)
+        elif p.suffix.lower() in (".csv", ".txt", ".tsv"):
+            t, w = _read_csv(p, mapping)
+        else:
+            raise BadInput(f"{p}: unsupported register format {p.suffix or '(none)'!r}. Expected .csv or .xlsx.")
+        warnings += w
+        tables.append(t.append_column("book", pa.array([book] * t.num_rows, pa.string())))
+    if not tables:
+        raise BadInput("no register file given. Hint: --register FILE (CSV or XLSX), repeatable.")
+    return RegisterData(pa.concat_tables(tables), files, warnings, periods)
+
+
+def _check_file(p: Path) -> None:
+    if not p.exists():
+        raise BadInput(f"{p}: no such file.")
+    if not p.is_file():
+        raise BadInput(f"{p}: not a file.")
+    if p.stat().st_size == 0:
+        raise BadInput(f"{p}: the file is empty.")
+
+
+# ------------------------------------------------------------------------- header location
+
+
+def _alias_index(mapping: RegisterMapping) -> dict[str, str]:
+    index = {fold(alias): name for name, aliases in HEADERS.items() for alias in aliases}
+    index.update({fold(header): name for name, header in mapping.columns.items()})
+    return index
+
+
+@dataclass(frozen=True, slots=True)
+class _Header:
+    row: int  # 0-based index of the (first) header row
+    data_start: int  # 0-based index of the first data row
+    columns: dict[str, int]  # canonical field -> column index
+
+
+def _locate_header(rows: list[list[str]], mapping: RegisterMapping, where: str) -> _Header:
+    index = _alias_index(mapping)
+    candidates = range(len(rows)) if mapping.header_row is None else [mapping.header_row - 1]
+    best: _Header | None = None
+    for r in candidates:
+        if r >= len(rows):
+            continue
+        below = rows[r + 1] if r + 1 < len(rows) else []
+        cols: dict[str, int] = {}
+        used_below = False
+        for c, cell in enumerate(rows[r]):
+            # A merged group label ("Ngày, tháng, năm") names its columns in the row below.
+            for text, is_below in ((below[c] if c < len(below) else "", True), (cell, False)):
+                name = index.get(fold(text)) if text else None
+                if name and name not in cols:
+                    cols[name] = c
+                    used_below |= is_below
+                    break
+        if best is None or len(cols) > len(best.columns):
+            best = _Header(r, r + (2 if used_below else 1), cols)
+    if best is None or "dossier_code" not in best.columns or len(best.columns) < 3:
+        found = [c for row in rows[:HEADER_SCAN_ROWS] for c in row if c][:12]
+        expected = ", ".join(HEADERS[f][0] for f in ("stt", "dossier_code", "procedure", "received_at", "returned_at"))
+        raise BadInput(
+            f"{where}: no register header found in the first {len(rows)} rows. "
+            f"Found: {', '.join(repr(f) for f in found) or 'nothing'}. Expected headers such as: {expected}. "
+            "Hint: map your layout with --register-mapping FILE."
+        )
+    missing = [f for f in REQUIRED if f not in best.columns]
+    if missing:
+        names = ", ".join(f"{HEADERS[m][0]!r}" for m in missing)
+        raise BadInput(f"{where}, row {best.row + 1}: required column {names} missing. "
+                       f"Columns found: {', '.join(HEADERS[f][0] for f in best.columns)}. "
+                       "Hint: map it with --register-mapping FILE.")
+    return best
+
+
+# ------------------------------------------------------------------------------------ XLSX
+
+
+def _cell_text(v: Any) -> str:
+    if v is None or v == "":
+        return ""
+    if isinstance(v, datetime):
+        return v.date().isoformat()
+    if isinstance(v, date):
+        return v.isoformat()
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return str(v)
+
+
+def _read_workbook(p: Path, mapping: RegisterMapping) -> tuple[pa.Table, list[str]]:
+    from python_calamine import CalamineWorkbook
+
+    try:
+        wb = CalamineWorkbook.from_path(str(p))
+    except Exception as exc:
+        raise BadInput(f"{p}: cannot read as a workbook: {str(exc).splitlines()[0]}. "
+                       "Hint: save it as .xlsx, or export CSV.") from None
+    names = list(wb.sheet_names)
+    if mapping.sheets:
+        absent = [s for s in mapping.sheets if s not in names]
+        if absent:
+            raise BadInput(f"{p}: sheet {absent[0]!r} not found. Sheets: {', '.join(names)}.")
+        names = list(mapping.sheets)
+    parts: list[pa.Table] = []
+    warnings: list[str] = []
+    errors: list[BadInput] = []
+    for name in names:
+        rows = [[_cell_text(v) for v in row] for row in wb.get_sheet_by_name(name).to_python(skip_empty_area=False)]
+        where = f'{p.name}, sheet "{name}"'
+        if not any(any(r) for r in rows):
+            continue
+        try:
+            header = _locate_header(rows[:HEADER_SCAN_ROWS], mapping, where)
+        except BadInput as exc:
+            errors.append(exc)
+            continue
+        parts.append(_rows_table(rows, header, p.name, name))
+    if not parts:
+        if errors:
+            raise errors[0]
+        raise BadInput(f"{p}: no data in any sheet.")
+    warnings += [f"{e} (sheet skipped)" for e in errors]
+    return pa.concat_tables(parts), warnings
+
+
+def _rows_table(rows: list[list[str]], header: _Header, file: str, sheet: str | None) -> pa.Table:
+    cols: dict[str, list[str | None]] = {f: [] for f in FIELDS}
+    row_no: list[int] = []
+    for i in range(header.data_start, len(rows)):
+        row = rows[i]
+        if not any(c.strip() for c in row):
+            continue
+        row_no.append(i + 1)
+        for f in FIELDS:
+            c = header.columns.get(f)
+            cols[f].append(row[c] if c is not None and c < len(row) and row[c] != "" else None)
+    n = len(row_no)
+    arrays = {f: pa.array(v, pa.string()) for f, v in cols.items()}
+    arrays["source_file"] = pa.array([file] * n, pa.string())
+    arrays["sheet"] = pa.array([sheet] * n, pa.string())
+    arrays["row_no"] = pa.array(row_no, pa.int32())
+    return pa.table(arrays)
+
+
+# ------------------------------------------------------------------------------------- CSV
+
+
+def _read_csv(p: Path, mapping: RegisterMapping) -> tuple[pa.Table, list[str]]:
+    data = p.read_bytes()
+    text = _decode(p, data)
+    head = text[:200_000].splitlines()[:HEADER_SCAN_ROWS]
+    delimiter = "\t" if p.suffix.lower() == ".tsv" else _sniff_delimiter(head)
+    head_rows = list(csv.reader(head, delimiter=delimiter))
+    header = _locate_header(head_rows, mapping, p.name)
+    width = max(len(r) for r in head_rows)
+    body_start = _line_offset(text, header.data_start)
+    body = text[body_start:]
+    # Fast path: Arrow's parser (multi-threaded) when each record is one line and no line is
+    # blank, so that record i is file row data_start + i + 1 exactly. Otherwise the csv module.
+    if "\n\n" not in body.replace("\r\n", "\n") and body.strip():
+        try:
+            table = pacsv.read_csv(
+                io.BytesIO(body.encode("utf-8")),
+                read_options=pacsv.ReadOptions(column_names=[f"c{i}" for i in range(width)], use_threads=True),
+                parse_options=pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=False),
+                convert_options=pacsv.ConvertOptions(
+                    column_types={f"c{i}": pa.string() for i in range(width)}, strings_can_be_null=True,
+                    null_values=[""],
+                ),
+            )
+            return _arrow_table(table, header, p.name), []
+        except pa.ArrowInvalid:
+            pass
+    rows = list(csv.reader(io.StringIO(text), delimiter=delimiter))
+    return _rows_table(rows, header, p.name, None), []
+
+
+def _arrow_table(raw: pa.Table, header: _Header, file: str) -> pa.Table:
+    n = raw.num_rows
+    arrays: dict[str, pa.Array] = {}
+    for f in FIELDS:
+        c = header.columns.get(f)
+        arrays[f] = raw.column(f"c{c}").combine_chunks() if c is not None and c < raw.num_columns \
+            else pa.nulls(n, pa.string())
+    arrays["source_file"] = pa.array([file] * n, pa.string())
+    arrays["sheet"] = pa.nulls(n, pa.string())
+    arrays["row_no"] = pa.array(range(header.data_start + 1, header.data_start + 1 + n), pa.int32())
+    table = pa.table(arrays)
+    # Rows whose every cell is empty are layout, not entries.
+    import pyarrow.compute as pc
+
+    any_value = None
+    for f in FIELDS:
+        v = pc.is_valid(table.column(f))
+        any_value = v if any_value is None else pc.or_(any_value, v)
+    return table.filter(any_value)
+
+
+def _decode(p: Path, data: bytes) -> str:
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise BadInput(
+            f"{p.name}, row {line}: byte 0x{data[exc.start]:02x} is not UTF-8; the file looks like a legacy "
+            "8-bit encoding (Windows-1258, TCVN3/ABC or VNI). Hint: open it in a spreadsheet and save as "
+            "\"CSV UTF-8\"."
+        ) from None
+
+
+def _sniff_delimiter(lines: list[str]) -> str:
+    sample = "\n".join(lines)
+    counts = {d: sample.count(d) for d in (",", ";", "\t")}
+    return max(counts, key=lambda d: counts[d]) if any(counts.values()) else ","
+
+
+def _line_offset(text: str, line_index: int) -> int:
+    pos = 0
+    for _ in range(line_index):
+        nxt = text.find("\n", pos)
+        if nxt < 0:
+            return len(text)
+        pos = nxt + 1
+    return pos
