@@ -199,8 +199,7 @@ def _date_findings(conn: Connection, run_id: int, settings: AuditSettings, r: An
             json_text(obj(field=sa.literal_column(f"'{field}'"), register=rv, system=sv, difference_days=diff,
                           tolerance_days=sa.literal_column(str(int(tol))),
                           register_timeliness=t_reg, system_timeliness=t_sys,
-                          timeliness_flips=sa.case((t_reg == t_sys, sa.false()), else_=sa.true())
-                          )).label("details"),
+                          timeliness_flips=(t_reg != t_sys))).label("details"),
             json_text(_both_evidence(r, s)).label("evidence"),
         ).where(rv.is_not(None), sv.is_not(None), sa.or_(diff > tol, diff < -tol))
         _insert_findings(conn, run_id, K.DATE_MISMATCH, select)

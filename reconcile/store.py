@@ -25,20 +25,27 @@ NAME = sa.String(255)
 KEY = sa.String(120)
 
 
+# Exact (binary) comparison of codes and names on MariaDB, whatever the database's default collation.
+_TABLE_OPTS = {f"{d}_{k}": v for d in ("mysql", "mariadb")
+               for k, v in (("charset", "utf8mb4"), ("collate", "utf8mb4_bin"))}
+
+
+def _table(name: str, *columns: Any) -> sa.Table:
+    return sa.Table(name, metadata, *columns, **_TABLE_OPTS)
+
+
 def _run_id() -> sa.Column[Any]:
     return sa.Column("run_id", sa.Integer, nullable=False)
 
 
-meta_table = sa.Table(
+meta_table = _table(
     "store_meta",
-    metadata,
     sa.Column("key", sa.String(64), primary_key=True),
     sa.Column("value", sa.String(255), nullable=False),
 )
 
-audit_run = sa.Table(
+audit_run = _table(
     "audit_run",
-    metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
     sa.Column("as_of", sa.Date, nullable=False),
     sa.Column("started_at", sa.String(32), nullable=False),
@@ -51,9 +58,8 @@ audit_run = sa.Table(
     sa.Column("system_dossiers", sa.Integer, nullable=False),
 )
 
-register_entry = sa.Table(
+register_entry = _table(
     "register_entry",
-    metadata,
     _run_id(),
     sa.Column("entry_id", sa.Integer, nullable=False),
     sa.Column("source_file", NAME, nullable=False),
@@ -85,9 +91,8 @@ register_entry = sa.Table(
     sa.Column("outcome", sa.String(16), nullable=False),
 )
 
-register_book = sa.Table(
+register_book = _table(
     "register_book",
-    metadata,
     _run_id(),
     sa.Column("book", NAME, nullable=False),
     sa.Column("period_from", sa.Date, nullable=False),
@@ -95,9 +100,8 @@ register_book = sa.Table(
     sa.Column("entries", sa.Integer, nullable=False),
 )
 
-dossier = sa.Table(
+dossier = _table(
     "dossier",
-    metadata,
     _run_id(),
     sa.Column("source_row", sa.Integer, nullable=False),
     sa.Column("code_raw", NAME),
@@ -127,9 +131,8 @@ dossier = sa.Table(
     sa.Column("fingerprint", sa.String(32), nullable=False),
 )
 
-step_event = sa.Table(
+step_event = _table(
     "step_event",
-    metadata,
     _run_id(),
     sa.Column("dossier_code", CODE),
     sa.Column("seq", sa.Integer),
@@ -140,9 +143,8 @@ step_event = sa.Table(
     sa.Column("action", NAME),
 )
 
-account = sa.Table(
+account = _table(
     "account",
-    metadata,
     _run_id(),
     sa.Column("account", KEY, nullable=False),
     sa.Column("name", NAME),
@@ -150,9 +152,8 @@ account = sa.Table(
     sa.Column("active", sa.Boolean, nullable=False),
 )
 
-wf_version = sa.Table(
+wf_version = _table(
     "wf_version",
-    metadata,
     _run_id(),
     sa.Column("procedure", NAME, nullable=False),
     sa.Column("version", sa.Integer, nullable=False),
@@ -164,9 +165,8 @@ wf_version = sa.Table(
     sa.Column("is_latest", sa.Boolean, nullable=False),
 )
 
-wf_step = sa.Table(
+wf_step = _table(
     "wf_step",
-    metadata,
     _run_id(),
     sa.Column("procedure", NAME, nullable=False),
     sa.Column("version", sa.Integer, nullable=False),
@@ -179,9 +179,8 @@ wf_step = sa.Table(
     sa.Column("line", sa.Integer),
 )
 
-wf_transition = sa.Table(
+wf_transition = _table(
     "wf_transition",
-    metadata,
     _run_id(),
     sa.Column("procedure", NAME, nullable=False),
     sa.Column("version", sa.Integer, nullable=False),
@@ -189,9 +188,8 @@ wf_transition = sa.Table(
     sa.Column("to_step", KEY, nullable=False),
 )
 
-reconciliation = sa.Table(
+reconciliation = _table(
     "reconciliation",
-    metadata,
     _run_id(),
     sa.Column("dossier_code", CODE, nullable=False),
     sa.Column("class", sa.String(32), nullable=False),
@@ -199,9 +197,8 @@ reconciliation = sa.Table(
     sa.Column("source_row", sa.Integer),
 )
 
-finding = sa.Table(
+finding = _table(
     "finding",
-    metadata,
     _run_id(),
     sa.Column("kind", sa.String(32), nullable=False),
     sa.Column("severity", sa.String(16), nullable=False),
