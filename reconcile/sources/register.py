@@ -133,7 +133,7 @@ def _check_file(p: Path) -> None:
     if not p.is_file():
         raise BadInput(f"{p}: not a file.")
     if p.stat().st_size == 0:
-        raise BadInput(f"{p}: the file is empty.")
+        raise BadInput(f"{p}: the file is empty. Expected a register with a header row (Mã hồ sơ, Nhận hồ sơ, ...).")
 
 
 # ------------------------------------------------------------------------- header location

@@ -225,10 +225,9 @@ def _begin_read_only(conn: sa.Connection) -> None:
     if name == "sqlite":
         conn.exec_driver_sql("PRAGMA query_only = ON")
     elif name in ("mysql", "mariadb"):
-        conn.exec_driver_sql("SET SESSION TRANSACTION READ ONLY")
+        conn.exec_driver_sql("SET SESSION TRANSACTION READ ONLY")  # before the implicit transaction starts
     elif name == "postgresql":
-        conn.exec_driver_sql("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
-    conn.begin()
+        conn.exec_driver_sql("SET TRANSACTION READ ONLY")  # first statement of the autobegun transaction
 
 
 def _select(conn: sa.Connection, tm: TableMapping, mapping: SourceMapping) -> dict[str, list[Any]]:
