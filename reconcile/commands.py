@@ -6,7 +6,7 @@ import hashlib
 import json
 import os
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
@@ -130,8 +130,21 @@ def _books(register: pa.Table, declared: dict[str, tuple[date, date]]) -> list[d
     return out
 
 
-def audit(inputs: AuditInputs, store_url: str | None = None, progress: Progress = _quiet) -> RunReport:
-    """Load every input, then store and audit them as one transaction: all of it lands, or none."""
+@dataclass
+class Loaded:
+    """Everything an audit run stores, normalised and validated, before the store is touched."""
+
+    register: pa.Table
+    books: list[dict[str, Any]]
+    dossiers: pa.Table
+    accounts: pa.Table
+    events: pa.Table
+    catalog: Catalog
+    inputs_doc: dict[str, Any]
+    warnings: list[str]
+
+
+def load_inputs(inputs: AuditInputs, progress: Progress = _quiet) -> Loaded:
     progress("catalog")
     catalog = load_catalog(inputs.workflows)
     reg_mapping = load_register_mapping(inputs.register_mapping) if inputs.register_mapping else RegisterMapping()
@@ -141,44 +154,54 @@ def audit(inputs: AuditInputs, store_url: str | None = None, progress: Progress 
     progress("system")
     system = load_system(inputs.system, inputs.mapping)
     dossiers, accounts, events = stage_system(system)
-    books = _books(staged.table, raw.periods)
-    settings = AuditSettings(inputs.as_of, inputs.date_tolerance_days, inputs.paper_only_units)
-    warnings = list(catalog.warnings) + raw.warnings + staged.warnings
-
     inputs_doc = {
         "register": [{"file": f, "sha256": _fingerprint_file(f)} for f in raw.files],
         "system": {"profile": system.profile, "source": system.source,
                    **({"mapping": inputs.mapping} if inputs.mapping else {})},
         "workflows": {"dir": inputs.workflows, "versions": len(catalog.versions)},
     }
-    fingerprint = hashlib.sha256(json.dumps([inputs_doc, settings.to_dict(), __version__],
+    return Loaded(staged.table, _books(staged.table, raw.periods), dossiers, accounts, events, catalog,
+                  inputs_doc, list(catalog.warnings) + raw.warnings + staged.warnings)
+
+
+def record_run(store: Store, loaded: Loaded, settings: AuditSettings, progress: Progress = _quiet) -> int:
+    """Store one run's inputs and audit them in one transaction: all of it lands, or none."""
+    fingerprint = hashlib.sha256(json.dumps([loaded.inputs_doc, settings.to_dict(), __version__],
                                             sort_keys=True, default=str).encode()).hexdigest()[:16]
+    progress("store")
+    with store.begin() as conn:
+        run_id = store.next_run_id(conn)
+        conn.execute(sa.insert(audit_run).values(
+            id=run_id, as_of=settings.as_of, started_at=_started_at(), tool_version=__version__,
+            fingerprint=fingerprint, inputs=json.dumps(loaded.inputs_doc, ensure_ascii=False, sort_keys=True),
+            settings=json.dumps(settings.to_dict(), ensure_ascii=False, sort_keys=True),
+            periods=json.dumps(loaded.books, ensure_ascii=False, default=str),
+            register_entries=loaded.register.num_rows, system_dossiers=loaded.dossiers.num_rows,
+        ))
+        for table, data in ((register_entry, loaded.register), (dossier, loaded.dossiers),
+                            (account, loaded.accounts), (step_event, loaded.events)):
+            store.bulk_insert(conn, table, _with_run(data, run_id))
+        versions, steps, transitions = _catalog_tables(loaded.catalog, run_id)
+        for table, rows in ((wf_version, versions), (wf_step, steps), (wf_transition, transitions)):
+            if rows:
+                conn.execute(sa.insert(table), rows)
+        conn.execute(sa.insert(register_book), [{"run_id": run_id, **b} for b in loaded.books])
+        progress("audit")
+        run_audit(conn, run_id, settings)
+    return run_id
+
+
+def audit(inputs: AuditInputs, store_url: str | None = None, progress: Progress = _quiet) -> RunReport:
+    """Load and validate every input first, then store and audit them as one transaction."""
+    loaded = load_inputs(inputs, progress)
+    settings = AuditSettings(inputs.as_of, inputs.date_tolerance_days, inputs.paper_only_units)
     store = open_store(store_url)
     try:
-        progress("store")
-        with store.begin() as conn:
-            run_id = store.next_run_id(conn)
-            conn.execute(sa.insert(audit_run).values(
-                id=run_id, as_of=inputs.as_of, started_at=_started_at(), tool_version=__version__,
-                fingerprint=fingerprint, inputs=json.dumps(inputs_doc, ensure_ascii=False, sort_keys=True),
-                settings=json.dumps(settings.to_dict(), ensure_ascii=False, sort_keys=True),
-                periods=json.dumps(books, ensure_ascii=False, default=str),
-                register_entries=staged.table.num_rows, system_dossiers=dossiers.num_rows,
-            ))
-            for table, data in ((register_entry, staged.table), (dossier, dossiers), (account, accounts),
-                                (step_event, events)):
-                store.bulk_insert(conn, table, _with_run(data, run_id))
-            versions, steps, transitions = _catalog_tables(catalog, run_id)
-            for table, rows in ((wf_version, versions), (wf_step, steps), (wf_transition, transitions)):
-                if rows:
-                    conn.execute(sa.insert(table), rows)
-            conn.execute(sa.insert(register_book), [{"run_id": run_id, **b} for b in books])
-            progress("audit")
-            run_audit(conn, run_id, settings)
+        run_id = record_run(store, loaded, settings, progress)
         report = run_report(store, run_id)
     finally:
         store.engine.dispose()
-    return RunReport(report.run, report.summary, report.findings, report.breakdown, warnings)
+    return replace(report, warnings=loaded.warnings)
 
 
 def _started_at() -> str:

@@ -29,9 +29,9 @@ def normalize_code(raw: str | None) -> str | None:
     """Dossier code: NFC, no whitespace anywhere, one kind of dash, upper case."""
     if raw is None:
         return None
-    s = unicodedata.normalize("NFC", str(raw))
-    s = re.sub(_DASH, "-", re.sub(_SPACE, "", s)).upper()
-    return s or None
+    # NFC last: removing a space can bring a combining mark next to a letter it composes with.
+    s = re.sub(_DASH, "-", re.sub(_SPACE, "", str(raw))).upper()
+    return unicodedata.normalize("NFC", s) or None
 
 
 def looks_like_code(code: str | None) -> bool:
@@ -42,7 +42,7 @@ def normalize_text(raw: Any) -> str | None:
     """Display text: Unicode NFC, runs of whitespace collapsed, trimmed."""
     if raw is None:
         return None
-    s = re.sub(_SPACE + "+", " ", unicodedata.normalize("NFC", str(raw))).strip(" ")
+    s = unicodedata.normalize("NFC", re.sub(_SPACE + "+", " ", str(raw)).strip(" "))
     return s or None
 
 
@@ -88,8 +88,8 @@ def parse_date(raw: Any) -> date | None:
 
 
 def sql_code(col: str) -> str:
-    s = f"upper(regexp_replace(regexp_replace(nfc_normalize({col}), '{_SPACE}', '', 'g'), '{_DASH}', '-', 'g'))"
-    return f"nullif({s}, '')"
+    s = f"upper(regexp_replace(regexp_replace({col}, '{_SPACE}', '', 'g'), '{_DASH}', '-', 'g'))"
+    return f"nullif(nfc_normalize({s}), '')"
 
 
 def sql_looks_like_code(col: str) -> str:
@@ -98,7 +98,7 @@ def sql_looks_like_code(col: str) -> str:
 
 
 def sql_text(col: str) -> str:
-    return f"nullif(trim(regexp_replace(nfc_normalize({col}), '\\s+', ' ', 'g')), '')"
+    return f"nullif(nfc_normalize(trim(regexp_replace({col}, '{_SPACE}+', ' ', 'g'))), '')"
 
 
 def sql_compare_key(col: str) -> str:
