@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections import defaultdict
 from typing import Any
 
 from rich.console import Console
@@ -42,22 +41,13 @@ def audit_table(report: RunReport, console: Console) -> None:
     console.print(kinds)
 
     if report.breakdown:
-        grid: dict[tuple[str, str], dict[str, int]] = defaultdict(dict)
-        used: list[str] = [k.value for k in FindingKind if report.summary.get(k.value)]
-        for row in report.breakdown:
-            grid[(row["field"], row["unit"])][row["kind"]] = row["count"]
         by = Table(title="Findings by field and unit", title_justify="left")
-        by.add_column("field")
-        by.add_column("unit")
-        for k in used:
-            by.add_column(_short(k), justify="right")
-        for (fld, unit), counts in sorted(grid.items()):
-            by.add_row(escape(fld or "-"), escape(unit or "-"), *[str(counts.get(k, "")) for k in used])
+        for name in ("field", "unit", "kind"):
+            by.add_column(name)
+        by.add_column("count", justify="right")
+        for row in report.breakdown:
+            by.add_row(escape(row["field"] or "-"), escape(row["unit"] or "-"), row["kind"], f"{row['count']:,}")
         console.print(by)
-
-
-def _short(kind: str) -> str:
-    return kind.replace("_", " ")
 
 
 def warnings(lines: list[str], console: Console) -> None:
