@@ -29,7 +29,7 @@ import sqlite3
 import unicodedata
 import zipfile
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -395,9 +395,11 @@ COMMUNE_ADDRESSES = {unit: tuple(f"thôn {v}, xã {unit.removeprefix('UBND xã '
 
 
 def _person(rng: random.Random) -> str:
-    if rng.random() < 0.55:
-        return f"{rng.choice(FAMILY)} {rng.choice(MIDDLE_M)} {rng.choice(GIVEN_M)}"
-    return f"{rng.choice(FAMILY)} {rng.choice(MIDDLE_F)} {rng.choice(GIVEN_F)}"
+    middle, given = (MIDDLE_M, GIVEN_M) if rng.random() < 0.55 else (MIDDLE_F, GIVEN_F)
+    family, mid, name = rng.choice(FAMILY), rng.choice(middle), rng.choice(given)
+    if mid.endswith(name):  # "Thị Ngọc Ngọc"
+        name = given[(given.index(name) + 1) % len(given)]
+    return f"{family} {mid} {name}"
 
 
 def _phone(rng: random.Random) -> str:
@@ -487,19 +489,42 @@ class _Plant:
     field_row: int = 0
     cat: int = ON_TIME
     proc: int | None = None
-    window: tuple[int, int] | None = None
     variant: int = 0
-    key: int = 0
+    key: int = 0  # packed dossier key; 0 for register-only rows
     dossier: _Dossier | None = None
     paper: list[Any] | None = None
     paper_day: int = 0
-    fields: tuple[str, ...] = ()
 
 
 class _Dossier:
+    """One system dossier while it is written; dates are working-day indices (see `_Days`)."""
+
     __slots__ = ("code", "proc", "cat", "carried", "recv", "recv_t", "due", "fin", "fin_t", "ret", "ret_t",
                  "status", "version", "step", "unit", "assignee", "entered", "entered_t", "step_due", "path",
                  "applicant", "phone", "address")
+    code: str
+    proc: int  # index into PROCEDURES
+    cat: int  # calibration category
+    carried: int
+    recv: int
+    recv_t: str
+    due: int
+    fin: int | None
+    fin_t: str
+    ret: int | None
+    ret_t: str
+    status: int  # vendor code
+    version: int
+    step: str | None  # current task, for statuses that are not closed
+    unit: str | None
+    assignee: str | None
+    entered: int
+    entered_t: str
+    step_due: int
+    path: tuple[_Step, ...]  # steps walked so far, for the history
+    applicant: str
+    phone: str
+    address: str
 
     def __init__(self) -> None:
         self.fin = self.ret = None
@@ -572,7 +597,6 @@ class _Generator:
         self.land_row = next(i for i, r in enumerate(self.rows) if r["field"] == F_LAND)
         self._version_starts = [[self.days.at_or_after(v.valid_from) for v in p.versions] for p in self.procs]
         self._accounts()
-        self._step_status: dict[tuple[int, int, str], int] = {}
 
     # ------------------------------------------------------------------------------ staff
 
@@ -598,8 +622,11 @@ class _Generator:
 
     # ------------------------------------------------------------------------------ windows
 
-    def _window(self, pi: int, cat: int, carried: int, open_latest: bool = True) -> tuple[int, int]:
-        """Received-day indices a dossier of this procedure and category can have (may be empty)."""
+    def _window(self, pi: int, cat: int, carried: int) -> tuple[int, int]:
+        """Received-day indices a dossier of this procedure and category can have (may be empty).
+
+        Open dossiers are received on their procedure's latest version, so that only planted ones
+        sit on retired versions (and carried-over open ones use single-version procedures)."""
         D, p = self.days, self.procs[pi]
         days = p.days
         if carried:
@@ -616,26 +643,31 @@ class _Generator:
             lo = max(lo, D.as_of - days)
         elif cat == OVERDUE:
             hi = min(hi, D.as_of - days - 1)
-            if open_latest:
-                if carried and len(p.versions) > 1:
-                    return (1, 0)
-                lo = max(lo, self._version_starts[pi][-1])
+            if carried and len(p.versions) > 1:
+                return (1, 0)
+            lo = max(lo, self._version_starts[pi][-1])
         return lo, hi
 
-    def _choose(self, rng: random.Random, fi: int, cat: int, carried: int,
-                procs: list[int] | None = None, window: tuple[int, int] | None = None) -> tuple[int, int]:
-        """(procedure, received day) for one dossier of a table cell."""
+    def _options(self, fi: int, cat: int, carried: int, procs: list[int] | None = None,
+                 window: tuple[int, int] | None = None) -> tuple[list[tuple[int, int, int]], list[float]]:
+        """(procedure, first day, last day) choices for a table cell, with cumulative weights."""
         options = []
         for pi in procs if procs is not None else self.field_procs[fi]:
             lo, hi = window if window is not None else self._window(pi, cat, carried)
             if lo <= hi:
                 options.append((pi, lo, hi))
         if not options:
-            raise ValueError(f"no procedure of row {self.rows[fi]['row']} can hold category {cat}")
+            raise ValueError(f"no procedure of row {self.rows[fi]['row']} can hold {CATEGORY_COLUMNS[cat]}")
+        return options, list(_accumulate(self.procs[o[0]].weight for o in options))
+
+    @staticmethod
+    def _pick(rng: random.Random, options: list[tuple[int, int, int]], cum: list[float]) -> tuple[int, int]:
+        """(procedure, received day) for one dossier."""
         if len(options) == 1:
             pi, lo, hi = options[0]
         else:
-            pi, lo, hi = rng.choices(options, weights=[self.procs[o[0]].weight for o in options])[0]
+            k = bisect.bisect_right(cum, rng.random() * cum[-1])
+            pi, lo, hi = options[min(k, len(options) - 1)]
         return pi, rng.randint(lo, hi)
 
     # ------------------------------------------------------------------------------ plan
@@ -660,20 +692,9 @@ class _Generator:
                     n = row_cells[cat][1 - carried]
                     if not n:
                         continue
-                    options = []
-                    for pi in self.field_procs[fi]:
-                        lo, hi = self._window(pi, cat, carried)
-                        if lo <= hi:
-                            options.append((pi, lo, hi))
-                    if not options:
-                        raise ValueError(f"no procedure of row {self.rows[fi]['row']} can hold category {cat}")
-                    weights = [self.procs[o[0]].weight for o in options]
-                    cum = list(_accumulate(weights))
-                    total = cum[-1]
+                    options, cum = self._options(fi, cat, carried)
                     for _ in range(n):
-                        pi, lo, hi = options[bisect.bisect_right(cum, rng.random() * total)] \
-                            if len(options) > 1 else options[0]
-                        day = rng.randint(lo, hi)
+                        pi, day = self._pick(rng, options, cum)
                         keys.append(_pack(day, rng.getrandbits(_TIE_BITS), 0, pi, cat, carried))
         for plant in self.plants:
             if plant.key:
@@ -702,7 +723,7 @@ class _Generator:
             if not self._take(fi, cat):
                 return
             plant = _Plant(kind, serial=len(self.plants) + 1, field_row=fi, cat=cat, variant=variant)
-            pi, day = self._choose(rng, fi, cat, 0, procs, window)
+            pi, day = self._pick(rng, *self._options(fi, cat, 0, procs, window))
             plant.proc = pi
             plant.key = _pack(day, rng.getrandbits(_TIE_BITS), plant.serial, pi, cat, 0)
             self.plants.append(plant)
@@ -784,8 +805,10 @@ class _Generator:
             if cat == ON_TIME:
                 fin = rng.randint(max(day, first), min(due, as_of))
             else:
-                lateness = 1 + int(rng.expovariate(1 / 6))
-                fin = min(max(due + lateness, first), as_of)
+                fin = due + 1 + int(rng.expovariate(1 / 6))
+                if fin < first:  # carried over, long overdue by New Year: finished in the first weeks
+                    fin = first + int(rng.expovariate(1 / 8))
+                fin = min(fin, as_of)
             d.fin, d.fin_t = fin, rng.choice(TIMES)
             latest = d.version == p.latest.number
             if force is None and latest and fin >= as_of - 2 and rng.random() < 0.5:
@@ -859,7 +882,6 @@ class _Generator:
         """Seq numbers for planted keys, then their dossiers and register rows (own random stream)."""
         D = self.days
         rng = random.Random(f"plants:{self.seed}")
-        by_serial = {p.serial: p for p in self.plants}
         self.day_counts: dict[int, int] = {}
         seqs: dict[int, int] = {}
         mask = _SERIAL_MASK
@@ -877,6 +899,7 @@ class _Generator:
         self.findings: list[dict[str, Any]] = []
         self.paper_only: list[str] = []
         self.bad_codes: list[str] = []
+        self.commune_seq: dict[tuple[str, int], int] = {}
         register_only = [p for p in self.plants if p.kind in ("missing_in_system", "paper_only", "bad_code")]
         # Days of register-only rows first: their sequence numbers widen the code if needed.
         for plant in register_only:
@@ -987,10 +1010,9 @@ class _Generator:
                 code = f"BS-2021-TAM-{plant.variant + 1:02d}"
                 self.bad_codes.append(code)
             else:
-                self._commune_seq = getattr(self, "_commune_seq", {})
                 k = (agency, day)
-                self._commune_seq[k] = self._commune_seq.get(k, 0) + 1
-                code = f"{PAPER_ONLY_CODES[agency]}-{D.ymd6[day]}-{self._commune_seq[k]:04d}"
+                self.commune_seq[k] = self.commune_seq.get(k, 0) + 1
+                code = f"{PAPER_ONLY_CODES[agency]}-{D.ymd6[day]}-{self.commune_seq[k]:04d}"
             self.paper_only.append(code)
         due = day + days
         ret = rng.randint(day, min(due + 2, D.as_of)) if rng.random() < 0.7 and day < D.as_of else None
@@ -1008,3 +1030,477 @@ def _accumulate(values: Iterable[float]) -> Iterable[float]:
     for v in values:
         total += v
         yield total
+
+
+# ============================================================================ emission
+
+
+class _Emitter:
+    """Day by day: system rows, then that day's register rows sorted by code, with planted gaps."""
+
+    def __init__(self, gen: _Generator, system: _SystemSink, register: _RegisterSink, book: str) -> None:
+        self.gen, self.system, self.register, self.book = gen, system, register, book
+        self.rng = gen.rng
+        self.stt = 0
+        self.rows_written = 0
+        self.dossiers = 0
+        self._last: _RenderedRow | None = None
+        units: dict[str, list[str]] = {}
+        for account, _name, unit, _active in gen.accounts:
+            units.setdefault(unit, []).append(account)
+        self.unit_accounts = units
+
+    def run(self) -> None:
+        gen, D, rng = self.gen, self.gen.days, self.rng
+        keys = gen.keys
+        n = len(keys)
+        by_serial = {p.serial: p for p in gen.plants}
+        self._plan_gaps()
+        q2 = D.at_or_after(date(2021, 4, 1))
+        step = max(1000, n // 50)
+        i = 0
+        for day in range(D.first_carried, D.as_of + 1):
+            rows: list[list[Any]] = []
+            seq = 0
+            while i < n and keys[i] >> _DAY_SHIFT == day:
+                key = keys[i]
+                i += 1
+                seq += 1
+                serial = (key >> _SERIAL_SHIFT) & _SERIAL_MASK
+                if serial:
+                    d = by_serial[serial].dossier
+                    assert d is not None
+                else:
+                    d = gen.build(key, seq, rng)
+                    if not d.carried:
+                        rows.append(gen._paper(d))
+                self.system.add(d, gen.procs[d.proc], self._events(d))
+                self.dossiers += 1
+                if self.dossiers % step == 0:
+                    gen.progress("dossiers", self.dossiers, n)
+            extra = gen.extra_paper.get(day)
+            if extra:
+                rows.extend(extra)
+                rows.sort(key=_first)
+            sheet = 0 if day < q2 else 1
+            for row in rows:
+                self._write(sheet, row)
+                if len(row) > 11:  # a planted duplicate: the same row again, with its own number
+                    self._write(sheet, row, again=True)
+        gen.progress("dossiers", n, n)
+
+    def _plan_gaps(self) -> None:
+        gen = self.gen
+        ordinary_new = sum(1 for k in gen.keys if not (k & 1) and not (k >> _SERIAL_SHIFT) & _SERIAL_MASK)
+        extra = sum(len(v) + sum(len(r) > 11 for r in v) for v in gen.extra_paper.values())
+        self.expected_rows = ordinary_new + extra
+        room = range(10, max(11, self.expected_rows - 10))
+        picks = sorted(self.rng.sample(room, min(gen.n_gaps, len(room))))
+        self.gaps = {pos: (2 if k % 3 == 0 else 1) for k, pos in enumerate(picks)}
+
+    def _write(self, sheet: int, row: list[Any], again: bool = False) -> None:
+        gap = self.gaps.get(self.rows_written)
+        if gap:
+            self.gen.findings.append({"kind": "register_numbering_gap", "dossier_code": None, "book": self.book,
+                                      "missing_from": self.stt + 1, "missing_to": self.stt + gap})
+            self.stt += gap
+        self.stt += 1
+        self.rows_written += 1
+        if not again or self._last is None:
+            self._last = self._render(row)
+        self.register.add(sheet, self.stt, self._last)
+
+    def _render(self, row: list[Any]) -> _RenderedRow:
+        """Harmless noise a clerk's typing adds: spacing, case, decomposed Unicode, text dates."""
+        rng = self.rng
+        code, applicant, note = row[1], row[3], row[10]
+        r = rng.random()
+        if not code[0].isdigit():  # a code that is no dossier code is listed as written: no noise
+            pass
+        elif r < 0.012:  # 000.00.53.h48 - 210105-0003
+            head, seq = code.rsplit("-", 1)
+            code = f"{head.lower().replace('-', ' - ', 1)}-{seq}"
+        elif r < 0.025:
+            code = f" {code}  "
+        r = rng.random()
+        if r < 0.03:
+            applicant = unicodedata.normalize("NFD", applicant)
+        elif r < 0.05:
+            applicant = applicant.replace(" ", "  ", 1) + " "
+        elif r < 0.06:
+            applicant = applicant.upper()
+        if not note and rng.random() < 0.03:
+            note = rng.choice(HARMLESS_NOTES)
+        text_dates = rng.random() < 1 / 3
+        return _RenderedRow(code, row[2], applicant, row[4], row[5], (row[6], row[7], row[8], row[9]), note,
+                            text_dates)
+
+    def _events(self, d: _Dossier) -> list[tuple[Any, ...]]:
+        """History rows: every move of open dossiers, a 2 % sample of the others."""
+        rng, D = self.rng, self.gen.days
+        is_open = d.status not in CLOSED
+        if not is_open and rng.random() >= 0.02:
+            return []
+        p = self.gen.procs[d.proc]
+        accounts = self.unit_accounts
+        iso = D.iso
+        out: list[tuple[Any, ...]] = []
+
+        def ev(frm: str | None, to: str | None, unit: str, day: int, time: str, action: str) -> None:
+            out.append((d.code, len(out) + 1, frm, to, rng.choice(accounts[unit]), f"{iso[day]} {time}", action))
+
+        if is_open:
+            path = d.path
+            end, end_t = d.entered, d.entered_t
+        else:
+            version = p.versions[min(d.version, len(p.versions)) - 1]
+            steps = version.deployed or version.steps
+            if d.status == REJECTED:
+                ev(None, steps[0].id, steps[0].unit, d.recv, d.recv_t, "Tiếp nhận hồ sơ")
+                ev(steps[0].id, None, steps[0].unit, d.recv, d.recv_t, "Từ chối tiếp nhận")
+                return out
+            if d.status == RETURNED:
+                path = steps
+            else:
+                path = steps[: rng.randint(2, max(2, len(steps) - 1))]
+            end, end_t = d.fin, d.fin_t
+        ev(None, path[0].id, path[0].unit, d.recv, d.recv_t, "Tiếp nhận hồ sơ")
+        span = max(0, end - d.recv)
+        hops = len(path) - 1
+        for j in range(1, hops + 1):
+            last = j == hops
+            day = end if last else d.recv + span * j // hops
+            ev(path[j - 1].id, path[j].id, path[j - 1].unit, day, end_t if last else rng.choice(TIMES),
+               "Chuyển xử lý")
+        if not is_open:
+            action = {RETURNED: "Trả kết quả", WITHDRAWN: "Rút hồ sơ", STOPPED: "Dừng xử lý, trả lại hồ sơ"}
+            at = d.ret if d.ret is not None else end
+            ev(path[-1].id, None, path[-1].unit, at, d.ret_t or end_t, action[d.status])
+        return out
+
+
+def _first(row: list[Any]) -> str:
+    return row[0]
+
+
+@dataclass(frozen=True, slots=True)
+class _RenderedRow:
+    code: str
+    procedure: str
+    applicant: str
+    address: str
+    agency: str
+    dates: tuple[int | None, int | None, int | None, int | None]  # received, due, transferred, returned
+    note: str
+    text_dates: bool
+
+
+# ============================================================================ sinks
+
+
+class _SystemSink:
+    def add(self, d: _Dossier, p: _Procedure, events: list[tuple[Any, ...]]) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+
+class _SqliteSystem(_SystemSink):
+    BATCH = 20_000
+
+    def __init__(self, path: Path, days: _Days, accounts: list[tuple[str, str, str, int]]) -> None:
+        for leftover in (path, path.with_name(path.name + "-journal")):
+            leftover.unlink(missing_ok=True)
+        self.iso = days.iso
+        self.con = sqlite3.connect(path)
+        self.con.executescript("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;" + SQLITE_SCHEMA)
+        self.con.executemany("INSERT INTO DM_CANBO VALUES (?, ?, ?, ?)", accounts)
+        self.hoso: list[tuple[Any, ...]] = []
+        self.tasks: list[tuple[Any, ...]] = []
+        self.events: list[tuple[Any, ...]] = []
+        self.n = 0
+
+    def add(self, d: _Dossier, p: _Procedure, events: list[tuple[Any, ...]]) -> None:
+        iso = self.iso
+        self.n += 1
+        self.hoso.append((
+            self.n, d.code, p.code, d.applicant, d.phone, d.address, p.agency, 1,
+            f"{iso[d.recv]} {d.recv_t}", f"{iso[d.due]} {DUE_TIME}", None,
+            None if d.fin is None else f"{iso[d.fin]} {d.fin_t}",
+            None if d.ret is None else f"{iso[d.ret]} {d.ret_t}",
+            d.status, p.code, d.version,
+        ))
+        if d.status not in CLOSED:
+            self.tasks.append((d.code, d.step, d.assignee, d.unit, f"{iso[d.entered]} {d.entered_t}",
+                               f"{iso[d.step_due]} {DUE_TIME}"))
+        if events:
+            self.events.extend(events)
+        if len(self.hoso) >= self.BATCH:
+            self._flush()
+
+    def _flush(self) -> None:
+        con = self.con
+        con.executemany("INSERT INTO HS_HOSO VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", self.hoso)
+        con.executemany("INSERT INTO HS_XULY_HIENTAI VALUES (?, ?, ?, ?, ?, ?)", self.tasks)
+        con.executemany("INSERT INTO HS_NHATKY VALUES (?, ?, ?, ?, ?, ?, ?)", self.events)
+        self.hoso, self.tasks, self.events = [], [], []
+
+    def close(self) -> None:
+        self._flush()
+        self.con.commit()
+        self.con.close()
+
+
+class _CsvSystem(_SystemSink):
+    def __init__(self, folder: Path, days: _Days, accounts: list[tuple[str, str, str, int]]) -> None:
+        self.iso = days.iso
+        with (folder / "accounts.csv").open("w", encoding="utf-8", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(CSV_ACCOUNT_HEADER)
+            w.writerows((a, unit, active) for a, _name, unit, active in accounts)
+        self._dossier_fh = (folder / "dossiers.csv").open("w", encoding="utf-8", newline="")
+        self._event_fh = (folder / "events.csv").open("w", encoding="utf-8", newline="")
+        self.dossiers = csv.writer(self._dossier_fh)
+        self.events = csv.writer(self._event_fh)
+        self.dossiers.writerow(CSV_DOSSIER_HEADER)
+        self.events.writerow(CSV_EVENT_HEADER)
+
+    def add(self, d: _Dossier, p: _Procedure, events: list[tuple[Any, ...]]) -> None:
+        iso = self.iso
+        is_open = d.status not in CLOSED
+        self.dossiers.writerow((
+            d.code, p.code, d.applicant, VENDOR_STATUSES[d.status], p.code, d.version,
+            d.step if is_open else "", d.assignee if is_open else "", d.unit if is_open else "",
+            iso[d.recv], iso[d.due], "" if d.fin is None else iso[d.fin], "" if d.ret is None else iso[d.ret],
+        ))
+        if events:
+            self.events.writerows(e[:6] for e in events)
+
+    def close(self) -> None:
+        self._dossier_fh.close()
+        self._event_fh.close()
+
+
+class _RegisterSink:
+    def add(self, sheet: int, stt: int, row: _RenderedRow) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+
+class _CsvRegister(_RegisterSink):
+    def __init__(self, path: Path, days: _Days) -> None:
+        self.dmy = days.dmy
+        self._fh = path.open("w", encoding="utf-8-sig", newline="")
+        self.w = csv.writer(self._fh)
+        self.w.writerow(REGISTER_HEADER)
+
+    def add(self, sheet: int, stt: int, row: _RenderedRow) -> None:
+        dmy = self.dmy
+        self.w.writerow((stt, row.code, row.procedure, 1, row.applicant, row.address, row.agency,
+                         *("" if x is None else dmy[x] for x in row.dates), "", row.note))
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+class _XlsxRegister(_RegisterSink):
+    SHEETS = ("Quý I", "Quý II")
+    WIDTHS = {"A": 7, "B": 28, "C": 48, "D": 10, "E": 24, "F": 44, "G": 36, "H": 12, "I": 12, "J": 14, "K": 12,
+              "L": 10, "M": 26}
+
+    def __init__(self, path: Path, days: _Days) -> None:
+        from openpyxl import Workbook
+        from openpyxl.cell import WriteOnlyCell
+        from openpyxl.styles import Alignment, Font
+
+        self.path, self.days = path, days
+        self.Cell = WriteOnlyCell
+        self.wb = Workbook(write_only=True)
+        self.wb.properties.creator = "reconcile simulate"
+        self.wb.properties.created = FIXED_TIME
+        self.wb.properties.modified = FIXED_TIME
+        bold, center = Font(bold=True), Alignment(horizontal="center", vertical="center", wrap_text=True)
+        self.sheets = []
+        for title in self.SHEETS:
+            ws = self.wb.create_sheet(title)
+            for col, width in self.WIDTHS.items():
+                ws.column_dimensions[col].width = width
+
+            def styled(value: Any, font: Any = bold, ws: Any = ws) -> Any:
+                c = WriteOnlyCell(ws, value=value)
+                c.font, c.alignment = font, center
+                return c
+
+            ws.append([styled("SỔ THEO DÕI HỒ SƠ", Font(bold=True, size=14))])
+            ws.append([styled("Bộ phận tiếp nhận và trả kết quả huyện Bình Sơn - Năm 2021", Font(italic=True))])
+            ws.append([])
+            head_a = list(REGISTER_HEADER[:7]) + ["Ngày, tháng, năm", None, None, None] + list(REGISTER_HEADER[11:])
+            head_b = [None] * 7 + list(REGISTER_HEADER[7:11]) + [None, None]
+            ws.append([styled(v) if v else None for v in head_a])
+            ws.append([styled(v) if v else None for v in head_b])
+            for ref in ["A1:M1", "A2:M2", "H4:K4"] + [f"{c}4:{c}5" for c in "ABCDEFGLM"]:
+                ws.merged_cells.add(ref)
+            self.sheets.append(ws)
+        self.date_style = "DD/MM/YYYY"
+
+    def add(self, sheet: int, stt: int, row: _RenderedRow) -> None:
+        ws = self.sheets[sheet]
+        D = self.days
+        if row.text_dates:
+            dates: list[Any] = [None if x is None else D.dmy[x] for x in row.dates]
+        else:
+            dates = []
+            for x in row.dates:
+                if x is None:
+                    dates.append(None)
+                else:
+                    c = self.Cell(ws, value=D.dates[x])
+                    c.number_format = self.date_style
+                    dates.append(c)
+        ws.append([stt, row.code, row.procedure, 1, row.applicant, row.address, row.agency, *dates, None,
+                   row.note or None])
+
+    def close(self) -> None:
+        buf = io.BytesIO()
+        self.wb.save(buf)
+        self.path.write_bytes(_fixed_zip(buf.getvalue()))
+
+
+_CORE_MODIFIED = re.compile(rb"<dcterms:modified([^>]*)>[^<]*</dcterms:modified>")
+
+
+def _fixed_zip(data: bytes) -> bytes:
+    """The same archive with fixed timestamps, so that equal content gives equal bytes."""
+    stamp = FIXED_TIME.strftime("%Y-%m-%dT%H:%M:%SZ").encode()
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(data)) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            content = src.read(info.filename)
+            if info.filename == "docProps/core.xml":
+                content = _CORE_MODIFIED.sub(rb"<dcterms:modified\1>" + stamp + rb"</dcterms:modified>", content)
+            fixed = zipfile.ZipInfo(info.filename, date_time=FIXED_TIME.timetuple()[:6])
+            fixed.compress_type = zipfile.ZIP_DEFLATED
+            fixed.external_attr = 0o600 << 16
+            dst.writestr(fixed, content)
+    return out.getvalue()
+
+
+# ============================================================================ catalog files
+
+
+def _yaml_str(s: str) -> str:
+    return json.dumps(s, ensure_ascii=False)
+
+
+def _days_text(days: float) -> str:
+    return str(int(days)) if float(days).is_integer() else str(days)
+
+
+def catalog_texts() -> dict[str, str]:
+    """Relative path -> YAML text of every workflow version file."""
+    out = {}
+    for p in PROCEDURES:
+        for v in p.versions:
+            lines = [f"# {p.name}: version {v.number}, as the vendor system holds it now."]
+            if v.comment:
+                lines.append(f"# {v.comment}")
+            lines.append("# Procedure code and step split are synthetic (invented for the demo district).")
+            lines += [
+                f"procedure: {_yaml_str(p.code)}",
+                f"name: {_yaml_str(p.name)}",
+                f"field: {_yaml_str(p.field)}",
+                f"version: {v.number}",
+                f"valid_from: {v.valid_from.isoformat()}",
+                "synthetic: true",
+                "steps:",
+            ]
+            for s in v.steps:
+                nxt = ", ".join(s.next)
+                lines.append(f"  - {{id: {s.id}, name: {_yaml_str(s.name)}, unit: {s.unit}, days: "
+                             f"{_days_text(s.days)}, next: [{nxt}], final: {'true' if s.final else 'false'}}}")
+            out[f"{p.folder}/v{v.number}.yaml"] = "\n".join(lines) + "\n"
+    return out
+
+
+# ============================================================================ entry point
+
+
+def simulate(out: Path, *, seed: int = 2021, scale: float = 1.0, register_format: str = "xlsx",
+             system_format: str = "sqlite", progress: Progress | None = None) -> SimulationResult:
+    """Write the demo district under `out` (deterministic for a given seed and scale)."""
+    if register_format not in REGISTER_FORMATS:
+        raise BadInput(f"register format {register_format!r}: expected one of {', '.join(REGISTER_FORMATS)}.")
+    if system_format not in SYSTEM_FORMATS:
+        raise BadInput(f"system format {system_format!r}: expected one of {', '.join(SYSTEM_FORMATS)}.")
+    if not (isinstance(scale, (int, float)) and math.isfinite(scale) and 0 < scale <= 1000):
+        raise BadInput(f"scale {scale!r}: expected a number above 0 (1 = the real district, at most 1000).")
+    out = Path(out)
+    for sub in ("register", "system", "workflows"):
+        (out / sub).mkdir(parents=True, exist_ok=True)
+
+    gen = _Generator(seed, scale, progress)
+    gen.plan()
+    gen.build_plants()
+
+    book = f"{REGISTER_STEM}.{register_format}"
+    register_path = out / "register" / book
+    register: _RegisterSink = (_XlsxRegister if register_format == "xlsx" else _CsvRegister)(register_path, gen.days)
+    mapping_path: Path | None
+    if system_format == "sqlite":
+        system_path = out / "system" / SQLITE_NAME
+        system: _SystemSink = _SqliteSystem(system_path, gen.days, gen.accounts)
+        mapping_path = out / "system" / "mapping.yaml"
+    else:
+        system_path = out / "system"
+        system = _CsvSystem(system_path, gen.days, gen.accounts)
+        mapping_path = None
+    emitter = _Emitter(gen, system, register, book)
+    try:
+        emitter.run()
+    finally:
+        system.close()
+    gen.progress("register", 0, 1)
+    register.close()
+    gen.progress("register", 1, 1)
+    if mapping_path is not None:
+        mapping_path.write_text(MAPPING_YAML, encoding="utf-8")
+
+    workflows = out / "workflows"
+    texts = catalog_texts()
+    for k, (rel, text) in enumerate(sorted(texts.items()), 1):
+        path = workflows / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        gen.progress("workflows", k, len(texts))
+
+    config = out / "reconcile.yaml"
+    config.write_text(PROJECT_YAML, encoding="utf-8")
+    truth = out / "ground_truth.json"
+    truth.write_text(_ground_truth(gen, emitter), encoding="utf-8")
+    return SimulationResult(
+        out=out, register_files=(register_path,), system=system_path, mapping=mapping_path, workflows=workflows,
+        config=config, ground_truth=truth, register_entries=emitter.rows_written, system_dossiers=emitter.dossiers,
+    )
+
+
+def _ground_truth(gen: _Generator, emitter: _Emitter) -> str:
+    findings = sorted(gen.findings, key=lambda f: (f["kind"], f["dossier_code"] or "", f.get("missing_from", 0)))
+    summary: dict[str, int] = {}
+    for f in findings:
+        summary[f["kind"]] = summary.get(f["kind"], 0) + 1
+    doc = {
+        "seed": gen.seed,
+        "scale": float(gen.scale),
+        "as_of": AS_OF.isoformat(),
+        "period": {"from": PERIOD_FROM.isoformat(), "to": AS_OF.isoformat()},
+        "counts": {"register_entries": emitter.rows_written, "system_dossiers": emitter.dossiers},
+        "findings": findings,
+        "summary": summary,
+        "paper_only": sorted(gen.paper_only),
+        "bad_codes": sorted(gen.bad_codes),
+        "calibration": CALIBRATION_REF,
+    }
+    return json.dumps(doc, sort_keys=True, indent=2, ensure_ascii=False) + "\n"

@@ -321,10 +321,14 @@ def open_store(url: str | None = None, *, create: bool = True) -> Store:
     """Open (and on first use create) the working store; checks the recorded schema version."""
     url = url or os.environ.get("RECONCILE_STORE") or DEFAULT_STORE
     full = normalize_url(url)
-    if full.startswith("duckdb:///") and not create:
+    if full.startswith("duckdb:///") and ":memory:" not in full:
         path = Path(full[len("duckdb:///"):])
-        if not path.exists():
+        if not path.exists() and not create:
             raise BadInput(f"store {path}: no such file. Hint: run `reconcile audit` first, or pass --store.")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise BadInput(f"store {path}: cannot create its folder: {exc.strerror}.") from None
     engine = connect_engine(full, what="store")
     store = Store(engine, full)
     with engine.begin() as conn:

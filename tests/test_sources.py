@@ -1,0 +1,174 @@
+"""Source loaders on real databases: the mapping profile on SQLite, PostgreSQL and MariaDB gives the
+same findings as the csv profile, reads are read-only, and register layouts load the same."""
+
+from __future__ import annotations
+
+import csv
+import json
+from datetime import date
+from pathlib import Path
+
+import openpyxl
+import pytest
+import sqlalchemy as sa
+
+from helpers import invoke
+
+from conftest import CASES
+from reconcile.sources.register import RegisterMapping, load_register, load_register_mapping
+from reconcile.sources.system import _begin_read_only
+from reconcile.sources.workbench import stage_register
+
+BASIC = CASES / "golden" / "basic"
+VENDOR_STATUS = {"submitted": 0, "received": 1, "in_progress": 2, "supplement_requested": 3,
+                 "awaiting_payment": 4, "finished": 5, "returned": 6, "withdrawn": 7, "stopped": 8, "rejected": 9}
+MAPPING = f"""
+writable: false
+dossier:
+  table: HS_HOSO
+  columns: {{dossier_code: MA_HOSO, procedure: MA_TTHC, applicant: CHU_HOSO, received_at: NGAY_TIEPNHAN,
+            due_at: NGAY_HENTRA, finished_at: NGAY_KETTHUC, returned_at: NGAY_TRAKQ, status: TRANGTHAI,
+            workflow_key: MA_QUYTRINH, workflow_version: PHIENBAN}}
+  status_values: {json.dumps({v: k for k, v in VENDOR_STATUS.items()})}
+task:
+  table: HS_XULY_HIENTAI
+  columns: {{dossier_code: MA_HOSO, current_step: MA_BUOC, assignee: TAIKHOAN_XULY, unit: MA_PHONGBAN}}
+account:
+  table: DM_CANBO
+  columns: {{account: TAIKHOAN, unit: MA_PHONGBAN, active: TRANGTHAI_HD}}
+  active_values: [1]
+events:
+  table: HS_NHATKY
+  columns: {{dossier_code: MA_HOSO, seq: STT, from_step: TU_BUOC, to_step: DEN_BUOC, account: TAIKHOAN, at: THOIGIAN}}
+"""
+
+
+def vendor_database(url: str) -> None:
+    """The basic scenario's system side in a vendor-shaped schema (Vietnamese names, numeric statuses)."""
+    md = sa.MetaData()
+    s = sa.String(120)
+    hoso = sa.Table("HS_HOSO", md, *[sa.Column(c, s) for c in (
+        "MA_HOSO", "MA_TTHC", "CHU_HOSO", "NGAY_TIEPNHAN", "NGAY_HENTRA", "NGAY_KETTHUC", "NGAY_TRAKQ",
+        "MA_QUYTRINH")], sa.Column("TRANGTHAI", sa.Integer), sa.Column("PHIENBAN", sa.Integer))
+    task = sa.Table("HS_XULY_HIENTAI", md, *[sa.Column(c, s) for c in ("MA_HOSO", "MA_BUOC", "TAIKHOAN_XULY",
+                                                                       "MA_PHONGBAN")])
+    acc = sa.Table("DM_CANBO", md, sa.Column("TAIKHOAN", s), sa.Column("MA_PHONGBAN", s),
+                   sa.Column("TRANGTHAI_HD", sa.Integer))
+    ev = sa.Table("HS_NHATKY", md, sa.Column("MA_HOSO", s), sa.Column("STT", sa.Integer),
+                  *[sa.Column(c, s) for c in ("TU_BUOC", "DEN_BUOC", "TAIKHOAN")], sa.Column("THOIGIAN", sa.Date))
+    rows = list(csv.DictReader((BASIC / "system" / "dossiers.csv").open(encoding="utf-8")))
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        md.create_all(conn)
+        conn.execute(hoso.insert(), [{
+            "MA_HOSO": r["dossier_code"], "MA_TTHC": r["procedure"], "CHU_HOSO": r["applicant"],
+            "NGAY_TIEPNHAN": r["received_at"] + " 08:30:00", "NGAY_HENTRA": r["due_at"] or None,
+            "NGAY_KETTHUC": r["finished_at"] or None, "NGAY_TRAKQ": r["returned_at"] or None,
+            "MA_QUYTRINH": r["workflow_key"], "TRANGTHAI": VENDOR_STATUS[r["status"]],
+            "PHIENBAN": int(r["workflow_version"])} for r in rows])
+        conn.execute(task.insert(), [{"MA_HOSO": r["dossier_code"], "MA_BUOC": r["current_step"],
+                                      "TAIKHOAN_XULY": r["assignee"], "MA_PHONGBAN": r["unit"]}
+                                     for r in rows if r["current_step"]])
+        conn.execute(acc.insert(), [{"TAIKHOAN": r["account"], "MA_PHONGBAN": r["unit"],
+                                     "TRANGTHAI_HD": int(r["active"])}
+                                    for r in csv.DictReader((BASIC / "system" / "accounts.csv").open())])
+        conn.execute(ev.insert(), [{"MA_HOSO": r["dossier_code"], "STT": int(r["seq"]), "TU_BUOC": r["from_step"],
+                                    "DEN_BUOC": r["to_step"], "TAIKHOAN": r["account"], "THOIGIAN": date.fromisoformat(r["at"])}
+                                   for r in csv.DictReader((BASIC / "system" / "events.csv").open())])
+    engine.dispose()
+
+
+def audit_json(tmp_path: Path, system: str, *extra: str) -> dict:
+    result = invoke("audit", "--register", str(BASIC / "register-2021.csv"), "--system", system,
+                    "--workflows", str(BASIC / "workflows"), "--as-of", "2021-06-30",
+                    "--paper-only", "UBND xã Bình Hải", "--store", str(tmp_path / "store.duckdb"),
+                    "--format", "json", *extra, expect=1)
+    return json.loads(result.stdout)
+
+
+def essentials(report: dict) -> list[tuple]:
+    return [(f["kind"], f["dossier_code"], json.dumps(f["details"], sort_keys=True, ensure_ascii=False))
+            for f in report["findings"]]
+
+
+@pytest.fixture(params=["sqlite", "postgresql", "mariadb"])
+def vendor_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'vendor.sqlite'}"
+    return request.getfixturevalue("pg_url" if request.param == "postgresql" else "mariadb_url")
+
+
+def test_mapping_profile_on_any_database_equals_csv_profile(tmp_path: Path, vendor_url: str) -> None:
+    vendor_database(vendor_url)
+    mapping = tmp_path / "mapping.yaml"
+    mapping.write_text(MAPPING, encoding="utf-8")
+    via_csv = audit_json(tmp_path / "a", str(BASIC / "system"))
+    via_db = audit_json(tmp_path / "b", vendor_url, "--mapping", str(mapping))
+    assert essentials(via_db) == essentials(via_csv)
+    assert via_db["run"]["inputs"]["system"]["profile"] == "mapping"
+
+
+def test_vendor_reads_are_read_only(vendor_url: str) -> None:
+    vendor_database(vendor_url)
+    engine = sa.create_engine(vendor_url)
+    with engine.connect() as conn:
+        _begin_read_only(conn)
+        assert conn.exec_driver_sql('SELECT count(*) FROM "HS_HOSO"' if engine.dialect.name != "mysql"
+                                    else "SELECT count(*) FROM HS_HOSO").scalar() == 12
+        with pytest.raises(sa.exc.DBAPIError):
+            conn.exec_driver_sql("DELETE FROM HS_HOSO" if engine.dialect.name == "mysql" else 'DELETE FROM "HS_HOSO"')
+    with engine.connect() as conn:  # and nothing was deleted
+        conn.rollback()
+    engine.dispose()
+
+
+def test_register_as_two_sheet_xlsx_with_title_rows_and_merged_header_equals_csv(tmp_path: Path) -> None:
+    rows = list(csv.reader((BASIC / "register-2021.csv").open(encoding="utf-8-sig")))
+    header, body = rows[0], rows[1:]
+    wb = openpyxl.Workbook()
+    for title, part in (("Quý I", body[:6]), ("Quý II", body[6:])):
+        ws = wb.create_sheet(title)
+        ws.append(["SỔ THEO DÕI HỒ SƠ"])
+        ws.append(["Năm 2021"])
+        ws.append([])
+        ws.append(header[:7] + ["Ngày, tháng, năm", None, None, None] + header[11:])
+        ws.append([None] * 7 + header[7:11])
+        ws.merge_cells(start_row=4, start_column=8, end_row=4, end_column=11)
+        for r in part:
+            ws.append(r)
+    del wb["Sheet"]
+    wb.save(tmp_path / "so.xlsx")
+    from_csv = stage_register(load_register([BASIC / "register-2021.csv"]).table).table
+    from_xlsx = stage_register(load_register([tmp_path / "so.xlsx"]).table).table
+    keep = ["dossier_code", "stt", "applicant", "received_at", "due_at", "returned_at", "outcome", "agency"]
+    assert from_xlsx.select(keep).to_pylist() == from_csv.select(keep).to_pylist()
+    assert from_xlsx.column("sheet").to_pylist()[:1] == ["Quý I"]
+    assert from_xlsx.column("row_no").to_pylist()[:2] == [6, 7]
+
+
+def test_register_mapping_names_other_headers(tmp_path: Path) -> None:
+    (tmp_path / "other.csv").write_text(
+        "Ghi sổ\nSố biên nhận;Ngày nhận;Ngày trả;Người nộp\n 000.00.53.h48-210105-0001 ;5/1/2021;;Lê A\n",
+        encoding="utf-8")
+    (tmp_path / "m.yaml").write_text(
+        "columns: {dossier_code: Số biên nhận, received_at: Ngày nhận, returned_at: Ngày trả, applicant: Người nộp}\n"
+        "period: {from: 2021-01-01, to: 2021-06-30}\n", encoding="utf-8")
+    mapping = load_register_mapping(tmp_path / "m.yaml")
+    data = load_register([tmp_path / "other.csv"], mapping)
+    staged = stage_register(data.table).table.to_pylist()
+    assert [(r["dossier_code"], str(r["received_at"]), r["row_no"]) for r in staged] == [
+        ("000.00.53.H48-210105-0001", "2021-01-05", 3)]
+    assert data.periods == {"other.csv": mapping.period}
+
+
+def test_register_mapping_with_unknown_field_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "m.yaml").write_text("columns: {code: Số}\n", encoding="utf-8")
+    with pytest.raises(Exception) as err:
+        load_register_mapping(tmp_path / "m.yaml")
+    assert str(err.value) == (f"{tmp_path / 'm.yaml'}: columns: unknown field 'code'. Expected some of: stt, "
+                              "dossier_code, procedure, quantity, applicant, address, agency, received_at, due_at, "
+                              "transferred_at, returned_at, signed, note.")
+
+
+def test_default_mapping_is_empty() -> None:
+    assert RegisterMapping().columns == {}
