@@ -141,6 +141,7 @@ class Loaded:
     catalog: Catalog
     inputs_doc: dict[str, Any]
     warnings: list[str]
+    content: dict[str, Any] = field(default_factory=dict)
 
 
 def load_inputs(inputs: AuditInputs, progress: Progress = _quiet) -> Loaded:
@@ -152,21 +153,32 @@ def load_inputs(inputs: AuditInputs, progress: Progress = _quiet) -> Loaded:
     staged = stage_register(raw.table)
     progress("system")
     system = load_system(inputs.system, inputs.mapping)
-    dossiers, accounts, events = stage_system(system)
+    staged_system = stage_system(system)
     inputs_doc = {
         "register": [{"file": f, "sha256": _fingerprint_file(f)} for f in raw.files],
         "system": {"profile": system.profile, "source": system.source,
                    **({"mapping": inputs.mapping} if inputs.mapping else {})},
         "workflows": {"dir": inputs.workflows, "versions": len(catalog.versions)},
     }
-    return Loaded(staged.table, _books(staged.table, raw.periods), dossiers, accounts, events, catalog,
-                  inputs_doc, list(catalog.warnings) + raw.warnings + staged.warnings)
+    # The run's fingerprint is made of contents, not paths: the same data audited anywhere matches.
+    content = {"register": [d["sha256"] for d in inputs_doc["register"]], "system": staged_system.digest,
+               "catalog": _catalog_digest(catalog)}
+    return Loaded(staged.table, _books(staged.table, raw.periods), staged_system.dossiers, staged_system.accounts,
+                  staged_system.events, catalog, inputs_doc, list(catalog.warnings) + raw.warnings + staged.warnings,
+                  content)
+
+
+def _catalog_digest(catalog: Catalog) -> str:
+    h = hashlib.sha256()
+    for v in catalog.versions:
+        h.update(repr((v.procedure, v.version, v.name, v.field, v.valid_from, v.steps)).encode())
+    return h.hexdigest()[:16]
 
 
 def record_run(store: Store, loaded: Loaded, settings: AuditSettings, progress: Progress = _quiet,
                started_at: str | None = None) -> int:
     """Store one run's inputs and audit them in one transaction: all of it lands, or none."""
-    fingerprint = hashlib.sha256(json.dumps([loaded.inputs_doc, settings.to_dict(), __version__],
+    fingerprint = hashlib.sha256(json.dumps([loaded.content, settings.to_dict(), __version__],
                                             sort_keys=True, default=str).encode()).hexdigest()[:16]
     progress("store")
     with store.begin() as conn:
@@ -363,7 +375,7 @@ def demo(out: Path, progress: Progress = _quiet) -> RunReport:
         leftover.unlink(missing_ok=True)
     report = audit(
         AuditInputs(
-            register=tuple(str(p) for p in sim.register_files), system=str(sim.system),
+            register=tuple(str(p) for p in sim.register_files), system=sim.system_source,
             workflows=str(sim.workflows), as_of=parse_as_of(str(project["as_of"])),
             mapping=str(sim.mapping) if sim.mapping else None,
             date_tolerance_days=int(project.get("date_tolerance_days", 0)),

@@ -26,6 +26,7 @@ import math
 import random
 import re
 import sqlite3
+import textwrap
 import unicodedata
 import zipfile
 from collections.abc import Callable, Iterable
@@ -133,6 +134,11 @@ class SimulationResult:
     ground_truth: Path
     register_entries: int
     system_dossiers: int
+
+    @property
+    def system_source(self) -> str:
+        """What to pass as `--system`: a SQLAlchemy URL for the sqlite file, else the csv folder."""
+        return f"sqlite:///{self.system}" if self.mapping is not None else str(self.system)
 
 
 # =============================================================================== the catalog
@@ -486,14 +492,11 @@ class _Plant:
 
     kind: str
     serial: int = 0
-    field_row: int = 0
     cat: int = ON_TIME
-    proc: int | None = None
     variant: int = 0
     key: int = 0  # packed dossier key; 0 for register-only rows
     dossier: _Dossier | None = None
-    paper: list[Any] | None = None
-    paper_day: int = 0
+    paper_day: int = 0  # the register day of its row (earlier than the system's for late data entry)
 
 
 class _Dossier:
@@ -532,7 +535,7 @@ class _Dossier:
         self.step = self.unit = self.assignee = None
         self.entered = self.step_due = 0
         self.entered_t = ""
-        self.path: tuple[_Step, ...] = ()
+        self.path = ()
 
 
 # Base counts of planted defects at scale 1 (DESIGN §5 kinds; see ground_truth.json).
@@ -584,6 +587,8 @@ def load_calibration(path: Path = CALIBRATION) -> dict[str, Any]:
 
 
 class _Generator:
+    """The plan (packed keys), the planted dossiers and the per-dossier builder, for one seed and scale."""
+
     def __init__(self, seed: int, scale: float, progress: Progress | None) -> None:
         self.seed, self.scale = seed, scale
         self.progress = progress or (lambda stage, done, total: None)
@@ -722,9 +727,8 @@ class _Generator:
                 window: tuple[int, int] | None = None, variant: int = 0) -> None:
             if not self._take(fi, cat):
                 return
-            plant = _Plant(kind, serial=len(self.plants) + 1, field_row=fi, cat=cat, variant=variant)
+            plant = _Plant(kind, serial=len(self.plants) + 1, cat=cat, variant=variant)
             pi, day = self._pick(rng, *self._options(fi, cat, 0, procs, window))
-            plant.proc = pi
             plant.key = _pack(day, rng.getrandbits(_TIE_BITS), plant.serial, pi, cat, 0)
             self.plants.append(plant)
 
@@ -862,7 +866,7 @@ class _Generator:
 
     # ------------------------------------------------------------------------------ planted
 
-    def _paper(self, d: _Dossier) -> list[Any]:
+    def paper_row(self, d: _Dossier) -> list[Any]:
         """The register row that agrees with a system dossier (dates as day indices)."""
         p = self.procs[d.proc]
         transfer = d.recv + 1 if d.recv_t >= AFTERNOON else d.recv
@@ -922,7 +926,7 @@ class _Generator:
                 force = STOPPED if plant.cat == UNRESOLVED else (RETURNED if plant.cat in (ON_TIME, LATE) else None)
             d = self.build(plant.key, seqs[plant.serial], rng, force)
             plant.dossier = d
-            paper = self._paper(d)
+            paper = self.paper_row(d)
             plant.paper_day = d.recv
             code = d.code
             if kind in ("orphan", "removed_step"):
@@ -987,7 +991,6 @@ class _Generator:
             elif kind == "missing_in_register":
                 self.findings.append({"kind": "missing_in_register", "dossier_code": code})
                 continue
-            plant.paper = paper
             self.extra_paper.setdefault(plant.paper_day, []).append(paper)
 
     def _register_only(self, plant: _Plant, rng: random.Random, extra_per_day: dict[int, int]) -> None:
@@ -1017,7 +1020,6 @@ class _Generator:
         due = day + days
         ret = rng.randint(day, min(due + 2, D.as_of)) if rng.random() < 0.7 and day < D.as_of else None
         paper = [code, code, name, _person(rng), f"{address}, {_phone(rng)}", agency, day, due, day, ret, ""]
-        plant.paper = paper
         self.extra_paper.setdefault(day, []).append(paper)
 
 
@@ -1073,7 +1075,7 @@ class _Emitter:
                 else:
                     d = gen.build(key, seq, rng)
                     if not d.carried:
-                        rows.append(gen._paper(d))
+                        rows.append(gen.paper_row(d))
                 self.system.add(d, gen.procs[d.proc], self._events(d))
                 self.dossiers += 1
                 if self.dossiers % step == 0:
@@ -1404,10 +1406,11 @@ def catalog_texts() -> dict[str, str]:
     out = {}
     for p in PROCEDURES:
         for v in p.versions:
-            lines = [f"# {p.name}: version {v.number}, as the vendor system holds it now."]
-            if v.comment:
-                lines.append(f"# {v.comment}")
-            lines.append("# Procedure code and step split are synthetic (invented for the demo district).")
+            head = " ".join(filter(None, (
+                f"{p.name}: version {v.number}, as the vendor system holds it now.", v.comment,
+                "Procedure code and step split are synthetic (invented for the demo district).",
+            )))
+            lines = [f"# {line}" for line in textwrap.wrap(head, 98)]
             lines += [
                 f"procedure: {_yaml_str(p.code)}",
                 f"name: {_yaml_str(p.name)}",

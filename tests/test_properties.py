@@ -106,13 +106,13 @@ def test_every_dossier_lands_in_exactly_one_class(tmp_path_factory, paper: list[
         return
     store = open_store(str(tmp_path_factory.mktemp("p") / "s.duckdb"))
     reg = stage_register(register_table(paper)).table if paper else None
-    dossiers, accounts, events = stage_system(system_data(system)) if system else stage_system(system_data([]))
+    staged = stage_system(system_data(system))
     if reg is None:
         reg = stage_register(register_table([{"code": "X", "outcome": "", "paper_only": False}])).table.slice(0, 0)
         books = [{"book": "so.csv", "period_from": date(2021, 1, 1), "period_to": date(2021, 12, 31), "entries": 0}]
     else:
         books = _books(reg, {})
-    loaded = Loaded(reg, books, dossiers, accounts, events, CATALOG, {}, [])
+    loaded = Loaded(reg, books, staged.dossiers, staged.accounts, staged.events, CATALOG, {}, [])
     run_id = record_run(store, loaded, AuditSettings(date(2021, 6, 30), 0, ("UBND xã Bình Hải",)))
     with store.connect() as conn:
         classes = conn.execute(sa.select(reconciliation.c.dossier_code, reconciliation.c["class"])

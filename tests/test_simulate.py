@@ -178,6 +178,7 @@ def test_result_points_at_the_files_written(district: SimulationResult, truth: d
     assert district.workflows == out / "workflows"
     assert district.config == out / "reconcile.yaml"
     assert district.ground_truth == out / "ground_truth.json"
+    assert district.system_source == f"sqlite:///{district.system}"
     assert truth["counts"] == {"register_entries": district.register_entries,
                                "system_dossiers": district.system_dossiers}
     assert district.system_dossiers == 15256
@@ -269,6 +270,15 @@ def test_open_dossiers_have_a_task_on_a_unit_account(district: SimulationResult,
             continue
         assert steps[task["MA_BUOC"]]["unit"] == task["MA_PHONGBAN"]
         assert day(task["NGAY_NHAN"]) <= day(task["HAN_XULY"])  # type: ignore[operator]
+
+
+def test_every_unit_of_the_catalog_has_active_staff(district: SimulationResult) -> None:
+    accounts = read_accounts(district.system)
+    active = Counter(unit for unit, is_active in accounts.values() if is_active)
+    inactive = Counter(unit for unit, is_active in accounts.values() if not is_active)
+    units = {s["unit"] for doc in read_catalog(district.workflows).values() for s in doc["steps"]}
+    assert all(active[u] >= 2 for u in units)
+    assert sum(inactive.values()) >= 5
 
 
 def test_register_workbook_layout(district: SimulationResult, truth: dict[str, Any],
@@ -549,6 +559,7 @@ def test_csv_variant_has_the_pinned_headers_and_the_same_dossiers(
 ) -> None:
     folder = csv_district.system
     assert csv_district.mapping is None and folder == csv_district.out / "system"
+    assert csv_district.system_source == str(folder)
 
     def rows(name: str) -> list[list[str]]:
         with (folder / name).open(encoding="utf-8", newline="") as fh:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
-
 import duckdb
 import pyarrow as pa
 
@@ -93,7 +91,15 @@ def stage_register(raw: pa.Table) -> Staged:
     return Staged(table, warnings)
 
 
-def stage_system(data: SystemData) -> tuple[pa.Table, pa.Table, pa.Table]:
+@dataclass
+class StagedSystem:
+    dossiers: pa.Table
+    accounts: pa.Table
+    events: pa.Table
+    digest: str  # order-independent digest of the content, for the run's fingerprint
+
+
+def stage_system(data: SystemData) -> StagedSystem:
     """Normalise dossiers (with their current task), accounts and events."""
     wb = workbench()
     wb.register("d", data.dossiers)
@@ -140,12 +146,12 @@ def stage_system(data: SystemData) -> tuple[pa.Table, pa.Table, pa.Table]:
             nullif(trim(from_step), '') AS from_step, nullif(trim(to_step), '') AS to_step,
             nullif(trim(account), '') AS account, {sql_date('"at"')} AS "at", {sql_text('action')} AS action
         FROM e""").to_arrow_table()
-    return dossiers, accounts, events
+    wb.register("staged", dossiers)
+    digest = wb.execute("SELECT count(*), coalesce(bit_xor(hash(fingerprint)), 0) FROM staged").fetchall()[0]
+    wb.register("staged_accounts", accounts)
+    acc_digest = wb.execute("SELECT coalesce(bit_xor(hash(account, unit, active)), 0) FROM staged_accounts").fetchall()[0]
+    return StagedSystem(dossiers, accounts, events, f"{digest[0]}:{digest[1]:x}:{acc_digest[0]:x}")
 
 
 def _sql_str(s: str) -> str:
     return s.replace("'", "''")
-
-
-def rows_as_dicts(table: pa.Table) -> list[dict[str, Any]]:
-    return table.to_pylist()

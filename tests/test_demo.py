@@ -1,0 +1,64 @@
+"""The demo district: the audit finds exactly what the simulator planted, and `make demo`'s
+committed findings.json is what the code produces today."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+from reconcile.commands import RunReport, demo
+from reconcile.model import FindingKind
+
+REPO = Path(__file__).resolve().parent.parent
+COMMITTED = REPO / "reports" / "binh-son-2021-h1"
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, RunReport]:
+    out = tmp_path_factory.mktemp("demo") / "binh-son-2021-h1"
+    return out, demo(out)
+
+
+def test_demo_audit_finds_exactly_the_planted_defects(demo_run: tuple[Path, RunReport]) -> None:
+    out, report = demo_run
+    truth = json.loads((out / "inputs" / "ground_truth.json").read_text(encoding="utf-8"))
+    expected = {(f["kind"], f["dossier_code"]) for f in truth["findings"] if f["dossier_code"]}
+    found = {(f["kind"], f["dossier_code"]) for f in report.findings if f["dossier_code"]}
+    assert sorted(found - expected) == [] and sorted(expected - found) == []
+    gaps = sorted((f["details"]["missing_from"], f["details"]["missing_to"]) for f in report.findings
+                  if f["kind"] == "register_numbering_gap")
+    assert gaps == sorted((f["missing_from"], f["missing_to"]) for f in truth["findings"]
+                          if f["kind"] == "register_numbering_gap")
+
+
+def test_demo_field_level_details_match_the_ground_truth(demo_run: tuple[Path, RunReport]) -> None:
+    out, report = demo_run
+    truth = json.loads((out / "inputs" / "ground_truth.json").read_text(encoding="utf-8"))
+    found: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for f in report.findings:
+        if f["kind"] == "date_mismatch":
+            found[(f["kind"], f["dossier_code"])].add(f["details"]["field"])
+        if f["kind"] == "field_mismatch":
+            found[(f["kind"], f["dossier_code"])] |= {x["field"] for x in f["details"]["fields"]}
+    expected = {(f["kind"], f["dossier_code"]): set(f["fields"]) for f in truth["findings"] if "fields" in f}
+    assert dict(found) == expected
+
+
+def test_demo_covers_every_finding_kind_of_the_foundation(demo_run: tuple[Path, RunReport]) -> None:
+    _, report = demo_run
+    foundation = {k.value for k in FindingKind} - {"dead_end_step", "unit_without_staff", "stalled",
+                                                   "superseded_version"}
+    assert foundation <= set(report.summary)
+    assert report.run["counts"] == {"register_entries": 13904, "system_dossiers": 15256}
+    assert report.run["paper_only_units"] == {"UBND xã Bình Hải": 16, "UBND xã Bình Tân Phú": 16}
+
+
+def test_committed_demo_findings_are_current(demo_run: tuple[Path, RunReport]) -> None:
+    out, _ = demo_run
+    fresh = (out / "findings.json").read_text(encoding="utf-8").replace(str(out), "reports/binh-son-2021-h1")
+    committed = COMMITTED / "findings.json"
+    assert committed.exists(), "run `make demo` and commit reports/binh-son-2021-h1/findings.json"
+    assert fresh == committed.read_text(encoding="utf-8"), "demo output changed: run `make demo` and commit"
