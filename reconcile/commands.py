@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections import Counter
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -21,9 +20,11 @@ from reconcile.model import FindingKind, MatchClass
 from reconcile.normalize import compare_key, normalize_code
 from reconcile.sources.register import RegisterMapping, load_register, load_register_mapping
 from reconcile.sources.system import SystemData, load_csv_profile, load_mapping_profile
-from reconcile.sources.workbench import stage_register, stage_system
+from reconcile.sources.workbench import (
+    account_sql, check_register, check_system, dossier_sql, event_sql, register_sql,
+)
 from reconcile.store import (
-    Store, account, audit_run, dossier, finding, mask_url, open_store, reconciliation, register_book,
+    Store, account, audit_run, dossier, finding, insert_select, mask_url, open_store, reconciliation, register_book,
     register_entry, step_event, wf_step, wf_transition, wf_version,
 )
 
@@ -107,41 +108,36 @@ def _catalog_tables(catalog: Catalog, run_id: int) -> tuple[list[dict[str, Any]]
     return versions, steps, transitions
 
 
-def _books(register: pa.Table, declared: dict[str, tuple[date, date]]) -> list[dict[str, Any]]:
+def _books(book_years: dict[str, dict[int | None, int]], declared: dict[str, tuple[date, date]]
+           ) -> list[dict[str, Any]]:
     """Each book covers a period: as declared, else the calendar year most of its entries were received in."""
-    years: dict[str, Counter[int]] = {}
-    counts: Counter[str] = Counter()
-    for book, received in zip(register.column("book").to_pylist(), register.column("received_at").to_pylist()):
-        counts[book] += 1
-        if received is not None:
-            years.setdefault(book, Counter())[received.year] += 1
     out = []
-    for book in sorted(counts):
+    for book in sorted(book_years):
+        years = {y: n for y, n in book_years[book].items() if y is not None}
         if book in declared:
             start, end = declared[book]
-        elif book in years:
-            year = max(years[book].items(), key=lambda kv: (kv[1], kv[0]))[0]
+        elif years:
+            year = max(years.items(), key=lambda kv: (kv[1], kv[0]))[0]
             start, end = date(year, 1, 1), date(year, 12, 31)
         else:
             raise BadInput(f"{book}: no entry has a received date, so the period the book covers is unknown. "
                            "Hint: declare period: {from, to} in --register-mapping.")
-        out.append({"book": book, "period_from": start, "period_to": end, "entries": counts[book]})
+        out.append({"book": book, "period_from": start, "period_to": end,
+                    "entries": sum(book_years[book].values())})
     return out
 
 
 @dataclass
 class Loaded:
-    """Everything an audit run stores, normalised and validated, before the store is touched."""
+    """Everything an audit run stores, read and checked, before the store is touched."""
 
-    register: pa.Table
+    register: pa.Table  # raw register cells (see sources.register)
     books: list[dict[str, Any]]
-    dossiers: pa.Table
-    accounts: pa.Table
-    events: pa.Table
+    system: SystemData  # raw system columns
     catalog: Catalog
     inputs_doc: dict[str, Any]
     warnings: list[str]
-    content: dict[str, Any] = field(default_factory=dict)
+    content: dict[str, Any] = field(default_factory=dict)  # what the run's fingerprint is made of
 
 
 def load_inputs(inputs: AuditInputs, progress: Progress = _quiet) -> Loaded:
@@ -150,22 +146,21 @@ def load_inputs(inputs: AuditInputs, progress: Progress = _quiet) -> Loaded:
     reg_mapping = load_register_mapping(inputs.register_mapping) if inputs.register_mapping else RegisterMapping()
     progress("register")
     raw = load_register(inputs.register, reg_mapping)
-    staged = stage_register(raw.table)
+    reg_check = check_register(raw.table)
     progress("system")
     system = load_system(inputs.system, inputs.mapping)
-    staged_system = stage_system(system)
+    sys_check = check_system(system)
     inputs_doc = {
         "register": [{"file": f, "sha256": _fingerprint_file(f)} for f in raw.files],
         "system": {"profile": system.profile, "source": system.source,
                    **({"mapping": inputs.mapping} if inputs.mapping else {})},
         "workflows": {"dir": inputs.workflows, "versions": len(catalog.versions)},
     }
-    # The run's fingerprint is made of contents, not paths: the same data audited anywhere matches.
-    content = {"register": [d["sha256"] for d in inputs_doc["register"]], "system": staged_system.digest,
+    # Contents, not paths: the same data audited from anywhere has the same fingerprint.
+    content = {"register": [d["sha256"] for d in inputs_doc["register"]], "system": sys_check.digest,
                "catalog": _catalog_digest(catalog)}
-    return Loaded(staged.table, _books(staged.table, raw.periods), staged_system.dossiers, staged_system.accounts,
-                  staged_system.events, catalog, inputs_doc, list(catalog.warnings) + raw.warnings + staged.warnings,
-                  content)
+    return Loaded(raw.table, _books(reg_check.book_years, raw.periods), system, catalog, inputs_doc,
+                  list(catalog.warnings) + raw.warnings + reg_check.warnings, content)
 
 
 def _catalog_digest(catalog: Catalog) -> str:
@@ -181,18 +176,15 @@ def record_run(store: Store, loaded: Loaded, settings: AuditSettings, progress: 
     fingerprint = hashlib.sha256(json.dumps([loaded.content, settings.to_dict(), __version__],
                                             sort_keys=True, default=str).encode()).hexdigest()[:16]
     progress("store")
+    system = loaded.system
     with store.begin() as conn:
         run_id = store.next_run_id(conn)
-        conn.execute(sa.insert(audit_run).values(
-            id=run_id, as_of=settings.as_of, started_at=started_at or _started_at(), tool_version=__version__,
-            fingerprint=fingerprint, inputs=json.dumps(loaded.inputs_doc, ensure_ascii=False, sort_keys=True),
-            settings=json.dumps(settings.to_dict(), ensure_ascii=False, sort_keys=True),
-            periods=json.dumps(loaded.books, ensure_ascii=False, default=str),
-            register_entries=loaded.register.num_rows, system_dossiers=loaded.dossiers.num_rows,
-        ))
-        for table, data in ((register_entry, loaded.register), (dossier, loaded.dossiers),
-                            (account, loaded.accounts), (step_event, loaded.events)):
-            store.bulk_insert(conn, table, _with_run(data, run_id))
+        n_reg = insert_select(store, conn, register_entry, register_sql("raw_register"),
+                              {"raw_register": loaded.register}, run_id)
+        n_sys = insert_select(store, conn, dossier, dossier_sql("raw_dossier"), {"raw_dossier": system.dossiers},
+                              run_id)
+        insert_select(store, conn, account, account_sql("raw_account"), {"raw_account": system.accounts}, run_id)
+        insert_select(store, conn, step_event, event_sql("raw_event"), {"raw_event": system.events}, run_id)
         versions, steps, transitions = _catalog_tables(loaded.catalog, run_id)
         for table, rows in ((wf_version, versions), (wf_step, steps), (wf_transition, transitions)):
             if rows:
@@ -200,6 +192,13 @@ def record_run(store: Store, loaded: Loaded, settings: AuditSettings, progress: 
         conn.execute(sa.insert(register_book), [{"run_id": run_id, **b} for b in loaded.books])
         progress("audit")
         run_audit(conn, run_id, settings)
+        conn.execute(sa.insert(audit_run).values(
+            id=run_id, as_of=settings.as_of, started_at=started_at or _started_at(), tool_version=__version__,
+            fingerprint=fingerprint, inputs=json.dumps(loaded.inputs_doc, ensure_ascii=False, sort_keys=True),
+            settings=json.dumps(settings.to_dict(), ensure_ascii=False, sort_keys=True),
+            periods=json.dumps(loaded.books, ensure_ascii=False, default=str),
+            register_entries=n_reg, system_dossiers=n_sys,
+        ))
     return run_id
 
 
@@ -219,10 +218,6 @@ def audit(inputs: AuditInputs, store_url: str | None = None, progress: Progress 
 
 def _started_at() -> str:
     return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
-
-
-def _with_run(data: pa.Table, run_id: int) -> pa.Table:
-    return data.append_column("run_id", pa.array([run_id] * data.num_rows, pa.int32()))
 
 
 def _resolve_run(store: Store, conn: sa.Connection, run_id: int | None) -> int:

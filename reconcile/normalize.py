@@ -111,10 +111,12 @@ def sql_fold(col: str) -> str:
 
 
 def sql_date(col: str) -> str:
+    # The common exact forms first: COALESCE evaluates later arguments only for rows still NULL.
     s = f"trim(nfc_normalize({col}))"
     first = f"split_part(replace({s}, 'T', ' '), ' ', 1)"
     return (
         "coalesce("
+        f"try_strptime({col}, '%d/%m/%Y')::DATE, try_strptime({col}, '%Y-%m-%d')::DATE, "
         f"try_strptime({first}, ['%d/%m/%Y', '%d-%m-%Y', '%d.%m.%Y', '%Y-%m-%d'])::DATE, "
         f"CASE WHEN regexp_full_match({s}, '[0-9]{{4,5}}([.][0-9]+)?') "
         f"THEN DATE '1899-12-30' + CAST(floor(CAST({s} AS DOUBLE)) AS INTEGER) END)"

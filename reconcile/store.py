@@ -317,6 +317,29 @@ class Store:
                 conn.execute(table.insert(), batch.to_pylist())
 
 
+def insert_select(store: "Store", conn: Connection, table: sa.Table, sql: str, sources: dict[str, pa.Table],
+                  run_id: int) -> int:
+    """INSERT the rows of a workbench SELECT over raw Arrow tables. On a DuckDB store the SELECT runs
+    in the store itself (no copy); elsewhere in a scratch DuckDB, then through the engine's bulk path."""
+    if store.dialect == "duckdb":
+        raw = conn.connection.dbapi_connection
+        for name, data in sources.items():
+            raw.register(name, data)
+        try:
+            result = conn.exec_driver_sql(
+                f'INSERT INTO "{table.name}" BY NAME SELECT {int(run_id)} AS run_id, * FROM ({sql})')
+            return int(result.rowcount or 0)
+        finally:
+            for name in sources:
+                raw.unregister(name)
+    from reconcile.sources.workbench import select_arrow
+
+    data = select_arrow(sql, sources)
+    data = data.append_column("run_id", pa.array([run_id] * data.num_rows, pa.int32()))
+    store.bulk_insert(conn, table, data)
+    return data.num_rows
+
+
 def open_store(url: str | None = None, *, create: bool = True) -> Store:
     """Open (and on first use create) the working store; checks the recorded schema version."""
     url = url or os.environ.get("RECONCILE_STORE") or DEFAULT_STORE

@@ -17,7 +17,7 @@ from helpers import invoke
 from conftest import CASES
 from reconcile.sources.register import RegisterMapping, load_register, load_register_mapping
 from reconcile.sources.system import _begin_read_only
-from reconcile.sources.workbench import stage_register
+from reconcile.sources.workbench import register_sql, select_arrow
 
 BASIC = CASES / "golden" / "basic"
 VENDOR_STATUS = {"submitted": 0, "received": 1, "in_progress": 2, "supplement_requested": 3,
@@ -122,6 +122,10 @@ def test_vendor_reads_are_read_only(vendor_url: str) -> None:
     engine.dispose()
 
 
+def staged(paths: list[Path]):
+    return select_arrow(register_sql("r") + " ORDER BY entry_id", {"r": load_register(paths).table})
+
+
 def test_register_as_two_sheet_xlsx_with_title_rows_and_merged_header_equals_csv(tmp_path: Path) -> None:
     rows = list(csv.reader((BASIC / "register-2021.csv").open(encoding="utf-8-sig")))
     header, body = rows[0], rows[1:]
@@ -138,8 +142,8 @@ def test_register_as_two_sheet_xlsx_with_title_rows_and_merged_header_equals_csv
             ws.append(r)
     del wb["Sheet"]
     wb.save(tmp_path / "so.xlsx")
-    from_csv = stage_register(load_register([BASIC / "register-2021.csv"]).table).table
-    from_xlsx = stage_register(load_register([tmp_path / "so.xlsx"]).table).table
+    from_csv = staged([BASIC / "register-2021.csv"])
+    from_xlsx = staged([tmp_path / "so.xlsx"])
     keep = ["dossier_code", "stt", "applicant", "received_at", "due_at", "returned_at", "outcome", "agency"]
     assert from_xlsx.select(keep).to_pylist() == from_csv.select(keep).to_pylist()
     assert from_xlsx.column("sheet").to_pylist()[:1] == ["Quý I"]
@@ -155,8 +159,8 @@ def test_register_mapping_names_other_headers(tmp_path: Path) -> None:
         "period: {from: 2021-01-01, to: 2021-06-30}\n", encoding="utf-8")
     mapping = load_register_mapping(tmp_path / "m.yaml")
     data = load_register([tmp_path / "other.csv"], mapping)
-    staged = stage_register(data.table).table.to_pylist()
-    assert [(r["dossier_code"], str(r["received_at"]), r["row_no"]) for r in staged] == [
+    rows = select_arrow(register_sql("r"), {"r": data.table}).to_pylist()
+    assert [(r["dossier_code"], str(r["received_at"]), r["row_no"]) for r in rows] == [
         ("000.00.53.H48-210105-0001", "2021-01-05", 3)]
     assert data.periods == {"other.csv": mapping.period}
 

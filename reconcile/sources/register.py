@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import yaml
 
@@ -124,7 +125,9 @@ def load_register(paths: Iterable[str | Path], mapping: RegisterMapping | None =
         tables.append(t.append_column("book", pa.array([book] * t.num_rows, pa.string())))
     if not tables:
         raise BadInput("no register file given. Hint: --register FILE (CSV or XLSX), repeatable.")
-    return RegisterData(pa.concat_tables(tables), files, warnings, periods)
+    table = pa.concat_tables(tables)
+    table = table.append_column("entry_id", pa.array(range(1, table.num_rows + 1), pa.int32()))
+    return RegisterData(table, files, warnings, periods)
 
 
 def _check_file(p: Path) -> None:
@@ -263,49 +266,59 @@ def _rows_table(rows: list[list[str]], header: _Header, file: str, sheet: str | 
 
 
 def _read_csv(p: Path, mapping: RegisterMapping) -> tuple[pa.Table, list[str]]:
-    data = p.read_bytes()
-    text = _decode(p, data)
-    head = text[:200_000].splitlines()[:HEADER_SCAN_ROWS]
-    delimiter = "\t" if p.suffix.lower() == ".tsv" else _sniff_delimiter(head)
-    head_rows = list(csv.reader(head, delimiter=delimiter))
+    with p.open("rb") as fh:
+        sample = fh.read(256 * 1024)
+    head = _decode(p, sample, partial=True)
+    head_lines = head.splitlines()[:HEADER_SCAN_ROWS]
+    delimiter = "\t" if p.suffix.lower() == ".tsv" else _sniff_delimiter(head_lines)
+    head_rows = list(csv.reader(head_lines, delimiter=delimiter))
     header = _locate_header(head_rows, mapping, p.name)
     width = max(len(r) for r in head_rows)
-    body_start = _line_offset(text, header.data_start)
-    body = text[body_start:]
-    # Fast path: Arrow's parser (multi-threaded) when each record is one line and no line is
-    # blank, so that record i is file row data_start + i + 1 exactly. Otherwise the csv module.
-    if "\n\n" not in body.replace("\r\n", "\n") and body.strip():
+    # Fast path: Arrow's multi-threaded parser straight from the file, when every record is one
+    # line and no blank line shifts the numbering (Arrow skips blank lines), so that record i is
+    # file row data_start + i + 1 exactly. Anything else goes through the csv module.
+    if not _has_inner_blank_line(p):
+        names = [f"c{i}" for i in range(width)]
         try:
             table = pacsv.read_csv(
-                io.BytesIO(body.encode("utf-8")),
-                read_options=pacsv.ReadOptions(column_names=[f"c{i}" for i in range(width)], use_threads=True),
+                p,
+                read_options=pacsv.ReadOptions(skip_rows=header.data_start, column_names=names, use_threads=True,
+                                               block_size=16 << 20),
                 parse_options=pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=False),
-                convert_options=pacsv.ConvertOptions(
-                    column_types={f"c{i}": pa.string() for i in range(width)}, strings_can_be_null=True,
-                    null_values=[""],
-                ),
+                convert_options=pacsv.ConvertOptions(column_types={n: pa.string() for n in names},
+                                                     strings_can_be_null=True, null_values=[""]),
             )
             return _arrow_table(table, header, p.name), []
         except pa.ArrowInvalid:
-            pass
+            pass  # ragged rows, quoted newlines or bad bytes: the careful path says exactly where
+    text = _decode(p, p.read_bytes())
     rows = list(csv.reader(io.StringIO(text), delimiter=delimiter))
     return _rows_table(rows, header, p.name, None), []
 
 
+def _has_inner_blank_line(p: Path) -> bool:
+    """A blank line before the end of the file (trailing blank lines shift nothing)."""
+    import mmap
+
+    with p.open("rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+        for pattern in (b"\n\n", b"\n\r\n"):
+            pos = mm.find(pattern)
+            if pos >= 0 and mm[pos:].strip():
+                return True
+    return False
+
+
 def _arrow_table(raw: pa.Table, header: _Header, file: str) -> pa.Table:
     n = raw.num_rows
-    arrays: dict[str, pa.Array] = {}
+    arrays: dict[str, pa.Array | pa.ChunkedArray] = {}
     for f in FIELDS:
         c = header.columns.get(f)
-        arrays[f] = raw.column(f"c{c}").combine_chunks() if c is not None and c < raw.num_columns \
-            else pa.nulls(n, pa.string())
+        arrays[f] = raw.column(f"c{c}") if c is not None and c < raw.num_columns else pa.nulls(n, pa.string())
     arrays["source_file"] = pa.array([file] * n, pa.string())
     arrays["sheet"] = pa.nulls(n, pa.string())
     arrays["row_no"] = pa.array(range(header.data_start + 1, header.data_start + 1 + n), pa.int32())
     table = pa.table(arrays)
     # Rows whose every cell is empty are layout, not entries.
-    import pyarrow.compute as pc
-
     any_value = None
     for f in FIELDS:
         v = pc.is_valid(table.column(f))
@@ -313,12 +326,15 @@ def _arrow_table(raw: pa.Table, header: _Header, file: str) -> pa.Table:
     return table.filter(any_value)
 
 
-def _decode(p: Path, data: bytes) -> str:
+def _decode(p: Path, data: bytes, partial: bool = False) -> str:
+    """UTF-8 text (BOM dropped); a legacy 8-bit file is refused with the row of its first bad byte."""
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
+        if partial and exc.start >= len(data) - 3:  # a character cut at the end of the sample
+            return data[: exc.start].decode("utf-8")
         line = data[: exc.start].count(b"\n") + 1
         raise BadInput(
             f"{p.name}, row {line}: byte 0x{data[exc.start]:02x} is not UTF-8; the file looks like a legacy "
@@ -333,11 +349,3 @@ def _sniff_delimiter(lines: list[str]) -> str:
     return max(counts, key=lambda d: counts[d]) if any(counts.values()) else ","
 
 
-def _line_offset(text: str, line_index: int) -> int:
-    pos = 0
-    for _ in range(line_index):
-        nxt = text.find("\n", pos)
-        if nxt < 0:
-            return len(text)
-        pos = nxt + 1
-    return pos

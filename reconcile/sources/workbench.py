@@ -1,13 +1,15 @@
-"""The workbench: an in-memory DuckDB that turns raw text columns into store-shaped, normalised tables."""
+"""Normalisation as DuckDB SQL over raw text columns: checks before the store is touched, and the
+SELECTs that turn raw Arrow tables into store rows (run in the store itself when it is DuckDB)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
 import duckdb
 import pyarrow as pa
 
 from reconcile.errors import BadInput
-from reconcile.normalize import sql_code, sql_compare_key, sql_date, sql_fold, sql_looks_like_code, sql_text
+from reconcile.normalize import sql_code, sql_date, sql_fold, sql_looks_like_code, sql_text
 from reconcile.sources.system import SystemData
 
 MAX_LISTED = 10
@@ -15,15 +17,14 @@ MAX_LISTED = 10
 # Keywords (folded: no diacritics, lower case) that give a paper outcome from the note column.
 WITHDRAWN_WORDS = ("rut ho so", "rut hs", "xin rut", "cong dan rut")
 REJECTED_WORDS = ("tra lai", "tu choi", "khong giai quyet", "khong du dieu kien")
+REGISTER_DATES = {"received_at": "Nhận hồ sơ", "due_at": "Hẹn trả kết quả",
+                  "transferred_at": "Chuyển hồ sơ", "returned_at": "Trả kết quả"}
+SYSTEM_DATES = ("received_at", "due_at", "due_at_revised", "finished_at", "returned_at",
+                "step_entered_at", "step_due_at")
 
 
-@dataclass
-class Staged:
-    table: pa.Table
-    warnings: list[str]
-
-
-def workbench() -> duckdb.DuckDBPyConnection:
+def connect() -> duckdb.DuckDBPyConnection:
+    """A scratch in-memory DuckDB: the workbench when the store is not DuckDB, and for checks."""
     return duckdb.connect(":memory:")
 
 
@@ -33,94 +34,129 @@ def _bad_dates(wb: duckdb.DuckDBPyConnection, view: str, columns: dict[str, str]
     for col, label in columns.items():
         rows = wb.execute(
             f"SELECT {locate}, {col} FROM {view} WHERE {col} IS NOT NULL AND trim({col}) <> '' "
-            f"AND {sql_date(col)} IS NULL LIMIT {MAX_LISTED}"
+            f"AND {sql_date(col)} IS NULL ORDER BY source_row_key LIMIT {MAX_LISTED}"
         ).fetchall()
         problems += [f"{where}, {label}: {value!r} is not a date. Expected dd/mm/yyyy, YYYY-MM-DD or an "
                      "Excel date." for where, value in rows]
     return problems
 
 
-def stage_register(raw: pa.Table) -> Staged:
-    wb = workbench()
-    wb.register("raw", raw)
-    locate = ("source_file || coalesce(', sheet \"' || sheet || '\"', '') || ', row ' || row_no")
-    problems = _bad_dates(wb, "raw", {"received_at": "Nhận hồ sơ", "due_at": "Hẹn trả kết quả",
-                                      "transferred_at": "Chuyển hồ sơ", "returned_at": "Trả kết quả"}, locate)
+def _raise(problems: list[str], summary: str) -> None:
     if problems:
-        raise BadInput(problems[0] if len(problems) == 1 else f"{len(problems)} unparseable dates", problems)
+        raise BadInput(problems[0] if len(problems) == 1 else summary, problems)
+
+
+# ----------------------------------------------------------------------------------- register
+
+_REG_LOCATE = "source_file || coalesce(', sheet \"' || sheet || '\"', '') || ', row ' || row_no"
+
+
+@dataclass(frozen=True, slots=True)
+class RegisterCheck:
+    warnings: list[str]
+    book_years: dict[str, dict[int | None, int]]  # entries per book and year received
+
+
+def check_register(raw: pa.Table) -> RegisterCheck:
+    """Refuse unparseable dates (BadInput); warn about codes that do not look like dossier codes."""
+    wb = connect()
+    wb.register("raw_in", raw)
+    wb.execute("CREATE VIEW raw AS SELECT *, entry_id AS source_row_key FROM raw_in")
+    problems = _bad_dates(wb, "raw", REGISTER_DATES, _REG_LOCATE)
+    _raise(problems, f"{len(problems)} unparseable dates in the register")
+    bad = wb.execute(f"""
+        SELECT {_REG_LOCATE}, dossier_code FROM raw
+        WHERE NOT {sql_looks_like_code(sql_code('dossier_code'))} ORDER BY entry_id""").fetchall()
+    warnings = [f"{where}: {value!r} does not look like a dossier code (kept). "
+                "Expected e.g. 000.00.53.H48-210105-0001." for where, value in bad[:MAX_LISTED]]
+    if len(bad) > MAX_LISTED:
+        warnings.append(f"... and {len(bad) - MAX_LISTED} more rows with codes that do not look like dossier codes.")
+    book_years: dict[str, dict[int | None, int]] = {}
+    for book, year, n in wb.execute(
+            f"SELECT book, year({sql_date('received_at')}), count(*) FROM raw GROUP BY ALL").fetchall():
+        book_years.setdefault(book, {})[year] = n
+    return RegisterCheck(warnings, book_years)
+
+
+def _distinct_text(raw: str, col: str) -> str:
+    """Normalise each distinct value once (procedures and agencies repeat on most rows)."""
+    return f"(SELECT {col} AS raw_value, {sql_text(col)} AS norm FROM (SELECT DISTINCT {col} FROM {raw}))"
+
+
+def register_sql(raw: str) -> str:
+    """SELECT producing register_entry rows (without run_id) from a raw register table."""
     note = sql_fold("note")
     withdrawn = " OR ".join(f"{note} LIKE '%{w}%'" for w in WITHDRAWN_WORDS)
     rejected = " OR ".join(f"{note} LIKE '%{w}%'" for w in REJECTED_WORDS)
-    table = wb.sql(f"""
+    return f"""
         WITH n AS (
-            SELECT *, {sql_code('dossier_code')} AS code_n, {sql_date('returned_at')} AS returned_d
-            FROM raw
+            SELECT *, {sql_code('dossier_code')} AS code_n, {sql_text('applicant')} AS applicant_n,
+                   {sql_date('returned_at')} AS returned_d
+            FROM {raw}
         )
         SELECT
-            CAST(row_number() OVER (ORDER BY book, source_file, sheet NULLS FIRST, row_no) AS INTEGER) AS entry_id,
-            source_file, sheet, row_no, book,
-            TRY_CAST(TRY_CAST(trim(stt) AS DOUBLE) AS INTEGER) AS stt, stt AS stt_raw,
-            dossier_code AS code_raw, code_n AS dossier_code,
-            {sql_looks_like_code('code_n')} AS code_ok,
-            {sql_text('procedure')} AS procedure, {sql_compare_key('procedure')} AS procedure_key,
-            quantity, {sql_text('applicant')} AS applicant, {sql_compare_key('applicant')} AS applicant_key,
-            {sql_text('address')} AS address, {sql_text('agency')} AS agency,
-            {sql_compare_key('agency')} AS agency_key,
-            received_at AS received_raw, {sql_date('received_at')} AS received_at,
-            due_at AS due_raw, {sql_date('due_at')} AS due_at,
-            {sql_date('transferred_at')} AS transferred_at,
-            returned_at AS returned_raw, returned_d AS returned_at,
-            {sql_text('signed')} AS signed, {sql_text('note')} AS note,
-            CASE WHEN note IS NOT NULL AND ({withdrawn}) THEN 'withdrawn'
-                 WHEN note IS NOT NULL AND ({rejected}) THEN 'rejected'
-                 WHEN returned_d IS NOT NULL THEN 'returned'
+            n.entry_id, n.source_file, n.sheet, n.row_no, n.book,
+            TRY_CAST(TRY_CAST(trim(n.stt) AS DOUBLE) AS INTEGER) AS stt, n.stt AS stt_raw,
+            n.dossier_code AS code_raw, n.code_n AS dossier_code,
+            {sql_looks_like_code('n.code_n')} AS code_ok,
+            p.norm AS procedure, lower(p.norm) AS procedure_key,
+            n.quantity, n.applicant_n AS applicant, lower(n.applicant_n) AS applicant_key,
+            n.address, a.norm AS agency, lower(a.norm) AS agency_key,
+            n.received_at AS received_raw, {sql_date('n.received_at')} AS received_at,
+            n.due_at AS due_raw, {sql_date('n.due_at')} AS due_at,
+            {sql_date('n.transferred_at')} AS transferred_at,
+            n.returned_at AS returned_raw, n.returned_d AS returned_at,
+            {sql_text('n.signed')} AS signed, {sql_text('n.note')} AS note,
+            CASE WHEN n.note IS NOT NULL AND ({withdrawn}) THEN 'withdrawn'
+                 WHEN n.note IS NOT NULL AND ({rejected}) THEN 'rejected'
+                 WHEN n.returned_d IS NOT NULL THEN 'returned'
                  ELSE 'none' END AS outcome
         FROM n
-        ORDER BY entry_id
-    """).to_arrow_table()
-    warnings: list[str] = []
-    bad = wb.execute(f"""
-        SELECT source_file || coalesce(', sheet "' || sheet || '"', '') || ', row ' || row_no, dossier_code
-        FROM raw WHERE NOT {sql_looks_like_code(sql_code('dossier_code'))}
-        ORDER BY source_file, sheet NULLS FIRST, row_no""").fetchall()
-    for where, value in bad[:MAX_LISTED]:
-        warnings.append(f"{where}: {value!r} does not look like a dossier code (kept). "
-                        "Expected e.g. 000.00.53.H48-210105-0001.")
-    if len(bad) > MAX_LISTED:
-        warnings.append(f"... and {len(bad) - MAX_LISTED} more rows with codes that do not look like dossier codes.")
-    return Staged(table, warnings)
+        LEFT JOIN {_distinct_text(raw, 'procedure')} p ON n.procedure IS NOT DISTINCT FROM p.raw_value
+        LEFT JOIN {_distinct_text(raw, 'agency')} a ON n.agency IS NOT DISTINCT FROM a.raw_value
+    """
 
 
-@dataclass
-class StagedSystem:
-    dossiers: pa.Table
-    accounts: pa.Table
-    events: pa.Table
+# ------------------------------------------------------------------------------------- system
+
+
+@dataclass(frozen=True, slots=True)
+class SystemCheck:
     digest: str  # order-independent digest of the content, for the run's fingerprint
 
 
-def stage_system(data: SystemData) -> StagedSystem:
-    """Normalise dossiers (with their current task), accounts and events."""
-    wb = workbench()
-    wb.register("d", data.dossiers)
-    where = data.where.get("dossier", "dossiers")
-    locate = f"'{_sql_str(where)}, row ' || source_row"
-    dates = {c: c for c in ("received_at", "due_at", "due_at_revised", "finished_at", "returned_at",
-                            "step_entered_at", "step_due_at")}
-    problems = _bad_dates(wb, "d", dates, locate)
+def check_system(data: SystemData) -> SystemCheck:
+    """Refuse unparseable dates and versions (BadInput) before the store is touched."""
+    wb = connect()
+    wb.register("d_in", data.dossiers)
+    wb.execute("CREATE VIEW d AS SELECT *, source_row AS source_row_key FROM d_in")
+    where = data.where.get("dossier", "dossiers").replace("'", "''")
+    locate = f"'{where}, row ' || source_row"
+    problems = _bad_dates(wb, "d", {c: c for c in SYSTEM_DATES}, locate)
     bad_version = wb.execute(
-        f"SELECT {locate}, workflow_version FROM d WHERE workflow_version IS NOT NULL AND trim(workflow_version) <> '' "
-        f"AND TRY_CAST(TRY_CAST(trim(workflow_version) AS DOUBLE) AS INTEGER) IS NULL LIMIT {MAX_LISTED}"
+        f"SELECT {locate}, workflow_version FROM d WHERE workflow_version IS NOT NULL "
+        f"AND trim(workflow_version) <> '' AND TRY_CAST(TRY_CAST(trim(workflow_version) AS DOUBLE) AS INTEGER) "
+        f"IS NULL ORDER BY source_row LIMIT {MAX_LISTED}"
     ).fetchall()
     problems += [f"{w}, workflow_version: {v!r} is not a whole number." for w, v in bad_version]
-    if problems:
-        raise BadInput(problems[0] if len(problems) == 1 else f"{len(problems)} bad values in {where}", problems)
-    dossiers = wb.sql(f"""
+    _raise(problems, f"{len(problems)} bad values in {where}")
+    wb.register("a", data.accounts)
+    (n, dh), = wb.execute(f"SELECT count(*), coalesce(bit_xor(hash({_FINGERPRINT})), 0) FROM d").fetchall()
+    (ah,), = wb.execute("SELECT coalesce(bit_xor(hash(account, unit, active)), 0) FROM a").fetchall()
+    return SystemCheck(f"{n}:{dh:x}:{ah:x}")
+
+
+_FINGERPRINT = ("md5(concat_ws('|', dossier_code, procedure, applicant, status_raw, workflow_key, workflow_version, "
+                "current_step, assignee, unit, received_at, due_at, due_at_revised, finished_at, returned_at))")
+
+
+def dossier_sql(raw: str) -> str:
+    """SELECT producing dossier rows (without run_id) from the raw system table."""
+    return f"""
         SELECT source_row, dossier_code AS code_raw, {sql_code('dossier_code')} AS dossier_code,
             {sql_text('procedure')} AS procedure, {sql_text('field')} AS field,
-            {sql_text('applicant')} AS applicant, {sql_compare_key('applicant')} AS applicant_key,
-            {sql_text('phone')} AS phone, {sql_text('address')} AS address, {sql_text('agency')} AS agency,
-            {sql_text('channel')} AS channel,
+            {sql_text('applicant')} AS applicant, lower({sql_text('applicant')}) AS applicant_key,
+            phone, address, {sql_text('agency')} AS agency, trim(channel) AS channel,
             {sql_date('received_at')} AS received_at, {sql_date('due_at')} AS due_at,
             {sql_date('due_at_revised')} AS due_at_revised, {sql_date('finished_at')} AS finished_at,
             {sql_date('returned_at')} AS returned_at,
@@ -130,28 +166,29 @@ def stage_system(data: SystemData) -> StagedSystem:
             nullif(trim(current_step), '') AS current_step, nullif(trim(assignee), '') AS assignee,
             nullif(trim(unit), '') AS unit,
             {sql_date('step_entered_at')} AS step_entered_at, {sql_date('step_due_at')} AS step_due_at,
-            md5(concat_ws('|', dossier_code, procedure, applicant, status_raw, workflow_key, workflow_version,
-                current_step, assignee, unit, received_at, due_at, due_at_revised, finished_at, returned_at))
-                AS fingerprint
-        FROM d ORDER BY source_row
-    """).to_arrow_table()
-    wb.register("a", data.accounts)
-    accounts = wb.sql("""
+            {_FINGERPRINT} AS fingerprint
+        FROM {raw}
+    """
+
+
+def account_sql(raw: str) -> str:
+    return f"""
         SELECT nullif(trim(account), '') AS account, name, nullif(trim(unit), '') AS unit, active
-        FROM a WHERE nullif(trim(account), '') IS NOT NULL""").to_arrow_table()
-    wb.register("e", data.events)
-    events = wb.sql(f"""
+        FROM {raw} WHERE nullif(trim(account), '') IS NOT NULL"""
+
+
+def event_sql(raw: str) -> str:
+    return f"""
         SELECT {sql_code('dossier_code')} AS dossier_code,
             TRY_CAST(TRY_CAST(trim(seq) AS DOUBLE) AS INTEGER) AS seq,
             nullif(trim(from_step), '') AS from_step, nullif(trim(to_step), '') AS to_step,
             nullif(trim(account), '') AS account, {sql_date('"at"')} AS "at", {sql_text('action')} AS action
-        FROM e""").to_arrow_table()
-    wb.register("staged", dossiers)
-    digest = wb.execute("SELECT count(*), coalesce(bit_xor(hash(fingerprint)), 0) FROM staged").fetchall()[0]
-    wb.register("staged_accounts", accounts)
-    acc_digest = wb.execute("SELECT coalesce(bit_xor(hash(account, unit, active)), 0) FROM staged_accounts").fetchall()[0]
-    return StagedSystem(dossiers, accounts, events, f"{digest[0]}:{digest[1]:x}:{acc_digest[0]:x}")
+        FROM {raw}"""
 
 
-def _sql_str(s: str) -> str:
-    return s.replace("'", "''")
+def select_arrow(sql: str, sources: dict[str, pa.Table]) -> pa.Table:
+    """Run a workbench SELECT in a scratch DuckDB (for stores that are not DuckDB, and for tests)."""
+    wb = connect()
+    for name, table in sources.items():
+        wb.register(name, table)
+    return wb.sql(sql).to_arrow_table()
