@@ -88,9 +88,11 @@ def run_audit(conn: Connection, run_id: int, settings: AuditSettings) -> None:
     """Classify every code of the union of both sides, then record every finding of the run."""
     reg, sys_ = _representatives(run_id)
     _classify(conn, run_id, settings, reg, sys_)
-    _class_findings(conn, run_id, reg, sys_)
-    _date_findings(conn, run_id, settings, reg, sys_)
-    _field_findings(conn, run_id, reg, sys_)
+    # From here on the reconciliation table names each code's representative rows: plain joins.
+    r, s = register_entry.alias("r"), dossier.alias("s")
+    _class_findings(conn, run_id, r, s)
+    _date_findings(conn, run_id, settings, r, s)
+    _field_findings(conn, run_id, r, s)
     _duplicate_findings(conn, run_id)
     _numbering_findings(conn, run_id)
     _workflow_findings(conn, run_id)
@@ -138,19 +140,21 @@ def _outcome_statuses() -> dict[Outcome, frozenset[Any]]:
     return OUTCOME_STATUSES
 
 
-def _pairs(run_id: int, r: Any, s: Any, classes: list[str]) -> tuple[Any, Any]:
+def _pairs(run_id: int, r: Any, s: Any, classes: list[str] | None = None) -> Any:
+    """SELECT rc.dossier_code FROM the run's reconciliation joined to its representative rows."""
     rc = reconciliation
-    base = (
+    stmt = (
         sa.select(rc.c.dossier_code)
         .select_from(rc)
-        .outerjoin(r, r.c.entry_id == rc.c.entry_id)
-        .outerjoin(s, s.c.source_row == rc.c.source_row)
-        .where(rc.c.run_id == run_id, rc.c["class"].in_(classes))
+        .outerjoin(r, sa.and_(r.c.run_id == run_id, r.c.entry_id == rc.c.entry_id))
+        .outerjoin(s, sa.and_(s.c.run_id == run_id, s.c.source_row == rc.c.source_row))
+        .where(rc.c.run_id == run_id)
     )
-    return base, rc
+    return stmt.where(rc.c["class"].in_(classes)) if classes is not None else stmt
 
 
 def _class_findings(conn: Connection, run_id: int, r: Any, s: Any) -> None:
+    """The five class findings in one pass over the (few) non-matching codes."""
     details = {
         K.MISSING_IN_SYSTEM: obj(received_at=r.c.received_at, procedure=r.c.procedure, agency=r.c.agency,
                                  reason=sa.literal_column("'on the paper register, not in the system'")),
@@ -168,10 +172,18 @@ def _class_findings(conn: Connection, run_id: int, r: Any, s: Any) -> None:
                                returned_on_paper=r.c.returned_at, returned_at=s.c.returned_at,
                                reason=sa.literal_column("'closed on both sides with different outcomes'")),
     }
-    for kind, det in details.items():
-        base, rc = _pairs(run_id, r, s, [kind.value])
-        select = base.add_columns(json_text(det).label("details"), json_text(_both_evidence(r, s)).label("evidence"))
-        _insert_findings(conn, run_id, kind, select)
+    cls = reconciliation.c["class"]
+    select = _pairs(run_id, r, s, [k.value for k in details]).add_columns(
+        cls.label("kind"),
+        sa.case(*[(cls == k.value, k.severity.value) for k in details]).label("severity"),
+        json_text(sa.case(*[(cls == k.value, d) for k, d in details.items()])).label("details"),
+        json_text(_both_evidence(r, s)).label("evidence"),
+    )
+    sub = select.subquery("f")
+    conn.execute(sa.insert(finding).from_select(
+        ["run_id", "kind", "severity", "dossier_code", "details", "evidence"],
+        sa.select(sa.literal(run_id), sub.c.kind, sub.c.severity, sub.c.dossier_code, sub.c.details,
+                  sub.c.evidence)))
 
 
 def _timeliness(end: Any, due: Any, as_of: date) -> Any:
@@ -186,59 +198,65 @@ def _timeliness(end: Any, due: Any, as_of: date) -> Any:
 
 
 def _date_findings(conn: Connection, run_id: int, settings: AuditSettings, r: Any, s: Any) -> None:
-    tol = settings.date_tolerance_days
+    tol = int(settings.date_tolerance_days)
     s_due = sa.func.coalesce(s.c.due_at_revised, s.c.due_at)
+    differs = [days_between(r.c[f], s_due if f == "due_at" else s.c[f]) for f in DATE_FIELDS]
+    # One join over all pairs keeps the few that differ somewhere; each field is then read from those.
+    pairs = _pairs(run_id, r, s).add_columns(
+        *[r.c[f].label(f"r_{f}") for f in DATE_FIELDS], s.c.received_at.label("s_received_at"),
+        s_due.label("s_due_at"), s.c.returned_at.label("s_returned_at"),
+        json_text(_both_evidence(r, s)).label("evidence"),
+    ).where(sa.or_(*[sa.or_(d > tol, d < -tol) for d in differs])).cte("date_pairs")
     # Timeliness by the date the result went back to the applicant, each side with its own due date.
-    t_reg = _timeliness(r.c.returned_at, r.c.due_at, settings.as_of)
-    t_sys = _timeliness(s.c.returned_at, s_due, settings.as_of)
+    t_reg = _timeliness(pairs.c.r_returned_at, pairs.c.r_due_at, settings.as_of)
+    t_sys = _timeliness(pairs.c.s_returned_at, pairs.c.s_due_at, settings.as_of)
     for field in DATE_FIELDS:
-        rv, sv = r.c[field], (s_due if field == "due_at" else s.c[field])
+        rv, sv = pairs.c[f"r_{field}"], pairs.c[f"s_{field}"]
         diff = days_between(rv, sv)
-        base, _ = _pairs(run_id, r, s, [c.value for c in MatchClass])
-        select = base.add_columns(
+        select = sa.select(
+            pairs.c.dossier_code,
             json_text(obj(field=sa.literal_column(f"'{field}'"), register=rv, system=sv, difference_days=diff,
-                          tolerance_days=sa.literal_column(str(int(tol))),
+                          tolerance_days=sa.literal_column(str(tol)),
                           register_timeliness=t_reg, system_timeliness=t_sys,
                           timeliness_flips=(t_reg != t_sys))).label("details"),
-            json_text(_both_evidence(r, s)).label("evidence"),
+            pairs.c.evidence,
         ).where(rv.is_not(None), sv.is_not(None), sa.or_(diff > tol, diff < -tol))
         _insert_findings(conn, run_id, K.DATE_MISMATCH, select)
 
 
 def _field_findings(conn: Connection, run_id: int, r: Any, s: Any) -> None:
-    """Candidates by SQL; the field-level difference of those few pairs by deepdiff."""
+    """Candidates by SQL (a semi-join on the catalog's names); the field-level difference of those
+    few pairs by deepdiff."""
     v = wf_version
-    name_key = (
-        sa.select(v.c.name_key).where(v.c.run_id == run_id, v.c.procedure == s.c.workflow_key)
-        .order_by(sa.case((v.c.version == s.c.workflow_version, 0), else_=1), v.c.version.desc())
-        .limit(1).scalar_subquery()
-    )
-    proc_differs = sa.and_(
-        r.c.procedure_key.is_not(None), name_key.is_not(None), r.c.procedure_key != name_key,
-        r.c.procedure_key != sa.func.lower(sa.func.coalesce(s.c.procedure, "")),
-    )
+    names = {(p, ver): (name, key) for p, ver, name, key in conn.execute(
+        sa.select(v.c.procedure, v.c.version, v.c.name, v.c.name_key).where(v.c.run_id == run_id))}
+    name_known = sa.exists().where(v.c.run_id == run_id, v.c.procedure == s.c.workflow_key,
+                                   v.c.name_key == r.c.procedure_key)
+    key_known = sa.exists().where(v.c.run_id == run_id, v.c.procedure == s.c.workflow_key)
+    proc_differs = sa.and_(r.c.procedure_key.is_not(None), key_known, ~name_known,
+                           r.c.procedure_key != sa.func.lower(sa.func.coalesce(s.c.procedure, "")))
     applicant_differs = sa.and_(r.c.applicant_key.is_not(None), s.c.applicant_key.is_not(None),
                                 r.c.applicant_key != s.c.applicant_key)
-    base, _ = _pairs(run_id, r, s, [c.value for c in MatchClass])
     rows = conn.execute(
-        base.add_columns(r.c.applicant, s.c.applicant, r.c.procedure, name_key.label("name_key"),
-                         r.c.applicant_key, s.c.applicant_key, r.c.procedure_key,
-                         json_text(_both_evidence(r, s)).label("evidence"))
+        _pairs(run_id, r, s).add_columns(
+            r.c.applicant, s.c.applicant, r.c.applicant_key, s.c.applicant_key, r.c.procedure,
+            r.c.procedure_key, proc_differs.label("proc_differs"), s.c.workflow_key, s.c.workflow_version,
+            json_text(_both_evidence(r, s)).label("evidence"))
         .where(sa.or_(applicant_differs, proc_differs))
-        .order_by(base.selected_columns[0])
+        .order_by(reconciliation.c.dossier_code)
     ).all()
     out = []
-    for code, r_app, s_app, r_proc, s_name_key, r_app_k, s_app_k, r_proc_k, evidence in rows:
+    for (code, r_app, s_app, r_app_k, s_app_k, r_proc, r_proc_k, p_differs, key, version, evidence) in rows:
+        versions = sorted((ver, nm) for (p, ver), nm in names.items() if p == key)
+        s_name, s_key = dict(versions).get(version) or (versions[-1][1] if versions else (None, None))
         paper = {"applicant": r_app_k, "procedure": r_proc_k}
-        system = {"applicant": s_app_k, "procedure": s_name_key if r_proc_k != s_name_key else r_proc_k}
-        diff = DeepDiff(paper, system, ignore_order=True)
+        system = {"applicant": s_app_k, "procedure": s_key if p_differs else r_proc_k}
+        diff = DeepDiff(paper, system)
         fields = sorted(k.split("'")[1] for k in diff.get("values_changed", {}))
-        shown = {"applicant": (r_app, s_app), "procedure": (r_proc, s_name_key)}
+        shown = {"applicant": (r_app, s_app), "procedure": (r_proc, s_name)}
         details = {"fields": [{"field": f, "register": shown[f][0], "system": shown[f][1]} for f in fields]}
-        if fields:
-            out.append({"run_id": run_id, "kind": K.FIELD_MISMATCH.value, "severity": K.FIELD_MISMATCH.severity.value,
-                        "dossier_code": code, "details": json.dumps(details, ensure_ascii=False),
-                        "evidence": evidence})
+        out.append({"run_id": run_id, "kind": K.FIELD_MISMATCH.value, "severity": K.FIELD_MISMATCH.severity.value,
+                    "dossier_code": code, "details": json.dumps(details, ensure_ascii=False), "evidence": evidence})
     if out:
         conn.execute(sa.insert(finding), out)
 
