@@ -87,9 +87,15 @@ def parse_date(raw: Any) -> date | None:
 # DuckDB SQL expression applying the same rule as its scalar twin above (tests check they agree).
 
 
+# Characters that NFC leaves alone and that never compose with a neighbour: ASCII, Latin-1, Latin
+# Extended-A/B, IPA, spacing modifiers and the precomposed Vietnamese letters (checked in the tests).
+_NFC_STABLE = "\\x{0}-\\x{2FF}\\x{1E00}-\\x{1EFF}"
+
+
 def sql_code(col: str) -> str:
-    s = f"upper(regexp_replace(regexp_replace({col}, '{_SPACE}', '', 'g'), '{_DASH}', '-', 'g'))"
-    return f"nullif(nfc_normalize({s}), '')"
+    # Fast path: a clean code (ASCII capitals, digits, dots, hyphens) is its own normal form.
+    slow = f"nfc_normalize(upper(regexp_replace(regexp_replace({col}, '{_SPACE}', '', 'g'), '{_DASH}', '-', 'g')))"
+    return f"nullif(CASE WHEN regexp_full_match({col}, '[0-9A-Z.-]+') THEN {col} ELSE {slow} END, '')"
 
 
 def sql_looks_like_code(col: str) -> str:
@@ -98,7 +104,10 @@ def sql_looks_like_code(col: str) -> str:
 
 
 def sql_text(col: str) -> str:
-    return f"nullif(nfc_normalize(trim(regexp_replace({col}, '{_SPACE}+', ' ', 'g'))), '')"
+    # Fast path: no odd whitespace, no double/leading/trailing space, only NFC-stable characters.
+    needs_work = f"regexp_matches({col}, '[^{_NFC_STABLE}]|[\t\n\r\f\v\u00a0]|  |^ | $')"
+    slow = f"nfc_normalize(trim(regexp_replace({col}, '{_SPACE}+', ' ', 'g')))"
+    return f"nullif(CASE WHEN {needs_work} THEN {slow} ELSE {col} END, '')"
 
 
 def sql_compare_key(col: str) -> str:
@@ -111,12 +120,15 @@ def sql_fold(col: str) -> str:
 
 
 def sql_date(col: str) -> str:
-    # The common exact forms first: COALESCE evaluates later arguments only for rows still NULL.
+    # The common exact forms first (ISO by the hyphen at position 5, else dd/mm/yyyy), each tried
+    # only where it can match: a failing parse costs more than the check. COALESCE evaluates later
+    # arguments only for rows still NULL.
     s = f"trim(nfc_normalize({col}))"
     first = f"split_part(replace({s}, 'T', ' '), ' ', 1)"
     return (
         "coalesce("
-        f"try_strptime({col}, '%d/%m/%Y')::DATE, try_strptime({col}, '%Y-%m-%d')::DATE, "
+        f"CASE WHEN substr({col}, 5, 1) = '-' THEN TRY_CAST({col} AS DATE) "
+        f"ELSE try_strptime({col}, '%d/%m/%Y')::DATE END, "
         f"try_strptime({first}, ['%d/%m/%Y', '%d-%m-%Y', '%d.%m.%Y', '%Y-%m-%d'])::DATE, "
         f"CASE WHEN regexp_full_match({s}, '[0-9]{{4,5}}([.][0-9]+)?') "
         f"THEN DATE '1899-12-30' + CAST(floor(CAST({s} AS DOUBLE)) AS INTEGER) END)"

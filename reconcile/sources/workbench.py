@@ -153,21 +153,24 @@ _FINGERPRINT = ("md5(concat_ws('|', dossier_code, procedure, applicant, status_r
 def dossier_sql(raw: str) -> str:
     """SELECT producing dossier rows (without run_id) from the raw system table."""
     return f"""
-        SELECT source_row, dossier_code AS code_raw, {sql_code('dossier_code')} AS dossier_code,
-            {sql_text('procedure')} AS procedure, {sql_text('field')} AS field,
-            {sql_text('applicant')} AS applicant, lower({sql_text('applicant')}) AS applicant_key,
-            phone, address, {sql_text('agency')} AS agency, trim(channel) AS channel,
-            {sql_date('received_at')} AS received_at, {sql_date('due_at')} AS due_at,
-            {sql_date('due_at_revised')} AS due_at_revised, {sql_date('finished_at')} AS finished_at,
-            {sql_date('returned_at')} AS returned_at,
-            trim(status) AS status, status_raw,
-            {sql_text('workflow_key')} AS workflow_key,
-            TRY_CAST(TRY_CAST(trim(workflow_version) AS DOUBLE) AS INTEGER) AS workflow_version,
-            nullif(trim(current_step), '') AS current_step, nullif(trim(assignee), '') AS assignee,
-            nullif(trim(unit), '') AS unit,
-            {sql_date('step_entered_at')} AS step_entered_at, {sql_date('step_due_at')} AS step_due_at,
+        WITH n AS (SELECT *, {sql_text('applicant')} AS applicant_n FROM {raw})
+        SELECT n.source_row, n.dossier_code AS code_raw, {sql_code('n.dossier_code')} AS dossier_code,
+            p.norm AS procedure, f.norm AS field, n.applicant_n AS applicant, lower(n.applicant_n) AS applicant_key,
+            n.phone, n.address, a.norm AS agency, trim(n.channel) AS channel,
+            {sql_date('n.received_at')} AS received_at, {sql_date('n.due_at')} AS due_at,
+            {sql_date('n.due_at_revised')} AS due_at_revised, {sql_date('n.finished_at')} AS finished_at,
+            {sql_date('n.returned_at')} AS returned_at,
+            trim(n.status) AS status, n.status_raw, w.norm AS workflow_key,
+            TRY_CAST(TRY_CAST(trim(n.workflow_version) AS DOUBLE) AS INTEGER) AS workflow_version,
+            nullif(trim(n.current_step), '') AS current_step, nullif(trim(n.assignee), '') AS assignee,
+            nullif(trim(n.unit), '') AS unit,
+            {sql_date('n.step_entered_at')} AS step_entered_at, {sql_date('n.step_due_at')} AS step_due_at,
             {_FINGERPRINT} AS fingerprint
-        FROM {raw}
+        FROM n
+        LEFT JOIN {_distinct_text(raw, 'procedure')} p ON n.procedure IS NOT DISTINCT FROM p.raw_value
+        LEFT JOIN {_distinct_text(raw, 'field')} f ON n.field IS NOT DISTINCT FROM f.raw_value
+        LEFT JOIN {_distinct_text(raw, 'agency')} a ON n.agency IS NOT DISTINCT FROM a.raw_value
+        LEFT JOIN {_distinct_text(raw, 'workflow_key')} w ON n.workflow_key IS NOT DISTINCT FROM w.raw_value
     """
 
 
