@@ -176,3 +176,26 @@ def test_register_mapping_with_unknown_field_is_refused(tmp_path: Path) -> None:
 
 def test_default_mapping_is_empty() -> None:
     assert RegisterMapping().columns == {}
+
+
+def test_blank_lines_and_quoted_newlines_keep_spreadsheet_row_numbers(tmp_path: Path) -> None:
+    """Rows are numbered as a spreadsheet shows the file: a quoted multi-line cell is one row."""
+    reg = tmp_path / "r.csv"
+    reg.write_text("STT,Mã hồ sơ,Nhận hồ sơ,Ghi chú\n"
+                   "1,000.00.53.H48-210105-0001,05/01/2021,\n"
+                   "\n"
+                   '2,000.00.53.H48-210105-0002,05/01/2021,"hai\ndòng"\n'
+                   "3,000.00.53.H48-210105-0003,05/01/2021,\n", encoding="utf-8")
+    rows = staged([reg]).to_pylist()
+    assert [(r["stt"], r["row_no"]) for r in rows] == [(1, 2), (2, 4), (3, 5)]
+    assert rows[1]["note"] == "hai dòng"
+
+
+def test_fast_path_row_numbers_follow_the_file(tmp_path: Path) -> None:
+    reg = tmp_path / "r.csv"
+    lines = ["Sổ theo dõi", "", "STT,Mã hồ sơ,Nhận hồ sơ"] + [
+        f"{i},000.00.53.H48-210105-{i:04d},05/01/2021" for i in range(1, 2001)]
+    reg.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    rows = staged([reg]).to_pylist()
+    assert [(r["stt"], r["row_no"]) for r in rows[:2]] == [(1, 4), (2, 5)]
+    assert (rows[-1]["stt"], rows[-1]["row_no"]) == (2000, 2003)

@@ -275,37 +275,25 @@ def _read_csv(p: Path, mapping: RegisterMapping) -> tuple[pa.Table, list[str]]:
     header = _locate_header(head_rows, mapping, p.name)
     width = max(len(r) for r in head_rows)
     # Fast path: Arrow's multi-threaded parser straight from the file, when every record is one
-    # line and no blank line shifts the numbering (Arrow skips blank lines), so that record i is
-    # file row data_start + i + 1 exactly. Anything else goes through the csv module.
-    if not _has_inner_blank_line(p):
-        names = [f"c{i}" for i in range(width)]
-        try:
-            table = pacsv.read_csv(
-                p,
-                read_options=pacsv.ReadOptions(skip_rows=header.data_start, column_names=names, use_threads=True,
-                                               block_size=16 << 20),
-                parse_options=pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=False),
-                convert_options=pacsv.ConvertOptions(column_types={n: pa.string() for n in names},
-                                                     strings_can_be_null=True, null_values=[""]),
-            )
-            return _arrow_table(table, header, p.name), []
-        except pa.ArrowInvalid:
-            pass  # ragged rows, quoted newlines or bad bytes: the careful path says exactly where
+    # line. Blank lines are kept as (short) rows so that the parse fails instead of renumbering:
+    # record i is then file row data_start + i + 1 exactly. Anything else goes through csv.
+    names = [f"c{i}" for i in range(width)]
+    try:
+        table = pacsv.read_csv(
+            p,
+            read_options=pacsv.ReadOptions(skip_rows=header.data_start, column_names=names, use_threads=True,
+                                           block_size=16 << 20),
+            parse_options=pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=False,
+                                             ignore_empty_lines=False),
+            convert_options=pacsv.ConvertOptions(column_types={n: pa.string() for n in names},
+                                                 strings_can_be_null=True, null_values=[""]),
+        )
+        return _arrow_table(table, header, p.name), []
+    except pa.ArrowInvalid:
+        pass  # ragged rows, blank lines, quoted newlines or bad bytes: the careful path says where
     text = _decode(p, p.read_bytes())
     rows = list(csv.reader(io.StringIO(text), delimiter=delimiter))
     return _rows_table(rows, header, p.name, None), []
-
-
-def _has_inner_blank_line(p: Path) -> bool:
-    """A blank line before the end of the file (trailing blank lines shift nothing)."""
-    import mmap
-
-    with p.open("rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-        for pattern in (b"\n\n", b"\n\r\n"):
-            pos = mm.find(pattern)
-            if pos >= 0 and mm[pos:].strip():
-                return True
-    return False
 
 
 def _arrow_table(raw: pa.Table, header: _Header, file: str) -> pa.Table:
@@ -323,7 +311,7 @@ def _arrow_table(raw: pa.Table, header: _Header, file: str) -> pa.Table:
     for f in FIELDS:
         v = pc.is_valid(table.column(f))
         any_value = v if any_value is None else pc.or_(any_value, v)
-    return table.filter(any_value)
+    return table if pc.all(any_value).as_py() else table.filter(any_value)
 
 
 def _decode(p: Path, data: bytes, partial: bool = False) -> str:
