@@ -18,10 +18,10 @@ from reconcile.catalog import Catalog, load_catalog
 from reconcile.errors import BadInput
 from reconcile.model import FindingKind, MatchClass
 from reconcile.normalize import compare_key, normalize_code
-from reconcile.sources.register import RegisterMapping, load_register, load_register_mapping
+from reconcile.sources.register import RegisterData, RegisterMapping, load_register, load_register_mapping
 from reconcile.sources.system import SystemData, load_csv_profile, load_mapping_profile
 from reconcile.sources.workbench import (
-    account_sql, check_register, check_system, dossier_sql, event_sql, register_sql,
+    RegisterChecks, SystemChecks, account_sql, dossier_sql, event_sql, register_sql,
 )
 from reconcile.store import (
     Store, account, audit_run, dossier, finding, insert_select, mask_url, open_store, reconciliation, register_book,
@@ -129,15 +129,14 @@ def _books(book_years: dict[str, dict[int | None, int]], declared: dict[str, tup
 
 @dataclass
 class Loaded:
-    """Everything an audit run stores, read and checked, before the store is touched."""
+    """Every input opened and checked as far as possible before the store is touched; the rows
+    themselves are read batch by batch while they are stored."""
 
-    register: pa.Table  # raw register cells (see sources.register)
-    books: list[dict[str, Any]]
-    system: SystemData  # raw system columns
+    register: RegisterData
+    system: SystemData
     catalog: Catalog
     inputs_doc: dict[str, Any]
     warnings: list[str]
-    content: dict[str, Any] = field(default_factory=dict)  # what the run's fingerprint is made of
 
 
 def load_inputs(inputs: AuditInputs, progress: Progress = _quiet) -> Loaded:
@@ -145,22 +144,16 @@ def load_inputs(inputs: AuditInputs, progress: Progress = _quiet) -> Loaded:
     catalog = load_catalog(inputs.workflows)
     reg_mapping = load_register_mapping(inputs.register_mapping) if inputs.register_mapping else RegisterMapping()
     progress("register")
-    raw = load_register(inputs.register, reg_mapping)
-    reg_check = check_register(raw.table)
+    register = load_register(inputs.register, reg_mapping)
     progress("system")
     system = load_system(inputs.system, inputs.mapping)
-    sys_check = check_system(system)
     inputs_doc = {
-        "register": [{"file": f, "sha256": _fingerprint_file(f)} for f in raw.files],
+        "register": [{"file": f, "sha256": _fingerprint_file(f)} for f in register.files],
         "system": {"profile": system.profile, "source": system.source,
                    **({"mapping": inputs.mapping} if inputs.mapping else {})},
         "workflows": {"dir": inputs.workflows, "versions": len(catalog.versions)},
     }
-    # Contents, not paths: the same data audited from anywhere has the same fingerprint.
-    content = {"register": [d["sha256"] for d in inputs_doc["register"]], "system": sys_check.digest,
-               "catalog": _catalog_digest(catalog)}
-    return Loaded(raw.table, _books(reg_check.book_years, raw.periods), system, catalog, inputs_doc,
-                  list(catalog.warnings) + raw.warnings + reg_check.warnings, content)
+    return Loaded(register, system, catalog, inputs_doc, list(catalog.warnings) + register.warnings)
 
 
 def _catalog_digest(catalog: Catalog) -> str:
@@ -172,31 +165,45 @@ def _catalog_digest(catalog: Catalog) -> str:
 
 def record_run(store: Store, loaded: Loaded, settings: AuditSettings, progress: Progress = _quiet,
                started_at: str | None = None) -> int:
-    """Store one run's inputs and audit them in one transaction: all of it lands, or none."""
-    fingerprint = hashlib.sha256(json.dumps([loaded.content, settings.to_dict(), __version__],
-                                            sort_keys=True, default=str).encode()).hexdigest()[:16]
-    progress("store")
+    """Read, check, store and audit one run in one transaction: all of it lands, or none. Each batch
+    is checked before it is stored; a bad one rolls the whole run back."""
     system = loaded.system
     with store.begin() as conn:
         run_id = store.next_run_id(conn)
-        n_reg = insert_select(store, conn, register_entry, register_sql("raw_register"),
-                              {"raw_register": loaded.register}, run_id)
-        n_sys = insert_select(store, conn, dossier, dossier_sql("raw_dossier"), {"raw_dossier": system.dossiers},
-                              run_id)
+        reg_checks, n_reg = RegisterChecks(), 0
+        for batch in loaded.register.batches():
+            reg_checks.add(batch)
+            n_reg += insert_select(store, conn, register_entry, register_sql("raw_register"),
+                                   {"raw_register": batch}, run_id)
+            progress(f"register {n_reg:,} rows")
+        books = _books(reg_checks.book_years, loaded.register.periods)
+        loaded.warnings.extend(reg_checks.warnings())
+        sys_checks, n_sys = SystemChecks(system.where.get("dossier", "dossiers")), 0
+        for batch in system.dossier_batches():
+            sys_checks.add(batch)
+            n_sys += insert_select(store, conn, dossier, dossier_sql("raw_dossier"), {"raw_dossier": batch}, run_id)
+            progress(f"system {n_sys:,} dossiers")
         insert_select(store, conn, account, account_sql("raw_account"), {"raw_account": system.accounts}, run_id)
-        insert_select(store, conn, step_event, event_sql("raw_event"), {"raw_event": system.events}, run_id)
+        for batch in system.event_batches():
+            insert_select(store, conn, step_event, event_sql("raw_event"), {"raw_event": batch}, run_id)
         versions, steps, transitions = _catalog_tables(loaded.catalog, run_id)
         for table, rows in ((wf_version, versions), (wf_step, steps), (wf_transition, transitions)):
             if rows:
                 conn.execute(sa.insert(table), rows)
-        conn.execute(sa.insert(register_book), [{"run_id": run_id, **b} for b in loaded.books])
+        if books:
+            conn.execute(sa.insert(register_book), [{"run_id": run_id, **b} for b in books])
         progress("audit")
         run_audit(conn, run_id, settings)
+        # Contents, not paths: the same data audited from anywhere has the same fingerprint.
+        content = {"register": [d["sha256"] for d in loaded.inputs_doc.get("register", [])],
+                   "system": sys_checks.digest(system.accounts), "catalog": _catalog_digest(loaded.catalog)}
+        fingerprint = hashlib.sha256(json.dumps([content, settings.to_dict(), __version__],
+                                                sort_keys=True, default=str).encode()).hexdigest()[:16]
         conn.execute(sa.insert(audit_run).values(
             id=run_id, as_of=settings.as_of, started_at=started_at or _started_at(), tool_version=__version__,
             fingerprint=fingerprint, inputs=json.dumps(loaded.inputs_doc, ensure_ascii=False, sort_keys=True),
             settings=json.dumps(settings.to_dict(), ensure_ascii=False, sort_keys=True),
-            periods=json.dumps(loaded.books, ensure_ascii=False, default=str),
+            periods=json.dumps(books, ensure_ascii=False, default=str),
             register_entries=n_reg, system_dossiers=n_sys,
         ))
     return run_id
@@ -204,12 +211,16 @@ def record_run(store: Store, loaded: Loaded, settings: AuditSettings, progress: 
 
 def audit(inputs: AuditInputs, store_url: str | None = None, progress: Progress = _quiet,
           started_at: str | None = None) -> RunReport:
-    """Load and validate every input first, then store and audit them as one transaction."""
+    """Open and check every input, then read, store and audit them in one transaction."""
     loaded = load_inputs(inputs, progress)
     settings = AuditSettings(inputs.as_of, inputs.date_tolerance_days, inputs.paper_only_units)
     store = open_store(store_url)
     try:
         run_id = record_run(store, loaded, settings, progress, started_at)
+    except BaseException:
+        store.discard_if_created()
+        raise
+    try:
         report = run_report(store, run_id)
     finally:
         store.engine.dispose()

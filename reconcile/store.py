@@ -273,6 +273,14 @@ def _first_line(exc: BaseException) -> str:
 class Store:
     engine: Engine
     url: str
+    created_file: Path | None = None  # the embedded store file this open created
+
+    def discard_if_created(self) -> None:
+        """After a failed first run, remove the store file it created: bad input leaves nothing behind."""
+        self.engine.dispose()
+        if self.created_file is not None:
+            for p in (self.created_file, self.created_file.with_name(self.created_file.name + ".wal")):
+                p.unlink(missing_ok=True)
 
     @property
     def dialect(self) -> str:
@@ -344,8 +352,10 @@ def open_store(url: str | None = None, *, create: bool = True) -> Store:
     """Open (and on first use create) the working store; checks the recorded schema version."""
     url = url or os.environ.get("RECONCILE_STORE") or DEFAULT_STORE
     full = normalize_url(url)
+    created: Path | None = None
     if full.startswith("duckdb:///") and ":memory:" not in full:
         path = Path(full[len("duckdb:///"):])
+        created = None if path.exists() else path
         if not path.exists() and not create:
             raise BadInput(f"store {path}: no such file. Hint: run `reconcile audit` first, or pass --store.")
         try:
@@ -353,7 +363,7 @@ def open_store(url: str | None = None, *, create: bool = True) -> Store:
         except OSError as exc:
             raise BadInput(f"store {path}: cannot create its folder: {exc.strerror}.") from None
     engine = connect_engine(full, what="store")
-    store = Store(engine, full)
+    store = Store(engine, full, created)
     with engine.begin() as conn:
         insp = sa.inspect(conn)
         if insp.has_table(meta_table.name):

@@ -7,7 +7,7 @@ import io
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -49,12 +49,42 @@ class RegisterMapping:
     book: str | None = None
 
 
+BATCH_ROWS = 200_000
+
+
 @dataclass
 class RegisterData:
-    table: pa.Table  # string columns FIELDS + source_file, sheet, row_no, book
+    """Opened register books: headers located and checked; rows are read batch by batch."""
+
     files: list[str]
     warnings: list[str]
     periods: dict[str, tuple[date, date]]  # book -> declared period (others are derived later)
+    _parts: list[tuple[str, Callable[[], Iterator[pa.Table]]]] = field(default_factory=list)  # (book, batches)
+    _ready: pa.Table | None = None  # rows given whole, book and entry_id included (tests, simulations)
+
+    @classmethod
+    def from_table(cls, table: pa.Table) -> "RegisterData":
+        return cls([], [], {}, _ready=table)
+
+    def batches(self) -> Iterator[pa.Table]:
+        """String columns FIELDS + source_file, sheet, row_no, book, entry_id (1.. across all books)."""
+        if self._ready is not None:
+            yield self._ready
+            return
+        next_id = 1
+        for book, batches in self._parts:
+            for t in batches():
+                n = t.num_rows
+                t = t.append_column("book", pa.array([book] * n, pa.string()))
+                yield t.append_column("entry_id", pa.array(range(next_id, next_id + n), pa.int32()))
+                next_id += n
+
+    @property
+    def table(self) -> pa.Table:
+        """Every row at once (tests and small registers)."""
+        parts = list(self.batches())
+        return pa.concat_tables(parts) if parts else _rows_to_table([], 1, {}, "", None).append_column(
+            "book", pa.array([], pa.string())).append_column("entry_id", pa.array([], pa.int32()))
 
 
 def load_register_mapping(path: str | Path) -> RegisterMapping:
@@ -102,32 +132,27 @@ def _as_date(v: Any) -> date:
 
 
 def load_register(paths: Iterable[str | Path], mapping: RegisterMapping | None = None) -> RegisterData:
-    """Read every book (CSV or every sheet of an XLSX) into one table of raw text cells."""
+    """Open every book (CSV, or every sheet of an XLSX): locate and check headers now, read rows later."""
     mapping = mapping or RegisterMapping()
-    tables: list[pa.Table] = []
-    warnings: list[str] = []
-    files: list[str] = []
-    periods: dict[str, tuple[date, date]] = {}
+    data = RegisterData([], [], {})
     for path in paths:
         p = Path(path)
         _check_file(p)
-        files.append(str(p))
+        data.files.append(str(p))
         book = mapping.book or p.name
         if mapping.period:
-            periods[book] = mapping.period
+            data.periods[book] = mapping.period
         if p.suffix.lower() in (".xlsx", ".xlsm", ".xls", ".ods"):
-            t, w = _read_workbook(p, mapping)
+            batches, warnings = _read_workbook(p, mapping)
         elif p.suffix.lower() in (".csv", ".txt", ".tsv"):
-            t, w = _read_csv(p, mapping)
+            batches, warnings = _open_csv(p, mapping)
         else:
             raise BadInput(f"{p}: unsupported register format {p.suffix or '(none)'!r}. Expected .csv or .xlsx.")
-        warnings += w
-        tables.append(t.append_column("book", pa.array([book] * t.num_rows, pa.string())))
-    if not tables:
+        data.warnings += warnings
+        data._parts.append((book, batches))
+    if not data.files:
         raise BadInput("no register file given. Hint: --register FILE (CSV or XLSX), repeatable.")
-    table = pa.concat_tables(tables)
-    table = table.append_column("entry_id", pa.array(range(1, table.num_rows + 1), pa.int32()))
-    return RegisterData(table, files, warnings, periods)
+    return data
 
 
 def _check_file(p: Path) -> None:
@@ -221,7 +246,7 @@ def _read_workbook(p: Path, mapping: RegisterMapping) -> tuple[pa.Table, list[st
         if absent:
             raise BadInput(f"{p}: sheet {absent[0]!r} not found. Sheets: {', '.join(names)}.")
         names = list(mapping.sheets)
-    parts: list[pa.Table] = []
+    parts: list[tuple[list[list[str]], _Header, str]] = []
     warnings: list[str] = []
     errors: list[BadInput] = []
     for name in names:
@@ -234,25 +259,32 @@ def _read_workbook(p: Path, mapping: RegisterMapping) -> tuple[pa.Table, list[st
         except BadInput as exc:
             errors.append(exc)
             continue
-        parts.append(_rows_table(rows, header, p.name, name))
+        parts.append((rows, header, name))
     if not parts:
         if errors:
             raise errors[0]
         raise BadInput(f"{p}: no data in any sheet.")
     warnings += [f"{e} (sheet skipped)" for e in errors]
-    return pa.concat_tables(parts), warnings
+
+    def batches() -> Iterator[pa.Table]:
+        for rows, header, sheet in parts:
+            for start in range(header.data_start, len(rows), BATCH_ROWS):
+                yield _rows_to_table(rows[start:start + BATCH_ROWS], start + 1, header.columns, p.name, sheet)
+
+    return batches, warnings
 
 
-def _rows_table(rows: list[list[str]], header: _Header, file: str, sheet: str | None) -> pa.Table:
+def _rows_to_table(rows: list[list[str]], first_row_no: int, columns: dict[str, int], file: str,
+                   sheet: str | None) -> pa.Table:
+    """Rows of cells (the first at file row `first_row_no`) to the raw table; blank rows are skipped."""
     cols: dict[str, list[str | None]] = {f: [] for f in FIELDS}
     row_no: list[int] = []
-    for i in range(header.data_start, len(rows)):
-        row = rows[i]
+    for i, row in enumerate(rows):
         if not any(c.strip() for c in row):
             continue
-        row_no.append(i + 1)
+        row_no.append(first_row_no + i)
         for f in FIELDS:
-            c = header.columns.get(f)
+            c = columns.get(f)
             cols[f].append(row[c] if c is not None and c < len(row) and row[c] != "" else None)
     n = len(row_no)
     arrays = {f: pa.array(v, pa.string()) for f, v in cols.items()}
@@ -265,7 +297,7 @@ def _rows_table(rows: list[list[str]], header: _Header, file: str, sheet: str | 
 # ------------------------------------------------------------------------------------- CSV
 
 
-def _read_csv(p: Path, mapping: RegisterMapping) -> tuple[pa.Table, list[str]]:
+def _open_csv(p: Path, mapping: RegisterMapping) -> tuple[Callable[[], Iterator[pa.Table]], list[str]]:
     with p.open("rb") as fh:
         sample = fh.read(256 * 1024)
     head = _decode(p, sample, partial=True)
@@ -274,29 +306,43 @@ def _read_csv(p: Path, mapping: RegisterMapping) -> tuple[pa.Table, list[str]]:
     head_rows = list(csv.reader(head_lines, delimiter=delimiter))
     header = _locate_header(head_rows, mapping, p.name)
     width = max(len(r) for r in head_rows)
-    # Fast path: Arrow's multi-threaded parser straight from the file, when every record is one
-    # line. Blank lines are kept as (short) rows so that the parse fails instead of renumbering:
-    # record i is then file row data_start + i + 1 exactly. Anything else goes through csv.
+    return (lambda: _csv_batches(p, header, delimiter, width)), []
+
+
+def _csv_batches(p: Path, header: _Header, delimiter: str, width: int) -> Iterator[pa.Table]:
+    """Fast path: Arrow's streaming parser while every record is one line. Blank lines are kept as
+    (short) rows so that the parse fails rather than renumbers; record i is then file row
+    data_start + i + 1 exactly. From the first block Arrow cannot parse (ragged rows, blank lines,
+    quoted newlines, bad bytes), the csv module takes over and says exactly where."""
     names = [f"c{i}" for i in range(width)]
+    done = 0
     try:
-        table = pacsv.read_csv(
+        reader = pacsv.open_csv(
             p,
-            read_options=pacsv.ReadOptions(skip_rows=header.data_start, column_names=names, use_threads=True,
-                                           block_size=16 << 20),
-            parse_options=pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=False,
-                                             ignore_empty_lines=False),
+            read_options=pacsv.ReadOptions(skip_rows=header.data_start, column_names=names, block_size=16 << 20),
+            parse_options=pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=False, ignore_empty_lines=False),
             convert_options=pacsv.ConvertOptions(column_types={n: pa.string() for n in names},
                                                  strings_can_be_null=True, null_values=[""]),
         )
-        return _arrow_table(table, header, p.name), []
+        for batch in reader:
+            yield _arrow_table(pa.Table.from_batches([batch]), header, header.data_start + 1 + done, p.name)
+            done += batch.num_rows
+        return
     except pa.ArrowInvalid:
-        pass  # ragged rows, blank lines, quoted newlines or bad bytes: the careful path says where
-    text = _decode(p, p.read_bytes())
+        pass
+    start_line = header.data_start + done
+    data = p.read_bytes()
+    offset = 0
+    for _ in range(start_line):
+        nxt = data.find(b"\n", offset)
+        offset = len(data) if nxt < 0 else nxt + 1
+    text = _decode(p, data[offset:], first_row=start_line + 1, bom=offset == 0)
     rows = list(csv.reader(io.StringIO(text), delimiter=delimiter))
-    return _rows_table(rows, header, p.name, None), []
+    for start in range(0, len(rows), BATCH_ROWS):
+        yield _rows_to_table(rows[start:start + BATCH_ROWS], start_line + 1 + start, header.columns, p.name, None)
 
 
-def _arrow_table(raw: pa.Table, header: _Header, file: str) -> pa.Table:
+def _arrow_table(raw: pa.Table, header: _Header, first_row_no: int, file: str) -> pa.Table:
     n = raw.num_rows
     arrays: dict[str, pa.Array | pa.ChunkedArray] = {}
     for f in FIELDS:
@@ -304,7 +350,7 @@ def _arrow_table(raw: pa.Table, header: _Header, file: str) -> pa.Table:
         arrays[f] = raw.column(f"c{c}") if c is not None and c < raw.num_columns else pa.nulls(n, pa.string())
     arrays["source_file"] = pa.array([file] * n, pa.string())
     arrays["sheet"] = pa.nulls(n, pa.string())
-    arrays["row_no"] = pa.array(range(header.data_start + 1, header.data_start + 1 + n), pa.int32())
+    arrays["row_no"] = pa.array(range(first_row_no, first_row_no + n), pa.int32())
     table = pa.table(arrays)
     # Rows whose every cell is empty are layout, not entries.
     any_value = None
@@ -314,16 +360,16 @@ def _arrow_table(raw: pa.Table, header: _Header, file: str) -> pa.Table:
     return table if pc.all(any_value).as_py() else table.filter(any_value)
 
 
-def _decode(p: Path, data: bytes, partial: bool = False) -> str:
+def _decode(p: Path, data: bytes, partial: bool = False, first_row: int = 1, bom: bool = True) -> str:
     """UTF-8 text (BOM dropped); a legacy 8-bit file is refused with the row of its first bad byte."""
-    if data.startswith(b"\xef\xbb\xbf"):
+    if bom and data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         if partial and exc.start >= len(data) - 3:  # a character cut at the end of the sample
             return data[: exc.start].decode("utf-8")
-        line = data[: exc.start].count(b"\n") + 1
+        line = data[: exc.start].count(b"\n") + first_row
         raise BadInput(
             f"{p.name}, row {line}: byte 0x{data[exc.start]:02x} is not UTF-8; the file looks like a legacy "
             "8-bit encoding (Windows-1258, TCVN3/ABC or VNI). Hint: open it in a spreadsheet and save as "

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import csv
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterator
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -33,17 +34,44 @@ CSV_EVENT_HEADER = ("dossier_code", "seq", "from_step", "to_step", "account", "a
 STATUS_NAMES = {s.value: s.value for s in Status}
 
 
+BATCH_ROWS = 200_000
+Batches = Callable[[], Iterator[pa.Table]]
+
+
 @dataclass
 class SystemData:
-    """The system side as raw text columns, before normalisation in the workbench."""
+    """An opened system source: checked now, its dossiers and events read batch by batch."""
 
-    dossiers: pa.Table  # DOSSIER_FIELDS + TASK_FIELDS[1:] + status_raw + source_row, all strings but source_row
-    accounts: pa.Table  # account, name, unit (strings), active (bool)
-    events: pa.Table  # EVENT_FIELDS, strings
     source: str  # what was read, printable (password hidden)
     profile: str
+    accounts: pa.Table  # account, name, unit (strings), active (bool)
+    dossier_batches: Batches  # DOSSIER_FIELDS + TASK_FIELDS[1:] + status_raw (strings) + source_row (int)
+    event_batches: Batches  # EVENT_FIELDS, strings
     writable: bool = False
     where: dict[str, str] = field(default_factory=dict)  # table role -> name used in messages
+
+    @property
+    def dossiers(self) -> pa.Table:
+        """Every dossier at once (tests and small sources)."""
+        return _concat(list(self.dossier_batches()), DOSSIER_FIELDS + TASK_FIELDS[1:] + ("status_raw",),
+                       {"source_row": pa.int32()})
+
+    @property
+    def events(self) -> pa.Table:
+        return _concat(list(self.event_batches()), EVENT_FIELDS)
+
+
+def _concat(parts: list[pa.Table], fields: tuple[str, ...], extra: dict[str, pa.DataType] | None = None) -> pa.Table:
+    if parts:
+        return pa.concat_tables(parts)
+    return pa.table({**{f: pa.array([], pa.string()) for f in fields},
+                     **{k: pa.array([], t) for k, t in (extra or {}).items()}})
+
+
+def from_tables(dossiers: pa.Table, accounts: pa.Table, events: pa.Table, source: str = "tables",
+                profile: str = "csv") -> SystemData:
+    """A SystemData over in-memory tables (tests, simulations)."""
+    return SystemData(source, profile, accounts, lambda: iter([dossiers]), lambda: iter([events]))
 
 
 # ------------------------------------------------------------------------------ csv profile
@@ -53,22 +81,11 @@ def load_csv_profile(directory: str | Path) -> SystemData:
     d = Path(directory)
     if not d.is_dir():
         raise BadInput(f"{d}: not a directory. Hint: --system DIR (csv export) or --system URL --mapping FILE.")
-    dossiers = _read_csv_table(d / "dossiers.csv", CSV_DOSSIER_HEADER)
-    accounts = _read_csv_table(d / "accounts.csv", CSV_ACCOUNT_HEADER)
-    events_path = d / "events.csv"
-    events = _read_csv_table(events_path, CSV_EVENT_HEADER) if events_path.exists() else _empty(EVENT_FIELDS)
-
-    status = dossiers.column("status")
-    bad = [i for i, v in enumerate(status.to_pylist()) if (v or "").strip() not in STATUS_NAMES]
-    if bad:
-        v = status[bad[0]].as_py()
-        raise BadInput(f"{d / 'dossiers.csv'}, row {bad[0] + 2}: status {v!r} is not a canonical status "
-                       f"({len(bad)} such rows). Expected one of: {', '.join(STATUS_NAMES)}.")
-    n = dossiers.num_rows
-    cols = {f: (dossiers.column(f) if f in dossiers.column_names else pa.nulls(n, pa.string()))
-            for f in DOSSIER_FIELDS + TASK_FIELDS[1:]}
-    cols["status_raw"] = dossiers.column("status")
-    cols["source_row"] = pa.array(range(2, n + 2), pa.int32())
+    dossiers_path, events_path = d / "dossiers.csv", d / "events.csv"
+    _check_csv(dossiers_path, CSV_DOSSIER_HEADER)
+    accounts = pa.concat_tables(list(_csv_batches(d / "accounts.csv", CSV_ACCOUNT_HEADER)))
+    if events_path.exists():
+        _check_csv(events_path, CSV_EVENT_HEADER)
     active = accounts.column("active").to_pylist()
     bad_active = [i for i, v in enumerate(active) if (v or "").strip() not in ("0", "1")]
     if bad_active:
@@ -80,18 +97,41 @@ def load_csv_profile(directory: str | Path) -> SystemData:
         "unit": accounts.column("unit"),
         "active": pa.array([v.strip() == "1" for v in active], pa.bool_()),
     })
-    ev = pa.table({f: events.column(f) if f in events.column_names else pa.nulls(events.num_rows, pa.string())
-                   for f in EVENT_FIELDS})
-    where = {"dossier": str(d / "dossiers.csv"), "account": str(d / "accounts.csv"), "events": str(events_path)}
-    return SystemData(pa.table(cols), acc, ev, str(d), "csv", writable=False, where=where)
+
+    def dossier_batches() -> Iterator[pa.Table]:
+        first = 2
+        for batch in _csv_batches(dossiers_path, CSV_DOSSIER_HEADER):
+            n = batch.num_rows
+            status = batch.column("status")
+            bad = [i for i, v in enumerate(status.to_pylist()) if (v or "").strip() not in STATUS_NAMES]
+            if bad:
+                raise BadInput(f"{dossiers_path}, row {first + bad[0]}: status {status[bad[0]].as_py()!r} is not a "
+                               f"canonical status. Expected one of: {', '.join(STATUS_NAMES)}.")
+            cols = {f: (batch.column(f) if f in batch.column_names else pa.nulls(n, pa.string()))
+                    for f in DOSSIER_FIELDS + TASK_FIELDS[1:]}
+            cols["status_raw"] = status
+            cols["source_row"] = pa.array(range(first, first + n), pa.int32())
+            yield pa.table(cols)
+            first += n
+
+    def event_batches() -> Iterator[pa.Table]:
+        if not events_path.exists():
+            return
+        for batch in _csv_batches(events_path, CSV_EVENT_HEADER):
+            yield pa.table({f: batch.column(f) if f in batch.column_names else pa.nulls(batch.num_rows, pa.string())
+                            for f in EVENT_FIELDS})
+
+    where = {"dossier": str(dossiers_path), "account": str(d / "accounts.csv"), "events": str(events_path)}
+    return SystemData(str(d), "csv", acc, dossier_batches, event_batches, writable=False, where=where)
 
 
-def _read_csv_table(path: Path, required: tuple[str, ...]) -> pa.Table:
+def _check_csv(path: Path, required: tuple[str, ...]) -> list[str]:
+    """The header of a csv-profile file; refuses missing/empty files, legacy encodings, missing columns."""
     if not path.is_file():
         raise BadInput(f"{path}: no such file. Hint: the csv profile needs dossiers.csv and accounts.csv.")
     if path.stat().st_size == 0:
         raise BadInput(f"{path}: the file is empty. Expected a header: {', '.join(required)}.")
-    head = path.open("rb").read(4096)
+    head = path.open("rb").read(64 * 1024)
     try:
         head.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -99,31 +139,30 @@ def _read_csv_table(path: Path, required: tuple[str, ...]) -> pa.Table:
             line = head[: exc.start].count(b"\n") + 1
             raise BadInput(f"{path}, row {line}: not UTF-8 (legacy 8-bit "
                            "encoding?). Hint: export the file as UTF-8.") from None
+    first = head.decode("utf-8", errors="ignore").lstrip("\ufeff").splitlines()[0] if head else ""
+    header = [h.strip().strip('"') for h in next(csv.reader([first]))] if first else []
+    missing = [c for c in required if c not in header]
+    if missing:
+        raise BadInput(f"{path}, row 1: required column {missing[0]!r} missing. "
+                       f"Header found: {', '.join(header)}. Expected: {', '.join(required)}.")
+    return header
+
+
+def _csv_batches(path: Path, required: tuple[str, ...]) -> Iterator[pa.Table]:
+    header = _check_csv(path, required)
     try:
-        table = pacsv.read_csv(
+        reader = pacsv.open_csv(
             path,
+            read_options=pacsv.ReadOptions(block_size=16 << 20),
             convert_options=pacsv.ConvertOptions(strings_can_be_null=True, null_values=[""],
-                                                 column_types=_all_strings(path)),
+                                                 column_types={h: pa.string() for h in header}),
         )
+        for batch in reader:
+            yield pa.Table.from_batches([batch])
     except pa.ArrowInvalid as exc:
         msg = str(exc).splitlines()[0]
         hint = "export the file as UTF-8" if "UTF8" in msg else "check the quoting and column count"
         raise BadInput(f"{path}: {msg}. Hint: {hint}.") from None
-    missing = [c for c in required if c not in table.column_names]
-    if missing:
-        raise BadInput(f"{path}, row 1: required column {missing[0]!r} missing. "
-                       f"Header found: {', '.join(table.column_names)}. Expected: {', '.join(required)}.")
-    return table
-
-
-def _all_strings(path: Path) -> dict[str, pa.DataType]:
-    with path.open(encoding="utf-8-sig", errors="replace") as fh:
-        header = fh.readline().rstrip("\r\n").split(",")
-    return {h.strip('"'): pa.string() for h in header}
-
-
-def _empty(fields: tuple[str, ...]) -> pa.Table:
-    return pa.table({f: pa.array([], pa.string()) for f in fields})
 
 
 # -------------------------------------------------------------------------- mapping profile
@@ -204,19 +243,72 @@ def load_mapping(path: str | Path) -> SourceMapping:
 
 
 def load_mapping_profile(url: str, mapping_path: str | Path) -> SystemData:
+    """Check the mapping against the database now (tables, columns, status values); stream later."""
     mapping = load_mapping(mapping_path)
     engine = connect_engine(url, what="system database")
-    try:
-        with engine.connect() as conn:
-            _begin_read_only(conn)
-            dossiers = _select(conn, mapping.dossier, mapping)
-            task = _select(conn, mapping.task, mapping) if mapping.task else None
-            accounts = _select(conn, mapping.account, mapping)
-            events = _select(conn, mapping.events, mapping) if mapping.events else None
-            conn.rollback()
-    finally:
-        engine.dispose()
-    return _assemble(dossiers, task, accounts, events, mapping, mask_url(str(engine.url)))
+    roles = {r: tm for r, tm in (("dossier", mapping.dossier), ("task", mapping.task), ("account", mapping.account),
+                                 ("events", mapping.events)) if tm is not None}
+    with _read_only(engine) as conn:
+        stmts = {role: _statement(conn, tm, mapping) for role, tm in roles.items()}
+        status = stmts["dossier"].subquery("d").c.status
+        found = {"" if v is None else str(v) for (v,) in conn.execute(sa.select(status).distinct())}
+        unmapped = sorted(found - set(mapping.status_values))
+        if unmapped:
+            raise BadInput(f"{mapping.path}: dossier.status_values: {mapping.dossier.table or 'dossier.query'}."
+                           f"{mapping.dossier.columns['status']} holds value(s) "
+                           f"{', '.join(repr(v) for v in unmapped[:10])} with no canonical status. "
+                           "Hint: add them under status_values.")
+        acc = list(conn.execute(stmts["account"]).mappings())
+    active = set(mapping.active_values)
+    accounts = pa.table({
+        "account": _text([r["account"] for r in acc]),
+        "name": _text([r.get("name") for r in acc]),
+        "unit": _text([r.get("unit") for r in acc]),
+        "active": pa.array([str(r["active"]) in active for r in acc], pa.bool_()),
+    })
+
+    def dossier_batches() -> Iterator[pa.Table]:
+        with _read_only(engine) as conn:
+            # The current task of each dossier (first one per code), joined here so that any schema works.
+            tasks: dict[str, Any] = {}
+            if "task" in stmts:
+                for row in iter_rows(conn, stmts["task"]):
+                    tasks.setdefault(str(row.dossier_code), row)
+            first = 1
+            result = conn.execution_options(yield_per=BATCH_ROWS).execute(stmts["dossier"])
+            for part in result.partitions(BATCH_ROWS):
+                yield _dossier_batch(part, tasks, mapping, first)
+                first += len(part)
+
+    def event_batches() -> Iterator[pa.Table]:
+        if "events" not in stmts:
+            return
+        with _read_only(engine) as conn:
+            result = conn.execution_options(yield_per=BATCH_ROWS).execute(stmts["events"])
+            for part in result.partitions(BATCH_ROWS):
+                rows = [r._mapping for r in part]
+                yield pa.table({f: _text([r.get(f) for r in rows]) for f in EVENT_FIELDS})
+
+    where = {"dossier": mapping.dossier.table or "dossier.query", "account": mapping.account.table or "account.query",
+             "events": (mapping.events.table if mapping.events else None) or "events"}
+    return SystemData(mask_url(str(engine.url)), "mapping", accounts, dossier_batches, event_batches,
+                      writable=mapping.writable, where=where)
+
+
+class _read_only:
+    """A connection whose every read runs in a read-only transaction, rolled back at the end."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+
+    def __enter__(self) -> sa.Connection:
+        self.conn = self.engine.connect()
+        _begin_read_only(self.conn)
+        return self.conn
+
+    def __exit__(self, *exc: object) -> None:
+        self.conn.rollback()
+        self.conn.close()
 
 
 def _begin_read_only(conn: sa.Connection) -> None:
@@ -230,82 +322,44 @@ def _begin_read_only(conn: sa.Connection) -> None:
         conn.exec_driver_sql("SET TRANSACTION READ ONLY")  # first statement of the autobegun transaction
 
 
-def _select(conn: sa.Connection, tm: TableMapping, mapping: SourceMapping) -> dict[str, list[Any]]:
+def _statement(conn: sa.Connection, tm: TableMapping, mapping: SourceMapping) -> sa.Select[Any]:
+    """SELECT the mapped columns labelled with canonical names; names are checked against the database."""
     if tm.query:
+        source = sa.text(f"({tm.query}) AS q")  # the mapping's own SQL, by design
         try:
-            result = conn.execution_options(yield_per=20_000).execute(sa.text(tm.query))
+            keys = list(conn.execute(sa.select(sa.text("*")).select_from(source).where(sa.false())).keys())
         except sa.exc.DBAPIError as exc:
             raise BadInput(f"{mapping.path}: {tm.role}.query failed: {str(exc.orig).splitlines()[0]}.") from None
-        keys = list(result.keys())
         missing = [c for c in tm.columns.values() if c not in keys]
         if missing:
             raise BadInput(f"{mapping.path}: {tm.role}.query has no column {missing[0]!r}. "
                            f"Columns: {', '.join(keys)}.")
-        idx = {f: keys.index(c) for f, c in tm.columns.items()}
-        rows = [r for part in result.partitions() for r in part]
-    else:
-        insp = sa.inspect(conn)
-        tables = insp.get_table_names()
-        if tm.table not in tables:
-            raise BadInput(f"{mapping.path}: {tm.role}.table {tm.table!r} does not exist. "
-                           f"Tables: {', '.join(sorted(tables)) or '(none)'}.")
-        table = sa.Table(tm.table, sa.MetaData(), autoload_with=conn)
-        missing = [c for c in tm.columns.values() if c not in table.c]
-        if missing:
-            raise BadInput(f"{mapping.path}: {tm.role}.columns: {tm.table}.{missing[0]} does not exist. "
-                           f"Columns of {tm.table}: {', '.join(table.c.keys())}.")
-        fields = list(tm.columns)
-        stmt = sa.select(*[table.c[tm.columns[f]] for f in fields])
-        idx = {f: i for i, f in enumerate(fields)}
-        rows = list(iter_rows(conn, stmt, 20_000))
-    return {f: [r[i] for r in rows] for f, i in idx.items()}
+        return sa.select(*[sa.column(c).label(f) for f, c in tm.columns.items()]).select_from(source)
+    tables = sa.inspect(conn).get_table_names()
+    if tm.table not in tables:
+        raise BadInput(f"{mapping.path}: {tm.role}.table {tm.table!r} does not exist. "
+                       f"Tables: {', '.join(sorted(tables)) or '(none)'}.")
+    table = sa.Table(tm.table, sa.MetaData(), autoload_with=conn)
+    missing = [c for c in tm.columns.values() if c not in table.c]
+    if missing:
+        raise BadInput(f"{mapping.path}: {tm.role}.columns: {tm.table}.{missing[0]} does not exist. "
+                       f"Columns of {tm.table}: {', '.join(table.c.keys())}.")
+    return sa.select(*[table.c[c].label(f) for f, c in tm.columns.items()])
 
 
 def _text(values: list[Any]) -> pa.Array:
     return pa.array([None if v is None else str(v) for v in values], pa.string())
 
 
-def _assemble(d: dict[str, list[Any]], task: dict[str, list[Any]] | None, acc: dict[str, list[Any]],
-              ev: dict[str, list[Any]] | None, m: SourceMapping, source: str) -> SystemData:
-    n = len(d["dossier_code"])
-    raw_status = ["" if v is None else str(v) for v in d["status"]]
-    unmapped = sorted({v for v in raw_status if v not in m.status_values})
-    if unmapped:
-        table = m.dossier.table or "dossier.query"
-        col = m.dossier.columns["status"]
-        raise BadInput(f"{m.path}: dossier.status_values: {table}.{col} holds value(s) "
-                       f"{', '.join(repr(v) for v in unmapped[:10])} with no canonical status. "
-                       "Hint: add them under status_values.")
-    cols: dict[str, pa.Array] = {}
-    for f in DOSSIER_FIELDS:
-        cols[f] = _text(d[f]) if f in d else pa.nulls(n, pa.string())
+def _dossier_batch(part: list[Any], tasks: dict[str, Any], m: SourceMapping, first: int) -> pa.Table:
+    rows = [r._mapping for r in part]
+    n = len(rows)
+    cols: dict[str, pa.Array] = {f: _text([r.get(f) for r in rows]) for f in DOSSIER_FIELDS}
+    raw_status = ["" if r["status"] is None else str(r["status"]) for r in rows]
     cols["status"] = pa.array([m.status_values[v] for v in raw_status], pa.string())
     cols["status_raw"] = pa.array(raw_status, pa.string())
-    cols["source_row"] = pa.array(range(1, n + 1), pa.int32())
-    # Join the current task to its dossier (first task per code; more are reported as duplicates later).
-    tasks: dict[str, int] = {}
-    if task:
-        for i, code in enumerate(task["dossier_code"]):
-            tasks.setdefault(str(code), i)
-    codes = [str(c) if c is not None else None for c in d["dossier_code"]]
+    cols["source_row"] = pa.array(range(first, first + n), pa.int32())
+    found = [tasks.get(str(r["dossier_code"])) for r in rows]
     for f in TASK_FIELDS[1:]:
-        if task and f in task:
-            vals = task[f]
-            cols[f] = _text([vals[tasks[c]] if c in tasks else None for c in codes])
-        else:
-            cols[f] = pa.nulls(n, pa.string())
-    active_set = set(m.active_values)
-    accounts = pa.table({
-        "account": _text(acc["account"]),
-        "name": _text(acc["name"]) if "name" in acc else pa.nulls(len(acc["account"]), pa.string()),
-        "unit": _text(acc["unit"]) if "unit" in acc else pa.nulls(len(acc["account"]), pa.string()),
-        "active": pa.array([str(v) in active_set for v in acc["active"]], pa.bool_()),
-    })
-    if ev:
-        ne = len(ev["dossier_code"])
-        events = pa.table({f: _text(ev[f]) if f in ev else pa.nulls(ne, pa.string()) for f in EVENT_FIELDS})
-    else:
-        events = _empty(EVENT_FIELDS)
-    where = {"dossier": m.dossier.table or "dossier.query", "account": m.account.table or "account.query",
-             "events": (m.events.table if m.events else None) or "events"}
-    return SystemData(pa.table(cols), accounts, events, source, "mapping", writable=m.writable, where=where)
+        cols[f] = _text([t._mapping.get(f) if t is not None else None for t in found])
+    return pa.table(cols)

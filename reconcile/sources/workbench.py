@@ -51,31 +51,37 @@ def _raise(problems: list[str], summary: str) -> None:
 _REG_LOCATE = "source_file || coalesce(', sheet \"' || sheet || '\"', '') || ', row ' || row_no"
 
 
-@dataclass(frozen=True, slots=True)
-class RegisterCheck:
-    warnings: list[str]
-    book_years: dict[str, dict[int | None, int]]  # entries per book and year received
+class RegisterChecks:
+    """Checks each raw register batch before it is stored: unparseable dates are refused (BadInput);
+    codes that do not look like dossier codes are warned about; entries are counted per book and year."""
 
+    def __init__(self) -> None:
+        self.wb = connect()
+        self.odd_codes: list[str] = []
+        self.odd_count = 0
+        self.book_years: dict[str, dict[int | None, int]] = {}
 
-def check_register(raw: pa.Table) -> RegisterCheck:
-    """Refuse unparseable dates (BadInput); warn about codes that do not look like dossier codes."""
-    wb = connect()
-    wb.register("raw_in", raw)
-    wb.execute("CREATE VIEW raw AS SELECT *, entry_id AS source_row_key FROM raw_in")
-    problems = _bad_dates(wb, "raw", REGISTER_DATES, _REG_LOCATE)
-    _raise(problems, f"{len(problems)} unparseable dates in the register")
-    bad = wb.execute(f"""
-        SELECT {_REG_LOCATE}, dossier_code FROM raw
-        WHERE NOT {sql_looks_like_code(sql_code('dossier_code'))} ORDER BY entry_id""").fetchall()
-    warnings = [f"{where}: {value!r} does not look like a dossier code (kept). "
-                "Expected e.g. 000.00.53.H48-210105-0001." for where, value in bad[:MAX_LISTED]]
-    if len(bad) > MAX_LISTED:
-        warnings.append(f"... and {len(bad) - MAX_LISTED} more rows with codes that do not look like dossier codes.")
-    book_years: dict[str, dict[int | None, int]] = {}
-    for book, year, n in wb.execute(
-            f"SELECT book, year({sql_date('received_at')}), count(*) FROM raw GROUP BY ALL").fetchall():
-        book_years.setdefault(book, {})[year] = n
-    return RegisterCheck(warnings, book_years)
+    def add(self, raw: pa.Table) -> None:
+        self.wb.register("raw_in", raw)
+        self.wb.execute("CREATE OR REPLACE TEMP VIEW raw AS SELECT *, entry_id AS source_row_key FROM raw_in")
+        problems = _bad_dates(self.wb, "raw", REGISTER_DATES, _REG_LOCATE)
+        _raise(problems, f"{len(problems)} unparseable dates in the register")
+        bad = self.wb.execute(f"""
+            SELECT {_REG_LOCATE}, dossier_code FROM raw
+            WHERE NOT {sql_looks_like_code(sql_code('dossier_code'))} ORDER BY entry_id""").fetchall()
+        self.odd_count += len(bad)
+        self.odd_codes += [f"{where}: {value!r} does not look like a dossier code (kept). "
+                           "Expected e.g. 000.00.53.H48-210105-0001."
+                           for where, value in bad[:MAX_LISTED - len(self.odd_codes)]]
+        for book, year, n in self.wb.execute(
+                f"SELECT book, year({sql_date('received_at')}), count(*) FROM raw GROUP BY ALL").fetchall():
+            years = self.book_years.setdefault(book, {})
+            years[year] = years.get(year, 0) + n
+
+    def warnings(self) -> list[str]:
+        more = self.odd_count - len(self.odd_codes)
+        tail = [f"... and {more} more rows with codes that do not look like dossier codes."] if more > 0 else []
+        return self.odd_codes + tail
 
 
 def _distinct_text(raw: str, col: str) -> str:
@@ -120,30 +126,39 @@ def register_sql(raw: str) -> str:
 # ------------------------------------------------------------------------------------- system
 
 
-@dataclass(frozen=True, slots=True)
-class SystemCheck:
-    digest: str  # order-independent digest of the content, for the run's fingerprint
+class SystemChecks:
+    """Checks each raw dossier batch before it is stored (unparseable dates and versions are refused)
+    and keeps an order-independent digest of the content, for the run's fingerprint."""
 
+    def __init__(self, where: str) -> None:
+        self.wb = connect()
+        self.where = where.replace("'", "''")
+        self.count = 0
+        self.xor = 0
 
-def check_system(data: SystemData) -> SystemCheck:
-    """Refuse unparseable dates and versions (BadInput) before the store is touched."""
-    wb = connect()
-    wb.register("d_in", data.dossiers)
-    wb.execute("CREATE VIEW d AS SELECT *, source_row AS source_row_key FROM d_in")
-    where = data.where.get("dossier", "dossiers").replace("'", "''")
-    locate = f"'{where}, row ' || source_row"
-    problems = _bad_dates(wb, "d", {c: c for c in SYSTEM_DATES}, locate)
-    bad_version = wb.execute(
-        f"SELECT {locate}, workflow_version FROM d WHERE workflow_version IS NOT NULL "
-        f"AND trim(workflow_version) <> '' AND TRY_CAST(TRY_CAST(trim(workflow_version) AS DOUBLE) AS INTEGER) "
-        f"IS NULL ORDER BY source_row LIMIT {MAX_LISTED}"
-    ).fetchall()
-    problems += [f"{w}, workflow_version: {v!r} is not a whole number." for w, v in bad_version]
-    _raise(problems, f"{len(problems)} bad values in {where}")
-    wb.register("a", data.accounts)
-    (n, dh), = wb.execute(f"SELECT count(*), coalesce(bit_xor(hash({_FINGERPRINT})), 0) FROM d").fetchall()
-    (ah,), = wb.execute("SELECT coalesce(bit_xor(hash(account, unit, active)), 0) FROM a").fetchall()
-    return SystemCheck(f"{n}:{dh:x}:{ah:x}")
+    def add(self, dossiers: pa.Table) -> None:
+        wb = self.wb
+        wb.register("d_in", dossiers)
+        wb.execute("CREATE OR REPLACE TEMP VIEW d AS SELECT *, source_row AS source_row_key FROM d_in")
+        locate = f"'{self.where}, row ' || source_row"
+        problems = _bad_dates(wb, "d", {c: c for c in SYSTEM_DATES}, locate)
+        bad_version = wb.execute(
+            f"SELECT {locate}, workflow_version FROM d WHERE workflow_version IS NOT NULL "
+            f"AND trim(workflow_version) <> '' AND TRY_CAST(TRY_CAST(trim(workflow_version) AS DOUBLE) AS INTEGER) "
+            f"IS NULL ORDER BY source_row LIMIT {MAX_LISTED}"
+        ).fetchall()
+        problems += [f"{w}, workflow_version: {v!r} is not a whole number." for w, v in bad_version]
+        _raise(problems, f"{len(problems)} bad values in {self.where}")
+        (n, h), = wb.execute("SELECT count(*), coalesce(bit_xor(hash(dossier_code, procedure, applicant, status_raw, "
+                             "workflow_key, workflow_version, current_step, assignee, unit, received_at, due_at, "
+                             "due_at_revised, finished_at, returned_at)), 0) FROM d").fetchall()
+        self.count += n
+        self.xor ^= h
+
+    def digest(self, accounts: pa.Table) -> str:
+        self.wb.register("a", accounts)
+        (ah,), = self.wb.execute("SELECT coalesce(bit_xor(hash(account, unit, active)), 0) FROM a").fetchall()
+        return f"{self.count}:{self.xor:x}:{ah:x}"
 
 
 _FINGERPRINT = ("md5(concat_ws('|', dossier_code, procedure, applicant, status_raw, workflow_key, workflow_version, "
