@@ -36,20 +36,16 @@ class AuditSettings:
 
 
 def _representatives(run_id: int) -> tuple[Any, Any]:
-    """One register row and one system row per code: the row that says most (a return date) first."""
-    re_ = register_entry
-    rn = sa.func.row_number().over(
-        partition_by=re_.c.dossier_code,
-        order_by=(sa.case((re_.c.returned_at.is_(None), 1), else_=0), re_.c.entry_id),
-    )
-    reg = (sa.select(re_, rn.label("rn"))
-           .where(re_.c.run_id == run_id, re_.c.dossier_code.is_not(None)).subquery("reg_all"))
-    reg = sa.select(reg).where(reg.c.rn == 1).subquery("r")
-    d = dossier
-    rn2 = sa.func.row_number().over(partition_by=d.c.dossier_code, order_by=d.c.source_row)
-    sys_ = (sa.select(d, rn2.label("rn"))
-            .where(d.c.run_id == run_id, d.c.dossier_code.is_not(None)).subquery("sys_all"))
-    sys_ = sa.select(sys_).where(sys_.c.rn == 1).subquery("s")
+    """One register row and one system row per code: on paper the first row with a return date,
+    else the first row; in the system the first record. Plain aggregates, no window sort."""
+    re_, d = register_entry, dossier
+    with_return = sa.func.min(sa.case((re_.c.returned_at.is_not(None), re_.c.entry_id)))
+    reg = (sa.select(re_.c.dossier_code, sa.func.coalesce(with_return, sa.func.min(re_.c.entry_id)).label("entry_id"))
+           .where(re_.c.run_id == run_id, re_.c.dossier_code.is_not(None))
+           .group_by(re_.c.dossier_code).subquery("reg_ids"))
+    sys_ = (sa.select(d.c.dossier_code, sa.func.min(d.c.source_row).label("source_row"))
+            .where(d.c.run_id == run_id, d.c.dossier_code.is_not(None))
+            .group_by(d.c.dossier_code).subquery("sys_ids"))
     return reg, sys_
 
 
@@ -98,8 +94,9 @@ def run_audit(conn: Connection, run_id: int, settings: AuditSettings) -> None:
     _workflow_findings(conn, run_id)
 
 
-def _classify(conn: Connection, run_id: int, settings: AuditSettings, r: Any, s: Any) -> None:
-    codes = sa.union(sa.select(r.c.dossier_code), sa.select(s.c.dossier_code)).subquery("codes")
+def _classify(conn: Connection, run_id: int, settings: AuditSettings, reg_ids: Any, sys_ids: Any) -> None:
+    codes = sa.union(sa.select(reg_ids.c.dossier_code), sa.select(sys_ids.c.dossier_code)).subquery("codes")
+    r, s = register_entry.alias("r"), dossier.alias("s")
     closed = [c.value for c in CLOSED_STATUSES]
     in_period = sa.exists().where(
         register_book.c.run_id == run_id,
@@ -127,8 +124,10 @@ def _classify(conn: Connection, run_id: int, settings: AuditSettings, r: Any, s:
     select = (
         sa.select(sa.literal(run_id), codes.c.dossier_code, cls, r.c.entry_id, s.c.source_row)
         .select_from(codes)
-        .outerjoin(r, r.c.dossier_code == codes.c.dossier_code)
-        .outerjoin(s, s.c.dossier_code == codes.c.dossier_code)
+        .outerjoin(reg_ids, reg_ids.c.dossier_code == codes.c.dossier_code)
+        .outerjoin(r, sa.and_(r.c.run_id == run_id, r.c.entry_id == reg_ids.c.entry_id))
+        .outerjoin(sys_ids, sys_ids.c.dossier_code == codes.c.dossier_code)
+        .outerjoin(s, sa.and_(s.c.run_id == run_id, s.c.source_row == sys_ids.c.source_row))
     )
     conn.execute(sa.insert(reconciliation).from_select(
         ["run_id", "dossier_code", "class", "entry_id", "source_row"], select))

@@ -99,8 +99,8 @@ def sql_code(col: str) -> str:
 
 
 def sql_looks_like_code(col: str) -> str:
-    return (f"coalesce(regexp_full_match({col}, '{CODE_RE.pattern[1:-1]}') "
-            f"OR regexp_full_match({col}, '{CODE_VARIANT_RE.pattern[1:-1]}'), false)")
+    return (f"coalesce(CASE WHEN regexp_full_match({col}, '{CODE_RE.pattern[1:-1]}') THEN true "
+            f"ELSE regexp_full_match({col}, '{CODE_VARIANT_RE.pattern[1:-1]}') END, false)")
 
 
 def sql_text(col: str) -> str:

@@ -348,6 +348,19 @@ def insert_select(store: "Store", conn: Connection, table: sa.Table, sql: str, s
     return data.num_rows
 
 
+def _tune_duckdb(engine: Engine) -> None:
+    """Bound DuckDB's memory (it spills to disk beyond it) so that big audits stay small."""
+    limit = os.environ.get("RECONCILE_DUCKDB_MEMORY", "")
+
+    @sa.event.listens_for(engine, "connect")
+    def _settings(dbapi_conn: Any, _: Any) -> None:
+        if limit:
+            dbapi_conn.execute(f"SET memory_limit = '{limit}'")
+        dbapi_conn.execute("SET preserve_insertion_order = false")
+
+    engine.dispose()  # connections made before the listener get the settings too
+
+
 def open_store(url: str | None = None, *, create: bool = True) -> Store:
     """Open (and on first use create) the working store; checks the recorded schema version."""
     url = url or os.environ.get("RECONCILE_STORE") or DEFAULT_STORE
@@ -363,6 +376,8 @@ def open_store(url: str | None = None, *, create: bool = True) -> Store:
         except OSError as exc:
             raise BadInput(f"store {path}: cannot create its folder: {exc.strerror}.") from None
     engine = connect_engine(full, what="store")
+    if engine.dialect.name == "duckdb":
+        _tune_duckdb(engine)
     store = Store(engine, full, created)
     with engine.begin() as conn:
         insp = sa.inspect(conn)
