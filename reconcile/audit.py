@@ -87,8 +87,7 @@ def run_audit(conn: Connection, run_id: int, settings: AuditSettings) -> None:
     # From here on the reconciliation table names each code's representative rows: plain joins.
     r, s = register_entry.alias("r"), dossier.alias("s")
     _class_findings(conn, run_id, r, s)
-    _date_findings(conn, run_id, settings, r, s)
-    _field_findings(conn, run_id, r, s)
+    _pair_findings(conn, run_id, settings, r, s)
     _duplicate_findings(conn, run_id)
     _numbering_findings(conn, run_id)
     _workflow_findings(conn, run_id)
@@ -185,50 +184,23 @@ def _class_findings(conn: Connection, run_id: int, r: Any, s: Any) -> None:
                   sub.c.evidence)))
 
 
-def _timeliness(end: Any, due: Any, as_of: date) -> Any:
-    return sa.case(
-        (due.is_(None), sa.null()),
-        (end.is_(None), sa.case((due < sa.cast(sa.literal(as_of.isoformat()), sa.Date), "overdue"),
-                                else_="within")),
-        (end < due, "early"),
-        (end == due, "on_time"),
-        else_="late",
-    )
+def _timeliness(end: date | None, due: date | None, as_of: date) -> str | None:
+    """early / on_time / late by the end date; within / overdue at the audit date when still open."""
+    if due is None:
+        return None
+    if end is None:
+        return "overdue" if due < as_of else "within"
+    return "early" if end < due else "on_time" if end == due else "late"
 
 
-def _date_findings(conn: Connection, run_id: int, settings: AuditSettings, r: Any, s: Any) -> None:
+def _pair_findings(conn: Connection, run_id: int, settings: AuditSettings, r: Any, s: Any) -> None:
+    """date_mismatch and field_mismatch: one SQL pass over all matched pairs keeps the few that
+    differ somewhere; Python explains those few (field-level differences with deepdiff)."""
     tol = int(settings.date_tolerance_days)
     s_due = sa.func.coalesce(s.c.due_at_revised, s.c.due_at)
-    differs = [days_between(r.c[f], s_due if f == "due_at" else s.c[f]) for f in DATE_FIELDS]
-    # One join over all pairs keeps the few that differ somewhere; each field is then read from those.
-    pairs = _pairs(run_id, r, s).add_columns(
-        *[r.c[f].label(f"r_{f}") for f in DATE_FIELDS], s.c.received_at.label("s_received_at"),
-        s_due.label("s_due_at"), s.c.returned_at.label("s_returned_at"),
-        json_text(_both_evidence(r, s)).label("evidence"),
-    ).where(sa.or_(*[sa.or_(d > tol, d < -tol) for d in differs])).cte("date_pairs")
-    # Timeliness by the date the result went back to the applicant, each side with its own due date.
-    t_reg = _timeliness(pairs.c.r_returned_at, pairs.c.r_due_at, settings.as_of)
-    t_sys = _timeliness(pairs.c.s_returned_at, pairs.c.s_due_at, settings.as_of)
-    for field in DATE_FIELDS:
-        rv, sv = pairs.c[f"r_{field}"], pairs.c[f"s_{field}"]
-        diff = days_between(rv, sv)
-        select = sa.select(
-            pairs.c.dossier_code,
-            json_text(obj(field=sa.literal_column(f"'{field}'"), register=rv, system=sv, difference_days=diff,
-                          tolerance_days=sa.literal_column(str(tol)),
-                          register_timeliness=t_reg, system_timeliness=t_sys,
-                          timeliness_flips=(t_reg != t_sys))).label("details"),
-            pairs.c.evidence,
-        ).where(rv.is_not(None), sv.is_not(None), sa.or_(diff > tol, diff < -tol))
-        _insert_findings(conn, run_id, K.DATE_MISMATCH, select)
-
-
-def _field_findings(conn: Connection, run_id: int, r: Any, s: Any) -> None:
-    """Candidates by SQL (a semi-join on the catalog's names); the field-level difference of those
-    few pairs by deepdiff."""
+    s_dates = {"received_at": s.c.received_at, "due_at": s_due, "returned_at": s.c.returned_at}
+    date_differs = [sa.or_(d > tol, d < -tol) for d in (days_between(r.c[f], s_dates[f]) for f in DATE_FIELDS)]
     v = wf_version
-    names = {(p, ver): (name, key) for p, ver, name, key in conn.execute(
-        sa.select(v.c.procedure, v.c.version, v.c.name, v.c.name_key).where(v.c.run_id == run_id))}
     name_known = sa.exists().where(v.c.run_id == run_id, v.c.procedure == s.c.workflow_key,
                                    v.c.name_key == r.c.procedure_key)
     key_known = sa.exists().where(v.c.run_id == run_id, v.c.procedure == s.c.workflow_key)
@@ -238,24 +210,46 @@ def _field_findings(conn: Connection, run_id: int, r: Any, s: Any) -> None:
                                 r.c.applicant_key != s.c.applicant_key)
     rows = conn.execute(
         _pairs(run_id, r, s).add_columns(
-            r.c.applicant, s.c.applicant, r.c.applicant_key, s.c.applicant_key, r.c.procedure,
-            r.c.procedure_key, proc_differs.label("proc_differs"), s.c.workflow_key, s.c.workflow_version,
+            *[r.c[f].label(f"r_{f}") for f in DATE_FIELDS], *[e.label(f"s_{f}") for f, e in s_dates.items()],
+            r.c.applicant.label("r_applicant"), s.c.applicant.label("s_applicant"),
+            r.c.applicant_key.label("r_applicant_key"), s.c.applicant_key.label("s_applicant_key"),
+            r.c.procedure.label("r_procedure"), r.c.procedure_key.label("r_procedure_key"),
+            proc_differs.label("proc_differs"), s.c.workflow_key, s.c.workflow_version,
             json_text(_both_evidence(r, s)).label("evidence"))
-        .where(sa.or_(applicant_differs, proc_differs))
+        .where(sa.or_(applicant_differs, proc_differs, *date_differs))
         .order_by(reconciliation.c.dossier_code)
-    ).all()
-    out = []
-    for (code, r_app, s_app, r_app_k, s_app_k, r_proc, r_proc_k, p_differs, key, version, evidence) in rows:
-        versions = sorted((ver, nm) for (p, ver), nm in names.items() if p == key)
-        s_name, s_key = dict(versions).get(version) or (versions[-1][1] if versions else (None, None))
-        paper = {"applicant": r_app_k, "procedure": r_proc_k}
-        system = {"applicant": s_app_k, "procedure": s_key if p_differs else r_proc_k}
-        diff = DeepDiff(paper, system)
-        fields = sorted(k.split("'")[1] for k in diff.get("values_changed", {}))
-        shown = {"applicant": (r_app, s_app), "procedure": (r_proc, s_name)}
-        details = {"fields": [{"field": f, "register": shown[f][0], "system": shown[f][1]} for f in fields]}
-        out.append({"run_id": run_id, "kind": K.FIELD_MISMATCH.value, "severity": K.FIELD_MISMATCH.severity.value,
-                    "dossier_code": code, "details": json.dumps(details, ensure_ascii=False), "evidence": evidence})
+    ).mappings().all()
+    names = {(p, ver): (name, key) for p, ver, name, key in conn.execute(
+        sa.select(v.c.procedure, v.c.version, v.c.name, v.c.name_key).where(v.c.run_id == run_id))}
+    out: list[dict[str, Any]] = []
+
+    def add(kind: FindingKind, code: str, details: dict[str, Any], evidence: str) -> None:
+        out.append({"run_id": run_id, "kind": kind.value, "severity": kind.severity.value, "dossier_code": code,
+                    "details": json.dumps(details, ensure_ascii=False, default=str), "evidence": evidence})
+
+    for row in rows:
+        code = row["dossier_code"]
+        # Timeliness by the date the result went back to the applicant, each side with its own due date.
+        t_reg = _timeliness(row["r_returned_at"], row["r_due_at"], settings.as_of)
+        t_sys = _timeliness(row["s_returned_at"], row["s_due_at"], settings.as_of)
+        for f in DATE_FIELDS:
+            rv, sv = row[f"r_{f}"], row[f"s_{f}"]
+            if rv is not None and sv is not None and abs((sv - rv).days) > tol:
+                add(K.DATE_MISMATCH, code, {
+                    "field": f, "register": rv.isoformat(), "system": sv.isoformat(),
+                    "difference_days": (sv - rv).days, "tolerance_days": tol, "register_timeliness": t_reg,
+                    "system_timeliness": t_sys, "timeliness_flips": None if None in (t_reg, t_sys) else t_reg != t_sys,
+                }, row["evidence"])
+        versions = sorted((ver, nk) for (p, ver), nk in names.items() if p == row["workflow_key"])
+        s_name, s_key = dict(versions).get(row["workflow_version"]) or (versions[-1][1] if versions else (None, None))
+        paper = {"applicant": row["r_applicant_key"], "procedure": row["r_procedure_key"]}
+        system = {"applicant": row["s_applicant_key"] if row["r_applicant_key"] and row["s_applicant_key"]
+                  else row["r_applicant_key"], "procedure": s_key if row["proc_differs"] else row["r_procedure_key"]}
+        fields = sorted(k.split("'")[1] for k in DeepDiff(paper, system).get("values_changed", {}))
+        shown = {"applicant": (row["r_applicant"], row["s_applicant"]), "procedure": (row["r_procedure"], s_name)}
+        if fields:
+            add(K.FIELD_MISMATCH, code, {"fields": [{"field": f, "register": shown[f][0], "system": shown[f][1]}
+                                                    for f in fields]}, row["evidence"])
     if out:
         conn.execute(sa.insert(finding), out)
 
