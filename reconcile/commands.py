@@ -21,7 +21,7 @@ from reconcile.normalize import compare_key, normalize_code
 from reconcile.sources.register import RegisterData, RegisterMapping, load_register, load_register_mapping
 from reconcile.sources.system import SystemData, load_csv_profile, load_mapping_profile
 from reconcile.sources.workbench import (
-    RegisterChecks, SystemChecks, account_sql, dossier_sql, event_sql, register_sql,
+    SystemChecks, account_sql, check_stored_register, dossier_sql, event_sql, register_sql,
 )
 from reconcile.store import (
     Store, account, audit_run, dossier, finding, insert_select, mask_url, open_store, reconciliation, register_book,
@@ -170,14 +170,14 @@ def record_run(store: Store, loaded: Loaded, settings: AuditSettings, progress: 
     system = loaded.system
     with store.begin() as conn:
         run_id = store.next_run_id(conn)
-        reg_checks, n_reg = RegisterChecks(), 0
+        n_reg = 0
         for batch in loaded.register.batches():
-            reg_checks.add(batch)
             n_reg += insert_select(store, conn, register_entry, register_sql("raw_register"),
                                    {"raw_register": batch}, run_id)
             progress(f"register {n_reg:,} rows")
+        reg_checks = check_stored_register(conn, run_id)
         books = _books(reg_checks.book_years, loaded.register.periods)
-        loaded.warnings.extend(reg_checks.warnings())
+        loaded.warnings.extend(reg_checks.warnings)
         sys_checks, n_sys = SystemChecks(system.where.get("dossier", "dossiers")), 0
         for batch in system.dossier_batches():
             sys_checks.add(batch)

@@ -83,6 +83,7 @@ register_entry = _table(
     sa.Column("received_at", sa.Date),
     sa.Column("due_raw", KEY),
     sa.Column("due_at", sa.Date),
+    sa.Column("transferred_raw", KEY),
     sa.Column("transferred_at", sa.Date),
     sa.Column("returned_raw", KEY),
     sa.Column("returned_at", sa.Date),

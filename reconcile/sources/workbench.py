@@ -7,10 +7,12 @@ from dataclasses import dataclass
 
 import duckdb
 import pyarrow as pa
+import sqlalchemy as sa
 
 from reconcile.errors import BadInput
 from reconcile.normalize import sql_code, sql_date, sql_fold, sql_looks_like_code, sql_text
 from reconcile.sources.system import SystemData
+from reconcile.store import register_entry
 
 MAX_LISTED = 10
 
@@ -48,40 +50,45 @@ def _raise(problems: list[str], summary: str) -> None:
 
 # ----------------------------------------------------------------------------------- register
 
-_REG_LOCATE = "source_file || coalesce(', sheet \"' || sheet || '\"', '') || ', row ' || row_no"
-
-
+@dataclass
 class RegisterChecks:
-    """Checks each raw register batch before it is stored: unparseable dates are refused (BadInput);
-    codes that do not look like dossier codes are warned about; entries are counted per book and year."""
+    warnings: list[str]
+    book_years: dict[str, dict[int | None, int]]  # entries per book and year received
 
-    def __init__(self) -> None:
-        self.wb = connect()
-        self.odd_codes: list[str] = []
-        self.odd_count = 0
-        self.book_years: dict[str, dict[int | None, int]] = {}
 
-    def add(self, raw: pa.Table) -> None:
-        self.wb.register("raw_in", raw)
-        self.wb.execute("CREATE OR REPLACE TEMP VIEW raw AS SELECT *, entry_id AS source_row_key FROM raw_in")
-        problems = _bad_dates(self.wb, "raw", REGISTER_DATES, _REG_LOCATE)
-        _raise(problems, f"{len(problems)} unparseable dates in the register")
-        bad = self.wb.execute(f"""
-            SELECT {_REG_LOCATE}, dossier_code FROM raw
-            WHERE NOT {sql_looks_like_code(sql_code('dossier_code'))} ORDER BY entry_id""").fetchall()
-        self.odd_count += len(bad)
-        self.odd_codes += [f"{where}: {value!r} does not look like a dossier code (kept). "
-                           "Expected e.g. 000.00.53.H48-210105-0001."
-                           for where, value in bad[:MAX_LISTED - len(self.odd_codes)]]
-        for book, year, n in self.wb.execute(
-                f"SELECT book, year({sql_date('received_at')}), count(*) FROM raw GROUP BY ALL").fetchall():
-            years = self.book_years.setdefault(book, {})
-            years[year] = years.get(year, 0) + n
+def check_stored_register(conn: sa.Connection, run_id: int) -> RegisterChecks:
+    """Checks on the register rows just stored in the run's transaction (plain column scans, any
+    engine): an unparseable date raises BadInput, which rolls the run back; codes that do not look
+    like dossier codes are warnings; entries are counted per book and year received."""
+    re_ = register_entry
+    where = [re_.c.run_id == run_id]
+    problems: list[str] = []
+    for field, label in REGISTER_DATES.items():
+        raw, parsed = re_.c[field.replace("_at", "_raw")], re_.c[field]
+        rows = conn.execute(sa.select(re_.c.source_file, re_.c.sheet, re_.c.row_no, raw)
+                            .where(*where, raw.is_not(None), sa.func.trim(raw) != "", parsed.is_(None))
+                            .order_by(re_.c.entry_id).limit(MAX_LISTED)).all()
+        problems += [f"{_where(f, sh, n)}, {label}: {v!r} is not a date. Expected dd/mm/yyyy, YYYY-MM-DD or an "
+                     "Excel date." for f, sh, n, v in rows]
+    _raise(problems, f"{len(problems)} unparseable dates in the register")
+    odd = sa.select(re_.c.source_file, re_.c.sheet, re_.c.row_no, re_.c.code_raw).where(*where, ~re_.c.code_ok)
+    rows = conn.execute(odd.order_by(re_.c.entry_id).limit(MAX_LISTED)).all()
+    warnings = [f"{_where(f, sh, n)}: {v!r} does not look like a dossier code (kept). "
+                "Expected e.g. 000.00.53.H48-210105-0001." for f, sh, n, v in rows]
+    if len(rows) == MAX_LISTED:
+        more = conn.execute(sa.select(sa.func.count()).select_from(odd.subquery())).scalar_one() - MAX_LISTED
+        if more:
+            warnings.append(f"... and {more} more rows with codes that do not look like dossier codes.")
+    year = sa.extract("year", re_.c.received_at)
+    book_years: dict[str, dict[int | None, int]] = {}
+    for book, y, n in conn.execute(sa.select(re_.c.book, year, sa.func.count()).where(*where)
+                                   .group_by(re_.c.book, year)):
+        book_years.setdefault(book, {})[None if y is None else int(y)] = int(n)
+    return RegisterChecks(warnings, book_years)
 
-    def warnings(self) -> list[str]:
-        more = self.odd_count - len(self.odd_codes)
-        tail = [f"... and {more} more rows with codes that do not look like dossier codes."] if more > 0 else []
-        return self.odd_codes + tail
+
+def _where(file: str, sheet: str | None, row: int) -> str:
+    return f'{file}, sheet "{sheet}", row {row}' if sheet else f"{file}, row {row}"
 
 
 def _distinct_text(raw: str, col: str) -> str:
@@ -110,7 +117,7 @@ def register_sql(raw: str) -> str:
             n.address, a.norm AS agency, lower(a.norm) AS agency_key,
             n.received_at AS received_raw, {sql_date('n.received_at')} AS received_at,
             n.due_at AS due_raw, {sql_date('n.due_at')} AS due_at,
-            {sql_date('n.transferred_at')} AS transferred_at,
+            n.transferred_at AS transferred_raw, {sql_date('n.transferred_at')} AS transferred_at,
             n.returned_at AS returned_raw, n.returned_d AS returned_at,
             {sql_text('n.signed')} AS signed, {sql_text('n.note')} AS note,
             CASE WHEN n.note IS NOT NULL AND ({withdrawn}) THEN 'withdrawn'
