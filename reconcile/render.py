@@ -55,21 +55,31 @@ def warnings(lines: list[str], console: Console) -> None:
         console.print(f"[yellow]warning:[/] {escape(line)}", highlight=False)
 
 
+_INTERNAL = ("dossier_code", "code_ok", "applicant_key", "procedure_key", "agency_key", "fingerprint")
+
+
 def dossier_view(view: DossierView, console: Console) -> None:
     console.print(f"[bold]{escape(view.code)}[/] (run {view.run_id}): {view.match_class or 'not classified'}")
-    for title, rows in (("Register", view.register_rows), ("System", view.system), ("History", view.events)):
+    for title, rows in (("Register", view.register_rows), ("System", view.system)):
         if not rows:
             console.print(f"{title}: none")
-            continue
         for i, row in enumerate(rows, 1):
             t = Table(title=f"{title} {i}/{len(rows)}" if len(rows) > 1 else title, title_justify="left",
                       show_header=False)
             t.add_column("field", style="dim")
             t.add_column("value")
             for k, v in row.items():
-                if v is not None and k not in ("dossier_code",):
+                if v is not None and k not in _INTERNAL:
                     t.add_row(k, escape(str(v)))
             console.print(t)
+    if view.events:
+        cols = ("seq", "from_step", "to_step", "account", "at", "action")
+        t = Table(title="History", title_justify="left")
+        for c in cols:
+            t.add_column(c)
+        for e in view.events:
+            t.add_row(*[escape(str(e.get(c) if e.get(c) is not None else "")) for c in cols])
+        console.print(t)
     if not view.findings:
         console.print("Findings: none")
     for f in view.findings:
