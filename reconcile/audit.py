@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from deepdiff import DeepDiff
 from sqlalchemy.engine import Connection
 
-from reconcile.model import CLOSED_STATUSES, OPEN_STATUSES, FindingKind, MatchClass, Outcome
+from reconcile.model import CLOSED_STATUSES, OPEN_STATUSES, OUTCOME_STATUSES, FindingKind, MatchClass, Outcome
 from reconcile.normalize import compare_key
 from reconcile.sqlfuncs import days_between, json_agg, json_text, obj
 from reconcile.store import (
@@ -104,7 +104,7 @@ def _classify(conn: Connection, run_id: int, settings: AuditSettings, reg_ids: A
     paper_only = [k for k in (compare_key(u) for u in settings.paper_only_units) if k]
     agrees = sa.or_(*[
         sa.and_(r.c.outcome == o.value, s.c.status.in_([st.value for st in statuses]))
-        for o, statuses in _outcome_statuses().items()
+        for o, statuses in OUTCOME_STATUSES.items()
     ])
     cls = sa.case(
         (s.c.source_row.is_(None),
@@ -130,12 +130,6 @@ def _classify(conn: Connection, run_id: int, settings: AuditSettings, reg_ids: A
     )
     conn.execute(sa.insert(reconciliation).from_select(
         ["run_id", "dossier_code", "class", "entry_id", "source_row"], select))
-
-
-def _outcome_statuses() -> dict[Outcome, frozenset[Any]]:
-    from reconcile.model import OUTCOME_STATUSES
-
-    return OUTCOME_STATUSES
 
 
 def _pairs(run_id: int, r: Any, s: Any, classes: list[str] | None = None) -> Any:
@@ -255,31 +249,26 @@ def _pair_findings(conn: Connection, run_id: int, settings: AuditSettings, r: An
 
 
 def _duplicate_findings(conn: Connection, run_id: int) -> None:
-    re_ = register_entry
-    row = obj(file=re_.c.source_file, sheet=re_.c.sheet, row=re_.c.row_no, stt=re_.c.stt_raw, code=re_.c.code_raw)
-    dup_codes = (sa.select(re_.c.dossier_code).where(re_.c.run_id == run_id, re_.c.dossier_code.is_not(None))
-                 .group_by(re_.c.dossier_code).having(sa.func.count() > 1))
-    select = (
-        sa.select(re_.c.dossier_code,
-                  json_text(obj(side=sa.literal_column("'register'"), count=sa.func.count(),
-                                reason=sa.literal_column("'the same code on several register rows'"))).label("details"),
-                  json_text(obj(register_rows=json_agg(row))).label("evidence"))
-        .where(re_.c.run_id == run_id, re_.c.dossier_code.in_(dup_codes))
-        .group_by(re_.c.dossier_code)
+    """The same code on several register rows, or on several system records."""
+    re_, d = register_entry, dossier
+    sides = (
+        (re_, "register", "the same code on several register rows", "register_rows",
+         obj(file=re_.c.source_file, sheet=re_.c.sheet, row=re_.c.row_no, stt=re_.c.stt_raw, code=re_.c.code_raw)),
+        (d, "system", "the same code on several system records", "system_rows",
+         obj(row=d.c.source_row, status=d.c.status)),
     )
-    _insert_findings(conn, run_id, K.DUPLICATE_CODE, select)
-    d = dossier
-    dup_sys = (sa.select(d.c.dossier_code).where(d.c.run_id == run_id, d.c.dossier_code.is_not(None))
-               .group_by(d.c.dossier_code).having(sa.func.count() > 1))
-    select = (
-        sa.select(d.c.dossier_code,
-                  json_text(obj(side=sa.literal_column("'system'"), count=sa.func.count(),
-                                reason=sa.literal_column("'the same code on several system records'"))).label("details"),
-                  json_text(obj(system_rows=json_agg(obj(row=d.c.source_row, status=d.c.status)))).label("evidence"))
-        .where(d.c.run_id == run_id, d.c.dossier_code.in_(dup_sys))
-        .group_by(d.c.dossier_code)
-    )
-    _insert_findings(conn, run_id, K.DUPLICATE_CODE, select)
+    for t, side, reason, rows_key, row in sides:
+        dup = (sa.select(t.c.dossier_code).where(t.c.run_id == run_id, t.c.dossier_code.is_not(None))
+               .group_by(t.c.dossier_code).having(sa.func.count() > 1))
+        select = (
+            sa.select(t.c.dossier_code,
+                      json_text(obj(side=sa.literal_column(f"'{side}'"), count=sa.func.count(),
+                                    reason=sa.literal_column(f"'{reason}'"))).label("details"),
+                      json_text(obj(**{rows_key: json_agg(row)})).label("evidence"))
+            .where(t.c.run_id == run_id, t.c.dossier_code.in_(dup))
+            .group_by(t.c.dossier_code)
+        )
+        _insert_findings(conn, run_id, K.DUPLICATE_CODE, select)
 
 
 def _numbering_findings(conn: Connection, run_id: int) -> None:

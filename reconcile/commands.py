@@ -9,7 +9,6 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-import pyarrow as pa
 import sqlalchemy as sa
 
 from reconcile import __version__

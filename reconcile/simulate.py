@@ -678,7 +678,7 @@ class _Generator:
     # ------------------------------------------------------------------------------ plan
 
     def plan(self) -> None:
-        rng, D = self.rng, self.days
+        rng = self.rng
         cols = CATEGORY_COLUMNS
         # cells[fi][cat] = [carried, new]
         self.cells: list[list[list[int]]] = []

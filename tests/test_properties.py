@@ -3,8 +3,7 @@ of the union of both sides lands in exactly one reconciliation class."""
 
 from __future__ import annotations
 
-from datetime import date, timedelta
-from pathlib import Path
+from datetime import date
 
 import duckdb
 import pyarrow as pa

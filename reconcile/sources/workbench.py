@@ -11,7 +11,6 @@ import sqlalchemy as sa
 
 from reconcile.errors import BadInput
 from reconcile.normalize import sql_code, sql_date, sql_fold, sql_looks_like_code, sql_text
-from reconcile.sources.system import SystemData
 from reconcile.store import register_entry
 
 MAX_LISTED = 10
