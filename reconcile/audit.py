@@ -8,7 +8,6 @@ from datetime import date
 from typing import Any
 
 import sqlalchemy as sa
-from deepdiff import DeepDiff
 from sqlalchemy.engine import Connection
 
 from reconcile.model import CLOSED_STATUSES, OPEN_STATUSES, OUTCOME_STATUSES, FindingKind, MatchClass, Outcome
@@ -213,6 +212,10 @@ def _pair_findings(conn: Connection, run_id: int, settings: AuditSettings, r: An
         .where(sa.or_(applicant_differs, proc_differs, *date_differs))
         .order_by(reconciliation.c.dossier_code)
     ).mappings().all()
+    if not rows:
+        return
+    from deepdiff import DeepDiff  # imported when needed: it pulls in pandas/polars where installed
+
     names = {(p, ver): (name, key) for p, ver, name, key in conn.execute(
         sa.select(v.c.procedure, v.c.version, v.c.name, v.c.name_key).where(v.c.run_id == run_id))}
     out: list[dict[str, Any]] = []
