@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
@@ -14,7 +15,7 @@ from reconcile.model import CLOSED_STATUSES, OPEN_STATUSES, OUTCOME_STATUSES, Fi
 from reconcile.normalize import compare_key
 from reconcile.sqlfuncs import days_between, json_agg, json_text, obj
 from reconcile.store import (
-    account, dossier, finding, reconciliation, register_book, register_entry, wf_step, wf_version,
+    account, bulk_insert, dossier, finding, reconciliation, register_book, register_entry, wf_step, wf_version,
 )
 
 K = FindingKind
@@ -201,28 +202,38 @@ def _pair_findings(conn: Connection, run_id: int, settings: AuditSettings, r: An
                            r.c.procedure_key != sa.func.lower(sa.func.coalesce(s.c.procedure, "")))
     applicant_differs = sa.and_(r.c.applicant_key.is_not(None), s.c.applicant_key.is_not(None),
                                 r.c.applicant_key != s.c.applicant_key)
+    # The join over every pair carries only the compared columns; evidence is read for the few
+    # pairs that differ, by id.
     rows = conn.execute(
         _pairs(run_id, r, s).add_columns(
+            reconciliation.c.entry_id, reconciliation.c.source_row,
             *[r.c[f].label(f"r_{f}") for f in DATE_FIELDS], *[e.label(f"s_{f}") for f, e in s_dates.items()],
             r.c.applicant.label("r_applicant"), s.c.applicant.label("s_applicant"),
             r.c.applicant_key.label("r_applicant_key"), s.c.applicant_key.label("s_applicant_key"),
             r.c.procedure.label("r_procedure"), r.c.procedure_key.label("r_procedure_key"),
-            proc_differs.label("proc_differs"), s.c.workflow_key, s.c.workflow_version,
-            json_text(_both_evidence(r, s)).label("evidence"))
+            proc_differs.label("proc_differs"), s.c.workflow_key, s.c.workflow_version)
         .where(sa.or_(applicant_differs, proc_differs, *date_differs))
         .order_by(reconciliation.c.dossier_code)
     ).mappings().all()
     if not rows:
         return
+    evidence: dict[int, str] = {}
+    ids = [row["entry_id"] for row in rows]
+    for i in range(0, len(ids), 1000):
+        evidence.update(conn.execute(
+            _pairs(run_id, r, s).with_only_columns(reconciliation.c.entry_id,
+                                                   json_text(_both_evidence(r, s)))
+            .where(reconciliation.c.entry_id.in_(ids[i:i + 1000]))).all())
     from deepdiff import DeepDiff  # imported when needed: it pulls in pandas/polars where installed
 
     names = {(p, ver): (name, key) for p, ver, name, key in conn.execute(
         sa.select(v.c.procedure, v.c.version, v.c.name, v.c.name_key).where(v.c.run_id == run_id))}
     out: list[dict[str, Any]] = []
 
-    def add(kind: FindingKind, code: str, details: dict[str, Any], evidence: str) -> None:
+    def add(kind: FindingKind, code: str, details: dict[str, Any], row: Any) -> None:
         out.append({"run_id": run_id, "kind": kind.value, "severity": kind.severity.value, "dossier_code": code,
-                    "details": json.dumps(details, ensure_ascii=False, default=str), "evidence": evidence})
+                    "details": json.dumps(details, ensure_ascii=False, default=str),
+                    "evidence": evidence[row["entry_id"]]})
 
     for row in rows:
         code = row["dossier_code"]
@@ -236,7 +247,10 @@ def _pair_findings(conn: Connection, run_id: int, settings: AuditSettings, r: An
                     "field": f, "register": rv.isoformat(), "system": sv.isoformat(),
                     "difference_days": (sv - rv).days, "tolerance_days": tol, "register_timeliness": t_reg,
                     "system_timeliness": t_sys, "timeliness_flips": None if None in (t_reg, t_sys) else t_reg != t_sys,
-                }, row["evidence"])
+                }, row)
+        if not (row["proc_differs"] or (row["r_applicant_key"] and row["s_applicant_key"]
+                                        and row["r_applicant_key"] != row["s_applicant_key"])):
+            continue  # dates only
         versions = sorted((ver, nk) for (p, ver), nk in names.items() if p == row["workflow_key"])
         s_name, s_key = dict(versions).get(row["workflow_version"]) or (versions[-1][1] if versions else (None, None))
         paper = {"applicant": row["r_applicant_key"], "procedure": row["r_procedure_key"]}
@@ -246,9 +260,8 @@ def _pair_findings(conn: Connection, run_id: int, settings: AuditSettings, r: An
         shown = {"applicant": (row["r_applicant"], row["s_applicant"]), "procedure": (row["r_procedure"], s_name)}
         if fields:
             add(K.FIELD_MISMATCH, code, {"fields": [{"field": f, "register": shown[f][0], "system": shown[f][1]}
-                                                    for f in fields]}, row["evidence"])
-    if out:
-        conn.execute(sa.insert(finding), out)
+                                                    for f in fields]}, row)
+    bulk_insert(conn, finding, pa.Table.from_pylist(out))
 
 
 def _duplicate_findings(conn: Connection, run_id: int) -> None:

@@ -299,31 +299,31 @@ class Store:
     def latest_run_id(self, conn: Connection) -> int | None:
         return conn.execute(sa.select(sa.func.max(audit_run.c.id))).scalar_one_or_none()
 
-    def bulk_insert(self, conn: Connection, table: sa.Table, data: pa.Table) -> None:
-        """Insert an Arrow table through the engine's fast path; columns are matched by name."""
-        if data.num_rows == 0:
-            return
-        cols = [c for c in data.column_names if c in table.c]
-        data = data.select(cols)
-        if self.dialect == "duckdb":
-            raw = conn.connection.dbapi_connection
-            name = f"_load_{table.name}"
-            raw.register(name, data)
-            try:
-                names = ", ".join(f'"{c}"' for c in cols)
-                conn.exec_driver_sql(f'INSERT INTO "{table.name}" ({names}) SELECT {names} FROM {name}')
-            finally:
-                raw.unregister(name)
-        elif self.dialect == "postgresql":
-            buf = io.BytesIO()
-            pacsv.write_csv(data, buf, pacsv.WriteOptions(include_header=False, quoting_style="needed"))
-            cursor = conn.connection.dbapi_connection.cursor()
-            names = ", ".join(f'"{c}"' for c in cols)
-            with cursor.copy(f'COPY "{table.name}" ({names}) FROM STDIN WITH (FORMAT csv)') as copy:
-                copy.write(buf.getvalue())
-        else:
-            for batch in data.to_batches(max_chunksize=20_000):
-                conn.execute(table.insert(), batch.to_pylist())
+def bulk_insert(conn: Connection, table: sa.Table, data: pa.Table) -> None:
+    """Insert an Arrow table through the engine's fast path; columns are matched by name."""
+    if data.num_rows == 0:
+        return
+    cols = [c for c in data.column_names if c in table.c]
+    data = data.select(cols)
+    names = ", ".join(f'"{c}"' for c in cols)
+    dialect = conn.dialect.name
+    if dialect == "duckdb":
+        raw = conn.connection.dbapi_connection
+        name = f"_load_{table.name}"
+        raw.register(name, data)
+        try:
+            conn.exec_driver_sql(f'INSERT INTO "{table.name}" ({names}) SELECT {names} FROM {name}')
+        finally:
+            raw.unregister(name)
+    elif dialect == "postgresql":
+        buf = io.BytesIO()
+        pacsv.write_csv(data, buf, pacsv.WriteOptions(include_header=False, quoting_style="needed"))
+        cursor = conn.connection.dbapi_connection.cursor()
+        with cursor.copy(f'COPY "{table.name}" ({names}) FROM STDIN WITH (FORMAT csv)') as copy:
+            copy.write(buf.getvalue())
+    else:  # MariaDB and others: multi-row INSERTs through the driver's executemany
+        for batch in data.to_batches(max_chunksize=20_000):
+            conn.execute(table.insert(), batch.to_pylist())
 
 
 def insert_select(store: "Store", conn: Connection, table: sa.Table, sql: str, sources: dict[str, pa.Table],
@@ -345,7 +345,7 @@ def insert_select(store: "Store", conn: Connection, table: sa.Table, sql: str, s
 
     data = select_arrow(sql, sources)
     data = data.append_column("run_id", pa.array([run_id] * data.num_rows, pa.int32()))
-    store.bulk_insert(conn, table, data)
+    bulk_insert(conn, table, data)
     return data.num_rows
 
 
