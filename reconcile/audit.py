@@ -94,7 +94,6 @@ def run_audit(conn: Connection, run_id: int, settings: AuditSettings) -> None:
 
 
 def _classify(conn: Connection, run_id: int, settings: AuditSettings, reg_ids: Any, sys_ids: Any) -> None:
-    codes = sa.union(sa.select(reg_ids.c.dossier_code), sa.select(sys_ids.c.dossier_code)).subquery("codes")
     r, s = register_entry.alias("r"), dossier.alias("s")
     closed = [c.value for c in CLOSED_STATUSES]
     in_period = sa.exists().where(
@@ -120,13 +119,19 @@ def _classify(conn: Connection, run_id: int, settings: AuditSettings, reg_ids: A
         (sa.and_(r.c.outcome != Outcome.NONE.value, ~agrees), MatchClass.STATUS_MISMATCH.value),
         else_=MatchClass.MATCHED.value,
     )
+    if conn.dialect.name in ("mysql", "mariadb"):  # no FULL OUTER JOIN: the union of codes, then both sides
+        codes = sa.union(sa.select(reg_ids.c.dossier_code), sa.select(sys_ids.c.dossier_code)).subquery("codes")
+        code = codes.c.dossier_code
+        pairs = (codes.outerjoin(reg_ids, reg_ids.c.dossier_code == code)
+                 .outerjoin(sys_ids, sys_ids.c.dossier_code == code))
+    else:
+        code = sa.func.coalesce(reg_ids.c.dossier_code, sys_ids.c.dossier_code)
+        pairs = reg_ids.join(sys_ids, reg_ids.c.dossier_code == sys_ids.c.dossier_code, full=True)
     select = (
-        sa.select(sa.literal(run_id), codes.c.dossier_code, cls, r.c.entry_id, s.c.source_row)
-        .select_from(codes)
-        .outerjoin(reg_ids, reg_ids.c.dossier_code == codes.c.dossier_code)
-        .outerjoin(r, sa.and_(r.c.run_id == run_id, r.c.entry_id == reg_ids.c.entry_id))
-        .outerjoin(sys_ids, sys_ids.c.dossier_code == codes.c.dossier_code)
-        .outerjoin(s, sa.and_(s.c.run_id == run_id, s.c.source_row == sys_ids.c.source_row))
+        sa.select(sa.literal(run_id), code, cls, r.c.entry_id, s.c.source_row)
+        .select_from(pairs
+                     .outerjoin(r, sa.and_(r.c.run_id == run_id, r.c.entry_id == reg_ids.c.entry_id))
+                     .outerjoin(s, sa.and_(s.c.run_id == run_id, s.c.source_row == sys_ids.c.source_row)))
     )
     conn.execute(sa.insert(reconciliation).from_select(
         ["run_id", "dossier_code", "class", "entry_id", "source_row"], select))
