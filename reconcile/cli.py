@@ -133,7 +133,7 @@ def audit(register: tuple[str, ...], system: str | None, mapping: str | None, wo
         report = commands.audit(inputs, store, progress=lambda s: status.update(f"auditing: {s}"))
     render.warnings(report.warnings, err)
     if fmt == "json":
-        click.echo(render.to_json(report.to_dict()))
+        click.echo(render.to_json(report.to_dict(), pretty=sys.stdout.isatty()))
     else:
         render.audit_table(report, out)
     sys.exit(int(ExitCode.FINDINGS if report.findings else ExitCode.OK))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -134,8 +135,9 @@ class Loaded:
     register: RegisterData
     system: SystemData
     catalog: Catalog
-    inputs_doc: dict[str, Any]
+    inputs_doc: dict[str, Any]  # "register" is filled in by record_run from `hashes`
     warnings: list[str]
+    hashes: Future[list[dict[str, str]]] | None = None  # register files hashed while the run loads
 
 
 def load_inputs(inputs: AuditInputs, progress: Progress = _quiet) -> Loaded:
@@ -147,12 +149,15 @@ def load_inputs(inputs: AuditInputs, progress: Progress = _quiet) -> Loaded:
     progress("system")
     system = load_system(inputs.system, inputs.mapping)
     inputs_doc = {
-        "register": [{"file": f, "sha256": _fingerprint_file(f)} for f in register.files],
         "system": {"profile": system.profile, "source": system.source,
                    **({"mapping": inputs.mapping} if inputs.mapping else {})},
         "workflows": {"dir": inputs.workflows, "versions": len(catalog.versions)},
     }
-    return Loaded(register, system, catalog, inputs_doc, list(catalog.warnings) + register.warnings)
+    # Hashing a large register takes a while; hashlib releases the GIL, so it overlaps the load.
+    pool = ThreadPoolExecutor(max_workers=1)
+    hashes = pool.submit(lambda: [{"file": f, "sha256": _fingerprint_file(f)} for f in register.files])
+    pool.shutdown(wait=False)  # the task runs on; record_run waits for its result
+    return Loaded(register, system, catalog, inputs_doc, list(catalog.warnings) + register.warnings, hashes)
 
 
 def _catalog_digest(catalog: Catalog) -> str:
@@ -194,6 +199,8 @@ def record_run(store: Store, loaded: Loaded, settings: AuditSettings, progress: 
         progress("audit")
         run_audit(conn, run_id, settings)
         # Contents, not paths: the same data audited from anywhere has the same fingerprint.
+        if loaded.hashes is not None:
+            loaded.inputs_doc["register"] = loaded.hashes.result()
         content = {"register": [d["sha256"] for d in loaded.inputs_doc.get("register", [])],
                    "system": sys_checks.digest(system.accounts), "catalog": _catalog_digest(loaded.catalog)}
         fingerprint = hashlib.sha256(json.dumps([content, settings.to_dict(), __version__],

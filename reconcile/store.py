@@ -344,7 +344,7 @@ def insert_select(store: "Store", conn: Connection, table: sa.Table, sql: str, s
     from reconcile.sources.workbench import select_arrow
 
     data = select_arrow(sql, sources)
-    data = data.append_column("run_id", pa.array([run_id] * data.num_rows, pa.int32()))
+    data = data.append_column("run_id", pa.repeat(pa.scalar(run_id, pa.int32()), data.num_rows))
     bulk_insert(conn, table, data)
     return data.num_rows
 

@@ -75,7 +75,7 @@ class RegisterData:
         for book, batches in self._parts:
             for t in batches():
                 n = t.num_rows
-                t = t.append_column("book", pa.array([book] * n, pa.string()))
+                t = t.append_column("book", _repeat(book, n))
                 yield t.append_column("entry_id", pa.array(range(next_id, next_id + n), pa.int32()))
                 next_id += n
 
@@ -153,6 +153,11 @@ def load_register(paths: Iterable[str | Path], mapping: RegisterMapping | None =
     if not data.files:
         raise BadInput("no register file given. Hint: --register FILE (CSV or XLSX), repeatable.")
     return data
+
+
+def _repeat(value: str | None, n: int) -> pa.Array:
+    """One value n times (C speed; a Python list of n references costs 0.3 s per million)."""
+    return pa.repeat(pa.scalar(value, pa.string()), n)
 
 
 def _check_file(p: Path) -> None:
@@ -288,8 +293,8 @@ def _rows_to_table(rows: list[list[str]], first_row_no: int, columns: dict[str, 
             cols[f].append(row[c] if c is not None and c < len(row) and row[c] != "" else None)
     n = len(row_no)
     arrays = {f: pa.array(v, pa.string()) for f, v in cols.items()}
-    arrays["source_file"] = pa.array([file] * n, pa.string())
-    arrays["sheet"] = pa.array([sheet] * n, pa.string())
+    arrays["source_file"] = _repeat(file, n)
+    arrays["sheet"] = _repeat(sheet, n)
     arrays["row_no"] = pa.array(row_no, pa.int32())
     return pa.table(arrays)
 
@@ -350,7 +355,7 @@ def _arrow_table(raw: pa.Table, header: _Header, first_row_no: int, file: str) -
     for f in FIELDS:
         c = header.columns.get(f)
         arrays[f] = raw.column(f"c{c}") if c is not None and c < raw.num_columns else pa.nulls(n, pa.string())
-    arrays["source_file"] = pa.array([file] * n, pa.string())
+    arrays["source_file"] = _repeat(file, n)
     arrays["sheet"] = pa.nulls(n, pa.string())
     arrays["row_no"] = pa.array(range(first_row_no, first_row_no + n), pa.int32())
     table = pa.table(arrays)
