@@ -21,7 +21,7 @@ from reconcile.normalize import compare_key, normalize_code
 from reconcile.sources.register import RegisterData, RegisterMapping, load_register, load_register_mapping
 from reconcile.sources.system import SystemData, load_csv_profile, load_mapping_profile
 from reconcile.sources.workbench import (
-    SystemChecks, account_sql, check_stored_register, dossier_sql, event_sql, register_sql,
+    SystemDigest, account_sql, check_stored_dossiers, check_stored_register, dossier_sql, event_sql, register_sql,
 )
 from reconcile.store import (
     Store, account, audit_run, dossier, finding, insert_select, mask_url, open_store, reconciliation, register_book,
@@ -182,11 +182,12 @@ def record_run(store: Store, loaded: Loaded, settings: AuditSettings, progress: 
         reg_checks = check_stored_register(conn, run_id)
         books = _books(reg_checks.book_years, loaded.register.periods)
         loaded.warnings.extend(reg_checks.warnings)
-        sys_checks, n_sys = SystemChecks(system.where.get("dossier", "dossiers")), 0
+        sys_digest, n_sys = SystemDigest(), 0
         for batch in system.dossier_batches():
-            sys_checks.add(batch)
+            sys_digest.add(batch)
             n_sys += insert_select(store, conn, dossier, dossier_sql("raw_dossier"), {"raw_dossier": batch}, run_id)
             progress(f"system {n_sys:,} dossiers")
+        check_stored_dossiers(conn, run_id, system.where.get("dossier", "dossiers"))
         insert_select(store, conn, account, account_sql("raw_account"), {"raw_account": system.accounts}, run_id)
         for batch in system.event_batches():
             insert_select(store, conn, step_event, event_sql("raw_event"), {"raw_event": batch}, run_id)
@@ -202,7 +203,7 @@ def record_run(store: Store, loaded: Loaded, settings: AuditSettings, progress: 
         if loaded.hashes is not None:
             loaded.inputs_doc["register"] = loaded.hashes.result()
         content = {"register": [d["sha256"] for d in loaded.inputs_doc.get("register", [])],
-                   "system": sys_checks.digest(system.accounts), "catalog": _catalog_digest(loaded.catalog)}
+                   "system": sys_digest.digest(system.accounts), "catalog": _catalog_digest(loaded.catalog)}
         fingerprint = hashlib.sha256(json.dumps([content, settings.to_dict(), __version__],
                                                 sort_keys=True, default=str).encode()).hexdigest()[:16]
         conn.execute(sa.insert(audit_run).values(

@@ -130,6 +130,7 @@ dossier = _table(
     sa.Column("step_entered_at", sa.Date),
     sa.Column("step_due_at", sa.Date),
     sa.Column("fingerprint", sa.String(32), nullable=False),
+    sa.Column("problems", sa.Text),  # values that did not parse; a run with any is refused
 )
 
 step_event = _table(

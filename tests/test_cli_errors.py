@@ -184,3 +184,19 @@ def test_interrupted_load_leaves_the_store_as_it_was(tmp_path: Path, monkeypatch
         assert conn.exec_driver_sql("SELECT count(*) FROM audit_run").scalar() == 1
         assert conn.exec_driver_sql("SELECT count(DISTINCT run_id) FROM dossier").scalar() == 1
     engine.dispose()
+
+
+def test_unparseable_system_date_and_version_are_refused_with_row(tmp_path: Path) -> None:
+    system = tmp_path / "system"
+    system.mkdir()
+    rows = (BASIC / "system" / "dossiers.csv").read_text(encoding="utf-8").splitlines()
+    rows[2] = rows[2].replace("2021-01-05,2021-01-19", "2021-01-05,19/13/2021", 1)
+    rows[3] = rows[3].replace(",1.004227.000.00.00.H48,2,", ",1.004227.000.00.00.H48,v2,", 1)
+    (system / "dossiers.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    (system / "accounts.csv").write_text((BASIC / "system" / "accounts.csv").read_text(), encoding="utf-8")
+    lines = error_of(tmp_path, audit_args(tmp_path, system=str(system))).splitlines()
+    assert lines == [
+        f"error: {system / 'dossiers.csv'}, row 3, due_at: '19/13/2021' is not a date. Expected dd/mm/yyyy, "
+        "YYYY-MM-DD or an Excel date.",
+        f"error: {system / 'dossiers.csv'}, row 4, workflow_version: 'v2' is not a whole number.",
+    ]

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from reconcile.errors import BadInput
 from reconcile.normalize import sql_code, sql_date, sql_fold, sql_looks_like_code, sql_text
-from reconcile.store import register_entry
+from reconcile.store import dossier, register_entry
 
 MAX_LISTED = 10
 
@@ -27,19 +27,6 @@ SYSTEM_DATES = ("received_at", "due_at", "due_at_revised", "finished_at", "retur
 def connect() -> duckdb.DuckDBPyConnection:
     """A scratch in-memory DuckDB: the workbench when the store is not DuckDB, and for checks."""
     return duckdb.connect(":memory:")
-
-
-def _bad_dates(wb: duckdb.DuckDBPyConnection, view: str, columns: dict[str, str], locate: str) -> list[str]:
-    """One message per unparseable date cell (the first few), with its location."""
-    problems: list[str] = []
-    for col, label in columns.items():
-        rows = wb.execute(
-            f"SELECT {locate}, {col} FROM {view} WHERE {col} IS NOT NULL AND trim({col}) <> '' "
-            f"AND {sql_date(col)} IS NULL ORDER BY source_row_key LIMIT {MAX_LISTED}"
-        ).fetchall()
-        problems += [f"{where}, {label}: {value!r} is not a date. Expected dd/mm/yyyy, YYYY-MM-DD or an "
-                     "Excel date." for where, value in rows]
-    return problems
 
 
 def _raise(problems: list[str], summary: str) -> None:
@@ -132,32 +119,20 @@ def register_sql(raw: str) -> str:
 # ------------------------------------------------------------------------------------- system
 
 
-class SystemChecks:
-    """Checks each raw dossier batch before it is stored (unparseable dates and versions are refused)
-    and keeps an order-independent digest of the content, for the run's fingerprint."""
+class SystemDigest:
+    """An order-independent digest of the system's content, batch by batch, for the run's fingerprint."""
 
-    def __init__(self, where: str) -> None:
+    def __init__(self) -> None:
         self.wb = connect()
-        self.where = where.replace("'", "''")
         self.count = 0
         self.xor = 0
 
     def add(self, dossiers: pa.Table) -> None:
-        wb = self.wb
-        wb.register("d_in", dossiers)
-        wb.execute("CREATE OR REPLACE TEMP VIEW d AS SELECT *, source_row AS source_row_key FROM d_in")
-        locate = f"'{self.where}, row ' || source_row"
-        problems = _bad_dates(wb, "d", {c: c for c in SYSTEM_DATES}, locate)
-        bad_version = wb.execute(
-            f"SELECT {locate}, workflow_version FROM d WHERE workflow_version IS NOT NULL "
-            f"AND trim(workflow_version) <> '' AND TRY_CAST(TRY_CAST(trim(workflow_version) AS DOUBLE) AS INTEGER) "
-            f"IS NULL ORDER BY source_row LIMIT {MAX_LISTED}"
-        ).fetchall()
-        problems += [f"{w}, workflow_version: {v!r} is not a whole number." for w, v in bad_version]
-        _raise(problems, f"{len(problems)} bad values in {self.where}")
-        (n, h), = wb.execute("SELECT count(*), coalesce(bit_xor(hash(dossier_code, procedure, applicant, status_raw, "
-                             "workflow_key, workflow_version, current_step, assignee, unit, received_at, due_at, "
-                             "due_at_revised, finished_at, returned_at)), 0) FROM d").fetchall()
+        self.wb.register("d", dossiers)
+        (n, h), = self.wb.execute(
+            "SELECT count(*), coalesce(bit_xor(hash(dossier_code, procedure, applicant, status_raw, workflow_key, "
+            "workflow_version, current_step, assignee, unit, received_at, due_at, due_at_revised, finished_at, "
+            "returned_at)), 0) FROM d").fetchall()
         self.count += n
         self.xor ^= h
 
@@ -171,28 +146,55 @@ _FINGERPRINT = ("md5(concat_ws('|', dossier_code, procedure, applicant, status_r
                 "current_step, assignee, unit, received_at, due_at, due_at_revised, finished_at, returned_at))")
 
 
+_UNIT, _RECORD = "\x1f", "\x1e"  # separators inside the `problems` column: field, value; next problem
+
+
 def dossier_sql(raw: str) -> str:
-    """SELECT producing dossier rows (without run_id) from the raw system table."""
+    """SELECT producing dossier rows (without run_id) from the raw system table. Values that do not
+    parse land in `problems` (field and raw value), which the run checks before it commits."""
+    checked = [*SYSTEM_DATES, "workflow_version"]
+    problems = ", ".join(
+        f"CASE WHEN nullif(trim(x.raw_{c}), '') IS NOT NULL AND x.{c} IS NULL "
+        f"THEN '{c}{_UNIT}' || x.raw_{c} END" for c in checked)
     return f"""
-        WITH n AS (SELECT *, {sql_text('applicant')} AS applicant_n FROM {raw})
+        WITH n AS (SELECT *, {sql_text('applicant')} AS applicant_n FROM {raw}),
+        x AS (
         SELECT n.source_row, n.dossier_code AS code_raw, {sql_code('n.dossier_code')} AS dossier_code,
             p.norm AS procedure, f.norm AS field, n.applicant_n AS applicant, lower(n.applicant_n) AS applicant_key,
             n.phone, n.address, a.norm AS agency, trim(n.channel) AS channel,
-            {sql_date('n.received_at')} AS received_at, {sql_date('n.due_at')} AS due_at,
-            {sql_date('n.due_at_revised')} AS due_at_revised, {sql_date('n.finished_at')} AS finished_at,
-            {sql_date('n.returned_at')} AS returned_at,
+            {", ".join(f"{sql_date('n.' + c)} AS {c}, n.{c} AS raw_{c}" for c in SYSTEM_DATES)},
             trim(n.status) AS status, n.status_raw, w.norm AS workflow_key,
             TRY_CAST(TRY_CAST(trim(n.workflow_version) AS DOUBLE) AS INTEGER) AS workflow_version,
+            n.workflow_version AS raw_workflow_version,
             nullif(trim(n.current_step), '') AS current_step, nullif(trim(n.assignee), '') AS assignee,
             nullif(trim(n.unit), '') AS unit,
-            {sql_date('n.step_entered_at')} AS step_entered_at, {sql_date('n.step_due_at')} AS step_due_at,
             {_FINGERPRINT} AS fingerprint
         FROM n
         LEFT JOIN {_distinct_text(raw, 'procedure')} p ON n.procedure IS NOT DISTINCT FROM p.raw_value
         LEFT JOIN {_distinct_text(raw, 'field')} f ON n.field IS NOT DISTINCT FROM f.raw_value
         LEFT JOIN {_distinct_text(raw, 'agency')} a ON n.agency IS NOT DISTINCT FROM a.raw_value
         LEFT JOIN {_distinct_text(raw, 'workflow_key')} w ON n.workflow_key IS NOT DISTINCT FROM w.raw_value
+        )
+        SELECT x.* EXCLUDE ({", ".join(f"raw_{c}" for c in checked)}),
+            nullif(concat_ws('{_RECORD}', {problems}), '') AS problems
+        FROM x
     """
+
+
+def check_stored_dossiers(conn: sa.Connection, run_id: int, where: str) -> None:
+    """Refuse the run (BadInput, rolled back) if stored dossiers hold values that did not parse."""
+    d = dossier
+    rows = conn.execute(sa.select(d.c.source_row, d.c.problems)
+                        .where(d.c.run_id == run_id, d.c.problems.is_not(None))
+                        .order_by(d.c.source_row).limit(MAX_LISTED)).all()
+    problems = []
+    for row, text in rows:
+        for item in text.split(_RECORD):
+            field, value = item.split(_UNIT, 1)
+            what = "is not a whole number" if field == "workflow_version" else (
+                "is not a date. Expected dd/mm/yyyy, YYYY-MM-DD or an Excel date")
+            problems.append(f"{where}, row {row}, {field}: {value!r} {what}.")
+    _raise(problems, f"{len(problems)} bad values in {where}")
 
 
 def account_sql(raw: str) -> str:
