@@ -107,10 +107,13 @@ def audit(register: tuple[str, ...], system: str | None, mapping: str | None, wo
     Exit code 1 when there are findings, 0 when none, 2 for bad input.
     """
     project, base = _project(config)
+
+    def path(cli_value: str | None, key: str) -> str | None:
+        """The option, else the project file's path (relative to the file)."""
+        return cli_value or (_rel(base, project[key]) if project.get(key) else None)
+
     regs = register or tuple(_rel(base, r) for r in _as_list(project.get("register")))
-    system = system or (_rel(base, project["system"]) if project.get("system") else None)
-    mapping = mapping or (_rel(base, project["mapping"]) if project.get("mapping") else None)
-    workflows = workflows or (_rel(base, project["workflows"]) if project.get("workflows") else None)
+    system, mapping, workflows = path(system, "system"), path(mapping, "mapping"), path(workflows, "workflows")
     missing = [n for n, v in (("--register", regs), ("--system", system), ("--workflows", workflows)) if not v]
     as_of_value = as_of or project.get("as_of")
     if as_of_value is None:
@@ -122,13 +125,12 @@ def audit(register: tuple[str, ...], system: str | None, mapping: str | None, wo
         register=tuple(regs), system=str(system), workflows=str(workflows),
         as_of=as_of_value if isinstance(as_of_value, date) else commands.parse_as_of(str(as_of_value)),
         mapping=mapping,
-        register_mapping=register_mapping or (_rel(base, project["register_mapping"])
-                                              if project.get("register_mapping") else None),
+        register_mapping=path(register_mapping, "register_mapping"),
         date_tolerance_days=date_tolerance if date_tolerance is not None else int(project.get("date_tolerance_days", 0)),
         paper_only_units=paper_only or tuple(_as_list(project.get("paper_only_units"))),
     )
     out, err = _consoles()
-    store = store or (_rel(base, project["store"]) if project.get("store") else None)
+    store = path(store, "store")
     with err.status("auditing", spinner="dots") as status:
         report = commands.audit(inputs, store, progress=lambda s: status.update(f"auditing: {s}"))
     render.warnings(report.warnings, err)

@@ -169,8 +169,8 @@ def _catalog_digest(catalog: Catalog) -> str:
 
 def record_run(store: Store, loaded: Loaded, settings: AuditSettings, progress: Progress = _quiet,
                started_at: str | None = None) -> int:
-    """Read, check, store and audit one run in one transaction: all of it lands, or none. Each batch
-    is checked before it is stored; a bad one rolls the whole run back."""
+    """Read, store, check and audit one run in one transaction: all of it lands, or none. Stored rows
+    are checked before the audit; a value that does not parse rolls the whole run back."""
     system = loaded.system
     with store.begin() as conn:
         run_id = store.next_run_id(conn)

@@ -54,3 +54,25 @@ def test_audit_runs_accumulate_and_show_reads_one_dossier(tmp_path) -> None:
     assert [f["kind"] for f in view["findings"]] == ["resolved_not_closed", "step_not_in_version"]
     assert view["register"][0]["row_no"] == 4 and view["system"][0]["current_step"] == "S05"
     assert view["events"][0]["to_step"] == "S05"
+
+
+def test_project_file_supplies_inputs_and_options_override_it(tmp_path) -> None:
+    project = tmp_path / "reconcile.yaml"
+    project.write_text(
+        f"as_of: 2021-06-30\nregister: [{BASIC / 'register-2021.csv'}]\nsystem: {BASIC / 'system'}\n"
+        f"workflows: {BASIC / 'workflows'}\npaper_only_units: ['UBND xã Bình Hải']\nstore: store.duckdb\n",
+        encoding="utf-8")
+    result = invoke("audit", "--config", str(project), "--format", "json", expect=1)
+    from_file = json.loads(result.stdout)
+    assert (tmp_path / "store.duckdb").exists(), "the store path is relative to the project file"
+    assert stable(from_file) == stable(audit_basic(str(tmp_path / "other.duckdb")))
+    result = invoke("audit", "--config", str(project), "--paper-only", "nobody", "--format", "json",
+                    "--store", str(tmp_path / "third.duckdb"), expect=1)
+    assert json.loads(result.stdout)["run"]["paper_only_units"] == {}
+
+
+def test_audit_without_inputs_names_what_is_missing(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = invoke("audit", "--format", "json", expect=2)
+    assert result.stderr.strip() == ("error: audit: missing --register, --system, --workflows, --as-of. "
+                                     "Hint: `reconcile audit --help`, or set them in reconcile.yaml.")
