@@ -77,8 +77,11 @@ def _project(config: str | None) -> tuple[dict[str, Any], Path]:
 
 
 def _rel(base: Path, value: Any) -> str:
-    p = Path(str(value))
-    return str(p if p.is_absolute() or str(value).find("://") >= 0 else base / p)
+    """A path from the project file, relative to the file; sqlite:/// URLs too."""
+    text = str(value)
+    if text.startswith("sqlite:///") and not text.startswith("sqlite:////"):
+        return "sqlite:///" + str(base / text[len("sqlite:///"):])
+    return text if "://" in text or Path(text).is_absolute() else str(base / text)
 
 
 store_option = click.option("--store", envvar="RECONCILE_STORE", metavar="URL",

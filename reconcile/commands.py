@@ -383,7 +383,7 @@ def demo(out: Path, progress: Progress = _quiet) -> RunReport:
     progress("simulate")
     sim = simulate(inputs_dir)
     project = yaml.safe_load(sim.config.read_text(encoding="utf-8"))
-    store_path = inputs_dir / "store.duckdb"
+    store_path = inputs_dir / "reconcile.duckdb"  # the project file's store: `cd` there and `reconcile show`
     for leftover in (store_path, store_path.with_name(store_path.name + ".wal")):
         leftover.unlink(missing_ok=True)
     report = audit(

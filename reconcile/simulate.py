@@ -116,6 +116,7 @@ events:
 
 PROJECT_YAML = """\
 # Demo project: Bình Sơn district one-stop shop, first half of 2021 (written by `reconcile simulate`).
+# Paths are relative to this file: `reconcile audit` in this folder audits the district.
 as_of: 2021-06-30
 period: {from: 2021-01-01, to: 2021-06-30}
 paper_only_units: ["UBND xã Bình Tân Phú", "UBND xã Bình Hải"]
@@ -1480,7 +1481,11 @@ def simulate(out: Path, *, seed: int = 2021, scale: float = 1.0, register_format
         gen.progress("workflows", k, len(texts))
 
     config = out / "reconcile.yaml"
-    config.write_text(PROJECT_YAML, encoding="utf-8")
+    inputs = [f"register: [{register_path.relative_to(out).as_posix()}]",
+              f"system: {'sqlite:///' if mapping_path else ''}{system_path.relative_to(out).as_posix()}",
+              *([f"mapping: {mapping_path.relative_to(out).as_posix()}"] if mapping_path else []),
+              "workflows: workflows", "store: reconcile.duckdb"]
+    config.write_text(PROJECT_YAML + "\n".join(inputs) + "\n", encoding="utf-8")
     truth = out / "ground_truth.json"
     truth.write_text(_ground_truth(gen, emitter), encoding="utf-8")
     return SimulationResult(

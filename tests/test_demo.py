@@ -62,3 +62,14 @@ def test_committed_demo_findings_are_current(demo_run: tuple[Path, RunReport]) -
     committed = COMMITTED / "findings.json"
     assert committed.exists(), "run `make demo` and commit reports/binh-son-2021-h1/findings.json"
     assert fresh == committed.read_text(encoding="utf-8"), "demo output changed: run `make demo` and commit"
+
+
+def test_audit_in_the_demo_folder_repeats_the_demo_from_its_project_file(
+        demo_run: tuple[Path, RunReport], monkeypatch: pytest.MonkeyPatch) -> None:
+    from helpers import invoke
+
+    out, report = demo_run
+    monkeypatch.chdir(out / "inputs")
+    again = json.loads(invoke("audit", "--format", "json", expect=1).stdout)
+    assert again["run"]["id"] == 2  # the demo's store, as the project file says
+    assert again["summary"] == report.summary
