@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -300,6 +301,7 @@ class Store:
     def latest_run_id(self, conn: Connection) -> int | None:
         return conn.execute(sa.select(sa.func.max(audit_run.c.id))).scalar_one_or_none()
 
+
 def bulk_insert(conn: Connection, table: sa.Table, data: pa.Table) -> None:
     """Insert an Arrow table through the engine's fast path; columns are matched by name."""
     if data.num_rows == 0:
@@ -351,8 +353,11 @@ def insert_select(store: "Store", conn: Connection, table: sa.Table, sql: str, s
 
 
 def _tune_duckdb(engine: Engine) -> None:
-    """Bound DuckDB's memory (it spills to disk beyond it) so that big audits stay small."""
-    limit = os.environ.get("RECONCILE_DUCKDB_MEMORY", "")
+    """DuckDB settings for bulk loads; RECONCILE_DUCKDB_MEMORY (e.g. 600MB) caps its memory, beyond
+    which it spills to disk."""
+    limit = os.environ.get("RECONCILE_DUCKDB_MEMORY", "").strip()
+    if limit and not re.fullmatch(r"\d+(\.\d+)?\s*[KMGT]i?B", limit, re.IGNORECASE):
+        raise BadInput(f"RECONCILE_DUCKDB_MEMORY={limit!r} is not a memory size. Expected e.g. 600MB or 2GB.")
 
     @sa.event.listens_for(engine, "connect")
     def _settings(dbapi_conn: Any, _: Any) -> None:
@@ -382,13 +387,15 @@ def open_store(url: str | None = None, *, create: bool = True) -> Store:
         _tune_duckdb(engine)
     store = Store(engine, full, created)
     with engine.begin() as conn:
-        insp = sa.inspect(conn)
-        if insp.has_table(meta_table.name):
+        found = None
+        if sa.inspect(conn).has_table(meta_table.name):
             found = conn.execute(sa.select(meta_table.c.value).where(meta_table.c.key == "schema_version")).scalar()
             if found is not None and int(found) > SCHEMA_VERSION:
                 raise BadInput(f"store {mask_url(full)}: schema version {found} is newer than this tool's "
                                f"({SCHEMA_VERSION}). Hint: upgrade dossier-reconcile.")
-        metadata.create_all(conn, tables=[t for t in metadata.sorted_tables])
+        if found is not None and int(found) == SCHEMA_VERSION:
+            return store  # up to date: opening writes nothing
+        metadata.create_all(conn)
         if store.dialect != "duckdb":
             for ix in _INDEXES:
                 ix.create(conn, checkfirst=True)
