@@ -1,5 +1,5 @@
-"""Normalisation as DuckDB SQL over raw text columns: checks before the store is touched, and the
-SELECTs that turn raw Arrow tables into store rows (run in the store itself when it is DuckDB)."""
+"""Normalisation as DuckDB SQL: the SELECTs that turn raw Arrow tables into store rows (run in the
+store itself when it is DuckDB), and the checks of those rows before the run commits."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ SYSTEM_DATES = ("received_at", "due_at", "due_at_revised", "finished_at", "retur
 
 
 def connect() -> duckdb.DuckDBPyConnection:
-    """A scratch in-memory DuckDB: the workbench when the store is not DuckDB, and for checks."""
+    """A scratch in-memory DuckDB: the workbench when the store is not DuckDB, and for digests."""
     return duckdb.connect(":memory:")
 
 
