@@ -199,3 +199,24 @@ def test_fast_path_row_numbers_follow_the_file(tmp_path: Path) -> None:
     rows = staged([reg]).to_pylist()
     assert [(r["stt"], r["row_no"]) for r in rows[:2]] == [(1, 4), (2, 5)]
     assert (rows[-1]["stt"], rows[-1]["row_no"]) == (2000, 2003)
+
+
+def test_mapping_query_instead_of_table_and_unmapped_status(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'vendor.sqlite'}"
+    vendor_database(url)
+    mapping = MAPPING.replace("  table: HS_HOSO\n", "  query: SELECT * FROM HS_HOSO WHERE TRANGTHAI IS NOT NULL\n", 1)
+    (tmp_path / "m.yaml").write_text(mapping, encoding="utf-8")
+    via_query = audit_json(tmp_path / "a", url, "--mapping", str(tmp_path / "m.yaml"))
+    via_csv = audit_json(tmp_path / "b", str(BASIC / "system"))
+    assert essentials(via_query) == essentials(via_csv)
+
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE HS_HOSO SET TRANGTHAI = 42 WHERE MA_HOSO LIKE '%0001'")
+    engine.dispose()
+    result = invoke("audit", "--register", str(BASIC / "register-2021.csv"), "--system", url,
+                    "--mapping", str(tmp_path / "m.yaml"), "--workflows", str(BASIC / "workflows"),
+                    "--as-of", "2021-06-30", "--store", str(tmp_path / "c.duckdb"), expect=2)
+    assert result.stderr.strip() == (
+        f"error: {tmp_path / 'm.yaml'}: dossier.status_values: dossier.query.TRANGTHAI holds value(s) '42' "
+        "with no canonical status. Hint: add them under status_values.")
