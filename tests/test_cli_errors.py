@@ -200,3 +200,15 @@ def test_unparseable_system_date_and_version_are_refused_with_row(tmp_path: Path
         "YYYY-MM-DD or an Excel date.",
         f"error: {system / 'dossiers.csv'}, row 4, workflow_version: 'v2' is not a whole number.",
     ]
+
+
+def test_a_bug_exits_70_and_says_so_and_debug_shows_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*_: object) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr("reconcile.commands.run_audit", broken)
+    result = invoke(*audit_args(tmp_path), expect=70)
+    assert result.stderr.strip() == "internal error (this is a bug, please report it): RuntimeError: boom"
+    assert not (tmp_path / "store.duckdb").exists()
+    with pytest.raises(RuntimeError):
+        invoke("--debug", *audit_args(tmp_path))
