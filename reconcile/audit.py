@@ -15,7 +15,8 @@ from reconcile.model import CLOSED_STATUSES, OPEN_STATUSES, OUTCOME_STATUSES, Fi
 from reconcile.normalize import compare_key
 from reconcile.sqlfuncs import days_between, json_agg, json_text, obj
 from reconcile.store import (
-    account, bulk_insert, dossier, finding, reconciliation, register_book, register_entry, wf_step, wf_version,
+    account, bulk_insert, dossier, finding, reconciliation, register_book, register_entry, text_key, wf_step,
+    wf_version,
 )
 
 K = FindingKind
@@ -107,7 +108,9 @@ def _classify(conn: Connection, run_id: int, settings: AuditSettings, reg_ids: A
     ])
     cls = sa.case(
         (s.c.source_row.is_(None),
-         sa.case((r.c.agency_key.in_(paper_only), MatchClass.PAPER_ONLY_UNIT.value)
+         sa.case((r.c.agency.in_(sa.select(text_key.c.value).where(text_key.c.run_id == run_id,
+                                                                  text_key.c.key.in_(paper_only))),
+                  MatchClass.PAPER_ONLY_UNIT.value)
                  if paper_only else (sa.false(), ""), else_=MatchClass.MISSING_IN_SYSTEM.value)),
         (r.c.entry_id.is_(None),
          sa.case((sa.and_(s.c.received_at.is_not(None), ~in_period), MatchClass.OUTSIDE_PERIOD.value),
@@ -200,22 +203,23 @@ def _pair_findings(conn: Connection, run_id: int, settings: AuditSettings, r: An
     s_dates = {"received_at": s.c.received_at, "due_at": s_due, "returned_at": s.c.returned_at}
     date_differs = [sa.or_(d > tol, d < -tol) for d in (days_between(r.c[f], s_dates[f]) for f in DATE_FIELDS)]
     v = wf_version
+    pk = sa.select(text_key.c.value, text_key.c.key).where(text_key.c.run_id == run_id).subquery("pk")
     name_known = sa.exists().where(v.c.run_id == run_id, v.c.procedure == s.c.workflow_key,
-                                   v.c.name_key == r.c.procedure_key)
+                                   v.c.name_key == pk.c.key)
     key_known = sa.exists().where(v.c.run_id == run_id, v.c.procedure == s.c.workflow_key)
-    proc_differs = sa.and_(r.c.procedure_key.is_not(None), key_known, ~name_known,
-                           r.c.procedure_key != sa.func.lower(sa.func.coalesce(s.c.procedure, "")))
+    proc_differs = sa.and_(pk.c.key.is_not(None), key_known, ~name_known,
+                           pk.c.key != sa.func.lower(sa.func.coalesce(s.c.procedure, "")))
     applicant_differs = sa.and_(r.c.applicant_key.is_not(None), s.c.applicant_key.is_not(None),
                                 r.c.applicant_key != s.c.applicant_key)
     # The join over every pair carries only the compared columns; evidence is read for the few
     # pairs that differ, by id.
     rows = conn.execute(
-        _pairs(run_id, r, s).add_columns(
+        _pairs(run_id, r, s).outerjoin_from(r, pk, pk.c.value == r.c.procedure).add_columns(
             reconciliation.c.entry_id, reconciliation.c.source_row,
             *[r.c[f].label(f"r_{f}") for f in DATE_FIELDS], *[e.label(f"s_{f}") for f, e in s_dates.items()],
             r.c.applicant.label("r_applicant"), s.c.applicant.label("s_applicant"),
             r.c.applicant_key.label("r_applicant_key"), s.c.applicant_key.label("s_applicant_key"),
-            r.c.procedure.label("r_procedure"), r.c.procedure_key.label("r_procedure_key"),
+            r.c.procedure.label("r_procedure"), pk.c.key.label("r_procedure_key"),
             proc_differs.label("proc_differs"), s.c.workflow_key, s.c.workflow_version)
         .where(sa.or_(applicant_differs, proc_differs, *date_differs))
         .order_by(reconciliation.c.dossier_code)

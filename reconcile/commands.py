@@ -25,7 +25,7 @@ from reconcile.sources.workbench import (
 )
 from reconcile.store import (
     Store, account, audit_run, dossier, finding, insert_select, mask_url, open_store, reconciliation, register_book,
-    register_entry, step_event, wf_step, wf_transition, wf_version,
+    register_entry, step_event, text_key, wf_step, wf_transition, wf_version,
 )
 
 Progress = Callable[[str], None]
@@ -180,6 +180,7 @@ def record_run(store: Store, loaded: Loaded, settings: AuditSettings, progress: 
                                    {"raw_register": batch}, run_id)
             progress(f"register {n_reg:,} rows")
         reg_checks = check_stored_register(conn, run_id)
+        _store_text_keys(conn, run_id)
         books = _books(reg_checks.book_years, loaded.register.periods)
         loaded.warnings.extend(reg_checks.warnings)
         sys_digest, n_sys = SystemDigest(), 0
@@ -214,6 +215,16 @@ def record_run(store: Store, loaded: Loaded, settings: AuditSettings, progress: 
             register_entries=n_reg, system_dossiers=n_sys,
         ))
     return run_id
+
+
+def _store_text_keys(conn: sa.Connection, run_id: int) -> None:
+    """Comparison keys of the register's distinct procedure and agency names (see store.text_key)."""
+    re_ = register_entry
+    values = {v for col in (re_.c.procedure, re_.c.agency) for (v,) in conn.execute(
+        sa.select(col).where(re_.c.run_id == run_id, col.is_not(None)).distinct())}
+    rows = [{"run_id": run_id, "value": v, "key": compare_key(v)} for v in sorted(values)]
+    if rows:
+        conn.execute(sa.insert(text_key), rows)
 
 
 def audit(inputs: AuditInputs, store_url: str | None = None, progress: Progress = _quiet,
@@ -313,7 +324,8 @@ def _breakdown(conn: sa.Connection, run_id: int) -> list[dict[str, Any]]:
         .outerjoin(d, sa.and_(d.c.run_id == f.c.run_id, d.c.source_row == rc.c.source_row))
         .outerjoin(r, sa.and_(r.c.run_id == f.c.run_id, r.c.entry_id == rc.c.entry_id))
         .outerjoin(by_key, by_key.c.procedure == d.c.workflow_key)
-        .outerjoin(by_name, by_name.c.name_key == r.c.procedure_key)
+        .outerjoin(text_key, sa.and_(text_key.c.run_id == f.c.run_id, text_key.c.value == r.c.procedure))
+        .outerjoin(by_name, by_name.c.name_key == text_key.c.key)
         .where(f.c.run_id == run_id)
         .group_by(f.c.kind, field_, unit)
     )

@@ -56,7 +56,7 @@ def warnings(lines: list[str], console: Console) -> None:
         console.print(f"[yellow]warning:[/] {escape(line)}", highlight=False)
 
 
-_INTERNAL = ("dossier_code", "code_ok", "applicant_key", "procedure_key", "agency_key", "fingerprint")
+_INTERNAL = ("dossier_code", "code_ok", "applicant_key", "fingerprint", "problems")
 
 
 def dossier_view(view: DossierView, console: Console) -> None:

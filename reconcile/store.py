@@ -73,13 +73,11 @@ register_entry = _table(
     sa.Column("dossier_code", CODE),
     sa.Column("code_ok", sa.Boolean, nullable=False),
     sa.Column("procedure", sa.Text),
-    sa.Column("procedure_key", sa.Text),
     sa.Column("quantity", KEY),
     sa.Column("applicant", NAME),
     sa.Column("applicant_key", NAME),
     sa.Column("address", sa.Text),
     sa.Column("agency", NAME),
-    sa.Column("agency_key", NAME),
     sa.Column("received_raw", KEY),
     sa.Column("received_at", sa.Date),
     sa.Column("due_raw", KEY),
@@ -91,6 +89,15 @@ register_entry = _table(
     sa.Column("signed", NAME),
     sa.Column("note", sa.Text),
     sa.Column("outcome", sa.String(16), nullable=False),
+)
+
+# Comparison keys of the register's repeated names (procedures, agencies), one row per distinct value:
+# a few dozen rows instead of a copy of every long name on every entry.
+text_key = _table(
+    "text_key",
+    _run_id(),
+    sa.Column("value", sa.Text, nullable=False),
+    sa.Column("key", sa.Text, nullable=False),
 )
 
 register_book = _table(
@@ -220,7 +227,7 @@ _INDEXES = [
 ]
 
 RUN_TABLES = (
-    register_entry, register_book, dossier, step_event, account,
+    register_entry, text_key, register_book, dossier, step_event, account,
     wf_version, wf_step, wf_transition, reconciliation, finding,
 )
 
