@@ -153,8 +153,9 @@ def dossier_sql(raw: str) -> str:
     """SELECT producing dossier rows (without run_id) from the raw system table. Values that do not
     parse land in `problems` (field and raw value), which the run checks before it commits."""
     checked = [*SYSTEM_DATES, "workflow_version"]
+    # The blank-cell test comes last: it runs only where a value failed to parse.
     problems = ", ".join(
-        f"CASE WHEN nullif(trim(x.raw_{c}), '') IS NOT NULL AND x.{c} IS NULL "
+        f"CASE WHEN x.raw_{c} IS NOT NULL AND x.{c} IS NULL AND trim(x.raw_{c}) <> '' "
         f"THEN '{c}{_UNIT}' || x.raw_{c} END" for c in checked)
     return f"""
         WITH n AS (SELECT *, {sql_text('applicant')} AS applicant_n FROM {raw}),
