@@ -70,13 +70,15 @@ def _both_evidence(r: Any, s: Any) -> Any:
     )
 
 
-def _insert_findings(conn: Connection, run_id: int, kind: FindingKind, select: Any) -> int:
-    """`select` yields (dossier_code, details, evidence) columns."""
+def _insert_findings(conn: Connection, run_id: int, kind: FindingKind | None, select: Any) -> int:
+    """`select` yields dossier_code, details and evidence columns; kind and severity too when `kind`
+    is None (one pass writing several kinds)."""
     sub = select.subquery("f")
+    kind_cols = ((sub.c.kind, sub.c.severity) if kind is None
+                 else (sa.literal(kind.value), sa.literal(kind.severity.value)))
     stmt = sa.insert(finding).from_select(
         ["run_id", "kind", "severity", "dossier_code", "details", "evidence"],
-        sa.select(sa.literal(run_id), sa.literal(kind.value), sa.literal(kind.severity.value),
-                  sub.c.dossier_code, sub.c.details, sub.c.evidence),
+        sa.select(sa.literal(run_id), *kind_cols, sub.c.dossier_code, sub.c.details, sub.c.evidence),
     )
     return conn.execute(stmt).rowcount or 0
 
@@ -179,11 +181,7 @@ def _class_findings(conn: Connection, run_id: int, r: Any, s: Any) -> None:
         json_text(sa.case(*[(cls == k.value, d) for k, d in details.items()])).label("details"),
         json_text(_both_evidence(r, s)).label("evidence"),
     )
-    sub = select.subquery("f")
-    conn.execute(sa.insert(finding).from_select(
-        ["run_id", "kind", "severity", "dossier_code", "details", "evidence"],
-        sa.select(sa.literal(run_id), sub.c.kind, sub.c.severity, sub.c.dossier_code, sub.c.details,
-                  sub.c.evidence)))
+    _insert_findings(conn, run_id, None, select)
 
 
 def _timeliness(end: date | None, due: date | None, as_of: date) -> str | None:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
 from enum import Enum
-from typing import Any
 
 
 class Status(str, Enum):
@@ -105,20 +103,3 @@ class MatchClass(str, Enum):
     PAPER_ONLY_UNIT = "paper_only_unit"  # on paper, unit not on the software yet
     OUTSIDE_PERIOD = "outside_period"  # in the system, received outside every loaded book
 
-
-@dataclass(frozen=True, slots=True)
-class Finding:
-    kind: FindingKind
-    dossier_code: str | None
-    details: dict[str, Any] = field(default_factory=dict)
-    evidence: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def severity(self) -> Severity:
-        return self.kind.severity
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["kind"] = self.kind.value
-        d["severity"] = self.severity.value
-        return {k: d[k] for k in ("kind", "severity", "dossier_code", "details", "evidence")}

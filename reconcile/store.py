@@ -226,11 +226,6 @@ _INDEXES = [
     sa.Index("ix_reconciliation_code", reconciliation.c.run_id, reconciliation.c.dossier_code),
 ]
 
-RUN_TABLES = (
-    register_entry, text_key, register_book, dossier, step_event, account,
-    wf_version, wf_step, wf_transition, reconciliation, finding,
-)
-
 
 def normalize_url(url: str) -> str:
     """Accept plain paths and driver-less URLs; pick the drivers this package installs."""
