@@ -233,8 +233,11 @@ def _pair_findings(conn: Connection, run_id: int, settings: AuditSettings, r: An
             .where(reconciliation.c.entry_id.in_(ids[i:i + 1000]))).all())
     from deepdiff import DeepDiff  # imported when needed: it pulls in pandas/polars where installed
 
-    names = {(p, ver): (name, key) for p, ver, name, key in conn.execute(
-        sa.select(v.c.procedure, v.c.version, v.c.name, v.c.name_key).where(v.c.run_id == run_id))}
+    # Catalog name and key per procedure and version; a version the catalog lacks uses the latest.
+    names: dict[str, dict[int, tuple[str, str]]] = {}
+    for p, ver, name, key in conn.execute(sa.select(v.c.procedure, v.c.version, v.c.name, v.c.name_key)
+                                          .where(v.c.run_id == run_id).order_by(v.c.procedure, v.c.version)):
+        names.setdefault(p, {})[ver] = (name, key)
     out: list[dict[str, Any]] = []
 
     def add(kind: FindingKind, code: str, details: dict[str, Any], row: Any) -> None:
@@ -258,8 +261,9 @@ def _pair_findings(conn: Connection, run_id: int, settings: AuditSettings, r: An
         if not (row["proc_differs"] or (row["r_applicant_key"] and row["s_applicant_key"]
                                         and row["r_applicant_key"] != row["s_applicant_key"])):
             continue  # dates only
-        versions = sorted((ver, nk) for (p, ver), nk in names.items() if p == row["workflow_key"])
-        s_name, s_key = dict(versions).get(row["workflow_version"]) or (versions[-1][1] if versions else (None, None))
+        versions = names.get(row["workflow_key"], {})
+        s_name, s_key = versions.get(row["workflow_version"]) or (
+            versions[max(versions)] if versions else (None, None))
         paper = {"applicant": row["r_applicant_key"], "procedure": row["r_procedure_key"]}
         system = {"applicant": row["s_applicant_key"] if row["r_applicant_key"] and row["s_applicant_key"]
                   else row["r_applicant_key"], "procedure": s_key if row["proc_differs"] else row["r_procedure_key"]}
