@@ -8,8 +8,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
+import pyarrow as pa
 import sqlalchemy as sa
 
 from reconcile import __version__
@@ -174,24 +175,19 @@ def record_run(store: Store, loaded: Loaded, settings: AuditSettings, progress: 
     system = loaded.system
     with store.begin() as conn:
         run_id = store.next_run_id(conn)
-        n_reg = 0
-        for batch in loaded.register.batches():
-            n_reg += insert_select(store, conn, register_entry, register_sql("raw_register"),
-                                   {"raw_register": batch}, run_id)
-            progress(f"register {n_reg:,} rows")
+        n_reg = _store_batches(store, conn, run_id, register_entry, register_sql,
+                               loaded.register.batches(), lambda n: progress(f"register {n:,} rows"))
         reg_checks = check_stored_register(conn, run_id)
         _store_text_keys(conn, run_id)
         books = _books(reg_checks.book_years, loaded.register.periods)
         loaded.warnings.extend(reg_checks.warnings)
-        sys_digest, n_sys = SystemDigest(), 0
-        for batch in system.dossier_batches():
-            sys_digest.add(batch)
-            n_sys += insert_select(store, conn, dossier, dossier_sql("raw_dossier"), {"raw_dossier": batch}, run_id)
-            progress(f"system {n_sys:,} dossiers")
+        sys_digest = SystemDigest()
+        n_sys = _store_batches(store, conn, run_id, dossier, dossier_sql,
+                               system.dossier_batches(), lambda n: progress(f"system {n:,} dossiers"),
+                               sys_digest.add)
         check_stored_dossiers(conn, run_id, system.where.get("dossier", "dossiers"))
-        insert_select(store, conn, account, account_sql("raw_account"), {"raw_account": system.accounts}, run_id)
-        for batch in system.event_batches():
-            insert_select(store, conn, step_event, event_sql("raw_event"), {"raw_event": batch}, run_id)
+        insert_select(store, conn, account, account_sql, system.accounts, run_id)
+        _store_batches(store, conn, run_id, step_event, event_sql, system.event_batches())
         versions, steps, transitions = _catalog_tables(loaded.catalog, run_id)
         for table, rows in ((wf_version, versions), (wf_step, steps), (wf_transition, transitions)):
             if rows:
@@ -215,6 +211,20 @@ def record_run(store: Store, loaded: Loaded, settings: AuditSettings, progress: 
             register_entries=n_reg, system_dossiers=n_sys,
         ))
     return run_id
+
+
+def _store_batches(store: Store, conn: sa.Connection, run_id: int, table: sa.Table, select: Callable[[str], str],
+                   batches: Iterator[pa.Table], progress: Callable[[int], None] = lambda _: None,
+                   inspect: Callable[[pa.Table], None] = lambda _: None) -> int:
+    """Store every batch through a workbench SELECT (see store.insert_select); each batch is
+    released as soon as it is stored, so peak memory is one batch, not the source."""
+    n = 0
+    for batch in batches:
+        inspect(batch)
+        n += insert_select(store, conn, table, select, batch, run_id)
+        del batch
+        progress(n)
+    return n
 
 
 def _store_text_keys(conn: sa.Connection, run_id: int) -> None:

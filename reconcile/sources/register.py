@@ -16,6 +16,7 @@ import yaml
 
 from reconcile.errors import BadInput
 from reconcile.normalize import fold
+from reconcile.sources.csvio import line_chunks, line_offset
 
 # Canonical register fields and the headers that name them (DOMAIN §5), compared after `fold`.
 HEADERS: dict[str, tuple[str, ...]] = {
@@ -315,38 +316,42 @@ def _open_csv(p: Path, mapping: RegisterMapping) -> tuple[Callable[[], Iterator[
 
 
 def _csv_batches(p: Path, header: _Header, delimiter: str, width: int) -> Iterator[pa.Table]:
-    """Fast path: Arrow's parser when every record is one line. Blank lines are kept as (short)
-    rows so that the parse fails rather than renumbers; record i is then file row
-    data_start + i + 1 exactly. Otherwise the csv module reads it and says exactly where."""
+    """Fast path: Arrow's parser, piece by piece, while every record is one line. Blank lines are kept
+    as (short) rows so that the parse fails rather than renumbers; a piece's rows are then file rows
+    exactly. From the first piece Arrow cannot parse on, the csv module reads and says exactly where."""
     names = [f"c{i}" for i in range(width)]
-    done = 0
-    try:
-        # The whole-file reader parses blocks on every core (3x the streaming reader); its slices
-        # are zero-copy, so the batches below cost no extra memory.
-        table = pacsv.read_csv(
-            p,
-            read_options=pacsv.ReadOptions(skip_rows=header.data_start, column_names=names, block_size=16 << 20),
-            parse_options=pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=False, ignore_empty_lines=False),
-            convert_options=pacsv.ConvertOptions(column_types={n: pa.string() for n in names},
-                                                 strings_can_be_null=True, null_values=[""]),
-        )
-    except pa.ArrowInvalid:
-        table = None  # ragged rows, blank lines, quoted newlines or bad bytes: the csv module says where
-    if table is not None:
-        for start in range(0, table.num_rows, BATCH_ROWS):
-            part = table.slice(start, BATCH_ROWS)
-            yield _arrow_table(part, header, header.data_start + 1 + start, p.name)
-        return
-    start_line = header.data_start + done
-    data = p.read_bytes()
-    offset = 0
-    for _ in range(start_line):
-        nxt = data.find(b"\n", offset)
-        offset = len(data) if nxt < 0 else nxt + 1
-    text = _decode(p, data[offset:], first_row=start_line + 1, bom=offset == 0)
+    read = pacsv.ReadOptions(column_names=names, block_size=16 << 20)
+    parse = pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=False, ignore_empty_lines=False)
+    convert = pacsv.ConvertOptions(column_types=_csv_types(names, header), strings_can_be_null=True, null_values=[""])
+    row = header.data_start + 1  # file row of the next record
+    for at, data in line_chunks(p, line_offset(p, header.data_start)):
+        try:
+            raw = pacsv.read_csv(pa.py_buffer(data), read_options=read, parse_options=parse, convert_options=convert)
+        except pa.ArrowInvalid:  # ragged rows, blank lines, quoted newlines or bad bytes
+            yield from _csv_module_batches(p, at, row, header, delimiter)
+            return
+        yield _arrow_table(raw, header, row, p.name)
+        row += raw.num_rows
+
+
+def _csv_module_batches(p: Path, at: int, row: int, header: _Header, delimiter: str) -> Iterator[pa.Table]:
+    """The file from byte `at` (file row `row`) through the csv module, numbering rows as a spreadsheet does."""
+    with p.open("rb") as fh:
+        fh.seek(at)
+        text = _decode(p, fh.read(), first_row=row, bom=at == 0)
     rows = list(csv.reader(io.StringIO(text), delimiter=delimiter))
     for start in range(0, len(rows), BATCH_ROWS):
-        yield _rows_to_table(rows[start:start + BATCH_ROWS], start_line + 1 + start, header.columns, p.name, None)
+        yield _rows_to_table(rows[start:start + BATCH_ROWS], row + start, header.columns, p.name, None)
+
+
+# Columns that repeat a few distinct values on every row are read dictionary-encoded: the register's
+# procedure names alone would otherwise take about 100 MB per million rows.
+REPEATING = ("procedure", "agency", "signed", "quantity")
+
+
+def _csv_types(names: list[str], header: _Header) -> dict[str, pa.DataType]:
+    repeating = {f"c{header.columns[f]}" for f in REPEATING if f in header.columns}
+    return {n: pa.dictionary(pa.int32(), pa.string()) if n in repeating else pa.string() for n in names}
 
 
 def _arrow_table(raw: pa.Table, header: _Header, first_row_no: int, file: str) -> pa.Table:

@@ -15,6 +15,7 @@ import yaml
 
 from reconcile.errors import BadInput
 from reconcile.model import Status
+from reconcile.sources.csvio import line_chunks, line_offset
 from reconcile.store import connect_engine, iter_rows, mask_url
 
 DOSSIER_FIELDS = (
@@ -30,6 +31,8 @@ CSV_DOSSIER_HEADER = (
     "dossier_code", "procedure", "applicant", "status", "workflow_key", "workflow_version", "current_step",
     "assignee", "unit", "received_at", "due_at", "finished_at", "returned_at",
 )
+# Read dictionary-encoded (see _csv_batches); status stays plain for the vectorised status check.
+REPEATING_DOSSIER = ("procedure", "workflow_key", "workflow_version", "current_step", "assignee", "unit")
 CSV_ACCOUNT_HEADER = ("account", "unit", "active")
 CSV_EVENT_HEADER = ("dossier_code", "seq", "from_step", "to_step", "account", "at")
 STATUS_NAMES = {s.value: s.value for s in Status}
@@ -102,7 +105,7 @@ def load_csv_profile(directory: str | Path) -> SystemData:
 
     def dossier_batches() -> Iterator[pa.Table]:
         first = 2
-        for batch in _csv_batches(dossiers_path, CSV_DOSSIER_HEADER):
+        for batch in _csv_batches(dossiers_path, CSV_DOSSIER_HEADER, REPEATING_DOSSIER):
             n = batch.num_rows
             status = batch.column("status")
             known = pc.fill_null(pc.is_in(pc.utf8_trim_whitespace(status), value_set=_STATUS_SET), False)
@@ -120,7 +123,7 @@ def load_csv_profile(directory: str | Path) -> SystemData:
     def event_batches() -> Iterator[pa.Table]:
         if not events_path.exists():
             return
-        for batch in _csv_batches(events_path, CSV_EVENT_HEADER):
+        for batch in _csv_batches(events_path, CSV_EVENT_HEADER, ("from_step", "to_step", "account")):
             yield pa.table({f: batch.column(f) if f in batch.column_names else pa.nulls(batch.num_rows, pa.string())
                             for f in EVENT_FIELDS})
 
@@ -151,21 +154,21 @@ def _check_csv(path: Path, required: tuple[str, ...]) -> list[str]:
     return header
 
 
-def _csv_batches(path: Path, required: tuple[str, ...]) -> Iterator[pa.Table]:
+def _csv_batches(path: Path, required: tuple[str, ...], repeating: tuple[str, ...] = ()) -> Iterator[pa.Table]:
+    """The file's rows as string columns, piece by piece; `repeating` columns (few distinct values)
+    are read dictionary-encoded, which saves most of their memory."""
     header = _check_csv(path, required)
-    try:
-        table = pacsv.read_csv(  # whole file on every core; the slices below are zero-copy
-            path,
-            read_options=pacsv.ReadOptions(block_size=16 << 20),
-            convert_options=pacsv.ConvertOptions(strings_can_be_null=True, null_values=[""],
-                                                 column_types={h: pa.string() for h in header}),
-        )
-    except pa.ArrowInvalid as exc:
-        msg = str(exc).splitlines()[0]
-        hint = "export the file as UTF-8" if "UTF8" in msg else "check the quoting and column count"
-        raise BadInput(f"{path}: {msg}. Hint: {hint}.") from None
-    for start in range(0, table.num_rows, BATCH_ROWS):
-        yield table.slice(start, BATCH_ROWS)
+    code = pa.dictionary(pa.int32(), pa.string())
+    read = pacsv.ReadOptions(column_names=header, block_size=16 << 20)
+    convert = pacsv.ConvertOptions(strings_can_be_null=True, null_values=[""],
+                                   column_types={h: code if h in repeating else pa.string() for h in header})
+    for _, data in line_chunks(path, line_offset(path, 1)):
+        try:
+            yield pacsv.read_csv(pa.py_buffer(data), read_options=read, convert_options=convert)
+        except pa.ArrowInvalid as exc:
+            msg = str(exc).splitlines()[0]
+            hint = "export the file as UTF-8" if "UTF8" in msg else "check the quoting and column count"
+            raise BadInput(f"{path}: {msg}. Hint: {hint}.") from None
 
 
 # -------------------------------------------------------------------------- mapping profile

@@ -133,12 +133,14 @@ class SystemDigest:
             "SELECT count(*), coalesce(bit_xor(hash(dossier_code, procedure, applicant, status_raw, workflow_key, "
             "workflow_version, current_step, assignee, unit, received_at, due_at, due_at_revised, finished_at, "
             "returned_at)), 0) FROM d").fetchall()
+        self.wb.unregister("d")  # a registered table stays referenced (and in memory) until unregistered
         self.count += n
         self.xor ^= h
 
     def digest(self, accounts: pa.Table) -> str:
         self.wb.register("a", accounts)
         (ah,), = self.wb.execute("SELECT coalesce(bit_xor(hash(account, unit, active)), 0) FROM a").fetchall()
+        self.wb.unregister("a")
         return f"{self.count}:{self.xor:x}:{ah:x}"
 
 
