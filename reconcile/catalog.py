@@ -1,4 +1,4 @@
-"""Load the workflow catalog (v<N>.yaml files below a folder) and validate it, file:line:col."""
+"""Load the workflow catalog (v<N>.yaml or v<N>.bpmn files below a folder) and validate it, file:line."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import yaml
 from jsonschema import Draft202012Validator, ValidationError
@@ -17,7 +17,7 @@ from jsonschema import Draft202012Validator, ValidationError
 from reconcile import errors
 from reconcile.normalize import compare_key
 
-VERSION_FILE = re.compile(r"^v(\d+)\.yaml$")
+VERSION_FILE = re.compile(r"^v(\d+)\.(yaml|bpmn)$")
 
 SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -155,7 +155,7 @@ def load_catalog(directory: str | os.PathLike[str]) -> Catalog:
         raise errors.BadInput(f"{shown}: not a directory. {expected}")
     files = sorted(
         p.relative_to(root).parts
-        for p in root.rglob("v*.yaml")
+        for p in root.rglob("v*")
         if VERSION_FILE.match(p.name) and p.is_file()
     )
     if not files:
@@ -168,7 +168,10 @@ def load_catalog(directory: str | os.PathLike[str]) -> Catalog:
         path = os.path.join(shown, *parts)
         number = int(VERSION_FILE.match(parts[-1])[1])  # type: ignore[index]
         file_problems: list[str] = []
-        item = _load_file(path, number, file_problems, warnings)
+        if path.endswith(".bpmn"):
+            item = _load_bpmn(path, number, file_problems, warnings)
+        else:
+            item = _load_file(path, number, file_problems, warnings)
         problems.extend(sorted(file_problems, key=lambda line: _position(line, path)))
         if item is not None:
             loaded.append(item)
@@ -177,6 +180,67 @@ def load_catalog(directory: str | os.PathLike[str]) -> Catalog:
     warnings.extend(_check_consistency(loaded))
     versions = sorted((item.version for item in loaded), key=lambda v: (v.procedure, v.version))
     return Catalog(tuple(versions), tuple(warnings))
+
+
+def catalog_from_docs(docs: Iterable[tuple[dict[str, Any], str]]) -> Catalog:
+    """A catalog from already-parsed version documents (doc, where), validated like version files:
+    one BadInput naming `where` lists every error; graph and naming warnings are kept."""
+    return _catalog_from_docs((doc, where, {}) for doc, where in docs)
+
+
+def _catalog_from_docs(docs: Iterable[tuple[dict[str, Any], str, Mapping[str, int]]]) -> Catalog:
+    problems: list[str] = []
+    warnings: list[str] = []
+    loaded: list[_Loaded] = []
+    for doc, where, lines in docs:
+        item = _check_doc(doc, where, lines, None, problems, warnings)
+        if item is not None:
+            loaded.append(item)
+    problems.extend(_check_duplicates(loaded))
+    errors.collect(problems, f"{len(problems)} problems in the workflow versions.")
+    warnings.extend(_check_consistency(loaded))
+    versions = sorted((item.version for item in loaded), key=lambda v: (v.procedure, v.version))
+    return Catalog(tuple(versions), tuple(warnings))
+
+
+def _check_doc(doc: Any, where: str, lines: Mapping[str, int], number: int | None, problems: list[str],
+               warnings: list[str]) -> _Loaded | None:
+    loc = _DocLocator(where, doc if isinstance(doc, dict) else {}, lines)
+    if not isinstance(doc, dict):
+        problems.append(f"{where}: expected a mapping with keys procedure, name, version, steps.")
+        return None
+    schema_errors = sorted(_VALIDATOR.iter_errors(doc), key=lambda e: [str(p) for p in e.absolute_path])
+    if schema_errors:
+        for e in schema_errors:
+            what = e.message if e.validator != "type" or not isinstance(e.instance, (dict, list)) else (
+                f"{'a mapping' if isinstance(e.instance, dict) else 'a list'} is not of type "
+                f"{', '.join(repr(t) for t in _as_list(e.validator_value))}")
+            problems.append(f"{loc.at(tuple(e.absolute_path))}: {what}")
+        return None
+    return _check_version(where, number, doc, loc, problems, warnings)
+
+
+def _load_bpmn(path: str, number: int, problems: list[str], warnings: list[str]) -> _Loaded | None:
+    """A v<N>.bpmn file, with its optional v<N>.bpmn.yaml sidecar beside it."""
+    from reconcile import bpmn  # lxml is only needed when the catalog holds BPMN
+
+    sidecar_path = path + ".yaml"
+    try:
+        sidecar = bpmn.load_sidecar(sidecar_path) if os.path.exists(sidecar_path) else None
+        if sidecar is not None and sidecar.get("version", number) != number:
+            raise errors.BadInput(f"{sidecar_path}: version {sidecar['version']} does not match the file name "
+                                  f"v{number}.bpmn. Set version: {number} or remove it from the sidecar.")
+        with open(path, "rb") as f:
+            data = f.read()
+        imported = bpmn.parse_bpmn(data, path, version=number, sidecar=sidecar)
+    except errors.BadInput as e:
+        problems.extend(e.problems)
+        return None
+    except OSError as e:
+        problems.append(f"{path}: cannot read: {e.strerror}.")
+        return None
+    warnings.extend(imported.warnings)
+    return _check_doc(imported.doc, path, imported.step_lines, number, problems, warnings)
 
 
 def _load_file(path: str, number: int, problems: list[str], warnings: list[str]) -> _Loaded | None:
@@ -212,7 +276,7 @@ def _load_file(path: str, number: int, problems: list[str], warnings: list[str])
     if schema_errors:
         problems.extend(_schema_problem(path, node, e) for e in schema_errors)
         return None  # the checks below rely on the shape the schema guarantees
-    return _check_version(path, number, data, node, problems, warnings)
+    return _check_version(path, number, data, _YamlLocator(path, node), problems, warnings)
 
 
 def _parse(text: str) -> tuple[yaml.Node | None, Any]:
@@ -225,23 +289,66 @@ def _parse(text: str) -> tuple[yaml.Node | None, Any]:
         loader.dispose()
 
 
+class _Locator(Protocol):
+    """Where a value of a version document is, for messages: `file:line:col` or `file: json.path`."""
+
+    def at(self, path: tuple[Any, ...], key: bool = False) -> str: ...
+
+    def line(self, index: int) -> int: ...
+
+
+@dataclass(frozen=True, slots=True)
+class _YamlLocator:
+    path: str
+    node: yaml.MappingNode
+
+    def at(self, path: tuple[Any, ...], key: bool = False) -> str:
+        if key:
+            parent = _node_at(self.node, path[:-1])
+            return _at(self.path, _key(parent, str(path[-1])))
+        return _at(self.path, _node_at(self.node, path))
+
+    def line(self, index: int) -> int:
+        return int(_value(self.node, "steps").value[index].start_mark.line) + 1
+
+
+@dataclass(frozen=True, slots=True)
+class _DocLocator:
+    where: str
+    doc: dict[str, Any]
+    lines: Mapping[str, int]  # step id -> line in the source, when known (BPMN elements)
+
+    def at(self, path: tuple[Any, ...], key: bool = False) -> str:
+        if len(path) > 1 and path[0] == "steps" and isinstance(path[1], int):
+            step_id = self.doc["steps"][path[1]].get("id")
+            if step_id in self.lines:
+                return f"{self.where}:{self.lines[step_id]}"
+        steps = (f"[{p}]" if isinstance(p, int) else f".{p}" for p in path)
+        json_path = "".join(steps).lstrip(".")
+        return f"{self.where}: {json_path}" if json_path else self.where
+
+    def line(self, index: int) -> int:
+        return self.lines.get(self.doc["steps"][index].get("id"), 0)
+
+
 def _check_version(
     path: str,
-    number: int,
+    number: int | None,
     data: dict[str, Any],
-    node: yaml.MappingNode,
+    loc: _Locator,
     problems: list[str],
     warnings: list[str],
 ) -> _Loaded:
-    step_nodes = _value(node, "steps").value
+    """Build a version from schema-valid data; problems and graph warnings are located by `loc`."""
     first_line: dict[str, int] = {}
     steps: list[Step] = []
-    for raw, step_node in zip(data["steps"], step_nodes):
-        line = step_node.start_mark.line + 1
+    for i, raw in enumerate(data["steps"]):
+        line = loc.line(i)
         if raw["id"] in first_line:
+            first = f"at line {first_line[raw['id']]}" if first_line[raw["id"]] else "earlier"
             problems.append(
-                f"{_at(path, _value(step_node, 'id'))}: duplicate step id '{raw['id']}'; "
-                f"first defined at line {first_line[raw['id']]}. "
+                f"{loc.at(('steps', i, 'id'))}: duplicate step id '{raw['id']}'; "
+                f"first defined {first}. "
                 "Step ids must be unique within a version."
             )
         else:
@@ -258,30 +365,29 @@ def _check_version(
             )
         )
     listed = ", ".join(first_line)
-    for step, step_node in zip(steps, step_nodes):
-        target_nodes = _value(step_node, "next").value if step.next else []
-        for target, target_node in zip(step.next, target_nodes):
+    for i, step in enumerate(steps):
+        for j, target in enumerate(step.next):
             if target not in first_line:
                 problems.append(
-                    f"{_at(path, target_node)}: step '{step.id}' -> '{target}': no such step. "
+                    f"{loc.at(('steps', i, 'next', j))}: step '{step.id}' -> '{target}': no such step. "
                     f"Steps here: {listed}."
                 )
     if not any(s.final for s in steps):
         problems.append(
-            f"{_at(path, _key(node, 'steps'))}: no final step. "
+            f"{loc.at(('steps',), key=True)}: no final step. "
             "Mark the step(s) that end the procedure with final: true."
         )
-    if data["version"] != number:
+    if number is not None and data["version"] != number:
         problems.append(
-            f"{_at(path, _value(node, 'version'))}: version {data['version']} does not match "
+            f"{loc.at(('version',))}: version {data['version']} does not match "
             f"the file name v{number}.yaml. Set version: {number} or rename the file."
         )
 
     if not problems:  # graph warnings only make sense on a well-formed graph
         start = steps[0].id
         forward = reachable({s.id: s.next for s in steps}, [start])
-        for step, step_node in zip(steps, step_nodes):
-            at = _at(path, _value(step_node, "id"))
+        for i, step in enumerate(steps):
+            at = loc.at(("steps", i, "id"))
             if step.id not in forward:
                 warnings.append(
                     f"{at}: step '{step.id}' cannot be reached from the first step '{start}'."
@@ -302,7 +408,7 @@ def _check_version(
         steps=tuple(steps),
         path=path,
     )
-    where = {key: _at(path, _value(node, key)) for key in ("procedure", "name", "field")}
+    where = {key: loc.at((key,)) for key in ("procedure", "name", "field")}
     return _Loaded(version, where)
 
 

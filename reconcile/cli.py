@@ -195,5 +195,70 @@ def demo(out: str) -> None:
     render.audit_table(result, _consoles()[0])
 
 
+@main.group()
+def workflows() -> None:
+    """Workflow catalog: import BPMN, check a catalog, compare two versions."""
+
+
+@workflows.command("import-bpmn")
+@click.argument("file")
+@click.option("--procedure", metavar="CODE", help="Procedure code (default: the sidecar's, else the process id).")
+@click.option("--version", "version", type=int, metavar="N", help="Version number (default: the sidecar's, else 1).")
+@click.option("--process", "process_id", metavar="ID", help="The process to import when the file holds several.")
+@click.option("--sidecar", metavar="FILE", help="YAML with what BPMN lacks: steps: {TASK_ID: {days, unit, name}}.")
+@click.option("--out", metavar="FILE", help="Write the version YAML here (default: stdout).")
+def import_bpmn(file: str, procedure: str | None, version: int | None, process_id: str | None,
+                sidecar: str | None, out: str | None) -> None:
+    """Convert a BPMN 2.0 file into a catalog version YAML file."""
+    from reconcile import workflows as wf
+
+    result = wf.import_bpmn(file, procedure=procedure, version=version, process_id=process_id,
+                            sidecar=sidecar, out=out)
+    _, err = _consoles()
+    render.warnings(list(result.warnings), err)
+    if out:
+        err.print(f"wrote {out}")
+    else:
+        click.echo(result.text, nl=False)
+
+
+@workflows.command("check")
+@click.argument("directory", metavar="DIR")
+def workflows_check(directory: str) -> None:
+    """Validate a workflow catalog alone (v<N>.yaml and v<N>.bpmn files). Exit 0 when valid, 2 otherwise."""
+    from reconcile import workflows as wf
+
+    result = wf.check(directory)
+    out, err = _consoles()
+    render.warnings(list(result.warnings), err)
+    render.catalog_check(result, out)
+
+
+@workflows.command("diff")
+@click.argument("procedure")
+@click.argument("v1", type=int)
+@click.argument("v2", type=int)
+@click.option("--workflows", "workflows_dir", metavar="DIR", help="Workflow catalog folder (default: the project file's).")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option("--config", metavar="FILE", help=f"Project file (default: ./{PROJECT_FILE} if present).")
+@store_option
+def workflows_diff(procedure: str, v1: int, v2: int, workflows_dir: str | None, fmt: str, config: str | None,
+                   store: str | None) -> None:
+    """Steps and transitions that differ between versions V1 and V2, with the open dossiers on each."""
+    from reconcile import workflows as wf
+
+    project, base = _project(config)
+    directory = workflows_dir or (_rel(base, project["workflows"]) if project.get("workflows") else None)
+    if not directory:
+        raise BadInput(f"workflows diff: missing --workflows. Hint: pass --workflows DIR or set workflows: in "
+                       f"{PROJECT_FILE}.")
+    store_url = store or (_rel(base, project["store"]) if project.get("store") else None)
+    report = wf.diff(procedure, v1, v2, directory, store_url)
+    if fmt == "json":
+        click.echo(render.to_json(report.to_dict(), pretty=sys.stdout.isatty()))
+    else:
+        render.workflow_diff(report, _consoles()[0])
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

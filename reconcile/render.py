@@ -86,3 +86,56 @@ def dossier_view(view: DossierView, console: Console) -> None:
     for f in view.findings:
         details = ", ".join(f"{k}={v}" for k, v in f["details"].items() if v is not None)
         console.print(f"[bold red]{f['kind']}[/] ({f['severity']}): {escape(details)}")
+
+
+def catalog_check(result: Any, console: Console) -> None:
+    """`workflows check`: counts of a valid catalog (warnings go to stderr separately)."""
+    console.print(f"{escape(result.directory)}: valid: {result.procedures:,} procedures, {result.versions:,} "
+                  f"versions, {result.steps:,} steps, {len(result.warnings):,} warnings")
+
+
+def workflow_diff(report: Any, console: Console) -> None:
+    """`workflows diff`: one table of step changes with open dossiers, one of transitions."""
+    d = report.diff
+    console.print(f"[bold]{escape(d.procedure)}[/] v{d.version_a} ({escape(report.path_a)}) -> "
+                  f"v{d.version_b} ({escape(report.path_b)})")
+    console.print(f"Open dossiers from {escape(report.store_note)}")
+    if d.empty:
+        console.print("No differences.")
+        return
+    counts = report.open_dossiers
+
+    def open_on(step: str | None) -> str:
+        if step is None:
+            return ""
+        return "?" if counts is None else f"{counts.get(step, 0):,}"
+
+    def changes(items: Any) -> str:
+        def shown(x: Any) -> str:
+            return f"{x:g}" if isinstance(x, float) else "-" if x is None else str(x)
+
+        return "; ".join(f"{c.field}: {shown(c.before)} -> {shown(c.after)}" for c in items)
+
+    steps = Table(title="Steps", title_justify="left")
+    for name in ("change", f"v{d.version_a}", f"v{d.version_b}", "detail", "open dossiers"):
+        steps.add_column(name, justify="right" if name == "open dossiers" else "left")
+    for s in d.removed:
+        steps.add_row("removed", escape(s), "", "", open_on(s))
+    for r in d.replaced:
+        detail = f"guess: {r.why}" + (f"; {changes(r.changes)}" if r.changes else "")
+        steps.add_row("replaced", escape(r.removed), escape(r.added), escape(detail), open_on(r.removed))
+    for c in d.changed:
+        steps.add_row("changed", escape(c.step), escape(c.step), escape(changes(c.changes)), open_on(c.step))
+    for s in d.added:
+        steps.add_row("added", "", escape(s), "", "")
+    console.print(steps)
+    if d.transitions_added or d.transitions_removed:
+        tr = Table(title="Transitions", title_justify="left")
+        tr.add_column("change")
+        tr.add_column("from")
+        tr.add_column("to")
+        for a, b in d.transitions_removed:
+            tr.add_row(f"removed (v{d.version_a})", escape(a), escape(b))
+        for a, b in d.transitions_added:
+            tr.add_row(f"added (v{d.version_b})", escape(a), escape(b))
+        console.print(tr)

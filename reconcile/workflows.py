@@ -1,0 +1,146 @@
+"""The `workflows` commands as plain functions: import a BPMN file, check a catalog, diff two versions."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from reconcile import bpmn
+from reconcile.catalog import Catalog, WorkflowVersion, _catalog_from_docs, load_catalog
+from reconcile.errors import BadInput
+from reconcile.model import OPEN_STATUSES
+from reconcile.wfdiff import VersionDiff, diff_versions
+
+
+@dataclass(frozen=True, slots=True)
+class ImportResult:
+    text: str  # the version YAML
+    warnings: tuple[str, ...]
+    out: str | None  # the file written, if any
+
+
+def import_bpmn(path: str, *, procedure: str | None = None, version: int | None = None,
+                process_id: str | None = None, sidecar: str | None = None, out: str | None = None) -> ImportResult:
+    """Convert a BPMN file into version YAML; with `out`, write it whole (temp file + rename) or not at all."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as e:
+        raise BadInput(f"{path}: cannot read: {e.strerror}. Hint: give the path of a .bpmn file.") from None
+    side = bpmn.load_sidecar(sidecar) if sidecar else None
+    imported = bpmn.parse_bpmn(data, path, procedure=procedure, version=version, process_id=process_id,
+                               sidecar=side)
+    # The result must load as a catalog version: the same checks as a v<N>.yaml file (a final step...).
+    _catalog_from_docs([(imported.doc, path, imported.step_lines)])
+    text = bpmn.to_yaml(imported.doc)
+    if out:
+        _write_whole(out, text)
+    return ImportResult(text, imported.warnings, out)
+
+
+def _write_whole(path: str, text: str) -> None:
+    target = Path(path)
+    folder = target.parent if str(target.parent) else Path(".")
+    if not folder.is_dir():
+        raise BadInput(f"{path}: folder {folder} does not exist. Hint: create it first.")
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    directory: str
+    procedures: int
+    versions: int
+    steps: int
+    warnings: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"directory": self.directory, "procedures": self.procedures, "versions": self.versions,
+                "steps": self.steps, "warnings": list(self.warnings)}
+
+
+def check(directory: str) -> CheckResult:
+    catalog = load_catalog(directory)
+    return CheckResult(directory, len({v.procedure for v in catalog.versions}), len(catalog.versions),
+                       sum(len(v.steps) for v in catalog.versions), catalog.warnings)
+
+
+@dataclass(frozen=True, slots=True)
+class DiffReport:
+    diff: VersionDiff
+    path_a: str
+    path_b: str
+    open_dossiers: dict[str, int] | None  # step of version A -> open dossiers there; None: not known
+    store_note: str  # where the counts come from, or why there are none
+
+    def to_dict(self) -> dict[str, Any]:
+        counts = self.open_dossiers
+        return {
+            **self.diff.to_dict(),
+            "path_a": self.path_a,
+            "path_b": self.path_b,
+            "open_dossiers": None if counts is None else {s: counts.get(s, 0) for s in self.diff.affected_steps},
+            "store": self.store_note,
+        }
+
+
+def diff(procedure: str, version_a: int, version_b: int, workflows: str, store_url: str | None) -> DiffReport:
+    catalog = load_catalog(workflows)
+    a, b = (_version(catalog, workflows, procedure, n) for n in (version_a, version_b))
+    result = diff_versions(a, b)
+    counts, note = open_dossiers_on(store_url, procedure, version_a, result.affected_steps)
+    return DiffReport(result, a.path, b.path, counts, note)
+
+
+def _version(catalog: Catalog, workflows: str, procedure: str, number: int) -> WorkflowVersion:
+    found = catalog.get(procedure, number)
+    if found is not None:
+        return found
+    versions = catalog.versions_of(procedure)
+    if not versions:
+        known = ", ".join(sorted({v.procedure for v in catalog.versions}))
+        raise BadInput(f"{workflows}: no procedure '{procedure}'. Procedures here: {known}.")
+    raise BadInput(f"{workflows}: procedure '{procedure}' has no version {number}. "
+                   f"Versions here: {', '.join(str(v.version) for v in versions)}.")
+
+
+def open_dossiers_on(store_url: str | None, procedure: str, version: int, steps: tuple[str, ...]
+                     ) -> tuple[dict[str, int] | None, str]:
+    """Open dossiers per current step of (procedure, version) in the store's latest audit run.
+    No store, or no run in it, is not an error: the counts are None and the note says why."""
+    from reconcile.sources.system import _begin_read_only
+    from reconcile.store import audit_run, dossier, mask_url, open_store
+
+    try:
+        store = open_store(store_url, create=False)
+    except BadInput as e:
+        return None, f"no store: {e}"
+    try:
+        with store.connect() as conn:
+            _begin_read_only(conn)
+            run_id = conn.execute(sa.select(sa.func.max(audit_run.c.id))).scalar_one_or_none()
+            if run_id is None:
+                return None, f"store {mask_url(store.url)} holds no audit run. Hint: run `reconcile audit` first."
+            if not steps:
+                return {}, f"store {mask_url(store.url)}, audit run {run_id}"
+            d = dossier.c
+            rows = conn.execute(
+                sa.select(d.current_step, sa.func.count())
+                .where(d.run_id == run_id, d.workflow_key == procedure, d.workflow_version == version,
+                       d.current_step.in_(steps), d.status.in_(sorted(s.value for s in OPEN_STATUSES)))
+                .group_by(d.current_step)
+            ).all()
+    finally:
+        store.engine.dispose()
+    return {step: int(n) for step, n in rows}, f"store {mask_url(store.url)}, audit run {run_id}"
