@@ -126,14 +126,15 @@ def open_dossiers_on(store_url: str | None, procedure: str, version: int, steps:
         store = open_store(store_url, create=False)
     except BadInput as e:
         return None, f"no store: {e}"
+    shown = mask_url(store_url or store.url)
     try:
         with store.connect() as conn:
             _begin_read_only(conn)
             run_id = conn.execute(sa.select(sa.func.max(audit_run.c.id))).scalar_one_or_none()
             if run_id is None:
-                return None, f"store {mask_url(store.url)} holds no audit run. Hint: run `reconcile audit` first."
+                return None, f"store {shown} holds no audit run. Hint: run `reconcile audit` first."
             if not steps:
-                return {}, f"store {mask_url(store.url)}, audit run {run_id}"
+                return {}, f"store {shown}, audit run {run_id}"
             d = dossier.c
             rows = conn.execute(
                 sa.select(d.current_step, sa.func.count())
@@ -143,4 +144,4 @@ def open_dossiers_on(store_url: str | None, procedure: str, version: int, steps:
             ).all()
     finally:
         store.engine.dispose()
-    return {step: int(n) for step, n in rows}, f"store {mask_url(store.url)}, audit run {run_id}"
+    return {step: int(n) for step, n in rows}, f"store {shown}, audit run {run_id}"
