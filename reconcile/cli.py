@@ -93,7 +93,12 @@ store_option = click.option("--store", envvar="RECONCILE_STORE", metavar="URL",
 @click.option("--register", "register", multiple=True, metavar="FILE", help="Paper register book(s): CSV or XLSX.")
 @click.option("--system", metavar="DIR|URL", help="System state: a csv export folder, or a database URL.")
 @click.option("--mapping", metavar="FILE", help="Source mapping YAML for a database URL.")
-@click.option("--workflows", metavar="DIR", help="Workflow catalog folder (v<N>.yaml files).")
+@click.option("--profile", type=click.Choice(["mapping", "csv", "activiti"]),
+              help="How to read --system: mapping (a URL + --mapping), csv (an export folder), activiti (the ACT_* "
+                   "tables of Activiti/Flowable/Camunda 7, catalog included). Default: a URL is mapping, a folder csv.")
+@click.option("--sidecars", metavar="DIR", help="activiti: <KEY>[.v<N>].yaml files with working days per task.")
+@click.option("--workflows", metavar="DIR", help="Workflow catalog folder (v<N>.yaml files); optional with "
+                                                 "--profile activiti (its versions are added).")
 @click.option("--as-of", "as_of", metavar="DATE", help="Audit date, YYYY-MM-DD or dd/mm/yyyy.")
 @click.option("--register-mapping", metavar="FILE", help="YAML mapping for a register layout without official headers.")
 @click.option("--date-tolerance", type=click.IntRange(0), metavar="DAYS", help="Allowed date difference (default 0).")
@@ -102,8 +107,9 @@ store_option = click.option("--store", envvar="RECONCILE_STORE", metavar="URL",
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @click.option("--config", metavar="FILE", help=f"Project file (default: ./{PROJECT_FILE} if present).")
 @store_option
-def audit(register: tuple[str, ...], system: str | None, mapping: str | None, workflows: str | None,
-          as_of: str | None, register_mapping: str | None, date_tolerance: int | None, paper_only: tuple[str, ...],
+def audit(register: tuple[str, ...], system: str | None, mapping: str | None, profile: str | None,
+          sidecars: str | None, workflows: str | None, as_of: str | None, register_mapping: str | None,
+          date_tolerance: int | None, paper_only: tuple[str, ...],
           fmt: str, config: str | None, store: str | None) -> None:
     """Load the register, the system and the catalog as one run and report every finding.
 
@@ -117,7 +123,11 @@ def audit(register: tuple[str, ...], system: str | None, mapping: str | None, wo
 
     regs = register or tuple(_rel(base, r) for r in _as_list(project.get("register")))
     system, mapping, workflows = path(system, "system"), path(mapping, "mapping"), path(workflows, "workflows")
-    missing = [n for n, v in (("--register", regs), ("--system", system), ("--workflows", workflows)) if not v]
+    profile = profile or project.get("profile")
+    needed = [("--register", regs), ("--system", system)]
+    if profile != "activiti":  # the engine holds the catalog; --workflows only adds to it
+        needed.append(("--workflows", workflows))
+    missing = [n for n, v in needed if not v]
     as_of_value = as_of or project.get("as_of")
     if as_of_value is None:
         missing.append("--as-of")
@@ -125,7 +135,8 @@ def audit(register: tuple[str, ...], system: str | None, mapping: str | None, wo
         raise BadInput(f"audit: missing {', '.join(missing)}. Hint: `reconcile audit --help`, or set them in "
                        f"{PROJECT_FILE}.")
     inputs = commands.AuditInputs(
-        register=tuple(regs), system=str(system), workflows=str(workflows),
+        register=tuple(regs), system=str(system), workflows=workflows,
+        profile=None if profile is None else str(profile), sidecars=path(sidecars, "sidecars"),
         as_of=as_of_value if isinstance(as_of_value, date) else commands.parse_as_of(str(as_of_value)),
         mapping=mapping,
         register_mapping=path(register_mapping, "register_mapping"),
@@ -170,14 +181,20 @@ def show(code: str, run_id: int | None, fmt: str, store: str | None) -> None:
 @click.option("--scale", default=1.0, show_default=True, type=click.FloatRange(min=0.001))
 @click.option("--register-format", type=click.Choice(["xlsx", "csv"]), default="xlsx", show_default=True)
 @click.option("--system-format", type=click.Choice(["sqlite", "csv"]), default="sqlite", show_default=True)
-def simulate(out: str, seed: int, scale: float, register_format: str, system_format: str) -> None:
+@click.option("--system-schema", type=click.Choice(["vendor", "activiti"]), default="vendor", show_default=True,
+              help="vendor: the one-stop system's own tables (+ mapping); activiti: a workflow-engine database "
+                   "(ACT_* tables, deployed BPMN, hundreds of redeployed versions).")
+@click.option("--system-url", metavar="URL", help="activiti: write the engine tables into this (empty) database "
+                                                  "instead of OUT/system/activiti.sqlite.")
+def simulate(out: str, seed: int, scale: float, register_format: str, system_format: str, system_schema: str,
+             system_url: str | None) -> None:
     """Generate the demo district (Bình Sơn 2021-H1): register, system, catalog and ground truth."""
     from reconcile.simulate import simulate as run
 
     _, err = _consoles()
     with err.status("simulating", spinner="dots") as status:
         result = run(Path(out), seed=seed, scale=scale, register_format=register_format,
-                     system_format=system_format,
+                     system_format=system_format, system_schema=system_schema, system_url=system_url,
                      progress=lambda stage, done, total: status.update(f"simulating: {stage} {done:,}/{total:,}"))
     err.print(f"wrote {result.register_entries:,} register entries and {result.system_dossiers:,} system dossiers "
               f"into {out}")

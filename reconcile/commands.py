@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from reconcile import __version__
 from reconcile.audit import AuditSettings, run_audit
-from reconcile.catalog import Catalog, load_catalog
+from reconcile.catalog import Catalog, WorkflowVersion, load_catalog
 from reconcile.errors import BadInput
 from reconcile.model import FindingKind, MatchClass
 from reconcile.normalize import compare_key, normalize_code
@@ -40,12 +40,14 @@ def _quiet(_: str) -> None:
 class AuditInputs:
     register: tuple[str, ...]
     system: str
-    workflows: str
+    workflows: str | None  # optional with the activiti profile (the engine holds the catalog)
     as_of: date
     mapping: str | None = None
     register_mapping: str | None = None
     date_tolerance_days: int = 0
     paper_only_units: tuple[str, ...] = ()
+    profile: str | None = None  # mapping, csv or activiti; None: a URL is mapping, a folder csv
+    sidecars: str | None = None  # activiti: working days per process key and version
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +75,39 @@ def parse_as_of(text: str) -> date:
         raise BadInput(f"--as-of: {text!r} is not a date. Expected YYYY-MM-DD or dd/mm/yyyy.") from None
 
 
-def load_system(system: str, mapping: str | None) -> SystemData:
+PROFILES = ("mapping", "csv", "activiti")
+
+
+def check_profile(system: str, mapping: str | None, profile: str | None = None, sidecars: str | None = None) -> None:
+    """The system options fit together (before any input is read)."""
+    if profile is not None and profile not in PROFILES:
+        raise BadInput(f"--profile {profile}: expected one of {', '.join(PROFILES)}.")
+    if sidecars and profile != "activiti":
+        raise BadInput("--sidecars is for --profile activiti (working days of the engine's process versions).")
+    if profile == "activiti":
+        if "://" not in system:
+            raise BadInput(f"--system {system}: the activiti profile reads the engine's database. "
+                           "Hint: --system URL, e.g. postgresql://user@host/activiti or sqlite:///activiti.db.")
+        if mapping:
+            raise BadInput("--mapping is for the mapping profile; the activiti profile knows the engine's tables.")
+    if profile == "csv" and "://" in system:
+        raise BadInput(f"--profile csv reads an export folder, not the URL {mask_url(system)}.")
+    if profile == "mapping" and "://" not in system:
+        raise BadInput(f"--profile mapping reads a database URL; {system} is a folder (--profile csv).")
+
+
+def load_system(system: str, mapping: str | None, profile: str | None = None, sidecars: str | None = None
+                ) -> tuple[SystemData, Catalog | None]:
+    """The system source, and with the activiti profile the catalog deployed in the engine."""
+    check_profile(system, mapping, profile, sidecars)
+    if profile == "activiti":
+        from reconcile.sources.activiti import load_activiti_profile
+
+        return load_activiti_profile(system, sidecars)
+    return _load_system(system, mapping), None
+
+
+def _load_system(system: str, mapping: str | None) -> SystemData:
     if "://" in system:
         if not mapping:
             raise BadInput(f"--system {mask_url(system)}: a database URL needs --mapping FILE "
@@ -142,23 +176,48 @@ class Loaded:
 
 
 def load_inputs(inputs: AuditInputs, progress: Progress = _quiet) -> Loaded:
+    check_profile(inputs.system, inputs.mapping, inputs.profile, inputs.sidecars)
     progress("catalog")
-    catalog = load_catalog(inputs.workflows)
+    if inputs.workflows is None and inputs.profile != "activiti":
+        raise BadInput("audit: missing --workflows. Hint: the catalog folder; only --profile activiti reads it "
+                       "from the engine.")
+    files = load_catalog(inputs.workflows) if inputs.workflows is not None else None
     reg_mapping = load_register_mapping(inputs.register_mapping) if inputs.register_mapping else RegisterMapping()
     progress("register")
     register = load_register(inputs.register, reg_mapping)
     progress("system")
-    system = load_system(inputs.system, inputs.mapping)
+    system, deployed = load_system(inputs.system, inputs.mapping, inputs.profile, inputs.sidecars)
+    catalog = _merge_catalogs(deployed, files)
     inputs_doc = {
         "system": {"profile": system.profile, "source": system.source,
-                   **({"mapping": inputs.mapping} if inputs.mapping else {})},
-        "workflows": {"dir": inputs.workflows, "versions": len(catalog.versions)},
+                   **({"mapping": inputs.mapping} if inputs.mapping else {}),
+                   **({"sidecars": inputs.sidecars} if inputs.sidecars else {})},
+        "workflows": {"dir": inputs.workflows, "versions": len(catalog.versions),
+                      **({"engine_versions": len(deployed.versions)} if deployed is not None else {})},
     }
     # Hashing a large register takes a while; hashlib releases the GIL, so it overlaps the load.
     pool = ThreadPoolExecutor(max_workers=1)
     hashes = pool.submit(lambda: [{"file": f, "sha256": _fingerprint_file(f)} for f in register.files])
     pool.shutdown(wait=False)  # the task runs on; record_run waits for its result
-    return Loaded(register, system, catalog, inputs_doc, list(catalog.warnings) + register.warnings, hashes)
+    return Loaded(register, system, catalog, inputs_doc,
+                  list(catalog.warnings) + register.warnings + system.warnings, hashes)
+
+
+def _merge_catalogs(deployed: Catalog | None, files: Catalog | None) -> Catalog:
+    """The engine's versions plus the catalog folder's; a version in both is an error naming both."""
+    if deployed is None or files is None:
+        catalog = deployed or files
+        assert catalog is not None
+        return catalog
+    problems = [f"{v.path}: procedure '{v.procedure}' version {v.version} is also deployed in the engine "
+                f"({other.path}). Hint: leave it out of --workflows, or give the engine's versions other numbers."
+                for v in files.versions if (other := deployed.get(v.procedure, v.version)) is not None]
+    if problems:
+        raise BadInput(problems[0] if len(problems) == 1 else f"{len(problems)} versions both in the engine and "
+                       "in --workflows", problems)
+    versions: list[WorkflowVersion] = sorted(deployed.versions + files.versions,
+                                             key=lambda v: (v.procedure, v.version))
+    return Catalog(tuple(versions), deployed.warnings + files.warnings)
 
 
 def _catalog_digest(catalog: Catalog) -> str:

@@ -55,6 +55,7 @@ PAPER_ONLY_UNITS = ("UBND xã Bình Tân Phú", "UBND xã Bình Hải")
 PAPER_ONLY_CODES = {"UBND xã Bình Tân Phú": "000.21.53.H48", "UBND xã Bình Hải": "000.22.53.H48"}
 REGISTER_FORMATS = ("xlsx", "csv")
 SYSTEM_FORMATS = ("sqlite", "csv")
+SYSTEM_SCHEMAS = ("vendor", "activiti")
 
 # Vendor status codes (HS_HOSO.TRANGTHAI) -> canonical statuses; index = vendor code.
 VENDOR_STATUSES = ("submitted", "received", "in_progress", "supplement_requested", "awaiting_payment",
@@ -135,10 +136,14 @@ class SimulationResult:
     ground_truth: Path
     register_entries: int
     system_dossiers: int
+    system_url: str | None = None  # the engine database (--system-schema activiti)
+    sidecars: Path | None = None  # its sidecar folder (working days per procedure version)
 
     @property
     def system_source(self) -> str:
         """What to pass as `--system`: a SQLAlchemy URL for the sqlite file, else the csv folder."""
+        if self.system_url is not None:
+            return self.system_url
         return f"sqlite:///{self.system}" if self.mapping is not None else str(self.system)
 
 
@@ -1433,12 +1438,22 @@ def catalog_texts() -> dict[str, str]:
 
 
 def simulate(out: Path, *, seed: int = 2021, scale: float = 1.0, register_format: str = "xlsx",
-             system_format: str = "sqlite", progress: Progress | None = None) -> SimulationResult:
-    """Write the demo district under `out` (deterministic for a given seed and scale)."""
+             system_format: str = "sqlite", progress: Progress | None = None, system_schema: str = "vendor",
+             system_url: str | None = None) -> SimulationResult:
+    """Write the demo district under `out` (deterministic for a given seed and scale); with
+    system_schema "activiti" the system is a workflow-engine database (see simulate_activiti)."""
     if register_format not in REGISTER_FORMATS:
         raise BadInput(f"register format {register_format!r}: expected one of {', '.join(REGISTER_FORMATS)}.")
     if system_format not in SYSTEM_FORMATS:
         raise BadInput(f"system format {system_format!r}: expected one of {', '.join(SYSTEM_FORMATS)}.")
+    if system_schema not in SYSTEM_SCHEMAS:
+        raise BadInput(f"system schema {system_schema!r}: expected one of {', '.join(SYSTEM_SCHEMAS)}.")
+    engine = system_schema == "activiti"
+    if engine and system_format != "sqlite":
+        raise BadInput("--system-schema activiti writes a database (SQLite, or --system-url). "
+                       "Hint: leave out --system-format csv.")
+    if system_url is not None and not engine:
+        raise BadInput("--system-url is for --system-schema activiti; the vendor schema is written as SQLite.")
     if not (isinstance(scale, (int, float)) and math.isfinite(scale) and 0 < scale <= 1000):
         raise BadInput(f"scale {scale!r}: expected a number above 0 (1 = the real district, at most 1000).")
     out = Path(out)
@@ -1451,16 +1466,27 @@ def simulate(out: Path, *, seed: int = 2021, scale: float = 1.0, register_format
 
     book = f"{REGISTER_STEM}.{register_format}"
     register_path = out / "register" / book
-    register: _RegisterSink = (_XlsxRegister if register_format == "xlsx" else _CsvRegister)(register_path, gen.days)
     mapping_path: Path | None
-    if system_format == "sqlite":
+    engine_url: str | None = None
+    system: _SystemSink
+    if engine:  # first: an engine database it may not write to is refused before any file is started
+        from reconcile.simulate_activiti import SQLITE_NAME as ENGINE_SQLITE, ActivitiSystem
+
+        system_path = out / "system" / ENGINE_SQLITE
+        if system_url is None:
+            system_path.unlink(missing_ok=True)
+        engine_url = system_url or f"sqlite:///{system_path}"
+        system = engine_sink = ActivitiSystem(engine_url, gen.days, gen.accounts, gen.procs)
+        mapping_path = None
+    elif system_format == "sqlite":
         system_path = out / "system" / SQLITE_NAME
-        system: _SystemSink = _SqliteSystem(system_path, gen.days, gen.accounts)
+        system = _SqliteSystem(system_path, gen.days, gen.accounts)
         mapping_path = out / "system" / "mapping.yaml"
     else:
         system_path = out / "system"
         system = _CsvSystem(system_path, gen.days, gen.accounts)
         mapping_path = None
+    register: _RegisterSink = (_XlsxRegister if register_format == "xlsx" else _CsvRegister)(register_path, gen.days)
     emitter = _Emitter(gen, system, register, book)
     try:
         emitter.run()
@@ -1471,6 +1497,12 @@ def simulate(out: Path, *, seed: int = 2021, scale: float = 1.0, register_format
     gen.progress("register", 1, 1)
     if mapping_path is not None:
         mapping_path.write_text(MAPPING_YAML, encoding="utf-8")
+    sidecars = None
+    if engine:
+        from reconcile.simulate_activiti import SIDECARS, write_sidecars
+
+        sidecars = out / "system" / SIDECARS
+        write_sidecars(sidecars, gen.procs, engine_sink.deployments)
 
     workflows = out / "workflows"
     texts = catalog_texts()
@@ -1485,12 +1517,17 @@ def simulate(out: Path, *, seed: int = 2021, scale: float = 1.0, register_format
               f"system: {'sqlite:///' if mapping_path else ''}{system_path.relative_to(out).as_posix()}",
               *([f"mapping: {mapping_path.relative_to(out).as_posix()}"] if mapping_path else []),
               "workflows: workflows", "store: reconcile.duckdb"]
+    if sidecars is not None:  # the engine database: its catalog is the engine's deployed versions
+        system_line = system_url or f"sqlite:///{system_path.relative_to(out).as_posix()}"
+        inputs = [inputs[0], f"system: {_yaml_str(system_line)}", "profile: activiti",
+                  f"sidecars: {sidecars.relative_to(out).as_posix()}", "store: reconcile.duckdb"]
     config.write_text(PROJECT_YAML + "\n".join(inputs) + "\n", encoding="utf-8")
     truth = out / "ground_truth.json"
     truth.write_text(_ground_truth(gen, emitter), encoding="utf-8")
     return SimulationResult(
         out=out, register_files=(register_path,), system=system_path, mapping=mapping_path, workflows=workflows,
         config=config, ground_truth=truth, register_entries=emitter.rows_written, system_dossiers=emitter.dossiers,
+        system_url=engine_url, sidecars=sidecars,
     )
 
 

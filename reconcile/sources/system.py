@@ -54,6 +54,7 @@ class SystemData:
     event_batches: Batches  # EVENT_FIELDS, strings
     writable: bool = False
     where: dict[str, str] = field(default_factory=dict)  # table role -> name used in messages
+    warnings: list[str] = field(default_factory=list)  # found while opening (kept rows that look wrong)
 
     @property
     def dossiers(self) -> pa.Table:

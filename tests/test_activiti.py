@@ -1,0 +1,310 @@
+"""The activiti profile on real engine-shaped databases (SQLite and PostgreSQL), written by
+`reconcile simulate --system-schema activiti`: it audits like the vendor-shaped district, reads only,
+and refuses or warns on bad engine data."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import sqlite3
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+import yaml
+
+from helpers import invoke
+
+from reconcile.catalog import load_catalog
+from reconcile.simulate import LAND_MAIN, SimulationResult, simulate
+from reconcile.simulate_activiti import MAIN_DEPLOYMENTS, TABLES, process_key
+from reconcile.sources.activiti import load_activiti_profile
+
+SCALE = 0.05
+MAIN_KEY = process_key(LAND_MAIN)
+
+
+@pytest.fixture(scope="module")
+def vendor(tmp_path_factory: pytest.TempPathFactory) -> SimulationResult:
+    return simulate(tmp_path_factory.mktemp("vendor"), scale=SCALE, register_format="csv")
+
+
+@pytest.fixture(scope="module")
+def engine_district(tmp_path_factory: pytest.TempPathFactory) -> SimulationResult:
+    return simulate(tmp_path_factory.mktemp("engine"), scale=SCALE, register_format="csv", system_schema="activiti")
+
+
+def audit_pairs(config: Path) -> tuple[set[tuple[str, str | None]], dict[str, Any]]:
+    result = invoke("audit", "--config", str(config), "--format", "json", expect=1)
+    report = json.loads(result.stdout)
+    return {(f["kind"], f["dossier_code"]) for f in report["findings"]}, report
+
+
+@pytest.fixture(scope="module")
+def vendor_findings(vendor: SimulationResult) -> set[tuple[str, str | None]]:
+    return audit_pairs(vendor.config)[0]
+
+
+# ------------------------------------------------------------------------------ end to end
+
+
+def test_engine_district_on_sqlite_audits_like_the_vendor_district(vendor_findings: set[tuple[str, str | None]],
+                                                                   engine_district: SimulationResult) -> None:
+    pairs, report = audit_pairs(engine_district.config)
+    assert pairs == vendor_findings
+    assert {k for k, _ in pairs} >= {"step_not_in_version", "unknown_version", "assignee_inactive",
+                                     "resolved_not_closed", "status_mismatch", "date_mismatch", "field_mismatch"}
+    inputs = report["run"]["inputs"]
+    assert inputs["system"]["profile"] == "activiti"
+    assert inputs["system"]["source"] == "sqlite:///" + str(engine_district.system)
+    assert inputs["workflows"]["dir"] is None
+    assert inputs["workflows"]["engine_versions"] == inputs["workflows"]["versions"] > MAIN_DEPLOYMENTS
+
+
+@pytest.mark.pg
+def test_engine_district_on_postgresql_audits_like_the_vendor_district(
+        vendor_findings: set[tuple[str, str | None]], pg_url: str, tmp_path: Path) -> None:
+    sim = simulate(tmp_path / "pg", scale=SCALE, register_format="csv", system_schema="activiti", system_url=pg_url)
+    project = yaml.safe_load(sim.config.read_text(encoding="utf-8"))
+    assert project["system"] == pg_url and project["profile"] == "activiti"
+    engine = sa.create_engine(pg_url)
+    with engine.connect() as conn:  # unquoted DDL: PostgreSQL folds the names, as real engine installs have them
+        assert "act_re_procdef" in sa.inspect(conn).get_table_names()
+    engine.dispose()
+    pairs, report = audit_pairs(sim.config)
+    assert pairs == vendor_findings
+    assert report["run"]["inputs"]["system"]["profile"] == "activiti"
+
+
+def test_engine_reads_are_read_only(engine_district: SimulationResult, tmp_path: Path) -> None:
+    copy = tmp_path / "engine.sqlite"
+    shutil.copy(engine_district.system, copy)
+    before = hashlib.sha256(copy.read_bytes()).hexdigest()
+    system, _ = load_activiti_profile(f"sqlite:///{copy}")
+    assert system.dossiers.num_rows == engine_district.system_dossiers and system.events.num_rows
+    assert hashlib.sha256(copy.read_bytes()).hexdigest() == before
+
+
+# ------------------------------------------------------------------------------ the engine database
+
+
+def test_main_procedure_is_redeployed_hundreds_of_times_mostly_identically(engine_district: SimulationResult
+                                                                           ) -> None:
+    con = sqlite3.connect(engine_district.system)
+    versions = con.execute("SELECT VERSION_ FROM ACT_RE_PROCDEF WHERE KEY_ = ? ORDER BY VERSION_",
+                           (MAIN_KEY,)).fetchall()
+    assert [v for (v,) in versions] == list(range(1, MAIN_DEPLOYMENTS + 2))  # + the one whose resource is lost
+    distinct = con.execute("SELECT count(DISTINCT b.BYTES_), count(*) FROM ACT_RE_PROCDEF p JOIN ACT_GE_BYTEARRAY b "
+                           "ON b.DEPLOYMENT_ID_ = p.DEPLOYMENT_ID_ AND b.NAME_ = p.RESOURCE_NAME_ WHERE p.KEY_ = ?",
+                           (MAIN_KEY,)).fetchone()
+    assert distinct == (3, MAIN_DEPLOYMENTS)  # three catalog versions, 297 identical redeploys
+    used = con.execute("SELECT count(DISTINCT PROC_DEF_ID_) FROM ACT_HI_PROCINST WHERE PROC_DEF_ID_ LIKE ?",
+                       (MAIN_KEY + ":%",)).fetchone()[0]
+    assert used > 50  # dossiers spread over the redeployed versions
+    tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert tables == set(TABLES)
+    con.close()
+
+
+def test_each_dossier_runs_on_a_deployment_of_its_catalog_version(vendor: SimulationResult,
+                                                                   engine_district: SimulationResult) -> None:
+    """Same seed: the same dossiers; each open one's engine version deploys the steps of its vendor version."""
+    yaml_catalog = load_catalog(vendor.workflows)
+    engine, catalog = load_activiti_profile(engine_district.system_source, str(engine_district.sidecars))
+    con = sqlite3.connect(vendor.system)
+    pinned = dict(con.execute("SELECT MA_HOSO, MA_QUYTRINH || ':' || PHIENBAN FROM HS_HOSO"))
+    con.close()
+    checked = 0
+    for row in engine.dossiers.to_pylist():
+        code, version = pinned[row["dossier_code"]].rsplit(":", 1)
+        assert row["workflow_key"] == process_key(code)
+        mine = catalog.get(row["workflow_key"], int(row["workflow_version"]))
+        theirs = yaml_catalog.get(code, int(version))
+        assert (mine is None) == (theirs is None), row["dossier_code"]
+        if mine is not None and theirs is not None:
+            assert mine.steps[0].id == theirs.steps[0].id
+            assert sorted((s.id, s.unit, s.days, s.next, s.final) for s in mine.steps) == \
+                   sorted((s.id, s.unit, s.days, s.next, s.final) for s in theirs.steps)
+            assert mine.name == theirs.name and mine.field == theirs.field
+            checked += 1
+    assert checked == engine_district.system_dossiers - 1  # all but the one on the lost definition
+
+
+def test_statuses_map_as_documented(vendor: SimulationResult, engine_district: SimulationResult) -> None:
+    """Vendor status -> engine state -> canonical status: the same, except what the engine cannot show."""
+    engine, _ = load_activiti_profile(engine_district.system_source, str(engine_district.sidecars))
+    con = sqlite3.connect(vendor.system)
+    vendor_status = dict(con.execute("SELECT MA_HOSO, TRANGTHAI FROM HS_HOSO"))
+    con.close()
+    names = ("submitted", "received", "in_progress", "supplement_requested", "awaiting_payment", "finished",
+             "returned", "withdrawn", "stopped", "rejected")
+    pairs = Counter((names[vendor_status[r["dossier_code"]]], r["status"], r["status_raw"].split(":")[0])
+                    for r in engine.dossiers.to_pylist())
+    assert {(v, s) for v, s, _ in pairs} == {
+        ("received", "received"), ("in_progress", "in_progress"), ("awaiting_payment", "in_progress"),
+        ("supplement_requested", "supplement_requested"), ("finished", "finished"), ("returned", "returned"),
+        ("withdrawn", "withdrawn"), ("stopped", "stopped"), ("rejected", "rejected"),
+    }
+    raw = {(s, r) for _, s, r in pairs}
+    assert ("supplement_requested", "suspended") in raw and ("returned", "ended") in raw
+    assert ("stopped", "deleted") in raw and ("in_progress", "running") in raw
+
+
+def test_project_file_and_sidecars(engine_district: SimulationResult) -> None:
+    project = yaml.safe_load(engine_district.config.read_text(encoding="utf-8"))
+    assert project["system"] == "sqlite:///system/activiti.sqlite"
+    assert project["profile"] == "activiti" and project["sidecars"] == "system/sidecars"
+    assert "workflows" not in project and "mapping" not in project
+    names = sorted(p.name for p in engine_district.sidecars.glob(f"{MAIN_KEY}.*"))  # type: ignore[union-attr]
+    assert len(names) == 3 and names[0] == f"{MAIN_KEY}.v1.yaml"
+
+
+# ------------------------------------------------------------------------------ bad input
+
+
+def engine_copy(sim: SimulationResult, tmp_path: Path, *sql: str) -> str:
+    copy = tmp_path / "engine.sqlite"
+    shutil.copy(sim.system, copy)
+    con = sqlite3.connect(copy)
+    for statement in sql:
+        con.execute(statement)
+    con.commit()
+    con.close()
+    return f"sqlite:///{copy}"
+
+
+def audit_args(sim: SimulationResult, url: str, *extra: str) -> list[str]:
+    store = Path(url.removeprefix("sqlite:///")).with_suffix(".duckdb")
+    return ["audit", "--register", str(sim.register_files[0]), "--system", url, "--profile", "activiti",
+            "--sidecars", str(sim.sidecars), "--as-of", "2021-06-30", "--store", str(store), *extra]
+
+
+def test_missing_table_is_named_with_the_tables_there(engine_district: SimulationResult, tmp_path: Path) -> None:
+    url = engine_copy(engine_district, tmp_path, "DROP TABLE ACT_RU_IDENTITYLINK")
+    result = invoke(*audit_args(engine_district, url), expect=2)
+    tables = ", ".join(sorted(t for t in TABLES if t != "ACT_RU_IDENTITYLINK"))
+    assert result.stderr == (f"error: {url}: table ACT_RU_IDENTITYLINK does not exist; the activiti profile needs it. "
+                             f"Tables: {tables}. Hint: point --system at the engine's database (the Activiti 5/6, "
+                             "Flowable 6 or Camunda 7 schema).\n")
+    assert not (tmp_path / "engine.duckdb").exists()
+
+
+def test_missing_column_is_named(engine_district: SimulationResult, tmp_path: Path) -> None:
+    url = engine_copy(engine_district, tmp_path, "ALTER TABLE ACT_RU_TASK DROP COLUMN TASK_DEF_KEY_")
+    result = invoke(*audit_args(engine_district, url), expect=2)
+    assert result.stderr.startswith(f"error: {url}: column ACT_RU_TASK.TASK_DEF_KEY_ does not exist. Columns of "
+                                    "ACT_RU_TASK: ID_, REV_, EXECUTION_ID_, ")
+
+
+def test_optional_history_tables_may_be_missing(engine_district: SimulationResult, tmp_path: Path) -> None:
+    url = engine_copy(engine_district, tmp_path, "DROP TABLE ACT_HI_TASKINST", "DROP TABLE ACT_HI_VARINST")
+    system, _ = load_activiti_profile(url, str(engine_district.sidecars))
+    assert system.events.num_rows == 0
+    running = [r for r in system.dossiers.to_pylist() if r["status_raw"] != "ended"
+               and not r["status_raw"].startswith("deleted")]
+    assert running and all(r["applicant"] for r in running)  # from ACT_RU_VARIABLE
+    assert all(r["applicant"] is None for r in system.dossiers.to_pylist() if r["status_raw"] == "ended")
+
+
+def test_business_key_that_is_no_dossier_code_is_kept_with_a_warning(engine_district: SimulationResult,
+                                                                     tmp_path: Path) -> None:
+    con = sqlite3.connect(engine_district.system)
+    (pid,) = con.execute("SELECT e.ID_ FROM ACT_RU_EXECUTION e JOIN ACT_HI_PROCINST h ON h.ID_ = e.ID_ "
+                         "WHERE e.ID_ = e.PROC_INST_ID_ AND h.START_TIME_ >= '2021-01-01' "
+                         "ORDER BY CAST(e.ID_ AS INTEGER) LIMIT 1").fetchone()
+    con.close()
+    url = engine_copy(engine_district, tmp_path,
+                      f"UPDATE ACT_RU_EXECUTION SET BUSINESS_KEY_ = 'HS-TAM-01' WHERE ID_ = '{pid}'")
+    result = invoke(*audit_args(engine_district, url, "--format", "json"), expect=1)
+    assert (f"warning: {url}: ACT_RU_EXECUTION process instance {pid}: BUSINESS_KEY_ 'HS-TAM-01' does not look "
+            "like a dossier code (kept). Expected e.g. 000.00.53.H48-210105-0001.") in result.stderr.splitlines()
+    report = json.loads(result.stdout)
+    codes = {f["dossier_code"] for f in report["findings"] if f["kind"] == "missing_in_register"}
+    assert "HS-TAM-01" in codes
+    assert report["run"]["counts"]["system_dossiers"] == engine_district.system_dossiers
+
+
+def test_undecodable_bpmn_names_deployment_and_resource(engine_district: SimulationResult, tmp_path: Path) -> None:
+    con = sqlite3.connect(engine_district.system)
+    dep, res = con.execute("SELECT DEPLOYMENT_ID_, RESOURCE_NAME_ FROM ACT_RE_PROCDEF WHERE KEY_ = ? AND VERSION_ = 7",
+                           (MAIN_KEY,)).fetchone()
+    con.close()
+    url = engine_copy(engine_district, tmp_path,
+                      f"UPDATE ACT_GE_BYTEARRAY SET BYTES_ = X'1F8B0800FFFE' WHERE DEPLOYMENT_ID_ = '{dep}'")
+    result = invoke(*audit_args(engine_district, url), expect=2)
+    line = result.stderr.strip()
+    assert line.startswith(f"error: {url} ACT_GE_BYTEARRAY deployment {dep} resource {res}:1:1: malformed XML: ")
+    assert line.endswith("Hint: open the file in a BPMN modeller and export it again.")
+    assert len(result.stderr.splitlines()) == 1
+
+
+def test_workflows_folder_adds_versions_and_a_clash_names_both_places(engine_district: SimulationResult,
+                                                                      tmp_path: Path) -> None:
+    extra = tmp_path / "wf" / "extra"
+    extra.mkdir(parents=True)
+    (extra / "v1.yaml").write_text(
+        "procedure: OTHER\nname: Thủ tục khác\nversion: 1\nsteps:\n  - {id: A, name: Nhận, days: 1, final: true}\n",
+        encoding="utf-8")
+    url = engine_district.system_source
+    result = invoke(*audit_args(engine_district, url, "--workflows", str(tmp_path / "wf"), "--format", "json",
+                                "--store", str(tmp_path / "s.duckdb")), expect=1)
+    inputs = json.loads(result.stdout)["run"]["inputs"]["workflows"]
+    assert inputs["versions"] == inputs["engine_versions"] + 1
+    (extra / "v1.yaml").write_text((extra / "v1.yaml").read_text(encoding="utf-8").replace("OTHER", MAIN_KEY),
+                                   encoding="utf-8")
+    result = invoke(*audit_args(engine_district, url, "--workflows", str(tmp_path / "wf"),
+                                "--store", str(tmp_path / "s2.duckdb")), expect=2)
+    con = sqlite3.connect(engine_district.system)
+    (procdef,) = con.execute("SELECT ID_ FROM ACT_RE_PROCDEF WHERE KEY_ = ? AND VERSION_ = 1", (MAIN_KEY,)).fetchone()
+    con.close()
+    assert result.stderr == (f"error: {extra / 'v1.yaml'}: procedure '{MAIN_KEY}' version 1 is also deployed in the "
+                             f"engine ({url} ACT_RE_PROCDEF {procdef}). Hint: leave it out of --workflows, or give "
+                             "the engine's versions other numbers.\n")
+    assert not (tmp_path / "s2.duckdb").exists()
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("--system", "somewhere", "--profile", "activiti"),
+     "--system somewhere: the activiti profile reads the engine's database. Hint: --system URL, e.g. "
+     "postgresql://user@host/activiti or sqlite:///activiti.db."),
+    (("--system", "sqlite:///x.db", "--profile", "activiti", "--mapping", "m.yaml"),
+     "--mapping is for the mapping profile; the activiti profile knows the engine's tables."),
+    (("--system", "sqlite:///x.db", "--profile", "csv", "--workflows", "wf"),
+     "--profile csv reads an export folder, not the URL sqlite:///x.db."),
+    (("--system", "sqlite:///x.db", "--sidecars", "sc", "--workflows", "wf", "--mapping", "m.yaml"),
+     "--sidecars is for --profile activiti (working days of the engine's process versions)."),
+    (("--system", "sqlite:///x.db", "--profile", "mapping"),
+     "audit: missing --workflows. Hint: `reconcile audit --help`, or set them in reconcile.yaml."),
+])
+def test_profile_options_are_checked(tmp_path: Path, args: tuple[str, ...], message: str,
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "r.csv").write_text("x\n", encoding="utf-8")
+    result = invoke("audit", "--register", "r.csv", "--as-of", "2021-06-30", *args, expect=2)
+    assert result.stderr == f"error: {message}\n"
+
+
+def test_simulate_options_for_the_engine_schema(tmp_path: Path) -> None:
+    result = invoke("simulate", "--out", str(tmp_path / "a"), "--system-schema", "activiti", "--system-format", "csv",
+                    expect=2)
+    assert result.stderr == ("error: --system-schema activiti writes a database (SQLite, or --system-url). "
+                             "Hint: leave out --system-format csv.\n")
+    result = invoke("simulate", "--out", str(tmp_path / "b"), "--system-url", "sqlite:///x.db", expect=2)
+    assert result.stderr == ("error: --system-url is for --system-schema activiti; the vendor schema is written "
+                             "as SQLite.\n")
+
+
+@pytest.mark.pg
+def test_simulate_refuses_a_database_that_holds_engine_tables(tmp_path: Path, pg_url: str) -> None:
+    engine = sa.create_engine(pg_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE ACT_RE_PROCDEF (ID_ VARCHAR(64))")
+    engine.dispose()
+    result = invoke("simulate", "--out", str(tmp_path / "c"), "--scale", "0.01", "--system-schema", "activiti",
+                    "--system-url", pg_url, expect=2)
+    masked = sa.engine.make_url(pg_url).render_as_string(hide_password=True)
+    assert result.stderr == (f"error: {masked}: already holds engine tables (act_re_procdef...). "
+                             "Hint: give an empty database or schema.\n")
