@@ -209,6 +209,22 @@ def test_optional_history_tables_may_be_missing(engine_district: SimulationResul
     assert all(r["applicant"] is None for r in system.dossiers.to_pylist() if r["status_raw"] == "ended")
 
 
+def test_activity_history_stands_in_for_task_history(engine_district: SimulationResult, tmp_path: Path) -> None:
+    """Without ACT_HI_TASKINST the task rows of ACT_HI_ACTINST give the same events; gateways are skipped."""
+    url = engine_copy(
+        engine_district, tmp_path,
+        "CREATE TABLE ACT_HI_ACTINST AS SELECT ID_, PROC_INST_ID_, TASK_DEF_KEY_ AS ACT_ID_, 'userTask' AS ACT_TYPE_, "
+        "ASSIGNEE_, START_TIME_, END_TIME_ FROM ACT_HI_TASKINST",
+        "INSERT INTO ACT_HI_ACTINST SELECT 'g' || ID_, PROC_INST_ID_, 'gw_S03', 'exclusiveGateway', NULL, START_TIME_, "
+        "START_TIME_ FROM ACT_HI_TASKINST",
+        "DROP TABLE ACT_HI_TASKINST")
+    from_tasks, _ = load_activiti_profile(engine_district.system_source, str(engine_district.sidecars))
+    from_activities, _ = load_activiti_profile(url, str(engine_district.sidecars))
+    assert from_activities.where["events"].endswith("ACT_HI_ACTINST")
+    assert from_activities.events.num_rows > 0
+    assert from_activities.events.to_pylist() == from_tasks.events.to_pylist()
+
+
 def test_business_key_that_is_no_dossier_code_is_kept_with_a_warning(engine_district: SimulationResult,
                                                                      tmp_path: Path) -> None:
     con = sqlite3.connect(engine_district.system)

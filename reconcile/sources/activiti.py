@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import sqlalchemy as sa
 
 from reconcile.catalog import Catalog, WorkflowVersion, catalog_from_docs
@@ -332,16 +333,19 @@ def _text_time(v: Any) -> str:
     return v.isoformat(sep=" ") if isinstance(v, datetime) else str(v)
 
 
-def _variable(row: Any, name: str) -> str | None:
-    m = row._mapping
-    text, long_ = m.get(f"v_{name}"), m.get(f"l_{name}")
-    if text is not None:
-        return str(text)
-    if long_ is None:
-        return None
-    if name in DATE_FIELDS:  # a `date` variable: milliseconds since the epoch
-        return datetime.fromtimestamp(int(long_) / 1000, timezone.utc).replace(tzinfo=None).isoformat(sep=" ")
-    return str(long_)
+def _times(values: list[Any]) -> pa.Array:
+    """Engine timestamps as text (SQLite hands back text, PostgreSQL datetimes)."""
+    arr = pa.array(values)
+    if pa.types.is_timestamp(arr.type) or pa.types.is_date(arr.type):
+        return pc.cast(arr, pa.string())
+    return arr.cast(pa.string()) if not pa.types.is_string(arr.type) else arr
+
+
+def _variable(text: list[Any], long_: list[Any], date_field: bool) -> pa.Array:
+    """A variable's values as text: TEXT_, else LONG_ (a `date` variable: milliseconds since the epoch)."""
+    numbers = pa.array(long_, pa.int64())
+    other = pc.cast(pc.cast(numbers, pa.timestamp("ms")), pa.string()) if date_field else pc.cast(numbers, pa.string())
+    return pc.coalesce(pa.array([None if t is None else str(t) for t in text], pa.string()), other)
 
 
 def _status(row: Any, task: Any, key: str | None, version: int | None,
@@ -389,30 +393,39 @@ def _definition(procdef: Any, definitions: dict[str, tuple[str, int]]) -> tuple[
 
 def _dossier_batch(part: list[Any], tasks: dict[str, Any], definitions: dict[str, tuple[str, int]],
                    shape: dict[tuple[str, int], tuple[str, frozenset[str]]], first: int) -> pa.Table:
-    cols: dict[str, list[Any]] = {f: [] for f in DOSSIER_FIELDS + TASK_FIELDS[1:] + ("status_raw",)}
-    for row in part:
+    """Column-wise: variables and times are converted by Arrow; Python decides status and task per instance."""
+    n = len(part)
+    column = {k: [r[i] for r in part] for i, k in enumerate(part[0]._fields)}
+    out: dict[str, pa.Array] = {f: pa.nulls(n, pa.string()) for f in DOSSIER_FIELDS + TASK_FIELDS[1:]}
+    for f in VARIABLE_FIELDS:
+        if f"v_{f}" in column:
+            out[f] = _variable(column[f"v_{f}"], column[f"l_{f}"], f in DATE_FIELDS)
+    per_row: dict[str, list[Any]] = {f: [None] * n for f in ("status", "status_raw", "workflow_key",
+                                                               "workflow_version", "final_entered", *TASK_FIELDS[1:])}
+    for i, row in enumerate(part):
         key, version = _definition(row.procdef, definitions)
         task = tasks.get(str(row.pid)) if row.ended is None else None
         status, raw = _status(row, task, key, version, shape)
-        values: dict[str, Any] = {f: _variable(row, f) for f in VARIABLE_FIELDS}
-        if values["received_at"] is None and row.started is not None:
-            values["received_at"] = _text_time(row.started)
-        if row.ended is not None:
-            values["returned_at"] = values["returned_at"] or _text_time(row.ended)
-            values["finished_at"] = values["finished_at"] or _text_time(row.ended)
-        elif status is Status.FINISHED and task is not None and task.entered is not None:
-            values["finished_at"] = values["finished_at"] or _text_time(task.entered)
-        values.update(dossier_code=row.code, status=status.value, status_raw=raw, workflow_key=key,
-                      workflow_version=version)
+        per_row["status"][i], per_row["status_raw"][i] = status.value, raw
+        per_row["workflow_key"][i], per_row["workflow_version"][i] = key, version
         if task is not None:
-            values.update(current_step=task.step, assignee=task.assignee, unit=task.unit,
-                          step_entered_at=None if task.entered is None else _text_time(task.entered),
-                          step_due_at=None if task.due is None else _text_time(task.due))
-        for f, out in cols.items():
-            out.append(values.get(f))
-    table = {f: _text(v) for f, v in cols.items()}
-    table["source_row"] = pa.array(range(first, first + len(part)), pa.int32())
-    return pa.table(table)
+            per_row["current_step"][i], per_row["assignee"][i], per_row["unit"][i] = task.step, task.assignee, task.unit
+            per_row["step_entered_at"][i], per_row["step_due_at"][i] = task.entered, task.due
+            if status is Status.FINISHED:
+                per_row["final_entered"][i] = task.entered
+    ended = _times(column["ended"])
+    out.update(
+        dossier_code=_text(column["code"]), status=pa.array(per_row["status"], pa.string()),
+        status_raw=pa.array(per_row["status_raw"], pa.string()), workflow_key=_text(per_row["workflow_key"]),
+        workflow_version=_text(per_row["workflow_version"]),
+        current_step=_text(per_row["current_step"]), assignee=_text(per_row["assignee"]), unit=_text(per_row["unit"]),
+        step_entered_at=_times(per_row["step_entered_at"]), step_due_at=_times(per_row["step_due_at"]),
+        received_at=pc.coalesce(out["received_at"], _times(column["started"])),
+        returned_at=pc.coalesce(out["returned_at"], ended),
+        finished_at=pc.coalesce(out["finished_at"], ended, _times(per_row["final_entered"])),
+    )
+    out["source_row"] = pa.array(range(first, first + n), pa.int32())
+    return pa.table(out)
 
 
 def _history(t: _Tables) -> sa.Select[Any] | None:
