@@ -59,8 +59,8 @@ TABLES: dict[str, tuple[tuple[str, str], ...]] = {
                        ("DEPLOYMENT_ID_", V), ("RESOURCE_NAME_", V), ("SUSPENSION_STATE_", I),
                        ("TENANT_ID_", V)),
     "ACT_RU_EXECUTION": (("ID_", V), ("REV_", I), ("PROC_INST_ID_", V), ("BUSINESS_KEY_", V), ("PARENT_ID_", V),
-                         ("PROC_DEF_ID_", V), ("ACT_ID_", V), ("IS_ACTIVE_", BOOL), ("IS_SCOPE_", BOOL),
-                         ("SUSPENSION_STATE_", I), ("TENANT_ID_", V)),
+                         ("PROC_DEF_ID_", V), ("SUPER_EXEC_", V), ("ACT_ID_", V), ("IS_ACTIVE_", BOOL),
+                         ("IS_SCOPE_", BOOL), ("SUSPENSION_STATE_", I), ("TENANT_ID_", V)),
     "ACT_RU_TASK": (("ID_", V), ("REV_", I), ("EXECUTION_ID_", V), ("PROC_INST_ID_", V), ("PROC_DEF_ID_", V),
                     ("NAME_", V), ("TASK_DEF_KEY_", V), ("OWNER_", V), ("ASSIGNEE_", V), ("PRIORITY_", I),
                     ("CREATE_TIME_", T), ("DUE_DATE_", T), ("SUSPENSION_STATE_", I), ("TENANT_ID_", V)),
@@ -73,7 +73,8 @@ TABLES: dict[str, tuple[tuple[str, str], ...]] = {
     "ACT_ID_MEMBERSHIP": (("USER_ID_", V), ("GROUP_ID_", V)),
     "ACT_HI_PROCINST": (("ID_", V), ("PROC_INST_ID_", V), ("BUSINESS_KEY_", V), ("PROC_DEF_ID_", V),
                         ("START_TIME_", T), ("END_TIME_", T), ("START_USER_ID_", V), ("START_ACT_ID_", V),
-                        ("END_ACT_ID_", V), ("DELETE_REASON_", "VARCHAR(4000)"), ("TENANT_ID_", V)),
+                        ("END_ACT_ID_", V), ("SUPER_PROCESS_INSTANCE_ID_", V), ("DELETE_REASON_", "VARCHAR(4000)"),
+                        ("TENANT_ID_", V)),
     "ACT_HI_TASKINST": (("ID_", V), ("PROC_DEF_ID_", V), ("TASK_DEF_KEY_", V), ("PROC_INST_ID_", V),
                         ("EXECUTION_ID_", V), ("NAME_", V), ("ASSIGNEE_", V), ("START_TIME_", T), ("END_TIME_", T),
                         ("DELETE_REASON_", "VARCHAR(4000)"), ("PRIORITY_", I), ("DUE_DATE_", T)),
@@ -256,7 +257,7 @@ class ActivitiSystem(_SystemSink):
             "ID_": pid, "PROC_INST_ID_": pid, "BUSINESS_KEY_": d.code, "PROC_DEF_ID_": dep.procdef_id,
             "START_TIME_": self._ts(f"{iso[d.recv]} {d.recv_t}"), "END_TIME_": ended,
             "START_USER_ID_": events[0][4] if events else None, "START_ACT_ID_": "start",
-            "END_ACT_ID_": "end" if d.status == RETURNED else None,
+            "END_ACT_ID_": "end" if d.status == RETURNED else None, "SUPER_PROCESS_INSTANCE_ID_": None,
             "DELETE_REASON_": DELETE_REASONS.get(d.status), "TENANT_ID_": "",
         })
         variables = {"procedure": ("string", p.code), "applicant": ("string", d.applicant),
@@ -282,10 +283,12 @@ class ActivitiSystem(_SystemSink):
             task_id = task_ids[-1] if history and history[-1]["end"] is None else self._id()
             rows["ACT_RU_EXECUTION"] += [
                 {"ID_": pid, "REV_": 1, "PROC_INST_ID_": pid, "BUSINESS_KEY_": d.code, "PARENT_ID_": None,
-                 "PROC_DEF_ID_": dep.procdef_id, "ACT_ID_": None, "IS_ACTIVE_": False, "IS_SCOPE_": True,
+                 "PROC_DEF_ID_": dep.procdef_id, "SUPER_EXEC_": None, "ACT_ID_": None, "IS_ACTIVE_": False,
+                 "IS_SCOPE_": True,
                  "SUSPENSION_STATE_": suspended, "TENANT_ID_": ""},
                 {"ID_": exec_id, "REV_": 1, "PROC_INST_ID_": pid, "BUSINESS_KEY_": None, "PARENT_ID_": pid,
-                 "PROC_DEF_ID_": dep.procdef_id, "ACT_ID_": d.step, "IS_ACTIVE_": True, "IS_SCOPE_": False,
+                 "PROC_DEF_ID_": dep.procdef_id, "SUPER_EXEC_": None, "ACT_ID_": d.step, "IS_ACTIVE_": True,
+                 "IS_SCOPE_": False,
                  "SUSPENSION_STATE_": suspended, "TENANT_ID_": ""},
             ]
             rows["ACT_RU_TASK"].append({

@@ -225,6 +225,25 @@ def test_activity_history_stands_in_for_task_history(engine_district: Simulation
     assert from_activities.events.to_pylist() == from_tasks.events.to_pylist()
 
 
+def test_instances_started_by_a_call_activity_are_no_dossiers(engine_district: SimulationResult,
+                                                              tmp_path: Path) -> None:
+    con = sqlite3.connect(engine_district.system)
+    (pid, procdef), = con.execute("SELECT e.ID_, e.PROC_DEF_ID_ FROM ACT_RU_EXECUTION e WHERE e.ID_ = e.PROC_INST_ID_ "
+                                  "ORDER BY CAST(e.ID_ AS INTEGER) LIMIT 1").fetchall()
+    con.close()
+    url = engine_copy(
+        engine_district, tmp_path,
+        "INSERT INTO ACT_RU_EXECUTION (ID_, REV_, PROC_INST_ID_, PROC_DEF_ID_, SUPER_EXEC_, SUSPENSION_STATE_) "
+        f"VALUES ('sub1', 1, 'sub1', '{procdef}', '{pid}', 1)",
+        "INSERT INTO ACT_HI_PROCINST (ID_, PROC_INST_ID_, PROC_DEF_ID_, START_TIME_, END_TIME_, "
+        f"SUPER_PROCESS_INSTANCE_ID_) VALUES ('sub2', 'sub2', '{procdef}', '2021-03-01 08:00:00', "
+        f"'2021-03-02 08:00:00', '{pid}')")
+    system, _ = load_activiti_profile(url, str(engine_district.sidecars))
+    assert system.dossiers.num_rows == engine_district.system_dossiers
+    assert not [w for w in system.warnings if "process instance" in w]  # no "no BUSINESS_KEY_" warning
+    assert None not in system.dossiers.column("dossier_code").to_pylist()
+
+
 def test_business_key_that_is_no_dossier_code_is_kept_with_a_warning(engine_district: SimulationResult,
                                                                      tmp_path: Path) -> None:
     con = sqlite3.connect(engine_district.system)

@@ -8,7 +8,8 @@ What is read, and what it means:
   folder: `<KEY>.yaml` for every version, `<KEY>.v<N>.yaml` for engine versions N and later (the
   latest N at or below a version wins). A definition whose resource is missing is left out (warning):
   its instances become `unknown_version` findings.
-- dossiers: process instances; BUSINESS_KEY_ is the dossier code, PROC_DEF_ID_ gives workflow_key and
+- dossiers: top-level process instances (not started by a call activity: SUPER_EXEC_ /
+  SUPER_PROCESS_INSTANCE_ID_ empty, where the engine has them); BUSINESS_KEY_ is the dossier code, PROC_DEF_ID_ gives workflow_key and
   workflow_version. Running ones are the process-instance rows of `ACT_RU_EXECUTION` (ID_ =
   PROC_INST_ID_), ended ones the `ACT_HI_PROCINST` rows with an END_TIME_. The current step is the
   running instance's user task in `ACT_RU_TASK` (the earliest created, if several): TASK_DEF_KEY_,
@@ -73,6 +74,8 @@ OPTIONAL: dict[str, tuple[str, ...]] = {
     "ACT_HI_VARINST": ("PROC_INST_ID_", "NAME_", "TEXT_", "LONG_"),
     "ACT_RU_VARIABLE": ("PROC_INST_ID_", "NAME_", "TEXT_", "LONG_"),
 }
+# Read where present: an instance started by a call activity points at its caller; it is no dossier.
+CALLER = {"ACT_RU_EXECUTION": "SUPER_EXEC_", "ACT_HI_PROCINST": "SUPER_PROCESS_INSTANCE_ID_"}
 VARIABLE_FIELDS = ("procedure", "field", "applicant", "phone", "address", "agency", "channel", "received_at",
                    "due_at", "due_at_revised", "finished_at", "returned_at")
 DATE_FIELDS = frozenset({"received_at", "due_at", "due_at_revised", "finished_at", "returned_at"})
@@ -100,6 +103,11 @@ class _Table:
     def __getitem__(self, column: str) -> sa.ColumnClause[Any]:
         return self.cols[column]
 
+    def top_level(self) -> sa.ColumnElement[bool]:
+        """Not started by another process instance's call activity (when the table says)."""
+        caller = CALLER.get(self.name)
+        return self.cols[caller].is_(None) if caller in self.cols else sa.true()
+
 
 class _Schema:
     def __init__(self, conn: sa.Connection, where: str) -> None:
@@ -123,8 +131,9 @@ class _Schema:
             raise BadInput(f"{self.where}: column {name}.{missing[0]} does not exist. Columns of {name}: "
                            f"{', '.join(have.values())}. Hint: the activiti profile reads the Activiti 5/6, "
                            "Flowable 6 and Camunda 7 schema.")
-        clause = sa.table(actual, *[sa.column(have[c]) for c in columns])
-        return _Table(name, clause, {c: clause.c[have[c]] for c in columns})
+        read = columns + tuple(c for c in (CALLER.get(name),) if c is not None and c in have)
+        clause = sa.table(actual, *[sa.column(have[c]) for c in read])
+        return _Table(name, clause, {c: clause.c[have[c]] for c in read})
 
 
 # ---------------------------------------------------------------------------------- the profile
@@ -250,10 +259,10 @@ def _business_key_warnings(conn: sa.Connection, t: _Tables, where: str, limit: i
 
     e, h = t["ACT_RU_EXECUTION"], t.get("ACT_HI_PROCINST")
     parts = [sa.select(sa.literal("ACT_RU_EXECUTION").label("tab"), e["ID_"].label("pid"),
-                       e["BUSINESS_KEY_"].label("code")).where(e["ID_"] == e["PROC_INST_ID_"])]
+                       e["BUSINESS_KEY_"].label("code")).where(e["ID_"] == e["PROC_INST_ID_"], e.top_level())]
     if h is not None:
         parts.append(sa.select(sa.literal("ACT_HI_PROCINST"), h["PROC_INST_ID_"], h["BUSINESS_KEY_"])
-                     .where(h["END_TIME_"].is_not(None)))
+                     .where(h["END_TIME_"].is_not(None), h.top_level()))
     out, more = [], 0
     for tab, pid, code in iter_rows(conn, sa.union_all(*parts)):
         if looks_like_code(normalize_code(code)):
@@ -309,12 +318,12 @@ def _instances(t: _Tables) -> sa.Select[Any]:
                          start.label("started"), sa.null().label("ended"), sa.null().label("reason"))
                .select_from(e.clause.outerjoin(h.clause, h["PROC_INST_ID_"] == e["ID_"]) if h is not None
                             else e.clause)
-               .where(e["ID_"] == e["PROC_INST_ID_"]))
+               .where(e["ID_"] == e["PROC_INST_ID_"], e.top_level()))
     parts = [running]
     if h is not None:
         parts.append(sa.select(h["PROC_INST_ID_"], h["BUSINESS_KEY_"], h["PROC_DEF_ID_"], sa.null(),
                                h["START_TIME_"], h["END_TIME_"], h["DELETE_REASON_"])
-                     .where(h["END_TIME_"].is_not(None)))
+                     .where(h["END_TIME_"].is_not(None), h.top_level()))
     u = sa.union_all(*parts).subquery("i")
     stmt = sa.select(u)
     var = t.get("ACT_HI_VARINST") or t.get("ACT_RU_VARIABLE")
@@ -443,6 +452,7 @@ def _history(t: _Tables) -> sa.Select[Any] | None:
                       h["START_USER_ID_"].label("starter"), h["END_TIME_"].label("instance_ended"),
                       h["DELETE_REASON_"].label("reason"))
             .select_from(x.clause.join(h.clause, h["PROC_INST_ID_"] == x["PROC_INST_ID_"]))
+            .where(h.top_level())
             .order_by(x["PROC_INST_ID_"], x["START_TIME_"]))
     if ti is None:
         stmt = stmt.where(x["ACT_TYPE_"].in_(_TASK_TYPES))
