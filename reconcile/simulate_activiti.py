@@ -82,6 +82,27 @@ TABLES: dict[str, tuple[tuple[str, str], ...]] = {
                        ("VAR_TYPE_", V), ("REV_", I), ("LONG_", "BIGINT"), ("TEXT_", "VARCHAR(4000)")),
 }
 
+# Keys and indexes as the engines create them (names from the Activiti 6 DDL), built once the rows are in.
+KEYS = {t: ("NAME_",) if t == "ACT_GE_PROPERTY" else ("USER_ID_", "GROUP_ID_") if t == "ACT_ID_MEMBERSHIP" else ("ID_",)
+        for t in TABLES}
+INDEXES = (
+    ("ACT_UNIQ_PROCDEF", "ACT_RE_PROCDEF", "KEY_, VERSION_, TENANT_ID_", True),
+    ("ACT_IDX_BYTEAR_DEPL", "ACT_GE_BYTEARRAY", "DEPLOYMENT_ID_", False),
+    ("ACT_IDX_EXEC_BUSKEY", "ACT_RU_EXECUTION", "BUSINESS_KEY_", False),
+    ("ACT_IDX_EXE_PROCINST", "ACT_RU_EXECUTION", "PROC_INST_ID_", False),
+    ("ACT_IDX_TASK_CREATE", "ACT_RU_TASK", "CREATE_TIME_", False),
+    ("ACT_IDX_TASK_PROCINST", "ACT_RU_TASK", "PROC_INST_ID_", False),
+    ("ACT_IDX_TSKASS_TASK", "ACT_RU_IDENTITYLINK", "TASK_ID_", False),
+    ("ACT_IDX_IDENT_LNK_GROUP", "ACT_RU_IDENTITYLINK", "GROUP_ID_", False),
+    ("ACT_IDX_VAR_PROCINST", "ACT_RU_VARIABLE", "PROC_INST_ID_", False),
+    ("ACT_IDX_HI_PRO_INST_END", "ACT_HI_PROCINST", "END_TIME_", False),
+    ("ACT_IDX_HI_PRO_I_BUSKEY", "ACT_HI_PROCINST", "BUSINESS_KEY_", False),
+    ("ACT_UNIQ_HI_PRO_INST", "ACT_HI_PROCINST", "PROC_INST_ID_", True),
+    ("ACT_IDX_HI_TASK_INST_PROCINST", "ACT_HI_TASKINST", "PROC_INST_ID_", False),
+    ("ACT_IDX_HI_PROCVAR_PROC_INST", "ACT_HI_VARINST", "PROC_INST_ID_", False),
+    ("ACT_IDX_HI_PROCVAR_NAME_TYPE", "ACT_HI_VARINST", "NAME_, VAR_TYPE_", False),
+)
+
 
 def process_key(code: str) -> str:
     """The engine's process key for a procedure code (a BPMN id cannot start with a digit)."""
@@ -212,7 +233,8 @@ class ActivitiSystem(_SystemSink):
         with self.engine.begin() as conn:
             for table, cols in TABLES.items():
                 conn.exec_driver_sql(f"CREATE TABLE {table} ("
-                                     + ", ".join(f"{c} {t.format(blob=blob)}" for c, t in cols) + ")")
+                                     + ", ".join(f"{c} {t.format(blob=blob)}" for c, t in cols)
+                                     + f", PRIMARY KEY ({', '.join(KEYS[table])}))")
         self.rows["ACT_GE_PROPERTY"].append({"NAME_": "schema.version", "VALUE_": "6.0.0.4", "REV_": 1})
         units = sorted({unit for _a, _n, unit, _act in accounts})
         self.rows["ACT_ID_GROUP"] += [{"ID_": u, "REV_": 1, "NAME_": u, "TYPE_": "assignment"} for u in units]
@@ -339,6 +361,11 @@ class ActivitiSystem(_SystemSink):
             })
         try:
             self._flush()
+            with self.engine.begin() as conn:
+                for name, table, columns, unique in INDEXES:
+                    conn.exec_driver_sql(f"CREATE {'UNIQUE ' if unique else ''}INDEX {name} ON {table} ({columns})")
+                if not self.sqlite:
+                    conn.exec_driver_sql("ANALYZE")  # planner statistics, as autovacuum keeps them on a live engine
         finally:
             self.engine.dispose()
 
