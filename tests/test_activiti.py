@@ -274,6 +274,15 @@ def test_undecodable_bpmn_names_deployment_and_resource(engine_district: Simulat
     assert line.startswith(f"error: {url} ACT_GE_BYTEARRAY deployment {dep} resource {res}:1:1: malformed XML: ")
     assert line.endswith("Hint: open the file in a BPMN modeller and export it again.")
     assert len(result.stderr.splitlines()) == 1
+    assert not (tmp_path / "engine.duckdb").exists()
+
+
+def test_missing_sidecar_folder_is_bad_input(engine_district: SimulationResult, tmp_path: Path) -> None:
+    args = audit_args(engine_district, engine_district.system_source, "--store", str(tmp_path / "s.duckdb"))
+    args[args.index("--sidecars") + 1] = str(tmp_path / "nowhere")
+    result = invoke(*args, expect=2)
+    assert result.stderr == (f"error: {tmp_path / 'nowhere'}: no such directory. Hint: --sidecars DIR holds "
+                             "<KEY>.yaml or <KEY>.v<N>.yaml files (working days per task of a process key).\n")
 
 
 def test_workflows_folder_adds_versions_and_a_clash_names_both_places(engine_district: SimulationResult,
