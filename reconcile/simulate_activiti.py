@@ -49,7 +49,7 @@ ACTIVITI = "http://activiti.org/bpmn"
 DELETE_REASONS = {WITHDRAWN: "Rút hồ sơ", REJECTED: "Từ chối tiếp nhận", STOPPED: "Dừng xử lý, trả lại hồ sơ"}
 
 # The ACT_* tables and columns written (a subset of each engine's own; names as the engines document them).
-V, I, T, B, BOOL = "VARCHAR(255)", "INTEGER", "TIMESTAMP", "{blob}", "BOOLEAN"
+V, I, T, B, BOOL = "VARCHAR(255)", "INTEGER", "{timestamp}", "{blob}", "BOOLEAN"
 TABLES: dict[str, tuple[tuple[str, str], ...]] = {
     "ACT_GE_PROPERTY": (("NAME_", V), ("VALUE_", V), ("REV_", I)),
     "ACT_RE_DEPLOYMENT": (("ID_", V), ("NAME_", V), ("CATEGORY_", V), ("TENANT_ID_", V), ("DEPLOY_TIME_", T)),
@@ -229,11 +229,13 @@ class ActivitiSystem(_SystemSink):
         self._names = {(p.code, s.id): s.name for p in procs for v in p.versions
                        for s in (v.deployed or ()) + v.steps}
         self.rows: dict[str, list[dict[str, Any]]] = {t: [] for t in TABLES}
-        blob = "BLOB" if self.sqlite else "BYTEA"
+        dialect = self.engine.dialect.name  # the types each engine's own DDL uses there
+        blob = {"sqlite": "BLOB", "postgresql": "BYTEA"}.get(dialect, "LONGBLOB")
+        timestamp = "DATETIME(3)" if dialect in ("mysql", "mariadb") else "TIMESTAMP"
         with self.engine.begin() as conn:
             for table, cols in TABLES.items():
                 conn.exec_driver_sql(f"CREATE TABLE {table} ("
-                                     + ", ".join(f"{c} {t.format(blob=blob)}" for c, t in cols)
+                                     + ", ".join(f"{c} {t.format(blob=blob, timestamp=timestamp)}" for c, t in cols)
                                      + f", PRIMARY KEY ({', '.join(KEYS[table])}))")
         self.rows["ACT_GE_PROPERTY"].append({"NAME_": "schema.version", "VALUE_": "6.0.0.4", "REV_": 1})
         units = sorted({unit for _a, _n, unit, _act in accounts})
@@ -364,7 +366,7 @@ class ActivitiSystem(_SystemSink):
             with self.engine.begin() as conn:
                 for name, table, columns, unique in INDEXES:
                     conn.exec_driver_sql(f"CREATE {'UNIQUE ' if unique else ''}INDEX {name} ON {table} ({columns})")
-                if not self.sqlite:
+                if self.engine.dialect.name == "postgresql":
                     conn.exec_driver_sql("ANALYZE")  # planner statistics, as autovacuum keeps them on a live engine
         finally:
             self.engine.dispose()

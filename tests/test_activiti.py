@@ -64,16 +64,19 @@ def test_engine_district_on_sqlite_audits_like_the_vendor_district(vendor_findin
     assert inputs["workflows"]["engine_versions"] == inputs["workflows"]["versions"] > MAIN_DEPLOYMENTS
 
 
-@pytest.mark.pg
-def test_engine_district_on_postgresql_audits_like_the_vendor_district(
-        vendor_findings: set[tuple[str, str | None]], pg_url: str, tmp_path: Path) -> None:
-    sim = simulate(tmp_path / "pg", scale=SCALE, register_format="csv", system_schema="activiti", system_url=pg_url)
+@pytest.mark.parametrize("server", ["postgresql", "mariadb"])
+def test_engine_district_on_a_database_server_audits_like_the_vendor_district(
+        vendor_findings: set[tuple[str, str | None]], server: str, request: pytest.FixtureRequest,
+        tmp_path: Path) -> None:
+    url = request.getfixturevalue("pg_url" if server == "postgresql" else "mariadb_url")
+    sim = simulate(tmp_path / server, scale=SCALE, register_format="csv", system_schema="activiti", system_url=url)
     project = yaml.safe_load(sim.config.read_text(encoding="utf-8"))
-    assert project["system"] == pg_url and project["profile"] == "activiti"
-    engine = sa.create_engine(pg_url)
-    with engine.connect() as conn:  # unquoted DDL: PostgreSQL folds the names, as real engine installs have them
-        assert "act_re_procdef" in sa.inspect(conn).get_table_names()
-    engine.dispose()
+    assert project["system"] == url and project["profile"] == "activiti"
+    if server == "postgresql":  # unquoted DDL: PostgreSQL folds the names, as real engine installs have them
+        engine = sa.create_engine(url)
+        with engine.connect() as conn:
+            assert "act_re_procdef" in sa.inspect(conn).get_table_names()
+        engine.dispose()
     pairs, report = audit_pairs(sim.config)
     assert pairs == vendor_findings
     assert report["run"]["inputs"]["system"]["profile"] == "activiti"
