@@ -44,10 +44,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import sqlalchemy as sa
 
+from reconcile.bpmn import ImportedBpmn, load_sidecar, parse_bpmn
 from reconcile.catalog import Catalog, WorkflowVersion, catalog_from_docs
 from reconcile.errors import BadInput
 from reconcile.model import Status
-from reconcile.normalize import fold, looks_like_code
+from reconcile.normalize import fold, looks_like_code, normalize_code
 from reconcile.sources.system import (
     BATCH_ROWS, DOSSIER_FIELDS, EVENT_FIELDS, TASK_FIELDS, SystemData, _read_only, _text,
 )
@@ -186,8 +187,6 @@ class _Tables(dict[str, "_Table | None"]):
 
 def _load_sidecars(folder: str) -> dict[str, list[tuple[int, str, dict[str, Any]]]]:
     """KEY -> [(first engine version, path, sidecar)], by version."""
-    from reconcile.bpmn import load_sidecar
-
     d = Path(folder)
     if not d.is_dir():
         raise BadInput(f"{folder}: no such directory. Hint: --sidecars DIR holds <KEY>.yaml or <KEY>.v<N>.yaml "
@@ -211,8 +210,6 @@ def _sidecar_for(side: dict[str, list[tuple[int, str, dict[str, Any]]]], key: st
 def _catalog(conn: sa.Connection, t: _Tables, where: str, side: dict[str, list[tuple[int, str, dict[str, Any]]]]
              ) -> tuple[Catalog, dict[str, tuple[str, int]], list[str]]:
     """One catalog version per process definition with its BPMN; identical redeploys are parsed once."""
-    from reconcile.bpmn import ImportedBpmn, parse_bpmn
-
     pd, dep, ba = t["ACT_RE_PROCDEF"], t["ACT_RE_DEPLOYMENT"], t["ACT_GE_BYTEARRAY"]
     stmt = (
         sa.select(pd["ID_"].label("procdef"), pd["KEY_"].label("key"), pd["VERSION_"].label("version"),
@@ -255,8 +252,6 @@ def _shape(v: WorkflowVersion) -> tuple[str, frozenset[str]]:
 
 def _business_key_warnings(conn: sa.Connection, t: _Tables, where: str, limit: int = 10) -> list[str]:
     """Process instances whose BUSINESS_KEY_ does not look like a dossier code (kept, with a warning)."""
-    from reconcile.normalize import normalize_code
-
     e, h = t["ACT_RU_EXECUTION"], t.get("ACT_HI_PROCINST")
     parts = [sa.select(sa.literal("ACT_RU_EXECUTION").label("tab"), e["ID_"].label("pid"),
                        e["BUSINESS_KEY_"].label("code")).where(e["ID_"] == e["PROC_INST_ID_"], e.top_level())]
