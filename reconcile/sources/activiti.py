@@ -9,8 +9,8 @@ What is read, and what it means:
   latest N at or below a version wins). A definition whose resource is missing is left out (warning):
   its instances become `unknown_version` findings.
 - dossiers: top-level process instances (not started by a call activity: SUPER_EXEC_ /
-  SUPER_PROCESS_INSTANCE_ID_ empty, where the engine has them); BUSINESS_KEY_ is the dossier code, PROC_DEF_ID_ gives workflow_key and
-  workflow_version. Running ones are the process-instance rows of `ACT_RU_EXECUTION` (ID_ =
+  SUPER_PROCESS_INSTANCE_ID_ empty, where the engine has them); BUSINESS_KEY_ is the dossier code,
+  PROC_DEF_ID_ gives workflow_key and workflow_version. Running ones are the process-instance rows of `ACT_RU_EXECUTION` (ID_ =
   PROC_INST_ID_), ended ones the `ACT_HI_PROCINST` rows with an END_TIME_. The current step is the
   running instance's user task in `ACT_RU_TASK` (the earliest created, if several): TASK_DEF_KEY_,
   ASSIGNEE_, CREATE_TIME_ (entered the step), DUE_DATE_; the unit is its candidate group
@@ -145,14 +145,18 @@ def load_activiti_profile(url: str, sidecars: str | None = None) -> tuple[System
     side = _load_sidecars(sidecars) if sidecars else {}
     engine = connect_engine(url, what="engine database")
     where = mask_url(str(engine.url))
-    with _read_only(engine) as conn:
-        schema = _Schema(conn, where)
-        tables: dict[str, _Table | None] = {n: schema.table(n, c) for n, c in REQUIRED.items()}
-        tables.update({n: schema.table(n, c, required=False) for n, c in OPTIONAL.items()})
-        t = _Tables(tables)
-        catalog, definitions, warnings = _catalog(conn, t, where, side)
-        warnings += _business_key_warnings(conn, t, where)
-        accounts = _accounts(conn, t)
+    try:
+        with _read_only(engine) as conn:
+            schema = _Schema(conn, where)
+            tables: dict[str, _Table | None] = {n: schema.table(n, c) for n, c in REQUIRED.items()}
+            tables.update({n: schema.table(n, c, required=False) for n, c in OPTIONAL.items()})
+            t = _Tables(tables)
+            catalog, definitions, warnings = _catalog(conn, t, where, side)
+            warnings += _business_key_warnings(conn, t, where)
+            accounts = _accounts(conn, t)
+    except BaseException:
+        engine.dispose()
+        raise
     shape = {(v.procedure, v.version): _shape(v) for v in catalog.versions}
 
     def dossier_batches() -> Iterator[pa.Table]:
