@@ -10,8 +10,8 @@ What is read, and what it means:
   its instances become `unknown_version` findings.
 - dossiers: top-level process instances (not started by a call activity: SUPER_EXEC_ /
   SUPER_PROCESS_INSTANCE_ID_ empty, where the engine has them); BUSINESS_KEY_ is the dossier code,
-  PROC_DEF_ID_ gives workflow_key and workflow_version. Running ones are the process-instance rows of `ACT_RU_EXECUTION` (ID_ =
-  PROC_INST_ID_), ended ones the `ACT_HI_PROCINST` rows with an END_TIME_. The current step is the
+  PROC_DEF_ID_ gives workflow_key and workflow_version. Running ones are the process-instance rows
+  of `ACT_RU_EXECUTION` (ID_ = PROC_INST_ID_), ended ones the `ACT_HI_PROCINST` rows with an END_TIME_. The current step is the
   running instance's user task in `ACT_RU_TASK` (the earliest created, if several): TASK_DEF_KEY_,
   ASSIGNEE_, CREATE_TIME_ (entered the step), DUE_DATE_; the unit is its candidate group
   (`ACT_RU_IDENTITYLINK`, TYPE_ 'candidate'). received_at is START_TIME_ (`ACT_HI_PROCINST`),
