@@ -11,13 +11,14 @@ What is read, and what it means:
 - dossiers: top-level process instances (not started by a call activity: SUPER_EXEC_ /
   SUPER_PROCESS_INSTANCE_ID_ empty, where the engine has them); BUSINESS_KEY_ is the dossier code,
   PROC_DEF_ID_ gives workflow_key and workflow_version. Running ones are the process-instance rows
-  of `ACT_RU_EXECUTION` (ID_ = PROC_INST_ID_), ended ones the `ACT_HI_PROCINST` rows with an END_TIME_. The current step is the
-  running instance's user task in `ACT_RU_TASK` (the earliest created, if several): TASK_DEF_KEY_,
-  ASSIGNEE_, CREATE_TIME_ (entered the step), DUE_DATE_; the unit is its candidate group
-  (`ACT_RU_IDENTITYLINK`, TYPE_ 'candidate'). received_at is START_TIME_ (`ACT_HI_PROCINST`),
-  returned_at the END_TIME_ of an ended instance, finished_at the END_TIME_, or the time a running
-  instance entered its final step. Process variables (`ACT_HI_VARINST`, else `ACT_RU_VARIABLE`) named
-  like a dossier field (VARIABLE_FIELDS: applicant, due_at, ...) fill that field and win over the above.
+  of `ACT_RU_EXECUTION` (ID_ = PROC_INST_ID_), ended ones the `ACT_HI_PROCINST` rows with an
+  END_TIME_. The current step is the running instance's user task in `ACT_RU_TASK` (the earliest
+  created, if several): TASK_DEF_KEY_, ASSIGNEE_, CREATE_TIME_ (entered the step), DUE_DATE_; the
+  unit is its candidate group (`ACT_RU_IDENTITYLINK`, TYPE_ 'candidate'). received_at is START_TIME_
+  (`ACT_HI_PROCINST`), returned_at the END_TIME_ of an ended instance, finished_at the END_TIME_, or
+  the time a running instance entered its final step. Process variables (`ACT_HI_VARINST`, else
+  `ACT_RU_VARIABLE`) named like a dossier field (VARIABLE_FIELDS: applicant, due_at, ...) fill that
+  field and win over the above.
 - statuses (STATUS_RULES): running -> in_progress; running and suspended (SUSPENSION_STATE_ 2) ->
   supplement_requested (a pause waiting on the applicant: still open, unlike `stopped`); running on
   its version's first step -> received, on a final step -> finished (result ready, not handed over);
