@@ -66,8 +66,8 @@ def test_engine_district_on_sqlite_audits_like_the_vendor_district(vendor_findin
 
 @pytest.mark.parametrize("server", ["postgresql", "mariadb"])
 def test_engine_district_on_a_database_server_audits_like_the_vendor_district(
-        vendor_findings: set[tuple[str, str | None]], server: str, request: pytest.FixtureRequest,
-        tmp_path: Path) -> None:
+        vendor_findings: set[tuple[str, str | None]], engine_district: SimulationResult, server: str,
+        request: pytest.FixtureRequest, tmp_path: Path) -> None:
     url = request.getfixturevalue("pg_url" if server == "postgresql" else "mariadb_url")
     sim = simulate(tmp_path / server, scale=SCALE, register_format="csv", system_schema="activiti", system_url=url)
     project = yaml.safe_load(sim.config.read_text(encoding="utf-8"))
@@ -77,6 +77,12 @@ def test_engine_district_on_a_database_server_audits_like_the_vendor_district(
         with engine.connect() as conn:
             assert "act_re_procdef" in sa.inspect(conn).get_table_names()
         engine.dispose()
+    on_server, catalog = load_activiti_profile(url, str(sim.sidecars))
+    on_sqlite, sqlite_catalog = load_activiti_profile(engine_district.system_source, str(engine_district.sidecars))
+    assert on_server.dossiers.to_pylist() == on_sqlite.dossiers.to_pylist()  # the same text from every database
+    assert on_server.events.to_pylist() == on_sqlite.events.to_pylist()
+    assert [(v.procedure, v.version, v.valid_from, v.steps) for v in catalog.versions] == \
+           [(v.procedure, v.version, v.valid_from, v.steps) for v in sqlite_catalog.versions]
     pairs, report = audit_pairs(sim.config)
     assert pairs == vendor_findings
     assert report["run"]["inputs"]["system"]["profile"] == "activiti"

@@ -345,15 +345,22 @@ def _text_time(v: Any) -> str:
 def _times(values: list[Any]) -> pa.Array:
     """Engine timestamps as text (SQLite hands back text, PostgreSQL datetimes)."""
     arr = pa.array(values)
-    if pa.types.is_timestamp(arr.type) or pa.types.is_date(arr.type):
+    if pa.types.is_timestamp(arr.type):
+        return _seconds_text(arr)
+    if pa.types.is_date(arr.type):
         return pc.cast(arr, pa.string())
     return arr.cast(pa.string()) if not pa.types.is_string(arr.type) else arr
+
+
+def _seconds_text(arr: pa.Array) -> pa.Array:
+    """'YYYY-MM-DD HH:MM:SS' (the store keeps days; fractions of a second would only add noise)."""
+    return pc.cast(pc.cast(arr, pa.timestamp("s", arr.type.tz), safe=False), pa.string())
 
 
 def _variable(text: list[Any], long_: list[Any], date_field: bool) -> pa.Array:
     """A variable's values as text: TEXT_, else LONG_ (a `date` variable: milliseconds since the epoch)."""
     numbers = pa.array(long_, pa.int64())
-    other = pc.cast(pc.cast(numbers, pa.timestamp("ms")), pa.string()) if date_field else pc.cast(numbers, pa.string())
+    other = _seconds_text(pc.cast(numbers, pa.timestamp("ms"))) if date_field else pc.cast(numbers, pa.string())
     return pc.coalesce(pa.array([None if t is None else str(t) for t in text], pa.string()), other)
 
 
