@@ -19,8 +19,8 @@ import yaml
 from helpers import invoke
 
 from reconcile.catalog import load_catalog
-from reconcile.simulate import LAND_MAIN, SimulationResult, simulate
-from reconcile.simulate_activiti import MAIN_DEPLOYMENTS, TABLES, process_key
+from reconcile.simulate import LAND_MAIN, PROCEDURES, SimulationResult, _Step, simulate
+from reconcile.simulate_activiti import MAIN_DEPLOYMENTS, TABLES, bpmn_xml, process_key
 from reconcile.sources.activiti import load_activiti_profile
 
 SCALE = 0.05
@@ -251,6 +251,28 @@ def test_instances_started_by_a_call_activity_are_no_dossiers(engine_district: S
     assert system.dossiers.num_rows == engine_district.system_dossiers
     assert not [w for w in system.warnings if "process instance" in w]  # no "no BUSINESS_KEY_" warning
     assert None not in system.dossiers.column("dossier_code").to_pylist()
+
+
+def test_a_warning_repeated_by_identical_redeploys_is_given_once(engine_district: SimulationResult,
+                                                                  tmp_path: Path) -> None:
+    """Every v1 deployment of the main procedure gets a task nothing leads to: one warning, with a count."""
+    main_v1 = PROCEDURES[0].versions[0]
+    odd = bpmn_xml(MAIN_KEY, PROCEDURES[0].name, main_v1.steps + (_Step("SX", "Bước thừa", "VPDKDD", 1, ("S09",),
+                                                                         False),))
+    copy = tmp_path / "engine.sqlite"
+    shutil.copy(engine_district.system, copy)
+    con = sqlite3.connect(copy)
+    old = bpmn_xml(MAIN_KEY, PROCEDURES[0].name, main_v1.steps)
+    n = con.execute("UPDATE ACT_GE_BYTEARRAY SET BYTES_ = ? WHERE BYTES_ = ?", (odd, old)).rowcount
+    con.commit()
+    con.close()
+    assert n > 100
+    _, catalog = load_activiti_profile(f"sqlite:///{copy}", str(engine_district.sidecars))
+    unreachable = [w for w in catalog.warnings if "cannot be reached" in w]
+    assert len(unreachable) == 1
+    assert unreachable[0].startswith(f"sqlite:///{copy} ACT_RE_PROCDEF {MAIN_KEY}:1:")
+    assert unreachable[0].endswith(f"(the same in {n - 1} more deployed versions of {MAIN_KEY}: 2-{n})")
+    assert len([w for w in catalog.warnings if "'SX'" in w]) == 2  # and the parser's: no duration, once
 
 
 def test_business_key_that_is_no_dossier_code_is_kept_with_a_warning(engine_district: SimulationResult,

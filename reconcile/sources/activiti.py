@@ -152,8 +152,8 @@ def load_activiti_profile(url: str, sidecars: str | None = None) -> tuple[System
             tables: dict[str, _Table | None] = {n: schema.table(n, c) for n, c in REQUIRED.items()}
             tables.update({n: schema.table(n, c, required=False) for n, c in OPTIONAL.items()})
             t = _Tables(tables)
-            catalog, definitions, warnings = _catalog(conn, t, where, side)
-            warnings += _business_key_warnings(conn, t, where)
+            catalog, definitions = _catalog(conn, t, where, side)
+            warnings = _business_key_warnings(conn, t, where)
             accounts = _accounts(conn, t)
     except BaseException:
         engine.dispose()
@@ -213,8 +213,9 @@ def _sidecar_for(side: dict[str, list[tuple[int, str, dict[str, Any]]]], key: st
 
 
 def _catalog(conn: sa.Connection, t: _Tables, where: str, side: dict[str, list[tuple[int, str, dict[str, Any]]]]
-             ) -> tuple[Catalog, dict[str, tuple[str, int]], list[str]]:
-    """One catalog version per process definition with its BPMN; identical redeploys are parsed once."""
+             ) -> tuple[Catalog, dict[str, tuple[str, int]]]:
+    """One catalog version per process definition with its BPMN; identical redeploys are parsed once.
+    The catalog's warnings include the BPMN parser's and missing resources."""
     pd, dep, ba = t["ACT_RE_PROCDEF"], t["ACT_RE_DEPLOYMENT"], t["ACT_GE_BYTEARRAY"]
     stmt = (
         sa.select(pd["ID_"].label("procdef"), pd["KEY_"].label("key"), pd["VERSION_"].label("version"),
@@ -248,7 +249,30 @@ def _catalog(conn: sa.Connection, t: _Tables, where: str, side: dict[str, list[t
         if r.deployed is not None:
             doc["valid_from"] = _text_time(r.deployed)[:10]
         docs.append((doc, f"{where} ACT_RE_PROCDEF {r.procdef}"))
-    return catalog_from_docs(docs), definitions, warnings
+    built = catalog_from_docs(docs)
+    warnings += _collapse(list(built.warnings), f"{where} ACT_RE_PROCDEF ", definitions)
+    return Catalog(built.versions, tuple(warnings)), definitions
+
+
+def _collapse(warnings: list[str], prefix: str, definitions: dict[str, tuple[str, int]]) -> list[str]:
+    """One line per warning that identical redeploys repeat: the first definition's, with a count."""
+    groups: dict[str, list[tuple[str, int]]] = {}
+    first: dict[str, str] = {}
+    for w in warnings:
+        rest = w.removeprefix(prefix)
+        procdef = next((d for d in definitions if rest.startswith(d + ":")), None) if rest != w else None
+        text = rest[len(procdef):] if procdef is not None else w
+        first.setdefault(text, w)
+        if procdef is not None:
+            groups.setdefault(text, []).append(definitions[procdef])
+    out = []
+    for text, w in first.items():
+        more = groups.get(text, [])[1:]
+        if more:
+            versions = sorted(v for _, v in more)
+            w += f" (the same in {len(more)} more deployed versions of {more[0][0]}: {versions[0]}-{versions[-1]})"
+        out.append(w)
+    return out
 
 
 def _shape(v: WorkflowVersion) -> tuple[str, frozenset[str]]:
