@@ -11,18 +11,16 @@ import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from reconcile.model import CLOSED_STATUSES, OPEN_STATUSES, OUTCOME_STATUSES, FindingKind, MatchClass, Outcome
+from reconcile.model import CLOSED_STATUSES, OUTCOME_STATUSES, FindingKind, MatchClass, Outcome
 from reconcile.normalize import compare_key
 from reconcile.sqlfuncs import days_between, json_agg, json_text, obj
 from reconcile.store import (
-    account, bulk_insert, dossier, finding, reconciliation, register_book, register_entry, text_key, wf_step,
-    wf_version,
+    bulk_insert, dossier, finding, reconciliation, register_book, register_entry, text_key, wf_version,
 )
+from reconcile.wfstate import StallRule, record_state, workflow_findings
 
 K = FindingKind
 DATE_FIELDS = ("received_at", "due_at", "returned_at")
-# Statuses for which an open dossier must sit on a current task (a submitted online dossier has none yet).
-NEEDS_TASK = tuple(s.value for s in OPEN_STATUSES if s.value != "submitted")
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,10 +28,12 @@ class AuditSettings:
     as_of: date
     date_tolerance_days: int = 0
     paper_only_units: tuple[str, ...] = ()
+    stall: StallRule = StallRule()
 
     def to_dict(self) -> dict[str, Any]:
         return {"as_of": self.as_of.isoformat(), "date_tolerance_days": self.date_tolerance_days,
-                "paper_only_units": list(self.paper_only_units)}
+                "paper_only_units": list(self.paper_only_units),
+                "stalled": {"factor": self.stall.factor, "min_working_days": self.stall.min_days}}
 
 
 def _representatives(run_id: int) -> tuple[Any, Any]:
@@ -93,7 +93,8 @@ def run_audit(conn: Connection, run_id: int, settings: AuditSettings) -> None:
     _pair_findings(conn, run_id, settings, r, s)
     _duplicate_findings(conn, run_id)
     _numbering_findings(conn, run_id)
-    _workflow_findings(conn, run_id)
+    record_state(conn, run_id, settings.as_of, settings.stall)
+    workflow_findings(conn, run_id)
 
 
 def _classify(conn: Connection, run_id: int, settings: AuditSettings, reg_ids: Any, sys_ids: Any) -> None:
@@ -321,56 +322,3 @@ def _numbering_findings(conn: Connection, run_id: int) -> None:
         .where(sa.or_(n.c.stt - n.c.prev > 1, n.c.stt == n.c.prev))
     )
     _insert_findings(conn, run_id, K.REGISTER_NUMBERING_GAP, select)
-
-
-def _workflow_findings(conn: Connection, run_id: int) -> None:
-    d, v, st, acc = dossier, wf_version, wf_step, account
-    open_ = [s.value for s in OPEN_STATUSES]
-    ev = json_text(obj(system=obj(row=d.c.source_row, status=d.c.status, workflow_key=d.c.workflow_key,
-                                  workflow_version=d.c.workflow_version, current_step=d.c.current_step,
-                                  assignee=d.c.assignee, unit=d.c.unit, step_entered_at=d.c.step_entered_at,
-                                  received_at=d.c.received_at, due_at=d.c.due_at))).label("evidence")
-    version_exists = sa.exists().where(v.c.run_id == run_id, v.c.procedure == d.c.workflow_key,
-                                       v.c.version == d.c.workflow_version)
-    key_known = sa.exists().where(v.c.run_id == run_id, v.c.procedure == d.c.workflow_key)
-    known_versions = (sa.select(sa.func.max(v.c.version)).where(v.c.run_id == run_id, v.c.procedure == d.c.workflow_key)
-                      .scalar_subquery())
-    reason = sa.case(
-        (d.c.workflow_key.is_(None), "the dossier has no workflow key"),
-        (~key_known, "the workflow key is not in the catalog"),
-        (d.c.workflow_version.is_(None), "no workflow version pinned"),
-        else_="the pinned version is not in the catalog",
-    )
-    base = sa.select(d.c.dossier_code).where(d.c.run_id == run_id, d.c.status.in_(open_))
-    _insert_findings(conn, run_id, K.UNKNOWN_VERSION, base.add_columns(
-        json_text(obj(workflow_key=d.c.workflow_key, workflow_version=d.c.workflow_version,
-                      latest_catalog_version=known_versions, reason=reason)).label("details"), ev,
-    ).where(~version_exists))
-
-    step_exists = sa.exists().where(st.c.run_id == run_id, st.c.procedure == d.c.workflow_key,
-                                    st.c.version == d.c.workflow_version, st.c.step_id == d.c.current_step)
-    steps_here = (sa.select(sa.func.count()).where(st.c.run_id == run_id, st.c.procedure == d.c.workflow_key,
-                                                   st.c.version == d.c.workflow_version).scalar_subquery())
-    later_has = (sa.select(sa.func.max(st.c.version)).where(
-        st.c.run_id == run_id, st.c.procedure == d.c.workflow_key, st.c.step_id == d.c.current_step,
-        st.c.version > d.c.workflow_version).scalar_subquery())
-    _insert_findings(conn, run_id, K.STEP_NOT_IN_VERSION, base.add_columns(
-        json_text(obj(workflow_key=d.c.workflow_key, workflow_version=d.c.workflow_version,
-                      current_step=d.c.current_step, steps_in_version=steps_here,
-                      later_version_with_step=later_has,
-                      reason=sa.case((d.c.current_step.is_(None), "open dossier with no current task"),
-                                     else_="the current step is not in its workflow version"))).label("details"),
-        ev,
-    ).where(version_exists, ~step_exists,
-            sa.or_(d.c.current_step.is_not(None), d.c.status.in_(NEEDS_TASK))))
-
-    known = sa.exists().where(acc.c.run_id == run_id, acc.c.account == d.c.assignee)
-    active = sa.exists().where(acc.c.run_id == run_id, acc.c.account == d.c.assignee, acc.c.active.is_(True))
-    colleagues = (sa.select(sa.func.count()).where(acc.c.run_id == run_id, acc.c.unit == d.c.unit,
-                                                   acc.c.active.is_(True)).scalar_subquery())
-    _insert_findings(conn, run_id, K.ASSIGNEE_INACTIVE, base.add_columns(
-        json_text(obj(assignee=d.c.assignee, unit=d.c.unit, active_colleagues_in_unit=colleagues,
-                      reason=sa.case((~known, "the assignee is not in the staff directory"),
-                                     else_="the assignee account is deactivated"))).label("details"),
-        ev,
-    ).where(d.c.assignee.is_not(None), ~active))

@@ -14,6 +14,7 @@ from rich.console import Console
 
 from reconcile import __version__, commands, render
 from reconcile.errors import BadInput, ExitCode, ReconcileError
+from reconcile.wfstate import StallRule
 
 PROJECT_FILE = "reconcile.yaml"
 
@@ -104,13 +105,17 @@ store_option = click.option("--store", envvar="RECONCILE_STORE", metavar="URL",
 @click.option("--date-tolerance", type=click.IntRange(0), metavar="DAYS", help="Allowed date difference (default 0).")
 @click.option("--paper-only", "paper_only", multiple=True, metavar="UNIT",
               help="A unit not on the software yet: its register rows are not expected in the system.")
+@click.option("--stalled-factor", type=click.FloatRange(0), metavar="X",
+              help="Stalled after X times the step's days without movement (default 2).")
+@click.option("--stalled-min-days", type=click.IntRange(0), metavar="N",
+              help="...and after at least N working days (default 10).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @click.option("--config", metavar="FILE", help=f"Project file (default: ./{PROJECT_FILE} if present).")
 @store_option
 def audit(register: tuple[str, ...], system: str | None, mapping: str | None, profile: str | None,
           sidecars: str | None, workflows: str | None, as_of: str | None, register_mapping: str | None,
-          date_tolerance: int | None, paper_only: tuple[str, ...],
-          fmt: str, config: str | None, store: str | None) -> None:
+          date_tolerance: int | None, paper_only: tuple[str, ...], stalled_factor: float | None,
+          stalled_min_days: int | None, fmt: str, config: str | None, store: str | None) -> None:
     """Load the register, the system and the catalog as one run and report every finding.
 
     Exit code 1 when there are findings, 0 when none, 2 for bad input.
@@ -142,6 +147,7 @@ def audit(register: tuple[str, ...], system: str | None, mapping: str | None, pr
         register_mapping=path(register_mapping, "register_mapping"),
         date_tolerance_days=date_tolerance if date_tolerance is not None else int(project.get("date_tolerance_days", 0)),
         paper_only_units=paper_only or tuple(_as_list(project.get("paper_only_units"))),
+        stall=_stall_rule(project.get("stalled"), stalled_factor, stalled_min_days),
     )
     out, err = _consoles()
     store = path(store, "store")
@@ -153,6 +159,17 @@ def audit(register: tuple[str, ...], system: str | None, mapping: str | None, pr
     else:
         render.audit_table(report, out)
     sys.exit(int(ExitCode.FINDINGS if report.findings else ExitCode.OK))
+
+
+def _stall_rule(doc: Any, factor: float | None, min_days: int | None) -> StallRule:
+    """Options, else the project file's `stalled: {factor, min_working_days}`, else the defaults."""
+    doc, default = (doc if isinstance(doc, dict) else {}), StallRule()
+    try:
+        return StallRule(float(factor if factor is not None else doc.get("factor", default.factor)),
+                         int(min_days if min_days is not None else doc.get("min_working_days", default.min_days)))
+    except (TypeError, ValueError):
+        raise BadInput(f"{PROJECT_FILE}: stalled: expected {{factor: NUMBER, min_working_days: INTEGER}}, "
+                       f"got {doc!r}.") from None
 
 
 def _as_list(v: Any) -> list[Any]:
@@ -173,6 +190,23 @@ def show(code: str, run_id: int | None, fmt: str, store: str | None) -> None:
         click.echo(render.to_json(view.to_dict()))
     else:
         render.dossier_view(view, _consoles()[0])
+
+
+@main.command()
+@click.option("--run", "run_id", type=int, help="Audit run id (default: the latest).")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@store_option
+def census(run_id: int | None, fmt: str, store: str | None) -> None:
+    """Open dossiers per procedure x version x step, across every version: orphans by reason.
+
+    Exit code 1 when some open dossier cannot reach the end, 0 when none.
+    """
+    result = commands.census(store, run_id)
+    if fmt == "json":
+        click.echo(render.to_json(result.to_dict(), pretty=sys.stdout.isatty()))
+    else:
+        render.census_table(result, _consoles()[0])
+    sys.exit(int(ExitCode.FINDINGS if any(r.orphaned for r in result.rows) else ExitCode.OK))
 
 
 @main.command()
@@ -203,13 +237,14 @@ def simulate(out: str, seed: int, scale: float, register_format: str, system_for
 @main.command()
 @click.option("--out", "out", default="reports/binh-son-2021-h1", show_default=True, metavar="DIR")
 def demo(out: str) -> None:
-    """Simulate the demo district and audit it, writing DIR/findings.json."""
+    """Simulate the demo district and audit it, writing DIR/findings.json and DIR/census.json."""
     _, err = _consoles()
     with err.status("demo", spinner="dots") as status:
         result = commands.demo(Path(out), progress=lambda s: status.update(f"demo: {s}"))
     err.print(f"audit run {result.run['id']}: {sum(result.summary.values()):,} findings; "
-              f"wrote {Path(out) / 'findings.json'}")
+              f"wrote {Path(out) / 'findings.json'} and {Path(out) / 'census.json'}")
     render.audit_table(result, _consoles()[0])
+    render.census_table(commands.census(str(Path(out) / "inputs" / "reconcile.duckdb")), _consoles()[0])
 
 
 @main.group()

@@ -28,6 +28,8 @@ from reconcile.store import (
     Store, account, audit_run, dossier, finding, insert_select, mask_url, open_store, reconciliation, register_book,
     register_entry, step_event, text_key, wf_step, wf_transition, wf_version,
 )
+from reconcile.wfstate import CENSUS_KINDS, CensusRow, StallRule
+from reconcile.wfstate import census as census_rows
 
 Progress = Callable[[str], None]
 
@@ -48,6 +50,7 @@ class AuditInputs:
     paper_only_units: tuple[str, ...] = ()
     profile: str | None = None  # mapping, csv or activiti; None: a URL is mapping, a folder csv
     sidecars: str | None = None  # activiti: working days per process key and version
+    stall: StallRule = StallRule()
 
 
 @dataclass(frozen=True, slots=True)
@@ -300,7 +303,7 @@ def audit(inputs: AuditInputs, store_url: str | None = None, progress: Progress 
           started_at: str | None = None) -> RunReport:
     """Open and check every input, then read, store and audit them in one transaction."""
     loaded = load_inputs(inputs, progress)
-    settings = AuditSettings(inputs.as_of, inputs.date_tolerance_days, inputs.paper_only_units)
+    settings = AuditSettings(inputs.as_of, inputs.date_tolerance_days, inputs.paper_only_units, inputs.stall)
     store = open_store(store_url)
     try:
         run_id = record_run(store, loaded, settings, progress, started_at)
@@ -418,6 +421,34 @@ class DossierView:
                 "findings": self.findings}
 
 
+@dataclass(frozen=True, slots=True)
+class Census:
+    run_id: int
+    as_of: date
+    rows: list[CensusRow]
+    names: dict[str, str]  # procedure -> name in its latest catalog version
+
+    def to_dict(self) -> dict[str, Any]:
+        total = {"open": sum(r.open for r in self.rows), "orphaned": sum(r.orphaned for r in self.rows),
+                 "by_reason": {k.value: sum(r.by_reason[k.value] for r in self.rows) for k in CENSUS_KINDS}}
+        return {"run": {"id": self.run_id, "as_of": self.as_of.isoformat()}, "total": total,
+                "procedures": self.names, "rows": [r.to_dict() for r in self.rows]}
+
+
+def census(store_url: str | None = None, run_id: int | None = None) -> Census:
+    """Open dossiers per procedure x version x step across every version, orphans by reason."""
+    store = open_store(store_url, create=False)
+    try:
+        with store.connect() as conn:
+            run_id = _resolve_run(store, conn, run_id)
+            as_of = conn.execute(sa.select(audit_run.c.as_of).where(audit_run.c.id == run_id)).scalar_one()
+            names = dict(conn.execute(sa.select(wf_version.c.procedure, wf_version.c.name)
+                                      .where(wf_version.c.run_id == run_id, wf_version.c.is_latest)).all())
+            return Census(run_id, as_of, census_rows(conn, run_id), names)
+    finally:
+        store.engine.dispose()
+
+
 def show(code: str, store_url: str | None = None, run_id: int | None = None) -> DossierView:
     norm = normalize_code(code)
     if not norm:
@@ -478,6 +509,7 @@ def demo(out: Path, progress: Progress = _quiet) -> RunReport:
         str(store_path), progress, started_at=DEMO_STARTED_AT,
     )
     out.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(report.to_dict(), ensure_ascii=False, indent=2, default=str) + "\n"
-    (out / "findings.json").write_text(text, encoding="utf-8")
+    for name, doc in (("findings.json", report.to_dict()), ("census.json", census(str(store_path)).to_dict())):
+        text = json.dumps(doc, ensure_ascii=False, indent=2, default=str) + "\n"
+        (out / name).write_text(text, encoding="utf-8")
     return report

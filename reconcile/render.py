@@ -9,8 +9,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from reconcile.commands import DossierView, RunReport
+from reconcile.commands import Census, DossierView, RunReport
 from reconcile.model import FindingKind
+from reconcile.wfstate import CENSUS_KINDS
 
 
 def to_json(data: dict[str, Any], pretty: bool = True) -> str:
@@ -139,3 +140,39 @@ def workflow_diff(report: Any, console: Console) -> None:
         for a, b in d.transitions_added:
             tr.add_row(f"added (v{d.version_b})", escape(a), escape(b))
         console.print(tr)
+
+
+_SHORT = {"unknown_version": "unknown\nversion", "step_not_in_version": "step not\nin version",
+          "dead_end_step": "dead\nend", "unit_without_staff": "unit\nno staff",
+          "assignee_inactive": "assignee\ninactive", "stalled": "stalled"}
+
+
+def census_table(census: Census, console: Console) -> None:
+    """Open dossiers per procedure x version x step; rows with orphans stand out."""
+    doc = census.to_dict()
+    console.print(f"[bold]Census[/] of audit run {census.run_id} as of {census.as_of}: "
+                  f"{doc['total']['open']:,} open dossiers, {doc['total']['orphaned']:,} cannot reach the end")
+    t = Table(title="Open dossiers per procedure, version and step", title_justify="left")
+    for name, justify in (("procedure", "left"), ("ver", "right"), ("step", "left"), ("open", "right"),
+                          ("orphaned", "right")):
+        t.add_column(name, justify=justify)  # type: ignore[arg-type]
+    for k in CENSUS_KINDS:
+        t.add_column(_SHORT[k.value], justify="right")
+    for name in ("assumed\nversion", "oldest\nsince", "later version\nhas step"):
+        t.add_column(name, justify="right")
+    for r in census.rows:
+        version = "-" if r.version is None else str(r.version) + ("" if r.version_in_catalog else "?")
+        gone = r.version_in_catalog and not r.step_in_version and r.step is not None
+        step = (r.step or "-") + (" (gone)" if gone else "")
+        style = "red" if r.orphaned else None
+        t.add_row(escape(r.procedure or "-"), version, escape(step), f"{r.open:,}", f"{r.orphaned:,}",
+                  *[f"{r.by_reason[k.value]:,}" if r.by_reason[k.value] else "" for k in CENSUS_KINDS],
+                  f"{r.version_assumed:,}" if r.version_assumed else "",
+                  str(r.oldest_since or ""), "" if r.later_version_with_step is None else f"v{r.later_version_with_step}",
+                  style=style)
+    total = doc["total"]
+    t.add_row("[bold]total[/]", "", "", f"[bold]{total['open']:,}[/]", f"[bold]{total['orphaned']:,}[/]",
+              *[f"{total['by_reason'][k.value]:,}" for k in CENSUS_KINDS], "", "", "")
+    console.print(t)
+    console.print("ver? = version not in the catalog; (gone) = step not in its version; orphaned = cannot reach "
+                  "the end as things stand (unknown version, missing step, dead end, no staff, inactive assignee).")

@@ -950,6 +950,8 @@ class _Generator:
                 else:
                     paper[9], paper[10] = None, ""
                 self.findings.append({"kind": "step_not_in_version", "dossier_code": code})
+                # On the step since before the April edit, not moved since: far beyond any threshold.
+                self.findings.append({"kind": "stalled", "dossier_code": code})
             elif kind == "unknown_version":
                 p = self.procs[d.proc]
                 d.version = p.latest.number + 1

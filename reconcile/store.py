@@ -16,7 +16,7 @@ from sqlalchemy.engine import Connection, Engine, make_url
 
 from reconcile.errors import BadInput
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: wf_state and work_day (workflow census)
 DEFAULT_STORE = "reconcile.duckdb"
 
 metadata = sa.MetaData()
@@ -219,11 +219,48 @@ finding = _table(
 
 # Lookups by run and code; DuckDB scans columnar data faster than it maintains ART indexes on
 # bulk loads, so these are created on server databases only.
+wf_state = _table(
+    # The workflow state of each open dossier, computed once per run: the findings of the workflow
+    # kinds and the census both read it (so the census is one GROUP BY).
+    "wf_state",
+    _run_id(),
+    sa.Column("source_row", sa.Integer, nullable=False),
+    sa.Column("dossier_code", CODE),
+    sa.Column("status", sa.String(32), nullable=False),
+    sa.Column("procedure", NAME),
+    sa.Column("pinned_version", sa.Integer),
+    sa.Column("version", sa.Integer),  # the pinned version, else the assumed one
+    sa.Column("version_basis", sa.String(16), nullable=False),  # pinned | step_and_date | step | none
+    sa.Column("version_known", sa.Boolean, nullable=False),  # the version is in the catalog
+    sa.Column("step", KEY),
+    sa.Column("step_known", sa.Boolean, nullable=False),  # the step is in that version
+    sa.Column("reaches_final", sa.Boolean),  # null when the step is unknown
+    sa.Column("step_unit", KEY),
+    sa.Column("step_days", sa.Float),
+    sa.Column("earlier_version_with_step", sa.Integer),
+    sa.Column("later_version_with_step", sa.Integer),
+    sa.Column("unit_staff", sa.Integer),  # active accounts in the step's unit
+    sa.Column("assignee", KEY),
+    sa.Column("assignee_known", sa.Boolean),
+    sa.Column("assignee_active", sa.Boolean),
+    sa.Column("since", sa.Date),  # last movement: latest event, else entering the step, else receipt
+    sa.Column("idle_days", sa.Integer),  # working days from `since` to the audit date
+    sa.Column("stalled_after", sa.Integer, nullable=False),  # working days
+)
+work_day = _table(
+    # Working-day numbers of the run's calendar: working days between two dates is a subtraction.
+    "work_day",
+    _run_id(),
+    sa.Column("day", sa.Date, nullable=False),
+    sa.Column("number", sa.Integer, nullable=False),  # working days from the calendar's first day to `day`
+)
 _INDEXES = [
     sa.Index("ix_register_entry_code", register_entry.c.run_id, register_entry.c.dossier_code),
     sa.Index("ix_dossier_code", dossier.c.run_id, dossier.c.dossier_code),
     sa.Index("ix_finding_code", finding.c.run_id, finding.c.dossier_code),
     sa.Index("ix_reconciliation_code", reconciliation.c.run_id, reconciliation.c.dossier_code),
+    sa.Index("ix_wf_state_row", wf_state.c.run_id, wf_state.c.source_row),
+    sa.Index("ix_work_day", work_day.c.run_id, work_day.c.day),
 ]
 
 

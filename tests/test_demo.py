@@ -56,12 +56,24 @@ def test_demo_covers_every_finding_kind_of_the_foundation(demo_run: tuple[Path, 
     assert report.run["paper_only_units"] == {"UBND xã Bình Hải": 16, "UBND xã Bình Tân Phú": 16}
 
 
-def test_committed_demo_findings_are_current(demo_run: tuple[Path, RunReport]) -> None:
+@pytest.mark.parametrize("name", ["findings.json", "census.json"])
+def test_committed_demo_output_is_current(demo_run: tuple[Path, RunReport], name: str) -> None:
     out, _ = demo_run
-    fresh = (out / "findings.json").read_text(encoding="utf-8").replace(str(out), "reports/binh-son-2021-h1")
-    committed = COMMITTED / "findings.json"
-    assert committed.exists(), "run `make demo` and commit reports/binh-son-2021-h1/findings.json"
+    fresh = (out / name).read_text(encoding="utf-8").replace(str(out), "reports/binh-son-2021-h1")
+    committed = COMMITTED / name
+    assert committed.exists(), f"run `make demo` and commit reports/binh-son-2021-h1/{name}"
     assert fresh == committed.read_text(encoding="utf-8"), "demo output changed: run `make demo` and commit"
+
+
+def test_demo_census_shows_the_edited_in_place_orphans(demo_run: tuple[Path, RunReport]) -> None:
+    out, report = demo_run
+    census = json.loads((out / "census.json").read_text(encoding="utf-8"))
+    gone = {r["step"]: r for r in census["rows"] if r["procedure"] == "1.004227.000.00.00.H48" and r["version"] == 2
+            and not r["step_in_version"]}
+    truth = json.loads((out / "inputs" / "ground_truth.json").read_text(encoding="utf-8"))
+    planted = sum(1 for f in truth["findings"] if f["kind"] == "step_not_in_version")
+    assert sorted(gone) == ["S02", "S05"] and sum(r["orphaned"] for r in gone.values()) == planted
+    assert census["total"]["by_reason"]["stalled"] == report.summary["stalled"]
 
 
 def test_audit_in_the_demo_folder_repeats_the_demo_from_its_project_file(

@@ -30,6 +30,7 @@ def test_every_planted_defect_is_found_once(tmp_path) -> None:
         "missing_in_system": 1, "missing_in_register": 1, "resolved_not_closed": 1, "closed_not_resolved": 1,
         "status_mismatch": 1, "date_mismatch": 1, "field_mismatch": 1, "duplicate_code": 1,
         "register_numbering_gap": 1, "unknown_version": 1, "step_not_in_version": 1, "assignee_inactive": 1,
+        "dead_end_step": 1, "unit_without_staff": 1, "stalled": 1,
     }
     by_kind = {f["kind"]: f for f in report["findings"]}
     assert by_kind["register_numbering_gap"]["dossier_code"] is None
@@ -38,6 +39,13 @@ def test_every_planted_defect_is_found_once(tmp_path) -> None:
         {"field": "applicant", "register": "Đặng Văn Giang", "system": "Đặng Văn Giàng"}]
     # Evidence points at the paper row a clerk can open.
     assert by_kind["missing_in_system"]["evidence"]["register"]["row"] == 9
+    assert by_kind["dead_end_step"]["dossier_code"] == "000.00.53.H48-210106-0014"
+    assert by_kind["unit_without_staff"]["details"]["unit"] == "LUUTRU"
+    # B2 allows 2.5 days: the threshold is the 10-working-day floor. 126 weekdays in (5 Jan, 30 Jun 2021]
+    # less 8 weekday holidays: Tết (10-16 Feb), Hùng Kings (21 Apr), 30 Apr, 3 May (for 1 May).
+    stalled = by_kind["stalled"]["details"]
+    assert (stalled["since"], stalled["stalled_after_working_days"]) == ("2021-01-05", 10)
+    assert stalled["idle_working_days"] == 118
     # Carried over from 2020 (outside the 2021 book) and paper-only communes are not findings.
     assert report["run"]["classes"]["outside_period"] == 1
     assert report["run"]["paper_only_units"] == {"UBND xã Bình Hải": 2}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import math
 import re
 import sqlite3
 import unicodedata
@@ -15,6 +16,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+import holidays
 import openpyxl
 import pytest
 import yaml
@@ -34,7 +36,14 @@ COLUMNS = ("total", "online", "carried_over", "in_person", "resolved", "on_time"
            "within_time", "overdue", "withdrawn", "returned_unresolved")
 KINDS = {"missing_in_system", "missing_in_register", "resolved_not_closed", "closed_not_resolved",
          "status_mismatch", "date_mismatch", "field_mismatch", "duplicate_code", "register_numbering_gap",
-         "unknown_version", "step_not_in_version", "assignee_inactive"}
+         "unknown_version", "step_not_in_version", "assignee_inactive", "stalled"}
+VN_HOLIDAYS = holidays.country_holidays("VN", years=range(2019, 2022))
+
+
+def working_days_since(start: date) -> int:
+    """Weekdays after `start` up to the audit date that are not public holidays."""
+    return sum(1 for n in range(1, (AS_OF - start).days + 1)
+               if (d := date.fromordinal(start.toordinal() + n)).weekday() < 5 and d not in VN_HOLIDAYS)
 
 
 @pytest.fixture(scope="session")
@@ -114,6 +123,8 @@ def read_hoso(path: Path) -> dict[str, dict[str, Any]]:
         dossiers = {r["MA_HOSO"]: dict(r) for r in con.execute("SELECT * FROM HS_HOSO")}
         for r in con.execute("SELECT * FROM HS_XULY_HIENTAI"):
             dossiers[r["MA_HOSO"]]["task"] = dict(r)
+        for code, last in con.execute("SELECT MA_HOSO, max(THOIGIAN) FROM HS_NHATKY GROUP BY MA_HOSO"):
+            dossiers[code]["last_event"] = last
         return dossiers
     finally:
         con.close()
@@ -486,6 +497,11 @@ def audit_files(entries: list[Entry], dossiers: dict[str, dict[str, Any]], accou
             found.add(("step_not_in_version", code))
         if not accounts[s["task"]["TAIKHOAN_XULY"]][1]:
             found.add(("assignee_inactive", code))
+        # Stalled: no movement for more than max(2 x the step's days, 10) working days.
+        moved = max(x[:10] for x in (s["task"]["NGAY_NHAN"], s.get("last_event")) if x)
+        step = next((st for st in version["steps"] if st["id"] == s["task"]["MA_BUOC"]), None) if version else None
+        if working_days_since(date.fromisoformat(moved)) > max(math.ceil(2 * (step["days"] if step else 0)), 10):
+            found.add(("stalled", code))
     stts = sorted(e.stt for e in entries)
     gaps = [(a + 1, b - 1) for a, b in zip([0] + stts, stts) if b - a > 1]
     return found, dict(fields), gaps
@@ -519,6 +535,7 @@ def test_ground_truth_counts_and_shape(district: SimulationResult, truth: dict[s
         "missing_in_system": 12, "missing_in_register": 9, "resolved_not_closed": 60, "closed_not_resolved": 5,
         "status_mismatch": 4, "date_mismatch": 30, "field_mismatch": 18, "duplicate_code": 4,
         "register_numbering_gap": 3, "unknown_version": 7, "step_not_in_version": 80, "assignee_inactive": 10,
+        "stalled": 80,
     }
     keys = [(f["kind"], f["dossier_code"] or "") for f in truth["findings"] if f["dossier_code"]]
     assert keys == sorted(keys) and len(keys) == len(set(keys))

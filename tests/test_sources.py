@@ -65,7 +65,7 @@ def vendor_database(url: str) -> None:
             "NGAY_TIEPNHAN": r["received_at"] + " 08:30:00", "NGAY_HENTRA": r["due_at"] or None,
             "NGAY_KETTHUC": r["finished_at"] or None, "NGAY_TRAKQ": r["returned_at"] or None,
             "MA_QUYTRINH": r["workflow_key"], "TRANGTHAI": VENDOR_STATUS[r["status"]],
-            "PHIENBAN": int(r["workflow_version"])} for r in rows])
+            "PHIENBAN": int(r["workflow_version"]) if r["workflow_version"] else None} for r in rows])
         conn.execute(task.insert(), [{"MA_HOSO": r["dossier_code"], "MA_BUOC": r["current_step"],
                                       "TAIKHOAN_XULY": r["assignee"], "MA_PHONGBAN": r["unit"]}
                                      for r in rows if r["current_step"]])
@@ -114,7 +114,7 @@ def test_vendor_reads_are_read_only(vendor_url: str) -> None:
     with engine.connect() as conn:
         _begin_read_only(conn)
         assert conn.exec_driver_sql('SELECT count(*) FROM "HS_HOSO"' if engine.dialect.name != "mysql"
-                                    else "SELECT count(*) FROM HS_HOSO").scalar() == 12
+                                    else "SELECT count(*) FROM HS_HOSO").scalar() == 16
         with pytest.raises(sa.exc.DBAPIError):
             conn.exec_driver_sql("DELETE FROM HS_HOSO" if engine.dialect.name == "mysql" else 'DELETE FROM "HS_HOSO"')
     with engine.connect() as conn:  # and nothing was deleted
