@@ -23,6 +23,7 @@ test: $(VENV)/.installed
 bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/bench_audit.py
 	$(BIN)/python benchmarks/bench_workflows.py
+	$(BIN)/python benchmarks/bench_census.py
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache bench-data

@@ -246,6 +246,7 @@ wf_state = _table(
     sa.Column("since", sa.Date),  # last movement: latest event, else entering the step, else receipt
     sa.Column("idle_days", sa.Integer),  # working days from `since` to the audit date
     sa.Column("stalled_after", sa.Integer, nullable=False),  # working days
+    sa.Column("flags", sa.Integer, nullable=False),  # see wfstate.FLAG: the findings this dossier has
 )
 work_day = _table(
     # Working-day numbers of the run's calendar: working days between two dates is a subtraction.

@@ -26,17 +26,28 @@ ORPHAN_KINDS = (K.UNKNOWN_VERSION, K.STEP_NOT_IN_VERSION, K.DEAD_END_STEP, K.UNI
                 K.ASSIGNEE_INACTIVE)
 
 
-w_ = wf_state.c
-# When an open dossier has each workflow finding: the findings and the census use exactly these.
-CONDITIONS: dict[FindingKind, Any] = {
-    K.UNKNOWN_VERSION: ~w_.version_known,
-    K.STEP_NOT_IN_VERSION: sa.and_(w_.version_known, ~w_.step_known,
-                                   sa.or_(w_.step.is_not(None), w_.status.in_(NEEDS_TASK))),
-    K.DEAD_END_STEP: sa.and_(w_.step_known, ~w_.reaches_final),
-    K.UNIT_WITHOUT_STAFF: sa.and_(w_.step_known, w_.unit_staff == 0),
-    K.ASSIGNEE_INACTIVE: sa.and_(w_.assignee.is_not(None), ~w_.assignee_active),
-    K.STALLED: w_.idle_days > w_.stalled_after,
-}
+CENSUS_KINDS = (*ORPHAN_KINDS, K.STALLED)
+# wf_state.flags: one bit per census kind, plus two facts the census counts.
+FLAG = {kind: 1 << i for i, kind in enumerate(CENSUS_KINDS)}
+VERSION_ASSUMED, STEP_KNOWN = 1 << len(CENSUS_KINDS), 1 << (len(CENSUS_KINDS) + 1)
+
+
+def _conditions(c: Any) -> dict[FindingKind, Any]:
+    """When an open dossier has each workflow finding, over wf_state's columns `c`."""
+    return {
+        K.UNKNOWN_VERSION: ~c.version_known,
+        K.STEP_NOT_IN_VERSION: sa.and_(c.version_known, ~c.step_known,
+                                       sa.or_(c.step.is_not(None), c.status.in_(NEEDS_TASK))),
+        K.DEAD_END_STEP: sa.and_(c.step_known, ~c.reaches_final),
+        K.UNIT_WITHOUT_STAFF: sa.and_(c.step_known, c.unit_staff == 0),
+        K.ASSIGNEE_INACTIVE: sa.and_(c.assignee.is_not(None), ~c.assignee_active),
+        K.STALLED: c.idle_days > c.stalled_after,
+    }
+
+
+def has(kind: FindingKind) -> Any:
+    """wf_state rows with this finding."""
+    return wf_state.c.flags.op("&")(FLAG[kind]) != 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,8 +143,12 @@ def record_state(conn: Connection, run_id: int, as_of: date, rule: StallRule) ->
         )
     )
     sub = select.subquery("s")
-    cols = [c.name for c in wf_state.c]
-    conn.execute(sa.insert(wf_state).from_select(cols, sa.select(*[sub.c[c] for c in cols])))
+    bits = [sa.case((cond, FLAG[kind]), else_=0) for kind, cond in _conditions(sub.c).items()]
+    bits += [sa.case((sub.c.version_basis != "pinned", VERSION_ASSUMED), else_=0),
+             sa.case((sub.c.step_known, STEP_KNOWN), else_=0)]
+    cols = [c.name for c in wf_state.c if c.name != "flags"]
+    conn.execute(sa.insert(wf_state).from_select(
+        [*cols, "flags"], sa.select(*[sub.c[c] for c in cols], sum(bits[1:], bits[0]))))
 
 
 def _record_calendar(conn: Connection, run_id: int, as_of: date) -> None:
@@ -197,7 +212,7 @@ def workflow_findings(conn: Connection, run_id: int) -> None:
         select = (sa.select(sa.literal(run_id), sa.literal(kind.value), sa.literal(kind.severity.value),
                             w.c.dossier_code, json_text(details), ev)
                   .select_from(w.join(d, sa.and_(d.c.run_id == run_id, d.c.source_row == w.c.source_row)))
-                  .where(w.c.run_id == run_id, CONDITIONS[kind]))
+                  .where(w.c.run_id == run_id, has(kind)))
         conn.execute(sa.insert(finding).from_select(
             ["run_id", "kind", "severity", "dossier_code", "details", "evidence"], select))
 
@@ -220,7 +235,7 @@ def _active_in(run_id: int, unit: Any) -> Any:
             .scalar_subquery())
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CensusRow:
     """Open dossiers on one step of one workflow version, and why those that cannot finish are stuck."""
 
@@ -245,30 +260,38 @@ class CensusRow:
                 "later_version_with_step": self.later_version_with_step}
 
 
-CENSUS_KINDS = (*ORPHAN_KINDS, K.STALLED)
+_NO_REASONS = {k.value: 0 for k in CENSUS_KINDS}
 
 
 def census(conn: Connection, run_id: int) -> list[CensusRow]:
-    """Per procedure x version x step: one GROUP BY over the run's wf_state."""
+    """Per procedure x version x step. One GROUP BY over the run's wf_state, by step and flags (a few
+    groups per step), folded here: about twice a bare count, where a sum per reason costs 7x."""
     w = wf_state.c
-
-    def count(cond: Any) -> Any:
-        return sa.func.sum(sa.case((cond, 1), else_=0))
-
     rows = conn.execute(
-        sa.select(w.procedure, w.version, w.step,
-                  count(w.version_known), count(w.step_known), sa.func.count(),
-                  count(sa.or_(*[CONDITIONS[k] for k in ORPHAN_KINDS])),
-                  *[count(CONDITIONS[k]) for k in CENSUS_KINDS],
-                  count(w.version_basis != "pinned"), sa.func.min(w.since), sa.func.min(w.later_version_with_step))
+        sa.select(w.procedure, w.version, w.step, w.flags, sa.func.count(), sa.func.min(w.since),
+                  sa.func.min(w.later_version_with_step))
         .where(w.run_id == run_id)
-        .group_by(w.procedure, w.version, w.step)
+        .group_by(w.procedure, w.version, w.step, w.flags)
     ).all()
-    out = []
-    for r in rows:
-        procedure, version, step, vk, sk, n, orphaned, *reasons = r
-        *reasons, assumed, oldest, later = reasons
-        out.append(CensusRow(procedure, version, step, bool(vk), bool(sk), int(n), int(orphaned),
-                             {k.value: int(c) for k, c in zip(CENSUS_KINDS, reasons)}, int(assumed), oldest,
-                             later))
+    decoded: dict[int, tuple[bool, list[str]]] = {}  # flags -> (orphaned, kinds)
+    groups: dict[tuple[Any, Any, Any], CensusRow] = {}
+    for procedure, version, step, flags, n, since, later in rows:
+        if flags not in decoded:
+            decoded[flags] = (any(flags & FLAG[k] for k in ORPHAN_KINDS),
+                              [k.value for k in CENSUS_KINDS if flags & FLAG[k]])
+        orphaned, kinds = decoded[flags]
+        g = groups.get((procedure, version, step))
+        if g is None:
+            g = groups[(procedure, version, step)] = CensusRow(
+                procedure, version, step, not flags & FLAG[K.UNKNOWN_VERSION], False, 0, 0, _NO_REASONS.copy(), 0,
+                since, later)
+        g.open += n
+        g.step_in_version |= bool(flags & STEP_KNOWN)
+        g.version_assumed += n if flags & VERSION_ASSUMED else 0
+        g.orphaned += n if orphaned else 0
+        for k in kinds:
+            g.by_reason[k] += n
+        if since is not None and (g.oldest_since is None or since < g.oldest_since):
+            g.oldest_since = since
+    out = list(groups.values())
     return sorted(out, key=lambda c: (c.procedure or "", c.version if c.version is not None else -1, c.step or ""))
