@@ -2,7 +2,8 @@
 
 `simulate(out)` writes the paper register book of 2021, a vendor-shaped system database (SQLite +
 mapping, or the csv export profile), the workflow catalog, the project file and `ground_truth.json`
-(every planted defect). At scale 1 the system's view of the period reproduces the calibration table
+(every planted defect, and the open dossiers with no pinned version with the version the audit
+must infer for them). At scale 1 the system's view of the period reproduces the calibration table
 `reconcile/data/binh_son_2021h1.yaml` exactly, per field and column.
 
 How it works, in two passes so that a million dossiers stream in bounded memory:
@@ -167,6 +168,12 @@ class _Version:
     steps: tuple[_Step, ...]  # as the vendor system holds it now (what the catalog file says)
     deployed: tuple[_Step, ...] | None = None  # as first deployed, when edited in place since
     comment: str = ""
+    side: tuple[str, ...] = ()  # steps off the ordinary route: only planted dossiers sit there
+
+    @property
+    def route(self) -> tuple[_Step, ...]:
+        """The steps an ordinary dossier walks (first to final, in order)."""
+        return tuple(s for s in self.steps if s.id not in self.side)
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,6 +249,8 @@ _MAIN_V2 = (
 _MAIN_V3 = (
     _RECEIVE,
     ("S03", "Kiểm tra hồ sơ, gửi thông tin địa chính đến cơ quan thuế", "VPDKDD", 2),
+    ("S03A", "Gửi lấy ý kiến cơ quan, đơn vị liên quan", "VPDKDD", 1),
+    ("S03B", "Tiếp nhận ý kiến, hoàn thiện hồ sơ", "VPDKDD", 1),
     ("S04", "Thông báo và thu nghĩa vụ tài chính", "THUE", 0),
     ("S06A", "Chỉnh lý biến động, in Giấy chứng nhận", "VPDKDD", 3),
     ("S07", "Giám đốc Chi nhánh Văn phòng đăng ký đất đai ký Giấy chứng nhận", "VPDKDD", 3),
@@ -259,6 +268,7 @@ _RENEW_V1 = (
 _RENEW_V2 = (
     _RECEIVE,
     ("S02A", "Kiểm tra hồ sơ, in Giấy chứng nhận", "VPDKDD", 3.5),
+    ("S02B", "Đo đạc, chỉnh lý bản đồ địa chính khi ranh giới thửa đất thay đổi", "DODAC", 2),
     ("S04", "Ký Giấy chứng nhận", "LANHDAO", 2),
     ("S05", "Cập nhật hồ sơ địa chính, chuyển kết quả", "VPDKDD", 0.5),
     ("S06", "Trả kết quả", "MOTCUA", 0.5),
@@ -293,16 +303,23 @@ PROCEDURES: tuple[_Procedure, ...] = (
                      comment=f"Deployed 2021-02-22 with v1's steps (S06 renamed); edited in place on "
                              f"{V2_EDITED_ON.isoformat()}: S02 merged into S03 and S05 into S06, both removed. "
                              "Dossiers that sat on S02 or S05 then point at steps this version no longer has."),
-            _Version(3, date(2021, 5, 10), _chain(_MAIN_V3, {"S03": ("S04", "S06A")}),
+            _Version(3, date(2021, 5, 10),
+                     _chain(_MAIN_V3, {"S03": ("S04", "S06A", "S03A"), "S03B": ("S03A",)}),
                      comment="S06 replaced by S06A (same job, new id); the signature S07 moves from the "
-                             "Department (LANHDAO) to the branch office director (VPDKDD)."),
+                             "Department (LANHDAO) to the branch office director (VPDKDD). S03 may ask "
+                             "related bodies for comments (S03A, S03B); the edit that added the loop lost "
+                             "its way back: S03B leads to S03A only, so a dossier there can never finish.",
+                     side=("S03A", "S03B")),
         )),
     _Procedure(
         LAND_RENEW, "Cấp đổi Giấy chứng nhận quyền sử dụng đất, quyền sở hữu nhà ở và tài sản khác gắn liền "
         "với đất", F_LAND, "dat-dai-cap-doi-gcn", 7, AG_VPDKDD, 0.20, (
             _Version(1, date(2020, 1, 1), _chain(_RENEW_V1)),
-            _Version(2, date(2021, 4, 1), _chain(_RENEW_V2),
-                     comment="S02 and S03 merged into S02A; S05 renamed."),
+            _Version(2, date(2021, 4, 1), _chain(_RENEW_V2, {"S02A": ("S04", "S02B")}),
+                     comment="S02 and S03 merged into S02A; S05 renamed. When a parcel's boundary changed, "
+                             "S02A sends the dossier to the survey team (DODAC, S02B), whose accounts have "
+                             "all been deactivated: nobody can act on S02B.",
+                     side=("S02B",)),
         )),
     _single("1.003003.000.00.00.H48", "Đăng ký, cấp Giấy chứng nhận quyền sử dụng đất, quyền sở hữu nhà ở và "
             "tài sản khác gắn liền với đất lần đầu", F_LAND, "dat-dai-cap-gcn-lan-dau", 30, AG_VPDKDD, 0.12,
@@ -365,7 +382,8 @@ PROCEDURES: tuple[_Procedure, ...] = (
 
 # Staff per unit: (active accounts, deactivated accounts).
 STAFF = {"MOTCUA": (5, 1), "VPDKDD": (8, 2), "THUE": (3, 1), "LANHDAO": (3, 1), "TNMT": (3, 1), "TUPHAP": (3, 0),
-         "TCKH": (2, 0), "KTHT": (2, 0), "LDTBXH": (2, 1), "BHXH": (2, 0), "VHTT": (2, 0), "GDDT": (2, 0)}
+         "TCKH": (2, 0), "KTHT": (2, 0), "LDTBXH": (2, 1), "BHXH": (2, 0), "VHTT": (2, 0), "GDDT": (2, 0),
+         "DODAC": (0, 2)}  # the survey team of the land office: every account deactivated
 
 # Commune-level procedures written in the book by the two communes without the software.
 PAPER_ONLY_PROCEDURES = (("Đăng ký khai sinh", 1), ("Đăng ký kết hôn", 1), ("Đăng ký khai tử", 1),
@@ -509,8 +527,8 @@ class _Dossier:
     """One system dossier while it is written; dates are working-day indices (see `_Days`)."""
 
     __slots__ = ("code", "proc", "cat", "carried", "recv", "recv_t", "due", "fin", "fin_t", "ret", "ret_t",
-                 "status", "version", "step", "unit", "assignee", "entered", "entered_t", "step_due", "path",
-                 "applicant", "phone", "address")
+                 "status", "version", "pinned", "step", "unit", "assignee", "entered", "entered_t", "step_due",
+                 "path", "applicant", "phone", "address")
     code: str
     proc: int  # index into PROCEDURES
     cat: int  # calibration category
@@ -524,6 +542,7 @@ class _Dossier:
     ret_t: str
     status: int  # vendor code
     version: int
+    pinned: bool  # False: the vendor system holds no version (PHIENBAN NULL); an engine still pins `version`
     step: str | None  # current task, for statuses that are not closed
     unit: str | None
     assignee: str | None
@@ -539,6 +558,7 @@ class _Dossier:
         self.fin = self.ret = None
         self.fin_t = self.ret_t = ""
         self.step = self.unit = self.assignee = None
+        self.pinned = True
         self.entered = self.step_due = 0
         self.entered_t = ""
         self.path = ()
@@ -558,6 +578,9 @@ PLANT_COUNTS = {
     "procedure_name": 3,
     "duplicate": 4,
     "missing_in_register": 9,
+    "dead_end_step": 8,  # open on the comments loop of the main procedure's v3 that lost its exit
+    "unit_without_staff": 6,  # open on a step of the survey team, whose accounts are all deactivated
+    "version_assumed": 12,  # open, no version pinned in the system: the audit infers it (no finding)
     "missing_in_system": 12,
     "paper_only": 30,
     "bad_code": 2,
@@ -773,6 +796,20 @@ class _Generator:
             add("duplicate", any_field(ON_TIME), ON_TIME)
         for i in range(n["missing_in_register"]):
             add("missing_in_register", any_field(ON_TIME), ON_TIME)
+        for i in range(n["dead_end_step"]):  # received on v3 (the default window of open dossiers)
+            add("dead_end_step", land, WITHIN if i // 2 % 2 else OVERDUE, [main], variant=i % 2)
+        for i in range(n["unit_without_staff"]):  # received on v2 of the renewal
+            add("unit_without_staff", land, WITHIN if i % 2 else OVERDUE, [renew])
+        # No pinned version. Variants: 0 main v3 step, received on v3 (inferred by step and date);
+        # 1 main S03, received on v2 (by step and date: v2, not v3); 2 main S06A, received before v3,
+        # the only version with it (by step); 3 renewal S02A, received before its v2 (by step).
+        before_v3 = (D.first_2021, D.at_or_before(date(2021, 5, 7)))
+        before_renew_v2 = (D.first_2021, D.at_or_before(date(2021, 3, 31)))
+        assumed = ((main, WITHIN, None), (main, OVERDUE, v2_window), (main, OVERDUE, before_v3),
+                   (renew, OVERDUE, before_renew_v2))
+        for i in range(n["version_assumed"]):
+            pi, cat, window = assumed[i % 4]
+            add("version_assumed", land, cat, [pi], window, variant=i % 4)
         # Register-only rows (no system dossier, no table cell).
         for kind in ("missing_in_system", "paper_only", "bad_code"):
             for i in range(n[kind]):
@@ -823,11 +860,11 @@ class _Generator:
             latest = d.version == p.latest.number
             if force is None and latest and fin >= as_of - 2 and rng.random() < 0.5:
                 d.status = FINISHED
-                final = p.latest.steps[-1]
+                final = p.latest.route[-1]
                 d.step, d.unit, d.entered, d.entered_t = final.id, final.unit, fin, d.fin_t
                 d.step_due = fin + 1
                 d.assignee = rng.choice(self.active[final.unit])
-                d.path = p.latest.steps
+                d.path = p.latest.route
             else:
                 d.status = RETURNED
                 k = rng.choice((0, 0, 0, 1, 1, 2))
@@ -848,7 +885,7 @@ class _Generator:
             d.fin_t = d.ret_t = rng.choice(TIMES)
         else:  # WITHIN, OVERDUE: open on a step of its (latest) version
             version = p.versions[d.version - 1]
-            steps = version.steps
+            steps = version.route
             first_ok = day >= as_of - 2
             candidates = steps[0 if first_ok else 1:-1]
             step = rng.choice(candidates)
@@ -856,7 +893,7 @@ class _Generator:
         return d
 
     def _put_on_step(self, d: _Dossier, version: _Version, step: _Step, rng: random.Random,
-                     entered: int | None = None, inactive: bool = False) -> None:
+                     entered: int | None = None, inactive: bool = False, assigned: bool = True) -> None:
         D = self.days
         if entered is None:
             entered = d.recv if step is version.steps[0] else rng.randint(max(d.recv, D.as_of - 3), D.as_of)
@@ -864,9 +901,12 @@ class _Generator:
         d.step_due = entered + max(1, math.ceil(step.days))
         d.entered_t = d.recv_t if entered == d.recv else rng.choice(TIMES)
         pool = self.inactive if inactive else self.active
-        d.assignee = rng.choice(pool[step.unit])
+        d.assignee = rng.choice(pool[step.unit]) if assigned else None
         d.status = self._status_of(version, step, rng)
-        path = version.deployed or version.steps
+        if step.id in version.side:
+            d.path = _walk(version.steps, step.id)
+            return
+        path = version.deployed or version.route
         ids = [s.id for s in path]
         d.path = path[: ids.index(step.id) + 1] if step.id in ids else path[:1] + (step,)
 
@@ -907,6 +947,7 @@ class _Generator:
         extra_per_day: dict[int, int] = {}
         self.extra_paper: dict[int, list[list[Any]]] = {}
         self.findings: list[dict[str, Any]] = []
+        self.assumed: list[dict[str, Any]] = []  # open dossiers with no pinned version, as the audit infers it
         self.paper_only: list[str] = []
         self.bad_codes: list[str] = []
         self.commune_seq: dict[tuple[str, int], int] = {}
@@ -955,12 +996,12 @@ class _Generator:
             elif kind == "unknown_version":
                 p = self.procs[d.proc]
                 d.version = p.latest.number + 1
-                self._put_on_step(d, p.latest, rng.choice(p.latest.steps[1:-1]), rng)
+                self._put_on_step(d, p.latest, rng.choice(p.latest.route[1:-1]), rng)
                 self.findings.append({"kind": "unknown_version", "dossier_code": code})
             elif kind == "assignee_inactive":
                 p = self.procs[d.proc]
                 version = p.versions[d.version - 1]
-                steps = [s for s in version.steps[1:-1] if self.inactive.get(s.unit)]
+                steps = [s for s in version.route[1:-1] if self.inactive.get(s.unit)]
                 self._put_on_step(d, version, rng.choice(steps), rng, inactive=True)
                 self.findings.append({"kind": "assignee_inactive", "dossier_code": code})
             elif kind == "closed_not_resolved":
@@ -996,6 +1037,24 @@ class _Generator:
             elif kind == "duplicate":
                 paper.append("duplicate")
                 self.findings.append({"kind": "duplicate_code", "dossier_code": code})
+            elif kind in ("dead_end_step", "unit_without_staff"):
+                # Moved onto the step in the last days: orphaned, not (yet) stalled. The survey
+                # team's task sits in its queue, unassigned (no assignee, so no assignee_inactive).
+                version = self.procs[d.proc].latest
+                sid = ("S03A", "S03B")[plant.variant] if kind == "dead_end_step" else "S02B"
+                step = next(s for s in version.steps if s.id == sid)
+                d.version = version.number
+                self._put_on_step(d, version, step, rng, assigned=kind == "dead_end_step")
+                self.findings.append({"kind": kind, "dossier_code": code})
+            elif kind == "version_assumed":
+                p = self.procs[d.proc]  # variants: see _plan_plants
+                version = p.versions[1] if plant.variant == 1 else p.latest
+                sid = ("", "S03", "S06A", "S02A")[plant.variant] or rng.choice(version.route[1:-1]).id
+                d.version, d.pinned = version.number, False
+                self._put_on_step(d, version, next(s for s in version.steps if s.id == sid), rng)
+                basis = "step_and_date" if plant.variant < 2 else "step"
+                self.assumed.append({"dossier_code": code, "procedure": p.code, "version": version.number,
+                                     "step": sid, "basis": basis})
             elif kind == "missing_in_register":
                 self.findings.append({"kind": "missing_in_register", "dossier_code": code})
                 continue
@@ -1029,6 +1088,26 @@ class _Generator:
         ret = rng.randint(day, min(due + 2, D.as_of)) if rng.random() < 0.7 and day < D.as_of else None
         paper = [code, code, name, _person(rng), f"{address}, {_phone(rng)}", agency, day, due, day, ret, ""]
         self.extra_paper.setdefault(day, []).append(paper)
+
+
+def _walk(steps: tuple[_Step, ...], target: str) -> tuple[_Step, ...]:
+    """The shortest walk from the first step to `target` along `next` (breadth first)."""
+    by_id = {s.id: s for s in steps}
+    came: dict[str, str | None] = {steps[0].id: None}
+    queue = [steps[0].id]
+    for sid in queue:
+        if sid == target:
+            break
+        for nxt in by_id[sid].next:
+            if nxt not in came:
+                came[nxt] = sid
+                queue.append(nxt)
+    walk: list[_Step] = []
+    at: str | None = target
+    while at is not None:
+        walk.append(by_id[at])
+        at = came[at]
+    return tuple(reversed(walk))
 
 
 def _field_total(rows: list[dict[str, Any]], fld: str) -> int:
@@ -1164,7 +1243,7 @@ class _Emitter:
             end, end_t = d.entered, d.entered_t
         else:
             version = p.versions[min(d.version, len(p.versions)) - 1]
-            steps = version.deployed or version.steps
+            steps = version.deployed or version.route
             if d.status == REJECTED:
                 ev(None, steps[0].id, steps[0].unit, d.recv, d.recv_t, "Tiếp nhận hồ sơ")
                 ev(steps[0].id, None, steps[0].unit, d.recv, d.recv_t, "Từ chối tiếp nhận")
@@ -1239,7 +1318,7 @@ class _SqliteSystem(_SystemSink):
             f"{iso[d.recv]} {d.recv_t}", f"{iso[d.due]} {DUE_TIME}", None,
             None if d.fin is None else f"{iso[d.fin]} {d.fin_t}",
             None if d.ret is None else f"{iso[d.ret]} {d.ret_t}",
-            d.status, p.code, d.version,
+            d.status, p.code, d.version if d.pinned else None,
         ))
         if d.status not in CLOSED:
             self.tasks.append((d.code, d.step, d.assignee, d.unit, f"{iso[d.entered]} {d.entered_t}",
@@ -1280,8 +1359,8 @@ class _CsvSystem(_SystemSink):
         iso = self.iso
         is_open = d.status not in CLOSED
         self.dossiers.writerow((
-            d.code, p.code, d.applicant, VENDOR_STATUSES[d.status], p.code, d.version,
-            d.step if is_open else "", d.assignee if is_open else "", d.unit if is_open else "",
+            d.code, p.code, d.applicant, VENDOR_STATUSES[d.status], p.code, d.version if d.pinned else "",
+            d.step if is_open else "", (d.assignee or "") if is_open else "", d.unit if is_open else "",
             iso[d.recv], iso[d.due], "" if d.fin is None else iso[d.fin], "" if d.ret is None else iso[d.ret],
         ))
         if events:
@@ -1547,6 +1626,7 @@ def _ground_truth(gen: _Generator, emitter: _Emitter) -> str:
         "findings": findings,
         "summary": summary,
         "paper_only": sorted(gen.paper_only),
+        "version_assumed": sorted(gen.assumed, key=lambda a: a["dossier_code"]),
         "bad_codes": sorted(gen.bad_codes),
         "calibration": CALIBRATION_REF,
     }

@@ -13,7 +13,8 @@ and Camunda 7 share, on SQLite or PostgreSQL:
 - version 2 of that procedure was edited in place in the vendor system: here its deployed bytes are
   the edited definition (a patched `ACT_GE_BYTEARRAY`), while instances still sit on the removed tasks;
 - a dossier on a version the catalog lacks runs on a process definition whose BPMN resource is
-  missing from `ACT_GE_BYTEARRAY`;
+  missing from `ACT_GE_BYTEARRAY`; one whose vendor record pins no version (the audit infers it)
+  runs on a deployment of the version inferred, as an engine always pins one;
 - deactivated staff accounts are users deleted from `ACT_ID_USER` (their tasks keep the assignee);
 - open dossiers are running instances (suspended while a supplement is requested); closed ones are
   historic instances, ended normally (result returned) or deleted with a reason (withdrawn, refused,

@@ -4,7 +4,7 @@ committed findings.json is what the code produces today."""
 from __future__ import annotations
 
 import json
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 
 import pytest
@@ -47,11 +47,10 @@ def test_demo_field_level_details_match_the_ground_truth(demo_run: tuple[Path, R
     assert dict(found) == expected
 
 
-def test_demo_covers_every_finding_kind_of_the_foundation(demo_run: tuple[Path, RunReport]) -> None:
+def test_demo_covers_every_finding_kind(demo_run: tuple[Path, RunReport]) -> None:
     _, report = demo_run
-    foundation = {k.value for k in FindingKind} - {"dead_end_step", "unit_without_staff", "stalled",
-                                                   "superseded_version"}
-    assert foundation <= set(report.summary)
+    kinds = {k.value for k in FindingKind} - {"superseded_version"}  # comes with migration rules
+    assert set(report.summary) == kinds
     assert report.run["counts"] == {"register_entries": 13904, "system_dossiers": 15256}
     assert report.run["paper_only_units"] == {"UBND xã Bình Hải": 16, "UBND xã Bình Tân Phú": 16}
 
@@ -74,6 +73,34 @@ def test_demo_census_shows_the_edited_in_place_orphans(demo_run: tuple[Path, Run
     planted = sum(1 for f in truth["findings"] if f["kind"] == "step_not_in_version")
     assert sorted(gone) == ["S02", "S05"] and sum(r["orphaned"] for r in gone.values()) == planted
     assert census["total"]["by_reason"]["stalled"] == report.summary["stalled"]
+
+
+def test_demo_census_and_wf_state_agree_with_the_version_inference(demo_run: tuple[Path, RunReport]) -> None:
+    import duckdb
+
+    out, report = demo_run
+    truth = json.loads((out / "inputs" / "ground_truth.json").read_text(encoding="utf-8"))
+    assumed = truth["version_assumed"]
+    con = duckdb.connect(str(out / "inputs" / "reconcile.duckdb"), read_only=True)
+    try:
+        rows = con.execute("SELECT dossier_code, procedure, version, step, version_basis FROM wf_state "
+                           "WHERE run_id = ? AND version_basis <> 'pinned' ORDER BY dossier_code",
+                           [report.run["id"]]).fetchall()
+    finally:
+        con.close()
+    assert rows == [(a["dossier_code"], a["procedure"], a["version"], a["step"], a["basis"]) for a in assumed]
+    assert {a["basis"] for a in assumed} == {"step_and_date", "step"}
+    census = json.loads((out / "census.json").read_text(encoding="utf-8"))
+    per_step = Counter((a["procedure"], a["version"], a["step"]) for a in assumed)
+    assert {(r["procedure"], r["version"], r["step"]): r["version_assumed"] for r in census["rows"]
+            if r["version_assumed"]} == per_step
+    # The loop without an exit and the unstaffed survey step, as the census shows them.
+    by_step = {(r["procedure"], r["version"], r["step"]): r for r in census["rows"]}
+    dead = [by_step[k] for k in by_step if k[:2] == ("1.004227.000.00.00.H48", 3) and k[2] in ("S03A", "S03B")]
+    assert sum(r["by_reason"]["dead_end_step"] for r in dead) == report.summary["dead_end_step"] == 8
+    survey = by_step[("1.004199.000.00.00.H48", 2, "S02B")]
+    assert survey["by_reason"]["unit_without_staff"] == survey["orphaned"] == report.summary["unit_without_staff"]
+    assert census["total"]["by_reason"]["stalled"] == report.summary["stalled"] == 80
 
 
 def test_audit_in_the_demo_folder_repeats_the_demo_from_its_project_file(

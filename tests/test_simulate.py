@@ -36,7 +36,8 @@ COLUMNS = ("total", "online", "carried_over", "in_person", "resolved", "on_time"
            "within_time", "overdue", "withdrawn", "returned_unresolved")
 KINDS = {"missing_in_system", "missing_in_register", "resolved_not_closed", "closed_not_resolved",
          "status_mismatch", "date_mismatch", "field_mismatch", "duplicate_code", "register_numbering_gap",
-         "unknown_version", "step_not_in_version", "assignee_inactive", "stalled"}
+         "unknown_version", "step_not_in_version", "dead_end_step", "assignee_inactive", "unit_without_staff",
+         "stalled"}
 VN_HOLIDAYS = holidays.country_holidays("VN", years=range(2019, 2022))
 
 
@@ -264,17 +265,22 @@ def test_open_dossiers_have_a_task_on_a_unit_account(district: SimulationResult,
     accounts = read_accounts(district.system)
     catalog = read_catalog(district.workflows)
     planted = {(f["kind"], f["dossier_code"]) for f in truth["findings"]}
+    assumed = {a["dossier_code"]: a["version"] for a in truth["version_assumed"]}
     per_unit = Counter(unit for unit, active in accounts.values() if active)
 
     for code, r in hoso.items():
         if r["TRANGTHAI"] in CLOSED:
             continue
         task = r["task"]
-        unit, active = accounts[task["TAIKHOAN_XULY"]]
-        assert unit == task["MA_PHONGBAN"]
-        assert per_unit[unit] >= 2  # a deactivated assignee always has active colleagues
-        assert active == (0 if ("assignee_inactive", code) in planted else 1)
-        version = catalog.get((r["MA_QUYTRINH"], r["PHIENBAN"]))
+        if task["TAIKHOAN_XULY"] is None:  # unassigned only where nobody could take it
+            assert ("unit_without_staff", code) in planted and per_unit[task["MA_PHONGBAN"]] == 0
+        else:
+            unit, active = accounts[task["TAIKHOAN_XULY"]]
+            assert unit == task["MA_PHONGBAN"]
+            assert per_unit[unit] >= 2  # a deactivated assignee always has active colleagues
+            assert active == (0 if ("assignee_inactive", code) in planted else 1)
+        assert (r["PHIENBAN"] is None) == (code in assumed)
+        version = catalog.get((r["MA_QUYTRINH"], assumed.get(code, r["PHIENBAN"])))
         if version is None:
             assert ("unknown_version", code) in planted
             continue
@@ -286,12 +292,16 @@ def test_open_dossiers_have_a_task_on_a_unit_account(district: SimulationResult,
         assert day(task["NGAY_NHAN"]) <= day(task["HAN_XULY"])  # type: ignore[operator]
 
 
-def test_every_unit_of_the_catalog_has_active_staff(district: SimulationResult) -> None:
+def test_every_unit_of_the_catalog_but_the_planted_one_has_active_staff(
+        district: SimulationResult, truth: dict[str, Any], hoso: dict[str, dict[str, Any]]) -> None:
     accounts = read_accounts(district.system)
     active = Counter(unit for unit, is_active in accounts.values() if is_active)
     inactive = Counter(unit for unit, is_active in accounts.values() if not is_active)
     units = {s["unit"] for doc in read_catalog(district.workflows).values() for s in doc["steps"]}
-    assert all(active[u] >= 2 for u in units)
+    unstaffed = {hoso[f["dossier_code"]]["task"]["MA_PHONGBAN"] for f in truth["findings"]
+                 if f["kind"] == "unit_without_staff"}
+    assert unstaffed == {"DODAC"} and active["DODAC"] == 0 and inactive["DODAC"] == 2  # all deactivated
+    assert all(active[u] >= 2 for u in units - unstaffed)
     assert sum(inactive.values()) >= 5
 
 
@@ -437,13 +447,40 @@ def test_main_land_procedure_changes_between_versions(district: SimulationResult
     assert steps[1]["S06"]["name"] != steps[2]["S06"]["name"]  # renamed, same id
     assert "S06" not in steps[3] and "S06A" in steps[3]  # same job, new id
     assert steps[2]["S07"]["unit"] == "LANHDAO" and steps[3]["S07"]["unit"] == "VPDKDD"  # moved
-    for n in (1, 2, 3):
-        assert sum(s["days"] for s in versions[n]["steps"]) == 10
+    # v3's comments loop lost its exit: S03A and S03B lead only to each other (a dead end, valid BPMN).
+    assert "S03A" in steps[3]["S03"]["next"]
+    assert (steps[3]["S03A"]["next"], steps[3]["S03B"]["next"]) == (["S03B"], ["S03A"])
+    for n in (1, 2, 3):  # the route's days (the comments loop is off it)
+        assert sum(s["days"] for s in versions[n]["steps"] if s["id"] not in ("S03A", "S03B")) == 10
         assert versions[n]["steps"][0]["id"] == "S01" and versions[n]["steps"][-1]["final"] is True
         assert versions[n]["name"] == "Đăng ký biến động quyền sử dụng đất, quyền sở hữu tài sản gắn liền với đất"
 
 
 # ------------------------------------------------------------------------------ ground truth
+
+
+def reaching_final(steps: list[dict[str, Any]]) -> set[str]:
+    """Ids of the steps from which a final step can be reached along `next` (final steps included)."""
+    into: dict[str, list[str]] = defaultdict(list)
+    for st in steps:
+        for nxt in st["next"]:
+            into[nxt].append(st["id"])
+    seen = [st["id"] for st in steps if st["final"]]
+    for sid in seen:
+        seen += [s for s in into[sid] if s not in seen]
+    return set(seen)
+
+
+def infer_version(s: dict[str, Any], catalog: dict[tuple[str, int], dict[str, Any]]) -> tuple[int | None, str]:
+    """A dossier with no pinned version: the latest version holding its step that was valid when it was
+    received, else the earliest version holding the step."""
+    received = day(s["NGAY_TIEPNHAN"])
+    holding = sorted(n for (proc, n), doc in catalog.items() if proc == s["MA_QUYTRINH"]
+                     and s["task"]["MA_BUOC"] in {st["id"] for st in doc["steps"]})
+    dated = [n for n in holding if catalog[(s["MA_QUYTRINH"], n)]["valid_from"] <= received]
+    if dated:
+        return dated[-1], "step_and_date"
+    return (holding[0], "step") if holding else (None, "none")
 
 
 def audit_files(entries: list[Entry], dossiers: dict[str, dict[str, Any]], accounts: dict[str, tuple[str, int]],
@@ -453,6 +490,7 @@ def audit_files(entries: list[Entry], dossiers: dict[str, dict[str, Any]], accou
     found: set[tuple[str, str]] = set()
     fields: dict[str, list[str]] = defaultdict(list)
     names = {proc: doc["name"] for (proc, _), doc in catalog.items()}
+    staff = Counter(unit for unit, active in accounts.values() if active)
     agrees = {"returned": {6}, "withdrawn": {7}, "rejected": {8, 9}}
     by_code: dict[str, list[Entry]] = defaultdict(list)
     for e in entries:
@@ -490,16 +528,24 @@ def audit_files(entries: list[Entry], dossiers: dict[str, dict[str, Any]], accou
             found.add(("missing_in_register", code))
         if s["TRANGTHAI"] in CLOSED:
             continue
-        version = catalog.get((s["MA_QUYTRINH"], s["PHIENBAN"]))
+        task = s["task"]
+        pinned = s["PHIENBAN"] if s["PHIENBAN"] is not None else infer_version(s, catalog)[0]
+        version = catalog.get((s["MA_QUYTRINH"], pinned))
+        steps = {st["id"]: st for st in version["steps"]} if version else {}
+        step = steps.get(task["MA_BUOC"])
         if version is None:
             found.add(("unknown_version", code))
-        elif s["task"]["MA_BUOC"] not in {st["id"] for st in version["steps"]}:
+        elif step is None:
             found.add(("step_not_in_version", code))
-        if not accounts[s["task"]["TAIKHOAN_XULY"]][1]:
+        else:
+            if step["id"] not in reaching_final(version["steps"]):
+                found.add(("dead_end_step", code))
+            if not staff[step.get("unit") or task["MA_PHONGBAN"]]:
+                found.add(("unit_without_staff", code))
+        if task["TAIKHOAN_XULY"] is not None and not accounts.get(task["TAIKHOAN_XULY"], (None, 0))[1]:
             found.add(("assignee_inactive", code))
         # Stalled: no movement for more than max(2 x the step's days, 10) working days.
-        moved = max(x[:10] for x in (s["task"]["NGAY_NHAN"], s.get("last_event")) if x)
-        step = next((st for st in version["steps"] if st["id"] == s["task"]["MA_BUOC"]), None) if version else None
+        moved = max(x[:10] for x in (task["NGAY_NHAN"], s.get("last_event")) if x)
         if working_days_since(date.fromisoformat(moved)) > max(math.ceil(2 * (step["days"] if step else 0)), 10):
             found.add(("stalled", code))
     stts = sorted(e.stt for e in entries)
@@ -522,6 +568,26 @@ def test_every_planted_defect_is_in_the_files_and_nothing_else(
     assert all(f["book"] == book for f in truth["findings"] if f["kind"] == "register_numbering_gap")
 
 
+def test_version_inference_rederived_from_the_files(district: SimulationResult, csv_district: SimulationResult,
+                                                    truth: dict[str, Any], hoso: dict[str, dict[str, Any]]) -> None:
+    """Open dossiers with no pinned version: exactly the listed ones, on a step their inferred version
+    has; both bases of the inference occur."""
+    catalog = read_catalog(district.workflows)
+    unpinned = {code: s for code, s in hoso.items() if s["PHIENBAN"] is None}
+    assert all(s["TRANGTHAI"] not in CLOSED for s in unpinned.values())
+    derived = [{"dossier_code": code, "procedure": s["MA_QUYTRINH"], "version": infer_version(s, catalog)[0],
+                "step": s["task"]["MA_BUOC"], "basis": infer_version(s, catalog)[1]}
+               for code, s in sorted(unpinned.items())]
+    assert derived == truth["version_assumed"]
+    assert Counter(a["basis"] for a in derived) == {"step_and_date": 6, "step": 6}
+    # The basis "step": received before every version that has the step.
+    assert {(a["procedure"], a["version"], a["step"]) for a in derived if a["basis"] == "step"} == {
+        (LAND_MAIN, 3, "S06A"), ("1.004199.000.00.00.H48", 2, "S02A")}
+    with (csv_district.system / "dossiers.csv").open(encoding="utf-8", newline="") as fh:
+        blank = {r["dossier_code"] for r in csv.DictReader(fh) if r["workflow_version"] == ""}
+    assert blank == set(unpinned)
+
+
 def test_ground_truth_counts_and_shape(district: SimulationResult, truth: dict[str, Any]) -> None:
     text = district.ground_truth.read_text(encoding="utf-8")
     assert text == json.dumps(truth, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
@@ -534,9 +600,12 @@ def test_ground_truth_counts_and_shape(district: SimulationResult, truth: dict[s
     assert summary == {
         "missing_in_system": 12, "missing_in_register": 9, "resolved_not_closed": 60, "closed_not_resolved": 5,
         "status_mismatch": 4, "date_mismatch": 30, "field_mismatch": 18, "duplicate_code": 4,
-        "register_numbering_gap": 3, "unknown_version": 7, "step_not_in_version": 80, "assignee_inactive": 10,
-        "stalled": 80,
+        "register_numbering_gap": 3, "unknown_version": 7, "step_not_in_version": 80, "dead_end_step": 8,
+        "assignee_inactive": 10, "unit_without_staff": 6, "stalled": 80,
     }
+    assert len(truth["version_assumed"]) == 12
+    assert all(set(a) == {"dossier_code", "procedure", "version", "step", "basis"} for a in truth["version_assumed"])
+    assert not {a["dossier_code"] for a in truth["version_assumed"]} & {f["dossier_code"] for f in truth["findings"]}
     keys = [(f["kind"], f["dossier_code"] or "") for f in truth["findings"] if f["dossier_code"]]
     assert keys == sorted(keys) and len(keys) == len(set(keys))
 
@@ -601,8 +670,9 @@ def test_csv_variant_has_the_pinned_headers_and_the_same_dossiers(
         r = by_code[code]
         assert r[3] == VENDOR[s["TRANGTHAI"]]
         assert r[9] == s["NGAY_TIEPNHAN"][:10] and r[10] == s["NGAY_HENTRA"][:10]
-        assert (r[6], r[7], r[8]) == ((s["task"]["MA_BUOC"], s["task"]["TAIKHOAN_XULY"], s["task"]["MA_PHONGBAN"])
-                                      if "task" in s else ("", "", ""))
+        assert (r[6], r[7], r[8]) == ((s["task"]["MA_BUOC"], s["task"]["TAIKHOAN_XULY"] or "",
+                                       s["task"]["MA_PHONGBAN"]) if "task" in s else ("", "", ""))
+        assert r[5] == ("" if s["PHIENBAN"] is None else str(s["PHIENBAN"]))
 
     register = csv_district.register_files[0]
     raw = register.read_bytes()
