@@ -430,7 +430,8 @@ class Census:
 
     def to_dict(self) -> dict[str, Any]:
         total = {"open": sum(r.open for r in self.rows), "orphaned": sum(r.orphaned for r in self.rows),
-                 "by_reason": {k.value: sum(r.by_reason[k.value] for r in self.rows) for k in CENSUS_KINDS}}
+                 "by_reason": {k.value: sum(r.by_reason[k.value] for r in self.rows) for k in CENSUS_KINDS},
+                 "version_assumed": sum(r.version_assumed for r in self.rows)}
         return {"run": {"id": self.run_id, "as_of": self.as_of.isoformat()}, "total": total,
                 "procedures": self.names, "rows": [r.to_dict() for r in self.rows]}
 

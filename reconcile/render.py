@@ -172,7 +172,7 @@ def census_table(census: Census, console: Console) -> None:
                   style=style)
     total = doc["total"]
     t.add_row("[bold]total[/]", "", "", f"[bold]{total['open']:,}[/]", f"[bold]{total['orphaned']:,}[/]",
-              *[f"{total['by_reason'][k.value]:,}" for k in CENSUS_KINDS], "", "", "")
+              *[f"{total['by_reason'][k.value]:,}" for k in CENSUS_KINDS], f"{total['version_assumed']:,}", "", "")
     console.print(t)
     console.print("ver? = version not in the catalog; (gone) = step not in its version; orphaned = cannot reach "
                   "the end as things stand (unknown version, missing step, dead end, no staff, inactive assignee).")
