@@ -13,7 +13,6 @@ import sqlalchemy as sa
 from reconcile import bpmn
 from reconcile.catalog import Catalog, WorkflowVersion, _catalog_from_docs, load_catalog
 from reconcile.errors import BadInput
-from reconcile.model import OPEN_STATUSES
 from reconcile.wfdiff import VersionDiff, diff_versions
 
 
@@ -117,10 +116,11 @@ def _version(catalog: Catalog, workflows: str, procedure: str, number: int) -> W
 
 def open_dossiers_on(store_url: str | None, procedure: str, version: int, steps: tuple[str, ...]
                      ) -> tuple[dict[str, int] | None, str]:
-    """Open dossiers per current step of (procedure, version) in the store's latest audit run.
+    """Open dossiers per current step of (procedure, version) in the store's latest audit run (the
+    version each runs on: pinned, else inferred, as in the census).
     No store, or no run in it, is not an error: the counts are None and the note says why."""
     from reconcile.sources.system import _begin_read_only
-    from reconcile.store import audit_run, dossier, mask_url, open_store
+    from reconcile.store import audit_run, mask_url, open_store, wf_state
 
     try:
         store = open_store(store_url, create=False)
@@ -135,12 +135,11 @@ def open_dossiers_on(store_url: str | None, procedure: str, version: int, steps:
                 return None, f"store {shown} holds no audit run. Hint: run `reconcile audit` first."
             if not steps:
                 return {}, f"store {shown}, audit run {run_id}"
-            d = dossier.c
+            w = wf_state.c  # open dossiers on the version they run on: pinned, else inferred
             rows = conn.execute(
-                sa.select(d.current_step, sa.func.count())
-                .where(d.run_id == run_id, d.workflow_key == procedure, d.workflow_version == version,
-                       d.current_step.in_(steps), d.status.in_(sorted(s.value for s in OPEN_STATUSES)))
-                .group_by(d.current_step)
+                sa.select(w.step, sa.func.count())
+                .where(w.run_id == run_id, w.procedure == procedure, w.version == version, w.step.in_(steps))
+                .group_by(w.step)
             ).all()
     finally:
         store.engine.dispose()

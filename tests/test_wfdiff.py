@@ -18,7 +18,7 @@ from SpiffWorkflow.bpmn.util.diff import SpecDiff
 from helpers import invoke
 from reconcile.bpmn import parse_bpmn
 from reconcile.catalog import WorkflowVersion, catalog_from_docs
-from reconcile.store import audit_run, dossier, open_store
+from reconcile.store import audit_run, dossier, open_store, wf_state
 from reconcile.wfdiff import ChangedStep, FieldChange, Replacement, diff_versions
 
 from conftest import CASES
@@ -189,6 +189,12 @@ def seed_store(url: str) -> None:
             {"run_id": 1, "source_row": 98, "dossier_code": None, "status": "in_progress", "workflow_key": PROCESS,
              "workflow_version": 1, "current_step": "S03", "fingerprint": "x"},
         ])
+        # The audit's workflow state of the open ones (the version each runs on), which the counts read.
+        conn.execute(sa.insert(wf_state), [
+            {"run_id": r["run_id"], "source_row": r["source_row"], "status": r["status"], "procedure": PROCESS,
+             "pinned_version": r["workflow_version"], "version": r["workflow_version"], "version_basis": "pinned",
+             "version_known": True, "step": r["current_step"], "step_known": True, "stalled_after": 10, "flags": 0}
+            for r in conn.execute(sa.select(dossier).where(dossier.c.status.not_in(["returned"]))).mappings()])
     store.engine.dispose()
 
 
