@@ -11,6 +11,7 @@ from typing import Any
 import click
 import yaml
 from rich.console import Console
+from rich.markup import escape
 
 from reconcile import __version__, commands, render
 from reconcile.errors import BadInput, ExitCode, ReconcileError
@@ -310,6 +311,39 @@ def workflows_diff(procedure: str, v1: int, v2: int, workflows_dir: str | None, 
         click.echo(render.to_json(report.to_dict(), pretty=sys.stdout.isatty()))
     else:
         render.workflow_diff(report, _consoles()[0])
+
+
+@main.group()
+def rules() -> None:
+    """Migration rules (rules.yaml next to the catalog): check them against the catalog."""
+
+
+@rules.command("check")
+@click.argument("directory", metavar="[DIR]", required=False)
+@click.option("--workflows", "workflows_dir", metavar="DIR", help="Workflow catalog folder holding the rules "
+              "(default: DIR, else the project file's workflows:).")
+@click.option("--config", metavar="FILE", help=f"Project file (default: ./{PROJECT_FILE} if present).")
+def rules_check(directory: str | None, workflows_dir: str | None, config: str | None) -> None:
+    """Validate the migration rules below the catalog folder. Exit 0 when valid, 2 otherwise."""
+    from reconcile import rules as rl
+
+    project, base = _project(config)
+    folder = directory or workflows_dir or (_rel(base, project["workflows"]) if project.get("workflows") else None)
+    if not folder:
+        raise BadInput(f"rules check: missing the catalog folder. Hint: pass DIR or --workflows DIR, or set "
+                       f"workflows: in {PROJECT_FILE}.")
+    found, summaries = rl.check(folder)
+    out, err = _consoles()
+    render.warnings(list(found.catalog.warnings), err)
+    for s in summaries:
+        out.print(f"[bold]{escape(s.procedure)}[/]: {len(s.hops)} rules, {s.steps_mapped} step mappings, "
+                  f"guesses awaiting confirmation: {len(s.pending)}")
+        for hop in s.hops:
+            out.print(f"  {escape(hop)}")
+        for guess in s.pending:
+            out.print(f"  guess, not confirmed: {escape(guess)}")
+    out.print(f"{escape(folder)}: valid: {len(found.rules)} rules in {len(found.files)} files, "
+              f"{len(summaries)} procedures")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1515,6 +1515,36 @@ def catalog_texts() -> dict[str, str]:
     return out
 
 
+def rules_texts(active: dict[str, list[str]]) -> dict[str, str]:
+    """Relative path -> YAML text of the migration rules: the main land procedure's removed steps
+    (the in-place edit of v2, then v3's new ids); each unit's default account is its first active one."""
+    p = next(p for p in PROCEDURES if p.code == LAND_MAIN)
+    units = sorted({s.unit for v in p.versions for s in v.steps if active.get(s.unit)})
+    assign = ", ".join(f"{u}: {sorted(active[u])[0]}" for u in units)
+    head = f"Migration rules of {p.name} (written by `reconcile simulate`; see `reconcile rules check`)."
+    comment = "".join(f"# {line}\n" for line in textwrap.wrap(head, 98))
+    text = comment + f"""\
+procedure: {_yaml_str(p.code)}
+assign: {{{assign}}}  # unit -> default account for a migrated dossier
+rules:
+  - id: v1-to-v2
+    from: 1
+    to: 2
+    steps: {{S02: S03, S05: S06}}  # S02 merged into S03, S05 into S06
+    same_ids: true
+  - id: v2-edit-{V2_EDITED_ON.isoformat()}
+    from: 2
+    to: 2  # the in-place edit: dossiers pinned to v2 still on S02 or S05
+    steps: {{S02: S03, S05: S06}}
+  - id: v2-to-v3
+    from: 2
+    to: 3
+    steps: {{S06: S06A}}  # same job, new id
+    same_ids: true
+"""
+    return {f"{p.folder}/rules.yaml": text}
+
+
 # ============================================================================ entry point
 
 
@@ -1586,7 +1616,7 @@ def simulate(out: Path, *, seed: int = 2021, scale: float = 1.0, register_format
         write_sidecars(sidecars, gen.procs, engine_sink.deployments)
 
     workflows = out / "workflows"
-    texts = catalog_texts()
+    texts = catalog_texts() | rules_texts(gen.active)
     for k, (rel, text) in enumerate(sorted(texts.items()), 1):
         path = workflows / rel
         path.parent.mkdir(parents=True, exist_ok=True)
