@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from reconcile import __version__, commands, render
-from reconcile.errors import BadInput, ExitCode, ReconcileError
+from reconcile.errors import BadInput, ExitCode, ReconcileError, Refused
 from reconcile.wfstate import StallRule
 
 PROJECT_FILE = "reconcile.yaml"
@@ -208,6 +208,34 @@ def census(run_id: int | None, fmt: str, store: str | None) -> None:
     else:
         render.census_table(result, _consoles()[0])
     sys.exit(int(ExitCode.FINDINGS if any(r.orphaned for r in result.rows) else ExitCode.OK))
+
+
+@main.command()
+@click.option("--out", metavar="FILE", help="Write the plan here (default: stdout); the summary goes to stderr.")
+@click.option("--run", "run_id", type=int, help="Audit run id (default: the latest).")
+@click.option("--rules", "rules_dir", metavar="DIR", help="Folder with the migration rules (default: the catalog "
+                                                          "folder the audit read).")
+@store_option
+def plan(out: str | None, run_id: int | None, rules_dir: str | None, store: str | None) -> None:
+    """Turn an audit's stuck dossiers into a reviewable plan: one action per dossier."""
+    result = commands.plan(store, run_id, rules_dir)
+    text = yaml.safe_dump(result.to_dict(), allow_unicode=True, sort_keys=False, width=120)
+    if out:
+        _write_atomically(Path(out), text)
+    else:
+        click.echo(text, nl=False)
+    render.plan_summary(result, _consoles()[1], out)
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Never a half-written file: a temporary file beside it, then a rename."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise BadInput(f"{path}: cannot write: {exc.strerror}.") from None
 
 
 @main.command()

@@ -19,6 +19,7 @@ from reconcile.catalog import Catalog, WorkflowVersion, load_catalog
 from reconcile.errors import BadInput
 from reconcile.model import FindingKind, MatchClass
 from reconcile.normalize import compare_key, normalize_code
+from reconcile.plan import Plan, Resolver, Target, build_plan
 from reconcile.sources.register import RegisterData, RegisterMapping, load_register, load_register_mapping
 from reconcile.sources.system import SystemData, load_csv_profile, load_mapping_profile
 from reconcile.sources.workbench import (
@@ -448,6 +449,41 @@ def census(store_url: str | None = None, run_id: int | None = None) -> Census:
             return Census(run_id, as_of, census_rows(conn, run_id), names)
     finally:
         store.engine.dispose()
+
+
+def plan(store_url: str | None = None, run_id: int | None = None, rules_dir: str | None = None) -> Plan:
+    """The fix plan for one audit run (default: the latest), from its findings, the catalog snapshot
+    and the migration rules beside the catalog the run audited (or in `rules_dir`)."""
+    store = open_store(store_url, create=False)
+    try:
+        with store.connect() as conn:
+            run_id = _resolve_run(store, conn, run_id)
+            if rules_dir is None:
+                inputs = json.loads(conn.execute(sa.select(audit_run.c.inputs).where(audit_run.c.id == run_id))
+                                    .scalar_one())
+                rules_dir = (inputs.get("workflows") or {}).get("dir")
+            return build_plan(conn, run_id, mask_url(store.url), _resolver(rules_dir))
+    finally:
+        store.engine.dispose()
+
+
+def _resolver(directory: str | None) -> Resolver | None:
+    """Migration rules below the catalog folder as the plan's resolver; None when there are none."""
+    from reconcile import rules
+
+    if not directory or not Path(directory).is_dir() or not rules.rule_files(directory):
+        return None
+    ruleset = rules.load_rules(directory, load_catalog(directory))
+
+    def resolve(procedure: str, version: int, step: str, facts: dict[str, Any]) -> Target | None:
+        paper = ("missing" if not facts["on_paper"] else "returned" if facts["paper_returned_at"] else
+                 "not_returned")
+        res = ruleset.resolve(procedure, version, step, rules.Facts(paper, facts["unit"], facts["received_at"]))
+        if not res.moved:
+            return None
+        return Target(res.procedure, res.version, res.step, res.rules, not res.needs_confirmation, res.assignee)
+
+    return resolve
 
 
 def show(code: str, store_url: str | None = None, run_id: int | None = None) -> DossierView:

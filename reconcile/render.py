@@ -10,6 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from reconcile.commands import Census, DossierView, RunReport
+from reconcile.plan import Plan
 from reconcile.model import FindingKind
 from reconcile.wfstate import CENSUS_KINDS
 
@@ -176,3 +177,17 @@ def census_table(census: Census, console: Console) -> None:
     console.print(t)
     console.print("ver? = version not in the catalog; (gone) = step not in its version; orphaned = cannot reach "
                   "the end as things stand (unknown version, missing step, dead end, no staff, inactive assignee).")
+
+
+def plan_summary(plan: Plan, console: Console, out: str | None) -> None:
+    """Counts a reviewer reads before opening the plan file."""
+    v = plan.validation
+    counts = ", ".join(f"{n:,} {k}" for k, n in sorted(plan.counts().items())) or "nothing to do"
+    console.print(f"plan for audit run {plan.header['run']}: {counts}" + (f"; wrote {escape(out)}" if out else ""))
+    console.print(f"orphans {v['orphans']:,}: {v['covered']:,} actions fix dossiers, {v['escalated']:,} escalated; "
+                  f"{v['guesses_awaiting_confirmation']:,} guesses await confirmation (apply skips them)")
+    late = [d for d in plan.deadline_impact if d["late_after"] and not d["late_before"]]
+    console.print(f"deadline impact: {len(plan.deadline_impact):,} migrations recomputed in working days, "
+                  f"{len(late):,} become late")
+    for p in v["problems"]:
+        console.print(f"[red]problem:[/] {escape(p)}")

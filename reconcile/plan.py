@@ -1,0 +1,333 @@
+"""Fix plans: the latest audit's stuck dossiers turned into one reviewable action each (DESIGN §6).
+
+Per dossier, the first that applies:
+- resolved on paper, open in the system -> `close` with the register's outcome and return date;
+- on a step its version no longer has, or on a dead end -> `migrate`: by a migration rule when one
+  matches (`resolver`), else to the latest version's step paired with the lost one by the version
+  diff (same id, same name, same unit and place), always as a guess awaiting a person's confirmation;
+- assigned to an inactive account with an active colleague in the unit -> `reassign` (the least
+  loaded colleague, so a unit's backlog is spread);
+- anything else (unknown version, unit without staff, no target) -> `escalate`, for a vendor ticket.
+Every action carries the fingerprint of the dossier row it was computed from; `apply` refuses rows
+that changed since. The plan also validates itself and reports the deadline impact of migrations.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from reconcile.calendar import add_working_days
+from reconcile.catalog import Step, WorkflowVersion
+from reconcile.model import FindingKind
+from reconcile.store import (
+    account, audit_run, dossier, reconciliation, register_entry, wf_state, wf_step, wf_transition, wf_version,
+)
+from reconcile.wfdiff import diff_versions
+from reconcile.wfstate import FLAG, ORPHAN_KINDS
+
+K = FindingKind
+PLAN_FORMAT = 1
+CLOSE_STATUS = {"returned": "returned", "withdrawn": "withdrawn", "rejected": "rejected"}
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Where a migration rule sends a dossier."""
+
+    procedure: str
+    version: int
+    step: str
+    rules: tuple[str, ...]
+    confirmed: bool
+    assignee: str | None = None
+
+
+# (procedure, version, step, facts) -> Target, or None when no rule applies (see reconcile.rules).
+Resolver = Callable[[str, int, str, dict[str, Any]], Target | None]
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    dossier_code: str
+    action: str  # migrate | reassign | close | backfill | escalate
+    rule: str  # rule id(s), or the default choice's name
+    reason: str
+    fingerprint: str | None
+    confirmed: bool
+    set: dict[str, Any]
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"dossier_code": self.dossier_code, "action": self.action, "rule": self.rule,
+                             "reason": self.reason, "confirmed": self.confirmed, "fingerprint": self.fingerprint}
+        # The pinned copies: what a reviewer looks for first.
+        if self.action == "migrate":
+            d |= {"version": self.set["workflow_version"], "step": self.set["current_step"]}
+        if "assignee" in self.set:
+            d["assignee"] = self.set["assignee"]
+        if self.action == "close" and "returned_at" in self.set:
+            d["returned_at"] = self.set["returned_at"]
+        return d | {"set": self.set, "evidence": self.evidence}
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    header: dict[str, Any]
+    actions: list[Action]
+    validation: dict[str, Any]
+    deadline_impact: list[dict[str, Any]]
+
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for a in self.actions:
+            out[a.action] = out.get(a.action, 0) + 1
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"plan": self.header | {"counts": self.counts(), "validation": self.validation,
+                                       "deadline_impact": self.deadline_impact},
+                "actions": [a.to_dict() for a in self.actions]}
+
+
+def build_plan(conn: Connection, run_id: int, store_url: str, resolver: Resolver | None = None) -> Plan:
+    run = conn.execute(sa.select(audit_run).where(audit_run.c.id == run_id)).mappings().one()
+    as_of: date = run["as_of"]
+    versions = _catalog(conn, run_id)
+    latest = {p: max(vs) for p, vs in _by_procedure(versions).items()}
+    staff = _Staff(conn, run_id)
+    actions: list[Action] = []
+    impact: list[dict[str, Any]] = []
+    orphans: set[str] = set()
+    for row in _candidates(conn, run_id):
+        flags = row["flags"] or 0
+        orphaned = any(flags & FLAG[k] for k in ORPHAN_KINDS)
+        if orphaned:
+            orphans.add(row["dossier_code"])
+        base = {"dossier_code": row["dossier_code"], "fingerprint": row["fingerprint"]}
+        evidence = {k: _plain(row[k]) for k in ("status", "workflow_key", "workflow_version", "current_step",
+                                                 "assignee", "unit", "received_at", "due_at")}
+        if row["class"] == "resolved_not_closed":
+            actions.append(_close(row, base, evidence))
+        elif flags & (FLAG[K.STEP_NOT_IN_VERSION] | FLAG[K.DEAD_END_STEP]):
+            action = _migrate(row, base, evidence, versions, latest, staff, resolver)
+            actions.append(action)
+            if action.action == "migrate":
+                to = (action.set.get("workflow_key", row["workflow_key"]), action.set["workflow_version"])
+                impact.append(_deadline(row, versions[to], as_of))
+        elif flags & FLAG[K.ASSIGNEE_INACTIVE] and (who := staff.take(row["unit"])):
+            actions.append(Action(**base, action="reassign", rule="default:reassign",
+                                  reason=f"assignee {row['assignee']} is inactive; {who} is active in {row['unit']}",
+                                  confirmed=True, set={"assignee": who}, evidence=evidence))
+        elif orphaned:
+            why = [k.value for k in ORPHAN_KINDS if flags & FLAG[k]]
+            actions.append(Action(**base, action="escalate", rule="default:escalate",
+                                  reason=f"no rule or default fixes {', '.join(why)}", confirmed=True, set={},
+                                  evidence=evidence))
+    actions.sort(key=lambda a: a.dossier_code)
+    header = {"format": PLAN_FORMAT, "store": store_url, "run": run_id, "run_fingerprint": run["fingerprint"],
+              "as_of": as_of.isoformat(), "system": _system(run["inputs"])}
+    return Plan(header, actions, _validate(actions, orphans, versions, staff), impact)
+
+
+# ------------------------------------------------------------------------------------ choices
+
+def _close(row: Any, base: dict[str, Any], evidence: dict[str, Any]) -> Action:
+    outcome, returned = row["paper_outcome"], row["paper_returned_at"]
+    new: dict[str, Any] = {"status": CLOSE_STATUS.get(outcome, "returned")}
+    if returned is not None:
+        new["returned_at"] = returned.isoformat()
+        if row["finished_at"] is None:
+            new["finished_at"] = returned.isoformat()
+    where = f"{row['source_file']}" + (f", sheet {row['sheet']}" if row["sheet"] else "") + f", row {row['row_no']}"
+    return Action(**base, action="close", rule="default:close",
+                  reason=f"{outcome} on paper ({where}), still {row['status']} in the system", confirmed=True,
+                  set=new, evidence=evidence | {"register": {"file": row["source_file"], "sheet": row["sheet"], "row": row["row_no"],
+                                                             "returned": _plain(returned), "outcome": outcome}})
+
+
+def _migrate(row: Any, base: dict[str, Any], evidence: dict[str, Any], versions: dict[tuple[str, int], WorkflowVersion],
+             latest: dict[str, int], staff: "_Staff", resolver: Resolver | None) -> Action:
+    proc, version, step = row["workflow_key"], row["workflow_version"], row["current_step"]
+    facts = {"on_paper": row["source_file"] is not None, "paper_returned_at": row["paper_returned_at"],
+             "unit": row["unit"], "received_at": row["received_at"]}
+    target = resolver(proc, version, step, facts) if resolver and step else None
+    rule = ",".join(target.rules) if target else "default:migrate"
+    if target is None and step:
+        target = _proposed(proc, version, step, row["earlier_version_with_step"], versions, latest)
+    if target is None:
+        return Action(**base, action="escalate", rule="default:escalate", confirmed=True, set={}, evidence=evidence,
+                      reason=f"step {step} of v{version}: no rule and no step of a later version pairs with it")
+    to = versions.get((target.procedure, target.version))
+    step_def = to.step(target.step) if to else None
+    if step_def is None or target.step not in to.reachable_final():  # type: ignore[union-attr]
+        return Action(**base, action="escalate", rule=rule, confirmed=True, set={}, evidence=evidence,
+                      reason=f"target {target.procedure} v{target.version} {target.step} does not exist or cannot "
+                             "reach a final step")
+    new: dict[str, Any] = {"workflow_version": target.version, "current_step": target.step}
+    if target.procedure != proc:  # a rule may move dossiers to another procedure (the 2025 land reform)
+        new = {"workflow_key": target.procedure} | new
+    unit = step_def.unit or row["unit"]
+    if unit != row["unit"] or not staff.active(row["assignee"]):
+        who = target.assignee if staff.active(target.assignee) else staff.take(unit)
+        if who is None:
+            return Action(**base, action="escalate", rule=rule, confirmed=True, set={}, evidence=evidence,
+                          reason=f"target v{target.version} {target.step}: no active account in unit {unit}")
+        new |= {"assignee": who, "unit": unit}
+    how = "by rule " + rule if rule != "default:migrate" else "proposed by the version diff (a guess)"
+    return Action(**base, action="migrate", rule=rule, confirmed=target.confirmed, set=new, evidence=evidence,
+                  reason=f"step {step} of v{version} no longer leads to the end; to v{target.version} "
+                         f"{target.step} ({step_def.name}), {how}")
+
+
+def _proposed(proc: str, version: int, step: str, earlier: int | None,
+              versions: dict[tuple[str, int], WorkflowVersion], latest: dict[str, int]) -> Target | None:
+    """The latest version's step that the version diff pairs with the lost one (never confirmed)."""
+    newest = versions.get((proc, latest.get(proc, -1)))
+    source = versions.get((proc, earlier)) if earlier is not None else versions.get((proc, version))
+    if newest is None or source is None or source.step(step) is None:
+        return None
+    if newest.step(step) is not None and newest.version != version:
+        return Target(proc, newest.version, step, (), confirmed=False)
+    diff = diff_versions(source, newest)
+    paired = next((r.added for r in diff.replaced if r.removed == step), None)
+    return Target(proc, newest.version, paired, (), confirmed=False) if paired else None
+
+
+def _deadline(row: Any, version: WorkflowVersion, as_of: date) -> dict[str, Any]:
+    """The due date recomputed in working days from the received date with the target version's time
+    limit (its steps' days along the first path to a final step)."""
+    received, due = row["received_at"], row["due_at"]
+    new_due = add_working_days(received, math.ceil(_time_limit(version))) if received else None
+    return {"dossier_code": row["dossier_code"], "version": version.version, "due_at": _plain(due),
+            "new_due_at": _plain(new_due), "late_before": bool(due and due < as_of),
+            "late_after": bool(new_due and new_due < as_of)}
+
+
+def _time_limit(v: WorkflowVersion) -> float:
+    total, seen, step = 0.0, set(), v.steps[0] if v.steps else None
+    while step is not None and step.id not in seen:
+        seen.add(step.id)
+        total += step.days
+        if step.final or not step.next:
+            break
+        step = v.step(step.next[0])
+    return total
+
+
+def _validate(actions: list[Action], orphans: set[str], versions: dict[tuple[str, int], WorkflowVersion],
+              staff: "_Staff") -> dict[str, Any]:
+    """What a reviewer must know before signing the plan off; `problems` lists what breaks a rule."""
+    problems = []
+    for a in actions:
+        new = a.set.get("assignee")
+        if new is not None and not staff.active(new):
+            problems.append(f"{a.dossier_code}: new assignee {new} is not active")
+        if a.action == "migrate":
+            v = versions.get((a.set.get("workflow_key", a.evidence["workflow_key"]), a.set["workflow_version"]))
+            if v is None or a.set["current_step"] not in v.reachable_final():
+                problems.append(f"{a.dossier_code}: target step {a.set['current_step']} cannot reach a final step")
+    handled = {a.dossier_code: a.action for a in actions}
+    missing = sorted(orphans - set(handled))
+    problems += [f"{code}: orphan with no action" for code in missing]
+    return {
+        "orphans": len(orphans),
+        "covered": sum(1 for c in orphans if handled.get(c) in ("migrate", "reassign", "close")),
+        "escalated": sum(1 for c in orphans if handled.get(c) == "escalate"),
+        "guesses_awaiting_confirmation": sum(1 for a in actions if not a.confirmed),
+        "problems": problems,
+    }
+
+
+# -------------------------------------------------------------------------------------- reads
+
+def _candidates(conn: Connection, run_id: int) -> list[Any]:
+    """Open dossiers with an orphan finding, or resolved on paper: with their system row and the
+    register row that represents them."""
+    w, d, rc, r = wf_state, dossier, reconciliation, register_entry
+    orphan_bits = sum(FLAG[k] for k in ORPHAN_KINDS)
+    stmt = (
+        sa.select(w.c.flags, w.c.earlier_version_with_step, d.c.dossier_code, d.c.fingerprint, d.c.status,
+                  d.c.workflow_key, d.c.workflow_version, d.c.current_step, d.c.assignee, d.c.unit, d.c.received_at,
+                  d.c.due_at, d.c.finished_at, rc.c["class"], r.c.outcome.label("paper_outcome"),
+                  r.c.returned_at.label("paper_returned_at"), r.c.source_file, r.c.sheet, r.c.row_no)
+        .select_from(w.join(d, sa.and_(d.c.run_id == w.c.run_id, d.c.source_row == w.c.source_row))
+                     .outerjoin(rc, sa.and_(rc.c.run_id == w.c.run_id, rc.c.source_row == w.c.source_row))
+                     .outerjoin(r, sa.and_(r.c.run_id == w.c.run_id, r.c.entry_id == rc.c.entry_id)))
+        .where(w.c.run_id == run_id, d.c.dossier_code.is_not(None),
+               sa.or_(w.c.flags.op("&")(orphan_bits) != 0, rc.c["class"] == "resolved_not_closed"))
+        .order_by(d.c.dossier_code)
+    )
+    return list(conn.execute(stmt).mappings())
+
+
+def _catalog(conn: Connection, run_id: int) -> dict[tuple[str, int], WorkflowVersion]:
+    """The run's catalog snapshot, as the audit saw it."""
+    nexts: dict[tuple[str, int, str], list[str]] = {}
+    for p, v, a, b in conn.execute(sa.select(wf_transition.c.procedure, wf_transition.c.version,
+                                             wf_transition.c.from_step, wf_transition.c.to_step)
+                                   .where(wf_transition.c.run_id == run_id)):
+        nexts.setdefault((p, v, a), []).append(b)
+    steps: dict[tuple[str, int], list[Step]] = {}
+    for s in conn.execute(sa.select(wf_step).where(wf_step.c.run_id == run_id)
+                          .order_by(wf_step.c.procedure, wf_step.c.version, wf_step.c.line)).mappings():
+        steps.setdefault((s["procedure"], s["version"]), []).append(Step(
+            s["step_id"], s["name"] or "", s["unit"], s["days"], tuple(nexts.get((s["procedure"], s["version"],
+                                                                                  s["step_id"]), ())),
+            s["final"], s["line"] or 0))
+    out = {}
+    for v in conn.execute(sa.select(wf_version).where(wf_version.c.run_id == run_id)).mappings():
+        key = (v["procedure"], v["version"])
+        out[key] = WorkflowVersion(v["procedure"], v["name"], v["field"], v["version"], v["valid_from"],
+                                   tuple(steps.get(key, ())), v["path"])
+    return out
+
+
+def _by_procedure(versions: dict[tuple[str, int], WorkflowVersion]) -> dict[str, list[int]]:
+    out: dict[str, list[int]] = {}
+    for p, v in versions:
+        out.setdefault(p, []).append(v)
+    return out
+
+
+class _Staff:
+    """Active accounts per unit, handed out least-loaded first (ties by account name)."""
+
+    def __init__(self, conn: Connection, run_id: int) -> None:
+        acc, w = account, wf_state
+        load = dict(conn.execute(sa.select(w.c.assignee, sa.func.count())
+                                 .where(w.c.run_id == run_id, w.c.assignee.is_not(None)).group_by(w.c.assignee)).all())
+        self.by_unit: dict[str, dict[str, int]] = {}
+        self.actives: set[str] = set()
+        for name, unit in conn.execute(sa.select(acc.c.account, acc.c.unit)
+                                       .where(acc.c.run_id == run_id, acc.c.active.is_(True))):
+            self.actives.add(name)
+            self.by_unit.setdefault(unit, {})[name] = int(load.get(name, 0))
+
+    def active(self, name: str | None) -> bool:
+        return name is not None and name in self.actives
+
+    def take(self, unit: str | None) -> str | None:
+        pool = self.by_unit.get(unit or "")
+        if not pool:
+            return None
+        who = min(pool, key=lambda a: (pool[a], a))
+        pool[who] += 1
+        return who
+
+
+def _system(inputs_json: str) -> dict[str, Any]:
+    import json
+
+    system = json.loads(inputs_json).get("system", {})
+    return {k: system[k] for k in ("profile", "source", "mapping") if k in system}
+
+
+def _plain(v: Any) -> Any:
+    return v.isoformat() if isinstance(v, date) else v

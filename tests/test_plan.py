@@ -1,0 +1,98 @@
+"""`reconcile plan` on the demo district: one action per stuck dossier, by the default choices."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import duckdb
+import pytest
+import yaml
+from helpers import invoke
+
+from reconcile.commands import RunReport, demo
+
+
+@pytest.fixture(scope="module")
+def district(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, RunReport, dict]:
+    out = tmp_path_factory.mktemp("plan") / "district"
+    report = demo(out)
+    store = str(out / "inputs" / "reconcile.duckdb")
+    result = invoke("plan", "--store", store, "--out", str(out / "plan.yaml"), expect=0)
+    assert result.stdout == "" and "wrote" in result.stderr
+    return out, report, yaml.safe_load((out / "plan.yaml").read_text(encoding="utf-8"))
+
+
+def test_every_orphan_gets_one_action_and_clean_dossiers_none(district: tuple[Path, RunReport, dict]) -> None:
+    out, report, plan = district
+    census = json.loads((out / "census.json").read_text(encoding="utf-8"))
+    actions = plan["actions"]
+    codes = [a["dossier_code"] for a in actions]
+    assert len(codes) == len(set(codes))
+    by_kind: dict[str, set[str]] = {}
+    for f in report.findings:
+        by_kind.setdefault(f["kind"], set()).add(f["dossier_code"])
+    orphan_kinds = ("unknown_version", "step_not_in_version", "dead_end_step", "unit_without_staff",
+                    "assignee_inactive")
+    orphans = set().union(*(by_kind.get(k, set()) for k in orphan_kinds))
+    assert len(orphans) == census["total"]["orphaned"] == plan["plan"]["validation"]["orphans"]
+    # Only orphans and dossiers resolved on paper are touched.
+    assert set(codes) == orphans | by_kind["resolved_not_closed"]
+    v = plan["plan"]["validation"]
+    assert v["covered"] + v["escalated"] == v["orphans"] and v["problems"] == []
+
+
+def test_default_choices(district: tuple[Path, RunReport, dict]) -> None:
+    out, report, plan = district
+    kinds: dict[str, set[str]] = {}
+    for f in report.findings:
+        kinds.setdefault(f["kind"], set()).add(f["dossier_code"])
+    by_action: dict[str, list[dict]] = {}
+    for a in plan["actions"]:
+        by_action.setdefault(a["action"], []).append(a)
+    # Returned on paper -> close with the register's return date.
+    con = duckdb.connect(str(out / "inputs" / "reconcile.duckdb"), read_only=True)
+    paper = dict(con.execute("SELECT dossier_code, returned_at FROM register_entry WHERE returned_at IS NOT NULL")
+                 .fetchall())
+    fingerprints = dict(con.execute("SELECT dossier_code, fingerprint FROM dossier").fetchall())
+    con.close()
+    assert {a["dossier_code"] for a in by_action["close"]} == kinds["resolved_not_closed"]
+    for a in by_action["close"]:
+        assert a["set"]["status"] == "returned" and a["returned_at"] == paper[a["dossier_code"]].isoformat()
+    # Inactive assignee with an active colleague -> reassign to an active account of the unit.
+    reassigned = {a["dossier_code"] for a in by_action["reassign"]}
+    assert reassigned == kinds["assignee_inactive"] - kinds["resolved_not_closed"]
+    # Removed steps still open on paper: the demo's migration rules take them through the in-place
+    # edit of v2, then to v3, with the unit's default account where the unit changes.
+    migrated = {a["dossier_code"] for a in by_action["migrate"]}
+    assert migrated == kinds["step_not_in_version"] - kinds["resolved_not_closed"]
+    for a in by_action["migrate"]:
+        assert a["confirmed"] is True and a["rule"] == "v2-edit-2021-04-12,v2-to-v3"
+        assert (a["version"], a["step"]) in {(3, "S03"), (3, "S06A")}
+    assert plan["plan"]["validation"]["guesses_awaiting_confirmation"] == 0
+    # No version, no staff, a dead end in the latest version: nothing to do but escalate.
+    escalated = {a["dossier_code"] for a in by_action["escalate"]}
+    assert kinds["unknown_version"] | kinds["unit_without_staff"] | kinds["dead_end_step"] <= escalated
+    # Each action carries the fingerprint of the row it was computed from.
+    assert all(a["fingerprint"] == fingerprints[a["dossier_code"]] for a in plan["actions"])
+    assert plan["plan"]["run"] == report.run["id"] and plan["plan"]["system"]["profile"] == "mapping"
+    assert len(plan["plan"]["deadline_impact"]) == len(by_action["migrate"])
+
+
+def test_without_rules_the_version_diff_proposes_guesses(district: tuple[Path, RunReport, dict],
+                                                         tmp_path: Path) -> None:
+    out, _, with_rules = district
+    store = str(out / "inputs" / "reconcile.duckdb")
+    result = invoke("plan", "--store", store, "--rules", str(tmp_path), expect=0)
+    plan = yaml.safe_load(result.stdout)
+    migrate = [a for a in plan["actions"] if a["action"] == "migrate"]
+    assert migrate and all(a["confirmed"] is False and a["rule"] == "default:migrate" for a in migrate)
+    assert plan["plan"]["validation"]["guesses_awaiting_confirmation"] == len(migrate)
+    # The rules reach more dossiers than the diff's guesses (S02 pairs with nothing by itself).
+    assert len(migrate) < sum(1 for a in with_rules["actions"] if a["action"] == "migrate")
+
+
+def test_plan_without_a_store_is_a_clear_error(tmp_path: Path) -> None:
+    result = invoke("plan", "--store", str(tmp_path / "none.duckdb"), "--out", str(tmp_path / "p.yaml"), expect=2)
+    assert result.stderr.startswith(f"error: store {tmp_path / 'none.duckdb'}: no such file.")
+    assert not (tmp_path / "p.yaml").exists()
