@@ -374,5 +374,105 @@ def rules_check(directory: str | None, workflows_dir: str | None, config: str | 
               f"{len(summaries)} procedures")
 
 
+@main.command("apply")
+@click.argument("plan_file", metavar="PLAN")
+@click.option("--yes", is_flag=True, help="Write: in batches, each one transaction that re-checks fingerprints.")
+@click.option("--dry-run", is_flag=True, help="Only show the statements (exit 0). Without --yes or --dry-run they "
+                                               "are shown and apply asks on a terminal, else exits 3.")
+@click.option("--sql", "sql_file", metavar="FILE", help="Write the statements as a SQL script (for a DBA or the "
+                                                         "vendor) instead of running them.")
+@click.option("--batch-size", type=click.IntRange(1), default=500, show_default=True, help="Actions per transaction.")
+@click.option("--system", "system_url", metavar="URL", help="The system database (default: the plan's; needed "
+                                                            "when its URL hides a password).")
+@click.option("--mapping", metavar="FILE", help="The source mapping (default: the one the audit used).")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@store_option
+def apply_cmd(plan_file: str, yes: bool, dry_run: bool, sql_file: str | None, batch_size: int,
+              system_url: str | None, mapping: str | None, fmt: str, store: str | None) -> None:
+    """Apply a plan: a dry run unless --yes; prints the batch ids and the undo command.
+
+    Exit 0 done; 2 bad plan or input; 3 refused: rows changed since the audit (listed), a mapping
+    without `writable: true`, or no --yes on a non-interactive run (nothing written).
+    """
+    from reconcile import apply as ap
+
+    if yes and (dry_run or sql_file):
+        raise BadInput("apply: --yes writes; --dry-run and --sql only show. Hint: pick one.")
+    _, err = _consoles()
+    result = ap.apply_plan(plan_file, store, yes=yes, batch_size=batch_size, system_url=system_url,
+                           mapping_path=mapping)
+    if not yes and sql_file:
+        ap.write_script(Path(sql_file), result.script)
+    elif not yes and fmt == "table":
+        click.echo(result.script, nl=False)
+    if fmt == "json":
+        click.echo(render.to_json(result.to_dict(), pretty=sys.stdout.isatty()))
+    for line in ap.summary_lines(result, store):
+        if not (yes and fmt == "table" and line.startswith(("batches: ", "undo: "))):  # those go to stdout
+            err.print(escape(line))
+    if not yes and not dry_run and not sql_file:
+        if not any(o.state == "would_write" for o in result.outcomes):
+            sys.exit(int(ExitCode.REFUSED if result.refused else ExitCode.OK))
+        if not result.writable:
+            raise Refused(f"{plan_file}: the mapping does not declare `writable: true`: nothing written. "
+                          "Hint: --sql FILE writes the statements for a DBA or the vendor.")
+        if not sys.stdin.isatty():
+            raise Refused("dry run: nothing written. Hint: add --yes to write (stdin is not a terminal, so apply "
+                          "cannot ask), or --dry-run to only show the statements.")
+        if not click.confirm("Write these changes?", default=False, err=True):
+            raise Refused("nothing written.")
+        result = ap.apply_plan(plan_file, store, yes=True, batch_size=batch_size, system_url=system_url,
+                               mapping_path=mapping)
+        for line in ap.summary_lines(result, store):
+            err.print(escape(line))
+    elif yes and fmt == "table":
+        click.echo("\n".join(ap.summary_lines(result, store)[-2:]) if result.batches else "nothing written.")
+    sys.exit(int(ExitCode.REFUSED if result.refused else ExitCode.OK))
+
+
+@main.command("undo")
+@click.argument("batches", metavar="BATCH...", type=int, nargs=-1, required=True)
+@click.option("--yes", is_flag=True, help="Write (otherwise show the statements).")
+@click.option("--dry-run", is_flag=True, help="Only show the statements (exit 0).")
+@click.option("--system", "system_url", metavar="URL", help="The system database (when its URL hides a password).")
+@store_option
+def undo_cmd(batches: tuple[int, ...], yes: bool, dry_run: bool, system_url: str | None, store: str | None) -> None:
+    """Restore a batch's before-values where the rows still hold its after-values (newest batch first).
+
+    Refuses the whole batch (exit 3, rows listed) if any row changed since; an undo is itself a batch.
+    """
+    from reconcile import apply as ap
+
+    if yes and dry_run:
+        raise BadInput("undo: --yes writes; --dry-run only shows. Hint: pick one.")
+    _, err = _consoles()
+    for bid in sorted(set(batches), reverse=True):
+        result = ap.undo(bid, store, yes=yes, system_url=system_url)
+        for line in result.settled:
+            err.print(escape(line))
+        if yes:
+            click.echo(f"batch {bid} undone by batch {result.undo_batch}: {result.changes} values restored in "
+                       f"{result.rows} rows.")
+            continue
+        click.echo(f"-- undo of batch {bid}: {result.changes} values in {result.rows} rows")
+        click.echo("\n".join(result.statements))
+    if not yes and not dry_run:
+        raise Refused("dry run: nothing written. Hint: add --yes to restore the values.")
+
+
+@main.command("history")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@store_option
+def history_cmd(fmt: str, store: str | None) -> None:
+    """The batches apply and undo wrote: id, kind, outcome, run, counts, plan, undo-of."""
+    from reconcile import apply as ap
+
+    rows = ap.history(store)
+    if fmt == "json":
+        click.echo(render.to_json({"batches": rows}, pretty=sys.stdout.isatty()))
+    else:
+        click.echo("\n".join(ap.history_lines(rows)))
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

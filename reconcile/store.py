@@ -16,7 +16,7 @@ from sqlalchemy.engine import Connection, Engine, make_url
 
 from reconcile.errors import BadInput
 
-SCHEMA_VERSION = 2  # 2: wf_state and work_day (workflow census)
+SCHEMA_VERSION = 3  # 2: wf_state and work_day (workflow census); 3: change_batch, change, batch_outcome (apply/undo)
 DEFAULT_STORE = "reconcile.duckdb"
 
 metadata = sa.MetaData()
@@ -254,6 +254,44 @@ work_day = _table(
     _run_id(),
     sa.Column("day", sa.Date, nullable=False),
     sa.Column("number", sa.Integer, nullable=False),  # working days from the calendar's first day to `day`
+)
+# What `apply` and `undo` wrote (append-only: no code path updates or deletes these rows). The store and
+# the target are different databases, so a batch is logged in two steps: change_batch + change rows before
+# the target transaction commits, batch_outcome after it. A batch without an outcome was interrupted in
+# between; the next apply/undo on that target settles it (committed or rolled_back) from the target's rows.
+change_batch = _table(
+    "change_batch",
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("kind", sa.String(8), nullable=False),  # apply | undo
+    sa.Column("run_id", sa.Integer, nullable=False),  # the audit run the plan was computed from
+    sa.Column("plan", sa.Text),  # the plan file (apply)
+    sa.Column("plan_sha256", sa.String(64)),
+    sa.Column("undo_of", sa.Integer),  # undo: the batch it reverts
+    sa.Column("target", sa.Text, nullable=False),  # JSON: profile, source (password hidden), mapping
+    sa.Column("actor", NAME, nullable=False),
+    sa.Column("started_at", sa.String(32), nullable=False),
+    sa.Column("dossiers", sa.Integer, nullable=False),
+    sa.Column("changes", sa.Integer, nullable=False),
+)
+change = _table(
+    "change",
+    sa.Column("batch_id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("dossier_code", CODE, nullable=False),
+    sa.Column("action", sa.String(16), nullable=False),  # migrate | reassign | close (undo: the same)
+    sa.Column("rule", NAME),
+    sa.Column("table_name", NAME, nullable=False),  # the target table written (vendor name, or dossier)
+    sa.Column("row_key", sa.Text, nullable=False),  # JSON: key column -> value of the row written
+    sa.Column("column_name", NAME, nullable=False),
+    sa.Column("field", sa.String(32), nullable=False),  # the canonical field
+    sa.Column("before_value", sa.Text),  # JSON-encoded typed value (see apply.encode_value)
+    sa.Column("after_value", sa.Text),
+)
+batch_outcome = _table(
+    "batch_outcome",
+    sa.Column("batch_id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("outcome", sa.String(16), nullable=False),  # committed | recovered | rolled_back
+    sa.Column("finished_at", sa.String(32), nullable=False),
 )
 _INDEXES = [
     sa.Index("ix_register_entry_code", register_entry.c.run_id, register_entry.c.dossier_code),

@@ -1,0 +1,1288 @@
+"""Apply a plan file to the system through its source mapping, undo a batch, list batches.
+
+Safety model:
+- A dry run by default: the statements are built from the target's rows as read now (in a read-only
+  transaction) and shown; nothing is written without `yes`.
+- Every UPDATE is built with SQLAlchemy Core from the mapping: identifiers quoted by SQLAlchemy,
+  values bound (rendered as literals only for display and `--sql`). Each one is a compare-and-set:
+  it changes the row only if the written columns still hold the values read.
+- Writes run in batches, each one transaction on the target that re-reads its rows (locked),
+  recomputes each dossier's fingerprint exactly as the audit did (the workbench SQL) and refuses
+  rows that changed since the audit. A row already holding the planned values is "already applied":
+  a plan applied twice changes nothing the second time, and a rerun completes an interrupted run.
+- The log (store tables change_batch, change, batch_outcome) is append-only. The store and the
+  target are different databases: a batch and its change rows are recorded before the target
+  transaction commits and its outcome after; an interrupted batch is settled by the next apply or
+  undo from the target's rows (committed: the rows hold the after-values; rolled back: the before-values).
+- With the csv profile the target is the store's own snapshot of the run (its `dossier` rows):
+  target writes and log rows are one transaction.
+"""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+import json
+import os
+import signal
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pyarrow as pa
+import sqlalchemy as sa
+import yaml
+from sqlalchemy.engine import Connection, Engine
+
+from reconcile.errors import BadInput, ReconcileError, Refused
+from reconcile.model import Status
+from reconcile.sources.system import (
+    DOSSIER_FIELDS, TASK_FIELDS, SourceMapping, _begin_read_only, _dossier_batch, _statement, load_mapping,
+)
+from reconcile.sources.workbench import dossier_sql, select_arrow
+from reconcile.store import (
+    Store, audit_run, batch_outcome, change, change_batch, connect_engine, dossier, mask_url, normalize_url,
+    open_store,
+)
+
+PLAN_FORMAT = 1
+DEFAULT_BATCH_SIZE = 500
+ACTIONS = ("migrate", "reassign", "close", "backfill", "escalate")
+WRITING = ("migrate", "reassign", "close")
+# Canonical fields apply may write, per mapping role.
+WRITABLE = {
+    "dossier": ("status", "workflow_version", "due_at_revised", "finished_at", "returned_at"),
+    "task": ("current_step", "assignee", "unit", "step_entered_at", "step_due_at"),
+}
+ROLE_OF = {f: role for role, fields in WRITABLE.items() for f in fields}
+DATE_FIELDS = ("due_at_revised", "finished_at", "returned_at", "step_entered_at", "step_due_at")
+REQUIRED_SET = {"migrate": ("workflow_version", "current_step"), "reassign": ("assignee",), "close": ("returned_at",)}
+PINNED = {"version": "workflow_version", "step": "current_step", "assignee": "assignee", "returned_at": "returned_at"}
+STATUS_NAMES = tuple(s.value for s in Status)
+REFUSED_STATES = ("stale", "missing", "ambiguous")
+FAULT_ENV = "RECONCILE_FAULT"  # tests: "<point>:<n>" kills the process (SIGKILL) at that point of write batch n
+IN_CHUNK = 500
+
+
+# ------------------------------------------------------------------------------------ plan file
+
+
+@dataclass(frozen=True, slots=True)
+class PlanAction:
+    line: int  # of the item in the plan file
+    dossier_code: str
+    action: str
+    rule: str
+    reason: str
+    fingerprint: str | None
+    confirmed: bool
+    set: tuple[tuple[str, Any], ...]  # canonical field -> value (dates as date/datetime, version int)
+
+
+@dataclass(frozen=True, slots=True)
+class PlanFile:
+    path: str
+    sha256: str
+    store: str
+    run: int
+    run_fingerprint: str
+    system: dict[str, str]  # profile, source, mapping
+    actions: tuple[PlanAction, ...]
+
+
+def _node_lines(node: yaml.Node | None, path: tuple[Any, ...] = (), out: dict | None = None) -> dict:
+    """Line (1-based) of every value in a composed YAML document, by key path."""
+    out = {} if out is None else out
+    if node is None:
+        return out
+    out[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        for k, v in node.value:
+            _node_lines(v, path + (k.value,), out)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, v in enumerate(node.value):
+            _node_lines(v, path + (i,), out)
+    return out
+
+
+def load_plan(path: str | Path) -> PlanFile:
+    """Read and check a plan file on its own; every problem with file:line and a hint."""
+    p = Path(path)
+    if not p.is_file():
+        raise BadInput(f"{p}: no such file. Hint: `reconcile plan --out {p.name}` writes one.")
+    raw = p.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadInput(f"{p}: not UTF-8. Hint: save the plan as UTF-8.") from None
+    try:
+        lines = _node_lines(yaml.compose(text, Loader=yaml.SafeLoader))
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f"{p}:{mark.line + 1}:{mark.column + 1}" if mark else str(p)
+        raise BadInput(f"{where}: YAML syntax error: {exc.problem}. Hint: check the indentation and quoting "
+                       "near that line.") from None
+    problems: list[str] = []
+
+    def at(*keys: Any) -> str:
+        for n in range(len(keys), -1, -1):
+            if keys[:n] in lines:
+                return f"{p}:{lines[keys[:n]]}"
+        return f"{p}:1"
+
+    if not isinstance(data, dict) or not isinstance(data.get("plan"), dict) or "actions" not in data:
+        raise BadInput(f"{at()}: expected a plan file with 'plan:' (header) and 'actions:' (list). "
+                       "Hint: `reconcile plan --out plan.yaml` writes one.")
+    head = data["plan"]
+    if head.get("format") != PLAN_FORMAT:
+        problems.append(f"{at('plan', 'format')}: plan.format {head.get('format')!r}: this tool reads format "
+                        f"{PLAN_FORMAT}. Hint: write the plan again with this version's `reconcile plan`.")
+    for key in ("store", "run_fingerprint"):
+        if not isinstance(head.get(key), str) or not head.get(key):
+            problems.append(f"{at('plan', key)}: plan.{key} is missing or not text. Hint: the header is written by "
+                            "`reconcile plan`; do not edit it.")
+    run = head.get("run")
+    if not isinstance(run, int) or isinstance(run, bool) or run < 1:
+        problems.append(f"{at('plan', 'run')}: plan.run {run!r} is not an audit run id. Hint: the header is "
+                        "written by `reconcile plan`; do not edit it.")
+    system = head.get("system")
+    if not isinstance(system, dict) or not isinstance(system.get("profile"), str) \
+            or not isinstance(system.get("source"), str):
+        problems.append(f"{at('plan', 'system')}: plan.system needs profile and source. Hint: the header is "
+                        "written by `reconcile plan`; do not edit it.")
+        system = {}
+    items = data["actions"]
+    if items is None:
+        items = []
+    if not isinstance(items, list):
+        problems.append(f"{at('actions')}: 'actions' must be a list of actions.")
+        items = []
+    actions: list[PlanAction] = []
+    seen: dict[str, int] = {}
+    for i, item in enumerate(items):
+        found = _check_action(item, i, at, problems)
+        if found is None:
+            continue
+        if found.dossier_code in seen:
+            problems.append(f"{at('actions', i, 'dossier_code')}: dossier {found.dossier_code} already has an "
+                            f"action at line {seen[found.dossier_code]}. Hint: one action per dossier.")
+            continue
+        seen[found.dossier_code] = found.line
+        actions.append(found)
+    if problems:
+        raise BadInput(problems[0] if len(problems) == 1 else f"{p}: {len(problems)} problems in the plan", problems)
+    return PlanFile(
+        path=str(p), sha256=hashlib.sha256(raw).hexdigest(), store=head["store"], run=int(run),
+        run_fingerprint=head["run_fingerprint"],
+        system={k: str(system[k]) for k in ("profile", "source", "mapping") if system.get(k) is not None},
+        actions=tuple(actions))
+
+
+def _check_action(item: Any, i: int, at: Callable[..., str], problems: list[str]) -> PlanAction | None:
+    if not isinstance(item, dict):
+        problems.append(f"{at('actions', i)}: action {i + 1} is not a mapping (dossier_code, action, rule, ...).")
+        return None
+    before = len(problems)
+    line = int(at("actions", i).rsplit(":", 1)[1])
+    code, kind = item.get("dossier_code"), item.get("action")
+    if not isinstance(code, str) or not code.strip():
+        problems.append(f"{at('actions', i, 'dossier_code')}: dossier_code missing or empty.")
+    if kind not in ACTIONS:
+        problems.append(f"{at('actions', i, 'action')}: action {kind!r}: expected one of {', '.join(ACTIONS)}.")
+    for key in ("rule", "reason"):
+        if not isinstance(item.get(key), str) or not item[key].strip():
+            problems.append(f"{at('actions', i, key)}: {key} missing or empty. Hint: every action says which "
+                            "rule (or default choice) made it, and why.")
+    confirmed = item.get("confirmed", True)
+    if not isinstance(confirmed, bool):
+        problems.append(f"{at('actions', i, 'confirmed')}: confirmed {confirmed!r}: expected true or false.")
+    fp = item.get("fingerprint")
+    writes = kind in WRITING
+    if writes and not (isinstance(fp, str) and len(fp) == 32 and all(c in "0123456789abcdef" for c in fp)):
+        problems.append(f"{at('actions', i, 'fingerprint')}: fingerprint {fp!r}: expected the 32-hex-digit "
+                        "fingerprint of the dossier row the action was computed from. Hint: plan it again.")
+    sets = item.get("set") or {}
+    values: dict[str, Any] = {}
+    if not isinstance(sets, dict):
+        problems.append(f"{at('actions', i, 'set')}: set must map fields to values.")
+    elif writes:
+        for f, v in sets.items():
+            where = at("actions", i, "set", f)
+            if f not in ROLE_OF:
+                problems.append(f"{where}: set.{f}: not a field apply writes. Writable: {', '.join(ROLE_OF)}.")
+                continue
+            try:
+                values[f] = _canonical(f, v)
+            except ValueError as exc:
+                problems.append(f"{where}: set.{f}: {exc}.")
+        missing = [f for f in REQUIRED_SET[kind] if f not in sets]
+        problems += [f"{at('actions', i, 'set')}: a {kind} action sets {f}. Hint: add set.{f}." for f in missing]
+        for key, f in PINNED.items():
+            if key in item and f in values and _canonical_or_none(f, item[key]) != values[f]:
+                problems.append(f"{at('actions', i, key)}: {key} {item[key]!r} differs from set.{f} "
+                                f"{sets[f]!r}. Hint: edit both, or neither.")
+    if len(problems) > before:
+        return None
+    return PlanAction(line, code.strip(), kind, item["rule"], " ".join(str(item["reason"]).split()),
+                      fp if isinstance(fp, str) else None, confirmed, tuple(sorted(values.items())))
+
+
+def _canonical(f: str, v: Any) -> Any:
+    if f in DATE_FIELDS:
+        if v is None or isinstance(v, (date, datetime)):
+            return v
+        if isinstance(v, str):
+            try:
+                return datetime.fromisoformat(v) if len(v.strip()) > 10 else date.fromisoformat(v.strip())
+            except ValueError:
+                pass
+        raise ValueError(f"{v!r} is not a date. Expected YYYY-MM-DD (or an ISO date and time)")
+    if f == "workflow_version":
+        if isinstance(v, int) and not isinstance(v, bool) and v > 0:
+            return v
+        raise ValueError(f"{v!r} is not a version number")
+    if f == "status":
+        if v in STATUS_NAMES:
+            return v
+        raise ValueError(f"{v!r} is not a canonical status. Expected one of: {', '.join(STATUS_NAMES)}")
+    if isinstance(v, str) and v.strip():
+        return v
+    raise ValueError(f"{v!r}: expected a non-empty text")
+
+
+def _canonical_or_none(f: str, v: Any) -> Any:
+    try:
+        return _canonical(f, v)
+    except ValueError:
+        return None
+
+
+# ------------------------------------------------------------------------------- typed values
+
+
+def encode_value(v: Any) -> str | None:
+    """A database value as JSON text that decodes to the same Python type (None stays SQL NULL)."""
+    if v is None:
+        return None
+    if isinstance(v, datetime):
+        return json.dumps({"datetime": v.isoformat()})
+    if isinstance(v, date):
+        return json.dumps({"date": v.isoformat()})
+    if isinstance(v, Decimal):
+        return json.dumps({"decimal": str(v)})
+    if isinstance(v, (bytes, bytearray, memoryview)):
+        return json.dumps({"hex": bytes(v).hex()})
+    return json.dumps(v, ensure_ascii=False)
+
+
+def decode_value(text: str | None) -> Any:
+    if text is None:
+        return None
+    v = json.loads(text)
+    if isinstance(v, dict):
+        (tag, s), = v.items()
+        return {"datetime": datetime.fromisoformat, "date": date.fromisoformat, "decimal": Decimal,
+                "hex": bytes.fromhex}[tag](s)
+    return v
+
+
+def _shown(v: Any) -> str:
+    return "NULL" if v is None else repr(v.isoformat(" ") if isinstance(v, datetime) else
+                                         v.isoformat() if isinstance(v, date) else v)
+
+
+def _coerce(value: Any, column: sa.Column[Any]) -> Any:
+    """A canonical value in the target column's own Python type (raises ValueError)."""
+    if value is None:
+        return None
+    try:
+        kind: type | None = column.type.python_type
+    except NotImplementedError:
+        kind = None
+    if kind is bool:
+        raise ValueError(f"column {column.name} is boolean")
+    if kind is int:
+        if isinstance(value, (date, datetime)):
+            raise ValueError(f"a date in the whole-number column {column.name}")
+        return int(str(value).strip())
+    if kind in (float, Decimal):
+        return kind(str(value).strip())
+    if kind is datetime:
+        if isinstance(value, datetime):
+            return value
+        if isinstance(value, date):
+            return datetime(value.year, value.month, value.day)
+        return datetime.fromisoformat(str(value))
+    if kind is date:
+        if isinstance(value, datetime):
+            if value.time() != datetime.min.time():
+                raise ValueError(f"a time of day in the date column {column.name}")
+            return value.date()
+        return value if isinstance(value, date) else date.fromisoformat(str(value))
+    if isinstance(value, datetime):
+        return value.isoformat(" ")
+    return value.isoformat() if isinstance(value, date) else str(value)
+
+
+def _same(a: Any, b: Any) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    if a == b and type(a) is type(b):
+        return True
+    return isinstance(a, (int, float, Decimal)) and isinstance(b, (int, float, Decimal)) and a == b \
+        and not isinstance(a, bool) and not isinstance(b, bool)
+
+
+# ------------------------------------------------------------------------------------- targets
+
+
+@dataclass(frozen=True, slots=True)
+class Write:
+    """One UPDATE of one row: compare-and-set on the written columns."""
+
+    dossier_code: str
+    action: str
+    rule: str | None
+    table: sa.Table
+    key: tuple[tuple[str, Any], ...]  # key column -> value
+    columns: tuple[tuple[str, str, Any, Any], ...]  # column, field, before, after
+
+    def statement(self) -> sa.Update:
+        t = self.table
+        cond = [t.c[k] == v for k, v in self.key]
+        cond += [t.c[c].is_(None) if before is None else t.c[c] == before for c, _, before, _ in self.columns]
+        return sa.update(t).where(*cond).values({c: after for c, _, _, after in self.columns})
+
+    def row_key(self) -> str:
+        return json.dumps({k: encode_value(v) for k, v in self.key}, ensure_ascii=False, sort_keys=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What apply did (or would do) with one action of the plan."""
+
+    line: int
+    dossier_code: str
+    action: str
+    rule: str
+    state: str  # written, would_write, already_applied, stale, missing, ambiguous, unconfirmed, escalate, backfill
+    detail: str = ""
+    statements: tuple[str, ...] = ()
+    batch: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"line": self.line, "dossier_code": self.dossier_code, "action": self.action, "rule": self.rule,
+                "state": self.state, "detail": self.detail, "statements": list(self.statements), "batch": self.batch}
+
+
+class _Target:
+    """Where the writes go: the vendor database through the mapping, or the store's snapshot."""
+
+    describe: dict[str, Any]
+    engine: Engine
+    dialect: sa.Dialect
+
+    def begin_read(self) -> Connection:
+        raise NotImplementedError
+
+    def begin_write(self) -> Connection:
+        raise NotImplementedError
+
+    def plan_batch(self, conn: Connection, actions: list[PlanAction], lock: bool
+                   ) -> list[tuple[PlanAction, str, str, list[Write]]]:
+        raise NotImplementedError
+
+    def table(self, name: str) -> sa.Table:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+def _lock(stmt: Any, conn: Connection, lock: bool) -> Any:
+    return stmt.with_for_update() if lock and conn.dialect.name in ("postgresql", "mysql", "mariadb") else stmt
+
+
+class VendorTarget(_Target):
+    """The vendor database of the mapping profile: reads and writes through the mapping."""
+
+    def __init__(self, url: str, mapping: SourceMapping, store: Store, run_id: int, recorded: dict[str, str]) -> None:
+        self.url, self.mapping, self.store, self.run_id = url, mapping, store, run_id
+        self.describe = {"profile": "mapping", "source": recorded["source"], "mapping": recorded.get("mapping")}
+        if url.startswith("sqlite:///") and ":memory:" not in url and not Path(url[len("sqlite:///"):]).is_file():
+            raise BadInput(f"system database {url[len('sqlite:///'):]}: no such file. Hint: run apply from the "
+                           "folder the audit ran in, or pass --system URL.")
+        self.engine = connect_engine(url, what="system database")
+        self._writer: Engine | None = None
+        self.dialect = self.engine.dialect
+        self.roles = {r: tm for r, tm in (("dossier", mapping.dossier), ("task", mapping.task)) if tm is not None}
+        with self.begin_read() as conn:
+            self.selects = {r: _statement(conn, tm, mapping) for r, tm in self.roles.items()}
+            self.tables = {r: sa.Table(tm.table, sa.MetaData(), autoload_with=conn)
+                           for r, tm in self.roles.items() if tm.table}
+        inverse: dict[str, list[str]] = {}
+        for vendor, canonical in mapping.status_values.items():
+            inverse.setdefault(canonical, []).append(vendor)
+        self.status_inverse = inverse
+
+    def check_fields(self, plan: PlanFile) -> None:
+        """Every field the plan sets has a column in a mapped table, and a value that column takes."""
+        problems = []
+        for a in plan.actions:
+            if a.action not in WRITING:
+                continue
+            for f, v in a.set:
+                role = ROLE_OF[f]
+                tm = self.roles.get(role)
+                where = f"{plan.path}:{a.line}: set.{f}"
+                if tm is None or f not in tm.columns:
+                    problems.append(f"{where}: the mapping {self.mapping.path} has no {role}.columns.{f}. Hint: map "
+                                    "the column, or leave the field out of the plan.")
+                    continue
+                if not tm.table:
+                    problems.append(f"{where}: {role} is read through a query in {self.mapping.path}; apply writes "
+                                    f"tables only. Hint: map {role}.table, or use --sql and adapt the script.")
+                    continue
+                try:
+                    self.vendor_value(f, v)
+                except ValueError as exc:
+                    problems.append(f"{where}: {exc}.")
+        if problems:
+            raise BadInput(problems[0] if len(problems) == 1 else f"{plan.path}: {len(problems)} fields the target "
+                           "cannot take", problems)
+
+    def vendor_value(self, f: str, v: Any) -> tuple[str, Any]:
+        tm = self.roles[ROLE_OF[f]]
+        col = self.tables[ROLE_OF[f]].c[tm.columns[f]]
+        if f == "status":
+            vendor = self.status_inverse.get(v, [])
+            if len(vendor) != 1:
+                why = "no vendor value" if not vendor else f"several vendor values ({', '.join(vendor)})"
+                raise ValueError(f"status {v!r} has {why} in {self.mapping.path} status_values. Hint: "
+                                 "status_values must name exactly one vendor value for it")
+            v = vendor[0]
+        try:
+            return col.name, _coerce(v, col)
+        except (ValueError, ArithmeticError) as exc:
+            raise ValueError(f"{v!r} does not fit {col.table.name}.{col.name} ({col.type}): {exc}") from None
+
+    def begin_read(self) -> Connection:
+        conn = self.engine.connect()
+        _begin_read_only(conn)
+        return conn
+
+    def begin_write(self) -> Connection:
+        if self._writer is None:
+            self._writer = _write_engine(self.url)
+        try:
+            conn = self._writer.connect()
+            conn.begin()
+        except sa.exc.DBAPIError as exc:
+            raise BadInput(f"system database {mask_url(self.url)}: cannot start a write transaction: "
+                           f"{_first_line(exc)}. Hint: another program may hold a lock; try again.") from None
+        return conn
+
+    def table(self, name: str) -> sa.Table:
+        for t in self.tables.values():
+            if t.name == name:
+                return t
+        with self.begin_read() as conn:
+            t = sa.Table(name, sa.MetaData(), autoload_with=conn)
+        self.tables[f"_{name}"] = t
+        return t
+
+    def plan_batch(self, conn: Connection, actions: list[PlanAction], lock: bool
+                   ) -> list[tuple[PlanAction, str, str, list[Write]]]:
+        known = _store_rows(self.store, self.run_id, [a.dossier_code for a in actions])
+        codes = sorted({row["code_raw"] for a in actions for row in known.get(a.dossier_code, ())
+                        if row["code_raw"] is not None})
+        rows: dict[str, list[Any]] = {r: [] for r in self.selects}
+        for role, stmt in self.selects.items():
+            key = stmt.selected_columns["dossier_code"].element
+            for part in _chunks(codes, IN_CHUNK):
+                rows[role] += list(conn.execute(_lock(stmt.where(key.in_(part)), conn, lock)))
+        by_code: dict[str, list[Any]] = {}
+        for r in rows["dossier"]:
+            by_code.setdefault(str(r.dossier_code), []).append(r)
+        tasks: dict[str, list[Any]] = {}
+        for r in rows.get("task", []):
+            tasks.setdefault(str(r.dossier_code), []).append(r)
+        fingerprints = self._fingerprints(rows["dossier"], tasks)
+        out = []
+        for a in actions:
+            found = known.get(a.dossier_code, [])
+            if len(found) > 1:
+                out.append((a, "ambiguous", f"{len(found)} system rows share this code (duplicate_code); fix by "
+                            "hand", []))
+                continue
+            if not found:
+                out.append((a, "missing", f"not among the system dossiers of audit run {self.run_id}", []))
+                continue
+            raw = found[0]["code_raw"]
+            drows, trows = by_code.get(str(raw), []), tasks.get(str(raw), [])
+            needs_task = any(ROLE_OF[f] == "task" for f, _ in a.set)
+            if not drows:
+                out.append((a, "missing", f"no row in {self.roles['dossier'].table} with "
+                            f"{self.roles['dossier'].columns['dossier_code']} = {raw!r} any more", []))
+                continue
+            if len(drows) > 1 or (needs_task and len(trows) > 1):
+                n, what = (len(drows), self.roles["dossier"].table) if len(drows) > 1 else (len(trows), "task")
+                out.append((a, "ambiguous", f"{n} rows in {what} with code {raw!r}; fix by hand", []))
+                continue
+            if needs_task and not trows:
+                out.append((a, "missing", f"no current task row in {self.roles['task'].table} (apply does not "
+                            "insert rows)", []))
+                continue
+            writes: dict[str, list[tuple[str, str, Any, Any]]] = {}
+            current = {"dossier": drows[0], "task": trows[0] if trows else None}
+            for f, v in a.set:
+                role = ROLE_OF[f]
+                colname, after = self.vendor_value(f, v)
+                before = getattr(current[role], f)
+                if not _same(before, after):
+                    writes.setdefault(role, []).append((colname, f, before, after))
+            if not writes:
+                out.append((a, "already_applied", "", []))
+                continue
+            fp = fingerprints.get(id(drows[0]))
+            if fp is None or fp.startswith("!"):
+                out.append((a, "stale", (fp or "!")[1:] or "cannot recompute the fingerprint", []))
+                continue
+            if fp != a.fingerprint:
+                out.append((a, "stale", "changed since the audit (fingerprint differs)", []))
+                continue
+            tm = self.roles
+            out.append((a, "write", "", [
+                Write(a.dossier_code, a.action, a.rule, self.tables[role],
+                      ((tm[role].columns["dossier_code"], getattr(current[role], "dossier_code")),),
+                      tuple(cols)) for role, cols in writes.items()]))
+        return out
+
+    def _fingerprints(self, drows: list[Any], tasks: dict[str, list[Any]]) -> dict[int, str]:
+        """The fingerprint of each row as the audit computes it (system._dossier_batch + workbench SQL);
+        a row that cannot be read as the audit reads it gets '!' and the reason."""
+        result: dict[int, str] = {}
+        good = []
+        for r in drows:
+            raw = "" if r.status is None else str(r.status)
+            if raw not in self.mapping.status_values:
+                result[id(r)] = f"!status value {raw!r} has no canonical status in the mapping"
+            else:
+                good.append(r)
+        if good:
+            first_task = {code: rows[0] for code, rows in tasks.items()}
+            table = _dossier_batch(good, first_task, self.mapping, 0)
+            fps = select_arrow(f"SELECT source_row, fingerprint FROM ({dossier_sql('raw')})", {"raw": table})
+            for row_no, fp in zip(fps.column("source_row").to_pylist(), fps.column("fingerprint").to_pylist()):
+                result[id(good[row_no])] = fp
+        return result
+
+    def close(self) -> None:
+        self.engine.dispose()
+        if self._writer is not None:
+            self._writer.dispose()
+
+
+class StoreTarget(_Target):
+    """The csv profile: the store's own snapshot of the run (its dossier rows) is the system. Its
+    fingerprint column is kept up to date by the writes (logged, so undo restores it)."""
+
+    COLUMNS = {f: f for f in ROLE_OF}
+
+    def __init__(self, store: Store, run_id: int) -> None:
+        self.store, self.run_id, self.engine, self.dialect = store, run_id, store.engine, store.engine.dialect
+        self.describe = {"profile": "csv", "source": f"store snapshot of audit run {run_id}"}
+
+    def check_fields(self, plan: PlanFile) -> None:
+        problems = []
+        for a in plan.actions:
+            for f, v in a.set:
+                try:
+                    _coerce(v, dossier.c[f])
+                except ValueError as exc:
+                    problems.append(f"{plan.path}:{a.line}: set.{f}: {v!r} does not fit the store's {f}: {exc}.")
+        if problems:
+            raise BadInput(problems[0] if len(problems) == 1 else f"{plan.path}: {len(problems)} values the store "
+                           "cannot take", problems)
+
+    def begin_read(self) -> Connection:
+        conn = self.engine.connect()
+        conn.begin()
+        return conn
+
+    begin_write = begin_read
+
+    def table(self, name: str) -> sa.Table:
+        assert name == dossier.name, name
+        return dossier
+
+    def plan_batch(self, conn: Connection, actions: list[PlanAction], lock: bool
+                   ) -> list[tuple[PlanAction, str, str, list[Write]]]:
+        d = dossier
+        cols = [d.c.source_row, d.c.dossier_code, d.c.fingerprint, d.c.status_raw, *[d.c[f] for f in ROLE_OF]]
+        rows: dict[str, list[Any]] = {}
+        for part in _chunks(sorted({a.dossier_code for a in actions}), IN_CHUNK):
+            stmt = sa.select(*cols).where(d.c.run_id == self.run_id, d.c.dossier_code.in_(part))
+            for r in conn.execute(_lock(stmt, conn, lock)):
+                rows.setdefault(r.dossier_code, []).append(r)
+        out = []
+        for a in actions:
+            found = rows.get(a.dossier_code, [])
+            if not found:
+                out.append((a, "missing", f"not among the system dossiers of audit run {self.run_id}", []))
+                continue
+            mine = [r for r in found if r.fingerprint == a.fingerprint]
+            if not mine and len(found) == 1 and all(_same(getattr(found[0], f), _coerce(v, d.c[f])) for f, v in a.set):
+                out.append((a, "already_applied", "", []))
+                continue
+            if not mine:
+                out.append((a, "ambiguous", f"{len(found)} system rows share this code and none has the plan's "
+                            "fingerprint", []) if len(found) > 1 else
+                           (a, "stale", "changed since the audit (fingerprint differs)", []))
+                continue
+            row = mine[0]
+            writes = [(c, f, b, after) for c, f, b, after in
+                      [(f, f, getattr(row, f), _coerce(v, d.c[f])) for f, v in a.set] if not _same(b, after)]
+            if not writes:
+                out.append((a, "already_applied", "", []))
+                continue
+            if any(f == "status" for _, f, _, _ in writes):
+                status = dict(a.set)["status"]
+                if row.status_raw != status:
+                    writes.append(("status_raw", "status_raw", row.status_raw, status))
+            new_fp = hashlib.md5(json.dumps([row.fingerprint, [(f, encode_value(v)) for _, f, _, v in writes]])
+                                 .encode()).hexdigest()
+            writes.append(("fingerprint", "fingerprint", row.fingerprint, new_fp))
+            out.append((a, "write", "", [Write(a.dossier_code, a.action, a.rule, d,
+                                               (("run_id", self.run_id), ("source_row", row.source_row)),
+                                               tuple(writes))]))
+        return out
+
+
+def _write_engine(url: str) -> Engine:
+    """An engine for writing; on SQLite every transaction takes the write lock first (BEGIN IMMEDIATE),
+    so the rows read at its start cannot change before it commits."""
+    engine = connect_engine(url, what="system database")
+    if engine.dialect.name == "sqlite":
+        @sa.event.listens_for(engine, "connect")
+        def _autocommit_driver(dbapi_conn: Any, _: Any) -> None:
+            dbapi_conn.isolation_level = None
+
+        @sa.event.listens_for(engine, "begin")
+        def _immediate(conn: Connection) -> None:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        engine.dispose()
+    return engine
+
+
+def _store_rows(store: Store, run_id: int, codes: list[str]) -> dict[str, list[dict[str, Any]]]:
+    d = dossier
+    out: dict[str, list[dict[str, Any]]] = {}
+    with store.connect() as conn:
+        for part in _chunks(sorted(set(codes)), IN_CHUNK):
+            for r in conn.execute(sa.select(d.c.dossier_code, d.c.code_raw, d.c.source_row, d.c.fingerprint)
+                                  .where(d.c.run_id == run_id, d.c.dossier_code.in_(part))).mappings():
+                out.setdefault(r["dossier_code"], []).append(dict(r))
+    return out
+
+
+def _chunks(items: list[Any], n: int) -> Iterator[list[Any]]:
+    for i in range(0, len(items), n):
+        yield items[i:i + n]
+
+
+def _first_line(exc: BaseException) -> str:
+    inner = getattr(exc, "orig", None) or exc
+    text = str(inner).strip().splitlines()
+    return text[0] if text else type(inner).__name__
+
+
+# ---------------------------------------------------------------------------------- plan checks
+
+
+def _same_url(a: str, b: str) -> bool:
+    def canon(u: str) -> str:
+        u = normalize_url(u)
+        for prefix in ("duckdb:///", "sqlite:///"):
+            if u.startswith(prefix) and ":memory:" not in u:
+                return prefix + str(Path(u[len(prefix):]).expanduser().resolve())
+        return mask_url(u)
+    return canon(a) == canon(b)
+
+
+def _open_checked(plan: PlanFile, store_url: str | None) -> tuple[Store, dict[str, Any]]:
+    """The store the plan was made for, with the plan's audit run unchanged; refused (exit 2) otherwise."""
+    if store_url is None and "***" in plan.store:
+        raise BadInput(f"{plan.path}: the plan's store {plan.store} hides a password. Hint: pass --store URL.")
+    store = open_store(store_url or plan.store, create=False)
+    try:
+        if not _same_url(mask_url(store.url), plan.store):
+            raise BadInput(f"{plan.path}: plan made for the store {plan.store}, not {mask_url(store.url)}. "
+                           "Hint: pass the plan's --store, or plan again against this store.")
+        with store.connect() as conn:
+            run = conn.execute(sa.select(audit_run).where(audit_run.c.id == plan.run)).mappings().first()
+        if run is None:
+            raise BadInput(f"{plan.path}: plan made for audit run {plan.run}, which {mask_url(store.url)} does not "
+                           "hold. Hint: plan again from this store's latest run.")
+        if run["fingerprint"] != plan.run_fingerprint:
+            raise BadInput(f"{plan.path}: plan made for a run {plan.run} with fingerprint {plan.run_fingerprint}, "
+                           f"but this store's run {plan.run} has {run['fingerprint']}. Hint: plan again.")
+        recorded = json.loads(run["inputs"]).get("system", {})
+        for key in ("profile", "source", "mapping"):
+            if recorded.get(key) != plan.system.get(key):
+                raise BadInput(f"{plan.path}: plan.system.{key} {plan.system.get(key)!r} differs from audit run "
+                               f"{plan.run}'s {recorded.get(key)!r}. Hint: the header is written by `reconcile "
+                               "plan`; plan again.")
+        _check_fingerprints(plan, store)
+    except BaseException:
+        store.engine.dispose()
+        raise
+    return store, dict(run)
+
+
+def _check_fingerprints(plan: PlanFile, store: Store) -> None:
+    """Each writing action names a dossier of the run and the fingerprint the audit stored for it."""
+    writing = [a for a in plan.actions if a.action in WRITING]
+    known = _store_rows(store, plan.run, [a.dossier_code for a in writing])
+    earlier: dict[str, set[str]] = {}  # csv profile: fingerprints the store's rows held before apply wrote them
+    if plan.system.get("profile") == "csv":
+        with store.connect() as conn:
+            for part in _chunks(sorted(known), IN_CHUNK):
+                for code, fp in conn.execute(
+                        sa.select(change.c.dossier_code, change.c.before_value)
+                        .join(change_batch, change_batch.c.id == change.c.batch_id)
+                        .where(change_batch.c.run_id == plan.run, change.c.table_name == dossier.name,
+                               change.c.column_name == "fingerprint", change.c.dossier_code.in_(part))):
+                    earlier.setdefault(code, set()).add(decode_value(fp))
+    problems = []
+    for a in writing:
+        rows = known.get(a.dossier_code)
+        if not rows:
+            problems.append(f"{plan.path}:{a.line}: dossier {a.dossier_code} is not a system dossier of audit run "
+                            f"{plan.run}. Hint: check the code; plans act on the system's dossiers.")
+        elif a.fingerprint not in {r["fingerprint"] for r in rows} | earlier.get(a.dossier_code, set()):
+            problems.append(f"{plan.path}:{a.line}: dossier {a.dossier_code}: fingerprint {a.fingerprint} is not "
+                            f"the one audit run {plan.run} stored. Hint: do not edit fingerprints; plan again.")
+    if problems:
+        raise BadInput(problems[0] if len(problems) == 1 else f"{plan.path}: {len(problems)} actions do not match "
+                       f"audit run {plan.run}", problems)
+
+
+def _open_target(plan: PlanFile, store: Store, system_url: str | None, mapping_path: str | None) -> _Target:
+    profile = plan.system.get("profile")
+    if profile == "csv":
+        return StoreTarget(store, plan.run)
+    if profile != "mapping":
+        raise Refused(f"{plan.path}: audit run {plan.run} read the system with the {profile} profile; the tool "
+                      "never writes engine tables. Hint: `reconcile tickets` gives the vendor the changes.")
+    source = plan.system["source"]
+    url = system_url or source
+    if system_url is None and "***" in source:
+        raise BadInput(f"{plan.path}: the system URL {source} hides a password. Hint: pass --system URL.")
+    if system_url is not None and not _same_url(mask_url(normalize_url(system_url)), source):
+        raise BadInput(f"--system {mask_url(system_url)}: the plan was made from {source}. Hint: apply a plan to "
+                       "the database it was audited from.")
+    mapping = load_mapping(mapping_path or plan.system.get("mapping") or "")
+    target = VendorTarget(url, mapping, store, plan.run, plan.system)
+    try:
+        target.check_fields(plan)
+    except BaseException:
+        target.close()
+        raise
+    return target
+
+
+# ------------------------------------------------------------------------------------ apply
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyResult:
+    mode: str  # dry_run | apply
+    plan: str
+    run: int
+    target: dict[str, Any]
+    writable: bool
+    outcomes: tuple[Outcome, ...]
+    batches: tuple[int, ...]
+    script: str
+    settled: tuple[str, ...] = ()
+
+    def counts(self) -> dict[str, int]:
+        return dict(Counter(o.state for o in self.outcomes))
+
+    @property
+    def refused(self) -> list[Outcome]:
+        return [o for o in self.outcomes if o.state in REFUSED_STATES]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"mode": self.mode, "plan": self.plan, "run": self.run, "target": self.target,
+                "writable": self.writable, "counts": self.counts(), "batches": list(self.batches),
+                "settled": list(self.settled), "outcomes": [o.to_dict() for o in self.outcomes]}
+
+
+class ApplyFailed(ReconcileError):
+    """The target rejected a statement: that batch rolled back; earlier batches stay committed."""
+
+
+def _fault(point: str, batch_no: int) -> None:
+    spec = os.environ.get(FAULT_ENV, "")
+    if spec and spec == f"{point}:{batch_no}":
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _comment(text: str) -> str:
+    return "-- " + " ".join(str(text).split())  # no line break can end the comment
+
+
+def _render(stmt: Any, dialect: sa.Dialect) -> str:
+    return str(stmt.compile(dialect=dialect, compile_kwargs={"literal_binds": True})).replace("\n", " ") + ";"
+
+
+def apply_plan(plan_path: str | Path, store_url: str | None = None, *, yes: bool = False,
+               batch_size: int = DEFAULT_BATCH_SIZE, system_url: str | None = None,
+               mapping_path: str | None = None, actor: str | None = None) -> ApplyResult:
+    """Dry run (yes=False: read-only, returns the statements) or apply in batches (yes=True)."""
+    if batch_size < 1:
+        raise BadInput(f"--batch-size {batch_size}: expected 1 or more.")
+    plan = load_plan(plan_path)
+    store, _ = _open_checked(plan, store_url)
+    try:
+        target = _open_target(plan, store, system_url, mapping_path)
+        try:
+            writable = isinstance(target, StoreTarget) or target.mapping.writable  # type: ignore[attr-defined]
+            if yes and not writable:
+                raise Refused(f"{target.mapping.path}: the mapping does not declare `writable: true`: "  # type: ignore
+                              "nothing written. Hint: --sql FILE writes the statements for a DBA or the vendor.")
+            settled = tuple(_settle(store, target)) if yes else ()
+            return _run(plan, store, target, yes, batch_size, writable, settled, actor)
+        finally:
+            target.close()
+    finally:
+        store.engine.dispose()
+
+
+def _run(plan: PlanFile, store: Store, target: _Target, yes: bool, batch_size: int, writable: bool,
+         settled: tuple[str, ...], actor: str | None) -> ApplyResult:
+    outcomes: list[Outcome] = []
+    todo = []
+    for a in plan.actions:
+        if a.action == "escalate":
+            outcomes.append(Outcome(a.line, a.dossier_code, a.action, a.rule, "escalate",
+                                    "nothing to write: goes to a vendor ticket"))
+        elif a.action == "backfill":
+            outcomes.append(Outcome(a.line, a.dossier_code, a.action, a.rule, "backfill",
+                                    "not supported by apply yet: creating a system record goes to a vendor ticket"))
+        elif not a.confirmed:
+            outcomes.append(Outcome(a.line, a.dossier_code, a.action, a.rule, "unconfirmed",
+                                    "a guess awaiting a person: set confirmed: true to apply it"))
+        else:
+            todo.append(a)
+    dialect = target.dialect
+    script = [_comment(f"dossier-reconcile apply: plan {plan.path} (sha256 {plan.sha256[:16]}), audit run "
+                       f"{plan.run}, target {target.describe['source']}"),
+              _comment("Built from the target's rows as read now; each UPDATE changes its row only if the written "
+                       "columns still hold the values read (compare-and-set).")]
+    begin = "START TRANSACTION;" if dialect.name in ("mysql", "mariadb") else "BEGIN;"
+    batches: list[int] = []
+    by_line: dict[int, Outcome] = {}
+    write_no = 0
+    for n, part in enumerate(_chunks(todo, batch_size), 1):
+        conn = target.begin_write() if yes else target.begin_read()
+        try:
+            planned = target.plan_batch(conn, part, lock=yes)
+            writes = [(a, ws) for a, state, _, ws in planned if state == "write"]
+            lines = [_comment(f"batch {n}: plan lines {part[0].line}-{part[-1].line}"), begin]
+            rendered: dict[int, tuple[str, ...]] = {}
+            for a, ws in writes:
+                rendered[a.line] = tuple(_render(w.statement(), dialect) for w in ws)
+                lines += [_comment(f"{a.dossier_code} {a.action} ({a.rule}): {a.reason}"), *rendered[a.line]]
+            lines.append("COMMIT;")
+            if writes:
+                script += lines
+            batch_id = None
+            if yes and writes:
+                write_no += 1
+                try:
+                    batch_id = _write_batch(plan, store, target, conn, writes, write_no, actor)
+                except ApplyFailed as exc:
+                    done = (f"batches {', '.join(map(str, batches))} committed before it (undo: reconcile undo "
+                            f"{' '.join(str(b) for b in reversed(batches))})" if batches else
+                            "no batch committed before it")
+                    raise ApplyFailed(f"{exc} {done}.") from None
+                batches.append(batch_id)
+            else:
+                conn.rollback()
+        except BaseException:
+            if conn.in_transaction():
+                conn.rollback()
+            raise
+        finally:
+            conn.close()
+        for a, state, detail, _ in planned:
+            state = ("written" if yes else "would_write") if state == "write" else state
+            by_line[a.line] = Outcome(a.line, a.dossier_code, a.action, a.rule, state, detail,
+                                      rendered.get(a.line, ()), batch_id if state == "written" else None)
+    refused = [by_line[a.line] for a in todo if by_line[a.line].state in REFUSED_STATES]
+    if refused:
+        script.append(_comment(f"refused ({len(refused)}), not written:"))
+        script += [_comment(f"{o.dossier_code} (plan line {o.line}): {o.state}: {o.detail}") for o in refused]
+    skipped = list(outcomes)
+    if skipped:
+        script.append(_comment(f"not applied ({len(skipped)}):"))
+        script += [_comment(f"{o.dossier_code} (plan line {o.line}): {o.action}: {o.detail}") for o in skipped]
+    outcomes += list(by_line.values())
+    outcomes.sort(key=lambda o: o.line)
+    return ApplyResult("apply" if yes else "dry_run", plan.path, plan.run, target.describe, writable,
+                       tuple(outcomes), tuple(batches), "\n".join(script) + "\n", settled)
+
+
+def write_script(path: Path, text: str) -> None:
+    """The --sql script, never half-written: a temporary file beside it, then a rename."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise BadInput(f"{path}: cannot write: {exc.strerror}. Hint: check the folder exists and is writable.") from None
+
+
+def _execute(conn: Connection, writes: list[Write], what: str) -> None:
+    for w in writes:
+        result = conn.execute(w.statement())
+        if result.rowcount != 1:
+            raise ApplyFailed(f"{what}: the UPDATE of {w.dossier_code} in {w.table.name} matched {result.rowcount} "
+                              "rows instead of 1 (the row changed during the batch); the batch was rolled back.")
+
+
+def _write_batch(plan: PlanFile, store: Store, target: _Target, conn: Connection,
+                 writes: list[tuple[PlanAction, list[Write]]], write_no: int, actor: str | None) -> int:
+    flat = [w for _, ws in writes for w in ws]
+    what = f"batch {write_no} (plan lines {writes[0][0].line}-{writes[-1][0].line})"
+    try:
+        _execute(conn, flat, what)
+    except sa.exc.DBAPIError as exc:
+        conn.rollback()
+        raise ApplyFailed(f"{what}: the target rejected a statement: {_first_line(exc)}; this batch was rolled "
+                          "back, earlier batches stay (see `reconcile history`).") from None
+    meta = {"kind": "apply", "run_id": plan.run, "plan": plan.path, "plan_sha256": plan.sha256, "undo_of": None}
+    return _log_and_commit(store, target, conn, flat, meta, write_no, actor)
+
+
+def _log_and_commit(store: Store, target: _Target, conn: Connection, writes: list[Write], meta: dict[str, Any],
+                    write_no: int, actor: str | None) -> int:
+    """Record the batch and its change rows, commit the target, record the outcome (see module doc)."""
+    same = isinstance(target, StoreTarget)
+    log = conn if same else store.engine.connect()
+    try:
+        if not same:
+            log.begin()
+        batch_id = int(log.execute(sa.select(sa.func.coalesce(sa.func.max(change_batch.c.id), 0))).scalar_one()) + 1
+        log.execute(sa.insert(change_batch).values(
+            id=batch_id, target=json.dumps(target.describe, ensure_ascii=False, sort_keys=True),
+            actor=actor or _actor(), started_at=_now(), dossiers=len({w.dossier_code for w in writes}),
+            changes=sum(len(w.columns) for w in writes), **meta))
+        rows = [{"batch_id": batch_id, "seq": i, "dossier_code": w.dossier_code, "action": w.action, "rule": w.rule,
+                 "table_name": w.table.name, "row_key": w.row_key(), "column_name": c, "field": f,
+                 "before_value": encode_value(b), "after_value": encode_value(a)}
+                for i, (w, (c, f, b, a)) in enumerate(((w, col) for w in writes for col in w.columns), 1)]
+        log.execute(sa.insert(change), rows)
+        if not same:
+            log.commit()
+        _fault("after-log", write_no)
+        if same:
+            log.execute(sa.insert(batch_outcome).values(batch_id=batch_id, outcome="committed", finished_at=_now()))
+        conn.commit()
+        _fault("after-commit", write_no)
+        if not same:
+            with store.begin() as c2:
+                c2.execute(sa.insert(batch_outcome).values(batch_id=batch_id, outcome="committed",
+                                                           finished_at=_now()))
+    finally:
+        if not same:
+            log.close()
+    return batch_id
+
+
+def _actor() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # no user name in this environment
+        return "unknown"
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+
+
+# ------------------------------------------------------------------------- interrupted batches
+
+
+def _settle(store: Store, target: _Target) -> Iterator[str]:
+    """Give each batch logged but left without an outcome (a run killed between the log and the
+    target's commit, or between the commit and the outcome) its outcome, read from the target."""
+    if isinstance(target, StoreTarget):
+        return
+    described = json.dumps(target.describe, ensure_ascii=False, sort_keys=True)
+    with store.connect() as conn:
+        pending = [int(i) for i, t in conn.execute(
+            sa.select(change_batch.c.id, change_batch.c.target)
+            .where(~sa.exists().where(batch_outcome.c.batch_id == change_batch.c.id))
+            .order_by(change_batch.c.id)) if t == described]
+        changes = {i: _changes(conn, i) for i in pending}
+    for batch_id in pending:
+        rows = changes[batch_id]
+        rconn = target.begin_read()
+        try:
+            current = _current_values(rconn, target, rows)
+        finally:
+            rconn.rollback()
+            rconn.close()
+        holds_after = all(_same(current.get(_cell(r)), decode_value(r["after_value"])) for r in rows)
+        holds_before = all(_same(current.get(_cell(r)), decode_value(r["before_value"])) for r in rows)
+        if holds_after == holds_before:  # neither (changed since) or both (cannot tell): leave it for a person
+            yield (f"batch {batch_id} was interrupted and its rows now hold neither its before- nor its after-values; "
+                   "left without an outcome (check `reconcile history`).")
+            continue
+        outcome = "recovered" if holds_after else "rolled_back"
+        with store.begin() as conn:
+            conn.execute(sa.insert(batch_outcome).values(batch_id=batch_id, outcome=outcome, finished_at=_now()))
+        yield (f"batch {batch_id} was interrupted after the target committed: recorded as committed."
+               if holds_after else f"batch {batch_id} was interrupted before the target committed: nothing of it "
+               "was written; recorded as rolled back.")
+
+
+def _changes(conn: Connection, batch_id: int) -> list[dict[str, Any]]:
+    return [dict(r) for r in conn.execute(sa.select(change).where(change.c.batch_id == batch_id)
+                                          .order_by(change.c.seq)).mappings()]
+
+
+def _cell(r: dict[str, Any]) -> tuple[str, str, str]:
+    return r["table_name"], r["row_key"], r["column_name"]
+
+
+def _key_of(r: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
+    return tuple((k, decode_value(v)) for k, v in sorted(json.loads(r["row_key"]).items()))
+
+
+def _current_values(conn: Connection, target: _Target, rows: list[dict[str, Any]], lock: bool = False
+                    ) -> dict[tuple[str, str, str], Any]:
+    """The values the target's rows hold now for the logged cells (missing rows: absent)."""
+    groups: dict[tuple[str, str], set[str]] = {}
+    for r in rows:
+        groups.setdefault((r["table_name"], r["row_key"]), set()).add(r["column_name"])
+    by_table: dict[str, list[tuple[str, set[str]]]] = {}
+    for (tname, key), cols in groups.items():
+        by_table.setdefault(tname, []).append((key, cols))
+    out: dict[tuple[str, str, str], Any] = {}
+    for tname, items in by_table.items():
+        t = target.table(tname)
+        cols = sorted({c for _, cs in items for c in cs})
+        for part in _chunks(items, 100):
+            keys = [(k, _key_of({"row_key": k})) for k, _ in part]
+            key_cols = sorted({c for _, kv in keys for c, _ in kv})
+            cond = sa.or_(*[sa.and_(*[t.c[c] == v for c, v in kv]) for _, kv in keys])
+            stmt = _lock(sa.select(*[t.c[c] for c in key_cols], *[t.c[c] for c in cols]).where(cond), conn, lock)
+            index = {tuple((c, v) for c, v in kv): k for k, kv in keys}
+            for row in conn.execute(stmt):
+                m = row._mapping
+                k = index.get(tuple((c, m[t.c[c]]) for c in key_cols))
+                if k is not None:
+                    for c in cols:
+                        out[(tname, k, c)] = m[t.c[c]]
+    return out
+
+
+# --------------------------------------------------------------------------------------- undo
+
+
+@dataclass(frozen=True, slots=True)
+class UndoResult:
+    mode: str  # dry_run | undo
+    batch: int
+    undo_batch: int | None
+    statements: tuple[str, ...]
+    rows: int
+    changes: int
+    settled: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"mode": self.mode, "batch": self.batch, "undo_batch": self.undo_batch, "rows": self.rows,
+                "changes": self.changes, "statements": list(self.statements), "settled": list(self.settled)}
+
+
+def undo(batch_id: int, store_url: str | None = None, *, yes: bool = False, system_url: str | None = None,
+         actor: str | None = None) -> UndoResult:
+    """Restore the before-values of a batch where the rows still hold its after-values; if any row no
+    longer does, refuse the whole undo (Refused, exit 3) and list them. The undo is itself a batch."""
+    store = open_store(store_url, create=False)
+    try:
+        with store.connect() as conn:
+            batch = conn.execute(sa.select(change_batch).where(change_batch.c.id == batch_id)).mappings().first()
+        if batch is None:
+            raise BadInput(f"batch {batch_id}: no such batch in {mask_url(store.url)}. Hint: `reconcile history`.")
+        target = _undo_target(store, dict(batch), system_url)
+        try:
+            settled = tuple(_settle(store, target)) if yes else ()
+            return _undo(store, target, dict(batch), yes, actor, settled)
+        finally:
+            target.close()
+    finally:
+        store.engine.dispose()
+
+
+def _undo_target(store: Store, batch: dict[str, Any], system_url: str | None) -> _Target:
+    described = json.loads(batch["target"])
+    if described["profile"] == "csv":
+        return StoreTarget(store, int(batch["run_id"]))
+    source = described["source"]
+    if system_url is None and "***" in source:
+        raise BadInput(f"batch {batch['id']}: the system URL {source} hides a password. Hint: pass --system URL.")
+    if system_url is not None and not _same_url(mask_url(normalize_url(system_url)), source):
+        raise BadInput(f"--system {mask_url(system_url)}: batch {batch['id']} wrote to {source}.")
+    target = _UndoVendorTarget(system_url or source, described)
+    return target
+
+
+class _UndoVendorTarget(_Target):
+    """The vendor database as undo needs it: the logged tables and columns, no mapping."""
+
+    def __init__(self, url: str, described: dict[str, Any]) -> None:
+        self.url, self.describe = url, described
+        if url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).is_file():
+            raise BadInput(f"system database {url[len('sqlite:///'):]}: no such file. Hint: run undo from the "
+                           "folder apply ran in, or pass --system URL.")
+        self.engine = connect_engine(url, what="system database")
+        self.dialect = self.engine.dialect
+        self._writer: Engine | None = None
+        self.tables: dict[str, sa.Table] = {}
+
+    def table(self, name: str) -> sa.Table:
+        if name not in self.tables:
+            with self.engine.connect() as conn:
+                self.tables[name] = sa.Table(name, sa.MetaData(), autoload_with=conn)
+        return self.tables[name]
+
+    begin_read = VendorTarget.begin_read
+    begin_write = VendorTarget.begin_write
+    close = VendorTarget.close
+
+
+def _undo(store: Store, target: _Target, batch: dict[str, Any], yes: bool, actor: str | None,
+          settled: tuple[str, ...]) -> UndoResult:
+    bid = int(batch["id"])
+    with store.connect() as conn:
+        outcome = conn.execute(sa.select(batch_outcome.c.outcome).where(batch_outcome.c.batch_id == bid)).scalar()
+        undone = conn.execute(
+            sa.select(change_batch.c.id).join(batch_outcome, batch_outcome.c.batch_id == change_batch.c.id)
+            .where(change_batch.c.undo_of == bid, batch_outcome.c.outcome.in_(("committed", "recovered")))).scalar()
+        rows = _changes(conn, bid)
+    if outcome is None:
+        raise Refused(f"batch {bid} was interrupted and has no outcome yet. Hint: `reconcile undo {bid} --yes` "
+                      "settles it first when the target can tell; else see `reconcile history`.")
+    if outcome == "rolled_back":
+        raise Refused(f"batch {bid} was rolled back: nothing of it was written, nothing to undo.")
+    if undone is not None:
+        raise Refused(f"batch {bid} was already undone by batch {undone}.")
+    conn = target.begin_write() if yes else target.begin_read()
+    try:
+        current = _current_values(conn, target, rows, lock=yes)
+        moved = [r for r in rows if _cell(r) not in current
+                 or not _same(current[_cell(r)], decode_value(r["after_value"]))]
+        if moved:
+            listed = [f"{r['dossier_code']}: {r['table_name']}.{r['column_name']} holds "
+                      f"{_shown(current[_cell(r)]) if _cell(r) in current else '(row gone)'}, batch {bid} wrote "
+                      f"{_shown(decode_value(r['after_value']))}" for r in moved]
+            raise Refused(f"undo of batch {bid} refused: {len(moved)} values changed since it was applied; nothing "
+                          "written", [f"undo of batch {bid} refused, nothing written: {x}" for x in listed])
+        groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        for r in rows:
+            groups.setdefault((r["table_name"], r["row_key"]), []).append(r)
+        writes = [Write(rs[0]["dossier_code"], rs[0]["action"], rs[0]["rule"], target.table(tname), _key_of(rs[0]),
+                        tuple((r["column_name"], r["field"], decode_value(r["after_value"]),
+                               decode_value(r["before_value"])) for r in rs))
+                  for (tname, _), rs in groups.items()]
+        statements = tuple(_render(w.statement(), target.dialect) for w in writes)
+        undo_id = None
+        if yes:
+            what = f"undo of batch {bid}"
+            try:
+                _execute(conn, writes, what)
+            except sa.exc.DBAPIError as exc:
+                conn.rollback()
+                raise ApplyFailed(f"{what}: the target rejected a statement: {_first_line(exc)}; rolled back, "
+                                  "nothing written.") from None
+            meta = {"kind": "undo", "run_id": batch["run_id"], "plan": batch["plan"],
+                    "plan_sha256": batch["plan_sha256"], "undo_of": bid}
+            undo_id = _log_and_commit(store, target, conn, writes, meta, 1, actor)
+        else:
+            conn.rollback()
+    except BaseException:
+        if conn.in_transaction():
+            conn.rollback()
+        raise
+    finally:
+        conn.close()
+    return UndoResult("undo" if yes else "dry_run", bid, undo_id, statements, len(writes), len(rows), settled)
+
+
+# ------------------------------------------------------------------------------------ history
+
+
+def history(store_url: str | None = None) -> list[dict[str, Any]]:
+    """Every batch, oldest first: id, kind, plan, run, times, counts, outcome, undo-of, undone-by."""
+    store = open_store(store_url, create=False)
+    try:
+        with store.connect() as conn:
+            cb, bo = change_batch, batch_outcome
+            rows = [dict(r) for r in conn.execute(
+                sa.select(cb, bo.c.outcome, bo.c.finished_at).outerjoin(bo, bo.c.batch_id == cb.c.id)
+                .order_by(cb.c.id)).mappings()]
+    finally:
+        store.engine.dispose()
+    undone_by = {r["undo_of"]: r["id"] for r in rows
+                 if r["kind"] == "undo" and r["outcome"] in ("committed", "recovered")}
+    return [{"id": r["id"], "kind": r["kind"], "plan": r["plan"], "run": r["run_id"],
+             "target": json.loads(r["target"]).get("source"), "actor": r["actor"], "started_at": r["started_at"],
+             "finished_at": r["finished_at"], "outcome": r["outcome"] or "pending", "dossiers": r["dossiers"],
+             "changes": r["changes"], "undo_of": r["undo_of"], "undone_by": undone_by.get(r["id"])}
+            for r in rows]
+
+
+def history_lines(rows: list[dict[str, Any]]) -> list[str]:
+    if not rows:
+        return ["no batches yet: `reconcile apply PLAN --yes` writes one."]
+    out = [f"{'batch':>5}  {'kind':<5}  {'outcome':<11}  {'run':>3}  {'dossiers':>8}  {'changes':>7}  "
+           f"{'started (UTC)':<25}  plan / undo"]
+    for r in rows:
+        extra = f"undo of {r['undo_of']}" if r["undo_of"] is not None else (r["plan"] or "")
+        if r["undone_by"] is not None:
+            extra += f" (undone by {r['undone_by']})"
+        out.append(f"{r['id']:>5}  {r['kind']:<5}  {r['outcome']:<11}  {r['run']:>3}  {r['dossiers']:>8}  "
+                   f"{r['changes']:>7}  {r['started_at']:<25}  {extra}")
+    return out
+
+
+def summary_lines(result: ApplyResult, store_arg: str | None) -> list[str]:
+    counts = result.counts()
+    order = ("written", "would_write", "already_applied", "stale", "missing", "ambiguous", "unconfirmed",
+             "escalate", "backfill")
+    lines = [*result.settled, "plan " + result.plan + ": " + ", ".join(
+        f"{counts[k]} {k.replace('_', ' ')}" for k in order if counts.get(k)) if counts else
+        f"plan {result.plan}: no actions"]
+    for o in result.refused:
+        lines.append(f"refused: {o.dossier_code} (plan line {o.line}, {o.action}): {o.state}: {o.detail}")
+    guesses = counts.get("unconfirmed", 0)
+    if guesses:
+        lines.append(f"skipped {guesses} unconfirmed guesses: set confirmed: true in the plan to apply them.")
+    if result.batches:
+        ids = " ".join(str(b) for b in reversed(result.batches))
+        store = f" --store {store_arg}" if store_arg else ""
+        lines.append(f"batches: {', '.join(str(b) for b in result.batches)}")
+        lines.append(f"undo: reconcile undo {ids}{store}")
+    return lines

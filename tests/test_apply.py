@@ -1,0 +1,366 @@
+"""apply / undo / history on the demo district: SQLite, PostgreSQL and MariaDB vendor databases, the
+csv profile's store snapshot, stale rows, reruns, SIGKILL mid-run, and undo(apply(plan)) as a property."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from helpers import invoke
+from reconcile import apply as ap
+from reconcile.commands import AuditInputs, audit
+from reconcile.simulate import simulate
+from reconcile.sources.system import load_mapping
+from reconcile.store import audit_run, dossier, mask_url, open_store
+
+PAPER_ONLY = ("UBND xã Bình Tân Phú", "UBND xã Bình Hải")
+VENDOR_TABLES = ("HS_HOSO", "HS_XULY_HIENTAI", "DM_CANBO", "HS_NHATKY")
+
+
+@pytest.fixture(scope="module")
+def district(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("district")
+    simulate(out, scale=0.05)
+    return out
+
+
+@pytest.fixture(scope="module")
+def csv_district(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("csv-district")
+    simulate(out, scale=0.05, register_format="csv", system_format="csv")
+    return out
+
+
+def audited(district: Path, tmp: Path, system_url: str | None = None) -> tuple[str, str, Path]:
+    """A private copy of the district audited into a fresh store: (system URL, store path, mapping)."""
+    work = tmp / "d"
+    shutil.copytree(district, work)
+    url = system_url or f"sqlite:///{work / 'system' / 'binh-son-igate.sqlite'}"
+    mapping = work / "system" / "mapping.yaml"
+    store = str(tmp / "store.duckdb")
+    audit(AuditInputs(register=tuple(str(p) for p in (work / "register").iterdir()), system=url,
+                      workflows=str(work / "workflows"), as_of=date(2021, 6, 30), mapping=str(mapping),
+                      paper_only_units=PAPER_ONLY), store)
+    return url, store, mapping
+
+
+def snapshot(url: str) -> dict[str, list[tuple[Any, ...]]]:
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        md = sa.MetaData()
+        md.reflect(conn)
+        out = {name: sorted(conn.execute(sa.select(t)).all(), key=repr) for name, t in md.tables.items()}
+    engine.dispose()
+    return out
+
+
+def make_plan(store_url: str, path: Path, reassign: int = 3, close: int = 3, **extra: Any) -> list[dict[str, Any]]:
+    """A plan written by hand: reassign a few open dossiers to another active account of their unit,
+    close a few with a return date; plus an escalation and an unconfirmed guess that apply skips."""
+    store = open_store(store_url, create=False)
+    with store.connect() as conn:
+        run = conn.execute(sa.select(audit_run).where(audit_run.c.id == 1)).mappings().one()
+        d = dossier
+        once = sa.select(d.c.dossier_code).where(d.c.run_id == 1).group_by(d.c.dossier_code) \
+            .having(sa.func.count() == 1)
+        rows = conn.execute(sa.select(d).where(d.c.run_id == 1, d.c.current_step.is_not(None),
+                                               d.c.assignee.is_not(None), d.c.status == "in_progress",
+                                               d.c.dossier_code.in_(once))
+                            .order_by(d.c.dossier_code)).mappings().all()
+        accounts = conn.execute(sa.text("SELECT account, unit FROM account WHERE run_id = 1 AND active "
+                                        "ORDER BY account")).all()
+    store.engine.dispose()
+    actions: list[dict[str, Any]] = []
+    for r in rows[:reassign]:
+        other = next(a for a, u in accounts if u == r["unit"] and a != r["assignee"])
+        actions.append({"dossier_code": r["dossier_code"], "action": "reassign", "rule": "default:reassign",
+                        "reason": "hand-made", "fingerprint": r["fingerprint"], "confirmed": True,
+                        "assignee": other, "set": {"assignee": other}})
+    for k, r in enumerate(rows[reassign:reassign + close]):
+        day = f"2021-06-{10 + k:02d}"
+        actions.append({"dossier_code": r["dossier_code"], "action": "close", "rule": "default:close",
+                        "reason": "returned on paper\nDROP TABLE x;", "fingerprint": r["fingerprint"],
+                        "confirmed": True, "returned_at": day,
+                        "set": {"status": "returned", "returned_at": day, "finished_at": day}})
+    spare = rows[reassign + close:reassign + close + 2]
+    if len(spare) == 2:
+        actions.append({"dossier_code": spare[0]["dossier_code"], "action": "escalate", "rule": "default:escalate",
+                        "reason": "no rule", "fingerprint": spare[0]["fingerprint"], "confirmed": True, "set": {}})
+        actions.append({"dossier_code": spare[1]["dossier_code"], "action": "migrate", "rule": "guess",
+                        "reason": "same name", "fingerprint": spare[1]["fingerprint"], "confirmed": False,
+                        "version": 3, "step": "S02", "set": {"workflow_version": 3, "current_step": "S02"}})
+    system = {k: v for k, v in json.loads(run["inputs"])["system"].items() if k in ("profile", "source", "mapping")}
+    header = {"format": 1, "store": mask_url(store.url), "run": 1, "run_fingerprint": run["fingerprint"],
+              "system": system, **extra}
+    path.write_text(yaml.safe_dump({"plan": header, "actions": actions}, allow_unicode=True, sort_keys=False),
+                    encoding="utf-8")
+    return actions
+
+
+def copy_vendor(sqlite_url: str, url: str) -> None:
+    """The demo's vendor tables copied into another database (text columns as VARCHAR for MariaDB)."""
+    src, dst = sa.create_engine(sqlite_url), sa.create_engine(url)
+    md = sa.MetaData()
+    md.reflect(src)
+    out = sa.MetaData()
+    with src.connect() as s, dst.begin() as d:
+        for name in VENDOR_TABLES:
+            t = md.tables[name]
+            cols = [sa.Column(c.name, sa.Integer if isinstance(c.type, sa.Integer) else sa.String(255))
+                    for c in t.columns]
+            new = sa.Table(name, out, *cols)
+            new.create(d)
+            rows = [dict(r._mapping) for r in s.execute(sa.select(t))]
+            if rows:
+                d.execute(new.insert(), rows)
+    src.dispose()
+    dst.dispose()
+
+
+# ------------------------------------------------------------------------------------ tests
+
+
+def test_fingerprint_recomputed_from_the_target_equals_the_audit(district: Path, tmp_path: Path) -> None:
+    url, store_url, mapping = audited(district, tmp_path)
+    store = open_store(store_url, create=False)
+    with store.connect() as conn:
+        stored = {r.code_raw: r.fingerprint for r in conn.execute(sa.select(dossier).where(dossier.c.run_id == 1))}
+    target = ap.VendorTarget(url, load_mapping(mapping), store, 1, {"source": url})
+    with target.begin_read() as conn:
+        drows = list(conn.execute(target.selects["dossier"]))
+        tasks: dict[str, list[Any]] = {}
+        for r in conn.execute(target.selects["task"]):
+            tasks.setdefault(str(r.dossier_code), []).append(r)
+    fps = target._fingerprints(drows, tasks)
+    target.close()
+    store.engine.dispose()
+    assert len(drows) == len(stored) > 500
+    assert {r.dossier_code: fps[id(r)] for r in drows} == stored
+
+
+@pytest.mark.parametrize("engine", ["sqlite", "postgresql", "mariadb"])
+def test_apply_then_undo_restores_the_vendor_database(district: Path, tmp_path: Path, engine: str,
+                                                      request: pytest.FixtureRequest) -> None:
+    sqlite_url = f"sqlite:///{district / 'system' / 'binh-son-igate.sqlite'}"
+    system_url = None
+    if engine != "sqlite":
+        system_url = request.getfixturevalue("pg_url" if engine == "postgresql" else "mariadb_url")
+        copy_vendor(sqlite_url, system_url)
+    url, store, _ = audited(district, tmp_path, system_url)
+    plan = tmp_path / "plan.yaml"
+    make_plan(store, plan)
+    original = snapshot(url)
+
+    # dry run (non-interactive: exit 3) and --sql change nothing
+    result = invoke("apply", str(plan), "--store", store, expect=3)
+    assert "nothing written" in result.stderr and "UPDATE" in result.stdout
+    assert all(line.startswith(("--", "UPDATE", "BEGIN", "START", "COMMIT")) for line in result.stdout.splitlines())
+    invoke("apply", str(plan), "--store", store, "--sql", str(tmp_path / "fix.sql"), expect=0)
+    script = (tmp_path / "fix.sql").read_text(encoding="utf-8")
+    assert sum(line.startswith("UPDATE") for line in script.splitlines()) == 6  # 3 reassign (task table) + 3 close (dossier table); none for the others
+    assert snapshot(url) == original
+
+    result = invoke("apply", str(plan), "--store", store, "--yes", "--batch-size", "2", expect=0)
+    assert "undo: reconcile undo 3 2 1" in result.stdout
+    applied = snapshot(url)
+    assert applied != original
+    changed = ap.history(store)
+    assert [(b["id"], b["kind"], b["outcome"]) for b in changed] == [(1, "apply", "committed"), (2, "apply", "committed"),
+                                                                      (3, "apply", "committed")]
+    assert sum(b["dossiers"] for b in changed) == 6
+
+    # applying again changes nothing and logs nothing
+    result = invoke("apply", str(plan), "--store", store, "--yes", expect=0)
+    assert "6 already applied" in result.stderr and "unconfirmed" in result.stderr
+    assert snapshot(url) == applied and len(ap.history(store)) == 3
+
+    invoke("undo", "1", "2", "3", "--store", store, "--yes", expect=0)
+    assert snapshot(url) == original
+    assert [b["undo_of"] for b in ap.history(store)][3:] == [3, 2, 1]
+    invoke("undo", "2", "--store", store, "--yes", expect=3)  # already undone
+    hist = invoke("history", "--store", store, expect=0).stdout
+    assert "undone by" in hist and "undo of 3" in hist
+
+
+def test_a_dossier_changed_since_the_audit_is_refused_and_untouched(district: Path, tmp_path: Path) -> None:
+    url, store, _ = audited(district, tmp_path)
+    plan = tmp_path / "plan.yaml"
+    actions = make_plan(store, plan)
+    stale = actions[3]["dossier_code"]  # a close
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:  # someone edits the applicant's name in the vendor system
+        conn.execute(sa.text("UPDATE HS_HOSO SET CHU_HOSO = CHU_HOSO || ' (sửa)' WHERE MA_HOSO = :c"), {"c": stale})
+    before = snapshot(url)
+    result = invoke("apply", str(plan), "--store", store, "--yes", expect=3)
+    assert f"refused: {stale}" in result.stderr and "changed since the audit" in result.stderr
+    after = snapshot(url)
+    row = lambda snap: [r for r in snap["HS_HOSO"] if r[1] == stale]  # noqa: E731
+    assert row(after) == row(before)
+    assert after["HS_XULY_HIENTAI"] != before["HS_XULY_HIENTAI"]  # the others were written
+    engine.dispose()
+
+
+def test_undo_refuses_the_whole_batch_when_a_row_moved_on(district: Path, tmp_path: Path) -> None:
+    url, store, _ = audited(district, tmp_path)
+    plan = tmp_path / "plan.yaml"
+    actions = make_plan(store, plan)
+    invoke("apply", str(plan), "--store", store, "--yes", expect=0)
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE HS_XULY_HIENTAI SET TAIKHOAN_XULY = 'someone.else' WHERE MA_HOSO = :c"),
+                     {"c": actions[0]["dossier_code"]})
+    engine.dispose()
+    before = snapshot(url)
+    result = invoke("undo", "1", "--store", store, "--yes", expect=3)
+    assert actions[0]["dossier_code"] in result.stderr and "'someone.else'" in result.stderr
+    assert snapshot(url) == before
+    assert [b["kind"] for b in ap.history(store)] == ["apply"]
+
+
+def test_bad_plans_are_refused_with_file_and_line(district: Path, tmp_path: Path) -> None:
+    url, store, mapping = audited(district, tmp_path)
+    plan = tmp_path / "plan.yaml"
+    make_plan(store, plan)
+    text = plan.read_text(encoding="utf-8")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text.replace("action: reassign", "action: [reassign", 1), encoding="utf-8")
+    assert f"{bad}:" in invoke("apply", str(bad), "--store", store, expect=2).stderr
+    bad.write_text(text.replace("action: reassign", "action: move", 1), encoding="utf-8")
+    err = invoke("apply", str(bad), "--store", store, expect=2).stderr
+    line = next(i for i, s in enumerate(text.splitlines(), 1) if "action: reassign" in s)
+    assert f"{bad}:{line}: action 'move'" in err
+    bad.write_text(text.replace("status: returned", "status: done", 1), encoding="utf-8")
+    assert "is not a canonical status" in invoke("apply", str(bad), "--store", store, expect=2).stderr
+    data = yaml.safe_load(text)
+    data["plan"]["run_fingerprint"] = "0" * 16
+    bad.write_text(yaml.safe_dump(data), encoding="utf-8")
+    assert "fingerprint" in invoke("apply", str(bad), "--store", store, expect=2).stderr
+    data = yaml.safe_load(text)
+    data["plan"]["run"] = 7
+    bad.write_text(yaml.safe_dump(data), encoding="utf-8")
+    assert "audit run 7" in invoke("apply", str(bad), "--store", store, expect=2).stderr
+    other = str(tmp_path / "other.duckdb")
+    shutil.copy(store, other)
+    assert "plan made for the store" in invoke("apply", str(plan), "--store", other, expect=2).stderr
+    data = yaml.safe_load(text)
+    data["actions"][0]["fingerprint"] = "f" * 32
+    bad.write_text(yaml.safe_dump(data), encoding="utf-8")
+    assert "is not the one audit run 1 stored" in invoke("apply", str(bad), "--store", store, expect=2).stderr
+    data = yaml.safe_load(text)
+    data["actions"][0]["assignee"] = "x.y"
+    bad.write_text(yaml.safe_dump(data), encoding="utf-8")
+    assert "differs from set.assignee" in invoke("apply", str(bad), "--store", store, expect=2).stderr
+
+    original = snapshot(url)
+    mapping.write_text(mapping.read_text(encoding="utf-8").replace("writable: true", "writable: false"),
+                       encoding="utf-8")
+    err = invoke("apply", str(plan), "--store", store, "--yes", expect=3).stderr
+    assert "writable: true" in err and "--sql" in err
+    invoke("apply", str(plan), "--store", store, "--dry-run", expect=0)
+    assert snapshot(url) == original and ap.history(store) == []
+
+
+def _kill_run(plan: Path, store: str, fault: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, ap.FAULT_ENV: fault}
+    return subprocess.run([sys.executable, "-m", "reconcile", "apply", str(plan), "--store", store, "--yes",
+                           "--batch-size", "1"], env=env, capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("fault, outcome", [("after-commit:3", "recovered"), ("after-log:3", "rolled_back")])
+def test_sigkill_mid_apply_leaves_whole_batches_and_a_rerun_finishes(district: Path, tmp_path: Path, fault: str,
+                                                                     outcome: str) -> None:
+    url, store, _ = audited(district, tmp_path)
+    plan = tmp_path / "plan.yaml"
+    make_plan(store, plan)
+    original = snapshot(url)
+    killed = _kill_run(plan, store, fault)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    hist = ap.history(store)
+    assert [(b["id"], b["outcome"]) for b in hist] == [(1, "committed"), (2, "committed"), (3, "pending")]
+    # whole batches only: the target holds batches 1-2 (and 3 when its commit happened) and nothing more
+    expected_written = 3 if outcome == "recovered" else 2
+    dry = ap.apply_plan(plan, store)
+    assert dry.counts()["already_applied"] == expected_written
+    assert dry.counts()["would_write"] == 6 - expected_written
+
+    result = invoke("apply", str(plan), "--store", store, "--yes", "--batch-size", "1", expect=0)
+    assert "interrupted" in result.stderr
+    hist = ap.history(store)
+    assert hist[2]["outcome"] == outcome
+    assert [b["outcome"] for b in hist[3:]] == ["committed"] * (6 - expected_written)
+    assert ap.apply_plan(plan, store).counts()["already_applied"] == 6
+    ids = [str(b["id"]) for b in hist if b["outcome"] in ("committed", "recovered")]
+    invoke("undo", *ids, "--store", store, "--yes", expect=0)
+    assert snapshot(url) == original
+
+
+def test_csv_profile_writes_the_store_snapshot(csv_district: Path, tmp_path: Path) -> None:
+    work = tmp_path / "d"
+    shutil.copytree(csv_district, work)
+    store = str(tmp_path / "store.duckdb")
+    audit(AuditInputs(register=tuple(str(p) for p in (work / "register").iterdir()), system=str(work / "system"),
+                      workflows=str(work / "workflows"), as_of=date(2021, 6, 30), paper_only_units=PAPER_ONLY), store)
+    plan = tmp_path / "plan.yaml"
+    make_plan(store, plan)
+
+    def rows() -> list[Any]:
+        s = open_store(store, create=False)
+        with s.connect() as conn:
+            out = conn.execute(sa.select(dossier).order_by(dossier.c.run_id, dossier.c.source_row)).all()
+        s.engine.dispose()
+        return out
+
+    original = rows()
+    invoke("apply", str(plan), "--store", store, "--yes", expect=0)
+    applied = rows()
+    changed = [(a, b) for a, b in zip(original, applied) if a != b]
+    assert len(changed) == 6
+    assert any(b.status == "returned" and b.status_raw == "returned" and b.fingerprint != a.fingerprint
+               for a, b in changed)
+    invoke("apply", str(plan), "--store", store, "--yes", expect=0)
+    assert rows() == applied and len(ap.history(store)) == 1
+    invoke("undo", "1", "--store", store, "--yes", expect=0)
+    assert rows() == original
+
+
+@pytest.fixture(scope="module")
+def shared(district: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str, Path, list[dict[str, Any]]]:
+    tmp = tmp_path_factory.mktemp("property")
+    url, store, _ = audited(district, tmp)
+    plan = tmp / "full.yaml"
+    actions = make_plan(store, plan, reassign=8, close=8)
+    return url, store, plan, actions
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_undo_of_apply_restores_every_touched_row(shared: tuple[str, str, Path, list[dict[str, Any]]],
+                                                   data: st.DataObject) -> None:
+    url, store, full, actions = shared
+    chosen = data.draw(st.lists(st.sampled_from(actions), unique_by=lambda a: a["dossier_code"], min_size=1))
+    batch = data.draw(st.integers(1, 5))
+    doc = yaml.safe_load(full.read_text(encoding="utf-8"))
+    doc["actions"] = chosen
+    plan = full.with_name("subset.yaml")
+    plan.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
+    original = snapshot(url)
+    result = ap.apply_plan(plan, store, yes=True, batch_size=batch)
+    writing = [a for a in chosen if a["action"] != "escalate" and a.get("confirmed", True)]
+    assert result.counts().get("written", 0) == len(writing)
+    assert len(result.batches) == -(-len(writing) // batch)
+    for b in reversed(result.batches):
+        ap.undo(b, store, yes=True)
+    assert snapshot(url) == original
