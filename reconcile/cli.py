@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from datetime import date
@@ -266,14 +267,15 @@ def simulate(out: str, seed: int, scale: float, register_format: str, system_for
 @main.command()
 @click.option("--out", "out", default="reports/binh-son-2021-h1", show_default=True, metavar="DIR")
 def demo(out: str) -> None:
-    """Simulate the demo district and audit it, writing DIR/findings.json and DIR/census.json."""
+    """Simulate the demo district, audit it and fix it: DIR/findings.json, census.json, fixes.json."""
     _, err = _consoles()
     with err.status("demo", spinner="dots") as status:
         result = commands.demo(Path(out), progress=lambda s: status.update(f"demo: {s}"))
     err.print(f"audit run {result.run['id']}: {sum(result.summary.values()):,} findings; "
-              f"wrote {Path(out) / 'findings.json'} and {Path(out) / 'census.json'}")
+              f"wrote findings.json, census.json and fixes.json to {out}")
     render.audit_table(result, _consoles()[0])
-    render.census_table(commands.census(str(Path(out) / "inputs" / "reconcile.duckdb")), _consoles()[0])
+    render.census_table(commands.census(str(Path(out) / "inputs" / "reconcile.duckdb"), run_id=1), _consoles()[0])
+    render.fixes_table(json.loads((Path(out) / "fixes.json").read_text(encoding="utf-8")), _consoles()[0])
 
 
 @main.group()

@@ -523,7 +523,8 @@ DEMO_STARTED_AT = "2021-07-01T08:00:00+00:00"
 
 
 def demo(out: Path, progress: Progress = _quiet) -> RunReport:
-    """Simulate the demo district into OUT/inputs, audit it into a fresh store, write OUT/findings.json."""
+    """Simulate the demo district into OUT/inputs, audit it into a fresh store (OUT/findings.json,
+    OUT/census.json), then fix it: plan -> apply -> audit -> undo -> audit -> apply (OUT/fixes.json)."""
     import yaml
 
     from reconcile.simulate import simulate
@@ -535,18 +536,47 @@ def demo(out: Path, progress: Progress = _quiet) -> RunReport:
     store_path = inputs_dir / "reconcile.duckdb"  # the project file's store: `cd` there and `reconcile show`
     for leftover in (store_path, store_path.with_name(store_path.name + ".wal")):
         leftover.unlink(missing_ok=True)
-    report = audit(
-        AuditInputs(
-            register=tuple(str(p) for p in sim.register_files), system=sim.system_source,
-            workflows=str(sim.workflows), as_of=parse_as_of(str(project["as_of"])),
-            mapping=str(sim.mapping) if sim.mapping else None,
-            date_tolerance_days=int(project.get("date_tolerance_days", 0)),
-            paper_only_units=tuple(project.get("paper_only_units") or ()),
-        ),
-        str(store_path), progress, started_at=DEMO_STARTED_AT,
+    inputs = AuditInputs(
+        register=tuple(str(p) for p in sim.register_files), system=sim.system_source,
+        workflows=str(sim.workflows), as_of=parse_as_of(str(project["as_of"])),
+        mapping=str(sim.mapping) if sim.mapping else None,
+        date_tolerance_days=int(project.get("date_tolerance_days", 0)),
+        paper_only_units=tuple(project.get("paper_only_units") or ()),
     )
+    report = audit(inputs, str(store_path), progress, started_at=DEMO_STARTED_AT)
     out.mkdir(parents=True, exist_ok=True)
-    for name, doc in (("findings.json", report.to_dict()), ("census.json", census(str(store_path)).to_dict())):
+    docs = {"findings.json": report.to_dict(), "census.json": census(str(store_path)).to_dict(),
+            "fixes.json": _demo_fixes(inputs, store_path, inputs_dir / "plan.yaml", report, progress)}
+    for name, doc in docs.items():
         text = json.dumps(doc, ensure_ascii=False, indent=2, default=str) + "\n"
         (out / name).write_text(text, encoding="utf-8")
     return report
+
+
+def _demo_fixes(inputs: AuditInputs, store_path: Path, plan_path: Path, before: RunReport,
+                progress: Progress) -> dict[str, Any]:
+    """The whole fixing loop on the demo's vendor database, with the findings before and after."""
+    import yaml
+
+    from reconcile.apply import apply_plan, undo
+
+    store = str(store_path)
+    progress("plan")
+    fix_plan = plan(store)
+    plan_path.write_text(yaml.safe_dump(fix_plan.to_dict(), allow_unicode=True, sort_keys=False, width=120),
+                         encoding="utf-8")
+    progress("apply")
+    applied = apply_plan(plan_path, store, yes=True, actor="demo")
+    after = audit(inputs, store, progress, started_at=DEMO_STARTED_AT)
+    progress("undo")
+    undone = [undo(b, store, yes=True, actor="demo") for b in reversed(applied.batches)]
+    restored = audit(inputs, store, progress, started_at=DEMO_STARTED_AT)
+    progress("apply again")
+    again = apply_plan(plan_path, store, yes=True, actor="demo")
+    return {
+        "plan": {"run": before.run["id"], "counts": fix_plan.counts(), "validation": fix_plan.validation},
+        "apply": {"counts": applied.counts(), "batches": list(applied.batches)},
+        "findings": {"before": before.summary, "after_apply": after.summary, "after_undo": restored.summary},
+        "undo": {"batches": [u.undo_batch for u in undone], "changes": sum(u.changes for u in undone)},
+        "apply_again": {"counts": again.counts(), "batches": list(again.batches)},
+    }

@@ -191,3 +191,20 @@ def plan_summary(plan: Plan, console: Console, out: str | None) -> None:
                   f"{len(late):,} become late")
     for p in v["problems"]:
         console.print(f"[red]problem:[/] {escape(p)}")
+
+
+def fixes_table(doc: dict[str, Any], console: Console) -> None:
+    """The demo's fixing loop: the plan, and the findings before, after apply and after undo."""
+    counts = ", ".join(f"{n:,} {k}" for k, n in sorted(doc["plan"]["counts"].items()))
+    console.print(f"[bold]Fixes[/]: plan for audit run {doc['plan']['run']}: {counts}; applied in batch(es) "
+                  f"{', '.join(map(str, doc['apply']['batches']))}, undone by {', '.join(map(str, doc['undo']['batches']))}"
+                  f", applied again in {', '.join(map(str, doc['apply_again']['batches']))}")
+    f = doc["findings"]
+    t = Table(title="Findings before and after the fixes", title_justify="left")
+    for name in ("kind", "before", "after apply", "after undo"):
+        t.add_column(name, justify="left" if name == "kind" else "right")
+    for kind in FindingKind:
+        row = [f[k].get(kind.value, 0) for k in ("before", "after_apply", "after_undo")]
+        if any(row):
+            t.add_row(kind.value, *[f"{n:,}" for n in row])
+    console.print(t)

@@ -55,7 +55,7 @@ def test_demo_covers_every_finding_kind(demo_run: tuple[Path, RunReport]) -> Non
     assert report.run["paper_only_units"] == {"UBND xã Bình Hải": 16, "UBND xã Bình Tân Phú": 16}
 
 
-@pytest.mark.parametrize("name", ["findings.json", "census.json"])
+@pytest.mark.parametrize("name", ["findings.json", "census.json", "fixes.json"])
 def test_committed_demo_output_is_current(demo_run: tuple[Path, RunReport], name: str) -> None:
     out, _ = demo_run
     fresh = (out / name).read_text(encoding="utf-8").replace(str(out), "reports/binh-son-2021-h1")
@@ -108,7 +108,27 @@ def test_audit_in_the_demo_folder_repeats_the_demo_from_its_project_file(
     from helpers import invoke
 
     out, report = demo_run
+    fixes = json.loads((out / "fixes.json").read_text(encoding="utf-8"))
     monkeypatch.chdir(out / "inputs")
     again = json.loads(invoke("audit", "--format", "json", expect=1).stdout)
-    assert again["run"]["id"] == 2  # the demo's store, as the project file says
-    assert again["summary"] == report.summary
+    assert again["run"]["id"] == 4  # the demo's store, as the project file says: after its three audits
+    assert again["summary"] == fixes["findings"]["after_apply"]  # the demo ends with the plan applied
+
+
+def test_demo_fixes_every_planted_orphan_or_escalates_it(demo_run: tuple[Path, RunReport]) -> None:
+    out, report = demo_run
+    fixes = json.loads((out / "fixes.json").read_text(encoding="utf-8"))
+    before, after, undone = (fixes["findings"][k] for k in ("before", "after_apply", "after_undo"))
+    # Closed, migrated and reassigned: those findings are gone; the escalated ones stay for the vendor.
+    for kind in ("resolved_not_closed", "step_not_in_version", "assignee_inactive"):
+        assert before[kind] > 0 and kind not in after
+    for kind in ("unknown_version", "dead_end_step", "unit_without_staff"):
+        assert after[kind] == before[kind]
+    # Nothing else changed (no clean dossier touched), and undo restores the audit exactly.
+    paper = ("missing_in_system", "missing_in_register", "closed_not_resolved", "status_mismatch", "date_mismatch",
+             "field_mismatch", "duplicate_code", "register_numbering_gap")
+    assert {k: after.get(k) for k in paper} == {k: before.get(k) for k in paper}
+    assert undone == before == report.summary
+    assert fixes["apply"]["counts"] == {"written": fixes["plan"]["validation"]["covered"],
+                                        "escalate": fixes["plan"]["validation"]["escalated"]}
+    assert fixes["apply_again"]["counts"]["written"] == fixes["plan"]["validation"]["covered"]

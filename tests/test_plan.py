@@ -18,7 +18,8 @@ def district(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, RunReport,
     out = tmp_path_factory.mktemp("plan") / "district"
     report = demo(out)
     store = str(out / "inputs" / "reconcile.duckdb")
-    result = invoke("plan", "--store", store, "--out", str(out / "plan.yaml"), expect=0)
+    # The demo also applies its plan and audits twice more: plan the first audit run again.
+    result = invoke("plan", "--store", store, "--run", "1", "--out", str(out / "plan.yaml"), expect=0)
     assert result.stdout == "" and "wrote" in result.stderr
     return out, report, yaml.safe_load((out / "plan.yaml").read_text(encoding="utf-8"))
 
@@ -52,9 +53,9 @@ def test_default_choices(district: tuple[Path, RunReport, dict]) -> None:
         by_action.setdefault(a["action"], []).append(a)
     # Returned on paper -> close with the register's return date.
     con = duckdb.connect(str(out / "inputs" / "reconcile.duckdb"), read_only=True)
-    paper = dict(con.execute("SELECT dossier_code, returned_at FROM register_entry WHERE returned_at IS NOT NULL")
-                 .fetchall())
-    fingerprints = dict(con.execute("SELECT dossier_code, fingerprint FROM dossier").fetchall())
+    paper = dict(con.execute("SELECT dossier_code, returned_at FROM register_entry WHERE run_id = 1 "
+                             "AND returned_at IS NOT NULL").fetchall())
+    fingerprints = dict(con.execute("SELECT dossier_code, fingerprint FROM dossier WHERE run_id = 1").fetchall())
     con.close()
     assert {a["dossier_code"] for a in by_action["close"]} == kinds["resolved_not_closed"]
     for a in by_action["close"]:
@@ -83,7 +84,7 @@ def test_without_rules_the_version_diff_proposes_guesses(district: tuple[Path, R
                                                          tmp_path: Path) -> None:
     out, _, with_rules = district
     store = str(out / "inputs" / "reconcile.duckdb")
-    result = invoke("plan", "--store", store, "--rules", str(tmp_path), expect=0)
+    result = invoke("plan", "--store", store, "--run", "1", "--rules", str(tmp_path), expect=0)
     plan = yaml.safe_load(result.stdout)
     migrate = [a for a in plan["actions"] if a["action"] == "migrate"]
     assert migrate and all(a["confirmed"] is False and a["rule"] == "default:migrate" for a in migrate)
