@@ -24,8 +24,6 @@ EARLIEST_DAY = date(1990, 1, 1)  # dates before this are typing errors, not move
 # Why an open dossier cannot reach the end as things stand (census columns, in this order).
 ORPHAN_KINDS = (K.UNKNOWN_VERSION, K.STEP_NOT_IN_VERSION, K.DEAD_END_STEP, K.UNIT_WITHOUT_STAFF,
                 K.ASSIGNEE_INACTIVE)
-
-
 CENSUS_KINDS = (*ORPHAN_KINDS, K.STALLED)
 # wf_state.flags: one bit per census kind, plus two facts the census counts.
 FLAG = {kind: 1 << i for i, kind in enumerate(CENSUS_KINDS)}
