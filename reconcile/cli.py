@@ -462,6 +462,27 @@ def undo_cmd(batches: tuple[int, ...], yes: bool, dry_run: bool, system_url: str
         raise Refused("dry run: nothing written. Hint: add --yes to restore the values.")
 
 
+@main.command("tickets")
+@click.option("--out", default="tickets", show_default=True, metavar="DIR",
+              help="Folder for the bundle (created; an earlier tickets folder is replaced whole).")
+@click.option("--run", "run_id", type=int, help="Audit run id (default: the latest).")
+@click.option("--unmask", is_flag=True, help="Show personal data unmasked. For internal use only: never send "
+                                             "unmasked tickets outside the office.")
+@click.option("--system", "system_url", metavar="URL", help="The system database for the dry run's SQL (when the "
+                                                            "audit's URL hides a password).")
+@click.option("--mapping", metavar="FILE", help="The source mapping (default: the one the audit used).")
+@store_option
+def tickets_cmd(out: str, run_id: int | None, unmask: bool, system_url: str | None, mapping: str | None,
+                store: str | None) -> None:
+    """Vendor tickets: one per (procedure, version, cause), as Markdown, CSV and JSON; personal data masked."""
+    from reconcile import tickets as tk
+
+    bundle = tk.tickets(store, out, run_id, unmask=unmask, system_url=system_url, mapping_path=mapping)
+    n = sum(len(t.dossiers) for t in bundle.tickets)
+    click.echo(f"wrote {len(bundle.tickets)} tickets ({n} dossiers) of audit run {bundle.run['id']} to {out}: "
+               "index.md, tickets.csv, tickets.json" + ("" if bundle.masked else " (NOT MASKED: internal use only)"))
+
+
 @main.command("history")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @store_option

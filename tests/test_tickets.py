@@ -1,0 +1,189 @@
+"""Vendor tickets on the demo district: one per (procedure, version, cause), every escalated dossier in
+exactly one, Markdown/CSV/JSON in agreement, personal data masked unless --unmask, bad --out refused."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from helpers import invoke
+
+from reconcile import commands
+from reconcile.apply import apply_plan, undo
+from reconcile.plan import Plan
+from reconcile.store import dossier, open_store, register_entry
+from reconcile.tickets import build_tickets, render_files, tickets
+
+
+@pytest.fixture(scope="module")
+def district(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The demo district, with its last apply undone so the vendor database holds the audited state
+    again (the dry run then has statements to show)."""
+    out = tmp_path_factory.mktemp("tickets") / "demo"
+    commands.demo(out)
+    store = str(out / "inputs" / "reconcile.duckdb")
+    fixes = json.loads((out / "fixes.json").read_text(encoding="utf-8"))
+    for batch in reversed(fixes["apply_again"]["batches"]):
+        undo(batch, store, yes=True, actor="test")
+    read_only = out / "mapping-read-only.yaml"
+    read_only.write_text((out / "inputs" / "system" / "mapping.yaml").read_text(encoding="utf-8")
+                         .replace("writable: true", "writable: false"), encoding="utf-8")
+    written = out / "tickets"
+    tickets(store, written)
+    return {"out": out, "store": store, "plan": commands.plan(store), "tickets": written,
+            "read_only": str(read_only)}
+
+
+def personal(store: str, codes: set[str] | None = None) -> dict[str, set[str]]:
+    """Applicant names, phones and addresses of the latest run, from the system and the register."""
+    s = open_store(store, create=False)
+    found: dict[str, set[str]] = {"applicant": set(), "phone": set(), "address": set()}
+    try:
+        with s.connect() as conn:
+            run = s.latest_run_id(conn)
+            for table, cols in ((dossier, ("applicant", "phone", "address")), (register_entry, ("applicant", "address"))):
+                stmt = sa.select(table.c.dossier_code, *[table.c[c] for c in cols]).where(table.c.run_id == run)
+                for row in conn.execute(stmt).mappings():
+                    if codes is None or row["dossier_code"] in codes:
+                        for c in cols:
+                            if row[c]:
+                                found[c].add(row[c])
+    finally:
+        s.engine.dispose()
+    return found
+
+
+def read_all(folder: Path) -> str:
+    return "\n".join(p.read_text(encoding="utf-8") for p in sorted(folder.iterdir()))
+
+
+def load(folder: Path) -> dict[str, Any]:
+    return json.loads((folder / "tickets.json").read_text(encoding="utf-8"))
+
+
+def test_one_ticket_per_group(district: dict[str, Any]) -> None:
+    doc = load(district["tickets"])
+    keys = [(t["procedure"], t["version"], t["cause"]) for t in doc["items"]]
+    assert len(keys) == len(set(keys))
+    for t in doc["items"]:
+        for d in t["dossiers"]:
+            assert (d["system"]["workflow_key"], d["system"]["workflow_version"]) == (t["procedure"], t["version"])
+            assert t["cause"] in d["findings"]
+    by_cause = {(t["procedure"], t["version"], t["cause"]): len(t["dossiers"]) for t in doc["items"]}
+    assert by_cause == {("1.004199.000.00.00.H48", 2, "unit_without_staff"): 6,
+                        ("1.004199.000.00.00.H48", 3, "unknown_version"): 2,
+                        ("1.004227.000.00.00.H48", 3, "dead_end_step"): 8,
+                        ("1.004227.000.00.00.H48", 4, "unknown_version"): 5}
+    requests = {t["cause"]: t["request"] for t in doc["items"]}
+    assert "Deploy the missing version 4 of 1.004227.000.00.00.H48" in \
+        next(t["request"] for t in doc["items"] if t["version"] == 4)
+    assert "Add an outgoing flow to step S03B" in requests["dead_end_step"]
+    assert "Activate or add an account in unit DODAC" in requests["unit_without_staff"]
+    # The demo's source is writable: the office applies the planned fixes, no ticket for them.
+    assert doc["tickets"]["system"]["writable"] is True
+    assert all(not t["sql"] for t in doc["items"])
+
+
+def test_every_escalated_dossier_is_in_exactly_one_ticket(district: dict[str, Any]) -> None:
+    plan: Plan = district["plan"]
+    escalated = sorted(a.dossier_code for a in plan.actions if a.action == "escalate")
+    ticketed = sorted(d["dossier_code"] for t in load(district["tickets"])["items"] for d in t["dossiers"])
+    assert escalated and ticketed == escalated
+
+
+def test_markdown_csv_and_json_agree(district: dict[str, Any]) -> None:
+    folder = district["tickets"]
+    doc = load(folder)
+    pairs = {(t["id"], d["dossier_code"]) for t in doc["items"] for d in t["dossiers"]}
+    rows = list(csv.DictReader(io.StringIO((folder / "tickets.csv").read_text(encoding="utf-8"))))
+    assert len(rows) == len(pairs) and {(r["ticket"], r["dossier_code"]) for r in rows} == pairs
+    index = (folder / "index.md").read_text(encoding="utf-8")
+    files = {p.name for p in folder.iterdir()}
+    assert files == {"index.md", "tickets.csv", "tickets.json", *(t["file"] for t in doc["items"])}
+    for t in doc["items"]:
+        assert f"]({t['file']})" in index
+        text = (folder / t["file"]).read_text(encoding="utf-8")
+        assert text.startswith(f"# {t['id']}: {t['title']}\n") and t["request"] in text
+        for d in t["dossiers"]:
+            row = next(r for r in rows if r["ticket"] == t["id"] and r["dossier_code"] == d["dossier_code"])
+            assert row["cause"] == t["cause"] and row["action"] == d["action"]
+            assert row["system_applicant"] == d["system"]["applicant"] and row["system_phone"] == d["system"]["phone"]
+            assert f"| {d['dossier_code']} |" in text and d["system"]["applicant"] in text
+            reg = d["register"][0]
+            assert row["register_file"] == reg["file"] and row["register_row"] == str(reg["row"])
+            assert f"{reg['file']}, {reg['sheet']}, row {reg['row']}" in text
+
+
+def test_no_personal_data_unmasked_and_unmask_shows_it(district: dict[str, Any], tmp_path: Path) -> None:
+    text = read_all(district["tickets"])
+    everyone = personal(district["store"])
+    leaks = [v for values in everyone.values() for v in values if v in text]
+    assert leaks == []
+    codes = {d["dossier_code"] for t in load(district["tickets"])["items"] for d in t["dossiers"]}
+    mine = personal(district["store"], codes)
+    assert all(mine.values())
+    out = tmp_path / "internal"
+    result = invoke("tickets", "--store", district["store"], "--out", str(out), "--unmask", expect=0)
+    assert "NOT MASKED" in result.stdout
+    shown = read_all(out)
+    assert all(v in shown for values in mine.values() for v in values)
+    assert load(out)["tickets"]["masked"] is False
+
+
+def test_deterministic_and_replaces_an_earlier_bundle(district: dict[str, Any], tmp_path: Path) -> None:
+    out = tmp_path / "t"
+    invoke("tickets", "--store", district["store"], "--out", str(out), expect=0)
+    first = {p.name: p.read_bytes() for p in out.iterdir()}
+    invoke("tickets", "--store", district["store"], "--out", str(out), expect=0)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == first
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t"]  # no temporary folder left behind
+
+
+def test_bad_out_is_one_line_exit_2_and_nothing_written(district: dict[str, Any], tmp_path: Path) -> None:
+    a_file = tmp_path / "tickets"
+    a_file.write_text("not a folder", encoding="utf-8")
+    result = invoke("tickets", "--store", district["store"], "--out", str(a_file), expect=2)
+    assert result.stderr.count("\n") == 1 and "is a file, not a folder" in result.stderr and "Hint" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert a_file.read_text(encoding="utf-8") == "not a folder"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tickets"]
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "keep.txt").write_text("mine", encoding="utf-8")
+    result = invoke("tickets", "--store", district["store"], "--out", str(other), expect=2)
+    assert result.stderr.count("\n") == 1 and sorted(p.name for p in other.iterdir()) == ["keep.txt"]
+
+
+def test_a_source_that_is_not_writable_gets_the_planned_fixes_with_their_sql(district: dict[str, Any]) -> None:
+    plan: Plan = district["plan"]
+    bundle = build_tickets(district["store"], mapping_path=district["read_only"])
+    assert bundle.system["writable"] is False and bundle.masked
+    fixes = sorted(a.dossier_code for a in plan.actions if a.action in ("migrate", "reassign", "close") and a.confirmed)
+    planned = sorted(d.dossier_code for t in bundle.tickets if t.cause.startswith("planned_") for d in t.dossiers)
+    assert fixes and planned == fixes
+    escalated = sorted(a.dossier_code for a in plan.actions if a.action == "escalate")
+    assert sorted(d.dossier_code for t in bundle.tickets if not t.cause.startswith("planned_")
+                  for d in t.dossiers) == escalated
+    # The statements are those of apply's dry run, dossier by dossier.
+    plan_file = district["out"] / "plan-check.yaml"
+    import yaml
+
+    plan_file.write_text(yaml.safe_dump(plan.to_dict(), allow_unicode=True, sort_keys=False, width=120),
+                         encoding="utf-8")
+    dry = apply_plan(plan_file, district["store"], yes=False, mapping_path=district["read_only"])
+    expected = {o.dossier_code: o.statements for o in dry.outcomes if o.state == "would_write"}
+    got = {d.dossier_code: d.sql for t in bundle.tickets for d in t.dossiers if d.sql}
+    assert got == expected and len(got) == len(fixes)
+    for t in bundle.tickets:
+        if t.cause.startswith("planned_"):
+            assert t.sql.startswith("BEGIN;\n") and t.sql.endswith("COMMIT;\n")
+            assert all(s in t.sql for d in t.dossiers for s in d.sql)
+    files = render_files(bundle)
+    text = "\n".join(files.values())
+    assert [v for values in personal(district["store"]).values() for v in values if v in text] == []
