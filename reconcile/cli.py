@@ -220,7 +220,7 @@ def census(run_id: int | None, fmt: str, store: str | None) -> None:
 def plan(out: str | None, run_id: int | None, rules_dir: str | None, store: str | None) -> None:
     """Turn an audit's stuck dossiers into a reviewable plan: one action per dossier."""
     result = commands.plan(store, run_id, rules_dir)
-    text = yaml.safe_dump(result.to_dict(), allow_unicode=True, sort_keys=False, width=120)
+    text = result.to_yaml()
     if out:
         _write_atomically(Path(out), text)
     else:

@@ -21,6 +21,7 @@ from datetime import date
 from typing import Any
 
 import sqlalchemy as sa
+import yaml
 from sqlalchemy.engine import Connection
 
 from reconcile.calendar import add_working_days
@@ -94,6 +95,11 @@ class Plan:
         return {"plan": self.header | {"counts": self.counts(), "validation": self.validation,
                                        "deadline_impact": self.deadline_impact},
                 "actions": [a.to_dict() for a in self.actions]}
+
+    def to_yaml(self) -> str:
+        """The plan file's text (libyaml's emitter when installed: the same text, 20x faster)."""
+        return yaml.dump(self.to_dict(), Dumper=getattr(yaml, "CSafeDumper", yaml.SafeDumper), allow_unicode=True,
+                         sort_keys=False, width=120)
 
 
 def build_plan(conn: Connection, run_id: int, store_url: str, resolver: Resolver | None = None) -> Plan:

@@ -1,0 +1,200 @@
+"""Benchmark: plan + apply of 100k fixes (with their change rows) and undo of them, against a bare
+bulk UPDATE of the same rows and columns on the same SQLite database, in the same run.
+
+The district is a vendor-shaped SQLite database (HS_HOSO, HS_XULY_HIENTAI, DM_CANBO, HS_NHATKY, with
+an index on the dossier code as a vendor database has) where every open dossier sits with an account
+that was deactivated while an active colleague works in the same unit: the audit flags them all and
+the plan has one `reassign` per dossier. Each run starts from a fresh copy of the audited database and
+store, and times, in-process (as the CLI calls them): `plan` (build + write the plan file), `apply
+--yes` (default batch size), `undo --yes` of every batch (newest first); then, on another fresh copy,
+the bare bulk UPDATE of the same rows and column to the same values in one transaction (executemany),
+and the bare UPDATE back.
+
+Target (issue 4): plan + apply <= 3x the bare UPDATE; undo <= 3x the bare UPDATE back.
+
+    python benchmarks/bench_apply.py [--dossiers 100000] [--runs 3] [--batch-size N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sqlite3
+import statistics
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / "bench-data"
+PROC = "1.004227.000.00.00.H48"
+UNITS = [f"U{i:02d}" for i in range(1, 21)]
+STEPS = ["S01", "S02", "S03", "S04"]
+MAPPING = """\
+profile: mapping
+writable: true
+dossier:
+  table: HS_HOSO
+  columns: {dossier_code: MA_HOSO, procedure: MA_TTHC, applicant: CHU_HOSO, received_at: NGAY_TIEPNHAN,
+            due_at: NGAY_HENTRA, due_at_revised: NGAY_HENTRA_MOI, finished_at: NGAY_KETTHUC, returned_at: NGAY_TRAKQ,
+            status: TRANGTHAI, workflow_key: MA_QUYTRINH, workflow_version: PHIENBAN}
+  status_values: {1: received, 2: in_progress, 5: finished, 6: returned}
+task:
+  table: HS_XULY_HIENTAI
+  columns: {dossier_code: MA_HOSO, current_step: MA_BUOC, assignee: TAIKHOAN_XULY, unit: MA_PHONGBAN,
+            step_entered_at: NGAY_NHAN, step_due_at: HAN_XULY}
+account:
+  table: DM_CANBO
+  columns: {account: TAIKHOAN, name: HOTEN, unit: MA_PHONGBAN, active: TRANGTHAI_HD}
+  active_values: [1]
+events:
+  table: HS_NHATKY
+  columns: {dossier_code: MA_HOSO, seq: STT, from_step: TU_BUOC, to_step: DEN_BUOC, account: TAIKHOAN,
+            at: THOIGIAN, action: HANHDONG}
+"""
+
+
+def generate(out: Path, dossiers: int) -> None:
+    """The vendor database, its mapping, a one-procedure catalog and a register book of another year."""
+    marker = out / ".done"
+    if marker.exists():
+        return
+    print(f"generating {dossiers:,} open dossiers with deactivated assignees into {out}", file=sys.stderr)
+    shutil.rmtree(out, ignore_errors=True)
+    wf = out / "workflows" / "land"
+    wf.mkdir(parents=True)
+    lines = [f'procedure: "{PROC}"', 'name: "Đăng ký biến động quyền sử dụng đất"', "version: 1",
+             "valid_from: 2020-01-01", "steps:"]
+    for i, s in enumerate(STEPS):
+        nxt = f"[{STEPS[i + 1]}]" if i + 1 < len(STEPS) else "[]"
+        unit = UNITS[0] if i == 0 else "VPDK"
+        lines.append(f"  - {{id: {s}, name: Bước {s}, unit: {unit}, days: 5, next: {nxt}, "
+                     f"final: {'true' if i + 1 == len(STEPS) else 'false'}}}")
+    (wf / "v1.yaml").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    system = out / "system"
+    system.mkdir()
+    (system / "mapping.yaml").write_text(MAPPING, encoding="utf-8")
+    db = sqlite3.connect(system / "vendor.sqlite")
+    db.executescript("""
+        CREATE TABLE HS_HOSO(ID INTEGER PRIMARY KEY, MA_HOSO TEXT, MA_TTHC TEXT, CHU_HOSO TEXT, NGAY_TIEPNHAN TEXT,
+          NGAY_HENTRA TEXT, NGAY_HENTRA_MOI TEXT, NGAY_KETTHUC TEXT, NGAY_TRAKQ TEXT, TRANGTHAI INTEGER,
+          MA_QUYTRINH TEXT, PHIENBAN INTEGER);
+        CREATE TABLE HS_XULY_HIENTAI(MA_HOSO TEXT, MA_BUOC TEXT, TAIKHOAN_XULY TEXT, MA_PHONGBAN TEXT,
+          NGAY_NHAN TEXT, HAN_XULY TEXT);
+        CREATE TABLE DM_CANBO(TAIKHOAN TEXT PRIMARY KEY, HOTEN TEXT, MA_PHONGBAN TEXT, TRANGTHAI_HD INTEGER);
+        CREATE TABLE HS_NHATKY(MA_HOSO TEXT, STT INTEGER, TU_BUOC TEXT, DEN_BUOC TEXT, TAIKHOAN TEXT,
+          THOIGIAN TEXT, HANHDONG TEXT);
+    """)
+    accounts = []
+    for u in UNITS:
+        accounts.append((f"{u.lower()}.old", f"Cán bộ cũ {u}", u, 0))  # deactivated, still holds dossiers
+        accounts += [(f"{u.lower()}.can{k}", f"Cán bộ {k} {u}", u, 1) for k in range(1, 4)]
+    db.executemany("INSERT INTO DM_CANBO VALUES (?, ?, ?, ?)", accounts)
+    hoso, task = [], []
+    for i in range(dossiers):
+        code = f"000.00.53.H48-2012{20 + i % 10:02d}-{i:07d}"
+        unit = UNITS[i % len(UNITS)]
+        received = f"2020-12-{20 + i % 10:02d} 08:30:00"
+        hoso.append((i + 1, code, PROC, "Nguyễn Văn An", received, "2021-03-31 17:00:00", None, None, None, 2,
+                     PROC, 1))
+        task.append((code, "S01", f"{unit.lower()}.old", unit, received, "2021-03-31 17:00:00"))
+    db.executemany("INSERT INTO HS_HOSO VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", hoso)
+    db.executemany("INSERT INTO HS_XULY_HIENTAI VALUES (?, ?, ?, ?, ?, ?)", task)
+    db.executescript("CREATE INDEX IX_HS_HOSO_MA ON HS_HOSO(MA_HOSO);"
+                     "CREATE INDEX IX_HS_XULY_MA ON HS_XULY_HIENTAI(MA_HOSO);")
+    db.commit()
+    db.close()
+    # A 2021 register book: the 2020 dossiers are outside its period, so the run holds no paper findings.
+    (out / "register.csv").write_text(
+        "STT,Mã hồ sơ,Nhận hồ sơ\n1,000.00.53.H48-210104-0000001,04/01/2021\n", encoding="utf-8-sig")
+    from reconcile.commands import AuditInputs, audit
+
+    audit(AuditInputs(register=(str(out / "register.csv"),), system=f"sqlite:///{system / 'vendor.sqlite'}",
+                      workflows=str(out / "workflows"), as_of=date(2020, 12, 31),
+                      mapping=str(system / "mapping.yaml")), str(out / "pristine.duckdb"))
+    shutil.copy(system / "vendor.sqlite", out / "pristine.sqlite")
+    marker.write_text("ok")
+
+
+def fresh(out: Path) -> None:
+    """The audited database and store as the audit left them."""
+    shutil.copy(out / "pristine.sqlite", out / "system" / "vendor.sqlite")
+    shutil.copy(out / "pristine.duckdb", out / "store.duckdb")
+
+
+def bare(db_path: Path, pairs: list[tuple[str, str]]) -> float:
+    """One transaction: UPDATE the task table's assignee of the given codes (executemany)."""
+    db = sqlite3.connect(db_path, isolation_level=None)
+    start = time.perf_counter()
+    db.execute("BEGIN IMMEDIATE")
+    db.executemany("UPDATE HS_XULY_HIENTAI SET TAIKHOAN_XULY = ? WHERE MA_HOSO = ?", pairs)
+    db.execute("COMMIT")
+    took = time.perf_counter() - start
+    db.close()
+    return took
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dossiers", type=int, default=100_000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=None, help="apply's batch size (default: apply's own)")
+    args = parser.parse_args()
+    out = DATA / f"apply-{args.dossiers}"
+    generate(out, args.dossiers)
+
+    from reconcile import apply as ap
+    from reconcile import commands
+
+    store, plan_path, db_path = str(out / "store.duckdb"), out / "plan.yaml", out / "system" / "vendor.sqlite"
+    batch_size = args.batch_size or ap.DEFAULT_BATCH_SIZE
+    times: dict[str, list[float]] = {k: [] for k in ("plan", "apply", "undo", "bare", "bare_back")}
+    for _ in range(args.runs):
+        fresh(out)
+        t = time.perf_counter()
+        plan = commands.plan(store)
+        plan_path.write_text(plan.to_yaml(), encoding="utf-8")
+        times["plan"].append(time.perf_counter() - t)
+        reassign = [a for a in plan.actions if a.action == "reassign"]
+        assert len(reassign) == len(plan.actions) == args.dossiers, plan.counts()
+
+        t = time.perf_counter()
+        result = ap.apply_plan(plan_path, store, yes=True, batch_size=batch_size)
+        times["apply"].append(time.perf_counter() - t)
+        assert result.counts() == {"written": args.dossiers}, result.counts()
+        with sqlite3.connect(db_path) as db:
+            assert db.execute("SELECT count(*) FROM HS_XULY_HIENTAI WHERE TAIKHOAN_XULY LIKE '%.old'"
+                              ).fetchone()[0] == 0
+
+        t = time.perf_counter()
+        for bid in sorted(result.batches, reverse=True):
+            ap.undo(bid, store, yes=True)
+        times["undo"].append(time.perf_counter() - t)
+        with sqlite3.connect(db_path) as db:
+            assert db.execute("SELECT count(*) FROM HS_XULY_HIENTAI WHERE TAIKHOAN_XULY LIKE '%.old'"
+                              ).fetchone()[0] == args.dossiers
+
+        # The same rows and column to the same values, and back, on a fresh copy of the same database.
+        fresh(out)
+        old = {a.dossier_code: a.evidence["assignee"] for a in reassign}
+        times["bare"].append(bare(db_path, [(a.set["assignee"], a.dossier_code) for a in reassign]))
+        times["bare_back"].append(bare(db_path, [(old[c], c) for c in old]))
+
+    m = {k: statistics.median(v) for k, v in times.items()}
+    print(f"apply benchmark: {args.dossiers:,} reassign fixes on a vendor-shaped SQLite database, "
+          f"batch size {batch_size}, median of {args.runs} runs")
+    print(f"  plan (build + write the plan file)  {m['plan']:8.2f} s")
+    print(f"  apply --yes (with change rows)      {m['apply']:8.2f} s")
+    print(f"  undo --yes of every batch           {m['undo']:8.2f} s")
+    print(f"  bare bulk UPDATE (executemany)      {m['bare']:8.2f} s")
+    print(f"  bare bulk UPDATE back               {m['bare_back']:8.2f} s")
+    print(f"  plan + apply / bare: {(m['plan'] + m['apply']) / m['bare']:.1f}x (target <= 3x); "
+          f"apply alone / bare: {m['apply'] / m['bare']:.1f}x")
+    print(f"  undo / bare back:    {m['undo'] / m['bare_back']:.1f}x (target <= 3x)")
+
+
+if __name__ == "__main__":
+    main()
