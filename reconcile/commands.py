@@ -26,8 +26,8 @@ from reconcile.sources.workbench import (
     SystemDigest, account_sql, check_stored_dossiers, check_stored_register, dossier_sql, event_sql, register_sql,
 )
 from reconcile.store import (
-    Store, account, audit_run, dossier, finding, insert_select, mask_url, open_store, reconciliation, register_book,
-    register_entry, step_event, text_key, wf_step, wf_transition, wf_version,
+    Store, account, audit_run, batch_outcome, change, change_batch, dossier, finding, insert_select, mask_url,
+    open_store, reconciliation, register_book, register_entry, step_event, text_key, wf_step, wf_transition, wf_version,
 )
 from reconcile.wfstate import CENSUS_KINDS, CensusRow, StallRule
 from reconcile.wfstate import census as census_rows
@@ -415,11 +415,12 @@ class DossierView:
     events: list[dict[str, Any]]
     findings: list[dict[str, Any]]
     match_class: str | None
+    changes: list[dict[str, Any]] = field(default_factory=list)  # what apply/undo wrote, oldest first
 
     def to_dict(self) -> dict[str, Any]:
         return {"dossier_code": self.code, "run": self.run_id, "class": self.match_class,
                 "register": self.register_rows, "system": self.system, "events": self.events,
-                "findings": self.findings}
+                "findings": self.findings, "changes": self.changes}
 
 
 @dataclass(frozen=True, slots=True)
@@ -506,11 +507,34 @@ def show(code: str, store_url: str | None = None, run_id: int | None = None) -> 
                     "evidence": json.loads(f["evidence"])} for f in rows(finding, finding.c.kind)]
             cls = conn.execute(sa.select(reconciliation.c["class"]).where(
                 reconciliation.c.run_id == run_id, reconciliation.c.dossier_code == norm)).scalar()
+            changes = dossier_changes(conn, norm)
     finally:
         store.engine.dispose()
     if not reg and not sys_:
         raise BadInput(f"show: dossier {norm} is neither on the register nor in the system of run {run_id}.")
-    return DossierView(norm, run_id, reg, sys_, events, fnd, cls)
+    return DossierView(norm, run_id, reg, sys_, events, fnd, cls, changes)
+
+
+def dossier_changes(conn: sa.Connection, code: str) -> list[dict[str, Any]]:
+    """Every value apply and undo wrote for a dossier (any audit run), from the store's change log:
+    batch, kind (apply/undo), the batch's outcome (pending while an interrupted batch is unsettled;
+    rolled_back: nothing of it was written), table, column, before, after, time; oldest first."""
+    from reconcile.apply import decode_value
+
+    c, cb, bo = change, change_batch, batch_outcome
+    stmt = (sa.select(c.c.batch_id, cb.c.kind, bo.c.outcome, cb.c.run_id, cb.c.undo_of, c.c.action, c.c.rule,
+                      c.c.table_name, c.c.column_name, c.c.field, c.c.before_value, c.c.after_value,
+                      cb.c.started_at, cb.c.actor)
+            .join(cb, cb.c.id == c.c.batch_id).outerjoin(bo, bo.c.batch_id == c.c.batch_id)
+            .where(c.c.dossier_code == code).order_by(c.c.batch_id, c.c.seq))
+    out = []
+    for r in conn.execute(stmt).mappings():
+        plain = _plain({"before": decode_value(r["before_value"]), "after": decode_value(r["after_value"])})
+        out.append({"batch": r["batch_id"], "kind": r["kind"], "outcome": r["outcome"] or "pending",
+                    "run": r["run_id"], "undo_of": r["undo_of"], "action": r["action"], "rule": r["rule"],
+                    "table": r["table_name"], "column": r["column_name"], "field": r["field"], **plain,
+                    "at": r["started_at"], "actor": r["actor"]})
+    return out
 
 
 def _plain(d: dict[str, Any]) -> dict[str, Any]:
@@ -563,8 +587,7 @@ def _demo_fixes(inputs: AuditInputs, store_path: Path, plan_path: Path, before: 
     store = str(store_path)
     progress("plan")
     fix_plan = plan(store)
-    plan_path.write_text(yaml.safe_dump(fix_plan.to_dict(), allow_unicode=True, sort_keys=False, width=120),
-                         encoding="utf-8")
+    plan_path.write_text(fix_plan.to_yaml(), encoding="utf-8")
     progress("apply")
     applied = apply_plan(plan_path, store, yes=True, actor="demo")
     after = audit(inputs, store, progress, started_at=DEMO_STARTED_AT)

@@ -88,6 +88,18 @@ def dossier_view(view: DossierView, console: Console) -> None:
     for f in view.findings:
         details = ", ".join(f"{k}={v}" for k, v in f["details"].items() if v is not None)
         console.print(f"[bold red]{f['kind']}[/] ({f['severity']}): {escape(details)}")
+    if view.changes:
+        cols = ("batch", "kind", "outcome", "table", "column", "before", "after", "at")
+        t = Table(title="Changes (apply / undo)", title_justify="left")
+        for c in cols:
+            t.add_column(c)
+        for ch in view.changes:
+            kind = ch["kind"] + (f" of {ch['undo_of']}" if ch["undo_of"] is not None else "")
+            t.add_row(*[escape(kind if c == "kind" else "NULL" if c in ("before", "after") and ch[c] is None
+                               else str(ch[c])) for c in cols])
+        console.print(t)
+    else:
+        console.print("Changes: none")
 
 
 def catalog_check(result: Any, console: Console) -> None:

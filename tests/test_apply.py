@@ -364,3 +364,101 @@ def test_undo_of_apply_restores_every_touched_row(shared: tuple[str, str, Path, 
     for b in reversed(result.batches):
         ap.undo(b, store, yes=True)
     assert snapshot(url) == original
+
+
+# ----------------------------------------------------------- batched writes, rendering, show CODE
+
+
+def _cas_table() -> sa.Table:
+    return sa.Table("T", sa.MetaData(), sa.Column("code", sa.String(40)), sa.Column("who", sa.String(40)),
+                    sa.Column("n", sa.Integer), sa.Column("day", sa.Date), sa.Column("at", sa.DateTime))
+
+
+def _writes(t: sa.Table) -> list[ap.Write]:
+    from datetime import datetime
+
+    return [
+        ap.Write("A", "reassign", "r", t, (("code", "A"),), (("who", "assignee", "old", "new"),)),
+        ap.Write("B", "reassign", "r", t, (("code", "B"),), (("who", "assignee", None, "O'Brien; DROP"),)),
+        ap.Write("C", "close", None, t, (("code", "C"),),
+                 (("day", "returned_at", None, date(2021, 6, 1)), ("at", "finished_at", datetime(2021, 5, 1, 8, 30),
+                                                                   None), ("n", "status", 2, 6))),
+        ap.Write("D", "close", None, t, (("code", "D"),), (("n", "status", 3, 6),)),
+    ]
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", "postgresql", "mysql", "duckdb"])
+def test_rendered_statements_are_the_compiled_ones(dialect: str) -> None:
+    """The renderer compiles one statement per shape and renders values into it: the same text."""
+    from sqlalchemy.dialects import mysql, postgresql, sqlite
+
+    import duckdb_engine
+
+    d = {"sqlite": sqlite.dialect(), "postgresql": postgresql.psycopg.dialect(), "mysql": mysql.pymysql.dialect(),
+         "duckdb": duckdb_engine.Dialect()}[dialect]
+    render = ap._Renderer(d)
+    for w in _writes(_cas_table()) * 2:
+        assert render(w) == ap._render(w.statement(), d)
+
+
+@pytest.mark.parametrize("fallback", [False, True])
+def test_batched_compare_and_set_refuses_a_batch_when_a_row_moved(fallback: bool) -> None:
+    """executemany per shape (or row by row where the driver cannot count): every UPDATE matches one row."""
+    from datetime import datetime
+
+    t = _cas_table()
+    engine = sa.create_engine("sqlite://")
+    if fallback:
+        engine.dialect.supports_sane_multi_rowcount = False
+    blank = {"who": None, "day": None, "at": None}
+    rows = [blank | r for r in ({"code": "A", "who": "old", "n": 1}, {"code": "B", "n": 1},
+                                {"code": "C", "n": 2, "at": datetime(2021, 5, 1, 8, 30)}, {"code": "D", "n": 3})]
+    with engine.begin() as conn:
+        t.create(conn)
+        conn.execute(t.insert(), rows)
+    with engine.connect() as conn:
+        with conn.begin():
+            ap._execute(conn, _writes(t), "batch 1")
+        got = {r.code: (r.who, r.n, r.day, r.at) for r in conn.execute(sa.select(t))}
+    assert got == {"A": ("new", 1, None, None), "B": ("O'Brien; DROP", 1, None, None),
+                   "C": (None, 6, date(2021, 6, 1), None), "D": (None, 6, None, None)}
+    with engine.connect() as conn:  # back to the original, then one row moves: the whole batch is refused
+        with conn.begin():
+            conn.execute(t.delete())
+            conn.execute(t.insert(), [r | {"who": "someone else"} if r["code"] == "A" else r for r in rows])
+        conn.begin()
+        with pytest.raises(ap.ApplyFailed, match="instead of"):
+            ap._execute(conn, _writes(t), "batch 1")
+        conn.rollback()
+        assert {r.code: r.n for r in conn.execute(sa.select(t))} == {"A": 1, "B": 1, "C": 2, "D": 3}
+    engine.dispose()
+
+
+def test_show_lists_the_changes_of_a_dossier(district: Path, tmp_path: Path) -> None:
+    url, store, _ = audited(district, tmp_path)
+    plan = tmp_path / "plan.yaml"
+    actions = make_plan(store, plan, reassign=1, close=1)
+    invoke("apply", str(plan), "--store", store, "--yes", expect=0)
+    invoke("undo", "1", "--store", store, "--yes", expect=0)
+    reassigned, closed = actions[0], actions[1]
+
+    view = json.loads(invoke("show", reassigned["dossier_code"], "--store", store, "--format", "json",
+                             expect=0).stdout)
+    changes = view["changes"]
+    assert [(c["batch"], c["kind"], c["outcome"], c["column"], c["field"]) for c in changes] == [
+        (1, "apply", "committed", "TAIKHOAN_XULY", "assignee"), (2, "undo", "committed", "TAIKHOAN_XULY", "assignee")]
+    assert changes[0]["table"] == "HS_XULY_HIENTAI" and changes[0]["after"] == reassigned["assignee"]
+    assert changes[1]["before"] == changes[0]["after"] and changes[1]["after"] == changes[0]["before"]
+    assert changes[1]["undo_of"] == 1 and all(c["at"] and c["action"] == "reassign" for c in changes)
+
+    view = json.loads(invoke("show", closed["dossier_code"], "--store", store, "--format", "json",
+                             expect=0).stdout)
+    applied = {c["field"]: c for c in view["changes"] if c["kind"] == "apply"}
+    assert applied["returned_at"]["after"].startswith(closed["returned_at"])
+    assert {c["table"] for c in applied.values()} == {"HS_HOSO"}
+
+    table = invoke("show", closed["dossier_code"], "--store", store, expect=0).stdout
+    assert "Changes" in table and "NGAY_TRAKQ" in table and "undo of 1" in table
+    untouched = json.loads(invoke("show", actions[2]["dossier_code"], "--store", store, "--format", "json",
+                                  expect=0).stdout)
+    assert untouched["changes"] == []
