@@ -27,7 +27,8 @@ from reconcile.sources.workbench import (
 )
 from reconcile.store import (
     Store, account, audit_run, batch_outcome, change, change_batch, dossier, finding, insert_select, mask_url,
-    open_store, reconciliation, register_book, register_entry, step_event, text_key, wf_step, wf_transition, wf_version,
+    migration_step, open_store, reconciliation, register_book, register_entry, step_event, text_key, wf_step,
+    wf_transition, wf_version,
 )
 from reconcile.wfstate import CENSUS_KINDS, CensusRow, StallRule
 from reconcile.wfstate import census as census_rows
@@ -177,6 +178,7 @@ class Loaded:
     inputs_doc: dict[str, Any]  # "register" is filled in by record_run from `hashes`
     warnings: list[str]
     hashes: Future[list[dict[str, str]]] | None = None  # register files hashed while the run loads
+    rules: Any = None  # rules.RuleSet: the migration rules beside the catalog folder (None: none there)
 
 
 def load_inputs(inputs: AuditInputs, progress: Progress = _quiet) -> Loaded:
@@ -192,19 +194,48 @@ def load_inputs(inputs: AuditInputs, progress: Progress = _quiet) -> Loaded:
     progress("system")
     system, deployed = load_system(inputs.system, inputs.mapping, inputs.profile, inputs.sidecars)
     catalog = _merge_catalogs(deployed, files)
+    rules = _load_rules(inputs.workflows, catalog)
     inputs_doc = {
         "system": {"profile": system.profile, "source": system.source,
                    **({"mapping": inputs.mapping} if inputs.mapping else {}),
                    **({"sidecars": inputs.sidecars} if inputs.sidecars else {})},
         "workflows": {"dir": inputs.workflows, "versions": len(catalog.versions),
-                      **({"engine_versions": len(deployed.versions)} if deployed is not None else {})},
+                      **({"engine_versions": len(deployed.versions)} if deployed is not None else {}),
+                      **({"rules": len(rules.rules)} if rules is not None else {})},
     }
     # Hashing a large register takes a while; hashlib releases the GIL, so it overlaps the load.
     pool = ThreadPoolExecutor(max_workers=1)
     hashes = pool.submit(lambda: [{"file": f, "sha256": _fingerprint_file(f)} for f in register.files])
     pool.shutdown(wait=False)  # the task runs on; record_run waits for its result
     return Loaded(register, system, catalog, inputs_doc,
-                  list(catalog.warnings) + register.warnings + system.warnings, hashes)
+                  list(catalog.warnings) + register.warnings + system.warnings, hashes, rules)
+
+
+def _load_rules(directory: str | None, catalog: Catalog) -> Any:
+    """The migration rules below the catalog folder, validated against the catalog (bad rules are bad
+    input: nothing is stored); None when there are none."""
+    from reconcile import rules
+
+    if directory is None or not rules.rule_files(directory):
+        return None
+    return rules.load_rules(directory, catalog)
+
+
+def _migration_rows(ruleset: Any, run_id: int) -> list[dict[str, Any]]:
+    """migration_step rows: the steps the rules move on from (see rules.superseded_steps)."""
+    from reconcile.rules import superseded_steps
+
+    return [{"run_id": run_id, "procedure": p, "version": v, "step": s, "to_procedure": res.procedure,
+             "to_version": res.version, "to_step": res.step, "rules": ",".join(res.rules),
+             "needs_confirmation": res.needs_confirmation}
+            for (p, v, s), res in superseded_steps(ruleset)]
+
+
+def _rules_digest(ruleset: Any) -> str:
+    h = hashlib.sha256()
+    for path in ruleset.files:
+        h.update(Path(path).read_bytes())
+    return h.hexdigest()[:16]
 
 
 def _merge_catalogs(deployed: Catalog | None, files: Catalog | None) -> Catalog:
@@ -252,7 +283,9 @@ def record_run(store: Store, loaded: Loaded, settings: AuditSettings, progress: 
         insert_select(store, conn, account, account_sql, system.accounts, run_id)
         _store_batches(store, conn, run_id, step_event, event_sql, system.event_batches())
         versions, steps, transitions = _catalog_tables(loaded.catalog, run_id)
-        for table, rows in ((wf_version, versions), (wf_step, steps), (wf_transition, transitions)):
+        migrations = _migration_rows(loaded.rules, run_id) if loaded.rules is not None else []
+        for table, rows in ((wf_version, versions), (wf_step, steps), (wf_transition, transitions),
+                            (migration_step, migrations)):
             if rows:
                 conn.execute(sa.insert(table), rows)
         if books:
@@ -263,7 +296,8 @@ def record_run(store: Store, loaded: Loaded, settings: AuditSettings, progress: 
         if loaded.hashes is not None:
             loaded.inputs_doc["register"] = loaded.hashes.result()
         content = {"register": [d["sha256"] for d in loaded.inputs_doc.get("register", [])],
-                   "system": sys_digest.digest(system.accounts), "catalog": _catalog_digest(loaded.catalog)}
+                   "system": sys_digest.digest(system.accounts), "catalog": _catalog_digest(loaded.catalog),
+                   **({"rules": _rules_digest(loaded.rules)} if loaded.rules is not None else {})}
         fingerprint = hashlib.sha256(json.dumps([content, settings.to_dict(), __version__],
                                                 sort_keys=True, default=str).encode()).hexdigest()[:16]
         conn.execute(sa.insert(audit_run).values(

@@ -7,7 +7,9 @@ Per dossier, the first that applies:
   diff (same id, same name, same unit and place), always as a guess awaiting a person's confirmation;
 - assigned to an inactive account with an active colleague in the unit -> `reassign` (the least
   loaded colleague, so a unit's backlog is spread);
-- anything else (unknown version, unit without staff, no target) -> `escalate`, for a vendor ticket.
+- anything else (unknown version, unit without staff, no target) -> `escalate`, for a vendor ticket;
+- none of those, but on a version the migration rules move on from (superseded_version) -> `migrate`
+  by the rules (confirmed unless a hop is a guess nobody confirmed).
 Every action carries the fingerprint of the dossier row it was computed from; `apply` refuses rows
 that changed since. The plan also validates itself and reports the deadline impact of migrations.
 """
@@ -123,6 +125,7 @@ def build_plan(conn: Connection, run_id: int, store_url: str, resolver: Resolver
             actions.append(_close(row, base, evidence))
         elif flags & (FLAG[K.STEP_NOT_IN_VERSION] | FLAG[K.DEAD_END_STEP]):
             action = _migrate(row, base, evidence, versions, latest, staff, resolver)
+            assert action is not None  # only a superseded dossier may get none
             actions.append(action)
             if action.action == "migrate":
                 to = (action.set.get("workflow_key", row["workflow_key"]), action.set["workflow_version"])
@@ -136,6 +139,13 @@ def build_plan(conn: Connection, run_id: int, store_url: str, resolver: Resolver
             actions.append(Action(**base, action="escalate", rule="default:escalate",
                                   reason=f"no rule or default fixes {', '.join(why)}", confirmed=True, set={},
                                   evidence=evidence))
+        elif flags & FLAG[K.SUPERSEDED_VERSION] and resolver is not None and row["current_step"]:
+            action = _migrate(row, base, evidence, versions, latest, staff, resolver, superseded=True)
+            if action is not None:
+                actions.append(action)
+                if action.action == "migrate":
+                    to = (action.set.get("workflow_key", row["workflow_key"]), action.set["workflow_version"])
+                    impact.append(_deadline(row, versions[to], as_of))
     actions.sort(key=lambda a: a.dossier_code)
     header = {"format": PLAN_FORMAT, "store": store_url, "run": run_id, "run_fingerprint": run["fingerprint"],
               "as_of": as_of.isoformat(), "system": _system(run["inputs"])}
@@ -154,17 +164,25 @@ def _close(row: Any, base: dict[str, Any], evidence: dict[str, Any]) -> Action:
     where = f"{row['source_file']}" + (f", sheet {row['sheet']}" if row["sheet"] else "") + f", row {row['row_no']}"
     return Action(**base, action="close", rule="default:close",
                   reason=f"{outcome} on paper ({where}), still {row['status']} in the system", confirmed=True,
-                  set=new, evidence=evidence | {"register": {"file": row["source_file"], "sheet": row["sheet"], "row": row["row_no"],
-                                                             "returned": _plain(returned), "outcome": outcome}})
+                  set=new, evidence=evidence | {"register": {
+                      "file": row["source_file"], "sheet": row["sheet"], "row": row["row_no"],
+                      "returned": _plain(returned), "outcome": outcome}})
 
 
 def _migrate(row: Any, base: dict[str, Any], evidence: dict[str, Any], versions: dict[tuple[str, int], WorkflowVersion],
-             latest: dict[str, int], staff: "_Staff", resolver: Resolver | None) -> Action:
+             latest: dict[str, int], staff: "_Staff", resolver: Resolver | None, superseded: bool = False
+             ) -> Action | None:
+    """Superseded (not an orphan): by the rules only, from the version the dossier runs on (pinned or
+    inferred); None when no rule applies to it as it is."""
     proc, version, step = row["workflow_key"], row["workflow_version"], row["current_step"]
+    if superseded:
+        version = row["state_version"]
     facts = {"on_paper": row["source_file"] is not None, "paper_returned_at": row["paper_returned_at"],
              "unit": row["unit"], "received_at": row["received_at"]}
     target = resolver(proc, version, step, facts) if resolver and step else None
     rule = ",".join(target.rules) if target else "default:migrate"
+    if superseded and target is None:
+        return None
     if target is None and step:
         target = _proposed(proc, version, step, row["earlier_version_with_step"], versions, latest)
     if target is None:
@@ -187,9 +205,10 @@ def _migrate(row: Any, base: dict[str, Any], evidence: dict[str, Any], versions:
                           reason=f"target v{target.version} {target.step}: no active account in unit {unit}")
         new |= {"assignee": who, "unit": unit}
     how = "by rule " + rule if rule != "default:migrate" else "proposed by the version diff (a guess)"
+    why = (f"v{version} is superseded: the migration rules move step {step} on" if superseded else
+           f"step {step} of v{version} no longer leads to the end")
     return Action(**base, action="migrate", rule=rule, confirmed=target.confirmed, set=new, evidence=evidence,
-                  reason=f"step {step} of v{version} no longer leads to the end; to v{target.version} "
-                         f"{target.step} ({step_def.name}), {how}")
+                  reason=f"{why}; to v{target.version} {target.step} ({step_def.name}), {how}")
 
 
 def _proposed(proc: str, version: int, step: str, earlier: int | None,
@@ -254,12 +273,13 @@ def _validate(actions: list[Action], orphans: set[str], versions: dict[tuple[str
 # -------------------------------------------------------------------------------------- reads
 
 def _candidates(conn: Connection, run_id: int) -> list[Any]:
-    """Open dossiers with an orphan finding, or resolved on paper: with their system row and the
-    register row that represents them."""
+    """Open dossiers with an orphan finding or on a superseded version, or resolved on paper: with their
+    system row and the register row that represents them."""
     w, d, rc, r = wf_state, dossier, reconciliation, register_entry
-    orphan_bits = sum(FLAG[k] for k in ORPHAN_KINDS)
+    wanted = sum(FLAG[k] for k in ORPHAN_KINDS) | FLAG[K.SUPERSEDED_VERSION]
     stmt = (
-        sa.select(w.c.flags, w.c.earlier_version_with_step, d.c.dossier_code, d.c.fingerprint, d.c.status,
+        sa.select(w.c.flags, w.c.earlier_version_with_step, w.c.version.label("state_version"), d.c.dossier_code,
+                  d.c.fingerprint, d.c.status,
                   d.c.workflow_key, d.c.workflow_version, d.c.current_step, d.c.assignee, d.c.unit, d.c.received_at,
                   d.c.due_at, d.c.finished_at, rc.c["class"], r.c.outcome.label("paper_outcome"),
                   r.c.returned_at.label("paper_returned_at"), r.c.source_file, r.c.sheet, r.c.row_no)
@@ -267,7 +287,7 @@ def _candidates(conn: Connection, run_id: int) -> list[Any]:
                      .outerjoin(rc, sa.and_(rc.c.run_id == w.c.run_id, rc.c.source_row == w.c.source_row))
                      .outerjoin(r, sa.and_(r.c.run_id == w.c.run_id, r.c.entry_id == rc.c.entry_id)))
         .where(w.c.run_id == run_id, d.c.dossier_code.is_not(None),
-               sa.or_(w.c.flags.op("&")(orphan_bits) != 0, rc.c["class"] == "resolved_not_closed"))
+               sa.or_(w.c.flags.op("&")(wanted) != 0, rc.c["class"] == "resolved_not_closed"))
         .order_by(d.c.dossier_code)
     )
     return list(conn.execute(stmt).mappings())

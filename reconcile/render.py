@@ -157,7 +157,8 @@ def workflow_diff(report: Any, console: Console) -> None:
 
 _SHORT = {"unknown_version": "unknown\nversion", "step_not_in_version": "step not\nin version",
           "dead_end_step": "dead\nend", "unit_without_staff": "unit\nno staff",
-          "assignee_inactive": "assignee\ninactive", "stalled": "stalled"}
+          "assignee_inactive": "assignee\ninactive", "stalled": "stalled",
+          "superseded_version": "superseded\nversion"}
 
 
 def census_table(census: Census, console: Console) -> None:
@@ -188,7 +189,8 @@ def census_table(census: Census, console: Console) -> None:
               *[f"{total['by_reason'][k.value]:,}" for k in CENSUS_KINDS], f"{total['version_assumed']:,}", "", "")
     console.print(t)
     console.print("ver? = version not in the catalog; (gone) = step not in its version; orphaned = cannot reach "
-                  "the end as things stand (unknown version, missing step, dead end, no staff, inactive assignee).")
+                  "the end as things stand (unknown version, missing step, dead end, no staff, inactive assignee); "
+                  "superseded version = the migration rules move the step on to a later version.")
 
 
 def plan_summary(plan: Plan, console: Console, out: str | None) -> None:

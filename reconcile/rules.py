@@ -328,6 +328,23 @@ class RuleSet:
         return Resolution(procedure, version, step, tuple(hops), unit, assignee)
 
 
+def superseded_steps(rules: RuleSet) -> list[tuple[tuple[str, int, str], Resolution]]:
+    """Every (procedure, version, step) the rules move to a later version or another procedure, with no
+    facts (so conditional rules do not count): the chain from each step a rule claims, kept when it
+    ends elsewhere (an in-place rule counts when the chain goes on to a later version). Pairs of the
+    source (procedure, version, step) and where the chain ends."""
+    out: dict[tuple[str, int, str], Resolution] = {}
+    for r in rules.rules:
+        for step in sorted(r.claims(rules.catalog)):
+            key = (r.procedure, r.from_version, step)
+            if key in out:
+                continue
+            res = rules.resolve(*key)
+            if res.moved and (res.procedure != r.procedure or res.version > r.from_version):
+                out[key] = res
+    return sorted(out.items())
+
+
 # ---------------------------------------------------------------- loading and validation
 
 

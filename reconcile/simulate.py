@@ -993,6 +993,8 @@ class _Generator:
                 self.findings.append({"kind": "step_not_in_version", "dossier_code": code})
                 # On the step since before the April edit, not moved since: far beyond any threshold.
                 self.findings.append({"kind": "stalled", "dossier_code": code})
+                # The migration rules (rules_texts) move v2's lost S02/S05 on to v3, in place then v2-to-v3.
+                self.findings.append({"kind": "superseded_version", "dossier_code": code})
             elif kind == "unknown_version":
                 p = self.procs[d.proc]
                 d.version = p.latest.number + 1
@@ -1055,6 +1057,8 @@ class _Generator:
                 basis = "step_and_date" if plant.variant < 2 else "step"
                 self.assumed.append({"dossier_code": code, "procedure": p.code, "version": version.number,
                                      "step": sid, "basis": basis})
+                if p.code == LAND_MAIN and version.number == 2:  # rule v2-to-v3 moves S03 on to v3
+                    self.findings.append({"kind": "superseded_version", "dossier_code": code})
             elif kind == "missing_in_register":
                 self.findings.append({"kind": "missing_in_register", "dossier_code": code})
                 continue

@@ -16,7 +16,8 @@ from sqlalchemy.engine import Connection, Engine, make_url
 
 from reconcile.errors import BadInput
 
-SCHEMA_VERSION = 3  # 2: wf_state and work_day (workflow census); 3: change_batch, change, batch_outcome (apply/undo)
+SCHEMA_VERSION = 4  # 2: wf_state and work_day (workflow census); 3: change_batch, change, batch_outcome (apply/undo);
+# 4: migration_step, and wf_state's migrates_to_* columns (superseded_version; added to older stores by ALTER TABLE)
 DEFAULT_STORE = "reconcile.duckdb"
 
 metadata = sa.MetaData()
@@ -246,7 +247,30 @@ wf_state = _table(
     sa.Column("since", sa.Date),  # last movement: latest event, else entering the step, else receipt
     sa.Column("idle_days", sa.Integer),  # working days from `since` to the audit date
     sa.Column("stalled_after", sa.Integer, nullable=False),  # working days
+    # Where the run's migration rules move (procedure, version, step), from migration_step; null: nowhere.
+    sa.Column("migrates_to_procedure", NAME),
+    sa.Column("migrates_to_version", sa.Integer),
+    sa.Column("migrates_to_step", KEY),
+    sa.Column("migration_rules", sa.String(255)),  # rule ids of the hops, comma-separated
     sa.Column("flags", sa.Integer, nullable=False),  # see wfstate.FLAG: the findings this dossier has
+)
+# Columns schema 4 added to wf_state (open_store adds them to a store made by an older version).
+WF_STATE_V4 = ("migrates_to_procedure", "migrates_to_version", "migrates_to_step", "migration_rules")
+migration_step = _table(
+    # The (procedure, version, step) triples the run's migration rules (beside the catalog) move to a
+    # later version or another procedure: the chain walked with no facts (conditional rules do not count;
+    # an in-place rule counts when the chain goes on to a later version). A dossier open on one of them
+    # runs on a superseded version (the superseded_version finding). No rules: no rows.
+    "migration_step",
+    _run_id(),
+    sa.Column("procedure", NAME, nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("step", KEY, nullable=False),
+    sa.Column("to_procedure", NAME, nullable=False),
+    sa.Column("to_version", sa.Integer, nullable=False),
+    sa.Column("to_step", KEY, nullable=False),
+    sa.Column("rules", sa.String(255), nullable=False),  # rule ids of the hops, comma-separated
+    sa.Column("needs_confirmation", sa.Boolean, nullable=False),  # a hop is a guess nobody confirmed
 )
 work_day = _table(
     # Working-day numbers of the run's calendar: working days between two dates is a subtraction.
@@ -477,12 +501,24 @@ def open_store(url: str | None = None, *, create: bool = True) -> Store:
         if found is not None and int(found) == SCHEMA_VERSION:
             return store  # up to date: opening writes nothing
         metadata.create_all(conn)
+        if found is not None and int(found) < 4:
+            _add_columns(conn, wf_state, WF_STATE_V4)
         if store.dialect != "duckdb":
             for ix in _INDEXES:
                 ix.create(conn, checkfirst=True)
         conn.execute(sa.delete(meta_table).where(meta_table.c.key == "schema_version"))
         conn.execute(sa.insert(meta_table).values(key="schema_version", value=str(SCHEMA_VERSION)))
     return store
+
+
+def _add_columns(conn: Connection, table: sa.Table, names: tuple[str, ...]) -> None:
+    """Columns a newer schema added to an existing table (nullable, so old rows stay valid)."""
+    have = set(conn.execute(sa.text(f"SELECT * FROM {table.name} WHERE 1 = 0")).keys())  # duckdb cannot reflect
+    for name in names:
+        if name not in have:
+            col = table.c[name]
+            conn.execute(sa.text(f"ALTER TABLE {table.name} ADD COLUMN {name} "
+                                 f"{col.type.compile(dialect=conn.dialect)}"))
 
 
 def iter_rows(conn: Connection, stmt: Any, batch: int = 10_000) -> Iterator[Any]:

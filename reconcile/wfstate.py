@@ -14,7 +14,9 @@ from sqlalchemy.engine import Connection
 from reconcile.calendar import is_working_day
 from reconcile.model import OPEN_STATUSES, FindingKind
 from reconcile.sqlfuncs import json_text, obj
-from reconcile.store import account, dossier, finding, step_event, wf_state, wf_step, wf_version, work_day
+from reconcile.store import (
+    account, dossier, finding, migration_step, step_event, wf_state, wf_step, wf_version, work_day,
+)
 
 K = FindingKind
 # Statuses for which an open dossier must sit on a current task (a submitted online dossier has none yet).
@@ -24,10 +26,14 @@ EARLIEST_DAY = date(1990, 1, 1)  # dates before this are typing errors, not move
 # Why an open dossier cannot reach the end as things stand (census columns, in this order).
 ORPHAN_KINDS = (K.UNKNOWN_VERSION, K.STEP_NOT_IN_VERSION, K.DEAD_END_STEP, K.UNIT_WITHOUT_STAFF,
                 K.ASSIGNEE_INACTIVE)
-CENSUS_KINDS = (*ORPHAN_KINDS, K.STALLED)
-# wf_state.flags: one bit per census kind, plus two facts the census counts.
-FLAG = {kind: 1 << i for i, kind in enumerate(CENSUS_KINDS)}
-VERSION_ASSUMED, STEP_KNOWN = 1 << len(CENSUS_KINDS), 1 << (len(CENSUS_KINDS) + 1)
+# superseded_version is no orphan kind: a dossier on a version the migration rules move on from can
+# still finish where it is.
+CENSUS_KINDS = (*ORPHAN_KINDS, K.STALLED, K.SUPERSEDED_VERSION)
+# wf_state.flags: one bit per census kind, plus two facts the census counts. The bits of earlier schemas
+# keep their place (superseded_version came later, after the two facts), so older runs read the same.
+_BITS: tuple[str, ...] = (*ORPHAN_KINDS, K.STALLED, "version_assumed", "step_known", K.SUPERSEDED_VERSION)
+FLAG = {kind: 1 << _BITS.index(kind) for kind in CENSUS_KINDS}
+VERSION_ASSUMED, STEP_KNOWN = 1 << _BITS.index("version_assumed"), 1 << _BITS.index("step_known")
 
 
 def _conditions(c: Any) -> dict[FindingKind, Any]:
@@ -40,6 +46,7 @@ def _conditions(c: Any) -> dict[FindingKind, Any]:
         K.UNIT_WITHOUT_STAFF: sa.and_(c.step_known, c.unit_staff == 0),
         K.ASSIGNEE_INACTIVE: sa.and_(c.assignee.is_not(None), ~c.assignee_active),
         K.STALLED: c.idle_days > c.stalled_after,
+        K.SUPERSEDED_VERSION: c.migrates_to_version.is_not(None),
     }
 
 
@@ -111,6 +118,7 @@ def record_state(conn: Connection, run_id: int, as_of: date, rule: StallRule) ->
     assignee_known = sa.exists().where(acc.c.run_id == run_id, acc.c.account == b.c.assignee)
     assignee_active = sa.exists().where(acc.c.run_id == run_id, acc.c.account == b.c.assignee,
                                         acc.c.active.is_(True))
+    mig = migration_step
     then = work_day.alias("then")
     now = (sa.select(work_day.c.number).where(work_day.c.run_id == run_id, work_day.c.day == as_of)
            .scalar_subquery())
@@ -132,12 +140,16 @@ def record_state(conn: Connection, run_id: int, as_of: date, rule: StallRule) ->
             (now - then.c.number).label("idle_days"),
             sa.case((threshold > rule.min_days, sa.func.ceil(threshold)), else_=rule.min_days)
             .cast(sa.Integer).label("stalled_after"),
+            mig.c.to_procedure.label("migrates_to_procedure"), mig.c.to_version.label("migrates_to_version"),
+            mig.c.to_step.label("migrates_to_step"), mig.c.rules.label("migration_rules"),
         )
         .select_from(
             b.outerjoin(here, sa.and_(here.c.run_id == run_id, here.c.procedure == b.c.procedure,
                                       here.c.version == b.c.version, here.c.step_id == b.c.step))
             .outerjoin(last_event, last_event.c.dossier_code == b.c.dossier_code)
             .outerjoin(then, sa.and_(then.c.run_id == run_id, then.c.day == moved))
+            .outerjoin(mig, sa.and_(mig.c.run_id == run_id, mig.c.procedure == b.c.procedure,
+                                    mig.c.version == b.c.version, mig.c.step == b.c.step))
         )
     )
     sub = select.subquery("s")
@@ -165,8 +177,9 @@ def _record_calendar(conn: Connection, run_id: int, as_of: date) -> None:
 
 
 def workflow_findings(conn: Connection, run_id: int) -> None:
-    """unknown_version, step_not_in_version, dead_end_step, assignee_inactive, unit_without_staff and
-    stalled, each from the run's wf_state (superseded_version comes with migration rules)."""
+    """unknown_version, step_not_in_version, dead_end_step, assignee_inactive, unit_without_staff,
+    stalled and superseded_version (only when the catalog has migration rules), each from the run's
+    wf_state."""
     w, d = wf_state, dossier
     ev = json_text(obj(system=obj(row=d.c.source_row, status=d.c.status, workflow_key=d.c.workflow_key,
                                   workflow_version=d.c.workflow_version, current_step=d.c.current_step,
@@ -205,6 +218,10 @@ def workflow_findings(conn: Connection, run_id: int) -> None:
             **version, since=w.c.since, idle_working_days=w.c.idle_days,
             stalled_after_working_days=w.c.stalled_after, step_days=w.c.step_days,
             reason="no movement for longer than the threshold, in working days")),
+        (K.SUPERSEDED_VERSION, obj(
+            **version, to_workflow_key=w.c.migrates_to_procedure, to_workflow_version=w.c.migrates_to_version,
+            to_step=w.c.migrates_to_step, rules=w.c.migration_rules,
+            reason="the migration rules move dossiers on this step of this version to a later version")),
     ]
     for kind, details in kinds:
         select = (sa.select(sa.literal(run_id), sa.literal(kind.value), sa.literal(kind.severity.value),

@@ -37,8 +37,8 @@ def test_every_orphan_gets_one_action_and_clean_dossiers_none(district: tuple[Pa
                     "assignee_inactive")
     orphans = set().union(*(by_kind.get(k, set()) for k in orphan_kinds))
     assert len(orphans) == census["total"]["orphaned"] == plan["plan"]["validation"]["orphans"]
-    # Only orphans and dossiers resolved on paper are touched.
-    assert set(codes) == orphans | by_kind["resolved_not_closed"]
+    # Only orphans, dossiers resolved on paper and those on retired versions the rules migrate are touched.
+    assert set(codes) == orphans | by_kind["resolved_not_closed"] | by_kind["superseded_version"]
     v = plan["plan"]["validation"]
     assert v["covered"] + v["escalated"] == v["orphans"] and v["problems"] == []
 
@@ -65,10 +65,12 @@ def test_default_choices(district: tuple[Path, RunReport, dict]) -> None:
     assert reassigned == kinds["assignee_inactive"] - kinds["resolved_not_closed"]
     # Removed steps still open on paper: the demo's migration rules take them through the in-place
     # edit of v2, then to v3, with the unit's default account where the unit changes.
+    # Dossiers on v2 steps that still exist (placed there by version inference) are superseded: the
+    # v2 -> v3 rule migrates them too.
     migrated = {a["dossier_code"] for a in by_action["migrate"]}
-    assert migrated == kinds["step_not_in_version"] - kinds["resolved_not_closed"]
+    assert migrated == (kinds["step_not_in_version"] | kinds["superseded_version"]) - kinds["resolved_not_closed"]
     for a in by_action["migrate"]:
-        assert a["confirmed"] is True and a["rule"] == "v2-edit-2021-04-12,v2-to-v3"
+        assert a["confirmed"] is True and a["rule"] in {"v2-edit-2021-04-12,v2-to-v3", "v2-to-v3"}
         assert (a["version"], a["step"]) in {(3, "S03"), (3, "S06A")}
     assert plan["plan"]["validation"]["guesses_awaiting_confirmation"] == 0
     # No version, no staff, a dead end in the latest version: nothing to do but escalate.

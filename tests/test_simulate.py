@@ -37,7 +37,7 @@ COLUMNS = ("total", "online", "carried_over", "in_person", "resolved", "on_time"
 KINDS = {"missing_in_system", "missing_in_register", "resolved_not_closed", "closed_not_resolved",
          "status_mismatch", "date_mismatch", "field_mismatch", "duplicate_code", "register_numbering_gap",
          "unknown_version", "step_not_in_version", "dead_end_step", "assignee_inactive", "unit_without_staff",
-         "stalled"}
+         "stalled", "superseded_version"}
 VN_HOLIDAYS = holidays.country_holidays("VN", years=range(2019, 2022))
 
 
@@ -143,6 +143,45 @@ def read_accounts(path: Path) -> dict[str, tuple[str, int]]:
 def read_catalog(folder: Path) -> dict[tuple[str, int], dict[str, Any]]:
     return {(doc["procedure"], doc["version"]): doc
             for doc in (yaml.safe_load(p.read_text(encoding="utf-8")) for p in sorted(folder.rglob("v*.yaml")))}
+
+
+def read_migrations(folder: Path, catalog: dict[tuple[str, int], dict[str, Any]]
+                    ) -> dict[tuple[str, int, str], tuple[str, int]]:
+    """(procedure, version, step) -> the (procedure, version) the rules.yaml files move it on to, when that
+    is a later version or another procedure. A plain reading: unconditional rules, in file order."""
+    rules: list[tuple[str, dict[str, Any]]] = []
+    for path in sorted(folder.rglob("rules.yaml")):
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        rules += [(doc["procedure"], r) for r in doc["rules"] if "when" not in r]
+
+    def step_ids(proc: str, version: int) -> set[str]:
+        return {st["id"] for st in catalog[(proc, version)]["steps"]}
+
+    def hop(proc: str, version: int, step: str) -> tuple[str, int, str] | None:
+        for p, r in rules:
+            if p != proc or r["from"] != version:
+                continue
+            to_proc = r.get("to_procedure", p)
+            target = r["steps"].get(step)
+            if isinstance(target, dict):
+                target = target["to"]
+            if target is None and r.get("same_ids") and step in step_ids(p, version) & step_ids(to_proc, r["to"]):
+                target = step
+            if target is not None:
+                return to_proc, r["to"], target
+        return None
+
+    out = {}
+    for proc, r in rules:
+        for step in set(r["steps"]) | (step_ids(proc, r["from"]) if r.get("same_ids") else set()):
+            at: tuple[str, int, str] | None = (proc, r["from"], step)
+            end = at
+            while at is not None:
+                end, at = at, hop(*at)
+            assert end is not None
+            if end[0] != proc or end[1] > r["from"]:
+                out[(proc, r["from"], step)] = (end[0], end[1])
+    return out
 
 
 def day(text: str | None) -> date | None:
@@ -491,8 +530,9 @@ def infer_version(s: dict[str, Any], catalog: dict[tuple[str, int], dict[str, An
 
 
 def audit_files(entries: list[Entry], dossiers: dict[str, dict[str, Any]], accounts: dict[str, tuple[str, int]],
-                catalog: dict[tuple[str, int], dict[str, Any]]) -> tuple[set[tuple[str, str]], dict[str, list[str]],
-                                                                      list[tuple[int, int]]]:
+                catalog: dict[tuple[str, int], dict[str, Any]],
+                migrations: dict[tuple[str, int, str], tuple[str, int]] | None = None
+                ) -> tuple[set[tuple[str, str]], dict[str, list[str]], list[tuple[int, int]]]:
     """A plain re-reading of the files by the rules the generator promises (independent of the audit)."""
     found: set[tuple[str, str]] = set()
     fields: dict[str, list[str]] = defaultdict(list)
@@ -551,6 +591,8 @@ def audit_files(entries: list[Entry], dossiers: dict[str, dict[str, Any]], accou
                 found.add(("unit_without_staff", code))
         if task["TAIKHOAN_XULY"] is not None and not accounts.get(task["TAIKHOAN_XULY"], (None, 0))[1]:
             found.add(("assignee_inactive", code))
+        if (s["MA_QUYTRINH"], pinned, task["MA_BUOC"]) in (migrations or {}):
+            found.add(("superseded_version", code))
         # Stalled: no movement for more than max(2 x the step's days, 10) working days.
         moved = max(x[:10] for x in (task["NGAY_NHAN"], s.get("last_event")) if x)
         if working_days_since(date.fromisoformat(moved)) > max(math.ceil(2 * (step["days"] if step else 0)), 10):
@@ -563,8 +605,9 @@ def audit_files(entries: list[Entry], dossiers: dict[str, dict[str, Any]], accou
 def test_every_planted_defect_is_in_the_files_and_nothing_else(
     district: SimulationResult, truth: dict[str, Any], entries: list[Entry], hoso: dict[str, dict[str, Any]],
 ) -> None:
-    found, fields, gaps = audit_files(entries, hoso, read_accounts(district.system),
-                                      read_catalog(district.workflows))
+    catalog = read_catalog(district.workflows)
+    found, fields, gaps = audit_files(entries, hoso, read_accounts(district.system), catalog,
+                                      read_migrations(district.workflows, catalog))
 
     planted = {(f["kind"], f["dossier_code"]) for f in truth["findings"] if f["dossier_code"]}
     assert found == planted
@@ -608,11 +651,15 @@ def test_ground_truth_counts_and_shape(district: SimulationResult, truth: dict[s
         "missing_in_system": 12, "missing_in_register": 9, "resolved_not_closed": 60, "closed_not_resolved": 5,
         "status_mismatch": 4, "date_mismatch": 30, "field_mismatch": 18, "duplicate_code": 4,
         "register_numbering_gap": 3, "unknown_version": 7, "step_not_in_version": 80, "dead_end_step": 8,
-        "assignee_inactive": 10, "unit_without_staff": 6, "stalled": 80,
+        "assignee_inactive": 10, "unit_without_staff": 6, "stalled": 80, "superseded_version": 83,
     }
     assert len(truth["version_assumed"]) == 12
     assert all(set(a) == {"dossier_code", "procedure", "version", "step", "basis"} for a in truth["version_assumed"])
-    assert not {a["dossier_code"] for a in truth["version_assumed"]} & {f["dossier_code"] for f in truth["findings"]}
+    # Placed by inference, they have no finding, except those placed on a retired version the rules migrate.
+    assumed = {a["dossier_code"] for a in truth["version_assumed"]}
+    assert {(f["kind"], f["dossier_code"]) for f in truth["findings"] if f["dossier_code"] in assumed} == {
+        ("superseded_version", a["dossier_code"]) for a in truth["version_assumed"]
+        if (a["procedure"], a["version"]) == (LAND_MAIN, 2)}
     keys = [(f["kind"], f["dossier_code"] or "") for f in truth["findings"] if f["dossier_code"]]
     assert keys == sorted(keys) and len(keys) == len(set(keys))
 
@@ -693,8 +740,9 @@ def test_csv_variant_has_the_pinned_headers_and_the_same_dossiers(
     xlsx_truth = json.loads(district.ground_truth.read_text(encoding="utf-8"))
     book = {"book": "so-theo-doi-ho-so-2021.csv"}
     assert csv_truth["findings"] == [{**f, **book} if "book" in f else f for f in xlsx_truth["findings"]]
-    found, _, _ = audit_files(read_register(register), sqlite_rows, read_accounts(district.system),
-                              read_catalog(district.workflows))
+    catalog = read_catalog(district.workflows)
+    found, _, _ = audit_files(read_register(register), sqlite_rows, read_accounts(district.system), catalog,
+                              read_migrations(district.workflows, catalog))
     assert found == {(f["kind"], f["dossier_code"]) for f in csv_truth["findings"] if f["dossier_code"]}
 
 
