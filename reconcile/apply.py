@@ -1004,17 +1004,6 @@ def _run(plan: PlanFile, store: Store, target: _Target, yes: bool, batch_size: i
                        tuple(outcomes), tuple(batches), "\n".join(script) + "\n", settled)
 
 
-def write_script(path: Path, text: str) -> None:
-    """The --sql script, never half-written: a temporary file beside it, then a rename."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise BadInput(f"{path}: cannot write: {exc.strerror}. Hint: check the folder exists and is writable.") from None
-
-
 def _execute(conn: Connection, writes: list[Write], what: str) -> None:
     """Run the batch's compare-and-set UPDATEs: one statement per shape (table, key columns, written
     columns and which before-values are NULL), executed for all its rows at once (executemany) where

@@ -16,6 +16,7 @@ from rich.markup import escape
 
 from reconcile import __version__, commands, render
 from reconcile.errors import BadInput, ExitCode, ReconcileError, Refused
+from reconcile.files import write_atomically
 from reconcile.wfstate import StallRule
 
 PROJECT_FILE = "reconcile.yaml"
@@ -222,21 +223,10 @@ def plan(out: str | None, run_id: int | None, rules_dir: str | None, store: str 
     result = commands.plan(store, run_id, rules_dir)
     text = result.to_yaml()
     if out:
-        _write_atomically(Path(out), text)
+        write_atomically(out, text)
     else:
         click.echo(text, nl=False)
     render.plan_summary(result, _consoles()[1], out)
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    """Never a half-written file: a temporary file beside it, then a rename."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise BadInput(f"{path}: cannot write: {exc.strerror}.") from None
 
 
 @main.command()
@@ -404,7 +394,7 @@ def apply_cmd(plan_file: str, yes: bool, dry_run: bool, sql_file: str | None, ba
     result = ap.apply_plan(plan_file, store, yes=yes, batch_size=batch_size, system_url=system_url,
                            mapping_path=mapping)
     if not yes and sql_file:
-        ap.write_script(Path(sql_file), result.script)
+        write_atomically(sql_file, result.script)
     elif not yes and fmt == "table":
         click.echo(result.script, nl=False)
     if fmt == "json":

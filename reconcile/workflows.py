@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,6 +11,7 @@ import sqlalchemy as sa
 from reconcile import bpmn
 from reconcile.catalog import Catalog, WorkflowVersion, _catalog_from_docs, load_catalog
 from reconcile.errors import BadInput
+from reconcile.files import write_atomically
 from reconcile.wfdiff import VersionDiff, diff_versions
 
 
@@ -37,23 +36,8 @@ def import_bpmn(path: str, *, procedure: str | None = None, version: int | None 
     _catalog_from_docs([(imported.doc, path, imported.step_lines)])
     text = bpmn.to_yaml(imported.doc)
     if out:
-        _write_whole(out, text)
+        write_atomically(out, text)
     return ImportResult(text, imported.warnings, out)
-
-
-def _write_whole(path: str, text: str) -> None:
-    target = Path(path)
-    folder = target.parent if str(target.parent) else Path(".")
-    if not folder.is_dir():
-        raise BadInput(f"{path}: folder {folder} does not exist. Hint: create it first.")
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 @dataclass(frozen=True, slots=True)
