@@ -35,6 +35,7 @@ from jsonschema import Draft202012Validator
 from lxml import etree
 
 from reconcile import errors
+from reconcile.catalog import VERSION_KEYS
 from reconcile.normalize import normalize_text
 
 BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
@@ -65,11 +66,7 @@ SIDECAR_SCHEMA: dict[str, Any] = {
     "type": "object",
     "additionalProperties": False,
     "properties": {
-        "procedure": {"type": "string", "minLength": 1},
-        "name": {"type": "string", "minLength": 1},
-        "field": {"type": "string"},
-        "version": {"type": "integer"},
-        "valid_from": {"type": "string", "format": "date"},
+        **VERSION_KEYS,
         "steps": {
             "type": "object",
             "additionalProperties": {

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -19,16 +19,20 @@ from reconcile.normalize import compare_key
 
 VERSION_FILE = re.compile(r"^v(\d+)\.(yaml|bpmn)$")
 
+# The keys that describe a version (also what a BPMN sidecar may give).
+VERSION_KEYS: dict[str, Any] = {
+    "procedure": {"type": "string", "minLength": 1},
+    "name": {"type": "string", "minLength": 1},
+    "field": {"type": "string"},
+    "version": {"type": "integer"},
+    "valid_from": {"type": "string", "format": "date"},
+}
 SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "type": "object",
     "required": ["procedure", "name", "version", "steps"],
     "properties": {
-        "procedure": {"type": "string", "minLength": 1},
-        "name": {"type": "string", "minLength": 1},
-        "field": {"type": "string"},
-        "version": {"type": "integer"},
-        "valid_from": {"type": "string", "format": "date"},
+        **VERSION_KEYS,
         "steps": {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/step"}},
     },
     "$defs": {
@@ -175,11 +179,7 @@ def load_catalog(directory: str | os.PathLike[str]) -> Catalog:
         problems.extend(sorted(file_problems, key=lambda line: _position(line, path)))
         if item is not None:
             loaded.append(item)
-    problems.extend(_check_duplicates(loaded))
-    errors.collect(problems, f"{shown}: {len(problems)} problems in the workflow catalog.")
-    warnings.extend(_check_consistency(loaded))
-    versions = sorted((item.version for item in loaded), key=lambda v: (v.procedure, v.version))
-    return Catalog(tuple(versions), tuple(warnings))
+    return _finish(loaded, problems, warnings, lambda n: f"{shown}: {n} problems in the workflow catalog.")
 
 
 def catalog_from_docs(docs: Iterable[tuple[dict[str, Any], str]]) -> Catalog:
@@ -196,8 +196,15 @@ def _catalog_from_docs(docs: Iterable[tuple[dict[str, Any], str, Mapping[str, in
         item = _check_doc(doc, where, lines, None, problems, warnings)
         if item is not None:
             loaded.append(item)
+    return _finish(loaded, problems, warnings, lambda n: f"{n} problems in the workflow versions.")
+
+
+def _finish(loaded: list[_Loaded], problems: list[str], warnings: list[str],
+            summary: Callable[[int], str]) -> Catalog:
+    """Checks across versions, then the catalog: raises one BadInput with every problem (`summary` of
+    their count), keeps the warnings."""
     problems.extend(_check_duplicates(loaded))
-    errors.collect(problems, f"{len(problems)} problems in the workflow versions.")
+    errors.collect(problems, summary(len(problems)))
     warnings.extend(_check_consistency(loaded))
     versions = sorted((item.version for item in loaded), key=lambda v: (v.procedure, v.version))
     return Catalog(tuple(versions), tuple(warnings))
