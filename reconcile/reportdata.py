@@ -35,8 +35,7 @@ class FindingSection:
     severity: str
     count: int
     by_unit: list[tuple[str, int]]  # (unit, findings), most first then by name
-    items: list[FindingItem]  # at most ReportData.limit, sorted by dossier code
-    more: int  # findings not listed here (in the CSV/XLSX)
+    items: list[FindingItem]  # all of them, sorted by dossier code (HTML/Markdown list ReportData.limit)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +102,7 @@ class Summary:
 class ReportData:
     run: dict[str, Any]  # id, as_of, started_at, tool_version, fingerprint, periods, paper_only_units
     district: str | None  # from the project file, e.g. "huyện Bình Sơn"
-    limit: int  # at most this many dossiers per section in HTML/Markdown
+    limit: int  # HTML and Markdown list at most this many dossiers per section (CSV/XLSX: all)
     summary: Summary
     census: list[CensusLine]
     findings: list[FindingSection]  # FindingKind order

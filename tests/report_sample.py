@@ -47,11 +47,11 @@ def sample_report(limit: int = 3) -> ReportData:
                          {"version": 2, "step": "S05", "step_name": "Thẩm định hồ sơ"},
                          Evidence("so-theo-doi-ho-so-2021.xlsx", "Q1", 100 + i)) for i in range(1, 6)]
     sections = [
-        FindingSection("resolved_not_closed", "error", 2, [("VPDK", 2)], items[:2], 0),
-        FindingSection("step_not_in_version", "error", 5, [("VPDK", 4), ("DODAC", 1)], items[:limit], 5 - limit),
+        FindingSection("resolved_not_closed", "error", 2, [("VPDK", 2)], items[:2]),
+        FindingSection("step_not_in_version", "error", 5, [("VPDK", 4), ("DODAC", 1)], items),
         FindingSection("register_numbering_gap", "warning", 1, [("", 1)],
                        [FindingItem(None, "", "", {"book": "so-theo-doi-ho-so-2021.xlsx", "from": 17, "to": 18},
-                                    Evidence("so-theo-doi-ho-so-2021.xlsx", "Q1", 19))], 0),
+                                    Evidence("so-theo-doi-ho-so-2021.xlsx", "Q1", 19))]),
     ]
     census = [CensusLine("1.004227.000.00.00.H48", "Đăng ký biến động quyền sử dụng đất", 2, "S05", 40, 40,
                          {"step_not_in_version": 40, "stalled": 40}),
