@@ -25,11 +25,9 @@ import io
 import json
 import math
 import random
-import re
 import sqlite3
 import textwrap
 import unicodedata
-import zipfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -40,6 +38,7 @@ import yaml
 
 from reconcile.calendar import is_working_day
 from reconcile.errors import BadInput
+from reconcile.files import fixed_zip
 
 Progress = Callable[[str, int, int], None]
 
@@ -1459,26 +1458,7 @@ class _XlsxRegister(_RegisterSink):
     def close(self) -> None:
         buf = io.BytesIO()
         self.wb.save(buf)
-        self.path.write_bytes(_fixed_zip(buf.getvalue()))
-
-
-_CORE_MODIFIED = re.compile(rb"<dcterms:modified([^>]*)>[^<]*</dcterms:modified>")
-
-
-def _fixed_zip(data: bytes) -> bytes:
-    """The same archive with fixed timestamps, so that equal content gives equal bytes."""
-    stamp = FIXED_TIME.strftime("%Y-%m-%dT%H:%M:%SZ").encode()
-    out = io.BytesIO()
-    with zipfile.ZipFile(io.BytesIO(data)) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
-        for info in src.infolist():
-            content = src.read(info.filename)
-            if info.filename == "docProps/core.xml":
-                content = _CORE_MODIFIED.sub(rb"<dcterms:modified\1>" + stamp + rb"</dcterms:modified>", content)
-            fixed = zipfile.ZipInfo(info.filename, date_time=FIXED_TIME.timetuple()[:6])
-            fixed.compress_type = zipfile.ZIP_DEFLATED
-            fixed.external_attr = 0o600 << 16
-            dst.writestr(fixed, content)
-    return out.getvalue()
+        self.path.write_bytes(fixed_zip(buf.getvalue(), FIXED_TIME))
 
 
 # ============================================================================ catalog files
