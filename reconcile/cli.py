@@ -473,6 +473,31 @@ def tickets_cmd(out: str, run_id: int | None, unmask: bool, system_url: str | No
                "index.md, tickets.csv, tickets.json" + ("" if bundle.masked else " (NOT MASKED: internal use only)"))
 
 
+@main.command("check-report")
+@click.argument("file")
+@click.option("--layout", type=click.Choice(["auto", "official", "extended"]), default="auto", show_default=True,
+              help="official: Biểu 06, 11 columns; extended: 12 columns, withdrawn and returned apart; auto: by the "
+                   "header, else by the number of number columns.")
+@click.option("--text", "text_file", metavar="FILE", help="The report's prose: check the counts and percentages it "
+                                                          "quotes against the table (lines holding a tab are skipped).")
+@click.option("--sheet", metavar="NAME", help="XLSX: the sheet with the table (default: the first that has one).")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def check_report_cmd(file: str, layout: str, text_file: str | None, sheet: str | None, fmt: str) -> None:
+    """Check a published statistics table (CSV, TSV, TXT, XLSX): every row's identities, sub-totals against
+    their rows or remainders, and with --text the prose's numbers.
+
+    Exit code 1 when something does not add up, 0 when everything does, 2 for bad input.
+    """
+    from reconcile import checkreport
+
+    result = checkreport.check_report(file, layout=layout, text=text_file, sheet=sheet)
+    if fmt == "json":
+        click.echo(render.to_json(result.to_dict(), pretty=sys.stdout.isatty()))
+    else:
+        render.check_report_table(result, _consoles()[0])
+    sys.exit(int(ExitCode.FINDINGS if result.violations else ExitCode.OK))
+
+
 @main.command("history")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @store_option

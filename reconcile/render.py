@@ -222,3 +222,24 @@ def fixes_table(doc: dict[str, Any], console: Console) -> None:
         if any(row):
             t.add_row(kind.value, *[f"{n:,}" for n in row])
     console.print(t)
+
+
+def check_report_table(result: Any, console: Console) -> None:
+    """`check-report`: how the table was read, its broken identities, and the prose's numbers."""
+    console.print(f"[bold]{escape(result.file)}[/]: layout {result.layout} ({escape(result.layout_from)}), "
+                  f"{result.rows} rows")
+    for note in result.notes:
+        console.print(f"note: {escape(note)}")
+    if result.violations:
+        t = Table(title="Broken identities", title_justify="left")
+        for name in ("row", "identity", "left", "right", "difference"):
+            t.add_column(name, justify="left" if name in ("row", "identity") else "right")
+        for v in result.violations:
+            t.add_row(escape(v.row), escape(v.identity), str(v.left), str(v.right), f"{v.difference:+d}")
+        console.print(t)
+    for line in result.confirmed:
+        console.print(f"[green]confirmed:[/] {escape(line)}")
+    for line in result.unchecked:
+        console.print(f"[yellow]unchecked:[/] {escape(line)}")
+    n = len(result.violations)
+    console.print(f"[bold red]{n} broken identit{'y' if n == 1 else 'ies'}[/]" if n else "[bold]all identities hold[/]")
