@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,10 @@ from rich.markup import escape
 from reconcile import __version__, commands, render
 from reconcile.errors import BadInput, ExitCode, ReconcileError, Refused
 from reconcile.files import write_atomically
+from reconcile.i18n import LANGS
+from reconcile.report import DEFAULT_LIMIT, FORMATS
+from reconcile.stats import StatsSettings, settings_from
+from reconcile.stats_model import CONVENTIONS, LAYOUTS, VIEWS
 from reconcile.wfstate import StallRule
 
 PROJECT_FILE = "reconcile.yaml"
@@ -210,6 +215,94 @@ def census(run_id: int | None, fmt: str, store: str | None) -> None:
     else:
         render.census_table(result, _consoles()[0])
     sys.exit(int(ExitCode.FINDINGS if any(r.orphaned for r in result.rows) else ExitCode.OK))
+
+
+@main.command()
+@click.option("--period", nargs=2, metavar="FROM TO", help="Reporting period (default: the half-year holding the "
+                                                           "audit date, or the project file's period).")
+@click.option("--layout", type=click.Choice(LAYOUTS), default="official", show_default=True,
+              help="official: Biểu 06, 11 columns; extended: the 12 columns with withdrawn and returned.")
+@click.option("--view", type=click.Choice(VIEWS), default="system", show_default=True,
+              help="The system's data, the paper register's, or the system's once the plan is applied.")
+@click.option("--convention", type=click.Choice(CONVENTIONS),
+              help="Withdrawn and returned-unresolved dossiers: separate columns, counted as resolved on time, "
+                   "or left out (default: the project file's, else separate).")
+@click.option("--plan", "plan_path", metavar="FILE", help="--view after-plan: this plan file (default: the run's "
+                                                          "plan as `reconcile plan` makes it).")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "xlsx"]), default="table",
+              show_default=True)
+@click.option("--out", metavar="FILE", help="Write here instead of stdout (required for xlsx).")
+@click.option("--lang", type=click.Choice(LANGS), default="vi", show_default=True)
+@click.option("--run", "run_id", type=int, help="Audit run id (default: the latest).")
+@click.option("--config", metavar="FILE", help=f"Project file (default: ./{PROJECT_FILE} if present).")
+@store_option
+def stats(period: tuple[str, str] | None, layout: str, view: str, convention: str | None, plan_path: str | None,
+          fmt: str, out: str | None, lang: str, run_id: int | None, config: str | None, store: str | None) -> None:
+    """The statistics table per field (DOMAIN §6): received, resolved early/on time/late, in progress.
+
+    Every identity of the layout holds; dossiers that cannot be classified get their own column, and
+    open dossiers stuck in the system are shown as an "of which" column.
+    """
+    settings, dates, doc, base = _stats_settings(config, period)
+    store = store or (_rel(base, doc["store"]) if doc.get("store") else None)
+    if fmt == "xlsx" and not out:
+        raise BadInput("stats --format xlsx: needs --out FILE.xlsx (a workbook does not go to a terminal).")
+    request = commands.StatsRequest(run_id, dates, layout, view, convention, settings, plan_path)
+    table = commands.statistics(store, request)
+    if fmt == "xlsx":
+        from reconcile.report_xlsx import write_stats_xlsx
+
+        write_stats_xlsx([table], lang, out)
+    elif fmt == "table":
+        before = None
+        if view == "after-plan":
+            before = commands.statistics(store, replace(request, view="system"))
+        render.stats_table(table, _consoles()[0], lang, before)
+        return
+    else:
+        from reconcile.report_csv import BOM, stats_csv
+
+        text = render.to_json(table.to_dict()) + "\n" if fmt == "json" else stats_csv(table, lang)
+        if not out:
+            click.echo(text.removeprefix(BOM), nl=False)  # the BOM is for Excel opening a file
+            return
+        write_atomically(out, text)
+    _consoles()[1].print(f"wrote {escape(out)}")
+
+
+def _stats_settings(config: str | None, period: tuple[str, str] | None
+                    ) -> tuple[StatsSettings, tuple[date, date] | None, dict[str, Any], Path]:
+    """The project file's statistics settings and period (the option wins), the file and its folder."""
+    doc, base = _project(config)
+    settings = settings_from(doc.get("statistics"), str(config or PROJECT_FILE))
+    if not period and isinstance(doc.get("period"), dict):
+        period = (str(doc["period"].get("from")), str(doc["period"].get("to")))
+    dates = (commands.parse_as_of(period[0], "--period"), commands.parse_as_of(period[1], "--period")) if period else None
+    return settings, dates, doc, base
+
+
+@main.command("report")
+@click.option("--run", "run_id", type=int, help="Audit run id (default: the latest).")
+@click.option("--format", "formats", type=click.Choice([*FORMATS, "all"]), multiple=True,
+              help="html, md, xlsx, json, csv, or all; repeatable (default: html).")
+@click.option("--lang", "langs", type=click.Choice(LANGS), multiple=True, help="vi (default) or en; repeatable.")
+@click.option("--out", default="reports", show_default=True, metavar="DIR", help="Folder for report.<lang>.<ext>.")
+@click.option("--limit", type=click.IntRange(1), default=DEFAULT_LIMIT, show_default=True,
+              help="Dossiers listed per section in HTML and Markdown (CSV and XLSX list all).")
+@click.option("--period", nargs=2, metavar="FROM TO", help="Statistics period (default: as for `reconcile stats`).")
+@click.option("--config", metavar="FILE", help=f"Project file (default: ./{PROJECT_FILE} if present).")
+@store_option
+def report_cmd(run_id: int | None, formats: tuple[str, ...], langs: tuple[str, ...], out: str, limit: int,
+               period: tuple[str, str] | None, config: str | None, store: str | None) -> None:
+    """Render one audit run: summary, census, findings, statistics before/after the plan, worklists."""
+    from reconcile.report import ReportRequest, report
+
+    settings, dates, doc, base = _stats_settings(config, period)
+    chosen = FORMATS if "all" in formats else tuple(dict.fromkeys(formats or ("html",)))
+    request = ReportRequest(run_id, chosen, tuple(dict.fromkeys(langs or ("vi",))), out, limit, settings, dates,
+                            doc.get("district"))
+    written = report(store or (_rel(base, doc["store"]) if doc.get("store") else None), request)
+    click.echo("\n".join(f"wrote {p}" for p in written))
 
 
 @main.command()

@@ -20,6 +20,9 @@ from reconcile.errors import BadInput
 from reconcile.model import FindingKind, MatchClass
 from reconcile.normalize import compare_key, normalize_code
 from reconcile.plan import Plan, Resolver, Target, build_plan
+from reconcile import stats as stats_mod
+from reconcile.stats import StatsSettings
+from reconcile.stats_model import StatsTable
 from reconcile.sources.register import RegisterData, RegisterMapping, load_register, load_register_mapping
 from reconcile.sources.system import SystemData, load_csv_profile, load_mapping_profile
 from reconcile.sources.workbench import (
@@ -69,7 +72,7 @@ class RunReport:
         return {"run": self.run, "summary": self.summary, "breakdown": self.breakdown, "findings": self.findings}
 
 
-def parse_as_of(text: str) -> date:
+def parse_as_of(text: str, what: str = "--as-of") -> date:
     try:
         return date.fromisoformat(text)
     except ValueError:
@@ -77,7 +80,7 @@ def parse_as_of(text: str) -> date:
     try:
         return datetime.strptime(text, "%d/%m/%Y").date()
     except ValueError:
-        raise BadInput(f"--as-of: {text!r} is not a date. Expected YYYY-MM-DD or dd/mm/yyyy.") from None
+        raise BadInput(f"{what}: {text!r} is not a date. Expected YYYY-MM-DD or dd/mm/yyyy.") from None
 
 
 PROFILES = ("mapping", "csv", "activiti")
@@ -500,6 +503,48 @@ def plan(store_url: str | None = None, run_id: int | None = None, rules_dir: str
             return build_plan(conn, run_id, mask_url(store.url), _resolver(rules_dir))
     finally:
         store.engine.dispose()
+
+
+@dataclass(frozen=True, slots=True)
+class StatsRequest:
+    run_id: int | None = None
+    period: tuple[date, date] | None = None  # default: the half-year holding the audit date
+    layout: str = "official"
+    view: str = "system"
+    convention: str | None = None  # default: the settings'
+    settings: StatsSettings = StatsSettings()
+    plan_path: str | None = None  # view after-plan: this plan file instead of the run's plan
+
+
+def statistics(store_url: str | None = None, request: StatsRequest = StatsRequest()) -> StatsTable:
+    """One statistics table of an audit run (default: the latest)."""
+    store = open_store(store_url, create=False)
+    try:
+        with store.connect() as conn:
+            run_id = _resolve_run(store, conn, request.run_id)
+            as_of = conn.execute(sa.select(audit_run.c.as_of).where(audit_run.c.id == run_id)).scalar_one()
+            overlay = plan_overlay(conn, store, run_id, request.plan_path) if request.view == "after-plan" else []
+            return stats_mod.compute(conn, run_id, as_of, period=request.period, layout=request.layout,
+                                     view=request.view, settings=request.settings, convention=request.convention,
+                                     overlay=overlay)
+    finally:
+        store.engine.dispose()
+
+
+def plan_overlay(conn: sa.Connection, store: Store, run_id: int, plan_path: str | None) -> list[stats_mod.Overlay]:
+    """What the plan will write: the given plan file (made for this run), else the run's plan as
+    `reconcile plan` builds it."""
+    if plan_path is None:
+        inputs = json.loads(conn.execute(sa.select(audit_run.c.inputs).where(audit_run.c.id == run_id)).scalar_one())
+        built = build_plan(conn, run_id, mask_url(store.url), _resolver((inputs.get("workflows") or {}).get("dir")))
+        return stats_mod.overlay_of((a.dossier_code, a.action, a.confirmed, a.set) for a in built.actions)
+    from reconcile.apply import load_plan
+
+    loaded = load_plan(plan_path)
+    if loaded.run != run_id:
+        raise BadInput(f"{plan_path}: the plan was made for audit run {loaded.run}, not run {run_id}. "
+                       f"Hint: pass --run {loaded.run}, or make a plan for run {run_id} with `reconcile plan`.")
+    return stats_mod.overlay_of((a.dossier_code, a.action, a.confirmed, dict(a.set)) for a in loaded.actions)
 
 
 def _resolver(directory: str | None) -> Resolver | None:

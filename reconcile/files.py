@@ -27,6 +27,7 @@ def write_atomically(path: str | Path, text: str | bytes) -> None:
     try:
         with (os.fdopen(fd, "wb") if isinstance(text, bytes) else os.fdopen(fd, "w", encoding="utf-8")) as f:
             f.write(text)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 would hide reports from colleagues
         os.replace(tmp, target)
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)
@@ -34,6 +35,12 @@ def write_atomically(path: str | Path, text: str | bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 _CORE_TIMES = re.compile(rb"<dcterms:(created|modified)([^>]*)>[^<]*</dcterms:(?:created|modified)>")

@@ -10,7 +10,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from reconcile.commands import Census, DossierView, RunReport
+from reconcile.i18n import day, number, percent, t
 from reconcile.plan import Plan
+from reconcile.stats_model import StatsRow, StatsTable
 from reconcile.model import FindingKind
 from reconcile.wfstate import CENSUS_KINDS
 
@@ -191,6 +193,57 @@ def census_table(census: Census, console: Console) -> None:
     console.print("ver? = version not in the catalog; (gone) = step not in its version; orphaned = cannot reach "
                   "the end as things stand (unknown version, missing step, dead end, no staff, inactive assignee); "
                   "superseded version = the migration rules move the step on to a later version.")
+
+
+def stats_table(table: StatsTable, console: Console, lang: str, before: StatsTable | None = None) -> None:
+    """The statistics table with its numbered columns, the notes under it; with `before`, the on-time
+    rate per row before -> after."""
+    p = {"from": day(table.period_from, lang), "to": day(table.period_to, lang), "as_of": day(table.as_of, lang),
+         "run": table.run_id}
+    console.print(f"[bold]{escape(t('stats.title', lang, view=t('view.' + table.view, lang)))}[/] · "
+                  f"{escape(t('layout.' + table.layout, lang))}")
+    console.print(escape(t("stats.period", lang, **p)))
+    out = Table(show_lines=False, pad_edge=False)
+    out.add_column(t("col.stt", lang), justify="right", no_wrap=True)
+    out.add_column(t("col.field", lang), min_width=20)
+    for c in table.columns:
+        out.add_column(f"({c.number})", justify="right", no_wrap=True)
+    out.add_column("%", justify="right", no_wrap=True)
+    if before is not None:
+        out.add_column("Δ", justify="right", no_wrap=True)
+    rates = {(r.kind, r.label): r.on_time for r in before.rows} if before else {}
+    for r in table.rows:
+        label = _row_label(r, lang)
+        cells = [number(r.values[c.key], lang) for c in table.columns]
+        extra = [percent(*r.on_time, lang)]
+        if before is not None:
+            extra.append(_points(rates.get((r.kind, r.label), (0, 0)), r.on_time, lang))
+        bold = r.kind in ("total", "group")
+        out.add_row("" if r.stt is None else str(r.stt), escape(label), *cells, *extra,
+                    style="bold" if bold else None)
+    console.print(out)
+    legend = [f"({c.number}) {t(c.label, lang)}" for c in table.columns] + [f"% {t('col.on_time_rate', lang)}"]
+    if before is not None:
+        legend.append(f"Δ {t('col.rate_change', lang)}")
+    console.print(escape(" · ".join(legend)), highlight=False)
+    for n in table.notes:
+        console.print(escape(t(n.key, lang, **n.params)), highlight=False)
+
+
+def _row_label(r: StatsRow, lang: str) -> str:
+    if r.kind == "total":
+        return t("row.total", lang)
+    if r.kind == "group":
+        return t("row.group", lang, label=r.label)
+    return t("row.unknown_field", lang) if r.kind == "unknown_field" else r.label
+
+
+def _points(before: tuple[int, int], after: tuple[int, int], lang: str) -> str:
+    """The change of a rate in percentage points, signed; empty when either side has no resolved dossier."""
+    if not before[1] or not after[1]:
+        return ""
+    delta = 100 * after[0] / after[1] - 100 * before[0] / before[1]
+    return ("+" if delta > 0 else "") + number(delta, lang, 1)
 
 
 def plan_summary(plan: Plan, console: Console, out: str | None) -> None:

@@ -118,6 +118,7 @@ events:
 PROJECT_YAML = """\
 # Demo project: Bình Sơn district one-stop shop, first half of 2021 (written by `reconcile simulate`).
 # Paths are relative to this file: `reconcile audit` in this folder audits the district.
+district: "huyện Bình Sơn, tỉnh Quảng Ngãi"
 as_of: 2021-06-30
 period: {from: 2021-01-01, to: 2021-06-30}
 paper_only_units: ["UBND xã Bình Tân Phú", "UBND xã Bình Hải"]
@@ -1616,7 +1617,7 @@ def simulate(out: Path, *, seed: int = 2021, scale: float = 1.0, register_format
         system_line = system_url or f"sqlite:///{system_path.relative_to(out).as_posix()}"
         inputs = [inputs[0], f"system: {_yaml_str(system_line)}", "profile: activiti",
                   f"sidecars: {sidecars.relative_to(out).as_posix()}", "store: reconcile.duckdb"]
-    config.write_text(PROJECT_YAML + "\n".join(inputs) + "\n", encoding="utf-8")
+    config.write_text(PROJECT_YAML + _statistics_yaml() + "\n".join(inputs) + "\n", encoding="utf-8")
     truth = out / "ground_truth.json"
     truth.write_text(_ground_truth(gen, emitter), encoding="utf-8")
     return SimulationResult(
@@ -1624,6 +1625,19 @@ def simulate(out: Path, *, seed: int = 2021, scale: float = 1.0, register_format
         config=config, ground_truth=truth, register_entries=emitter.rows_written, system_dossiers=emitter.dossiers,
         system_url=engine_url, sidecars=sidecars,
     )
+
+
+def _statistics_yaml() -> str:
+    """The project's `statistics:` block: the appendix's row order and its land sub-total."""
+    cal = load_calibration()
+    land = cal["totals"]["land"]
+    fields = [r["field"] for r in cal["rows"]]
+    land_fields = [r["field"] for r in cal["rows"] if r["row"] in land["rows"]]
+    label = land["label"].removeprefix("Tổng ")
+    return ("statistics:  # the appendix's rows in its order, and its land sub-total\n"
+            "  convention: separate\n"
+            f"  fields: [{', '.join(_yaml_str(f) for f in fields)}]\n"
+            f"  groups: [{{label: {_yaml_str(label)}, fields: [{', '.join(_yaml_str(f) for f in land_fields)}]}}]\n")
 
 
 def _ground_truth(gen: _Generator, emitter: _Emitter) -> str:

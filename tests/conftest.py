@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import pytest
 import sqlalchemy as sa
@@ -61,3 +61,12 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "duckdb":
         return str(tmp_path / "store.duckdb")
     return request.getfixturevalue("pg_url" if request.param == "postgresql" else "mariadb_url")
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:
+    """`reconcile demo` once per session: the folder it wrote and the first audit's report."""
+    from reconcile.commands import demo
+
+    out = tmp_path_factory.mktemp("demo") / "binh-son-2021-h1"
+    return out, demo(out)

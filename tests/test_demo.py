@@ -9,17 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from reconcile.commands import RunReport, demo
+from reconcile.commands import RunReport
 from reconcile.model import FindingKind
 
 REPO = Path(__file__).resolve().parent.parent
 COMMITTED = REPO / "reports" / "binh-son-2021-h1"
-
-
-@pytest.fixture(scope="session")
-def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, RunReport]:
-    out = tmp_path_factory.mktemp("demo") / "binh-son-2021-h1"
-    return out, demo(out)
 
 
 def test_demo_audit_finds_exactly_the_planted_defects(demo_run: tuple[Path, RunReport]) -> None:

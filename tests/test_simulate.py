@@ -244,12 +244,16 @@ def test_result_points_at_the_files_written(district: SimulationResult, truth: d
 
 
 def test_project_file_and_mapping_are_the_pinned_documents(district: SimulationResult) -> None:
+    cal = load_calibration()
     project = yaml.safe_load(district.config.read_text(encoding="utf-8"))
-    assert project == {"as_of": AS_OF, "period": {"from": PERIOD_FROM, "to": AS_OF},
+    assert project == {"district": "huyện Bình Sơn, tỉnh Quảng Ngãi", "as_of": AS_OF, "period": {"from": PERIOD_FROM, "to": AS_OF},
                        "paper_only_units": ["UBND xã Bình Tân Phú", "UBND xã Bình Hải"], "date_tolerance_days": 0,
                        "register": ["register/so-theo-doi-ho-so-2021.xlsx"],
                        "system": "sqlite:///system/binh-son-igate.sqlite", "mapping": "system/mapping.yaml",
-                       "workflows": "workflows", "store": "reconcile.duckdb"}
+                       "workflows": "workflows", "store": "reconcile.duckdb",
+                       "statistics": {"convention": "separate", "fields": [r["field"] for r in cal["rows"]],
+                                      "groups": [{"label": "lĩnh vực đất đai", "fields": [
+                                          "Lĩnh vực đăng ký biện pháp bảo đảm", "Lĩnh vực đất đai"]}]}}
     assert district.mapping is not None
     mapping = yaml.safe_load(district.mapping.read_text(encoding="utf-8"))
     assert mapping["profile"] == "mapping" and mapping["writable"] is True
