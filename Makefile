@@ -25,6 +25,7 @@ bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/bench_workflows.py
 	$(BIN)/python benchmarks/bench_census.py
 	$(BIN)/python benchmarks/bench_apply.py
+	$(BIN)/python benchmarks/bench_report.py
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache bench-data

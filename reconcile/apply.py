@@ -26,7 +26,7 @@ import json
 import os
 import signal
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -40,7 +40,7 @@ from sqlalchemy.engine import Connection, Engine
 from reconcile.errors import BadInput, ReconcileError, Refused
 from reconcile.model import Status
 from reconcile.sources.system import (
-    DOSSIER_FIELDS, TASK_FIELDS, SourceMapping, _begin_read_only, _dossier_batch, _statement, load_mapping,
+    SourceMapping, _begin_read_only, _dossier_batch, _statement, load_mapping,
 )
 from reconcile.sources.workbench import dossier_sql, select_arrow
 from reconcile.store import (

@@ -17,6 +17,7 @@ from reconcile.sqlfuncs import days_between, json_agg, json_text, obj
 from reconcile.store import (
     bulk_insert, dossier, finding, reconciliation, register_book, register_entry, text_key, wf_version,
 )
+from reconcile.stats import default_period, store_groups
 from reconcile.wfstate import StallRule, record_state, workflow_findings
 
 K = FindingKind
@@ -29,11 +30,17 @@ class AuditSettings:
     date_tolerance_days: int = 0
     paper_only_units: tuple[str, ...] = ()
     stall: StallRule = StallRule()
+    period: tuple[date, date] | None = None  # the statistics' reporting period (default: stats.default_period)
+
+    def stats_period(self) -> tuple[date, date]:
+        return self.period or default_period(self.as_of)
 
     def to_dict(self) -> dict[str, Any]:
+        start, end = self.stats_period()
         return {"as_of": self.as_of.isoformat(), "date_tolerance_days": self.date_tolerance_days,
                 "paper_only_units": list(self.paper_only_units),
-                "stalled": {"factor": self.stall.factor, "min_working_days": self.stall.min_days}}
+                "stalled": {"factor": self.stall.factor, "min_working_days": self.stall.min_days},
+                "period": {"from": start.isoformat(), "to": end.isoformat()}}
 
 
 def _representatives(run_id: int) -> tuple[Any, Any]:
@@ -95,6 +102,7 @@ def run_audit(conn: Connection, run_id: int, settings: AuditSettings) -> None:
     _numbering_findings(conn, run_id)
     record_state(conn, run_id, settings.as_of, settings.stall)
     workflow_findings(conn, run_id)
+    store_groups(conn, run_id, settings.stats_period())
 
 
 def _classify(conn: Connection, run_id: int, settings: AuditSettings, reg_ids: Any, sys_ids: Any) -> None:

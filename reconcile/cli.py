@@ -156,6 +156,7 @@ def audit(register: tuple[str, ...], system: str | None, mapping: str | None, pr
         date_tolerance_days=date_tolerance if date_tolerance is not None else int(project.get("date_tolerance_days", 0)),
         paper_only_units=paper_only or tuple(_as_list(project.get("paper_only_units"))),
         stall=_stall_rule(project.get("stalled"), stalled_factor, stalled_min_days),
+        period=commands.project_period(project, str(config or PROJECT_FILE)),
     )
     out, err = _consoles()
     store = path(store, "store")
@@ -275,9 +276,8 @@ def _stats_settings(config: str | None, period: tuple[str, str] | None
     """The project file's statistics settings and period (the option wins), the file and its folder."""
     doc, base = _project(config)
     settings = settings_from(doc.get("statistics"), str(config or PROJECT_FILE))
-    if not period and isinstance(doc.get("period"), dict):
-        period = (str(doc["period"].get("from")), str(doc["period"].get("to")))
-    dates = (commands.parse_as_of(period[0], "--period"), commands.parse_as_of(period[1], "--period")) if period else None
+    dates = ((commands.parse_as_of(period[0], "--period"), commands.parse_as_of(period[1], "--period")) if period
+             else commands.project_period(doc, str(config or PROJECT_FILE)))
     return settings, dates, doc, base
 
 
@@ -290,17 +290,19 @@ def _stats_settings(config: str | None, period: tuple[str, str] | None
 @click.option("--limit", type=click.IntRange(1), default=DEFAULT_LIMIT, show_default=True,
               help="Dossiers listed per section in HTML and Markdown (CSV and XLSX list all).")
 @click.option("--period", nargs=2, metavar="FROM TO", help="Statistics period (default: as for `reconcile stats`).")
+@click.option("--plan", "plan_path", metavar="FILE", help="The plan whose effect the report shows (default: the "
+                                                          "run's plan as `reconcile plan` makes it).")
 @click.option("--config", metavar="FILE", help=f"Project file (default: ./{PROJECT_FILE} if present).")
 @store_option
 def report_cmd(run_id: int | None, formats: tuple[str, ...], langs: tuple[str, ...], out: str, limit: int,
-               period: tuple[str, str] | None, config: str | None, store: str | None) -> None:
+               period: tuple[str, str] | None, plan_path: str | None, config: str | None, store: str | None) -> None:
     """Render one audit run: summary, census, findings, statistics before/after the plan, worklists."""
     from reconcile.report import ReportRequest, report
 
     settings, dates, doc, base = _stats_settings(config, period)
     chosen = FORMATS if "all" in formats else tuple(dict.fromkeys(formats or ("html",)))
     request = ReportRequest(run_id, chosen, tuple(dict.fromkeys(langs or ("vi",))), out, limit, settings, dates,
-                            doc.get("district"))
+                            doc.get("district"), plan_path)
     written = report(store or (_rel(base, doc["store"]) if doc.get("store") else None), request)
     click.echo("\n".join(f"wrote {p}" for p in written))
 
@@ -350,15 +352,21 @@ def simulate(out: str, seed: int, scale: float, register_format: str, system_for
 @main.command()
 @click.option("--out", "out", default="reports/binh-son-2021-h1", show_default=True, metavar="DIR")
 def demo(out: str) -> None:
-    """Simulate the demo district, audit it and fix it: DIR/findings.json, census.json, fixes.json."""
+    """Simulate the demo district, audit it, fix it and report: DIR/findings.json, census.json, fixes.json,
+    report.*."""
     _, err = _consoles()
     with err.status("demo", spinner="dots") as status:
         result = commands.demo(Path(out), progress=lambda s: status.update(f"demo: {s}"))
     err.print(f"audit run {result.run['id']}: {sum(result.summary.values()):,} findings; "
-              f"wrote findings.json, census.json and fixes.json to {out}")
-    render.audit_table(result, _consoles()[0])
-    render.census_table(commands.census(str(Path(out) / "inputs" / "reconcile.duckdb"), run_id=1), _consoles()[0])
-    render.fixes_table(json.loads((Path(out) / "fixes.json").read_text(encoding="utf-8")), _consoles()[0])
+              f"wrote findings.json, census.json, fixes.json and report.* (html, md, xlsx, json, csv) to {out}")
+    console, store = _consoles()[0], str(Path(out) / "inputs" / "reconcile.duckdb")
+    render.audit_table(result, console)
+    render.census_table(commands.census(store, run_id=1), console)
+    render.fixes_table(json.loads((Path(out) / "fixes.json").read_text(encoding="utf-8")), console)
+    settings, dates, _, _ = _stats_settings(str(Path(out) / "inputs" / PROJECT_FILE), None)
+    request = commands.StatsRequest(1, dates, "extended", "after-plan", settings=settings)
+    before = commands.statistics(store, replace(request, view="system"))
+    render.stats_table(commands.statistics(store, request), console, "en", before)
 
 
 @main.group()

@@ -56,6 +56,7 @@ class AuditInputs:
     profile: str | None = None  # mapping, csv or activiti; None: a URL is mapping, a folder csv
     sidecars: str | None = None  # activiti: working days per process key and version
     stall: StallRule = StallRule()
+    period: tuple[date, date] | None = None  # the statistics' reporting period (default: the half-year)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +71,16 @@ class RunReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {"run": self.run, "summary": self.summary, "breakdown": self.breakdown, "findings": self.findings}
+
+
+def project_period(project: dict[str, Any], where: str = "reconcile.yaml") -> tuple[date, date] | None:
+    """The project file's `period: {from, to}` (the statistics' reporting period), if any."""
+    period = project.get("period")
+    if period is None:
+        return None
+    if not isinstance(period, dict) or "from" not in period or "to" not in period:
+        raise BadInput(f"{where}: period: expected {{from: DATE, to: DATE}}.")
+    return parse_as_of(str(period["from"]), f"{where}: period.from"), parse_as_of(str(period["to"]), f"{where}: period.to")
 
 
 def parse_as_of(text: str, what: str = "--as-of") -> date:
@@ -341,7 +352,8 @@ def audit(inputs: AuditInputs, store_url: str | None = None, progress: Progress 
           started_at: str | None = None) -> RunReport:
     """Open and check every input, then read, store and audit them in one transaction."""
     loaded = load_inputs(inputs, progress)
-    settings = AuditSettings(inputs.as_of, inputs.date_tolerance_days, inputs.paper_only_units, inputs.stall)
+    settings = AuditSettings(inputs.as_of, inputs.date_tolerance_days, inputs.paper_only_units, inputs.stall,
+                             inputs.period)
     store = open_store(store_url)
     try:
         run_id = record_run(store, loaded, settings, progress, started_at)
@@ -496,11 +508,8 @@ def plan(store_url: str | None = None, run_id: int | None = None, rules_dir: str
     try:
         with store.connect() as conn:
             run_id = _resolve_run(store, conn, run_id)
-            if rules_dir is None:
-                inputs = json.loads(conn.execute(sa.select(audit_run.c.inputs).where(audit_run.c.id == run_id))
-                                    .scalar_one())
-                rules_dir = (inputs.get("workflows") or {}).get("dir")
-            return build_plan(conn, run_id, mask_url(store.url), _resolver(rules_dir))
+            resolver = _resolver(rules_dir) if rules_dir is not None else run_resolver(conn, run_id)
+            return build_plan(conn, run_id, mask_url(store.url), resolver)
     finally:
         store.engine.dispose()
 
@@ -531,20 +540,49 @@ def statistics(store_url: str | None = None, request: StatsRequest = StatsReques
         store.engine.dispose()
 
 
-def plan_overlay(conn: sa.Connection, store: Store, run_id: int, plan_path: str | None) -> list[stats_mod.Overlay]:
-    """What the plan will write: the given plan file (made for this run), else the run's plan as
-    `reconcile plan` builds it."""
+@dataclass(frozen=True, slots=True)
+class PlannedAction:
+    """One action of a plan, whether built now or read from a plan file."""
+
+    dossier_code: str
+    action: str
+    rule: str
+    confirmed: bool
+    set: dict[str, Any]
+
+
+def plan_actions(conn: sa.Connection, store: Store, run_id: int, plan_path: str | None) -> list[PlannedAction]:
+    """The given plan file's actions (it must be made for this run), else the run's plan as `reconcile
+    plan` builds it."""
     if plan_path is None:
-        inputs = json.loads(conn.execute(sa.select(audit_run.c.inputs).where(audit_run.c.id == run_id)).scalar_one())
-        built = build_plan(conn, run_id, mask_url(store.url), _resolver((inputs.get("workflows") or {}).get("dir")))
-        return stats_mod.overlay_of((a.dossier_code, a.action, a.confirmed, a.set) for a in built.actions)
+        built = build_plan(conn, run_id, mask_url(store.url), run_resolver(conn, run_id))
+        return [PlannedAction(a.dossier_code, a.action, a.rule, a.confirmed, a.set) for a in built.actions]
     from reconcile.apply import load_plan
 
     loaded = load_plan(plan_path)
     if loaded.run != run_id:
         raise BadInput(f"{plan_path}: the plan was made for audit run {loaded.run}, not run {run_id}. "
                        f"Hint: pass --run {loaded.run}, or make a plan for run {run_id} with `reconcile plan`.")
-    return stats_mod.overlay_of((a.dossier_code, a.action, a.confirmed, dict(a.set)) for a in loaded.actions)
+    return [PlannedAction(a.dossier_code, a.action, a.rule, a.confirmed, dict(a.set)) for a in loaded.actions]
+
+
+def plan_overlay(conn: sa.Connection, store: Store, run_id: int, plan_path: str | None) -> list[stats_mod.Overlay]:
+    """What the plan will write, as the statistics see it."""
+    return stats_mod.overlay_of((a.dossier_code, a.action, a.confirmed, a.set)
+                                for a in plan_actions(conn, store, run_id, plan_path))
+
+
+def run_resolver(conn: sa.Connection, run_id: int) -> Resolver | None:
+    """The migration rules the run audited with, read again from the catalog folder it recorded; an
+    error (not a plan without rules) when that folder had rules and cannot be found from here."""
+    inputs = json.loads(conn.execute(sa.select(audit_run.c.inputs).where(audit_run.c.id == run_id)).scalar_one())
+    workflows = inputs.get("workflows") or {}
+    directory = workflows.get("dir")
+    if workflows.get("rules") and not (directory and Path(directory).is_dir()):
+        raise BadInput(f"run {run_id}: its catalog folder {directory} (with {workflows['rules']} migration rules) "
+                       "is not found from here. Hint: run from the folder the audit ran in, or pass the rules "
+                       "folder (`plan --rules DIR`) or a plan file (`--plan FILE`).")
+    return _resolver(directory)
 
 
 def _resolver(directory: str | None) -> Resolver | None:
@@ -627,7 +665,8 @@ DEMO_STARTED_AT = "2021-07-01T08:00:00+00:00"
 
 def demo(out: Path, progress: Progress = _quiet) -> RunReport:
     """Simulate the demo district into OUT/inputs, audit it into a fresh store (OUT/findings.json,
-    OUT/census.json), then fix it: plan -> apply -> audit -> undo -> audit -> apply (OUT/fixes.json)."""
+    OUT/census.json), fix it: plan -> apply -> audit -> undo -> audit -> apply (OUT/fixes.json), and
+    write the first audit's reports (OUT/report.*)."""
     import yaml
 
     from reconcile.simulate import simulate
@@ -645,6 +684,7 @@ def demo(out: Path, progress: Progress = _quiet) -> RunReport:
         mapping=str(sim.mapping) if sim.mapping else None,
         date_tolerance_days=int(project.get("date_tolerance_days", 0)),
         paper_only_units=tuple(project.get("paper_only_units") or ()),
+        period=project_period(project),
     )
     report = audit(inputs, str(store_path), progress, started_at=DEMO_STARTED_AT)
     out.mkdir(parents=True, exist_ok=True)
@@ -653,14 +693,24 @@ def demo(out: Path, progress: Progress = _quiet) -> RunReport:
     for name, doc in docs.items():
         text = json.dumps(doc, ensure_ascii=False, indent=2, default=str) + "\n"
         (out / name).write_text(text, encoding="utf-8")
+    progress("report")
+    _demo_reports(out, store_path, report.run["id"], project)
     return report
+
+
+def _demo_reports(out: Path, store_path: Path, run_id: int, project: dict[str, Any]) -> None:
+    """The full report set of the first audit (before any fix), in both languages."""
+    from reconcile.report import FORMATS, ReportRequest, report as write_report
+
+    request = ReportRequest(run_id=run_id, formats=FORMATS, langs=("vi", "en"), out=str(out),
+                            settings=stats_mod.settings_from(project.get("statistics"), "reconcile.yaml"),
+                            period=project_period(project), district=project.get("district"))
+    write_report(str(store_path), request)
 
 
 def _demo_fixes(inputs: AuditInputs, store_path: Path, plan_path: Path, before: RunReport,
                 progress: Progress) -> dict[str, Any]:
     """The whole fixing loop on the demo's vendor database, with the findings before and after."""
-    import yaml
-
     from reconcile.apply import apply_plan, undo
 
     store = str(store_path)

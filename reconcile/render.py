@@ -12,7 +12,9 @@ from rich.table import Table
 from reconcile.commands import Census, DossierView, RunReport
 from reconcile.i18n import day, number, percent, t
 from reconcile.plan import Plan
-from reconcile.stats_model import StatsRow, StatsTable
+from reconcile.report_csv import note_text, row_label
+from reconcile.report_view import points
+from reconcile.stats_model import StatsTable
 from reconcile.model import FindingKind
 from reconcile.wfstate import CENSUS_KINDS
 
@@ -213,11 +215,11 @@ def stats_table(table: StatsTable, console: Console, lang: str, before: StatsTab
         out.add_column("Δ", justify="right", no_wrap=True)
     rates = {(r.kind, r.label): r.on_time for r in before.rows} if before else {}
     for r in table.rows:
-        label = _row_label(r, lang)
+        label = row_label(r, lang)
         cells = [number(r.values[c.key], lang) for c in table.columns]
         extra = [percent(*r.on_time, lang)]
         if before is not None:
-            extra.append(_points(rates.get((r.kind, r.label), (0, 0)), r.on_time, lang))
+            extra.append(points(rates.get((r.kind, r.label), (0, 0)), r.on_time, lang))
         bold = r.kind in ("total", "group")
         out.add_row("" if r.stt is None else str(r.stt), escape(label), *cells, *extra,
                     style="bold" if bold else None)
@@ -227,23 +229,7 @@ def stats_table(table: StatsTable, console: Console, lang: str, before: StatsTab
         legend.append(f"Δ {t('col.rate_change', lang)}")
     console.print(escape(" · ".join(legend)), highlight=False)
     for n in table.notes:
-        console.print(escape(t(n.key, lang, **n.params)), highlight=False)
-
-
-def _row_label(r: StatsRow, lang: str) -> str:
-    if r.kind == "total":
-        return t("row.total", lang)
-    if r.kind == "group":
-        return t("row.group", lang, label=r.label)
-    return t("row.unknown_field", lang) if r.kind == "unknown_field" else r.label
-
-
-def _points(before: tuple[int, int], after: tuple[int, int], lang: str) -> str:
-    """The change of a rate in percentage points, signed; empty when either side has no resolved dossier."""
-    if not before[1] or not after[1]:
-        return ""
-    delta = 100 * after[0] / after[1] - 100 * before[0] / before[1]
-    return ("+" if delta > 0 else "") + number(delta, lang, 1)
+        console.print(escape(note_text(n, lang)), highlight=False)
 
 
 def plan_summary(plan: Plan, console: Console, out: str | None) -> None:

@@ -13,19 +13,18 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from reconcile import stats as stats_mod
-from reconcile.commands import _resolve_run, _resolver, run_report
+from reconcile.commands import _resolve_run, plan_actions, run_report
 from reconcile.errors import BadInput
 from reconcile.files import write_atomically
 from reconcile.i18n import check_lang
 from reconcile.model import FindingKind
-from reconcile.plan import build_plan
 from reconcile.reportdata import (
     AGE_BUCKETS, Action, CensusLine, Evidence, FindingItem, FindingSection, RateChange, ReportData, Summary, WorkItem,
     Worklist,
 )
 from reconcile.stats import StatsSettings
 from reconcile.store import (
-    Store, audit_run, dossier, finding, mask_url, open_store, reconciliation, register_entry, text_key, wf_state,
+    Store, audit_run, dossier, finding, open_store, reconciliation, register_entry, text_key, wf_state,
     wf_step, wf_version,
 )
 from reconcile.wfstate import FLAG, ORPHAN_KINDS
@@ -46,6 +45,7 @@ class ReportRequest:
     settings: StatsSettings = StatsSettings()
     period: tuple[Any, Any] | None = None
     district: str | None = None
+    plan_path: str | None = None  # the plan file whose effect the report shows (default: the run's plan)
 
 
 def report(store_url: str | None, request: ReportRequest) -> list[Path]:
@@ -110,9 +110,8 @@ def build(store_url: str | None, request: ReportRequest) -> ReportData:
 def _build(store: Store, conn: Connection, run_id: int, request: ReportRequest) -> ReportData:
     run = run_report(store, run_id)
     as_of = conn.execute(sa.select(audit_run.c.as_of).where(audit_run.c.id == run_id)).scalar_one()
-    inputs = json.loads(conn.execute(sa.select(audit_run.c.inputs).where(audit_run.c.id == run_id)).scalar_one())
-    plan = build_plan(conn, run_id, mask_url(store.url), _resolver((inputs.get("workflows") or {}).get("dir")))
-    overlay = stats_mod.overlay_of((a.dossier_code, a.action, a.confirmed, a.set) for a in plan.actions)
+    plan = plan_actions(conn, store, run_id, request.plan_path)
+    overlay = stats_mod.overlay_of((a.dossier_code, a.action, a.confirmed, a.set) for a in plan)
 
     def table(view: str) -> Any:
         return stats_mod.compute(conn, run_id, as_of, period=request.period, layout="official", view=view,
@@ -120,15 +119,15 @@ def _build(store: Store, conn: Connection, run_id: int, request: ReportRequest) 
 
     before, after, paper = table("system"), table("after-plan"), table("register")
     facts = _dossier_facts(conn, run_id)
-    actions = {a.dossier_code: a for a in plan.actions}
+    actions = {a.dossier_code: a for a in plan}
     census = _census(conn, run_id)
     sections = _sections(run.findings, facts)
-    plan_counts = dict(sorted(plan.counts().items()))
+    plan_counts = dict(sorted(Counter(a.action for a in plan).items()))
     summary = Summary(
         register_entries=run.run["counts"]["register_entries"], system_dossiers=run.run["counts"]["system_dossiers"],
         findings=len(run.findings), by_kind=run.summary, open_dossiers=sum(c.open for c in census),
         orphaned=sum(c.orphaned for c in census), plan_actions=plan_counts,
-        plan_unconfirmed=sum(1 for a in plan.actions if not a.confirmed),
+        plan_unconfirmed=sum(1 for a in plan if not a.confirmed),
         on_time_before=before.total.on_time, on_time_after=after.total.on_time)
     doc = {k: v for k, v in run.run.items() if k not in ("inputs", "settings")}
     return ReportData(

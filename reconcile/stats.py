@@ -13,10 +13,12 @@ carried-over count equals the previous period's in-progress count.
 from __future__ import annotations
 
 from collections import defaultdict
+from functools import cache
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Iterable
 
+import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
@@ -24,7 +26,7 @@ from reconcile.errors import BadInput
 from reconcile.model import FindingKind as K
 from reconcile.normalize import fold
 from reconcile.stats_model import CONVENTIONS, COUNTS, LAYOUTS, VIEWS, Note, StatsRow, StatsTable, columns_for
-from reconcile.store import dossier, register_entry, text_key, wf_state, wf_version
+from reconcile.store import bulk_insert, dossier, register_entry, stats_group, text_key, wf_state, wf_version
 from reconcile.wfstate import FLAG
 
 # Open dossiers on these cannot move in the system: the statistics' "stuck" column.
@@ -105,16 +107,22 @@ def compute(conn: Connection, run_id: int, as_of: date, *, period: tuple[date, d
                        "later days. Hint: end the period on or before the audit date, or audit later.")
     overlay = list(overlay)
     if view == "register":
-        source = _register_source(run_id, as_of)
+        source = _register_source(run_id)
     else:
         ov = _overlay_table(conn, overlay) if view == "after-plan" else None
-        source = _system_source(run_id, as_of, settings.online_channels, ov)
-    groups = conn.execute(_grouped(source, start, end)).all()
+        source = _system_source(run_id, ov)
+    fields = _field_lookup(conn, run_id, view)
+    groups = _stored_groups(conn, run_id, view, start, end) if view != "after-plan" else []
+    if not groups:  # another period than the audit's, or a run stored before schema 5
+        groups = conn.execute(_grouped(source, start, end)).all()
     counts: dict[str | None, dict[str, int]] = defaultdict(lambda: dict.fromkeys(COUNTS, 0))
     left_out = {WITHDRAWN: 0, RETURNED_UNRESOLVED: 0}
     flagged = {"submitted": 0, "no_received": 0}
-    for fld, cat, origin, stuck, no_received, n in groups:
-        n = int(n)
+    as_of_pos = IN if as_of <= end else AFTER
+    for g in groups:
+        n, (cat, origin) = int(g.n), _classify(g, as_of_pos, settings.online_channels)
+        if cat is None:  # not in this period's table
+            continue
         if cat == SUBMITTED:
             flagged["submitted"] += n
             continue
@@ -123,17 +131,17 @@ def compute(conn: Connection, run_id: int, as_of: date, *, period: tuple[date, d
             continue
         if cat in left_out and convention == "on-time":
             cat = "on_time"
-        row = counts[fld]
+        row = counts[fields(g.field, g.key1, g.key2)]
         row["total"] += n
         row[origin] += n
         row[cat] += n
         row["resolved"] += n if cat in ("early", "on_time", "late") else 0
         row["in_progress"] += n if cat in ("within_time", "overdue") else 0
-        row["stuck"] += n if stuck and cat in ("within_time", "overdue") else 0
-        flagged["no_received"] += n if no_received else 0
+        row["stuck"] += n if g.stuck and cat in ("within_time", "overdue") else 0
+        flagged["no_received"] += n if g.received == NONE else 0
     rows = _rows(counts, _catalog_fields(conn, run_id), settings)
     notes = [Note(f"convention.{convention}", left_out_params(left_out) if convention == "excluded" else {}),
-             Note("note.timeliness"), Note("note.carried")]
+             Note("note.timeliness"), Note("note.carried_excluded" if convention == "excluded" else "note.carried")]
     total = next(r for r in rows if r.kind == "total")
     if total.values["stuck"]:
         notes.append(Note("note.stuck", {"n": total.values["stuck"]}))
@@ -156,97 +164,133 @@ def left_out_params(left_out: dict[str, int]) -> dict[str, int]:
 
 
 # ----------------------------------------------------------------------------------------- SQL
+# The store only compares each dossier's dates with the period and groups by those comparisons and a
+# few raw low-cardinality columns (status, channel, field keys): one scan, no per-row strings built,
+# no join with the catalog. Python classifies the few thousand groups.
+
+GROUP_COLUMNS = ["field", "key1", "key2", "status", "channel", "received", "finished", "returned", "timeliness",
+                 "due", "stuck", "n"]
+NONE, BEFORE, IN, AFTER = 0, 1, 2, 3  # a date against the period: missing, before it, in it, after it
+EARLY, ON_TIME, LATE = 1, 2, 3  # the finishing day against the due day (0: either is missing)
+
 
 @dataclass(frozen=True)
 class _Source:
-    """One row per dossier: field, outcome, dates, origin facts and the stuck flag, as SQL expressions."""
+    """Per dossier, as SQL expressions: the field keys, status, channel, dates and the stuck flag."""
 
     from_: Any
-    field: Any
-    outcome: Any
+    field: Any  # the source's own field, if any
+    key1: Any  # looked up in the catalog when `field` is null (procedure code or register procedure name)
+    key2: Any
+    status: Any  # canonical status, or the register's outcome
+    channel: Any
     received: Any
     due: Any
     finished: Any  # the day processing finished (timeliness)
-    closed: Any  # the day the dossier left the table's in-progress count (null: open)
-    online: Any  # boolean expression
+    returned: Any  # the closing day when `finished` is missing
     stuck: Any  # boolean expression
     where: list[Any] = field(default_factory=list)
 
 
-def _field_by_procedure(run_id: int) -> Any:
-    v = wf_version
-    return (sa.select(v.c.procedure, sa.func.max(v.c.field).label("field"))
-            .where(v.c.run_id == run_id).group_by(v.c.procedure).subquery("fp"))
-
-
-def _case(value: Any, mapping: dict[str, str], default: str) -> Any:
-    return sa.case(*[(value == k, sa.literal(v)) for k, v in mapping.items()], else_=sa.literal(default))
-
-
-def _system_source(run_id: int, as_of: date, channels: tuple[str, ...], ov: sa.Table | None) -> _Source:
+def _system_source(run_id: int, ov: sa.Table | None) -> _Source:
     d, w = dossier, wf_state
-    fp = _field_by_procedure(run_id)
-    fp2 = fp.alias("fp2")
-    from_ = (d.outerjoin(fp, fp.c.procedure == d.c.workflow_key).outerjoin(fp2, fp2.c.procedure == d.c.procedure)
-             .outerjoin(w, sa.and_(w.c.run_id == d.c.run_id, w.c.source_row == d.c.source_row)))
+    stuck_rows = (sa.select(w.c.source_row).where(w.c.run_id == run_id, w.c.flags.op("&")(STUCK_MASK) != 0)
+                  .subquery("stuck"))
+    from_ = d.outerjoin(stuck_rows, stuck_rows.c.source_row == d.c.source_row)
     status, finished, returned = d.c.status, d.c.finished_at, d.c.returned_at
-    stuck = w.c.flags.op("&")(STUCK_MASK) != 0
+    stuck = stuck_rows.c.source_row.is_not(None)
     if ov is not None:
         from_ = from_.outerjoin(ov, ov.c.dossier_code == d.c.dossier_code)
         status = sa.func.coalesce(ov.c.status, status)
         finished = sa.func.coalesce(ov.c.finished_at, finished)
         returned = sa.func.coalesce(ov.c.returned_at, returned)
-        stuck = sa.and_(stuck, sa.func.coalesce(ov.c.unstuck, False) == sa.false())
-    outcome = _case(status, STATUS_OUTCOME, OPEN)
-    closed = sa.case((outcome.in_([OPEN, SUBMITTED]), sa.null()),
-                     else_=sa.func.coalesce(finished, returned, sa.literal(as_of, sa.Date)))
-    online = sa.func.lower(sa.func.trim(sa.func.coalesce(d.c.channel, ""))).in_(channels)
-    return _Source(from_, sa.func.coalesce(d.c.field, fp.c.field, fp2.c.field), outcome, d.c.received_at,
-                   sa.func.coalesce(d.c.due_at_revised, d.c.due_at), finished, closed, online,
-                   sa.func.coalesce(stuck, False), [d.c.run_id == run_id])
+        stuck = sa.and_(stuck, ov.c.dossier_code.is_(None) | (ov.c.unstuck == sa.false()))
+    return _Source(from_, d.c.field, d.c.workflow_key, d.c.procedure, status, d.c.channel, d.c.received_at,
+                   sa.func.coalesce(d.c.due_at_revised, d.c.due_at), finished, returned, stuck,
+                   [d.c.run_id == run_id])
 
 
-def _register_source(run_id: int, as_of: date) -> _Source:
+def _register_source(run_id: int) -> _Source:
     """The paper view: each dossier code once (its first entry), rows without a code each once."""
-    r, v = register_entry, wf_version
-    first = (sa.select(r, sa.func.row_number().over(partition_by=r.c.dossier_code, order_by=r.c.entry_id)
-                       .label("nth")).where(r.c.run_id == run_id).subquery("re"))
-    names = (sa.select(v.c.name_key, sa.func.max(v.c.field).label("field"))
-             .where(v.c.run_id == run_id).group_by(v.c.name_key).subquery("fn"))
-    from_ = (first.outerjoin(text_key, sa.and_(text_key.c.run_id == run_id, text_key.c.value == first.c.procedure))
-             .outerjoin(names, names.c.name_key == text_key.c.key))
-    outcome = _case(first.c.outcome, PAPER_OUTCOME, OPEN)
-    closed = sa.case((outcome == OPEN, sa.null()),
-                     else_=sa.func.coalesce(first.c.returned_at, sa.literal(as_of, sa.Date)))
-    return _Source(from_, names.c.field, outcome, first.c.received_at, first.c.due_at, first.c.returned_at, closed,
-                   sa.false(), sa.false(), [sa.or_(first.c.nth == 1, first.c.dossier_code.is_(None))])
+    r = register_entry
+    firsts = (sa.select(r.c.dossier_code, sa.func.min(r.c.entry_id).label("first"))
+              .where(r.c.run_id == run_id, r.c.dossier_code.is_not(None))
+              .group_by(r.c.dossier_code).having(sa.func.count() > 1).subquery("dup"))
+    from_ = r.outerjoin(firsts, firsts.c.dossier_code == r.c.dossier_code)
+    return _Source(from_, sa.null(), r.c.procedure, sa.null(), r.c.outcome, sa.null(), r.c.received_at, r.c.due_at,
+                   r.c.returned_at, r.c.returned_at, sa.false(),
+                   [r.c.run_id == run_id, sa.or_(firsts.c.first.is_(None), r.c.entry_id == firsts.c.first)])
+
+
+def store_groups(conn: Connection, run_id: int, period: tuple[date, date]) -> None:
+    """At audit time: the grouped counts of the system and register views of the run's own period, so
+    that its statistics and reports read a few hundred rows instead of scanning every dossier."""
+    start, end = period
+    for view, source in (("system", _system_source(run_id, None)), ("register", _register_source(run_id))):
+        grouped = _grouped(source, start, end).subquery("g")
+        conn.execute(sa.insert(stats_group).from_select(
+            ["run_id", "view", "period_from", "period_to", *GROUP_COLUMNS],
+            sa.select(sa.literal(run_id), sa.literal(view), sa.literal(start, sa.Date), sa.literal(end, sa.Date),
+                      *[grouped.c[c] for c in GROUP_COLUMNS])))
+
+
+def _stored_groups(conn: Connection, run_id: int, view: str, start: date, end: date) -> list[Any]:
+    g = stats_group
+    return conn.execute(sa.select(*[g.c[c] for c in GROUP_COLUMNS]).where(
+        g.c.run_id == run_id, g.c.view == view, g.c.period_from == start, g.c.period_to == end)).all()
+
+
+def _position(day: Any, start: Any, end: Any) -> Any:
+    return sa.case((day.is_(None), NONE), (day < start, BEFORE), (day <= end, IN), else_=AFTER)
 
 
 def _grouped(s: _Source, start: date, end: date) -> Any:
-    """Count the period's dossiers per field x category x origin x stuck."""
+    """Count dossiers per field keys x status x channel x the dates' positions x stuck."""
     f, t = sa.literal(start, sa.Date), sa.literal(end, sa.Date)
-    recv, closed, due, fin = s.received, s.closed, s.due, s.finished
-    closed_in = sa.and_(closed.is_not(None), closed <= t)
-    cat = sa.case(
-        (s.outcome == SUBMITTED, sa.literal(SUBMITTED)),
-        (sa.and_(closed_in, s.outcome == RESOLVED),
-         sa.case((sa.or_(fin.is_(None), due.is_(None)), sa.literal("unclassified")),
-                 (fin < due, sa.literal("early")), (fin == due, sa.literal("on_time")), else_=sa.literal("late"))),
-        (closed_in, s.outcome),
-        (due.is_(None), sa.literal("unclassified")),
-        (due >= t, sa.literal("within_time")),
-        else_=sa.literal("overdue"))
-    origin = sa.case((recv < f, sa.literal("carried_over")), (s.online, sa.literal("online")),
-                     else_=sa.literal("in_person"))
-    stuck = sa.case((s.stuck, 1), else_=0)
-    no_received = sa.case((recv.is_(None), 1), else_=0)
-    cols = [s.field.label("field"), cat.label("cat"), origin.label("origin"), stuck.label("stuck"),
-            no_received.label("no_received")]
-    in_table = sa.and_(sa.or_(recv.is_(None), recv <= t),
-                       sa.or_(recv.is_(None), recv >= f, closed.is_(None), closed >= f))
-    inner = sa.select(*cols).select_from(s.from_).where(*s.where, in_table).subquery("c")
-    return (sa.select(inner.c.field, inner.c.cat, inner.c.origin, inner.c.stuck, inner.c.no_received, sa.func.count())
-            .group_by(inner.c.field, inner.c.cat, inner.c.origin, inner.c.stuck, inner.c.no_received))
+    timeliness = sa.case((sa.or_(s.finished.is_(None), s.due.is_(None)), 0), (s.finished < s.due, EARLY),
+                         (s.finished == s.due, ON_TIME), else_=LATE)
+    due = sa.case((s.due.is_(None), NONE), (s.due >= t, IN), else_=BEFORE)  # within time | overdue at the end
+    cols = [s.field.label("field"), s.key1.label("key1"), s.key2.label("key2"), s.status.label("status"),
+            s.channel.label("channel"), _position(s.received, f, t).label("received"),
+            _position(s.finished, f, t).label("finished"), _position(s.returned, f, t).label("returned"),
+            timeliness.label("timeliness"), due.label("due"), sa.case((s.stuck, 1), else_=0).label("stuck")]
+    assert [c.name for c in cols] == GROUP_COLUMNS[:-1]
+    inner = sa.select(*cols).select_from(s.from_).where(*s.where).subquery("c")
+    keys = [inner.c[c.name] for c in cols]
+    return sa.select(*keys, sa.func.count().label("n")).group_by(*keys)
+
+
+def _classify(g: Any, as_of_pos: int, channels: tuple[str, ...]) -> tuple[str | None, str]:
+    """(category, or None when not in the period's table; origin) of one group."""
+    outcome = STATUS_OUTCOME.get(g.status, PAPER_OUTCOME.get(g.status, OPEN))
+    if outcome == SUBMITTED:
+        return SUBMITTED, ""
+    closed = None if outcome == OPEN else g.finished if g.finished != NONE else \
+        g.returned if g.returned != NONE else as_of_pos
+    if g.received == AFTER or (g.received == BEFORE and closed == BEFORE):
+        return None, ""
+    if closed in (BEFORE, IN):
+        cat = outcome if outcome != RESOLVED else \
+            ("unclassified", "early", "on_time", "late")[g.timeliness if g.finished != NONE else 0]
+    else:
+        cat = ("unclassified", "overdue", "within_time")[g.due]
+    origin = ("carried_over" if g.received == BEFORE else
+              "online" if (g.channel or "").strip().lower() in channels else "in_person")
+    return cat, origin
+
+
+def _field_lookup(conn: Connection, run_id: int, view: str) -> Any:
+    """field(own, key1, key2): the source's field, else the catalog's field of the procedure code (system)
+    or of the procedure's name (register)."""
+    v = wf_version
+    if view == "register":
+        names = dict(conn.execute(sa.select(v.c.name_key, sa.func.max(v.c.field)).where(v.c.run_id == run_id)
+                                  .group_by(v.c.name_key)).all())
+        keys = dict(conn.execute(sa.select(text_key.c.value, text_key.c.key).where(text_key.c.run_id == run_id)).all())
+        return cache(lambda own, name, _: names.get(keys.get(name)))
+    codes = dict(conn.execute(sa.select(v.c.procedure, sa.func.max(v.c.field)).where(v.c.run_id == run_id)
+                              .group_by(v.c.procedure)).all())
+    return cache(lambda own, key, proc: own or codes.get(key) or codes.get(proc))
 
 
 def _overlay_table(conn: Connection, overlay: list[Overlay]) -> sa.Table:
@@ -257,9 +301,12 @@ def _overlay_table(conn: Connection, overlay: list[Overlay]) -> sa.Table:
                      prefixes=["TEMPORARY"])
     table.drop(conn, checkfirst=True)
     table.create(conn)
-    if overlay:
-        conn.execute(table.insert(), [{"dossier_code": o.dossier_code, "status": o.status, "finished_at": o.finished_at,
-                                       "returned_at": o.returned_at, "unstuck": o.unstuck} for o in overlay])
+    bulk_insert(conn, table, pa.table({  # the engine's fast path: a plan can hold tens of thousands of actions
+        "dossier_code": pa.array([o.dossier_code for o in overlay], pa.string()),
+        "status": pa.array([o.status for o in overlay], pa.string()),
+        "finished_at": pa.array([o.finished_at for o in overlay], pa.date32()),
+        "returned_at": pa.array([o.returned_at for o in overlay], pa.date32()),
+        "unstuck": pa.array([o.unstuck for o in overlay], pa.bool_())}))
     return table
 
 

@@ -16,8 +16,9 @@ from sqlalchemy.engine import Connection, Engine, make_url
 
 from reconcile.errors import BadInput
 
-SCHEMA_VERSION = 4  # 2: wf_state and work_day (workflow census); 3: change_batch, change, batch_outcome (apply/undo);
-# 4: migration_step, and wf_state's migrates_to_* columns (superseded_version; added to older stores by ALTER TABLE)
+SCHEMA_VERSION = 5  # 2: wf_state and work_day (workflow census); 3: change_batch, change, batch_outcome (apply/undo);
+# 4: migration_step, and wf_state's migrates_to_* columns (superseded_version; added to older stores by ALTER TABLE);
+# 5: stats_group (the statistics of each run's own period)
 DEFAULT_STORE = "reconcile.duckdb"
 
 metadata = sa.MetaData()
@@ -216,6 +217,24 @@ finding = _table(
     sa.Column("dossier_code", CODE),
     sa.Column("details", sa.Text, nullable=False),  # JSON
     sa.Column("evidence", sa.Text, nullable=False),  # JSON
+)
+
+# The statistics' grouped count of the run's own reporting period (see reconcile.stats), stored by
+# the audit: the system and register views of that period read these few hundred rows.
+stats_group = _table(
+    "stats_group",
+    _run_id(),
+    sa.Column("view", sa.String(16), nullable=False),
+    sa.Column("period_from", sa.Date, nullable=False),
+    sa.Column("period_to", sa.Date, nullable=False),
+    sa.Column("field", NAME),
+    sa.Column("key1", sa.Text),
+    sa.Column("key2", NAME),
+    sa.Column("status", sa.String(32)),
+    sa.Column("channel", KEY),
+    *[sa.Column(name, sa.SmallInteger, nullable=False)
+      for name in ("received", "finished", "returned", "timeliness", "due", "stuck")],
+    sa.Column("n", sa.BigInteger, nullable=False),
 )
 
 # Lookups by run and code; DuckDB scans columnar data faster than it maintains ART indexes on

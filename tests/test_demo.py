@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from helpers import REGEN
 from reconcile.commands import RunReport
 from reconcile.model import FindingKind
 
@@ -49,13 +50,26 @@ def test_demo_covers_every_finding_kind(demo_run: tuple[Path, RunReport]) -> Non
     assert report.run["paper_only_units"] == {"UBND xã Bình Hải": 16, "UBND xã Bình Tân Phú": 16}
 
 
-@pytest.mark.parametrize("name", ["findings.json", "census.json", "fixes.json"])
-def test_committed_demo_output_is_current(demo_run: tuple[Path, RunReport], name: str) -> None:
+DEMO_FILES = {"findings.json", "census.json", "fixes.json", "report.json",
+              *(f"report.{lang}.{ext}" for lang in ("vi", "en") for ext in
+                ("html", "md", "xlsx", "findings.csv", "worklists.csv", "stats.csv", "census.csv"))}
+
+
+def test_committed_demo_outputs_are_current(demo_run: tuple[Path, RunReport]) -> None:
+    """`make demo` regenerates reports/binh-son-2021-h1/ byte for byte; RECONCILE_REGEN=1 rewrites it."""
     out, _ = demo_run
-    fresh = (out / name).read_text(encoding="utf-8").replace(str(out), "reports/binh-son-2021-h1")
-    committed = COMMITTED / name
-    assert committed.exists(), f"run `make demo` and commit reports/binh-son-2021-h1/{name}"
-    assert fresh == committed.read_text(encoding="utf-8"), "demo output changed: run `make demo` and commit"
+    written = {p.name for p in out.iterdir() if p.is_file()}
+    assert written == DEMO_FILES
+    changed = []
+    for name in sorted(written):
+        fresh = (out / name).read_bytes().replace(str(out).encode(), b"reports/binh-son-2021-h1")
+        committed = COMMITTED / name
+        if REGEN:
+            committed.write_bytes(fresh)
+        if not committed.exists() or committed.read_bytes() != fresh:
+            changed.append(name)
+    assert not changed, f"demo output changed or missing: {changed}; run `make demo` and commit"
+    assert {p.name for p in COMMITTED.iterdir() if p.is_file()} == DEMO_FILES
 
 
 def test_demo_census_shows_the_edited_in_place_orphans(demo_run: tuple[Path, RunReport]) -> None:
