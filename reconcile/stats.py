@@ -106,21 +106,24 @@ def compute(conn: Connection, run_id: int, as_of: date, *, period: tuple[date, d
         raise BadInput(f"--period {start} {end}: ends after the audit date {as_of}; the data says nothing about "
                        "later days. Hint: end the period on or before the audit date, or audit later.")
     overlay = list(overlay)
-    if view == "register":
-        source = _register_source(run_id)
-    else:
-        ov = _overlay_table(conn, overlay) if view == "after-plan" else None
-        source = _system_source(run_id, ov)
-    fields = _field_lookup(conn, run_id, view)
     groups = _stored_groups(conn, run_id, view, start, end) if view != "after-plan" else []
-    if not groups:  # another period than the audit's, or a run stored before schema 5
+    if not groups:  # another period than the audit's, the plan's view, or a run stored before schema 5
+        if view == "register":
+            source = _register_source(run_id)
+        else:
+            source = _system_source(run_id, _overlay_table(conn, overlay) if view == "after-plan" else None)
         groups = conn.execute(_grouped(source, start, end)).all()
+    v = wf_version
+    catalog = conn.execute(sa.select(v.c.procedure, v.c.name_key, v.c.field).where(v.c.run_id == run_id)).all()
+    fields = _field_lookup(conn, run_id, view, catalog, {g[1] for g in groups})
     counts: dict[str | None, dict[str, int]] = defaultdict(lambda: dict.fromkeys(COUNTS, 0))
     left_out = {WITHDRAWN: 0, RETURNED_UNRESOLVED: 0}
     flagged = {"submitted": 0, "no_received": 0}
     as_of_pos = IN if as_of <= end else AFTER
-    for g in groups:
-        n, (cat, origin) = int(g.n), _classify(g, as_of_pos, settings.online_channels)
+    for own, key1, key2, status, channel, received, finished, returned, timeliness, due, stuck, n in groups:
+        cat, origin = _classify(status, channel, received, finished, returned, timeliness, due, as_of_pos,
+                                settings.online_channels)
+        n = int(n)
         if cat is None:  # not in this period's table
             continue
         if cat == SUBMITTED:
@@ -131,15 +134,15 @@ def compute(conn: Connection, run_id: int, as_of: date, *, period: tuple[date, d
             continue
         if cat in left_out and convention == "on-time":
             cat = "on_time"
-        row = counts[fields(g.field, g.key1, g.key2)]
+        row = counts[fields(own, key1, key2)]
         row["total"] += n
         row[origin] += n
         row[cat] += n
         row["resolved"] += n if cat in ("early", "on_time", "late") else 0
         row["in_progress"] += n if cat in ("within_time", "overdue") else 0
-        row["stuck"] += n if g.stuck and cat in ("within_time", "overdue") else 0
-        flagged["no_received"] += n if g.received == NONE else 0
-    rows = _rows(counts, _catalog_fields(conn, run_id), settings)
+        row["stuck"] += n if stuck and cat in ("within_time", "overdue") else 0
+        flagged["no_received"] += n if received == NONE else 0
+    rows = _rows(counts, sorted({f for _, _, f in catalog if f}), settings)
     notes = [Note(f"convention.{convention}", left_out_params(left_out) if convention == "excluded" else {}),
              Note("note.timeliness"), Note("note.carried_excluded" if convention == "excluded" else "note.carried")]
     total = next(r for r in rows if r.kind == "total")
@@ -260,36 +263,34 @@ def _grouped(s: _Source, start: date, end: date) -> Any:
     return sa.select(*keys, sa.func.count().label("n")).group_by(*keys)
 
 
-def _classify(g: Any, as_of_pos: int, channels: tuple[str, ...]) -> tuple[str | None, str]:
+def _classify(status: str | None, channel: str | None, received: int, finished: int, returned: int, timeliness: int,
+              due: int, as_of_pos: int, channels: tuple[str, ...]) -> tuple[str | None, str]:
     """(category, or None when not in the period's table; origin) of one group."""
-    outcome = STATUS_OUTCOME.get(g.status, PAPER_OUTCOME.get(g.status, OPEN))
+    outcome = STATUS_OUTCOME.get(status, PAPER_OUTCOME.get(status, OPEN))  # type: ignore[arg-type]
     if outcome == SUBMITTED:
         return SUBMITTED, ""
-    closed = None if outcome == OPEN else g.finished if g.finished != NONE else \
-        g.returned if g.returned != NONE else as_of_pos
-    if g.received == AFTER or (g.received == BEFORE and closed == BEFORE):
+    closed = None if outcome == OPEN else finished if finished != NONE else returned if returned != NONE else as_of_pos
+    if received == AFTER or (received == BEFORE and closed == BEFORE):
         return None, ""
     if closed in (BEFORE, IN):
         cat = outcome if outcome != RESOLVED else \
-            ("unclassified", "early", "on_time", "late")[g.timeliness if g.finished != NONE else 0]
+            ("unclassified", "early", "on_time", "late")[timeliness if finished != NONE else 0]
     else:
-        cat = ("unclassified", "overdue", "within_time")[g.due]
-    origin = ("carried_over" if g.received == BEFORE else
-              "online" if (g.channel or "").strip().lower() in channels else "in_person")
+        cat = ("unclassified", "overdue", "within_time")[due]
+    origin = ("carried_over" if received == BEFORE else
+              "online" if (channel or "").strip().lower() in channels else "in_person")
     return cat, origin
 
 
-def _field_lookup(conn: Connection, run_id: int, view: str) -> Any:
+def _field_lookup(conn: Connection, run_id: int, view: str, catalog: list[Any], keys: set[Any]) -> Any:
     """field(own, key1, key2): the source's field, else the catalog's field of the procedure code (system)
-    or of the procedure's name (register)."""
-    v = wf_version
+    or of the procedure's name (register; `keys` are the names to look up)."""
     if view == "register":
-        names = dict(conn.execute(sa.select(v.c.name_key, sa.func.max(v.c.field)).where(v.c.run_id == run_id)
-                                  .group_by(v.c.name_key)).all())
-        keys = dict(conn.execute(sa.select(text_key.c.value, text_key.c.key).where(text_key.c.run_id == run_id)).all())
-        return cache(lambda own, name, _: names.get(keys.get(name)))
-    codes = dict(conn.execute(sa.select(v.c.procedure, sa.func.max(v.c.field)).where(v.c.run_id == run_id)
-                              .group_by(v.c.procedure)).all())
+        names = {name_key: fld for _, name_key, fld in sorted(catalog, key=repr) if fld}
+        texts = dict(conn.execute(sa.select(text_key.c.value, text_key.c.key).where(
+            text_key.c.run_id == run_id, text_key.c.value.in_(sorted(k for k in keys if k is not None)))).all())
+        return cache(lambda own, name, _: names.get(texts.get(name)))
+    codes = {proc: fld for proc, _, fld in sorted(catalog, key=repr) if fld}
     return cache(lambda own, key, proc: own or codes.get(key) or codes.get(proc))
 
 
@@ -308,12 +309,6 @@ def _overlay_table(conn: Connection, overlay: list[Overlay]) -> sa.Table:
         "returned_at": pa.array([o.returned_at for o in overlay], pa.date32()),
         "unstuck": pa.array([o.unstuck for o in overlay], pa.bool_())}))
     return table
-
-
-def _catalog_fields(conn: Connection, run_id: int) -> list[str]:
-    v = wf_version
-    return [f for (f,) in conn.execute(sa.select(v.c.field).where(v.c.run_id == run_id, v.c.field.is_not(None))
-                                       .distinct())]
 
 
 # ----------------------------------------------------------------------------------------- rows
