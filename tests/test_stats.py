@@ -359,3 +359,22 @@ def test_after_plan_overlay_on_a_server_engine(pg_url: str) -> None:
     for t in (after, again):
         row = next(r for r in t.rows if r.label == "Lĩnh vực A")
         assert (row.values["early"], row.values["in_progress"], row.values["stuck"]) == (1, 0, 0)
+
+
+def test_stats_cli_writes_csv_and_xlsx(demo_store: str, tmp_path: Path) -> None:
+    import csv
+    import io
+
+    import openpyxl
+
+    text = invoke("stats", "--store", demo_store, "--run", "1", "--format", "csv", "--lang", "en", expect=0).stdout
+    assert not text.startswith("\ufeff")  # the byte order mark is for files Excel opens, not for a pipe
+    rows = list(csv.reader(io.StringIO(text)))
+    total = next(r for r in rows if "Total" in r)
+    assert "15256" in total and "12463" in total
+    out = tmp_path / "stats.xlsx"
+    result = invoke("stats", "--store", demo_store, "--run", "1", "--format", "xlsx", "--out", str(out), expect=0)
+    assert result.stderr.strip() == f"wrote {out}"
+    sheet = openpyxl.load_workbook(out).worksheets[0]
+    values = [c.value for row in sheet.iter_rows() for c in row]
+    assert 15256 in values and 12463 in values and any(isinstance(v, str) and "Biểu 06" in v for v in values)
