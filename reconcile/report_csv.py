@@ -9,7 +9,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from reconcile.i18n import day, number, t
+from reconcile.i18n import catalog, day, number, t
 from reconcile.model import FindingKind
 from reconcile.reportdata import Action, Evidence, ReportData, Worklist
 from reconcile.stats_model import Column, Note, StatsRow, StatsTable
@@ -42,9 +42,38 @@ def value_text(value: Any, lang: str) -> str:
     return str(value)
 
 
+# Detail keys whose values are codes with a translation (value.<code>).
+_CODED = frozenset({"status", "system_status", "paper_outcome", "register_timeliness", "system_timeliness", "side",
+                    "version_basis", "problem"})
+
+
 def details_text(details: dict[str, Any], lang: str) -> str:
-    """A finding's details in their stored order: "version: 2; step: S05"."""
-    return "; ".join(f"{k}: {value_text(v, lang)}" for k, v in details.items() if v is not None and v != "")
+    """A finding's details in their stored order, labelled in the language: "Phiên bản: 2; Bước hiện tại: S05"."""
+    return "; ".join(f"{_label('detail.' + k, lang, k)}: {_detail_value(k, v, lang)}"
+                     for k, v in details.items() if v is not None and v != "")
+
+
+def _detail_value(key: str, value: Any, lang: str) -> str:
+    if key == "reason" and isinstance(value, str):
+        return _label("reason." + re.sub(r"[^a-z0-9]+", "_", value.lower()).strip("_"), lang, value)
+    if isinstance(value, bool):
+        return t(f"value.{str(value).lower()}", lang)
+    if key in _CODED and isinstance(value, str):
+        return _label(f"value.{value}", lang, value)
+    if key == "field" and isinstance(value, str):  # date_mismatch: which date
+        return _label(f"detail.{value}", lang, value)
+    if key == "fields" and isinstance(value, list):  # field_mismatch: [{field, register, system}]
+        return ", ".join(f"{_label('detail.' + str(f.get('field')), lang, str(f.get('field')))} "
+                         f"({_label('detail.register', lang, 'register')}: {value_text(f.get('register'), lang)} ≠ "
+                         f"{_label('detail.system', lang, 'system')}: {value_text(f.get('system'), lang)})"
+                         if isinstance(f, dict) else value_text(f, lang) for f in value)
+    return value_text(value, lang)
+
+
+def _label(key: str, lang: str, fallback: str) -> str:
+    """The catalog's text for `key`, or `fallback` for what the catalog does not know (a new detail)."""
+    entry = catalog().get(key)
+    return entry[lang] if entry else fallback
 
 
 def step_text(step: str | None, name: str | None) -> str:

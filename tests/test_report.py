@@ -93,3 +93,20 @@ def test_report_bad_input_is_one_line(store: str, project: str, tmp_path: Path) 
         locked.chmod(0o700)
     result = invoke("report", "--store", str(tmp_path / "none.duckdb"), "--out", str(tmp_path), expect=2)
     assert "no such file" in result.stderr and result.stderr.count("\n") == 1
+
+
+def test_finding_details_are_told_in_the_report_language(demo_run: tuple[Path, Any]) -> None:
+    from reconcile.report_csv import details_text
+
+    findings = json.loads((demo_run[0] / "findings.json").read_text(encoding="utf-8"))["findings"]
+    for f in findings:  # every kind of the demo: each detail and each reason has its words
+        vi, en = details_text(f["details"], "vi"), details_text(f["details"], "en")
+        assert f["details"]["reason"] not in vi if "reason" in f["details"] else True, vi
+        assert "_" not in vi.split(": ")[0] and "_" not in en.split(": ")[0], (vi, en)
+    gap = {"book": "b.xlsx", "problem": "gap", "missing_from": 7, "missing_to": 9, "count": 3,
+           "reason": "entry numbers skipped in the book"}
+    assert details_text(gap, "vi") == ("Sổ: b.xlsx; Vấn đề: nhảy số; Thiếu từ số: 7; đến số: 9; Số lượng: 3; "
+                                       "Lý do: sổ bị nhảy số thứ tự")
+    assert details_text({"field": "due_at", "timeliness_flips": True}, "en") == "field: due; timeliness flips: yes"
+    # A detail or reason the catalog does not know yet is shown as stored, not dropped.
+    assert details_text({"new_key": "x", "reason": "a new reason"}, "vi") == "new_key: x; Lý do: a new reason"

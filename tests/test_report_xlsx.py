@@ -143,7 +143,7 @@ def test_report_workbook_has_statistics_findings_census_and_a_worklist_per_unit(
     findings = wb["Danh sách vấn đề"]
     assert findings.max_row == 1 + sum(len(s.items) for s in data.findings) == 9
     assert values(findings, 9) == ["Sổ bị nhảy số thứ tự", "register_numbering_gap", "Cảnh báo", None, None, None,
-                                   "book: so-theo-doi-ho-so-2021.xlsx; from: 17; to: 18",
+                                   "Sổ: so-theo-doi-ho-so-2021.xlsx; from: 17; to: 18",
                                    "so-theo-doi-ho-so-2021.xlsx", "Q1", 19]
     vpdk = wb["VPDK"]
     assert values(vpdk, 1) == WL_VI
