@@ -1,20 +1,22 @@
 """The statistics table per field and period (DOMAIN §6), set-based in the store: system, register or
 after-plan view, official or extended layout, a convention for withdrawn/returned dossiers.
 
-One grouped count does the work: every dossier of the period gets a category (early, on time, late,
-within time, overdue, withdrawn, returned unresolved, unclassified), an origin (carried over, online,
-in person) and a stuck flag, and the store counts them per field. Python folds those few hundred
-groups into rows, so every identity holds by construction:
+One grouped count does the work: the store compares each dossier's dates with the period and counts
+dossiers per field keys, status, channel, those comparisons and a stuck flag; Python classifies the few
+hundred groups (early, on time, late, within time, overdue, withdrawn, returned unresolved, cannot be
+classified; carried over, online, in person) and folds them into rows, so every identity holds by
+construction:
   total = online + in_person + carried_over = resolved + in_progress + withdrawn + returned + unclassified.
-A dossier's state at a day is a function of that day (open until its closing date), so this period's
-carried-over count equals the previous period's in-progress count.
+The audit stores that grouped count for its own period (stats_group), which is then all a table of
+that period reads. A dossier's state at a day depends only on that day (open until its closing date),
+so this period's carried-over count equals the previous period's in-progress count.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from functools import cache
 from dataclasses import dataclass, field
+from functools import cache
 from datetime import date, datetime
 from typing import Any, Iterable
 
@@ -116,13 +118,34 @@ def compute(conn: Connection, run_id: int, as_of: date, *, period: tuple[date, d
     v = wf_version
     catalog = conn.execute(sa.select(v.c.procedure, v.c.name_key, v.c.field).where(v.c.run_id == run_id)).all()
     fields = _field_lookup(conn, run_id, view, catalog, {g[1] for g in groups})
+    counts, left_out, flagged = _fold(groups, fields, IN if as_of <= end else AFTER, convention,
+                                      settings.online_channels)
+    rows = _rows(counts, sorted({f for _, _, f in catalog if f}), settings)
+    total = next(r for r in rows if r.kind == "total").values
+    left = {"withdrawn": left_out[WITHDRAWN], "returned": left_out[RETURNED_UNRESOLVED]}
+    notes = [Note(f"convention.{convention}", left if convention == "excluded" else {}), Note("note.timeliness"),
+             Note("note.carried_excluded" if convention == "excluded" else "note.carried")]
+    for key, n in (("note.stuck", total["stuck"]), ("note.unclassified", total["unclassified"]),
+                   ("note.submitted", flagged["submitted"]), ("note.no_received", flagged["no_received"])):
+        if n:
+            notes.append(Note(key, {"n": n}))
+    if view == "register":
+        notes.append(Note("note.register_view"))
+    if view == "after-plan":
+        notes.append(Note("note.after_plan", {"n": len(overlay)}))
+    return StatsTable(run_id, as_of.isoformat(), start.isoformat(), end.isoformat(), view, layout, convention,
+                      columns_for(layout, convention), tuple(rows), tuple(notes))
+
+
+def _fold(groups: list[Any], fields: Any, as_of_pos: int, convention: str, channels: tuple[str, ...]
+          ) -> tuple[dict[str | None, dict[str, int]], dict[str, int], dict[str, int]]:
+    """The grouped counts into per-field counters; also what the convention left out and what the
+    notes must mention (submitted online, no received date)."""
     counts: dict[str | None, dict[str, int]] = defaultdict(lambda: dict.fromkeys(COUNTS, 0))
     left_out = {WITHDRAWN: 0, RETURNED_UNRESOLVED: 0}
     flagged = {"submitted": 0, "no_received": 0}
-    as_of_pos = IN if as_of <= end else AFTER
     for own, key1, key2, status, channel, received, finished, returned, timeliness, due, stuck, n in groups:
-        cat, origin = _classify(status, channel, received, finished, returned, timeliness, due, as_of_pos,
-                                settings.online_channels)
+        cat, origin = _classify(status, channel, received, finished, returned, timeliness, due, as_of_pos, channels)
         n = int(n)
         if cat is None:  # not in this period's table
             continue
@@ -142,28 +165,7 @@ def compute(conn: Connection, run_id: int, as_of: date, *, period: tuple[date, d
         row["in_progress"] += n if cat in ("within_time", "overdue") else 0
         row["stuck"] += n if stuck and cat in ("within_time", "overdue") else 0
         flagged["no_received"] += n if received == NONE else 0
-    rows = _rows(counts, sorted({f for _, _, f in catalog if f}), settings)
-    notes = [Note(f"convention.{convention}", left_out_params(left_out) if convention == "excluded" else {}),
-             Note("note.timeliness"), Note("note.carried_excluded" if convention == "excluded" else "note.carried")]
-    total = next(r for r in rows if r.kind == "total")
-    if total.values["stuck"]:
-        notes.append(Note("note.stuck", {"n": total.values["stuck"]}))
-    if total.values["unclassified"]:
-        notes.append(Note("note.unclassified", {"n": total.values["unclassified"]}))
-    if flagged["submitted"]:
-        notes.append(Note("note.submitted", {"n": flagged["submitted"]}))
-    if flagged["no_received"]:
-        notes.append(Note("note.no_received", {"n": flagged["no_received"]}))
-    if view == "register":
-        notes.append(Note("note.register_view"))
-    if view == "after-plan":
-        notes.append(Note("note.after_plan", {"n": len(overlay)}))
-    return StatsTable(run_id, as_of.isoformat(), start.isoformat(), end.isoformat(), view, layout, convention,
-                      columns_for(layout, convention), tuple(rows), tuple(notes))
-
-
-def left_out_params(left_out: dict[str, int]) -> dict[str, int]:
-    return {"withdrawn": left_out[WITHDRAWN], "returned": left_out[RETURNED_UNRESOLVED]}
+    return counts, left_out, flagged
 
 
 # ----------------------------------------------------------------------------------------- SQL
