@@ -52,12 +52,12 @@ def report(store_url: str | None, request: ReportRequest) -> list[Path]:
     """Build the report data of one run and write every requested format and language; the paths written."""
     for lang in request.langs:
         check_lang(lang)
+    data = build(store_url, request)  # first: a run that does not exist leaves no folder behind
     out = Path(request.out)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise BadInput(f"--out {out}: cannot create the folder: {exc.strerror}. Hint: pick a writable folder.") from None
-    data = build(store_url, request)
     return write(data, request.formats, request.langs, out)
 
 

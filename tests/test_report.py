@@ -71,8 +71,9 @@ def test_every_format_in_both_languages_renders_the_same_bytes_twice(store: str,
 
 
 def test_report_bad_input_is_one_line(store: str, project: str, tmp_path: Path) -> None:
-    result = invoke("report", "--store", store, "--run", "42", "--out", str(tmp_path), expect=2)
+    result = invoke("report", "--store", store, "--run", "42", "--out", str(tmp_path / "new"), expect=2)
     assert result.stderr.strip() == f"error: run 42: no such audit run in duckdb:///{store}. Hint: `reconcile history`."
+    assert not (tmp_path / "new").exists()
     blocker = tmp_path / "file"
     blocker.write_text("x", encoding="utf-8")
     result = invoke("report", "--store", store, "--run", "1", "--out", str(blocker / "sub"), expect=2)
