@@ -19,7 +19,8 @@ from reconcile import __version__, commands, render
 from reconcile.errors import BadInput, ExitCode, ReconcileError, Refused
 from reconcile.files import write_atomically
 from reconcile.i18n import LANGS
-from reconcile.report import DEFAULT_LIMIT, FORMATS
+from reconcile.report import DEFAULT_LIMIT, FORMATS, ReportRequest
+from reconcile.report import report as write_report
 from reconcile.stats import StatsSettings, settings_from
 from reconcile.stats_model import CONVENTIONS, LAYOUTS, VIEWS
 from reconcile.wfstate import StallRule
@@ -245,7 +246,7 @@ def stats(period: tuple[str, str] | None, layout: str, view: str, convention: st
     open dossiers stuck in the system are shown as an "of which" column.
     """
     settings, dates, doc, base = _stats_settings(config, period)
-    store = store or (_rel(base, doc["store"]) if doc.get("store") else None)
+    store = _project_store(store, doc, base)
     if fmt == "xlsx" and not out:
         raise BadInput("stats --format xlsx: needs --out FILE.xlsx (a workbook does not go to a terminal).")
     request = commands.StatsRequest(run_id, dates, layout, view, convention, settings, plan_path)
@@ -269,6 +270,11 @@ def stats(period: tuple[str, str] | None, layout: str, view: str, convention: st
             return
         write_atomically(out, text)
     _consoles()[1].print(f"wrote {escape(out)}")
+
+
+def _project_store(store: str | None, doc: dict[str, Any], base: Path) -> str | None:
+    """--store, else the project file's store (relative to the file)."""
+    return store or (_rel(base, doc["store"]) if doc.get("store") else None)
 
 
 def _stats_settings(config: str | None, period: tuple[str, str] | None
@@ -297,13 +303,11 @@ def _stats_settings(config: str | None, period: tuple[str, str] | None
 def report_cmd(run_id: int | None, formats: tuple[str, ...], langs: tuple[str, ...], out: str, limit: int,
                period: tuple[str, str] | None, plan_path: str | None, config: str | None, store: str | None) -> None:
     """Render one audit run: summary, census, findings, statistics before/after the plan, worklists."""
-    from reconcile.report import ReportRequest, report
-
     settings, dates, doc, base = _stats_settings(config, period)
     chosen = FORMATS if "all" in formats else tuple(dict.fromkeys(formats or ("html",)))
     request = ReportRequest(run_id, chosen, tuple(dict.fromkeys(langs or ("vi",))), out, limit, settings, dates,
                             doc.get("district"), plan_path)
-    written = report(store or (_rel(base, doc["store"]) if doc.get("store") else None), request)
+    written = write_report(_project_store(store, doc, base), request)
     click.echo("\n".join(f"wrote {p}" for p in written))
 
 
