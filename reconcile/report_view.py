@@ -184,7 +184,9 @@ def build_view(data: ReportData, lang: str) -> View:
     plan = Table([tr("report.action"), tr("report.dossiers")],
                  [Row([tr(f"report.action.{a}"), number(n, lang)]) for a, n in ordered(s.plan_actions, ACTIONS)], "lr")
     census_head, census_rows = census_table(data, lang)
-    census = Table(census_head, [Row(_cells(r, lang)) for r in census_rows], "llll" + "r" * (len(census_head) - 4))
+    # The procedure's code and name once per procedure (a sorted list: the rows below belong to it).
+    shown = [["", "", *r[2:]] if i and r[:2] == census_rows[i - 1][:2] else r for i, r in enumerate(census_rows)]
+    census = Table(census_head, [Row(_cells(r, lang)) for r in shown], "llll" + "r" * (len(census_head) - 4))
     rates = Table([tr("col.field"), tr("report.before"), tr("report.after"), tr("report.rate_change")],
                   [Row([rate_label(r, lang), percent(*r.before, lang), percent(*r.after, lang),
                         points(r.before, r.after, lang)], r.kind) for r in data.rates], "lrrr")
