@@ -362,7 +362,7 @@ def demo(out: str) -> None:
     with err.status("demo", spinner="dots") as status:
         result = commands.demo(Path(out), progress=lambda s: status.update(f"demo: {s}"))
     err.print(f"audit run {result.run['id']}: {sum(result.summary.values()):,} findings; "
-              f"wrote findings.json, census.json, fixes.json and report.* (html, md, xlsx, json, csv) to {out}")
+              f"wrote findings.json, census.json, fixes.json, report.* (html, md, xlsx, json, csv) and tickets/ to {out}")
     console, store = _consoles()[0], str(Path(out) / "inputs" / "reconcile.duckdb")
     render.audit_table(result, console)
     render.census_table(commands.census(store, run_id=1), console)

@@ -666,7 +666,7 @@ DEMO_STARTED_AT = "2021-07-01T08:00:00+00:00"
 def demo(out: Path, progress: Progress = _quiet) -> RunReport:
     """Simulate the demo district into OUT/inputs, audit it into a fresh store (OUT/findings.json,
     OUT/census.json), fix it: plan -> apply -> audit -> undo -> audit -> apply (OUT/fixes.json), and
-    write the first audit's reports (OUT/report.*)."""
+    write the first audit's reports (OUT/report.*) and vendor tickets (OUT/tickets/)."""
     import yaml
 
     from reconcile.simulate import simulate
@@ -695,6 +695,10 @@ def demo(out: Path, progress: Progress = _quiet) -> RunReport:
         (out / name).write_text(text, encoding="utf-8")
     progress("report")
     _demo_reports(out, store_path, report.run["id"], project)
+    progress("tickets")
+    from reconcile.tickets import tickets
+
+    tickets(str(store_path), out / "tickets", report.run["id"])  # masked: what the vendor would receive
     return report
 
 
