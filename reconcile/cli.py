@@ -566,13 +566,18 @@ def undo_cmd(batches: tuple[int, ...], yes: bool, dry_run: bool, system_url: str
 @click.option("--system", "system_url", metavar="URL", help="The system database for the dry run's SQL (when the "
                                                             "audit's URL hides a password).")
 @click.option("--mapping", metavar="FILE", help="The source mapping (default: the one the audit used).")
+@click.option("--plan", "plan_path", metavar="FILE", help="A reviewed plan file (`reconcile plan --out`) made for "
+                                                          "the same run (default: the run's plan as built now).")
+@click.option("--lang", type=click.Choice(LANGS), default="en", show_default=True,
+              help="Language of the tickets' texts, headings and CSV header (JSON keys stay the same).")
 @store_option
 def tickets_cmd(out: str, run_id: int | None, unmask: bool, system_url: str | None, mapping: str | None,
-                store: str | None) -> None:
+                plan_path: str | None, lang: str, store: str | None) -> None:
     """Vendor tickets: one per (procedure, version, cause), as Markdown, CSV and JSON; personal data masked."""
     from reconcile import tickets as tk
 
-    bundle = tk.tickets(store, out, run_id, unmask=unmask, system_url=system_url, mapping_path=mapping)
+    bundle = tk.tickets(store, out, run_id, unmask=unmask, system_url=system_url, mapping_path=mapping,
+                        plan_path=plan_path, lang=lang)
     n = sum(len(t.dossiers) for t in bundle.tickets)
     click.echo(f"wrote {len(bundle.tickets)} tickets ({n} dossiers) of audit run {bundle.run['id']} to {out}: "
                "index.md, tickets.csv, tickets.json" + ("" if bundle.masked else " (NOT MASKED: internal use only)"))

@@ -8,7 +8,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import pyarrow as pa
 import sqlalchemy as sa
@@ -35,6 +35,9 @@ from reconcile.store import (
 )
 from reconcile.wfstate import CENSUS_KINDS, CensusRow, StallRule
 from reconcile.wfstate import census as census_rows
+
+if TYPE_CHECKING:
+    from reconcile.apply import PlanFile
 
 Progress = Callable[[str], None]
 
@@ -557,13 +560,19 @@ def plan_actions(conn: sa.Connection, store: Store, run_id: int, plan_path: str 
     if plan_path is None:
         built = build_plan(conn, run_id, mask_url(store.url), run_resolver(conn, run_id))
         return [PlannedAction(a.dossier_code, a.action, a.rule, a.confirmed, a.set) for a in built.actions]
+    loaded = load_run_plan(plan_path, run_id)
+    return [PlannedAction(a.dossier_code, a.action, a.rule, a.confirmed, dict(a.set)) for a in loaded.actions]
+
+
+def load_run_plan(plan_path: str | Path, run_id: int) -> PlanFile:
+    """A reviewed plan file, refused (BadInput) unless it was made for audit run `run_id`."""
     from reconcile.apply import load_plan
 
     loaded = load_plan(plan_path)
     if loaded.run != run_id:
         raise BadInput(f"{plan_path}: the plan was made for audit run {loaded.run}, not run {run_id}. "
                        f"Hint: pass --run {loaded.run}, or make a plan for run {run_id} with `reconcile plan`.")
-    return [PlannedAction(a.dossier_code, a.action, a.rule, a.confirmed, dict(a.set)) for a in loaded.actions]
+    return loaded
 
 
 def plan_overlay(conn: sa.Connection, store: Store, run_id: int, plan_path: str | None) -> list[stats_mod.Overlay]:

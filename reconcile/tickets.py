@@ -13,6 +13,15 @@ Each ticket carries its dossiers with their evidence (system values, register fi
 proposed action, what is wrong, what the vendor must do, and the SQL. Personal data is masked
 (reconcile.mask) unless `unmask` (internal use only).
 
+`plan_path`: a reviewed plan file (`reconcile plan --out`, made for the same run) instead of the run's
+plan as built now. Its actions carry no evidence: each dossier's procedure, version and system values
+come from the run's dossier row in the store (what the plan's evidence copies), and the dry run's SQL
+is that of the file itself.
+
+Human texts (titles, paragraphs, headings, labels, the CSV header) come from the message catalog
+(reconcile/data/messages.yaml, `tk.*`) in `lang`; English is the default and keeps the machine codes
+the tickets always showed. JSON keys and codes are the same in every language.
+
 Written as Markdown (index.md + one file per ticket), CSV (tickets.csv: one row per dossier per ticket)
 and JSON (tickets.json: everything) into a folder, through a temporary folder and a rename; sorted,
 with no wall-clock time, so the same run gives the same bytes.
@@ -30,19 +39,24 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 import yaml
 
 from reconcile import mask
 from reconcile.errors import BadInput
+from reconcile.i18n import catalog, check_lang, day, number, t
 from reconcile.plan import Action, Plan
 from reconcile.store import audit_run, dossier, finding, open_store, register_entry, wf_version
 from reconcile.wfstate import ORPHAN_KINDS
 
+if TYPE_CHECKING:
+    from reconcile.apply import PlanFile
+
 TICKETS_FORMAT = 1
 DEFAULT_OUT = "tickets"
+DEFAULT_LANG = "en"
 FIX_ACTIONS = ("migrate", "reassign", "close")
 CAUSE_ORDER = [k.value for k in ORPHAN_KINDS] + ["migration_target_without_staff", "migration_target_invalid",
                                                  "other"] + [f"planned_{a}" for a in FIX_ACTIONS]
@@ -52,6 +66,12 @@ REGISTER_FIELDS = ("file", "sheet", "row", "applicant", "address", "received_at"
 CSV_COLUMNS = ("ticket", "procedure", "version", "cause", "dossier_code", "action", "rule", "reason", "findings",
                *(f"system_{f}" for f in SYSTEM_FIELDS), "register_rows", *(f"register_{f}" for f in REGISTER_FIELDS),
                "planned", "sql_state", "sql")
+# Causes with their own templates (tk.<cause>.*); planned_<action> share tk.planned.*, the rest tk.other.*.
+OWN_TEMPLATE = ("unknown_version", "step_not_in_version", "dead_end_step", "unit_without_staff",
+                "migration_target_without_staff", "assignee_inactive")
+ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+# Fields whose values are codes with a label in the catalog: field -> key prefix.
+CODED = {"status": "value", "outcome": "value", "action": "tk.action", "sql_state": "tk.state", "finding": "kind"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +83,7 @@ class TicketDossier:
     findings: tuple[str, ...]  # the dossier's orphan findings in this run
     system: dict[str, Any]  # SYSTEM_FIELDS (personal ones masked unless unmasked)
     register: tuple[dict[str, Any], ...]  # REGISTER_FIELDS per register row with the code
-    planned: dict[str, Any]  # the values the plan would write
+    planned: dict[str, Any]  # the values the plan would write, by field name
     sql_state: str | None = None  # dry run of apply: would_write, already_applied, stale, ... (fix tickets)
     sql: tuple[str, ...] = ()
 
@@ -105,41 +125,57 @@ class TicketBundle:
     masked: bool
     tickets: tuple[Ticket, ...]
     not_ticketed: dict[str, int]  # planned actions the office applies itself, guesses awaiting confirmation
+    lang: str = DEFAULT_LANG  # of the titles and paragraphs
 
     def to_dict(self) -> dict[str, Any]:
+        # "lang" only when not English: English bundles keep the bytes they had before --lang.
         return {"tickets": {"format": TICKETS_FORMAT, "run": self.run, "store": self.store, "system": self.system,
                             "masked": self.masked, "count": len(self.tickets),
                             "dossiers": sum(len(t.dossiers) for t in self.tickets),
-                            "not_ticketed": self.not_ticketed},
+                            "not_ticketed": self.not_ticketed}
+                | ({"lang": self.lang} if self.lang != DEFAULT_LANG else {}),
                 "items": [t.to_dict() for t in self.tickets]}
 
 
 # ------------------------------------------------------------------------------------ build
 
 def build_tickets(store_url: str | None = None, run_id: int | None = None, *, unmask: bool = False,
-                  system_url: str | None = None, mapping_path: str | None = None) -> TicketBundle:
-    """The tickets of one audit run (default: the latest), from its plan and, for a source that is not
-    writable, the statements of `apply`'s dry run."""
-    from reconcile.commands import _resolve_run, plan as make_plan
+                  system_url: str | None = None, mapping_path: str | None = None, plan_path: str | None = None,
+                  lang: str = DEFAULT_LANG) -> TicketBundle:
+    """The tickets of one audit run (default: the latest), from its plan (or the reviewed plan file
+    `plan_path`, made for that run) and, for a source that is not writable, the statements of `apply`'s
+    dry run; texts in `lang`."""
+    from reconcile.commands import _resolve_run, load_run_plan, plan as make_plan
 
+    check_lang(lang)
     store = open_store(store_url, create=False)
     try:
         with store.connect() as conn:
             run_id = _resolve_run(store, conn, run_id)
     finally:
         store.engine.dispose()
-    fix_plan = make_plan(store_url, run_id)
+    fix_plan = make_plan(store_url, run_id) if plan_path is None else _file_plan(load_run_plan(plan_path, run_id))
     system = dict(fix_plan.header.get("system") or {})
     writable = _writable(system, mapping_path)
     system["writable"] = writable
     fixes = [] if writable else [a for a in fix_plan.actions if a.action in FIX_ACTIONS and a.confirmed]
-    dry = _dry_run(fix_plan, fixes, store_url, system_url, mapping_path) if fixes else ({}, "BEGIN;")
+    dry = _dry_run(fix_plan, fixes, plan_path, store_url, system_url, mapping_path) if fixes else ({}, "BEGIN;")
     store = open_store(store_url, create=False)
     try:
         with store.connect() as conn:
-            return _bundle(conn, fix_plan, run_id, fixes, dry, system, masked=not unmask)
+            return _bundle(conn, fix_plan, run_id, fixes, dry, system, masked=not unmask, lang=lang)
     finally:
         store.engine.dispose()
+
+
+def _file_plan(loaded: PlanFile) -> Plan:
+    """A reviewed plan file as the builder's plan. Its actions keep what the reviewer decided (action,
+    rule, reason, confirmed, set); they carry no evidence, so `_bundle` reads it from the store."""
+    header = {"store": loaded.store, "run": loaded.run, "run_fingerprint": loaded.run_fingerprint,
+              "system": dict(loaded.system)}
+    actions = [Action(a.dossier_code, a.action, a.rule, a.reason, a.fingerprint, a.confirmed, dict(a.set))
+               for a in loaded.actions]
+    return Plan(header, actions, {}, [])
 
 
 def _writable(system: dict[str, Any], mapping_path: str | None) -> bool:
@@ -154,26 +190,29 @@ def _writable(system: dict[str, Any], mapping_path: str | None) -> bool:
     return False  # engine databases: the tool never writes their tables
 
 
-def _dry_run(fix_plan: Plan, fixes: list[Action], store_url: str | None, system_url: str | None,
-             mapping_path: str | None) -> tuple[dict[str, tuple[str, tuple[str, ...]]], str]:
-    """Per dossier the dry run's state and statements, and the script's BEGIN line. Engine
-    databases have no SQL (apply refuses them): the ticket gives the values to set."""
+def _dry_run(fix_plan: Plan, fixes: list[Action], plan_path: str | None, store_url: str | None,
+             system_url: str | None, mapping_path: str | None) -> tuple[dict[str, tuple[str, tuple[str, ...]]], str]:
+    """Per dossier the dry run's state and statements, and the script's BEGIN line (of the plan file
+    when there is one, else of the built plan written to a temporary file). Engine databases have no
+    SQL (apply refuses them): the ticket gives the values to set."""
     if fix_plan.header.get("system", {}).get("profile") != "mapping":
         return {a.dossier_code: ("values_only", ()) for a in fixes}, "BEGIN;"
     from reconcile.apply import apply_plan
 
     with tempfile.TemporaryDirectory(prefix="reconcile-tickets-") as tmp:
         path = Path(tmp) / "plan.yaml"
-        path.write_text(yaml.safe_dump(fix_plan.to_dict(), allow_unicode=True, sort_keys=False, width=120),
-                        encoding="utf-8")
-        result = apply_plan(path, store_url, yes=False, system_url=system_url, mapping_path=mapping_path)
+        if plan_path is None:
+            path.write_text(yaml.safe_dump(fix_plan.to_dict(), allow_unicode=True, sort_keys=False, width=120),
+                            encoding="utf-8")
+        result = apply_plan(plan_path or path, store_url, yes=False, system_url=system_url,
+                            mapping_path=mapping_path)
     begin = next((line for line in result.script.splitlines() if line in ("BEGIN;", "START TRANSACTION;")), "BEGIN;")
     return {o.dossier_code: (o.state, o.statements) for o in result.outcomes}, begin
 
 
 def _bundle(conn: sa.Connection, fix_plan: Plan, run_id: int, fixes: list[Action],
             dry: tuple[dict[str, tuple[str, tuple[str, ...]]], str], system: dict[str, Any],
-            masked: bool) -> TicketBundle:
+            masked: bool, lang: str) -> TicketBundle:
     states, begin = dry
     escalations = [a for a in fix_plan.actions if a.action == "escalate"]
     chosen = escalations + fixes
@@ -191,9 +230,11 @@ def _bundle(conn: sa.Connection, fix_plan: Plan, run_id: int, fixes: list[Action
     groups: dict[tuple[str, int | None, str], list[TicketDossier]] = {}
     group_details: dict[tuple[str, int | None, str], list[dict[str, Any]]] = {}
     for a in chosen:
-        sys_row = systems.get(a.dossier_code) or {f: a.evidence.get(f) for f in SYSTEM_FIELDS}
-        procedure = a.evidence.get("workflow_key") or sys_row.get("procedure") or ""
-        version = a.evidence.get("workflow_version")
+        # A plan file's action has no evidence: the run's dossier row is what the plan copied into it.
+        evidence = a.evidence or systems.get(a.dossier_code) or {}
+        sys_row = systems.get(a.dossier_code) or {f: evidence.get(f) for f in SYSTEM_FIELDS}
+        procedure = evidence.get("workflow_key") or sys_row.get("procedure") or ""
+        version = evidence.get("workflow_version")
         found = kinds.get(a.dossier_code, ())
         cause = f"planned_{a.action}" if a.action != "escalate" else _cause(a, found)
         state, statements = states.get(a.dossier_code, (None, ())) if a.action != "escalate" else (None, ())
@@ -201,7 +242,8 @@ def _bundle(conn: sa.Connection, fix_plan: Plan, run_id: int, fixes: list[Action
         item = TicketDossier(
             a.dossier_code, a.action, a.rule, reason or "", found,
             m({f: _plain(sys_row.get(f)) for f in SYSTEM_FIELDS}),
-            tuple(m(r) for r in registers.get(a.dossier_code, ())), {k: _plain(v) for k, v in a.set.items()},
+            tuple(m(r) for r in registers.get(a.dossier_code, ())),
+            {k: _plain(v) for k, v in sorted(a.set.items())},  # by field: a plan file gives no order
             state, tuple(statements))
         key = (str(procedure), version, cause)
         groups.setdefault(key, []).append(item)
@@ -213,13 +255,13 @@ def _bundle(conn: sa.Connection, fix_plan: Plan, run_id: int, fixes: list[Action
     for n, key in enumerate(keys, 1):
         items = tuple(sorted(groups[key], key=lambda d: d.dossier_code))
         tickets.append(_ticket(f"T{n:0{width}d}", key, names.get(key[0], ""), items, group_details[key],
-                               system, begin))
+                               system, begin, lang))
     ticketed = {a.dossier_code for a in chosen}
     not_ticketed = Counter(f"{a.action}_applied_by_the_office" if a.confirmed else "guess_awaiting_confirmation"
                            for a in fix_plan.actions if a.dossier_code not in ticketed and a.action != "escalate")
     return TicketBundle({"id": int(run["id"]), "as_of": _plain(run["as_of"]), "fingerprint": run["fingerprint"]},
                         str(fix_plan.header.get("store", "")), system, masked, tuple(tickets),
-                        dict(sorted(not_ticketed.items())))
+                        dict(sorted(not_ticketed.items())), lang)
 
 
 def _cause(a: Action, kinds: tuple[str, ...]) -> str:
@@ -229,87 +271,75 @@ def _cause(a: Action, kinds: tuple[str, ...]) -> str:
 
 
 def _ticket(tid: str, key: tuple[str, int | None, str], name: str, items: tuple[TicketDossier, ...],
-            details: list[dict[str, Any]], system: dict[str, Any], begin: str) -> Ticket:
+            details: list[dict[str, Any]], system: dict[str, Any], begin: str, lang: str) -> Ticket:
+    """One ticket: its cause's templates (tk.<cause>.title/problem/request) filled in `lang`."""
     procedure, version, cause = key
-    v = f"v{version}" if version is not None else "(no version)"
-    what = f"{procedure}" + (f" ({name})" if name else "")
-    steps = _counted(d.system.get("current_step") for d in items)
-    units = _counted(d.system.get("unit") for d in items)
+    steps = [d.system.get("current_step") for d in items]
+    units = [d.system.get("unit") for d in items]
     n = len(items)
-    dossiers = f"{n} dossier{'s' if n != 1 else ''}"
-    sql = ""
+    p: dict[str, Any] = {
+        "procedure": procedure, "version": version, "what": procedure + (f" ({name})" if name else ""),
+        "v": t("tk.v", lang, version=version) if version is not None else t("tk.no_version", lang),
+        "dossiers": t("tk.dossier" if n == 1 else "tk.dossiers", lang, n=_n(n, lang)),
+        "steps": _counted(steps, lang), "step_names": _names(steps, lang), "units": _names(units, lang),
+        "unit_counts": _counted(units, lang), "cause": cause, "label": _cause_label(cause, lang)}
+    template = "planned" if cause.startswith("planned_") else cause if cause in OWN_TEMPLATE else "other"
+    request_key, extra, sql = f"tk.{template}.request", "", ""
     if cause == "unknown_version":
         latest = sorted({int(x["latest_catalog_version"]) for x in details if x.get("latest_catalog_version")})
-        title = f"{procedure} {v} is missing from the catalog export ({dossiers})"
-        problem = (f"{dossiers} of {what} are pinned to version {version}, which the catalog export does not hold"
-                   + (f" (its latest is version {latest[-1]})" if latest else "") + f"; they sit on steps {steps}. "
-                   "Their steps cannot be checked, so nobody can tell whether they can finish.")
-        request = (f"Deploy the missing version {version} of {procedure} into the catalog export (its steps, "
-                   "transitions, units and days), or tell us which catalog version these dossiers run on. We then "
-                   "audit again.")
+        p["latest"] = t("tk.unknown_version.latest", lang, latest=latest[-1]) if latest else ""
     elif cause == "step_not_in_version":
         earlier = sorted({int(x["earlier_version_with_step"]) for x in details if x.get("earlier_version_with_step")})
-        title = f"{procedure} {v}: dossiers on steps the version does not have ({dossiers})"
-        problem = (f"{dossiers} of {what} sit on steps {steps}, which version {version} does not have"
-                   + (f" (version {', '.join(map(str, earlier))} has them: the definition was changed while the "
-                      "dossiers sat on them)" if earlier else "")
-                   + "; no migration rule or later version gives them a step to move to.")
-        request = (f"Restore the step(s) {_names(steps)} in version {version} of {procedure}, or move these "
-                   "dossiers to a step of a current version (tell us which, and we add a migration rule).")
+        p["earlier"] = (t("tk.step_not_in_version.earlier", lang, versions=", ".join(map(str, earlier)))
+                        if earlier else "")
     elif cause == "dead_end_step":
-        title = f"{procedure} {v}: dossiers stuck on steps with no way to the end ({dossiers})"
-        problem = (f"{dossiers} of {what} sit on steps {steps} of version {version}, from which no path leads to a "
-                   "final step; no later version pairs these steps with one of its own.")
-        request = " ".join(f"Add an outgoing flow to step {s} (a transition to a step that reaches the end)."
-                           for s in _names(steps).split(", ")) + " Then the dossiers can move on."
-    elif cause in ("unit_without_staff", "migration_target_without_staff"):
-        unit_list = (_names(units) if cause == "unit_without_staff" else
-                     ", ".join(sorted({m.group(1) for d in items if (m := re.search(r"unit (\S+)$", d.reason))})))
-        title = f"{procedure} {v}: no active account in unit {unit_list} ({dossiers})"
-        problem = (f"{dossiers} of {what} wait on steps {steps} handled by unit {unit_list}, which has no active "
-                   "account: nobody can act on them." if cause == "unit_without_staff" else
-                   f"{dossiers} of {what} would be migrated to a step of unit {unit_list}, which has no active "
-                   "account.")
-        request = (f"Activate or add an account in unit {unit_list}, and assign these dossiers to it"
-                   + ("." if cause == "unit_without_staff" else " (then we migrate them)."))
+        p["asks"] = " ".join(t("tk.dead_end_step.ask", lang, step=s) for s in p["step_names"].split(", "))
+    elif cause == "migration_target_without_staff":
+        p["units"] = ", ".join(sorted({m.group(1) for d in items if (m := re.search(r"unit (\S+)$", d.reason))}))
     elif cause == "assignee_inactive":
-        who = _counted(d.system.get("assignee") for d in items)
-        title = f"{procedure} {v}: inactive assignees with no active colleague ({dossiers})"
-        problem = f"{dossiers} of {what} are assigned to inactive accounts {who} in units {units} with no active colleague."
-        request = f"Activate or add an account in unit {_names(units)}, and assign these dossiers to it."
-    elif cause.startswith("planned_"):
-        action = cause[len("planned_"):]
-        title = f"{procedure} {v}: planned {action} for the vendor to run ({dossiers})"
-        problem = (f"The plan fixes {dossiers} of {what} by `{action}`, but the system source is not writable "
-                   "by this tool" + (" (an engine database: the tool never writes engine tables)"
-                                     if system.get("profile") not in ("mapping", "csv") else
-                                     " (its mapping does not declare `writable: true`)") + ".")
+        p["who"] = _counted((d.system.get("assignee") for d in items), lang)
+    elif template == "planned":
+        p["action"] = action = cause[len("planned_"):]
+        p["action_text"] = _coded("action", action, lang)
+        p["why"] = t("tk.planned.engine" if system.get("profile") not in ("mapping", "csv") else "tk.planned.mapping",
+                     lang)
         if any(d.sql for d in items):
             sql = "\n".join([begin, *[line for d in items if d.sql for line in
                                       (f"-- {d.dossier_code} {d.action} ({d.rule})", *d.sql)], "COMMIT;"]) + "\n"
-            request = ("Run the SQL below on the system database. Each UPDATE is compare-and-set: it changes its row "
-                       "only if the row still holds the values of the audit; an UPDATE that changes no row means the "
-                       "dossier moved since: leave it and tell us. Then we audit again.")
-        else:
-            request = ("Set the planned values of each dossier below in the system (for an engine: through its "
-                       "process-instance migration and task assignment), then we audit again.")
+            request_key = "tk.planned.request_sql"
         skipped = [d.sql_state for d in items if d.sql_state not in ("would_write", "values_only", None)]
         if skipped:
-            request += f" No statement for dossiers the dry run found {_counted(skipped)}."
-    else:
-        title = f"{procedure} {v}: {cause} ({dossiers})"
-        problem = f"{dossiers} of {what}: " + "; ".join(sorted({d.reason for d in items}))
-        request = "Look into these dossiers; no rule or default of the plan fixes them."
-    return Ticket(tid, procedure, name, version, cause, title, problem, request, items, sql)
+            extra = t("tk.planned.skipped", lang, states=_counted((_coded("sql_state", s, lang) for s in skipped),
+                                                                  lang))
+    elif template == "other":
+        p["reasons"] = "; ".join(sorted({d.reason for d in items}))
+    return Ticket(tid, procedure, name, version, cause, t(f"tk.{template}.title", lang, **p),
+                  t(f"tk.{template}.problem", lang, **p), t(request_key, lang, **p) + extra, items, sql)
 
 
-def _counted(values: Any) -> str:
+def _n(n: int, lang: str) -> str:
+    """A count: thousands separated in Vietnamese; English keeps the plain digits it always had."""
+    return str(n) if lang == "en" else number(n, lang)
+
+
+def _coded(field: str, code: str, lang: str) -> str:
+    """A code of `field` (CODED) as the reader sees it: English the code, Vietnamese its label."""
+    entry = catalog().get(f"{CODED[field]}.{code}")
+    return t("tk.code", lang, code=code, label=entry[lang] if entry else code)
+
+
+def _cause_label(cause: str, lang: str) -> str:
+    entry = catalog().get(f"kind.{cause}") or catalog().get(f"tk.cause.{cause}")
+    return entry[lang] if entry else cause
+
+
+def _counted(values: Any, lang: str) -> str:
     c = Counter(str(v) for v in values if v is not None)
-    return ", ".join(f"{k} ({n})" for k, n in sorted(c.items())) or "(none)"
+    return ", ".join(f"{k} ({_n(n, lang)})" for k, n in sorted(c.items())) or t("tk.none", lang)
 
 
-def _names(counted: str) -> str:
-    return ", ".join(part.rsplit(" (", 1)[0] for part in counted.split(", ")) if counted != "(none)" else "(none)"
+def _names(values: Any, lang: str) -> str:
+    return ", ".join(sorted({str(v) for v in values if v is not None})) or t("tk.none", lang)
 
 
 # ------------------------------------------------------------------------------------ reads
@@ -367,84 +397,142 @@ def _cell(v: Any) -> str:
     return " ".join(text.replace("|", "\\|").split())
 
 
-def ticket_markdown(t: Ticket, bundle: TicketBundle) -> str:
-    run = bundle.run
-    lines = [f"# {t.id}: {t.title}", "",
-             f"- procedure: {t.procedure}" + (f" ({t.procedure_name})" if t.procedure_name else ""),
-             f"- version: {t.version if t.version is not None else '(none)'}",
-             f"- cause: `{t.cause}`",
-             f"- dossiers: {len(t.dossiers)}",
-             f"- audit run {run['id']} as of {run['as_of']} (fingerprint {run['fingerprint']})",
-             f"- personal data: {'masked' if bundle.masked else 'NOT MASKED (internal use only)'}", "",
-             "## What is wrong", "", t.problem, "", "## What we ask", "", t.request, "",
-             "## Dossiers", "",
-             "| dossier | status | step | assignee | unit | received | due | applicant | phone | address | "
-             "register | action |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for d in t.dossiers:
+def _field(name: str, lang: str) -> str:
+    entry = catalog().get(f"tk.field.{name}")
+    return entry[lang] if entry else name
+
+
+def _value(name: str, v: Any, lang: str) -> str:
+    """A field's value as text: codes as _coded, dates (`*_at`, ISO) as i18n.day, None as ""."""
+    if isinstance(v, str) and name in CODED:
+        return _coded(name, v, lang)
+    if isinstance(v, str) and name.endswith("_at") and ISO_DAY.fullmatch(v):
+        return day(v, lang)
+    return "" if v is None else str(v)
+
+
+def _pairs(values: dict[str, Any], names: Any, lang: str, skip_none: bool = True) -> str:
+    """`name=value, ...` (Vietnamese: `Nhãn: giá trị; ...`) of the names (that have a value)."""
+    return t("tk.sep", lang).join(t("tk.pair", lang, name=_field(k, lang), value=_cell(_value(k, values.get(k), lang)))
+                                  for k in names if values.get(k) is not None or not skip_none)
+
+
+def _personal(bundle: TicketBundle) -> str:
+    return t("tk.md.personal", bundle.lang, state=t("tk.masked" if bundle.masked else "tk.unmasked", bundle.lang))
+
+
+def _version(version: int | None, lang: str) -> str:
+    return str(version) if version is not None else t("tk.none", lang)
+
+
+def ticket_markdown(ticket: Ticket, bundle: TicketBundle) -> str:
+    run, lang = bundle.run, bundle.lang
+    columns = ("dossier", "status", "step", "assignee", "unit", "received", "due", "applicant", "phone", "address",
+               "register", "action")
+    lines = [f"# {ticket.id}: {ticket.title}", "",
+             "- " + t("tk.md.procedure", lang, procedure=ticket.procedure)
+             + (f" ({ticket.procedure_name})" if ticket.procedure_name else ""),
+             "- " + t("tk.md.version", lang, version=_version(ticket.version, lang)),
+             "- " + t("tk.md.cause", lang, cause=t("tk.cause", lang, code=ticket.cause,
+                                                   label=_cause_label(ticket.cause, lang))),
+             "- " + t("tk.md.dossiers", lang, n=_n(len(ticket.dossiers), lang)),
+             "- " + t("tk.md.run", lang, run=run["id"], as_of=day(run["as_of"], lang), fingerprint=run["fingerprint"]),
+             "- " + _personal(bundle), "",
+             f"## {t('tk.md.problem', lang)}", "", ticket.problem, "", f"## {t('tk.md.request', lang)}", "",
+             ticket.request, "", f"## {t('tk.md.dossier_list', lang)}", "",
+             "| " + " | ".join(t(f"tk.col.{c}", lang) for c in columns) + " |",
+             "|" + "---|" * len(columns)]
+    for d in ticket.dossiers:
         s = d.system
-        reg = "; ".join(f"{r['file']}" + (f", {r['sheet']}" if r.get("sheet") else "") + f", row {r['row']}"
-                        for r in d.register) or "not on the register"
+        reg = "; ".join(t("tk.reg_sheet_row" if r.get("sheet") else "tk.reg_row", lang, file=r["file"],
+                          sheet=r.get("sheet"), row=r["row"]) for r in d.register) or t("tk.not_on_register", lang)
         lines.append("| " + " | ".join(_cell(x) for x in (
-            d.dossier_code, s.get("status"), s.get("current_step"), s.get("assignee"), s.get("unit"),
-            s.get("received_at"), s.get("due_at"), s.get("applicant"), s.get("phone"), s.get("address"), reg,
-            d.action)) + " |")
-    lines += ["", "## Evidence per dossier", ""]
-    for d in t.dossiers:
+            d.dossier_code, _value("status", s.get("status"), lang), s.get("current_step"), s.get("assignee"),
+            s.get("unit"), _value("received_at", s.get("received_at"), lang),
+            _value("due_at", s.get("due_at"), lang), s.get("applicant"), s.get("phone"), s.get("address"), reg,
+            _value("action", d.action, lang))) + " |")
+    lines += ["", f"## {t('tk.md.evidence', lang)}", ""]
+    for d in ticket.dossiers:
         lines.append(f"### {d.dossier_code}")
         lines.append("")
-        lines.append(f"- plan: `{d.action}` ({d.rule}): {_cell(d.reason)}")
+        lines.append("- " + t("tk.md.plan", lang, action=d.action, action_text=_value("action", d.action, lang),
+                              rule=d.rule, reason=_cell(d.reason)))
         if d.findings:
-            lines.append(f"- findings: {', '.join(d.findings)}")
-        s = d.system
-        lines.append("- system: " + ", ".join(f"{k}={_cell(s.get(k))}" for k in SYSTEM_FIELDS if s.get(k) is not None))
+            lines.append("- " + t("tk.md.findings", lang, kinds=t("tk.sep", lang).join(
+                _value("finding", k, lang) for k in d.findings)))
+        lines.append("- " + t("tk.md.system", lang, values=_pairs(d.system, SYSTEM_FIELDS, lang)))
         for r in d.register:
-            lines.append("- register: " + ", ".join(f"{k}={_cell(r.get(k))}" for k in REGISTER_FIELDS
-                                                    if r.get(k) is not None))
+            lines.append("- " + t("tk.md.register", lang, values=_pairs(r, REGISTER_FIELDS, lang)))
         if d.planned:
-            lines.append("- planned values: " + ", ".join(f"{k}={_cell(v)}" for k, v in sorted(d.planned.items())))
+            lines.append("- " + t("tk.md.planned", lang,
+                                  values=_pairs(d.planned, sorted(d.planned), lang, skip_none=False)))
         if d.sql_state:
-            lines.append(f"- dry run: {d.sql_state}")
+            lines.append("- " + t("tk.md.dry_run", lang, state=_value("sql_state", d.sql_state, lang)))
         lines.append("")
-    if t.sql:
-        lines += ["## SQL", "", "```sql", t.sql.rstrip("\n"), "```", ""]
+    if ticket.sql:
+        lines += [f"## {t('tk.md.sql', lang)}", "", "```sql", ticket.sql.rstrip("\n"), "```", ""]
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
 def index_markdown(bundle: TicketBundle) -> str:
-    run = bundle.run
-    lines = [f"# Vendor tickets: audit run {run['id']} as of {run['as_of']}", "",
-             f"- store: {bundle.store}",
-             f"- system: {bundle.system.get('profile', '')} {bundle.system.get('source', '')}"
-             + (" (writable by the tool: planned fixes are applied by the office)" if bundle.system.get("writable")
-                else " (not writable by the tool: planned fixes are tickets)"),
-             f"- run fingerprint: {run['fingerprint']}",
-             f"- personal data: {'masked' if bundle.masked else 'NOT MASKED (internal use only)'}",
-             f"- tickets: {len(bundle.tickets)}, dossiers: {sum(len(t.dossiers) for t in bundle.tickets)}"]
+    run, lang, system = bundle.run, bundle.lang, bundle.system
+    columns = ("ticket", "procedure", "version", "cause", "dossiers", "title_col")
+    lines = ["# " + t("tk.index.title", lang, run=run["id"], as_of=day(run["as_of"], lang)), "",
+             "- " + t("tk.index.store", lang, store=bundle.store),
+             "- " + t("tk.index.system", lang, profile=system.get("profile", ""), source=system.get("source", ""),
+                      writable=t("tk.index.writable" if system.get("writable") else "tk.index.not_writable", lang)),
+             "- " + t("tk.index.fingerprint", lang, fingerprint=run["fingerprint"]),
+             "- " + _personal(bundle),
+             "- " + t("tk.index.counts", lang, tickets=_n(len(bundle.tickets), lang),
+                      dossiers=_n(sum(len(x.dossiers) for x in bundle.tickets), lang))]
     if bundle.not_ticketed:
-        lines.append("- not in any ticket: " + ", ".join(f"{k} {v}" for k, v in bundle.not_ticketed.items()))
-    lines += ["", "| ticket | procedure | version | cause | dossiers | title |", "|---|---|---|---|---|---|"]
-    for t in bundle.tickets:
-        lines.append("| " + " | ".join([f"[{t.id}]({t.file})", _cell(t.procedure),
-                                         _cell(t.version if t.version is not None else "(none)"), f"`{t.cause}`",
-                                         str(len(t.dossiers)), _cell(t.title)]) + " |")
-    lines += ["", "Also: `tickets.csv` (one row per dossier per ticket), `tickets.json` (everything)."]
+        lines.append("- " + t("tk.index.not_ticketed", lang, items=t("tk.sep", lang).join(
+            _not_ticketed(k, v, lang) for k, v in bundle.not_ticketed.items())))
+    lines += ["", "| " + " | ".join(t(f"tk.index.{c}", lang) for c in columns) + " |", "|" + "---|" * len(columns)]
+    for x in bundle.tickets:
+        lines.append("| " + " | ".join([f"[{x.id}]({x.file})", _cell(x.procedure), _cell(_version(x.version, lang)),
+                                         t("tk.cause", lang, code=x.cause, label=_cause_label(x.cause, lang)),
+                                         _n(len(x.dossiers), lang), _cell(x.title)]) + " |")
+    lines += ["", t("tk.index.also", lang)]
     return "\n".join(lines) + "\n"
 
 
+def _not_ticketed(key: str, n: int, lang: str) -> str:
+    """`close_applied_by_the_office 60` (Vietnamese: `kết thúc hồ sơ: 60 hồ sơ (cơ quan tự thực hiện)`)."""
+    action = key.removesuffix("_applied_by_the_office")
+    if action == key:
+        return t("tk.index.guess", lang, code=key, n=_n(n, lang))
+    return t("tk.index.applied_by_office", lang, code=key, action_text=_value("action", action, lang), n=_n(n, lang))
+
+
+def _csv_header(lang: str) -> list[str]:
+    """CSV_COLUMNS in `lang`; the system_*/register_* columns from the field labels."""
+    out: list[str] = []
+    for c in CSV_COLUMNS:
+        side, _, name = c.partition("_")
+        if side in ("system", "register") and name in (*SYSTEM_FIELDS, *REGISTER_FIELDS):
+            out.append(t(f"tk.csv.{side}", lang, field=name, label=_field(name, lang)))
+        else:
+            out.append(t(f"tk.csv.{c}", lang))
+    return out
+
+
 def tickets_csv(bundle: TicketBundle) -> str:
+    lang = bundle.lang
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(CSV_COLUMNS)
-    for t in bundle.tickets:
-        for d in t.dossiers:
+    w.writerow(_csv_header(lang))
+    for x in bundle.tickets:
+        for d in x.dossiers:
             first = d.register[0] if d.register else {}
-            w.writerow([t.id, t.procedure, "" if t.version is None else t.version, t.cause, d.dossier_code, d.action,
-                        d.rule, d.reason, " ".join(d.findings),
-                        *("" if d.system.get(f) is None else d.system[f] for f in SYSTEM_FIELDS), len(d.register),
-                        *("" if first.get(f) is None else first[f] for f in REGISTER_FIELDS),
+            w.writerow([x.id, x.procedure, "" if x.version is None else x.version,
+                        t("tk.code", lang, code=x.cause, label=_cause_label(x.cause, lang)), d.dossier_code,
+                        _value("action", d.action, lang), d.rule, d.reason,
+                        t("tk.csv.findings_sep", lang).join(_value("finding", k, lang) for k in d.findings),
+                        *(_value(f, d.system.get(f), lang) for f in SYSTEM_FIELDS), len(d.register),
+                        *(_value(f, first.get(f), lang) for f in REGISTER_FIELDS),
                         json.dumps(d.planned, ensure_ascii=False, sort_keys=True) if d.planned else "",
-                        d.sql_state or "", "\n".join(d.sql)])
+                        _value("sql_state", d.sql_state, lang), "\n".join(d.sql)])
     return buf.getvalue()
 
 
@@ -452,8 +540,8 @@ def render_files(bundle: TicketBundle) -> dict[str, str]:
     """File name -> text of everything a bundle writes."""
     files = {"index.md": index_markdown(bundle), "tickets.csv": tickets_csv(bundle),
              "tickets.json": json.dumps(bundle.to_dict(), ensure_ascii=False, indent=2, sort_keys=False) + "\n"}
-    for t in bundle.tickets:
-        files[t.file] = ticket_markdown(t, bundle)
+    for x in bundle.tickets:
+        files[x.file] = ticket_markdown(x, bundle)
     return files
 
 
@@ -507,10 +595,12 @@ def write_bundle(bundle: TicketBundle, out: str | Path) -> Path:
 
 
 def tickets(store_url: str | None = None, out: str | Path = DEFAULT_OUT, run_id: int | None = None, *,
-            unmask: bool = False, system_url: str | None = None, mapping_path: str | None = None) -> TicketBundle:
+            unmask: bool = False, system_url: str | None = None, mapping_path: str | None = None,
+            plan_path: str | None = None, lang: str = DEFAULT_LANG) -> TicketBundle:
     """`reconcile tickets`: check OUT, build the bundle, write it."""
     check_out(out)
-    bundle = build_tickets(store_url, run_id, unmask=unmask, system_url=system_url, mapping_path=mapping_path)
+    bundle = build_tickets(store_url, run_id, unmask=unmask, system_url=system_url, mapping_path=mapping_path,
+                           plan_path=plan_path, lang=lang)
     write_bundle(bundle, out)
     return bundle
 

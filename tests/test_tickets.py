@@ -11,10 +11,11 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+import yaml
 
 from helpers import invoke
 
-from reconcile import commands
+from reconcile import commands, i18n
 from reconcile.apply import apply_plan, undo
 from reconcile.plan import Plan
 from reconcile.store import dossier, open_store, register_entry
@@ -172,8 +173,6 @@ def test_a_source_that_is_not_writable_gets_the_planned_fixes_with_their_sql(dis
                   for d in t.dossiers) == escalated
     # The statements are those of apply's dry run, dossier by dossier.
     plan_file = district["out"] / "plan-check.yaml"
-    import yaml
-
     plan_file.write_text(yaml.safe_dump(plan.to_dict(), allow_unicode=True, sort_keys=False, width=120),
                          encoding="utf-8")
     dry = apply_plan(plan_file, district["store"], yes=False, mapping_path=district["read_only"])
@@ -187,3 +186,97 @@ def test_a_source_that_is_not_writable_gets_the_planned_fixes_with_their_sql(dis
     files = render_files(bundle)
     text = "\n".join(files.values())
     assert [v for values in personal(district["store"]).values() for v in values if v in text] == []
+
+
+# English sentences of every cause's paragraphs (today's texts: `--lang en` keeps them).
+ENGLISH = ("which the catalog export does not hold", "Deploy the missing version", "which version",
+           "no migration rule or later version", "Restore the step(s)", "from which no path leads",
+           "Add an outgoing flow", "Then the dossiers can move on", "which has no active account",
+           "Activate or add an account", "with no active colleague", "The plan fixes", "Run the SQL below",
+           "Set the planned values", "Look into these dossiers", "What is wrong", "What we ask",
+           "Evidence per dossier", "not on the register", "personal data", "Vendor tickets", "dry run:",
+           "planned values:")
+
+
+def test_lang_vi_bundle_is_vietnamese_and_still_masked(district: dict[str, Any], tmp_path: Path) -> None:
+    out = tmp_path / "vi"
+    invoke("tickets", "--store", district["store"], "--out", str(out), "--lang", "vi",
+           "--mapping", district["read_only"], expect=0)
+    doc = load(out)
+    assert doc["tickets"]["lang"] == "vi"
+    # JSON keeps the machine keys and codes of the English bundle.
+    en = build_tickets(district["store"], mapping_path=district["read_only"])
+    assert [(t["id"], t["file"], t["cause"], [d["dossier_code"] for d in t["dossiers"]]) for t in doc["items"]] \
+        == [(t.id, t.file, t.cause, [d.dossier_code for d in t.dossiers]) for t in en.tickets]
+    assert {t["cause"] for t in doc["items"]} >= {"unit_without_staff", "unknown_version", "dead_end_step",
+                                                    "planned_migrate", "planned_reassign", "planned_close"}
+    titles = {t["cause"]: t["title"] for t in doc["items"]}
+    assert titles["unit_without_staff"] == ("1.004199.000.00.00.H48 phiên bản 2: đơn vị DODAC không có tài khoản "
+                                            "nào đang hoạt động (6 hồ sơ)")
+    requests = {t["cause"]: t["request"] for t in doc["items"]}
+    assert requests["dead_end_step"].startswith("Đề nghị bổ sung luồng chuyển tiếp cho bước S03A")
+    assert requests["unit_without_staff"] == ("Đề nghị kích hoạt hoặc bổ sung tài khoản cho đơn vị DODAC và giao "
+                                              "các hồ sơ này cho tài khoản đó.")
+    index = (out / "index.md").read_text(encoding="utf-8")
+    assert index.startswith("# Phiếu yêu cầu gửi nhà cung cấp: lần đối soát ")
+    assert "số liệu tại ngày 30/06/2021" in index and "| Phiếu | Thủ tục | Phiên bản | Nguyên nhân |" in index
+    ticket = next(t for t in doc["items"] if t["cause"] == "dead_end_step")
+    text = (out / ticket["file"]).read_text(encoding="utf-8")
+    assert text.startswith(f"# {ticket['id']}: {ticket['title']}\n")
+    assert "## Mô tả vấn đề" in text and "## Đề nghị" in text and "## Danh sách hồ sơ" in text
+    assert "| 000.00.53.H48-210525-0116 | đang xử lý | S03B |" in text and "| 25/05/2021 | 08/06/2021 |" in text
+    assert "Quý II, dòng 3872" in text and "Nguyên nhân: Bước không đi tiếp được (`dead_end_step`)" in text
+    header = (out / "tickets.csv").read_text(encoding="utf-8").splitlines()[0]
+    assert header.startswith("Phiếu,Mã thủ tục,Phiên bản,Nguyên nhân,Mã hồ sơ,")
+    everything = read_all(out)
+    assert [s for s in ENGLISH if s in everything] == []
+    assert [k for k, v in i18n.catalog().items() if k.startswith("tk.") and not (v.get("vi") and v.get("en"))] == []
+    assert [v for values in personal(district["store"]).values() for v in values if v in everything] == []
+
+
+def test_lang_en_is_byte_identical_to_the_default(district: dict[str, Any], tmp_path: Path) -> None:
+    out = tmp_path / "en"
+    invoke("tickets", "--store", district["store"], "--out", str(out), "--lang", "en", expect=0)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == \
+        {p.name: p.read_bytes() for p in district["tickets"].iterdir()}
+    assert "lang" not in load(out)["tickets"]
+
+
+def bundle_bytes(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in folder.iterdir()}
+
+
+def test_plan_file_unedited_gives_the_runs_bundle_and_an_edit_shows(district: dict[str, Any], tmp_path: Path) -> None:
+    plan: Plan = district["plan"]
+    plan_file = tmp_path / "plan.yaml"
+    plan_file.write_text(plan.to_yaml(), encoding="utf-8")
+    for mapping in ((), ("--mapping", district["read_only"])):  # escalations only; with the planned fixes' SQL
+        built, from_file = tmp_path / "built", tmp_path / "from-file"
+        invoke("tickets", "--store", district["store"], "--out", str(built), *mapping, expect=0)
+        invoke("tickets", "--store", district["store"], "--out", str(from_file), "--plan", str(plan_file), *mapping,
+               expect=0)
+        assert bundle_bytes(from_file) == bundle_bytes(built)
+    # The reviewer drops one escalation: that dossier is in no ticket any more, the others stay.
+    doc = yaml.safe_load(plan_file.read_text(encoding="utf-8"))
+    dropped = next(a["dossier_code"] for a in doc["actions"] if a["action"] == "escalate")
+    doc["actions"] = [a for a in doc["actions"] if a["dossier_code"] != dropped]
+    edited = tmp_path / "edited.yaml"
+    edited.write_text(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    out = tmp_path / "edited"
+    invoke("tickets", "--store", district["store"], "--out", str(out), "--plan", str(edited), expect=0)
+    ticketed = sorted(d["dossier_code"] for t in load(out)["items"] for d in t["dossiers"])
+    escalated = sorted(a.dossier_code for a in plan.actions if a.action == "escalate")
+    assert dropped not in read_all(out) and ticketed == [c for c in escalated if c != dropped]
+
+
+def test_plan_file_of_another_run_is_one_line_exit_2(district: dict[str, Any], tmp_path: Path) -> None:
+    # The demo's plan file was made for its first audit; the store's latest run is a later audit.
+    plan_file = district["out"] / "inputs" / "plan.yaml"
+    latest = district["plan"].header["run"]
+    first = yaml.safe_load(plan_file.read_text(encoding="utf-8"))["plan"]["run"]
+    assert first != latest
+    out = tmp_path / "t"
+    result = invoke("tickets", "--store", district["store"], "--out", str(out), "--plan", str(plan_file), expect=2)
+    assert result.stderr == (f"error: {plan_file}: the plan was made for audit run {first}, not run {latest}. "
+                             f"Hint: pass --run {first}, or make a plan for run {latest} with `reconcile plan`.\n")
+    assert not out.exists()
