@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections import Counter, defaultdict
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from reconcile import stats as stats_mod
-from reconcile.commands import _resolve_run, plan_actions, run_report
+from reconcile.commands import PlannedAction, _resolve_run, plan_actions, run_report
 from reconcile.errors import BadInput
 from reconcile.files import write_atomically
 from reconcile.i18n import check_lang
@@ -215,8 +215,8 @@ def _stuck_age(conn: Connection, run_id: int) -> list[tuple[int, int | None, int
     return [(lo, None if hi is None else hi - 1, int(counts.get(lo, 0))) for lo, hi in zip(AGE_BUCKETS, bounds)]
 
 
-def _worklists(findings: list[dict[str, Any]], facts: dict[str, dict[str, Any]], actions: dict[str, Any]
-               ) -> list[Worklist]:
+def _worklists(findings: list[dict[str, Any]], facts: dict[str, dict[str, Any]],
+               actions: dict[str, PlannedAction]) -> list[Worklist]:
     """Per unit, every dossier with a finding: its issues, the plan's proposal, where it is on paper."""
     issues: dict[str, list[str]] = defaultdict(list)
     evidence: dict[str, Evidence] = {}
@@ -237,7 +237,7 @@ def _worklists(findings: list[dict[str, Any]], facts: dict[str, dict[str, Any]],
     return [Worklist(unit, items) for unit, items in sorted(units.items())]
 
 
-def _action(a: Any) -> Action:
+def _action(a: PlannedAction | None) -> Action:
     if a is None:
         return Action("none", {})
     params: dict[str, Any] = {}
@@ -245,11 +245,7 @@ def _action(a: Any) -> Action:
         params = {"step": a.set.get("current_step"), "version": a.set.get("workflow_version")}
     elif a.action == "reassign":
         params = {"assignee": a.set.get("assignee")}
-    elif a.action == "close":
-        params = {"date": a.set.get("returned_at") or ""}
+    elif a.action == "close":  # a plan file holds dates, a built plan ISO text: the report wants text
+        returned = a.set.get("returned_at")
+        params = {"date": returned.isoformat()[:10] if isinstance(returned, date) else returned or ""}
     return Action(a.action, params, a.rule, a.confirmed)
-
-
-def started_at(data: ReportData) -> datetime:
-    """The run's own timestamp: the only time any report file carries."""
-    return datetime.fromisoformat(data.run["started_at"]).replace(tzinfo=None)

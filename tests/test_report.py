@@ -70,6 +70,14 @@ def test_every_format_in_both_languages_renders_the_same_bytes_twice(store: str,
     assert "15,256" in en and "2021-06-30" in en
 
 
+def test_a_reviewed_plan_file_gives_the_same_report_as_the_runs_plan(store: str, project: str, tmp_path: Path,
+                                                                     demo_run: tuple[Path, Any]) -> None:
+    plan = demo_run[0] / "inputs" / "plan.yaml"  # the demo's plan of run 1, unedited
+    _report(store, project, tmp_path / "built", "--format", "json")
+    _report(store, project, tmp_path / "file", "--format", "json", "--plan", str(plan))
+    assert (tmp_path / "file" / "report.json").read_bytes() == (tmp_path / "built" / "report.json").read_bytes()
+
+
 def test_report_bad_input_is_one_line(store: str, project: str, tmp_path: Path) -> None:
     result = invoke("report", "--store", store, "--run", "42", "--out", str(tmp_path / "new"), expect=2)
     assert result.stderr.strip() == f"error: run 42: no such audit run in duckdb:///{store}. Hint: `reconcile history`."
