@@ -19,7 +19,7 @@ DEFAULT_LANG = "vi"
 def catalog() -> dict[str, dict[str, str]]:
     """key -> {vi: text, en: text}, from reconcile/data/messages.yaml (str.format placeholders)."""
     text = resources.files("reconcile").joinpath("data/messages.yaml").read_text(encoding="utf-8")
-    return yaml.safe_load(text)
+    return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # libyaml: 10x faster
 
 
 def check_lang(lang: str) -> str:
