@@ -25,6 +25,7 @@ import hashlib
 import json
 import os
 import signal
+from contextlib import contextmanager
 from collections import Counter
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
@@ -453,6 +454,18 @@ class _Target:
 
     def begin_write(self) -> Connection:
         raise NotImplementedError
+
+    @contextmanager
+    def connection(self, write: bool) -> Iterator[Connection]:
+        """One batch's connection: whatever it did not commit (a dry run, a failure) is rolled back, then
+        it is closed."""
+        conn = self.begin_write() if write else self.begin_read()
+        try:
+            yield conn
+        finally:
+            if conn.in_transaction():
+                conn.rollback()
+            conn.close()
 
     def plan_batch(self, conn: Connection, actions: list[PlanAction], lock: bool
                    ) -> list[tuple[PlanAction, str, str, list[Write]]]:
@@ -955,8 +968,7 @@ def _run(plan: PlanFile, store: Store, target: _Target, yes: bool, batch_size: i
     by_line: dict[int, Outcome] = {}
     write_no = 0
     for n, part in enumerate(_chunks(todo, batch_size), 1):
-        conn = target.begin_write() if yes else target.begin_read()
-        try:
+        with target.connection(write=yes) as conn:
             planned = target.plan_batch(conn, part, lock=yes)
             writes = [(a, ws) for a, state, _, ws in planned if state == "write"]
             lines = [_comment(f"batch {n}: plan lines {part[0].line}-{part[-1].line}"), begin]
@@ -978,14 +990,6 @@ def _run(plan: PlanFile, store: Store, target: _Target, yes: bool, batch_size: i
                             "no batch committed before it")
                     raise ApplyFailed(f"{exc} {done}.") from None
                 batches.append(batch_id)
-            else:
-                conn.rollback()
-        except BaseException:
-            if conn.in_transaction():
-                conn.rollback()
-            raise
-        finally:
-            conn.close()
         for a, state, detail, _ in planned:
             state = ("written" if yes else "would_write") if state == "write" else state
             by_line[a.line] = Outcome(a.line, a.dossier_code, a.action, a.rule, state, detail,
@@ -1112,12 +1116,8 @@ def _settle(store: Store, target: _Target) -> Iterator[str]:
         changes = {i: _changes(conn, i) for i in pending}
     for batch_id in pending:
         rows = changes[batch_id]
-        rconn = target.begin_read()
-        try:
+        with target.connection(write=False) as rconn:
             current = _current_values(rconn, target, rows)
-        finally:
-            rconn.rollback()
-            rconn.close()
         holds_after = all(_same(current.get(_cell(r)), decode_value(r["after_value"])) for r in rows)
         holds_before = all(_same(current.get(_cell(r)), decode_value(r["before_value"])) for r in rows)
         if holds_after == holds_before:  # neither (changed since) or both (cannot tell): leave it for a person
@@ -1264,8 +1264,7 @@ def _undo(store: Store, target: _Target, batch: dict[str, Any], yes: bool, actor
         raise Refused(f"batch {bid} was rolled back: nothing of it was written, nothing to undo.")
     if undone is not None:
         raise Refused(f"batch {bid} was already undone by batch {undone}.")
-    conn = target.begin_write() if yes else target.begin_read()
-    try:
+    with target.connection(write=yes) as conn:
         current = _current_values(conn, target, rows, lock=yes)
         moved = [r for r in rows if _cell(r) not in current
                  or not _same(current[_cell(r)], decode_value(r["after_value"]))]
@@ -1296,14 +1295,6 @@ def _undo(store: Store, target: _Target, batch: dict[str, Any], yes: bool, actor
             meta = {"kind": "undo", "run_id": batch["run_id"], "plan": batch["plan"],
                     "plan_sha256": batch["plan_sha256"], "undo_of": bid}
             undo_id = _log_and_commit(store, target, conn, writes, meta, 1, actor)
-        else:
-            conn.rollback()
-    except BaseException:
-        if conn.in_transaction():
-            conn.rollback()
-        raise
-    finally:
-        conn.close()
     return UndoResult("undo" if yes else "dry_run", bid, undo_id, statements, len(writes), len(rows), settled)
 
 
