@@ -26,35 +26,13 @@ import time
 from datetime import date
 from pathlib import Path
 
-import yaml
+from reconcile.simulate import MAPPING_YAML, SQLITE_SCHEMA
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "bench-data"
 PROC = "1.004227.000.00.00.H48"
 UNITS = [f"U{i:02d}" for i in range(1, 21)]
 STEPS = ["S01", "S02", "S03", "S04"]
-MAPPING = """\
-profile: mapping
-writable: true
-dossier:
-  table: HS_HOSO
-  columns: {dossier_code: MA_HOSO, procedure: MA_TTHC, applicant: CHU_HOSO, received_at: NGAY_TIEPNHAN,
-            due_at: NGAY_HENTRA, due_at_revised: NGAY_HENTRA_MOI, finished_at: NGAY_KETTHUC, returned_at: NGAY_TRAKQ,
-            status: TRANGTHAI, workflow_key: MA_QUYTRINH, workflow_version: PHIENBAN}
-  status_values: {1: received, 2: in_progress, 5: finished, 6: returned}
-task:
-  table: HS_XULY_HIENTAI
-  columns: {dossier_code: MA_HOSO, current_step: MA_BUOC, assignee: TAIKHOAN_XULY, unit: MA_PHONGBAN,
-            step_entered_at: NGAY_NHAN, step_due_at: HAN_XULY}
-account:
-  table: DM_CANBO
-  columns: {account: TAIKHOAN, name: HOTEN, unit: MA_PHONGBAN, active: TRANGTHAI_HD}
-  active_values: [1]
-events:
-  table: HS_NHATKY
-  columns: {dossier_code: MA_HOSO, seq: STT, from_step: TU_BUOC, to_step: DEN_BUOC, account: TAIKHOAN,
-            at: THOIGIAN, action: HANHDONG}
-"""
 
 
 def generate(out: Path, dossiers: int) -> None:
@@ -76,18 +54,9 @@ def generate(out: Path, dossiers: int) -> None:
     (wf / "v1.yaml").write_text("\n".join(lines) + "\n", encoding="utf-8")
     system = out / "system"
     system.mkdir()
-    (system / "mapping.yaml").write_text(MAPPING, encoding="utf-8")
+    (system / "mapping.yaml").write_text(MAPPING_YAML, encoding="utf-8")  # the demo's vendor shape
     db = sqlite3.connect(system / "vendor.sqlite")
-    db.executescript("""
-        CREATE TABLE HS_HOSO(ID INTEGER PRIMARY KEY, MA_HOSO TEXT, MA_TTHC TEXT, CHU_HOSO TEXT, NGAY_TIEPNHAN TEXT,
-          NGAY_HENTRA TEXT, NGAY_HENTRA_MOI TEXT, NGAY_KETTHUC TEXT, NGAY_TRAKQ TEXT, TRANGTHAI INTEGER,
-          MA_QUYTRINH TEXT, PHIENBAN INTEGER);
-        CREATE TABLE HS_XULY_HIENTAI(MA_HOSO TEXT, MA_BUOC TEXT, TAIKHOAN_XULY TEXT, MA_PHONGBAN TEXT,
-          NGAY_NHAN TEXT, HAN_XULY TEXT);
-        CREATE TABLE DM_CANBO(TAIKHOAN TEXT PRIMARY KEY, HOTEN TEXT, MA_PHONGBAN TEXT, TRANGTHAI_HD INTEGER);
-        CREATE TABLE HS_NHATKY(MA_HOSO TEXT, STT INTEGER, TU_BUOC TEXT, DEN_BUOC TEXT, TAIKHOAN TEXT,
-          THOIGIAN TEXT, HANHDONG TEXT);
-    """)
+    db.executescript(SQLITE_SCHEMA)
     accounts = []
     for u in UNITS:
         accounts.append((f"{u.lower()}.old", f"Cán bộ cũ {u}", u, 0))  # deactivated, still holds dossiers
@@ -98,10 +67,10 @@ def generate(out: Path, dossiers: int) -> None:
         code = f"000.00.53.H48-2012{20 + i % 10:02d}-{i:07d}"
         unit = UNITS[i % len(UNITS)]
         received = f"2020-12-{20 + i % 10:02d} 08:30:00"
-        hoso.append((i + 1, code, PROC, "Nguyễn Văn An", received, "2021-03-31 17:00:00", None, None, None, 2,
-                     PROC, 1))
+        hoso.append((i + 1, code, PROC, "Nguyễn Văn An", received, "2021-03-31 17:00:00", 2, PROC, 1))
         task.append((code, "S01", f"{unit.lower()}.old", unit, received, "2021-03-31 17:00:00"))
-    db.executemany("INSERT INTO HS_HOSO VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", hoso)
+    db.executemany("INSERT INTO HS_HOSO(ID, MA_HOSO, MA_TTHC, CHU_HOSO, NGAY_TIEPNHAN, NGAY_HENTRA, TRANGTHAI, "
+                   "MA_QUYTRINH, PHIENBAN) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", hoso)
     db.executemany("INSERT INTO HS_XULY_HIENTAI VALUES (?, ?, ?, ?, ?, ?)", task)
     db.executescript("CREATE INDEX IX_HS_HOSO_MA ON HS_HOSO(MA_HOSO);"
                      "CREATE INDEX IX_HS_XULY_MA ON HS_XULY_HIENTAI(MA_HOSO);")
