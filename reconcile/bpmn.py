@@ -35,7 +35,7 @@ from jsonschema import Draft202012Validator
 from lxml import etree
 
 from reconcile import errors
-from reconcile.catalog import VERSION_KEYS
+from reconcile.catalog import VERSION_KEYS, yaml_syntax_error
 from reconcile.normalize import normalize_text
 
 BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
@@ -134,15 +134,15 @@ def load_sidecar(path: str) -> dict[str, Any]:
     """Read and check a sidecar YAML file (durations, units, names per task id)."""
     try:
         with open(path, encoding="utf-8-sig") as f:
-            data = yaml.safe_load(f)
+            text = f.read()
     except OSError as e:
         raise errors.BadInput(f"{path}: cannot read: {e.strerror}.") from None
     except UnicodeDecodeError as e:
         raise errors.BadInput(f"{path}: not UTF-8 text (offset {e.start}). Save the file as UTF-8.") from None
-    except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        at = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else path
-        raise errors.BadInput(f"{at}: YAML syntax error: {e.problem or e.context}") from None
+    try:
+        data = yaml.safe_load(text)
+    except (yaml.MarkedYAMLError, yaml.reader.ReaderError) as e:
+        raise errors.BadInput(yaml_syntax_error(path, text, e)) from None
     data = {} if data is None else data
     if isinstance(data, dict) and "valid_from" in data and not isinstance(data["valid_from"], str):
         data["valid_from"] = str(data["valid_from"])  # an unquoted YAML date

@@ -265,15 +265,8 @@ def _load_file(path: str, number: int, problems: list[str], warnings: list[str])
         return None
     try:
         node, data = _parse(text)
-    except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        at = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else path
-        problems.append(f"{at}: YAML syntax error: {e.problem or e.context}")
-        return None
-    except yaml.reader.ReaderError as e:  # a control character; it has an offset, not a mark
-        line = text.count("\n", 0, e.position) + 1
-        col = e.position - text.rfind("\n", 0, e.position)
-        problems.append(f"{path}:{line}:{col}: YAML syntax error: {e.reason} (#x{e.character:04x})")
+    except (yaml.MarkedYAMLError, yaml.reader.ReaderError) as e:
+        problems.append(yaml_syntax_error(path, text, e))
         return None
     if node is None:
         problems.append(f"{path}:1:1: empty file. Expected keys procedure, name, version, steps.")
@@ -284,6 +277,17 @@ def _load_file(path: str, number: int, problems: list[str], warnings: list[str])
         problems.extend(_schema_problem(path, node, e) for e in schema_errors)
         return None  # the checks below rely on the shape the schema guarantees
     return _check_version(path, number, data, _YamlLocator(path, node), problems, warnings)
+
+
+def yaml_syntax_error(path: str, text: str, e: yaml.MarkedYAMLError | yaml.reader.ReaderError) -> str:
+    """`file:line:col: YAML syntax error: what`. A control character (ReaderError) has an offset, not a mark."""
+    if isinstance(e, yaml.reader.ReaderError):
+        line = text.count("\n", 0, e.position) + 1
+        col = e.position - text.rfind("\n", 0, e.position)
+        return f"{path}:{line}:{col}: YAML syntax error: {e.reason} (#x{e.character:04x})"
+    mark = e.problem_mark or e.context_mark
+    at = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else path
+    return f"{at}: YAML syntax error: {e.problem or e.context}"
 
 
 def _parse(text: str) -> tuple[yaml.Node | None, Any]:

@@ -68,7 +68,9 @@ import yaml
 from jsonschema import Draft202012Validator
 
 from reconcile import errors
-from reconcile.catalog import VERSION_FILE, Catalog, _at, _key, _node_at, _parse, _position, _schema_problem, _value
+from reconcile.catalog import (
+    VERSION_FILE, Catalog, _at, _key, _node_at, _parse, _position, _schema_problem, _value, yaml_syntax_error,
+)
 
 RULES_FILE = re.compile(r"^(rules.*|.*\.rules)\.yaml$")
 OUTCOMES = ("returned", "not_returned", "missing")
@@ -404,17 +406,10 @@ def _load_file(path: str, catalog: Catalog, problems: list[str]) -> list[_Parsed
         return []
     try:
         node, data = _parse(text)
-    except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        at = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else path
-        problems.append(f"{at}: YAML syntax error: {e.problem or e.context}. Hint: check the indentation "
-                        "and quoting on this line and the one above.")
-        return []
-    except yaml.reader.ReaderError as e:
-        line = text.count("\n", 0, e.position) + 1
-        col = e.position - text.rfind("\n", 0, e.position)
-        problems.append(f"{path}:{line}:{col}: YAML syntax error: {e.reason} (#x{e.character:04x}). "
-                        "Hint: remove the control character.")
+    except (yaml.MarkedYAMLError, yaml.reader.ReaderError) as e:
+        hint = ("remove the control character" if isinstance(e, yaml.reader.ReaderError) else
+                "check the indentation and quoting on this line and the one above")
+        problems.append(f"{yaml_syntax_error(path, text, e)}. Hint: {hint}.")
         return []
     if node is None:
         problems.append(f"{path}:1:1: empty file. Hint: expected keys procedure, rules (and optionally assign).")
