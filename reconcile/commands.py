@@ -432,30 +432,31 @@ def run_report(store: Store, run_id: int | None = None) -> RunReport:
 
 def _breakdown(conn: sa.Connection, run_id: int) -> list[dict[str, Any]]:
     """Findings per kind, statistics field and unit (the system's unit, else the register's agency)."""
-    rc, d, r, v = reconciliation, dossier, register_entry, wf_version
-    fields = (sa.select(v.c.procedure, v.c.name_key, sa.func.max(v.c.field).label("field"))
-              .where(v.c.run_id == run_id).group_by(v.c.procedure, v.c.name_key).subquery("fv"))
-    by_key = sa.select(fields.c.procedure, sa.func.max(fields.c.field).label("field")) \
-        .group_by(fields.c.procedure).subquery("fk")
-    by_name = sa.select(fields.c.name_key, sa.func.max(fields.c.field).label("field")) \
-        .group_by(fields.c.name_key).subquery("fn")
-    field_ = sa.func.coalesce(by_key.c.field, by_name.c.field, "")
-    unit = sa.func.coalesce(d.c.unit, r.c.agency, "")
-    f = finding
-    stmt = (
-        sa.select(f.c.kind, field_.label("field"), unit.label("unit"), sa.func.count().label("n"))
-        .select_from(f)
-        .outerjoin(rc, sa.and_(rc.c.run_id == f.c.run_id, rc.c.dossier_code == f.c.dossier_code))
+    rc, d, r, f = reconciliation, dossier, register_entry, finding
+    from_, by_code, by_name = join_catalog_field(
+        f.outerjoin(rc, sa.and_(rc.c.run_id == f.c.run_id, rc.c.dossier_code == f.c.dossier_code))
         .outerjoin(d, sa.and_(d.c.run_id == f.c.run_id, d.c.source_row == rc.c.source_row))
-        .outerjoin(r, sa.and_(r.c.run_id == f.c.run_id, r.c.entry_id == rc.c.entry_id))
-        .outerjoin(by_key, by_key.c.procedure == d.c.workflow_key)
-        .outerjoin(text_key, sa.and_(text_key.c.run_id == f.c.run_id, text_key.c.value == r.c.procedure))
-        .outerjoin(by_name, by_name.c.name_key == text_key.c.key)
-        .where(f.c.run_id == run_id)
-        .group_by(f.c.kind, field_, unit)
-    )
+        .outerjoin(r, sa.and_(r.c.run_id == f.c.run_id, r.c.entry_id == rc.c.entry_id)), run_id, d, r)
+    field_ = sa.func.coalesce(by_code, by_name, "")
+    unit = sa.func.coalesce(d.c.unit, r.c.agency, "")
+    stmt = (sa.select(f.c.kind, field_.label("field"), unit.label("unit"), sa.func.count().label("n"))
+            .select_from(from_).where(f.c.run_id == run_id).group_by(f.c.kind, field_, unit))
     rows = [{"kind": k, "field": fl, "unit": u, "count": int(n)} for k, fl, u, n in conn.execute(stmt)]
     return sorted(rows, key=lambda x: (x["kind"], x["field"], x["unit"]))
+
+
+def join_catalog_field(from_: Any, run_id: int, d: Any, r: Any) -> tuple[Any, Any, Any]:
+    """`from_` (which holds the system row `d` and the register row `r`) joined to the catalog's field of
+    the system's procedure code and of the register's procedure name: (from_, field by code, by name)."""
+    v = wf_version
+    by_code = (sa.select(v.c.procedure, sa.func.max(v.c.field).label("field")).where(v.c.run_id == run_id)
+               .group_by(v.c.procedure).subquery("fk"))
+    by_name = (sa.select(v.c.name_key, sa.func.max(v.c.field).label("field")).where(v.c.run_id == run_id)
+               .group_by(v.c.name_key).subquery("fn"))
+    from_ = (from_.outerjoin(by_code, by_code.c.procedure == d.c.workflow_key)
+             .outerjoin(text_key, sa.and_(text_key.c.run_id == run_id, text_key.c.value == r.c.procedure))
+             .outerjoin(by_name, by_name.c.name_key == text_key.c.key))
+    return from_, by_code.c.field, by_name.c.field
 
 
 @dataclass(frozen=True, slots=True)

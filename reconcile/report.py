@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from reconcile import stats as stats_mod
-from reconcile.commands import PlannedAction, _resolve_run, plan_actions, run_report
+from reconcile.commands import PlannedAction, _resolve_run, join_catalog_field, plan_actions, run_report
 from reconcile.errors import BadInput
 from reconcile.files import write_atomically
 from reconcile.i18n import check_lang
@@ -24,7 +24,7 @@ from reconcile.reportdata import (
 )
 from reconcile.stats import StatsSettings
 from reconcile.store import (
-    Store, audit_run, dossier, finding, open_store, reconciliation, register_entry, text_key, wf_state,
+    Store, audit_run, dossier, finding, open_store, reconciliation, register_entry, wf_state,
     wf_step, wf_version,
 )
 from reconcile.wfstate import FLAG, ORPHAN_KINDS
@@ -139,26 +139,19 @@ def _build(store: Store, conn: Connection, run_id: int, request: ReportRequest) 
 
 def _dossier_facts(conn: Connection, run_id: int) -> dict[str, dict[str, Any]]:
     """Per dossier code with a finding: unit, field, applicant, current step and its name."""
-    f, rc, d, r, v, s = finding, reconciliation, dossier, register_entry, wf_version, wf_step
+    f, rc, d, r, s = finding, reconciliation, dossier, register_entry, wf_step
     codes = sa.select(f.c.dossier_code).where(f.c.run_id == run_id, f.c.dossier_code.is_not(None)).distinct() \
         .subquery("fc")
-    by_key = (sa.select(v.c.procedure, sa.func.max(v.c.field).label("field")).where(v.c.run_id == run_id)
-              .group_by(v.c.procedure).subquery("fk"))
-    by_name = (sa.select(v.c.name_key, sa.func.max(v.c.field).label("field")).where(v.c.run_id == run_id)
-               .group_by(v.c.name_key).subquery("fn"))
+    from_, by_code, by_name = join_catalog_field(
+        codes.join(rc, sa.and_(rc.c.run_id == run_id, rc.c.dossier_code == codes.c.dossier_code))
+        .outerjoin(d, sa.and_(d.c.run_id == run_id, d.c.source_row == rc.c.source_row))
+        .outerjoin(r, sa.and_(r.c.run_id == run_id, r.c.entry_id == rc.c.entry_id)), run_id, d, r)
     stmt = (
         sa.select(codes.c.dossier_code, d.c.unit, r.c.agency, d.c.applicant, r.c.applicant.label("paper_applicant"),
                   d.c.current_step, s.c.name.label("step_name"), r.c.source_file, r.c.sheet, r.c.row_no,
-                  sa.func.coalesce(d.c.field, by_key.c.field, by_name.c.field).label("field"))
-        .select_from(codes)
-        .join(rc, sa.and_(rc.c.run_id == run_id, rc.c.dossier_code == codes.c.dossier_code))
-        .outerjoin(d, sa.and_(d.c.run_id == run_id, d.c.source_row == rc.c.source_row))
-        .outerjoin(r, sa.and_(r.c.run_id == run_id, r.c.entry_id == rc.c.entry_id))
-        .outerjoin(by_key, by_key.c.procedure == d.c.workflow_key)
-        .outerjoin(text_key, sa.and_(text_key.c.run_id == run_id, text_key.c.value == r.c.procedure))
-        .outerjoin(by_name, by_name.c.name_key == text_key.c.key)
-        .outerjoin(s, sa.and_(s.c.run_id == run_id, s.c.procedure == d.c.workflow_key,
-                              s.c.version == d.c.workflow_version, s.c.step_id == d.c.current_step))
+                  sa.func.coalesce(d.c.field, by_code, by_name).label("field"))
+        .select_from(from_.outerjoin(s, sa.and_(s.c.run_id == run_id, s.c.procedure == d.c.workflow_key,
+                                                s.c.version == d.c.workflow_version, s.c.step_id == d.c.current_step)))
     )
     out: dict[str, dict[str, Any]] = {}
     for row in conn.execute(stmt).mappings():
