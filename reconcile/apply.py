@@ -27,7 +27,7 @@ import os
 import signal
 from contextlib import contextmanager
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -82,6 +82,8 @@ class PlanAction:
     fingerprint: str | None
     confirmed: bool
     set: tuple[tuple[str, Any], ...]  # canonical field -> value (dates as date/datetime, version int)
+    reason_code: str | None = None  # reconcile.reasons; None in plan files of older versions
+    reason_args: dict[str, Any] = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,6 +206,10 @@ def _check_action(item: Any, i: int, at: Callable[..., str], problems: list[str]
         if not isinstance(item.get(key), str) or not item[key].strip():
             problems.append(f"{at('actions', i, key)}: {key} missing or empty. Hint: every action says which "
                             "rule (or default choice) made it, and why.")
+    for key, want, what in (("reason_code", str, "a reason code"), ("reason_args", dict, "a mapping")):
+        if item.get(key) is not None and not isinstance(item[key], want):
+            problems.append(f"{at('actions', i, key)}: {key}: expected {what}. Hint: leave it as `reconcile plan` "
+                            "wrote it.")
     confirmed = item.get("confirmed", True)
     if not isinstance(confirmed, bool):
         problems.append(f"{at('actions', i, 'confirmed')}: confirmed {confirmed!r}: expected true or false.")
@@ -235,7 +241,8 @@ def _check_action(item: Any, i: int, at: Callable[..., str], problems: list[str]
     if len(problems) > before:
         return None
     return PlanAction(line, code.strip(), kind, item["rule"], " ".join(str(item["reason"]).split()),
-                      fp if isinstance(fp, str) else None, confirmed, tuple(sorted(values.items())))
+                      fp if isinstance(fp, str) else None, confirmed, tuple(sorted(values.items())),
+                      item.get("reason_code"), item.get("reason_args") or {})
 
 
 def _canonical(f: str, v: Any) -> Any:

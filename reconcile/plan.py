@@ -29,6 +29,7 @@ from sqlalchemy.engine import Connection
 from reconcile.calendar import add_working_days
 from reconcile.catalog import Step, WorkflowVersion
 from reconcile.model import FindingKind
+from reconcile.reasons import reason
 from reconcile.store import (
     account, audit_run, dossier, reconciliation, register_entry, wf_state, wf_step, wf_transition, wf_version,
 )
@@ -66,10 +67,15 @@ class Action:
     confirmed: bool
     set: dict[str, Any]
     evidence: dict[str, Any] = field(default_factory=dict)
+    reason_code: str | None = None  # reconcile.reasons: `reason` is its English sentence (None: a plan file's own)
+    reason_args: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"dossier_code": self.dossier_code, "action": self.action, "rule": self.rule,
-                             "reason": self.reason, "confirmed": self.confirmed, "fingerprint": self.fingerprint}
+                             "reason": self.reason}
+        if self.reason_code is not None:
+            d |= {"reason_code": self.reason_code, "reason_args": self.reason_args}
+        d |= {"confirmed": self.confirmed, "fingerprint": self.fingerprint}
         # The pinned copies: what a reviewer looks for first.
         if self.action == "migrate":
             d |= {"version": self.set["workflow_version"], "step": self.set["current_step"]}
@@ -132,12 +138,13 @@ def build_plan(conn: Connection, run_id: int, store_url: str, resolver: Resolver
                 impact.append(_deadline(row, versions[to], as_of))
         elif flags & FLAG[K.ASSIGNEE_INACTIVE] and (who := staff.take(row["unit"])):
             actions.append(Action(**base, action="reassign", rule="default:reassign",
-                                  reason=f"assignee {row['assignee']} is inactive; {who} is active in {row['unit']}",
+                                  **reason("reassign_inactive_assignee", assignee=row["assignee"], who=who,
+                                           unit=row["unit"]),
                                   confirmed=True, set={"assignee": who}, evidence=evidence))
         elif orphaned:
             why = [k.value for k in ORPHAN_KINDS if flags & FLAG[k]]
             actions.append(Action(**base, action="escalate", rule="default:escalate",
-                                  reason=f"no rule or default fixes {', '.join(why)}", confirmed=True, set={},
+                                  **reason("no_rule_or_default", findings=why), confirmed=True, set={},
                                   evidence=evidence))
         elif flags & FLAG[K.SUPERSEDED_VERSION] and resolver is not None and row["current_step"]:
             action = _migrate(row, base, evidence, versions, latest, staff, resolver, superseded=True)
@@ -161,9 +168,9 @@ def _close(row: Any, base: dict[str, Any], evidence: dict[str, Any]) -> Action:
         new["returned_at"] = returned.isoformat()
         if row["finished_at"] is None:
             new["finished_at"] = returned.isoformat()
-    where = f"{row['source_file']}" + (f", sheet {row['sheet']}" if row["sheet"] else "") + f", row {row['row_no']}"
-    return Action(**base, action="close", rule="default:close",
-                  reason=f"{outcome} on paper ({where}), still {row['status']} in the system", confirmed=True,
+    return Action(**base, action="close", rule="default:close", confirmed=True,
+                  **reason("closed_on_paper", outcome=outcome, file=row["source_file"], sheet=row["sheet"],
+                           row=row["row_no"], status=row["status"]),
                   set=new, evidence=evidence | {"register": {
                       "file": row["source_file"], "sheet": row["sheet"], "row": row["row_no"],
                       "returned": _plain(returned), "outcome": outcome}})
@@ -187,13 +194,13 @@ def _migrate(row: Any, base: dict[str, Any], evidence: dict[str, Any], versions:
         target = _proposed(proc, version, step, row["earlier_version_with_step"], versions, latest)
     if target is None:
         return Action(**base, action="escalate", rule="default:escalate", confirmed=True, set={}, evidence=evidence,
-                      reason=f"step {step} of v{version}: no rule and no step of a later version pairs with it")
+                      **reason("no_migration_target", step=step, version=version))
     to = versions.get((target.procedure, target.version))
     step_def = to.step(target.step) if to else None
     if step_def is None or target.step not in to.reachable_final():  # type: ignore[union-attr]
         return Action(**base, action="escalate", rule=rule, confirmed=True, set={}, evidence=evidence,
-                      reason=f"target {target.procedure} v{target.version} {target.step} does not exist or cannot "
-                             "reach a final step")
+                      **reason("target_invalid", procedure=target.procedure, version=target.version,
+                               step=target.step))
     new: dict[str, Any] = {"workflow_version": target.version, "current_step": target.step}
     if target.procedure != proc:  # a rule may move dossiers to another procedure (the 2025 land reform)
         new = {"workflow_key": target.procedure} | new
@@ -202,13 +209,13 @@ def _migrate(row: Any, base: dict[str, Any], evidence: dict[str, Any], versions:
         who = target.assignee if staff.active(target.assignee) else staff.take(unit)
         if who is None:
             return Action(**base, action="escalate", rule=rule, confirmed=True, set={}, evidence=evidence,
-                          reason=f"target v{target.version} {target.step}: no active account in unit {unit}")
+                          **reason("target_without_staff", version=target.version, step=target.step, unit=unit))
         new |= {"assignee": who, "unit": unit}
-    how = "by rule " + rule if rule != "default:migrate" else "proposed by the version diff (a guess)"
-    why = (f"v{version} is superseded: the migration rules move step {step} on" if superseded else
-           f"step {step} of v{version} no longer leads to the end")
+    # A rule's target names its rules; the version diff's guess has none. Superseded: always a rule's.
+    code = "superseded_by_rule" if superseded else "step_lost_by_rule" if target.rules else "step_lost_by_diff"
     return Action(**base, action="migrate", rule=rule, confirmed=target.confirmed, set=new, evidence=evidence,
-                  reason=f"{why}; to v{target.version} {target.step} ({step_def.name}), {how}")
+                  **reason(code, step=step, version=version, to_version=target.version, to_step=target.step,
+                           to_name=step_def.name, rule=rule))
 
 
 def _proposed(proc: str, version: int, step: str, earlier: int | None,

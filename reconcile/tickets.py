@@ -20,7 +20,9 @@ is that of the file itself.
 
 Human texts (titles, paragraphs, headings, labels, the CSV header) come from the message catalog
 (reconcile/data/messages.yaml, `tk.*`) in `lang`; English is the default and keeps the machine codes
-the tickets always showed. JSON keys and codes are the same in every language.
+the tickets always showed. So do the plan's reasons, from their reason codes (reconcile.reasons); a
+reason without a code, or edited by a reviewer, is quoted as the plan file says it (English). JSON keys
+and codes are the same in every language.
 
 Written as Markdown (index.md + one file per ticket), CSV (tickets.csv: one row per dossier per ticket)
 and JSON (tickets.json: everything) into a folder, through a temporary folder and a rename; sorted,
@@ -36,7 +38,7 @@ import re
 import shutil
 import tempfile
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -44,7 +46,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 import yaml
 
-from reconcile import mask
+from reconcile import mask, reasons
 from reconcile.errors import BadInput
 from reconcile.i18n import catalog, check_lang, day, number, t
 from reconcile.plan import Action, Plan
@@ -70,6 +72,8 @@ CSV_COLUMNS = ("ticket", "procedure", "version", "cause", "dossier_code", "actio
 OWN_TEMPLATE = ("unknown_version", "step_not_in_version", "dead_end_step", "unit_without_staff",
                 "migration_target_without_staff", "assignee_inactive")
 ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+# Escalations by the migration target's problem: reason code -> cause.
+TARGET_CAUSES = {"target_without_staff": "migration_target_without_staff", "target_invalid": "migration_target_invalid"}
 # Fields whose values are codes with a label in the catalog: field -> key prefix.
 CODED = {"status": "value", "outcome": "value", "action": "tk.action", "sql_state": "tk.state", "finding": "kind"}
 
@@ -86,10 +90,13 @@ class TicketDossier:
     planned: dict[str, Any]  # the values the plan would write, by field name
     sql_state: str | None = None  # dry run of apply: would_write, already_applied, stale, ... (fix tickets)
     sql: tuple[str, ...] = ()
+    reason_code: str | None = None  # reconcile.reasons (None: a plan file's own sentence); `reason` is in the language
+    reason_args: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {"dossier_code": self.dossier_code, "action": self.action, "rule": self.rule, "reason": self.reason,
-                "findings": list(self.findings), "system": self.system, "register": list(self.register),
+                "reason_code": self.reason_code, "reason_args": self.reason_args, "findings": list(self.findings),
+                "system": self.system, "register": list(self.register),
                 "planned": self.planned, "sql_state": self.sql_state, "sql": list(self.sql)}
 
 
@@ -173,8 +180,8 @@ def _file_plan(loaded: PlanFile) -> Plan:
     rule, reason, confirmed, set); they carry no evidence, so `_bundle` reads it from the store."""
     header = {"store": loaded.store, "run": loaded.run, "run_fingerprint": loaded.run_fingerprint,
               "system": dict(loaded.system)}
-    actions = [Action(a.dossier_code, a.action, a.rule, a.reason, a.fingerprint, a.confirmed, dict(a.set))
-               for a in loaded.actions]
+    actions = [Action(a.dossier_code, a.action, a.rule, a.reason, a.fingerprint, a.confirmed, dict(a.set),
+                      reason_code=a.reason_code, reason_args=dict(a.reason_args)) for a in loaded.actions]
     return Plan(header, actions, {}, [])
 
 
@@ -238,13 +245,14 @@ def _bundle(conn: sa.Connection, fix_plan: Plan, run_id: int, fixes: list[Action
         found = kinds.get(a.dossier_code, ())
         cause = f"planned_{a.action}" if a.action != "escalate" else _cause(a, found)
         state, statements = states.get(a.dossier_code, (None, ())) if a.action != "escalate" else (None, ())
-        reason = mask.text(a.reason) if masked else a.reason
+        reason = reasons.text(a.reason, a.reason_code, a.reason_args, lang)
+        args = {k: mask.text(v) if masked and isinstance(v, str) else v for k, v in a.reason_args.items()}
         item = TicketDossier(
-            a.dossier_code, a.action, a.rule, reason or "", found,
+            a.dossier_code, a.action, a.rule, (mask.text(reason) if masked else reason) or "", found,
             m({f: _plain(sys_row.get(f)) for f in SYSTEM_FIELDS}),
             tuple(m(r) for r in registers.get(a.dossier_code, ())),
             {k: _plain(v) for k, v in sorted(a.set.items())},  # by field: a plan file gives no order
-            state, tuple(statements))
+            state, tuple(statements), a.reason_code, args)
         key = (str(procedure), version, cause)
         groups.setdefault(key, []).append(item)
         group_details.setdefault(key, []).append(details.get(a.dossier_code, {}))
@@ -265,9 +273,17 @@ def _bundle(conn: sa.Connection, fix_plan: Plan, run_id: int, fixes: list[Action
 
 
 def _cause(a: Action, kinds: tuple[str, ...]) -> str:
-    if a.reason.startswith("target "):
+    if a.reason_code in TARGET_CAUSES:
+        return TARGET_CAUSES[a.reason_code]
+    if a.reason_code is None and a.reason.startswith("target "):  # a plan file of an older version: no code
         return "migration_target_without_staff" if "no active account" in a.reason else "migration_target_invalid"
     return kinds[0] if kinds else "other"
+
+
+def _target_unit(d: TicketDossier) -> str | None:
+    """The unit without staff of a migration target (a plan file of an older version: from its English reason)."""
+    m = re.search(r"unit (\S+)$", d.reason) if d.reason_code is None else None
+    return m.group(1) if m else d.reason_args.get("unit")
 
 
 def _ticket(tid: str, key: tuple[str, int | None, str], name: str, items: tuple[TicketDossier, ...],
@@ -295,7 +311,7 @@ def _ticket(tid: str, key: tuple[str, int | None, str], name: str, items: tuple[
     elif cause == "dead_end_step":
         p["asks"] = " ".join(t("tk.dead_end_step.ask", lang, step=s) for s in p["step_names"].split(", "))
     elif cause == "migration_target_without_staff":
-        p["units"] = ", ".join(sorted({m.group(1) for d in items if (m := re.search(r"unit (\S+)$", d.reason))}))
+        p["units"] = ", ".join(sorted({u for d in items if (u := _target_unit(d))}))
     elif cause == "assignee_inactive":
         p["who"] = _counted((d.system.get("assignee") for d in items), lang)
     elif template == "planned":

@@ -263,6 +263,12 @@ def test_bad_plans_are_refused_with_file_and_line(district: Path, tmp_path: Path
     data["actions"][0]["assignee"] = "x.y"
     bad.write_text(yaml.safe_dump(data), encoding="utf-8")
     assert "differs from set.assignee" in invoke("apply", str(bad), "--store", store, expect=2).stderr
+    data = yaml.safe_load(text)
+    data["actions"][0] |= {"reason_code": "x", "reason_args": "not a mapping"}
+    bad.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    err = invoke("apply", str(bad), "--store", store, expect=2).stderr
+    line = next(i for i, s in enumerate(bad.read_text(encoding="utf-8").splitlines(), 1) if "reason_args" in s)
+    assert err == f"error: {bad}:{line}: reason_args: expected a mapping. Hint: leave it as `reconcile plan` wrote it.\n"
 
     original = snapshot(url)
     mapping.write_text(mapping.read_text(encoding="utf-8").replace("writable: true", "writable: false"),

@@ -10,6 +10,7 @@ import pytest
 import yaml
 from helpers import invoke
 
+from reconcile import i18n, reasons
 from reconcile.commands import RunReport, demo
 
 
@@ -99,3 +100,60 @@ def test_plan_without_a_store_is_a_clear_error(tmp_path: Path) -> None:
     result = invoke("plan", "--store", str(tmp_path / "none.duckdb"), "--out", str(tmp_path / "p.yaml"), expect=2)
     assert result.stderr.startswith(f"error: store {tmp_path / 'none.duckdb'}: no such file.")
     assert not (tmp_path / "p.yaml").exists()
+
+
+# Each reason code with parameters, and the English sentence plan.py wrote for them before reason codes: the
+# catalog's English must keep it word for word (plan files and English tickets quote it).
+SENTENCES = [
+    ("closed_on_paper", {"outcome": "returned", "file": "so.xlsx", "sheet": "Quý I", "row": 7, "status": "in_progress"},
+     "returned on paper (so.xlsx, sheet Quý I, row 7), still in_progress in the system"),
+    ("closed_on_paper", {"outcome": "withdrawn", "file": "so.csv", "sheet": None, "row": 7, "status": "received"},
+     "withdrawn on paper (so.csv, row 7), still received in the system"),
+    ("reassign_inactive_assignee", {"assignee": "a.old", "who": "a.new", "unit": "VPDKDD"},
+     "assignee a.old is inactive; a.new is active in VPDKDD"),
+    ("no_rule_or_default", {"findings": ["unknown_version", "unit_without_staff"]},
+     "no rule or default fixes unknown_version, unit_without_staff"),
+    ("no_migration_target", {"step": "S03A", "version": 3},
+     "step S03A of v3: no rule and no step of a later version pairs with it"),
+    ("target_invalid", {"procedure": "P", "version": 4, "step": "S09"},
+     "target P v4 S09 does not exist or cannot reach a final step"),
+    ("target_without_staff", {"version": 4, "step": "S09", "unit": "DODAC"},
+     "target v4 S09: no active account in unit DODAC"),
+    ("step_lost_by_rule", {"step": "S05", "version": 2, "to_version": 3, "to_step": "S06A", "to_name": "In GCN",
+                           "rule": "r1,r2"},
+     "step S05 of v2 no longer leads to the end; to v3 S06A (In GCN), by rule r1,r2"),
+    ("step_lost_by_diff", {"step": "S05", "version": 2, "to_version": 3, "to_step": "S06A", "to_name": "In GCN",
+                           "rule": "default:migrate"},
+     "step S05 of v2 no longer leads to the end; to v3 S06A (In GCN), proposed by the version diff (a guess)"),
+    ("superseded_by_rule", {"step": "S03", "version": 2, "to_version": 3, "to_step": "S03", "to_name": "Kiểm tra",
+                            "rule": "v2-to-v3"},
+     "v2 is superseded: the migration rules move step S03 on; to v3 S03 (Kiểm tra), by rule v2-to-v3"),
+]
+
+
+def test_every_reason_code_has_vi_and_en_and_the_english_is_unchanged() -> None:
+    assert {code for code, _, _ in SENTENCES} == set(reasons.CODES)
+    messages = {k: v for k, v in i18n.catalog().items() if k.startswith("plan.")}
+    assert {f"plan.reason.{c}" for c in reasons.CODES} <= set(messages)
+    assert [k for k, v in messages.items() if not (v.get("vi") and v.get("en")) or v["vi"] == v["en"]] == []
+    for code, args, sentence in SENTENCES:
+        assert reasons.render(code, args, "en") == sentence
+        assert reasons.reason(code, **args) == {"reason": sentence, "reason_code": code, "reason_args": args}
+        vi = reasons.render(code, args, "vi")  # says the same values; codes (status, kinds) as labels
+        said = [v for k, v in args.items() if k not in reasons.LABELS and v is not None and (k, code) != (
+            "rule", "step_lost_by_diff")]
+        assert vi != sentence and [v for v in said if str(v) not in vi] == []
+    assert reasons.render(*SENTENCES[0][:2], "vi") == ("trên sổ giấy: đã trả kết quả (so.xlsx, trang Quý I, dòng 7); "
+                                                       "trên hệ thống vẫn ở trạng thái đang xử lý")
+
+
+def test_every_action_says_its_reason_by_code(district: tuple[Path, RunReport, dict], tmp_path: Path) -> None:
+    out, _, plan = district
+    for a in plan["actions"]:  # as read back from the plan file
+        assert reasons.render(a["reason_code"], a["reason_args"], "en") == a["reason"]
+    assert {a["reason_code"] for a in plan["actions"]} == {
+        "closed_on_paper", "reassign_inactive_assignee", "no_rule_or_default", "no_migration_target",
+        "step_lost_by_rule", "superseded_by_rule"}
+    store = str(out / "inputs" / "reconcile.duckdb")
+    guesses = yaml.safe_load(invoke("plan", "--store", store, "--run", "1", "--rules", str(tmp_path), expect=0).stdout)
+    assert {a["reason_code"] for a in guesses["actions"] if a["action"] == "migrate"} == {"step_lost_by_diff"}

@@ -15,7 +15,7 @@ import yaml
 
 from helpers import invoke
 
-from reconcile import commands, i18n
+from reconcile import commands, i18n, reasons
 from reconcile.apply import apply_plan, undo
 from reconcile.plan import Plan
 from reconcile.store import dossier, open_store, register_entry
@@ -195,7 +195,10 @@ ENGLISH = ("which the catalog export does not hold", "Deploy the missing version
            "Activate or add an account", "with no active colleague", "The plan fixes", "Run the SQL below",
            "Set the planned values", "Look into these dossiers", "What is wrong", "What we ask",
            "Evidence per dossier", "not on the register", "personal data", "Vendor tickets", "dry run:",
-           "planned values:")
+           "planned values:",
+           # the plan's reasons (plan.reason.*)
+           "on paper (", "in the system", "is inactive;", "no rule or default fixes", "pairs with it",
+           "no longer leads to the end", "is superseded", "by rule")
 
 
 def test_lang_vi_bundle_is_vietnamese_and_still_masked(district: dict[str, Any], tmp_path: Path) -> None:
@@ -280,3 +283,48 @@ def test_plan_file_of_another_run_is_one_line_exit_2(district: dict[str, Any], t
     assert result.stderr == (f"error: {plan_file}: the plan was made for audit run {first}, not run {latest}. "
                              f"Hint: pass --run {first}, or make a plan for run {latest} with `reconcile plan`.\n")
     assert not out.exists()
+
+
+def test_lang_vi_shows_the_plans_reasons_in_vietnamese_from_their_codes(district: dict[str, Any]) -> None:
+    en = build_tickets(district["store"], mapping_path=district["read_only"])
+    vi = build_tickets(district["store"], mapping_path=district["read_only"], lang="vi")
+    said = {a.dossier_code: a.reason for a in district["plan"].actions}
+    shown = [(e, v) for te, tv in zip(en.tickets, vi.tickets) for e, v in zip(te.dossiers, tv.dossiers)]
+    assert shown and all(e.dossier_code == v.dossier_code for e, v in shown)
+    # English: the plan's sentence, unchanged; Vietnamese: the code's message with the same parameters.
+    assert all(e.reason == said[e.dossier_code] for e, _ in shown)
+    assert all(v.reason == reasons.render(v.reason_code, v.reason_args, "vi") != e.reason for e, v in shown)
+    assert {v.reason_code for _, v in shown} == {"closed_on_paper", "reassign_inactive_assignee", "no_rule_or_default",
+                                                 "no_migration_target", "step_lost_by_rule", "superseded_by_rule"}
+    files = "\n".join(render_files(vi).values())
+    assert [e.reason for e, _ in shown if e.reason in files] == []
+    assert "trên sổ giấy: đã trả kết quả (so-theo-doi-ho-so-2021.xlsx, trang Quý I, dòng " in files
+    assert "; trên hệ thống vẫn ở trạng thái đang xử lý" in files
+    assert "không có quy tắc hay cách xử lý mặc định nào khắc phục được: Đơn vị không còn cán bộ xử lý" in files
+    doc = json.loads(render_files(vi)["tickets.json"])
+    assert [(d["reason_code"], d["reason_args"]) for t in doc["items"] for d in t["dossiers"]] == \
+        [(e.reason_code, e.reason_args) for e, _ in shown]
+
+
+def test_a_plan_file_without_reason_codes_or_with_an_edited_reason_is_quoted_in_english(
+        district: dict[str, Any], tmp_path: Path) -> None:
+    plan: Plan = district["plan"]
+    doc = yaml.safe_load(plan.to_yaml())
+    for a in doc["actions"]:  # as plans were written before reason codes
+        del a["reason_code"], a["reason_args"]
+    escalation = next(a for a in plan.actions if a.action == "escalate")
+    edited = next(a for a in doc["actions"] if a["dossier_code"] == escalation.dossier_code)
+    edited |= {"reason": "checked by hand: the vendor must look", "reason_code": escalation.reason_code,
+               "reason_args": escalation.reason_args}
+    old = tmp_path / "old.yaml"
+    old.write_text(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    out = tmp_path / "vi"
+    invoke("tickets", "--store", district["store"], "--out", str(out), "--plan", str(old), "--lang", "vi",
+           "--mapping", district["read_only"], expect=0)
+    said = {a["dossier_code"]: a["reason"] for a in doc["actions"]}
+    got = {d["dossier_code"]: d["reason"] for t in load(out)["items"] for d in t["dossiers"]}
+    assert got and got == {code: said[code] for code in got}
+    assert got[escalation.dossier_code] == "checked by hand: the vendor must look"
+    built = build_tickets(district["store"], mapping_path=district["read_only"], lang="vi")
+    assert [t["cause"] for t in load(out)["items"]] == [t.cause for t in built.tickets]
+
