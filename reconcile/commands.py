@@ -26,10 +26,12 @@ from reconcile.stats_model import StatsTable
 from reconcile.sources.register import RegisterData, RegisterMapping, load_register, load_register_mapping
 from reconcile.sources.system import SystemData, load_csv_profile, load_mapping_profile
 from reconcile.sources.workbench import (
-    SystemDigest, account_sql, check_stored_dossiers, check_stored_register, dossier_sql, event_sql, register_sql,
+    DOSSIER_TEXTS, REGISTER_TEXTS, SystemDigest, account_sql, check_stored_dossiers, check_stored_register, dossier_sql,
+    event_sql, register_sql, with_normalised_text,
 )
 from reconcile.store import (
-    Store, account, audit_run, batch_outcome, change, change_batch, dossier, finding, insert_select, mask_url,
+    Store, account, audit_run, batch_outcome, change, change_batch, dossier, finding, insert_select, insert_stream,
+    mask_url,
     migration_step, open_store, reconciliation, register_book, register_entry, step_event, text_key, wf_step,
     wf_transition, wf_version,
 )
@@ -286,8 +288,8 @@ def record_run(store: Store, loaded: Loaded, settings: AuditSettings, progress: 
     system = loaded.system
     with store.begin() as conn:
         run_id = store.next_run_id(conn)
-        n_reg = _store_batches(store, conn, run_id, register_entry, register_sql,
-                               loaded.register.batches(), lambda n: progress(f"register {n:,} rows"))
+        n_reg = _store_batches(store, conn, run_id, register_entry, register_sql, loaded.register.batches(),
+                               lambda n: progress(f"register {n:,} rows"), texts=REGISTER_TEXTS)
         reg_checks = check_stored_register(conn, run_id)
         _store_text_keys(conn, run_id)
         books = _books(reg_checks.book_years, loaded.register.periods)
@@ -295,7 +297,7 @@ def record_run(store: Store, loaded: Loaded, settings: AuditSettings, progress: 
         sys_digest = SystemDigest()
         n_sys = _store_batches(store, conn, run_id, dossier, dossier_sql,
                                system.dossier_batches(), lambda n: progress(f"system {n:,} dossiers"),
-                               sys_digest.add)
+                               sys_digest.add, DOSSIER_TEXTS)
         check_stored_dossiers(conn, run_id, system.where.get("dossier", "dossiers"))
         insert_select(store, conn, account, account_sql, system.accounts, run_id)
         _store_batches(store, conn, run_id, step_event, event_sql, system.event_batches())
@@ -327,18 +329,25 @@ def record_run(store: Store, loaded: Loaded, settings: AuditSettings, progress: 
     return run_id
 
 
-def _store_batches(store: Store, conn: sa.Connection, run_id: int, table: sa.Table, select: Callable[[str], str],
+def _store_batches(store: Store, conn: sa.Connection, run_id: int, table: sa.Table, select: Callable[..., str],
                    batches: Iterator[pa.Table], progress: Callable[[int], None] = lambda _: None,
-                   inspect: Callable[[pa.Table], None] = lambda _: None) -> int:
-    """Store every batch through a workbench SELECT (see store.insert_select); each batch is
-    released as soon as it is stored, so peak memory is one batch, not the source."""
-    n = 0
-    for batch in batches:
-        inspect(batch)
-        n += insert_select(store, conn, table, select, batch, run_id)
-        del batch
-        progress(n)
-    return n
+                   inspect: Callable[[pa.Table], None] = lambda _: None, texts: tuple[str, ...] = ()) -> int:
+    """Store every batch through a workbench SELECT; each batch is released once stored, so peak
+    memory is about one batch, not the source. On a DuckDB store all batches are one streamed INSERT
+    (store.insert_stream), the `texts` columns normalised on the Arrow side so the stream is read
+    once; elsewhere each batch goes through store.insert_select."""
+    def seen() -> Iterator[pa.Table]:
+        n = 0
+        for batch in batches:
+            inspect(batch)
+            n += batch.num_rows
+            yield batch
+            progress(n)
+
+    if store.dialect == "duckdb":
+        stream = (with_normalised_text(b, texts) for b in seen())
+        return insert_stream(conn, table, (lambda raw: select(raw, texts)) if texts else select, stream, run_id)
+    return sum(insert_select(store, conn, table, select, batch, run_id) for batch in seen())
 
 
 def _store_text_keys(conn: sa.Connection, run_id: int) -> None:

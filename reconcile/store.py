@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 import os
 import re
 from dataclasses import dataclass
@@ -10,15 +11,16 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine, make_url
 
 from reconcile.errors import BadInput
 
-SCHEMA_VERSION = 5  # 2: wf_state and work_day (workflow census); 3: change_batch, change, batch_outcome (apply/undo);
+SCHEMA_VERSION = 6  # 2: wf_state and work_day (workflow census); 3: change_batch, change, batch_outcome (apply/undo);
 # 4: migration_step, and wf_state's migrates_to_* columns (superseded_version; added to older stores by ALTER TABLE);
-# 5: stats_group (the statistics of each run's own period)
+# 5: stats_group (the statistics of each run's own period); 6: no indexes in a DuckDB store (dropped from older ones)
 DEFAULT_STORE = "reconcile.duckdb"
 
 metadata = sa.MetaData()
@@ -344,6 +346,8 @@ _INDEXES = [
     sa.Index("ix_wf_state_row", wf_state.c.run_id, wf_state.c.source_row),
     sa.Index("ix_work_day", work_day.c.run_id, work_day.c.day),
 ]
+for _ix in _INDEXES:  # created by open_store for server engines only: DuckDB's ART indexes cost more than they save
+    _ix.table.indexes.discard(_ix)
 
 
 def normalize_url(url: str) -> str:
@@ -474,6 +478,51 @@ def insert_select(store: "Store", conn: Connection, table: sa.Table, select: Cal
     return out.num_rows
 
 
+def insert_stream(conn: Connection, table: sa.Table, select: Callable[[str], str], batches: Iterator[pa.Table],
+                  run_id: int) -> int:
+    """INSERT the rows of a workbench SELECT over a stream of Arrow tables, on a DuckDB store, as one
+    statement (`select` must read its source once). One INSERT writes whole, compressed row groups;
+    an INSERT per batch leaves partial ones that DuckDB rewrites when it checkpoints (measured on
+    1M register rows: about 2.5 s more at close). Returns the number of rows."""
+    first = next(batches, None)
+    if first is None:
+        return 0
+    schema = first.schema
+    failed: list[BaseException] = []
+
+    def record_batches() -> Iterator[pa.RecordBatch]:
+        try:
+            for t in itertools.chain([first], batches):
+                yield from _conform(t, schema).to_batches()
+        except BaseException as exc:  # DuckDB reports it as its own error: keep it to raise as it was
+            failed.append(exc)
+            raise
+
+    _arrow_raw = pa.RecordBatchReader.from_batches(schema, record_batches())  # noqa: F841 (read by DuckDB)
+    duck = conn.connection.dbapi_connection  # execute() finds `_arrow_raw` in this frame (a replacement scan)
+    try:
+        (n,), = duck.execute(f'INSERT INTO "{table.name}" BY NAME SELECT {int(run_id)} AS run_id, * '
+                             f'FROM ({select("_arrow_raw")})').fetchall()
+    except Exception:
+        if failed:
+            raise failed[0] from None
+        raise
+    return int(n)
+
+
+def _conform(t: pa.Table, schema: pa.Schema) -> pa.Table:
+    """`t` with `schema`'s column types: batches of one source may differ in dictionary encoding only."""
+    if t.schema == schema:
+        return t
+    cols = []
+    for f in schema:
+        col = t.column(f.name)
+        if col.type != f.type:
+            col = pc.dictionary_encode(col) if pa.types.is_dictionary(f.type) else col.cast(f.type)
+        cols.append(col)
+    return pa.table(cols, schema=schema)
+
+
 DUCKDB_MEMORY = "600MB"  # measured: 1M vs 1M dossiers stay near 1 GB peak for about 0.5 s more than no cap
 
 
@@ -522,9 +571,11 @@ def open_store(url: str | None = None, *, create: bool = True) -> Store:
         metadata.create_all(conn)
         if found is not None and int(found) < 4:
             _add_columns(conn, wf_state, WF_STATE_V4)
-        if store.dialect != "duckdb":
-            for ix in _INDEXES:
+        for ix in _INDEXES:
+            if store.dialect != "duckdb":
                 ix.create(conn, checkfirst=True)
+            elif found is not None:
+                conn.exec_driver_sql(f'DROP INDEX IF EXISTS "{ix.name}"')
         conn.execute(sa.delete(meta_table).where(meta_table.c.key == "schema_version"))
         conn.execute(sa.insert(meta_table).values(key="schema_version", value=str(SCHEMA_VERSION)))
     return store

@@ -24,9 +24,10 @@ the tickets always showed. So do the plan's reasons, from their reason codes (re
 reason without a code, or edited by a reviewer, is quoted as the plan file says it (English). JSON keys
 and codes are the same in every language.
 
-Written as Markdown (index.md + one file per ticket), CSV (tickets.csv: one row per dossier per ticket)
-and JSON (tickets.json: everything) into a folder, through a temporary folder and a rename; sorted,
-with no wall-clock time, so the same run gives the same bytes.
+Written as Markdown (index.md + one file per ticket), CSV (tickets.csv: one row per dossier per ticket,
+UTF-8 with a byte order mark like the report CSVs) and JSON (tickets.json: everything) into a folder,
+through a temporary folder and a rename; sorted, with no wall-clock time, so the same run gives the same
+bytes.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ from reconcile import mask, reasons
 from reconcile.errors import BadInput
 from reconcile.i18n import catalog, check_lang, day, number, t
 from reconcile.plan import Action, Plan
+from reconcile.report_csv import BOM
 from reconcile.store import audit_run, dossier, finding, open_store, register_entry, wf_version
 from reconcile.wfstate import ORPHAN_KINDS
 
@@ -549,7 +551,7 @@ def tickets_csv(bundle: TicketBundle) -> str:
                         *(_value(f, first.get(f), lang) for f in REGISTER_FIELDS),
                         json.dumps(d.planned, ensure_ascii=False, sort_keys=True) if d.planned else "",
                         _value("sql_state", d.sql_state, lang), "\n".join(d.sql)])
-    return buf.getvalue()
+    return BOM + buf.getvalue()  # so that Excel reads the UTF-8 Vietnamese
 
 
 def render_files(bundle: TicketBundle) -> dict[str, str]:

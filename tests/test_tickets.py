@@ -18,6 +18,7 @@ from helpers import invoke
 from reconcile import commands, i18n, reasons
 from reconcile.apply import apply_plan, undo
 from reconcile.plan import Plan
+from reconcile.report_csv import BOM
 from reconcile.store import dossier, open_store, register_entry
 from reconcile.tickets import build_tickets, render_files, tickets
 
@@ -102,7 +103,7 @@ def test_markdown_csv_and_json_agree(district: dict[str, Any]) -> None:
     folder = district["tickets"]
     doc = load(folder)
     pairs = {(t["id"], d["dossier_code"]) for t in doc["items"] for d in t["dossiers"]}
-    rows = list(csv.DictReader(io.StringIO((folder / "tickets.csv").read_text(encoding="utf-8"))))
+    rows = list(csv.DictReader(io.StringIO((folder / "tickets.csv").read_text(encoding="utf-8").removeprefix(BOM))))
     assert len(rows) == len(pairs) and {(r["ticket"], r["dossier_code"]) for r in rows} == pairs
     index = (folder / "index.md").read_text(encoding="utf-8")
     files = {p.name for p in folder.iterdir()}
@@ -230,7 +231,7 @@ def test_lang_vi_bundle_is_vietnamese_and_still_masked(district: dict[str, Any],
     assert "| 000.00.53.H48-210525-0116 | đang xử lý | S03B |" in text and "| 25/05/2021 | 08/06/2021 |" in text
     assert "Quý II, dòng 3872" in text and "Nguyên nhân: Bước không đi tiếp được (`dead_end_step`)" in text
     header = (out / "tickets.csv").read_text(encoding="utf-8").splitlines()[0]
-    assert header.startswith("Phiếu,Mã thủ tục,Phiên bản,Nguyên nhân,Mã hồ sơ,")
+    assert header.startswith(BOM + "Phiếu,Mã thủ tục,Phiên bản,Nguyên nhân,Mã hồ sơ,")
     everything = read_all(out)
     assert [s for s in ENGLISH if s in everything] == []
     assert [k for k, v in i18n.catalog().items() if k.startswith("tk.") and not (v.get("vi") and v.get("en"))] == []
@@ -328,3 +329,10 @@ def test_a_plan_file_without_reason_codes_or_with_an_edited_reason_is_quoted_in_
     built = build_tickets(district["store"], mapping_path=district["read_only"], lang="vi")
     assert [t["cause"] for t in load(out)["items"]] == [t.cause for t in built.tickets]
 
+
+def test_tickets_csv_starts_with_one_byte_order_mark(district: dict[str, Any]) -> None:
+    raw = (district["tickets"] / "tickets.csv").read_bytes()
+    assert raw.startswith(BOM.encode() + b"ticket,procedure,") and raw.count(BOM.encode()) == 1
+    rows = list(csv.reader(io.StringIO(raw.decode("utf-8-sig"))))  # how Excel reads it
+    dossiers = sum(len(t["dossiers"]) for t in load(district["tickets"])["items"])
+    assert rows[0][0] == "ticket" and len(rows) == 1 + dossiers

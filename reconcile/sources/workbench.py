@@ -7,10 +7,11 @@ from dataclasses import dataclass
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 import sqlalchemy as sa
 
 from reconcile.errors import BadInput
-from reconcile.normalize import sql_code, sql_date, sql_fold, sql_looks_like_code, sql_text
+from reconcile.normalize import normalize_text, sql_code, sql_date, sql_fold, sql_looks_like_code, sql_text
 from reconcile.store import dossier, register_entry
 
 MAX_LISTED = 10
@@ -18,6 +19,9 @@ MAX_LISTED = 10
 # Keywords (folded: no diacritics, lower case) that give a paper outcome from the note column.
 WITHDRAWN_WORDS = ("rut ho so", "rut hs", "xin rut", "cong dan rut")
 REJECTED_WORDS = ("tra lai", "tu choi", "khong giai quyet", "khong du dieu kien")
+# Columns that repeat a few distinct values on most rows (normalised once per distinct value).
+REGISTER_TEXTS = ("procedure", "agency")
+DOSSIER_TEXTS = ("procedure", "field", "agency", "workflow_key")
 REGISTER_DATES = {"received_at": "Nhận hồ sơ", "due_at": "Hẹn trả kết quả",
                   "transferred_at": "Chuyển hồ sơ", "returned_at": "Trả kết quả"}
 SYSTEM_DATES = ("received_at", "due_at", "due_at_revised", "finished_at", "returned_at",
@@ -77,13 +81,33 @@ def _where(file: str, sheet: str | None, row: int) -> str:
     return f'{file}, sheet "{sheet}", row {row}' if sheet else f"{file}, row {row}"
 
 
-def _distinct_text(raw: str, col: str) -> str:
-    """Normalise each distinct value once (procedures and agencies repeat on most rows)."""
-    return f"(SELECT {col} AS raw_value, {sql_text(col)} AS norm FROM (SELECT DISTINCT {col} FROM {raw}))"
+def _repeating_text(raw: str, col: str, alias: str, normalised: tuple[str, ...]) -> tuple[str, str]:
+    """(expression, join) giving `col` as normalised text. Each distinct value is normalised once
+    (procedures and agencies repeat on most rows): by a join on the distinct values, which reads
+    `raw` again, or, for columns in `normalised`, already done on the Arrow side (see
+    with_normalised_text) and read from `<col>_n`, so that `raw` can be a stream read once."""
+    if col in normalised:
+        return f"n.{col}_n", ""
+    return f"{alias}.norm", (f"LEFT JOIN (SELECT {col} AS raw_value, {sql_text(col)} AS norm FROM "
+                             f"(SELECT DISTINCT {col} FROM {raw})) {alias} ON n.{col} IS NOT DISTINCT FROM {alias}.raw_value")
 
 
-def register_sql(raw: str) -> str:
+def with_normalised_text(table: pa.Table, columns: tuple[str, ...]) -> pa.Table:
+    """`table` plus a `<col>_n` column per column: normalize_text of each distinct value, taken back
+    to the rows (the scalar twin of sql_text; tests check they agree)."""
+    for col in columns:
+        arr = table.column(col)
+        if not pa.types.is_dictionary(arr.type):
+            arr = pc.dictionary_encode(arr)
+        chunks = [pc.take(pa.array([normalize_text(v) for v in c.dictionary.to_pylist()], pa.string()), c.indices)
+                  for c in arr.chunks]
+        table = table.append_column(f"{col}_n", pa.chunked_array(chunks, pa.string()))
+    return table
+
+
+def register_sql(raw: str, normalised: tuple[str, ...] = ()) -> str:
     """SELECT producing register_entry rows (without run_id) from a raw register table."""
+    (procedure, p_join), (agency, a_join) = (_repeating_text(raw, c, c[0], normalised) for c in REGISTER_TEXTS)
     note = sql_fold("note")
     withdrawn = " OR ".join(f"{note} LIKE '%{w}%'" for w in WITHDRAWN_WORDS)
     rejected = " OR ".join(f"{note} LIKE '%{w}%'" for w in REJECTED_WORDS)
@@ -98,9 +122,9 @@ def register_sql(raw: str) -> str:
             TRY_CAST(TRY_CAST(trim(n.stt) AS DOUBLE) AS INTEGER) AS stt, n.stt AS stt_raw,
             n.dossier_code AS code_raw, n.code_n AS dossier_code,
             {sql_looks_like_code('n.code_n')} AS code_ok,
-            p.norm AS procedure,
+            {procedure} AS procedure,
             n.quantity, n.applicant_n AS applicant, lower(n.applicant_n) AS applicant_key,
-            n.address, a.norm AS agency,
+            n.address, {agency} AS agency,
             n.received_at AS received_raw, {sql_date('n.received_at')} AS received_at,
             n.due_at AS due_raw, {sql_date('n.due_at')} AS due_at,
             n.transferred_at AS transferred_raw, {sql_date('n.transferred_at')} AS transferred_at,
@@ -110,9 +134,7 @@ def register_sql(raw: str) -> str:
                  WHEN n.note IS NOT NULL AND ({rejected}) THEN 'rejected'
                  WHEN n.returned_d IS NOT NULL THEN 'returned'
                  ELSE 'none' END AS outcome
-        FROM n
-        LEFT JOIN {_distinct_text(raw, 'procedure')} p ON n.procedure IS NOT DISTINCT FROM p.raw_value
-        LEFT JOIN {_distinct_text(raw, 'agency')} a ON n.agency IS NOT DISTINCT FROM a.raw_value
+        FROM n {p_join} {a_join}
     """
 
 
@@ -151,9 +173,10 @@ _FINGERPRINT = ("md5(concat_ws('|', dossier_code, procedure, applicant, status_r
 _UNIT, _RECORD = "\x1f", "\x1e"  # separators inside the `problems` column: field, value; next problem
 
 
-def dossier_sql(raw: str) -> str:
+def dossier_sql(raw: str, normalised: tuple[str, ...] = ()) -> str:
     """SELECT producing dossier rows (without run_id) from the raw system table. Values that do not
     parse land in `problems` (field and raw value), which the run checks before it commits."""
+    texts = {c: _repeating_text(raw, c, c[0], normalised) for c in DOSSIER_TEXTS}
     checked = [*SYSTEM_DATES, "workflow_version"]
     # The blank-cell test comes last: it runs only where a value failed to parse.
     problems = ", ".join(
@@ -163,20 +186,17 @@ def dossier_sql(raw: str) -> str:
         WITH n AS (SELECT *, {sql_text('applicant')} AS applicant_n FROM {raw}),
         x AS (
         SELECT n.source_row, n.dossier_code AS code_raw, {sql_code('n.dossier_code')} AS dossier_code,
-            p.norm AS procedure, f.norm AS field, n.applicant_n AS applicant, lower(n.applicant_n) AS applicant_key,
-            n.phone, n.address, a.norm AS agency, trim(n.channel) AS channel,
+            {texts['procedure'][0]} AS procedure, {texts['field'][0]} AS field, n.applicant_n AS applicant,
+            lower(n.applicant_n) AS applicant_key, n.phone, n.address, {texts['agency'][0]} AS agency,
+            trim(n.channel) AS channel,
             {", ".join(f"{sql_date('n.' + c)} AS {c}, n.{c} AS raw_{c}" for c in SYSTEM_DATES)},
-            trim(n.status) AS status, n.status_raw, w.norm AS workflow_key,
+            trim(n.status) AS status, n.status_raw, {texts['workflow_key'][0]} AS workflow_key,
             TRY_CAST(TRY_CAST(trim(n.workflow_version) AS DOUBLE) AS INTEGER) AS workflow_version,
             n.workflow_version AS raw_workflow_version,
             nullif(trim(n.current_step), '') AS current_step, nullif(trim(n.assignee), '') AS assignee,
             nullif(trim(n.unit), '') AS unit,
             {_FINGERPRINT} AS fingerprint
-        FROM n
-        LEFT JOIN {_distinct_text(raw, 'procedure')} p ON n.procedure IS NOT DISTINCT FROM p.raw_value
-        LEFT JOIN {_distinct_text(raw, 'field')} f ON n.field IS NOT DISTINCT FROM f.raw_value
-        LEFT JOIN {_distinct_text(raw, 'agency')} a ON n.agency IS NOT DISTINCT FROM a.raw_value
-        LEFT JOIN {_distinct_text(raw, 'workflow_key')} w ON n.workflow_key IS NOT DISTINCT FROM w.raw_value
+        FROM n {" ".join(join for _, join in texts.values())}
         )
         SELECT x.* EXCLUDE ({", ".join(f"raw_{c}" for c in checked)}),
             nullif(concat_ws('{_RECORD}', {problems}), '') AS problems
