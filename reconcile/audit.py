@@ -204,7 +204,7 @@ def _timeliness(end: date | None, due: date | None, as_of: date) -> str | None:
 
 def _pair_findings(conn: Connection, run_id: int, settings: AuditSettings, r: Any, s: Any) -> None:
     """date_mismatch and field_mismatch: one SQL pass over all matched pairs keeps the few that
-    differ somewhere; Python explains those few (field-level differences with deepdiff)."""
+    differ somewhere; Python explains those few (which fields differ, with both values)."""
     tol = int(settings.date_tolerance_days)
     s_due = sa.func.coalesce(s.c.due_at_revised, s.c.due_at)
     s_dates = {"received_at": s.c.received_at, "due_at": s_due, "returned_at": s.c.returned_at}
@@ -240,8 +240,6 @@ def _pair_findings(conn: Connection, run_id: int, settings: AuditSettings, r: An
             _pairs(run_id, r, s).with_only_columns(reconciliation.c.entry_id,
                                                    json_text(_both_evidence(r, s)))
             .where(reconciliation.c.entry_id.in_(ids[i:i + 1000]))).all())
-    from deepdiff import DeepDiff  # imported when needed: it pulls in pandas/polars where installed
-
     # Catalog name and key per procedure and version; a version the catalog lacks uses the latest.
     names: dict[str, dict[int, tuple[str, str]]] = {}
     for p, ver, name, key in conn.execute(sa.select(v.c.procedure, v.c.version, v.c.name, v.c.name_key)
@@ -276,7 +274,7 @@ def _pair_findings(conn: Connection, run_id: int, settings: AuditSettings, r: An
         paper = {"applicant": row["r_applicant_key"], "procedure": row["r_procedure_key"]}
         system = {"applicant": row["s_applicant_key"] if row["r_applicant_key"] and row["s_applicant_key"]
                   else row["r_applicant_key"], "procedure": s_key if row["proc_differs"] else row["r_procedure_key"]}
-        fields = sorted(k.split("'")[1] for k in DeepDiff(paper, system).get("values_changed", {}))
+        fields = sorted(k for k in paper if None not in (paper[k], system[k]) and paper[k] != system[k])
         shown = {"applicant": (row["r_applicant"], row["s_applicant"]), "procedure": (row["r_procedure"], s_name)}
         if fields:
             add(K.FIELD_MISMATCH, code, {"fields": [{"field": f, "register": shown[f][0], "system": shown[f][1]}

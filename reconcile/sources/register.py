@@ -50,7 +50,7 @@ class RegisterMapping:
     book: str | None = None
 
 
-BATCH_ROWS = 1_000_000  # per INSERT: fewer, larger statements are faster in DuckDB
+BATCH_ROWS = 100_000  # rows per Arrow batch: bounded memory (a DuckDB store takes all batches in one INSERT)
 
 
 @dataclass

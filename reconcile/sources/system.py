@@ -39,7 +39,7 @@ STATUS_NAMES = {s.value: s.value for s in Status}
 _STATUS_SET = pa.array(list(STATUS_NAMES), pa.string())
 
 
-BATCH_ROWS = 1_000_000  # per INSERT: fewer, larger statements are faster in DuckDB
+BATCH_ROWS = 100_000  # rows per Arrow batch: bounded memory (a DuckDB store takes all batches in one INSERT)
 Batches = Callable[[], Iterator[pa.Table]]
 
 
