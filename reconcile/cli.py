@@ -35,6 +35,19 @@ def _consoles() -> tuple[Console, Console]:
     return out, err
 
 
+def _stdin_is_terminal() -> bool:  # the tests patch this: CliRunner's stdin never is one
+    return sys.stdin.isatty()
+
+
+def _confirm(question: str, hint: str) -> None:
+    """Ask `question` on a terminal before writing; refuse (exit 3, nothing written) on no, or when stdin is not a
+    terminal (then with `hint`)."""
+    if not _stdin_is_terminal():
+        raise Refused(f"dry run: nothing written. Hint: {hint}")
+    if not click.confirm(question, default=False, err=True):
+        raise Refused("nothing written.")
+
+
 class ReconcileGroup(click.Group):
     """The one catch site: user errors print one line per problem; bugs exit 70; Ctrl-C exits 130."""
 
@@ -513,11 +526,8 @@ def apply_cmd(plan_file: str, yes: bool, dry_run: bool, sql_file: str | None, ba
         if not result.writable:
             raise Refused(f"{plan_file}: the mapping does not declare `writable: true`: nothing written. "
                           "Hint: --sql FILE writes the statements for a DBA or the vendor.")
-        if not sys.stdin.isatty():
-            raise Refused("dry run: nothing written. Hint: add --yes to write (stdin is not a terminal, so apply "
-                          "cannot ask), or --dry-run to only show the statements.")
-        if not click.confirm("Write these changes?", default=False, err=True):
-            raise Refused("nothing written.")
+        _confirm("Write these changes?", "add --yes to write (stdin is not a terminal, so apply cannot ask), or "
+                 "--dry-run to only show the statements.")
         result = ap.apply_plan(plan_file, store, yes=True, batch_size=batch_size, system_url=system_url,
                                mapping_path=mapping)
         for line in ap.summary_lines(result, store):
@@ -529,8 +539,9 @@ def apply_cmd(plan_file: str, yes: bool, dry_run: bool, sql_file: str | None, ba
 
 @main.command("undo")
 @click.argument("batches", metavar="BATCH...", type=int, nargs=-1, required=True)
-@click.option("--yes", is_flag=True, help="Write (otherwise show the statements).")
-@click.option("--dry-run", is_flag=True, help="Only show the statements (exit 0).")
+@click.option("--yes", is_flag=True, help="Write without asking.")
+@click.option("--dry-run", is_flag=True, help="Only show the statements (exit 0). Without --yes or --dry-run they "
+                                               "are shown and undo asks on a terminal, else exits 3.")
 @click.option("--system", "system_url", metavar="URL", help="The system database (when its URL hides a password).")
 @store_option
 def undo_cmd(batches: tuple[int, ...], yes: bool, dry_run: bool, system_url: str | None, store: str | None) -> None:
@@ -543,18 +554,22 @@ def undo_cmd(batches: tuple[int, ...], yes: bool, dry_run: bool, system_url: str
     if yes and dry_run:
         raise BadInput("undo: --yes writes; --dry-run only shows. Hint: pick one.")
     _, err = _consoles()
-    for bid in sorted(set(batches), reverse=True):
-        result = ap.undo(bid, store, yes=yes, system_url=system_url)
+    order = sorted(set(batches), reverse=True)
+    if not yes:
+        for bid in order:
+            shown = ap.undo(bid, store, yes=False, system_url=system_url)
+            click.echo(f"-- undo of batch {bid}: {shown.changes} values in {shown.rows} rows")
+            click.echo("\n".join(shown.statements))
+        if dry_run:
+            return
+        _confirm("Restore these values?", "add --yes to restore the values (stdin is not a terminal, so undo "
+                 "cannot ask), or --dry-run to only show the statements.")
+    for bid in order:
+        result = ap.undo(bid, store, yes=True, system_url=system_url)
         for line in result.settled:
             err.print(escape(line))
-        if yes:
-            click.echo(f"batch {bid} undone by batch {result.undo_batch}: {result.changes} values restored in "
-                       f"{result.rows} rows.")
-            continue
-        click.echo(f"-- undo of batch {bid}: {result.changes} values in {result.rows} rows")
-        click.echo("\n".join(result.statements))
-    if not yes and not dry_run:
-        raise Refused("dry run: nothing written. Hint: add --yes to restore the values.")
+        click.echo(f"batch {bid} undone by batch {result.undo_batch}: {result.changes} values restored in "
+                   f"{result.rows} rows.")
 
 
 @main.command("tickets")

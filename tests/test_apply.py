@@ -19,8 +19,10 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from click.testing import CliRunner
 from helpers import invoke
 from reconcile import apply as ap
+from reconcile import cli
 from reconcile.commands import AuditInputs, audit
 from reconcile.simulate import simulate
 from reconcile.sources.system import load_mapping
@@ -230,6 +232,32 @@ def test_undo_refuses_the_whole_batch_when_a_row_moved_on(district: Path, tmp_pa
     assert [b["kind"] for b in ap.history(store)] == ["apply"]
 
 
+def test_apply_and_undo_ask_on_a_terminal_and_refuse_elsewhere(district: Path, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    url, store, _ = audited(district, tmp_path)
+    plan = tmp_path / "plan.yaml"
+    make_plan(store, plan)
+    original = snapshot(url)
+    monkeypatch.setattr(cli, "_stdin_is_terminal", lambda: True)
+    answered = CliRunner().invoke(cli.main, ["apply", str(plan), "--store", store], input="y\n")
+    assert answered.exit_code == 0 and "Write these changes?" in answered.stderr
+    applied = snapshot(url)
+    assert applied != original and [b["kind"] for b in ap.history(store)] == ["apply"]
+    monkeypatch.setattr(cli, "_stdin_is_terminal", lambda: False)  # a script: show, write nothing, exit 3
+    result = invoke("undo", "1", "--store", store, expect=3)
+    assert "UPDATE" in result.stdout and result.stderr == (
+        "error: dry run: nothing written. Hint: add --yes to restore the values (stdin is not a terminal, so undo "
+        "cannot ask), or --dry-run to only show the statements.\n")
+    monkeypatch.setattr(cli, "_stdin_is_terminal", lambda: True)
+    answered = CliRunner().invoke(cli.main, ["undo", "1", "--store", store], input="n\n")
+    assert answered.exit_code == 3 and "Restore these values?" in answered.stderr
+    assert "UPDATE" in answered.stdout and "error: nothing written." in answered.stderr
+    assert snapshot(url) == applied and [b["kind"] for b in ap.history(store)] == ["apply"]
+    answered = CliRunner().invoke(cli.main, ["undo", "1", "--store", store], input="y\n")
+    assert answered.exit_code == 0 and "batch 1 undone by batch 2" in answered.stdout
+    assert snapshot(url) == original and [b["kind"] for b in ap.history(store)] == ["apply", "undo"]
+
+
 def test_bad_plans_are_refused_with_file_and_line(district: Path, tmp_path: Path) -> None:
     url, store, mapping = audited(district, tmp_path)
     plan = tmp_path / "plan.yaml"
@@ -268,7 +296,8 @@ def test_bad_plans_are_refused_with_file_and_line(district: Path, tmp_path: Path
     bad.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
     err = invoke("apply", str(bad), "--store", store, expect=2).stderr
     line = next(i for i, s in enumerate(bad.read_text(encoding="utf-8").splitlines(), 1) if "reason_args" in s)
-    assert err == f"error: {bad}:{line}: reason_args: expected a mapping. Hint: leave it as `reconcile plan` wrote it.\n"
+    assert err == (f"error: {bad}:{line}: reason_args: expected a mapping. Hint: leave it as `reconcile plan` "
+                   "wrote it.\n")
 
     original = snapshot(url)
     mapping.write_text(mapping.read_text(encoding="utf-8").replace("writable: true", "writable: false"),
