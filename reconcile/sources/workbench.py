@@ -108,13 +108,13 @@ def with_normalised_text(table: pa.Table, columns: tuple[str, ...]) -> pa.Table:
 def register_sql(raw: str, normalised: tuple[str, ...] = ()) -> str:
     """SELECT producing register_entry rows (without run_id) from a raw register table."""
     (procedure, p_join), (agency, a_join) = (_repeating_text(raw, c, c[0], normalised) for c in REGISTER_TEXTS)
-    note = sql_fold("note")
-    withdrawn = " OR ".join(f"{note} LIKE '%{w}%'" for w in WITHDRAWN_WORDS)
-    rejected = " OR ".join(f"{note} LIKE '%{w}%'" for w in REJECTED_WORDS)
+    withdrawn = " OR ".join(f"contains(n.note_key, '{w}')" for w in WITHDRAWN_WORDS)
+    rejected = " OR ".join(f"contains(n.note_key, '{w}')" for w in REJECTED_WORDS)
     return f"""
         WITH n AS (
             SELECT *, {sql_code('dossier_code')} AS code_n, {sql_text('applicant')} AS applicant_n,
-                   {sql_date('returned_at')} AS returned_d
+                   {sql_date('returned_at')} AS returned_d,
+                   CASE WHEN note IS NOT NULL THEN {sql_fold('note')} END AS note_key  -- folded once, not per keyword
             FROM {raw}
         )
         SELECT
@@ -130,8 +130,8 @@ def register_sql(raw: str, normalised: tuple[str, ...] = ()) -> str:
             n.transferred_at AS transferred_raw, {sql_date('n.transferred_at')} AS transferred_at,
             n.returned_at AS returned_raw, n.returned_d AS returned_at,
             {sql_text('n.signed')} AS signed, {sql_text('n.note')} AS note,
-            CASE WHEN n.note IS NOT NULL AND ({withdrawn}) THEN 'withdrawn'
-                 WHEN n.note IS NOT NULL AND ({rejected}) THEN 'rejected'
+            CASE WHEN n.note_key IS NOT NULL AND ({withdrawn}) THEN 'withdrawn'
+                 WHEN n.note_key IS NOT NULL AND ({rejected}) THEN 'rejected'
                  WHEN n.returned_d IS NOT NULL THEN 'returned'
                  ELSE 'none' END AS outcome
         FROM n {p_join} {a_join}
