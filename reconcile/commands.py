@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 import pyarrow as pa
 import sqlalchemy as sa
 
-from reconcile import __version__
+from reconcile import __version__, jsonio
 from reconcile.audit import AuditSettings, run_audit
 from reconcile.catalog import Catalog, WorkflowVersion, load_catalog
 from reconcile.errors import BadInput
@@ -418,11 +418,11 @@ def run_report(store: Store, run_id: int | None = None) -> RunReport:
         breakdown = _breakdown(conn, run_id)
     order = {k.value: i for i, k in enumerate(FindingKind)}
     findings = [
-        {"kind": k, "severity": sev, "dossier_code": code, "details": json.loads(det), "evidence": json.loads(ev)}
+        {"kind": k, "severity": sev, "dossier_code": code, "details": jsonio.loads(det), "evidence": jsonio.loads(ev)}
         for k, sev, code, det, ev in rows
     ]
     findings.sort(key=lambda f: (order.get(f["kind"], 99), f["dossier_code"] or "",
-                                 json.dumps(f["details"], sort_keys=True, ensure_ascii=False)))
+                                 jsonio.dumps(f["details"], sort_keys=True)))
     summary = {k.value: 0 for k in FindingKind}
     for f in findings:
         summary[f["kind"]] += 1
@@ -710,8 +710,7 @@ def demo(out: Path, progress: Progress = _quiet) -> RunReport:
     docs = {"findings.json": report.to_dict(), "census.json": census(str(store_path)).to_dict(),
             "fixes.json": _demo_fixes(inputs, store_path, inputs_dir / "plan.yaml", report, progress)}
     for name, doc in docs.items():
-        text = json.dumps(doc, ensure_ascii=False, indent=2, default=str) + "\n"
-        (out / name).write_text(text, encoding="utf-8")
+        (out / name).write_text(jsonio.dumps(doc, pretty=True) + "\n", encoding="utf-8")
     progress("report")
     _demo_reports(out, store_path, report.run["id"], project)
     progress("tickets")
