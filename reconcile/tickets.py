@@ -32,8 +32,6 @@ bytes.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import re
 import shutil
@@ -51,7 +49,7 @@ from reconcile import mask, reasons
 from reconcile.errors import BadInput
 from reconcile.i18n import catalog, check_lang, day, number, t
 from reconcile.plan import Action, Plan
-from reconcile.report_csv import BOM
+from reconcile.report_csv import to_csv
 from reconcile.store import audit_run, dossier, finding, open_store, register_entry, wf_version
 from reconcile.wfstate import ORPHAN_KINDS
 
@@ -536,22 +534,18 @@ def _csv_header(lang: str) -> list[str]:
 
 
 def tickets_csv(bundle: TicketBundle) -> str:
+    """One row per dossier, through report_csv.to_csv: a BOM so that Excel reads the UTF-8
+    Vietnamese, and text cells a spreadsheet would run as a formula quoted."""
     lang = bundle.lang
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(_csv_header(lang))
-    for x in bundle.tickets:
-        for d in x.dossiers:
-            first = d.register[0] if d.register else {}
-            w.writerow([x.id, x.procedure, "" if x.version is None else x.version,
-                        t("tk.code", lang, code=x.cause, label=_cause_label(x.cause, lang)), d.dossier_code,
-                        _value("action", d.action, lang), d.rule, d.reason,
-                        t("tk.csv.findings_sep", lang).join(_value("finding", k, lang) for k in d.findings),
-                        *(_value(f, d.system.get(f), lang) for f in SYSTEM_FIELDS), len(d.register),
-                        *(_value(f, first.get(f), lang) for f in REGISTER_FIELDS),
-                        json.dumps(d.planned, ensure_ascii=False, sort_keys=True) if d.planned else "",
-                        _value("sql_state", d.sql_state, lang), "\n".join(d.sql)])
-    return BOM + buf.getvalue()  # so that Excel reads the UTF-8 Vietnamese
+    rows = [[x.id, x.procedure, x.version, t("tk.code", lang, code=x.cause, label=_cause_label(x.cause, lang)),
+             d.dossier_code, _value("action", d.action, lang), d.rule, d.reason,
+             t("tk.csv.findings_sep", lang).join(_value("finding", k, lang) for k in d.findings),
+             *(_value(f, d.system.get(f), lang) for f in SYSTEM_FIELDS), len(d.register),
+             *(_value(f, (d.register[0] if d.register else {}).get(f), lang) for f in REGISTER_FIELDS),
+             json.dumps(d.planned, ensure_ascii=False, sort_keys=True) if d.planned else "",
+             _value("sql_state", d.sql_state, lang), "\n".join(d.sql)]
+            for x in bundle.tickets for d in x.dossiers]
+    return to_csv(_csv_header(lang), rows)
 
 
 def render_files(bundle: TicketBundle) -> dict[str, str]:

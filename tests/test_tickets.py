@@ -336,3 +336,18 @@ def test_tickets_csv_starts_with_one_byte_order_mark(district: dict[str, Any]) -
     rows = list(csv.reader(io.StringIO(raw.decode("utf-8-sig"))))  # how Excel reads it
     dossiers = sum(len(t["dossiers"]) for t in load(district["tickets"])["items"])
     assert rows[0][0] == "ticket" and len(rows) == 1 + dossiers
+
+
+def test_a_reason_a_spreadsheet_would_run_as_a_formula_is_quoted_in_tickets_csv(
+        district: dict[str, Any], tmp_path: Path) -> None:
+    doc = yaml.safe_load(district["plan"].to_yaml())
+    edited = next(a for a in doc["actions"] if a["action"] == "escalate")
+    edited["reason"] = '=HYPERLINK("http://example.invalid","open")'
+    plan_file = tmp_path / "plan.yaml"
+    plan_file.write_text(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    out = tmp_path / "t"
+    invoke("tickets", "--store", district["store"], "--out", str(out), "--plan", str(plan_file), expect=0)
+    rows = list(csv.DictReader(io.StringIO((out / "tickets.csv").read_text(encoding="utf-8-sig"))))
+    row = next(r for r in rows if r["dossier_code"] == edited["dossier_code"])
+    assert row["reason"] == "'" + edited["reason"]
+    assert all(not v.startswith(("=", "+", "-", "@")) for r in rows for v in r.values())
