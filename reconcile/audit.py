@@ -211,17 +211,20 @@ def _pair_findings(conn: Connection, run_id: int, settings: AuditSettings, r: An
     date_differs = [sa.or_(d > tol, d < -tol) for d in (days_between(r.c[f], s_dates[f]) for f in DATE_FIELDS)]
     v = wf_version
     pk = sa.select(text_key.c.value, text_key.c.key).where(text_key.c.run_id == run_id).subquery("pk")
-    name_known = sa.exists().where(v.c.run_id == run_id, v.c.procedure == s.c.workflow_key,
-                                   v.c.name_key == pk.c.key)
-    key_known = sa.exists().where(v.c.run_id == run_id, v.c.procedure == s.c.workflow_key)
-    proc_differs = sa.and_(pk.c.key.is_not(None), key_known, ~name_known,
+    # The catalog's procedures, and its (procedure, name) pairs: small tables joined, not correlated
+    # EXISTS subqueries (for which DuckDB materialises the whole join of pairs once more).
+    vk = sa.select(v.c.procedure).where(v.c.run_id == run_id).distinct().subquery("vk")
+    vn = sa.select(v.c.procedure, v.c.name_key).where(v.c.run_id == run_id).distinct().subquery("vn")
+    proc_differs = sa.and_(pk.c.key.is_not(None), vk.c.procedure.is_not(None), vn.c.procedure.is_(None),
                            pk.c.key != sa.func.lower(sa.func.coalesce(s.c.procedure, "")))
     applicant_differs = sa.and_(r.c.applicant_key.is_not(None), s.c.applicant_key.is_not(None),
                                 r.c.applicant_key != s.c.applicant_key)
     # The join over every pair carries only the compared columns; evidence is read for the few
     # pairs that differ, by id.
     rows = conn.execute(
-        _pairs(run_id, r, s).outerjoin_from(r, pk, pk.c.value == r.c.procedure).add_columns(
+        _pairs(run_id, r, s).outerjoin_from(r, pk, pk.c.value == r.c.procedure)
+        .outerjoin_from(s, vk, vk.c.procedure == s.c.workflow_key)
+        .outerjoin_from(s, vn, sa.and_(vn.c.procedure == s.c.workflow_key, vn.c.name_key == pk.c.key)).add_columns(
             reconciliation.c.entry_id, reconciliation.c.source_row,
             *[r.c[f].label(f"r_{f}") for f in DATE_FIELDS], *[e.label(f"s_{f}") for f, e in s_dates.items()],
             r.c.applicant.label("r_applicant"), s.c.applicant.label("s_applicant"),
