@@ -38,6 +38,7 @@ import sqlalchemy as sa
 import yaml
 from sqlalchemy.engine import Connection, Engine
 
+from reconcile import planfile
 from reconcile.errors import BadInput, ReconcileError, Refused
 from reconcile.model import Status
 from reconcile.sources.system import (
@@ -112,16 +113,8 @@ def _node_lines(node: yaml.Node | None, path: tuple[Any, ...] = (), out: dict | 
     return out
 
 
-def load_plan(path: str | Path) -> PlanFile:
-    """Read and check a plan file on its own; every problem with file:line and a hint."""
-    p = Path(path)
-    if not p.is_file():
-        raise BadInput(f"{p}: no such file. Hint: `reconcile plan --out {p.name}` writes one.")
-    raw = p.read_bytes()
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise BadInput(f"{p}: not UTF-8. Hint: save the plan as UTF-8.") from None
+def _read_yaml(p: Path, text: str) -> tuple[Any, dict[tuple[Any, ...], int]]:
+    """PyYAML's reading of the file, with the line of every value by key path."""
     try:
         loader = YAML_LOADER(text)  # one parse gives the nodes (for file:line) and the data
         try:
@@ -135,9 +128,35 @@ def load_plan(path: str | Path) -> PlanFile:
         where = f"{p}:{mark.line + 1}:{mark.column + 1}" if mark else str(p)
         raise BadInput(f"{where}: YAML syntax error: {exc.problem}. Hint: check the indentation and quoting "
                        "near that line.") from None
+    return data, lines
+
+
+def load_plan(path: str | Path) -> PlanFile:
+    """Read and check a plan file on its own; every problem with file:line and a hint."""
+    p = Path(path)
+    if not p.is_file():
+        raise BadInput(f"{p}: no such file. Hint: `reconcile plan --out {p.name}` writes one.")
+    raw = p.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadInput(f"{p}: not UTF-8. Hint: save the plan as UTF-8.") from None
+    # The layout `reconcile plan` writes is read fast (planfile); any other YAML by PyYAML, with the
+    # line of every value. The fast reading gives the line of each action; other lines are looked up
+    # (PyYAML again) only when a problem is reported.
+    fast = planfile.load(text)
+    lines: dict[tuple[Any, ...], int] | None = None
+    if fast is None:
+        data, lines = _read_yaml(p, text)
+        item_lines: dict[int, int] = {}
+    else:
+        data, item_lines = fast
     problems: list[str] = []
 
     def at(*keys: Any) -> str:
+        nonlocal lines
+        if lines is None:
+            lines = _read_yaml(p, text)[1]
         for n in range(len(keys), -1, -1):
             if keys[:n] in lines:
                 return f"{p}:{lines[keys[:n]]}"
@@ -173,7 +192,8 @@ def load_plan(path: str | Path) -> PlanFile:
     actions: list[PlanAction] = []
     seen: dict[str, int] = {}
     for i, item in enumerate(items):
-        found = _check_action(item, i, at, problems)
+        line = item_lines.get(id(item)) or int(at("actions", i).rsplit(":", 1)[1])
+        found = _check_action(item, i, line, at, problems)
         if found is None:
             continue
         if found.dossier_code in seen:
@@ -191,12 +211,11 @@ def load_plan(path: str | Path) -> PlanFile:
         actions=tuple(actions))
 
 
-def _check_action(item: Any, i: int, at: Callable[..., str], problems: list[str]) -> PlanAction | None:
+def _check_action(item: Any, i: int, line: int, at: Callable[..., str], problems: list[str]) -> PlanAction | None:
     if not isinstance(item, dict):
         problems.append(f"{at('actions', i)}: action {i + 1} is not a mapping (dossier_code, action, rule, ...).")
         return None
     before = len(problems)
-    line = int(at("actions", i).rsplit(":", 1)[1])
     code, kind = item.get("dossier_code"), item.get("action")
     if not isinstance(code, str) or not code.strip():
         problems.append(f"{at('actions', i, 'dossier_code')}: dossier_code missing or empty.")
@@ -224,14 +243,14 @@ def _check_action(item: Any, i: int, at: Callable[..., str], problems: list[str]
         problems.append(f"{at('actions', i, 'set')}: set must map fields to values.")
     elif writes:
         for f, v in sets.items():
-            where = at("actions", i, "set", f)
             if f not in ROLE_OF:
-                problems.append(f"{where}: set.{f}: not a field apply writes. Writable: {', '.join(ROLE_OF)}.")
+                problems.append(f"{at('actions', i, 'set', f)}: set.{f}: not a field apply writes. Writable: "
+                                f"{', '.join(ROLE_OF)}.")
                 continue
             try:
                 values[f] = _canonical(f, v)
             except ValueError as exc:
-                problems.append(f"{where}: set.{f}: {exc}.")
+                problems.append(f"{at('actions', i, 'set', f)}: set.{f}: {exc}.")
         missing = [f for f in REQUIRED_SET[kind] if f not in sets]
         problems += [f"{at('actions', i, 'set')}: a {kind} action sets {f}. Hint: add set.{f}." for f in missing]
         for key, f in PINNED.items():

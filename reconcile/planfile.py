@@ -1,0 +1,257 @@
+"""The plan file's YAML, written and read without PyYAML's per-node Python work.
+
+`dump` writes block-style YAML in PyYAML's layout, except that a mapping of plain values (text,
+whole numbers, true/false, null) takes one line as JSON, which is a valid YAML flow mapping with the
+same data: `set: {"assignee": "u01.can1"}`. A text value stays plain when YAML reads it back as the
+same text, otherwise it is JSON-quoted (a valid YAML double-quoted scalar). `load` reads exactly
+that subset of YAML, also as a person edits it (actions removed, values changed), and returns None
+for anything else (other indentation or quoting, a comment after a value, multi-line scalars...):
+the caller then reads the file with PyYAML. Whatever `load` accepts, `yaml.safe_load` reads as the
+same data (tests check both on the same texts).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import yaml
+from yaml.resolver import Resolver
+
+# What YAML 1.1 reads as something other than text when written plain (bools, null, numbers, dates).
+_NOT_TEXT = "|".join(sorted({f"(?:{r.pattern})" for rs in Resolver.yaml_implicit_resolvers.values() for _, r in rs}))
+# Plain scalars written and read here: not one of those; a letter or digit first, then a conservative
+# set of characters; no ': ' inside, no ':' or space at the end (YAML would read them differently).
+_PLAIN = re.compile(rf"(?!{_NOT_TEXT})(?!.*:[ ])(?!.*[: ]$)[^\W_][\w .,;:()/@+='-]*", re.X)  # re.X: [ ] is a space
+_KEY = re.compile(rf"(?!{_NOT_TEXT})[A-Za-z_][A-Za-z0-9_]*", re.X)  # keys written plain
+_INT = re.compile(r"-?(?:0|[1-9][0-9]*)")
+# Characters written escaped in quoted scalars: YAML reads them as line breaks or refuses them raw.
+_ESCAPE = re.compile("[\x7f-\x9f\u2028\u2029\ufeff\ud800-\udfff]")
+# What `load` refuses outright: YAML's non-printable characters, its other line breaks, tabs, CR, BOM.
+_ODD = re.compile("[^\n\x20-\x7e\xa0-\ud7ff\ue000-\ufefe\uff00-\ufffd\U00010000-\U0010ffff]")
+_WORDS: dict[str, Any] = {"null": None, "true": True, "false": False}
+_FLAT = {str, int, bool, type(None)}  # the values of a one-line mapping
+_ENCODER = json.JSONEncoder(ensure_ascii=False)
+
+
+def plain(s: str) -> bool:
+    """Does YAML read `s`, written plain (unquoted), back as this text?"""
+    return _PLAIN.fullmatch(s) is not None
+
+
+def plain_key(s: str) -> bool:
+    """Is `s` a key written plain (letters, digits, '_'; not one YAML reads as a bool or null)?"""
+    return _KEY.fullmatch(s) is not None
+
+
+def _escaped(json_text: str) -> str:
+    return _ESCAPE.sub(lambda m: f"\\u{ord(m.group()):04x}", json_text)
+
+
+# ------------------------------------------------------------------------------------------ dump
+
+
+class _Text(dict):
+    """Text of strings, computed once per distinct string (plan files repeat most of them)."""
+
+    def __missing__(self, s: str) -> str:
+        text = self[s] = s if plain(s) else _escaped(_ENCODER.encode(s))
+        return text
+
+
+def _scalar(v: Any, text: _Text) -> str:
+    if type(v) is str:
+        return text[v]
+    if v is None or v is True or v is False:
+        return "null" if v is None else "true" if v else "false"
+    if type(v) is int:
+        return str(v)
+    if type(v) is dict:
+        return _escaped(_ENCODER.encode(v))  # flat (see _mapping) or empty
+    if type(v) is list:
+        return "[]"
+    return yaml.safe_dump(v, default_flow_style=True).split("\n", 1)[0]  # float, date: as PyYAML writes them
+
+
+def _flat(d: dict[Any, Any]) -> bool:
+    return _FLAT.issuperset(map(type, d.values())) and all(type(k) is str for k in d)
+
+
+def dump(data: dict[str, Any]) -> str:
+    """`data` (dicts, lists, scalars) as YAML, keys in their order (see the module's doc)."""
+    out: list[str] = []
+    _mapping(data, "", out, _Text(), {})
+    return "\n".join(out) + "\n"
+
+
+def _mapping(d: dict[Any, Any], pad: str, out: list[str], text: _Text, keys: dict[Any, str],
+             first: str | None = None) -> None:
+    """The block mapping at indentation `pad`; its first line starts with `first` (after a "- ")."""
+    lead = pad if first is None else first
+    for k, v in d.items():
+        head = keys.get(k)
+        if head is None:
+            head = keys[k] = (k if type(k) is str and plain_key(k) else _escaped(_ENCODER.encode(k))) + ":"
+        if type(v) is str:
+            out.append(f"{lead}{head} {text[v]}")
+        elif type(v) is dict and v and not _flat(v):
+            out.append(lead + head)
+            _mapping(v, pad + "  ", out, text, keys)
+        elif type(v) is list and v:
+            out.append(lead + head)
+            _sequence(v, pad, out, text, keys)  # indentless, as PyYAML writes it
+        else:
+            out.append(f"{lead}{head} {_scalar(v, text)}")
+        lead = pad
+
+
+def _sequence(items: list[Any], pad: str, out: list[str], text: _Text, keys: dict[Any, str]) -> None:
+    for v in items:
+        if type(v) is dict and v and not _flat(v):
+            _mapping(v, pad + "  ", out, text, keys, first=pad + "- ")
+        elif type(v) is list and v:
+            raise TypeError("a list directly in a list: not in plan files")
+        else:
+            out.append(f"{pad}- {_scalar(v, text)}")
+
+
+# ------------------------------------------------------------------------------------------ load
+
+
+class _Unsupported(Exception):
+    """Not the subset `load` reads: the caller reads the file with PyYAML."""
+
+
+# Every line: blank or comment (all groups empty), or indentation, "- ", then "key: value", "key:"
+# or a scalar (after "- "; anything else there is refused by the reader).
+_LINES = re.compile(r"^(?: *(?:#.*)?|( *)(- )?(?:([A-Za-z_][A-Za-z0-9_]*):(?: (.*))?|(.+)))$", re.M)
+_BLANK = ("", "", "", "", "")
+Line = tuple[str, str, str, str, str]  # indentation, dash, key, value, scalar item
+
+
+def load(text: str) -> tuple[Any, dict[int, int]] | None:
+    """The document, and the line (1-based) of every mapping by id(); None outside the subset."""
+    if _ODD.search(text):
+        return None
+    lines: list[Line] = _LINES.findall(text)
+    if len(lines) != text.count("\n") + 1:  # a line that is none of those
+        return None
+    numbers: list[int] | None = None  # line numbers when blank or comment lines are left out
+    while lines and lines[-1] == _BLANK:
+        lines.pop()
+    if _BLANK in lines:
+        numbers = [no for no, t in enumerate(lines, 1) if t != _BLANK]
+        lines = [t for t in lines if t != _BLANK]
+    if not lines or lines[0][0] or lines[0][1]:
+        return None
+    reader = _Reader(lines, numbers)
+    try:
+        data, i = reader.mapping(0, 0, False)
+    except _Unsupported:
+        return None
+    return (data, reader.lines) if i == len(lines) else None
+
+
+class _Reader:
+    """Blocks by indentation over the lines: anything YAML could read otherwise is _Unsupported."""
+
+    def __init__(self, lines: list[Line], numbers: list[int] | None) -> None:
+        self.text, self.numbers = lines, numbers
+        self.lines: dict[int, int] = {}
+        self.values: dict[str, Any] = {}
+        self.keys: set[str] = set()
+
+    def mapping(self, indent: int, i: int, inline: bool) -> tuple[dict[str, Any], int]:
+        """The mapping whose keys are at column `indent`, from line i (`inline`: after that line's "- ")."""
+        out: dict[str, Any] = {}
+        self.lines[id(out)] = self.line(i)
+        text, end, pad, values, keys = self.text, len(self.text), " " * indent, self.values, self.keys
+        while i < end:
+            ind, dash, key, value, item = text[i]
+            if inline:
+                inline = False
+            elif dash or ind != pad:
+                break
+            if not key:
+                raise _Unsupported  # text that is neither a key nor a sequence item
+            if key not in keys:
+                if not plain_key(key):
+                    raise _Unsupported
+                keys.add(key)
+            i += 1
+            if value:
+                v = values.get(value, values)
+                out[key] = v if v is not values else _json(value) if value[0] in "{[" else self.value(value)
+            elif i < end and (len(text[i][0]) > indent or (text[i][1] and text[i][0] == pad)):
+                out[key], i = self.block(len(text[i][0]), i)  # a nested block, or an indentless sequence
+            else:
+                out[key] = None
+        self.end(indent, i)
+        return out, i
+
+    def line(self, i: int) -> int:
+        return i + 1 if self.numbers is None else self.numbers[i]
+
+    def block(self, indent: int, i: int) -> tuple[Any, int]:
+        return self.sequence(indent, i) if self.text[i][1] else self.mapping(indent, i, False)
+
+    def sequence(self, indent: int, i: int) -> tuple[list[Any], int]:
+        out: list[Any] = []
+        text, end, pad = self.text, len(self.text), " " * indent
+        while i < end and text[i][1] and text[i][0] == pad:
+            if text[i][2]:
+                item, i = self.mapping(indent + 2, i, True)
+                out.append(item)
+            elif text[i][4].startswith("#"):
+                raise _Unsupported
+            else:
+                item = self.value(text[i][4])
+                if type(item) is dict:
+                    self.lines[id(item)] = self.line(i)
+                out.append(item)
+                i += 1
+        self.end(indent, i)
+        return out, i
+
+    def end(self, indent: int, i: int) -> None:
+        """After a block: the next line must belong to an enclosing block."""
+        if i < len(self.text) and len(self.text[i][0]) > indent:
+            raise _Unsupported
+
+    def value(self, s: str) -> Any:
+        """A scalar, cached (flow mappings and sequences are new objects each time)."""
+        if s[0] in "{[":
+            return _json(s)
+        v = self.values[s] = _value(s)
+        return v
+
+
+def _value(s: str) -> Any:
+    if plain(s):
+        return s
+    if s in _WORDS:
+        return _WORDS[s]
+    if _INT.fullmatch(s):
+        return int(s)
+    if s[0] in '"{[':
+        return _json(s)
+    raise _Unsupported
+
+
+def _json(s: str) -> Any:
+    """A JSON string, object or array: YAML reads the same, but for numbers with a fraction or an exponent
+    (YAML 1.1 reads 1e5 as text) and surrogate pairs (JSON joins them, YAML does not)."""
+    if re.search(r"\\u[dD][89abAB]", s):
+        raise _Unsupported
+    try:
+        return _DECODER.decode(s)
+    except ValueError:
+        raise _Unsupported from None
+
+
+def _refuse(_: str) -> Any:
+    raise _Unsupported
+
+
+_DECODER = json.JSONDecoder(parse_float=_refuse, parse_constant=_refuse)
