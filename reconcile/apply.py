@@ -33,6 +33,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+import duckdb
 import pyarrow as pa
 import sqlalchemy as sa
 import yaml
@@ -44,7 +45,8 @@ from reconcile.model import Status
 from reconcile.sources.system import (
     SourceMapping, _begin_read_only, _dossier_batch, _statement, load_mapping,
 )
-from reconcile.sources.workbench import dossier_sql, select_arrow
+from reconcile.sources import workbench
+from reconcile.sources.workbench import dossier_sql
 from reconcile.store import (
     Store, audit_run, batch_outcome, bulk_insert, change, change_batch, connect_engine, dossier, mask_url,
     normalize_url, open_store,
@@ -68,6 +70,8 @@ REFUSED_STATES = ("stale", "missing", "ambiguous")
 FAULT_ENV = "RECONCILE_FAULT"  # tests: "<point>:<n>" kills the process (SIGKILL) at that point of write batch n
 IN_CHUNK = 500
 YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when installed: same data, 20x faster
+# json.dumps(v, ensure_ascii=False[, sort_keys=True]) without building an encoder per call
+_JSON, _JSON_SORTED = json.JSONEncoder(ensure_ascii=False), json.JSONEncoder(ensure_ascii=False, sort_keys=True)
 
 
 # ------------------------------------------------------------------------------------ plan file
@@ -309,7 +313,7 @@ def encode_value(v: Any) -> str | None:
         return json.dumps({"decimal": str(v)})
     if isinstance(v, (bytes, bytearray, memoryview)):
         return json.dumps({"hex": bytes(v).hex()})
-    return json.dumps(v, ensure_ascii=False)
+    return _JSON.encode(v)
 
 
 def decode_value(text: str | None) -> Any:
@@ -391,7 +395,7 @@ class Write:
         return sa.update(t).where(*cond).values({c: after for c, _, _, after in self.columns})
 
     def row_key(self) -> str:
-        return json.dumps({k: encode_value(v) for k, v in self.key}, ensure_ascii=False, sort_keys=True)
+        return _JSON_SORTED.encode({k: encode_value(v) for k, v in self.key})
 
     def shape(self) -> tuple[Any, ...]:
         """What the statement's text and bind types depend on: writes of one shape share one `template()`."""
@@ -511,14 +515,16 @@ def _lock(stmt: Any, conn: Connection, lock: bool) -> Any:
 class VendorTarget(_Target):
     """The vendor database of the mapping profile: reads and writes through the mapping."""
 
-    def __init__(self, url: str, mapping: SourceMapping, store: Store, run_id: int, recorded: dict[str, str]) -> None:
-        self.url, self.mapping, self.store, self.run_id = url, mapping, store, run_id
+    def __init__(self, url: str, mapping: SourceMapping, known: StoreRows, run_id: int, recorded: dict[str, str]
+                 ) -> None:
+        self.url, self.mapping, self.known, self.run_id = url, mapping, known, run_id
         self.describe = {"profile": "mapping", "source": recorded["source"], "mapping": recorded.get("mapping")}
         if url.startswith("sqlite:///") and ":memory:" not in url and not Path(url[len("sqlite:///"):]).is_file():
             raise BadInput(f"system database {url[len('sqlite:///'):]}: no such file. Hint: run apply from the "
                            "folder the audit ran in, or pass --system URL.")
         self.engine = connect_engine(url, what="system database")
         self._writer: Engine | None = None
+        self.workbench: duckdb.DuckDBPyConnection | None = None
         self.dialect = self.engine.dialect
         self.roles = {r: tm for r, tm in (("dossier", mapping.dossier), ("task", mapping.task)) if tm is not None}
         with self.begin_read() as conn:
@@ -598,7 +604,7 @@ class VendorTarget(_Target):
 
     def plan_batch(self, conn: Connection, actions: list[PlanAction], lock: bool
                    ) -> list[tuple[PlanAction, str, str, list[Write]]]:
-        known = _store_rows(self.store, self.run_id, [a.dossier_code for a in actions])
+        known = self.known  # the audit run's rows: read once (the run does not change)
         codes = sorted({row["code_raw"] for a in actions for row in known.get(a.dossier_code, ())
                         if row["code_raw"] is not None})
         rows: dict[str, list[Any]] = {r: [] for r in self.selects}
@@ -676,8 +682,13 @@ class VendorTarget(_Target):
                 good.append(r)
         if good:
             first_task = {code: rows[0] for code, rows in tasks.items()}
-            table = _dossier_batch(good, first_task, self.mapping, 0)
-            fps = select_arrow(f"SELECT source_row, fingerprint FROM ({dossier_sql('raw')})", {"raw": table})
+            if self.workbench is None:  # one scratch DuckDB for every batch (a new one costs 20-50 ms)
+                self.workbench = workbench.connect()
+            self.workbench.register("raw", _dossier_batch(good, first_task, self.mapping, 0))
+            try:
+                fps = self.workbench.sql(f"SELECT source_row, fingerprint FROM ({dossier_sql('raw')})").to_arrow_table()
+            finally:
+                self.workbench.unregister("raw")
             for row_no, fp in zip(fps.column("source_row").to_pylist(), fps.column("fingerprint").to_pylist()):
                 result[id(good[row_no])] = fp
         return result
@@ -686,6 +697,8 @@ class VendorTarget(_Target):
         self.engine.dispose()
         if self._writer is not None:
             self._writer.dispose()
+        if self.workbench is not None:
+            self.workbench.close()
 
 
 class StoreTarget(_Target):
@@ -781,14 +794,32 @@ def _write_engine(url: str) -> Engine:
     return engine
 
 
-def _store_rows(store: Store, run_id: int, codes: list[str]) -> dict[str, list[dict[str, Any]]]:
+StoreRows = dict[str, list[dict[str, Any]]]  # dossier code -> the run's rows: code_raw, source_row, fingerprint
+
+
+def _store_rows(store: Store, run_id: int, codes: list[str]) -> StoreRows:
+    """The run's system rows of these dossiers: one join on a DuckDB store, else IN lists."""
     d = dossier
-    out: dict[str, list[dict[str, Any]]] = {}
+    cols = (d.c.dossier_code, d.c.code_raw, d.c.source_row, d.c.fingerprint)
+    names = [c.name for c in cols]
+    out: StoreRows = {}
+    unique = sorted(set(codes))
     with store.connect() as conn:
-        for part in _chunks(sorted(set(codes)), IN_CHUNK):
-            for r in conn.execute(sa.select(d.c.dossier_code, d.c.code_raw, d.c.source_row, d.c.fingerprint)
-                                  .where(d.c.run_id == run_id, d.c.dossier_code.in_(part))).mappings():
-                out.setdefault(r["dossier_code"], []).append(dict(r))
+        if conn.dialect.name == "duckdb" and len(unique) > IN_CHUNK:
+            raw = conn.connection.dbapi_connection
+            raw.register("_plan_codes", pa.table({"code": pa.array(unique, pa.string())}))
+            wanted = sa.select(sa.column("code")).select_from(sa.table("_plan_codes"))
+            try:
+                parts = [conn.execute(sa.select(*cols).where(d.c.run_id == run_id, d.c.dossier_code.in_(wanted)))
+                         .all()]
+            finally:
+                raw.unregister("_plan_codes")
+        else:
+            parts = [conn.execute(sa.select(*cols).where(d.c.run_id == run_id, d.c.dossier_code.in_(part))).all()
+                     for part in _chunks(unique, IN_CHUNK)]
+    for rows in parts:
+        for r in rows:
+            out.setdefault(r[0], []).append(dict(zip(names, r)))
     return out
 
 
@@ -816,8 +847,9 @@ def _same_url(a: str, b: str) -> bool:
     return canon(a) == canon(b)
 
 
-def _open_checked(plan: PlanFile, store_url: str | None) -> tuple[Store, dict[str, Any]]:
-    """The store the plan was made for, with the plan's audit run unchanged; refused (exit 2) otherwise."""
+def _open_checked(plan: PlanFile, store_url: str | None) -> tuple[Store, StoreRows]:
+    """The store the plan was made for, with the plan's audit run unchanged, and the run's rows of the
+    plan's writing actions; refused (exit 2) otherwise."""
     if store_url is None and "***" in plan.store:
         raise BadInput(f"{plan.path}: the plan's store {plan.store} hides a password. Hint: pass --store URL.")
     store = open_store(store_url or plan.store, create=False)
@@ -839,14 +871,14 @@ def _open_checked(plan: PlanFile, store_url: str | None) -> tuple[Store, dict[st
                 raise BadInput(f"{plan.path}: plan.system.{key} {plan.system.get(key)!r} differs from audit run "
                                f"{plan.run}'s {recorded.get(key)!r}. Hint: the header is written by `reconcile "
                                "plan`; plan again.")
-        _check_fingerprints(plan, store)
+        known = _check_fingerprints(plan, store)
     except BaseException:
         store.engine.dispose()
         raise
-    return store, dict(run)
+    return store, known
 
 
-def _check_fingerprints(plan: PlanFile, store: Store) -> None:
+def _check_fingerprints(plan: PlanFile, store: Store) -> StoreRows:
     """Each writing action names a dossier of the run and the fingerprint the audit stored for it."""
     writing = [a for a in plan.actions if a.action in WRITING]
     known = _store_rows(store, plan.run, [a.dossier_code for a in writing])
@@ -872,9 +904,11 @@ def _check_fingerprints(plan: PlanFile, store: Store) -> None:
     if problems:
         raise BadInput(problems[0] if len(problems) == 1 else f"{plan.path}: {len(problems)} actions do not match "
                        f"audit run {plan.run}", problems)
+    return known
 
 
-def _open_target(plan: PlanFile, store: Store, system_url: str | None, mapping_path: str | None) -> _Target:
+def _open_target(plan: PlanFile, store: Store, known: StoreRows, system_url: str | None,
+                 mapping_path: str | None) -> _Target:
     profile = plan.system.get("profile")
     if profile == "csv":
         return StoreTarget(store, plan.run)
@@ -889,7 +923,7 @@ def _open_target(plan: PlanFile, store: Store, system_url: str | None, mapping_p
         raise BadInput(f"--system {mask_url(system_url)}: the plan was made from {source}. Hint: apply a plan to "
                        "the database it was audited from.")
     mapping = load_mapping(mapping_path or plan.system.get("mapping") or "")
-    target = VendorTarget(url, mapping, store, plan.run, plan.system)
+    target = VendorTarget(url, mapping, known, plan.run, plan.system)
     try:
         target.check_fields(plan)
     except BaseException:
@@ -951,9 +985,9 @@ def apply_plan(plan_path: str | Path, store_url: str | None = None, *, yes: bool
     if batch_size < 1:
         raise BadInput(f"--batch-size {batch_size}: expected 1 or more.")
     plan = load_plan(plan_path)
-    store, _ = _open_checked(plan, store_url)
+    store, known = _open_checked(plan, store_url)
     try:
-        target = _open_target(plan, store, system_url, mapping_path)
+        target = _open_target(plan, store, known, system_url, mapping_path)
         try:
             writable = isinstance(target, StoreTarget) or target.mapping.writable  # type: ignore[attr-defined]
             if yes and not writable:
@@ -1184,19 +1218,32 @@ def _current_values(conn: Connection, target: _Target, rows: list[dict[str, Any]
     for tname, items in by_table.items():
         t = target.table(tname)
         cols = sorted({c for _, cs in items for c in cs})
-        for part in _chunks(items, 100):
+        for part in _chunks(items, IN_CHUNK):
             keys = [(k, _key_of({"row_key": k})) for k, _ in part]
             key_cols = sorted({c for _, kv in keys for c, _ in kv})
-            cond = sa.or_(*[sa.and_(*[t.c[c] == v for c, v in kv]) for _, kv in keys])
-            stmt = _lock(sa.select(*[t.c[c] for c in key_cols], *[t.c[c] for c in cols]).where(cond), conn, lock)
+            stmt = sa.select(*[t.c[c] for c in key_cols], *[t.c[c] for c in cols]).where(
+                _keys_condition(t, [kv for _, kv in keys]))
             index = {tuple((c, v) for c, v in kv): k for k, kv in keys}
-            for row in conn.execute(stmt):
-                m = row._mapping
-                k = index.get(tuple((c, m[t.c[c]]) for c in key_cols))
+            n = len(key_cols)
+            for row in conn.execute(_lock(stmt, conn, lock)):
+                k = index.get(tuple(zip(key_cols, row[:n])))
                 if k is not None:
-                    for c in cols:
-                        out[(tname, k, c)] = m[t.c[c]]
+                    for c, v in zip(cols, row[n:]):
+                        out[(tname, k, c)] = v
     return out
+
+
+def _keys_condition(t: sa.Table, keys: list[tuple[tuple[str, Any], ...]]) -> Any:
+    """WHERE for the rows with these keys: one IN list when the keys differ in one column only (a
+    dossier code; a store row's source_row within its run), else one AND per key."""
+    names = [c for c, _ in keys[0]]
+    if all([c for c, _ in kv] == names for kv in keys):
+        varying = [i for i in range(len(names)) if len({kv[i][1] for kv in keys}) > 1]
+        if len(varying) <= 1:
+            i = varying[0] if varying else len(names) - 1
+            return sa.and_(*[t.c[c] == v for j, (c, v) in enumerate(keys[0]) if j != i],
+                           t.c[names[i]].in_([kv[i][1] for kv in keys]))
+    return sa.or_(*[sa.and_(*[t.c[c] == v for c, v in kv]) for kv in keys])
 
 
 # --------------------------------------------------------------------------------------- undo
@@ -1261,6 +1308,7 @@ class _UndoVendorTarget(_Target):
         self.engine = connect_engine(url, what="system database")
         self.dialect = self.engine.dialect
         self._writer: Engine | None = None
+        self.workbench: duckdb.DuckDBPyConnection | None = None
         self.tables: dict[str, sa.Table] = {}
 
     def table(self, name: str) -> sa.Table:
