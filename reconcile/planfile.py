@@ -31,8 +31,10 @@ _ESCAPE = re.compile("[\x7f-\x9f\u2028\u2029\ufeff\ud800-\udfff]")
 # What `load` refuses outright: YAML's non-printable characters, its other line breaks, tabs, CR, BOM.
 _ODD = re.compile("[^\n\x20-\x7e\xa0-\ud7ff\ue000-\ufefe\uff00-\ufffd\U00010000-\U0010ffff]")
 _WORDS: dict[str, Any] = {"null": None, "true": True, "false": False}
-_FLAT = {str, int, bool, type(None)}  # the values of a one-line mapping
-_ENCODER = json.JSONEncoder(ensure_ascii=False)
+_FLAT, _TEXT = {str, int, bool, type(None)}, {str}  # the values and keys of a one-line mapping
+_WORDS_OF = {None: "null", True: "true", False: "false"}
+_encode_text = json.encoder.encode_basestring  # json.dumps(s, ensure_ascii=False) of a str, in C
+_SURROGATE = re.compile(r"\\u[dD][89abAB]")
 
 
 def plain(s: str) -> bool:
@@ -52,30 +54,44 @@ def _escaped(json_text: str) -> str:
 # ------------------------------------------------------------------------------------------ dump
 
 
-class _Text(dict):
-    """Text of strings, computed once per distinct string (plan files repeat most of them)."""
+class _Text:
+    """Text of strings, computed once per distinct string (plan files repeat most of them): `plain`
+    as a value of the block layout, `quoted` as JSON."""
 
-    def __missing__(self, s: str) -> str:
-        text = self[s] = s if plain(s) else _escaped(_ENCODER.encode(s))
+    def __init__(self) -> None:
+        self.plain: dict[str, str] = {}
+        self.quoted: dict[str, str] = {}
+
+    def value(self, s: str) -> str:
+        text = self.plain.get(s)
+        if text is None:
+            text = self.plain[s] = s if plain(s) else self.quote(s)
         return text
 
+    def quote(self, s: str) -> str:
+        text = self.quoted.get(s)
+        if text is None:
+            text = self.quoted[s] = _escaped(_encode_text(s))
+        return text
 
-def _scalar(v: Any, text: _Text) -> str:
-    if type(v) is str:
-        return text[v]
-    if v is None or v is True or v is False:
-        return "null" if v is None else "true" if v else "false"
-    if type(v) is int:
-        return str(v)
-    if type(v) is dict:
-        return _escaped(_ENCODER.encode(v))  # flat (see _mapping) or empty
-    if type(v) is list:
-        return "[]"
-    return yaml.safe_dump(v, default_flow_style=True).split("\n", 1)[0]  # float, date: as PyYAML writes them
+    def flow(self, d: dict[Any, Any]) -> str | None:
+        """A mapping of plain values as one line of JSON; None for any other mapping."""
+        if not (_FLAT.issuperset(map(type, d.values())) and _TEXT.issuperset(map(type, d))):
+            return None
+        q = self.quote
+        return "{" + ", ".join([f"{q(k)}: {q(v) if type(v) is str else v if type(v) is int else _WORDS_OF[v]}"
+                                for k, v in d.items()]) + "}"
 
-
-def _flat(d: dict[Any, Any]) -> bool:
-    return _FLAT.issuperset(map(type, d.values())) and all(type(k) is str for k in d)
+    def scalar(self, v: Any) -> str:
+        if type(v) is str:
+            return self.value(v)
+        if v is None or v is True or v is False:
+            return _WORDS_OF[v]
+        if type(v) is int:
+            return str(v)
+        if v == {} or v == []:
+            return "{}" if type(v) is dict else "[]"
+        return yaml.safe_dump(v, default_flow_style=True).split("\n", 1)[0]  # float, date: as PyYAML writes them
 
 
 def dump(data: dict[str, Any]) -> str:
@@ -92,28 +108,35 @@ def _mapping(d: dict[Any, Any], pad: str, out: list[str], text: _Text, keys: dic
     for k, v in d.items():
         head = keys.get(k)
         if head is None:
-            head = keys[k] = (k if type(k) is str and plain_key(k) else _escaped(_ENCODER.encode(k))) + ":"
+            head = keys[k] = (k if type(k) is str and plain_key(k) else text.quote(str(k))) + ":"
         if type(v) is str:
-            out.append(f"{lead}{head} {text[v]}")
-        elif type(v) is dict and v and not _flat(v):
-            out.append(lead + head)
-            _mapping(v, pad + "  ", out, text, keys)
+            out.append(f"{lead}{head} {text.value(v)}")
+        elif type(v) is dict and v:
+            flow = text.flow(v)
+            if flow is not None:
+                out.append(f"{lead}{head} {flow}")
+            else:
+                out.append(lead + head)
+                _mapping(v, pad + "  ", out, text, keys)
         elif type(v) is list and v:
             out.append(lead + head)
             _sequence(v, pad, out, text, keys)  # indentless, as PyYAML writes it
         else:
-            out.append(f"{lead}{head} {_scalar(v, text)}")
+            out.append(f"{lead}{head} {text.scalar(v)}")
         lead = pad
 
 
 def _sequence(items: list[Any], pad: str, out: list[str], text: _Text, keys: dict[Any, str]) -> None:
     for v in items:
-        if type(v) is dict and v and not _flat(v):
+        flow = text.flow(v) if type(v) is dict and v else None
+        if flow is not None:
+            out.append(f"{pad}- {flow}")
+        elif type(v) is dict and v:
             _mapping(v, pad + "  ", out, text, keys, first=pad + "- ")
         elif type(v) is list and v:
             raise TypeError("a list directly in a list: not in plan files")
         else:
-            out.append(f"{pad}- {_scalar(v, text)}")
+            out.append(f"{pad}- {text.scalar(v)}")
 
 
 # ------------------------------------------------------------------------------------------ load
@@ -242,16 +265,19 @@ def _value(s: str) -> Any:
 def _json(s: str) -> Any:
     """A JSON string, object or array: YAML reads the same, but for numbers with a fraction or an exponent
     (YAML 1.1 reads 1e5 as text) and surrogate pairs (JSON joins them, YAML does not)."""
-    if re.search(r"\\u[dD][89abAB]", s):
+    if "\\u" in s and _SURROGATE.search(s):
         raise _Unsupported
     try:
-        return _DECODER.decode(s)
-    except ValueError:
+        v, end = _scan(s, 0)
+    except (ValueError, StopIteration):
         raise _Unsupported from None
+    if end != len(s):
+        raise _Unsupported
+    return v
 
 
 def _refuse(_: str) -> Any:
     raise _Unsupported
 
 
-_DECODER = json.JSONDecoder(parse_float=_refuse, parse_constant=_refuse)
+_scan = json.JSONDecoder(parse_float=_refuse, parse_constant=_refuse).scan_once  # the C scanner: one value
