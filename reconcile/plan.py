@@ -10,6 +10,9 @@ Per dossier, the first that applies:
 - anything else (unknown version, unit without staff, no target) -> `escalate`, for a vendor ticket;
 - none of those, but on a version the migration rules move on from (superseded_version) -> `migrate`
   by the rules (confirmed unless a hop is a guess nobody confirmed).
+On the register, not in the system (missing_in_system) -> `backfill`: create the system record from the
+register row, never confirmed (a person confirms it in the plan file); `escalate` when the register's
+procedure name is not exactly one catalog procedure's. A backfill has no fingerprint (no system row).
 Every action carries the fingerprint of the dossier row it was computed from; `apply` refuses rows
 that changed since. The plan also validates itself and reports the deadline impact of migrations.
 """
@@ -28,10 +31,11 @@ from sqlalchemy.engine import Connection
 from reconcile import planfile
 from reconcile.calendar import add_working_days
 from reconcile.catalog import Step, WorkflowVersion
-from reconcile.model import FindingKind
+from reconcile.model import FindingKind, MatchClass
 from reconcile.reasons import reason
 from reconcile.store import (
-    account, audit_run, dossier, reconciliation, register_entry, wf_state, wf_step, wf_transition, wf_version,
+    account, audit_run, dossier, reconciliation, register_entry, text_key, wf_state, wf_step, wf_transition,
+    wf_version,
 )
 from reconcile.wfdiff import diff_versions
 from reconcile.wfstate import FLAG, ORPHAN_KINDS
@@ -152,6 +156,7 @@ def build_plan(conn: Connection, run_id: int, store_url: str, resolver: Resolver
                 if action.action == "migrate":
                     to = (action.set.get("workflow_key", row["workflow_key"]), action.set["workflow_version"])
                     impact.append(_deadline(row, versions[to], as_of))
+    actions += [_backfill(row, procedures) for row, procedures in _backfill_candidates(conn, run_id)]
     actions.sort(key=lambda a: a.dossier_code)
     header = {"format": PLAN_FORMAT, "store": store_url, "run": run_id, "run_fingerprint": run["fingerprint"],
               "as_of": as_of.isoformat(), "system": _system(run["inputs"])}
@@ -271,9 +276,35 @@ def _validate(actions: list[Action], orphans: set[str], versions: dict[tuple[str
         "orphans": len(orphans),
         "covered": sum(1 for c in orphans if handled.get(c) in ("migrate", "reassign", "close")),
         "escalated": sum(1 for c in orphans if handled.get(c) == "escalate"),
-        "guesses_awaiting_confirmation": sum(1 for a in actions if not a.confirmed),
+        "guesses_awaiting_confirmation": sum(1 for a in actions if not a.confirmed and a.action != "backfill"),
+        "backfills_awaiting_confirmation": sum(1 for a in actions if not a.confirmed and a.action == "backfill"),
         "problems": problems,
     }
+
+
+# ------------------------------------------------------------------------------------ backfill
+
+def _backfill(row: Any, procedures: list[str]) -> Action:
+    """A register-only dossier: create its system record from the register row (a person confirms it),
+    or escalate when the register's procedure name is not exactly one catalog procedure's."""
+    where = {"file": row["source_file"], "sheet": row["sheet"], "row": row["row_no"]}
+    evidence = {"register": where | {k: _plain(row[k]) for k in (
+        "code_raw", "procedure", "applicant", "agency", "received_raw", "due_raw", "returned_raw", "outcome", "note")}}
+    base = {"dossier_code": row["dossier_code"], "fingerprint": None, "evidence": evidence}  # no system row
+    if len(procedures) != 1:
+        code = "backfill_ambiguous_procedure" if procedures else "backfill_unknown_procedure"
+        args = where | {"name": row["procedure"] or ""} | ({"matches": procedures} if procedures else {})
+        return Action(**base, action="escalate", rule="default:escalate", confirmed=True, set={},
+                      **reason(code, **args))
+    status = CLOSE_STATUS.get(row["outcome"], "received")  # returned/withdrawn/rejected on paper, else open
+    new = {"dossier_code": row["dossier_code"], "procedure": procedures[0], "workflow_key": procedures[0],
+           "applicant": row["applicant"], "received_at": _plain(row["received_at"]), "due_at": _plain(row["due_at"]),
+           "status": status}
+    if status != "received":
+        new["returned_at"] = _plain(row["returned_at"])
+    return Action(**base, action="backfill", rule="default:backfill", confirmed=False,
+                  set={k: v for k, v in new.items() if v is not None},
+                  **reason("missing_in_system", **where, procedure=procedures[0], status=status))
 
 
 # -------------------------------------------------------------------------------------- reads
@@ -297,6 +328,31 @@ def _candidates(conn: Connection, run_id: int) -> list[Any]:
         .order_by(d.c.dossier_code)
     )
     return list(conn.execute(stmt).mappings())
+
+
+def _backfill_candidates(conn: Connection, run_id: int) -> list[tuple[Any, list[str]]]:
+    """The run's missing_in_system dossiers (paper-only units are another class): the register row that
+    represents each, with the catalog procedures whose name is the register's procedure name (the
+    audit's link, text_key -> wf_version.name_key)."""
+    r, rc, tk = register_entry, reconciliation, text_key
+    names = sa.select(wf_version.c.procedure, wf_version.c.name_key).where(wf_version.c.run_id == run_id) \
+        .distinct().subquery("names")
+    stmt = (
+        sa.select(rc.c.dossier_code, r.c.source_file, r.c.sheet, r.c.row_no, r.c.code_raw, r.c.procedure,
+                  r.c.applicant, r.c.agency, r.c.received_raw, r.c.received_at, r.c.due_raw, r.c.due_at,
+                  r.c.returned_raw, r.c.returned_at, r.c.outcome, r.c.note, names.c.procedure.label("catalog"))
+        .select_from(rc.join(r, sa.and_(r.c.run_id == rc.c.run_id, r.c.entry_id == rc.c.entry_id))
+                     .outerjoin(tk, sa.and_(tk.c.run_id == run_id, tk.c.value == r.c.procedure))
+                     .outerjoin(names, names.c.name_key == tk.c.key))
+        .where(rc.c.run_id == run_id, rc.c["class"] == MatchClass.MISSING_IN_SYSTEM.value)
+        .order_by(rc.c.dossier_code, names.c.procedure)
+    )
+    out: dict[str, tuple[Any, list[str]]] = {}
+    for row in conn.execute(stmt).mappings():
+        _, procedures = out.setdefault(row["dossier_code"], (row, []))
+        if row["catalog"] is not None:
+            procedures.append(row["catalog"])
+    return list(out.values())
 
 
 def _catalog(conn: Connection, run_id: int) -> dict[tuple[str, int], WorkflowVersion]:

@@ -14,7 +14,8 @@ from typing import Any
 from reconcile.i18n import catalog, t
 
 CODES = ("closed_on_paper", "reassign_inactive_assignee", "no_rule_or_default", "no_migration_target",
-         "target_invalid", "target_without_staff", "step_lost_by_rule", "step_lost_by_diff", "superseded_by_rule")
+         "target_invalid", "target_without_staff", "step_lost_by_rule", "step_lost_by_diff", "superseded_by_rule",
+         "missing_in_system", "backfill_unknown_procedure", "backfill_ambiguous_procedure")
 LABELS = {"outcome": "value", "status": "value", "findings": "kind"}  # parameter -> catalog prefix of its codes
 
 

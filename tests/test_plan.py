@@ -38,10 +38,16 @@ def test_every_orphan_gets_one_action_and_clean_dossiers_none(district: tuple[Pa
                     "assignee_inactive")
     orphans = set().union(*(by_kind.get(k, set()) for k in orphan_kinds))
     assert len(orphans) == census["total"]["orphaned"] == plan["plan"]["validation"]["orphans"]
-    # Only orphans, dossiers resolved on paper and those on retired versions the rules migrate are touched.
-    assert set(codes) == orphans | by_kind["resolved_not_closed"] | by_kind["superseded_version"]
+    # Only orphans, dossiers resolved on paper, those on retired versions the rules migrate, and those
+    # on the register only (a backfill, awaiting confirmation) are touched.
+    assert set(codes) == (orphans | by_kind["resolved_not_closed"] | by_kind["superseded_version"]
+                          | by_kind["missing_in_system"])
+    backfill = {a["dossier_code"] for a in actions if a["action"] == "backfill"}
+    assert backfill == by_kind["missing_in_system"] and not backfill & orphans
+    assert all(a["confirmed"] is False and a["fingerprint"] is None for a in actions if a["action"] == "backfill")
     v = plan["plan"]["validation"]
     assert v["covered"] + v["escalated"] == v["orphans"] and v["problems"] == []
+    assert v["backfills_awaiting_confirmation"] == len(backfill) > 0
 
 
 def test_default_choices(district: tuple[Path, RunReport, dict]) -> None:
@@ -77,8 +83,8 @@ def test_default_choices(district: tuple[Path, RunReport, dict]) -> None:
     # No version, no staff, a dead end in the latest version: nothing to do but escalate.
     escalated = {a["dossier_code"] for a in by_action["escalate"]}
     assert kinds["unknown_version"] | kinds["unit_without_staff"] | kinds["dead_end_step"] <= escalated
-    # Each action carries the fingerprint of the row it was computed from.
-    assert all(a["fingerprint"] == fingerprints[a["dossier_code"]] for a in plan["actions"])
+    # Each action carries the fingerprint of the row it was computed from (a backfill: no row, null).
+    assert all(a["fingerprint"] == fingerprints.get(a["dossier_code"]) for a in plan["actions"])
     assert plan["plan"]["run"] == report.run["id"] and plan["plan"]["system"]["profile"] == "mapping"
     assert len(plan["plan"]["deadline_impact"]) == len(by_action["migrate"])
 
@@ -128,6 +134,17 @@ SENTENCES = [
     ("superseded_by_rule", {"step": "S03", "version": 2, "to_version": 3, "to_step": "S03", "to_name": "Kiểm tra",
                             "rule": "v2-to-v3"},
      "v2 is superseded: the migration rules move step S03 on; to v3 S03 (Kiểm tra), by rule v2-to-v3"),
+    ("missing_in_system", {"file": "so.xlsx", "sheet": "Quý I", "row": 9, "procedure": "1.004227.000.00.00.H48",
+                           "status": "returned"},
+     "on the register (so.xlsx, sheet Quý I, row 9), not in the system: create the record of "
+     "1.004227.000.00.00.H48 as returned"),
+    ("backfill_unknown_procedure", {"file": "so.csv", "sheet": None, "row": 9, "name": "Cấp phép X"},
+     'on the register (so.csv, row 9), not in the system, but its procedure "Cấp phép X" matches no catalog '
+     "procedure: cannot create the record"),
+    ("backfill_ambiguous_procedure", {"file": "so.csv", "sheet": None, "row": 9, "name": "Cấp phép X",
+                                      "matches": ["1.1", "1.2"]},
+     'on the register (so.csv, row 9), not in the system, but its procedure "Cấp phép X" matches several '
+     "catalog procedures (1.1, 1.2): cannot create the record"),
 ]
 
 
@@ -142,7 +159,8 @@ def test_every_reason_code_has_vi_and_en_and_the_english_is_unchanged() -> None:
         vi = reasons.render(code, args, "vi")  # says the same values; codes (status, kinds) as labels
         said = [v for k, v in args.items() if k not in reasons.LABELS and v is not None and (k, code) != (
             "rule", "step_lost_by_diff")]
-        assert vi != sentence and [v for v in said if str(v) not in vi] == []
+        said = [", ".join(map(str, v)) if isinstance(v, list) else str(v) for v in said]  # lists as the message lists
+        assert vi != sentence and [v for v in said if v not in vi] == []
     assert reasons.render(*SENTENCES[0][:2], "vi") == ("trên sổ giấy: đã trả kết quả (so.xlsx, trang Quý I, dòng 7); "
                                                        "trên hệ thống vẫn ở trạng thái đang xử lý")
 
@@ -153,7 +171,7 @@ def test_every_action_says_its_reason_by_code(district: tuple[Path, RunReport, d
         assert reasons.render(a["reason_code"], a["reason_args"], "en") == a["reason"]
     assert {a["reason_code"] for a in plan["actions"]} == {
         "closed_on_paper", "reassign_inactive_assignee", "no_rule_or_default", "no_migration_target",
-        "step_lost_by_rule", "superseded_by_rule"}
+        "step_lost_by_rule", "superseded_by_rule", "missing_in_system"}
     store = str(out / "inputs" / "reconcile.duckdb")
     guesses = yaml.safe_load(invoke("plan", "--store", store, "--run", "1", "--rules", str(tmp_path), expect=0).stdout)
     assert {a["reason_code"] for a in guesses["actions"] if a["action"] == "migrate"} == {"step_lost_by_diff"}
