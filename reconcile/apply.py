@@ -6,6 +6,10 @@ Safety model:
 - Every UPDATE is built with SQLAlchemy Core from the mapping: identifiers quoted by SQLAlchemy,
   values bound (rendered as literals only for display and `--sql`). Each one is a compare-and-set:
   it changes the row only if the written columns still hold the values read.
+- A confirmed `backfill` INSERTs the dossier row (mapped columns of the dossier role only) after
+  re-checking, inside the batch, that no row with its code exists; one that exists is refused (or is
+  "already applied" when it holds exactly the planned values). Its change rows log every inserted
+  column with the before-value ABSENT (no row); undo turns them into a compare-and-set DELETE.
 - Writes run in batches, each one transaction on the target that re-reads its rows (locked),
   recomputes each dossier's fingerprint exactly as the audit did (the workbench SQL) and refuses
   rows that changed since the audit. A row already holding the planned values is "already applied":
@@ -49,7 +53,7 @@ from reconcile.sources import workbench
 from reconcile.sources.workbench import dossier_sql
 from reconcile.store import (
     Store, audit_run, batch_outcome, bulk_insert, change, change_batch, connect_engine, dossier, mask_url,
-    normalize_url, open_store,
+    normalize_url, open_store, reconciliation,
 )
 
 PLAN_FORMAT = 1
@@ -62,7 +66,12 @@ WRITABLE = {
     "task": ("current_step", "assignee", "unit", "step_entered_at", "step_due_at"),
 }
 ROLE_OF = {f: role for role, fields in WRITABLE.items() for f in fields}
-DATE_FIELDS = ("due_at_revised", "finished_at", "returned_at", "step_entered_at", "step_due_at")
+DATE_FIELDS = ("due_at_revised", "finished_at", "returned_at", "step_entered_at", "step_due_at", "received_at",
+               "due_at")
+# The fields a backfill's row is created with (mapping role dossier), and those it must have.
+BACKFILL_FIELDS = ("dossier_code", "procedure", "workflow_key", "applicant", "received_at", "due_at", "status",
+                   "returned_at")
+BACKFILL_REQUIRED = ("dossier_code", "status", "received_at")
 REQUIRED_SET = {"migrate": ("workflow_version", "current_step"), "reassign": ("assignee",), "close": ("returned_at",)}
 PINNED = {"version": "workflow_version", "step": "current_step", "assignee": "assignee", "returned_at": "returned_at"}
 STATUS_NAMES = tuple(s.value for s in Status)
@@ -238,6 +247,9 @@ def _check_action(item: Any, i: int, line: int, at: Callable[..., str], problems
         problems.append(f"{at('actions', i, 'confirmed')}: confirmed {confirmed!r}: expected true or false.")
     fp = item.get("fingerprint")
     writes = kind in WRITING
+    if kind == "backfill" and fp is not None:
+        problems.append(f"{at('actions', i, 'fingerprint')}: fingerprint {fp!r}: a backfill creates a row that "
+                        "does not exist yet, so its fingerprint is null. Hint: plan it again.")
     if writes and not (isinstance(fp, str) and len(fp) == 32 and all(c in "0123456789abcdef" for c in fp)):
         problems.append(f"{at('actions', i, 'fingerprint')}: fingerprint {fp!r}: expected the 32-hex-digit "
                         "fingerprint of the dossier row the action was computed from. Hint: plan it again.")
@@ -246,26 +258,47 @@ def _check_action(item: Any, i: int, line: int, at: Callable[..., str], problems
     if not isinstance(sets, dict):
         problems.append(f"{at('actions', i, 'set')}: set must map fields to values.")
     elif writes:
-        for f, v in sets.items():
-            if f not in ROLE_OF:
-                problems.append(f"{at('actions', i, 'set', f)}: set.{f}: not a field apply writes. Writable: "
-                                f"{', '.join(ROLE_OF)}.")
-                continue
-            try:
-                values[f] = _canonical(f, v)
-            except ValueError as exc:
-                problems.append(f"{at('actions', i, 'set', f)}: set.{f}: {exc}.")
+        values = _canonical_set(sets, tuple(ROLE_OF), "apply writes", lambda *k: at("actions", i, "set", *k), problems)
         missing = [f for f in REQUIRED_SET[kind] if f not in sets]
         problems += [f"{at('actions', i, 'set')}: a {kind} action sets {f}. Hint: add set.{f}." for f in missing]
         for key, f in PINNED.items():
             if key in item and f in values and _canonical_or_none(f, item[key]) != values[f]:
                 problems.append(f"{at('actions', i, key)}: {key} {item[key]!r} differs from set.{f} "
                                 f"{sets[f]!r}. Hint: edit both, or neither.")
+    elif kind == "backfill":
+        values = _check_backfill_set(sets, code, lambda *k: at("actions", i, "set", *k), problems)
     if len(problems) > before:
         return None
     return PlanAction(line, code.strip(), kind, item["rule"], " ".join(str(item["reason"]).split()),
                       fp if isinstance(fp, str) else None, confirmed, tuple(sorted(values.items())),
                       item.get("reason_code"), item.get("reason_args") or {})
+
+
+def _check_backfill_set(sets: dict[str, Any], code: Any, at: Callable[..., str], problems: list[str]
+                        ) -> dict[str, Any]:
+    """The canonical values of a backfill's `set`: the row it creates."""
+    values = _canonical_set(sets, BACKFILL_FIELDS, "a backfill writes", at, problems)
+    problems += [f"{at()}: a backfill action sets {f}. Hint: add set.{f}, or plan it again."
+                 for f in BACKFILL_REQUIRED if f not in sets]
+    if isinstance(code, str) and "dossier_code" in values and values["dossier_code"] != code.strip():
+        problems.append(f"{at('dossier_code')}: set.dossier_code {values['dossier_code']!r} differs from the "
+                        f"action's dossier_code {code!r}. Hint: edit both, or neither.")
+    return values
+
+
+def _canonical_set(sets: dict[str, Any], allowed: tuple[str, ...], what: str, at: Callable[..., str],
+                   problems: list[str]) -> dict[str, Any]:
+    """An action's `set` in canonical values; `at(field)` is where a field is in the file."""
+    values: dict[str, Any] = {}
+    for f, v in sets.items():
+        if f not in allowed:
+            problems.append(f"{at(f)}: set.{f}: not a field {what}. Writable: {', '.join(allowed)}.")
+            continue
+        try:
+            values[f] = _canonical(f, v)
+        except ValueError as exc:
+            problems.append(f"{at(f)}: set.{f}: {exc}.")
+    return values
 
 
 def _canonical(f: str, v: Any) -> Any:
@@ -301,10 +334,23 @@ def _canonical_or_none(f: str, v: Any) -> Any:
 # ------------------------------------------------------------------------------- typed values
 
 
+class _Absent:
+    """The value of a cell whose row does not exist: before an INSERT, after a DELETE."""
+
+    def __repr__(self) -> str:
+        return "(no row)"
+
+
+ABSENT = _Absent()
+ABSENT_TEXT = '{"absent": true}'  # its encoding in the change log
+
+
 def encode_value(v: Any) -> str | None:
     """A database value as JSON text that decodes to the same Python type (None stays SQL NULL)."""
     if v is None:
         return None
+    if v is ABSENT:
+        return ABSENT_TEXT
     if isinstance(v, datetime):
         return json.dumps({"datetime": v.isoformat()})
     if isinstance(v, date):
@@ -319,6 +365,8 @@ def encode_value(v: Any) -> str | None:
 def decode_value(text: str | None) -> Any:
     if text is None:
         return None
+    if text == ABSENT_TEXT:
+        return ABSENT
     v = json.loads(text)
     if isinstance(v, dict):
         (tag, s), = v.items()
@@ -379,7 +427,8 @@ def _same(a: Any, b: Any) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class Write:
-    """One UPDATE of one row: compare-and-set on the written columns."""
+    """One UPDATE of one row: compare-and-set on the written columns. Every before-value ABSENT: the
+    INSERT of the row (a backfill); every after-value ABSENT: its compare-and-set DELETE (undo)."""
 
     dossier_code: str
     action: str
@@ -388,10 +437,20 @@ class Write:
     key: tuple[tuple[str, Any], ...]  # key column -> value
     columns: tuple[tuple[str, str, Any, Any], ...]  # column, field, before, after
 
-    def statement(self) -> sa.Update:
-        t = self.table
+    @property
+    def kind(self) -> str:
+        if all(before is ABSENT for _, _, before, _ in self.columns):
+            return "insert"
+        return "delete" if all(after is ABSENT for _, _, _, after in self.columns) else "update"
+
+    def statement(self) -> sa.Insert | sa.Update | sa.Delete:
+        t, kind = self.table, self.kind
+        if kind == "insert":
+            return sa.insert(t).values(dict(self.key) | {c: after for c, _, _, after in self.columns})
         cond = [t.c[k] == v for k, v in self.key]
         cond += [t.c[c].is_(None) if before is None else t.c[c] == before for c, _, before, _ in self.columns]
+        if kind == "delete":
+            return sa.delete(t).where(*cond)
         return sa.update(t).where(*cond).values({c: after for c, _, _, after in self.columns})
 
     def row_key(self) -> str:
@@ -437,6 +496,8 @@ class _Renderer:
         self.shapes: dict[tuple[Any, ...], tuple[list[str], dict[str, sa.types.TypeEngine[Any]]]] = {}
 
     def __call__(self, w: Write) -> str:
+        if w.kind != "update":  # backfills and their undo: few
+            return _render(w.statement(), self.dialect)
         shape = w.shape()
         if shape not in self.shapes:
             types: dict[str, sa.types.TypeEngine[Any]] = {}
@@ -462,7 +523,7 @@ class Outcome:
     dossier_code: str
     action: str
     rule: str
-    state: str  # written, would_write, already_applied, stale, missing, ambiguous, unconfirmed, escalate, backfill
+    state: str  # written, would_write, already_applied, stale, missing, ambiguous, unconfirmed, escalate
     detail: str = ""
     statements: tuple[str, ...] = ()
     batch: int | None = None
@@ -501,6 +562,11 @@ class _Target:
                    ) -> list[tuple[PlanAction, str, str, list[Write]]]:
         raise NotImplementedError
 
+    def plan_inserts(self, conn: Connection, actions: list[PlanAction], lock: bool
+                     ) -> list[tuple[PlanAction, str, str, list[Write]]]:
+        """The backfills' INSERTs, after re-reading the rows that hold their codes now."""
+        raise NotImplementedError
+
     def table(self, name: str) -> sa.Table:
         raise NotImplementedError
 
@@ -510,6 +576,19 @@ class _Target:
 
 def _lock(stmt: Any, conn: Connection, lock: bool) -> Any:
     return stmt.with_for_update() if lock and conn.dialect.name in ("postgresql", "mysql", "mariadb") else stmt
+
+
+def _backfill_outcome(a: PlanAction, found: list[Any], table: sa.Table, key: tuple[tuple[str, Any], ...],
+                      values: list[tuple[str, str, Any]]) -> tuple[PlanAction, str, str, list[Write]]:
+    """A backfill given the rows holding its code now (`values`: column, field, value to insert): the
+    INSERT when there is none; already applied when one holds exactly those values; else refused."""
+    if not found:
+        return a, "write", "", [Write(a.dossier_code, a.action, a.rule, table, key,
+                                      tuple((c, f, ABSENT, v) for c, f, v in values))]
+    if len(found) == 1 and all(_same(getattr(found[0], f), v) for _, f, v in values):
+        return a, "already_applied", "", []
+    return a, "stale", (f"exists now: {len(found)} row(s) in {table.name} with this code since the audit, not "
+                        "holding the planned values; not overwritten"), []
 
 
 class VendorTarget(_Target):
@@ -537,13 +616,14 @@ class VendorTarget(_Target):
         self.status_inverse = inverse
 
     def check_fields(self, plan: PlanFile) -> None:
-        """Every field the plan sets has a column in a mapped table, and a value that column takes."""
+        """Every field the plan sets has a column in a mapped table, and a value that column takes (a
+        backfill: its dossier role's, once confirmed)."""
         problems = []
         for a in plan.actions:
-            if a.action not in WRITING:
+            if a.action not in WRITING and not (a.action == "backfill" and a.confirmed):
                 continue
             for f, v in a.set:
-                role = ROLE_OF[f]
+                role = "dossier" if a.action == "backfill" else ROLE_OF[f]
                 tm = self.roles.get(role)
                 where = f"{plan.path}:{a.line}: set.{f}"
                 if tm is None or f not in tm.columns:
@@ -555,16 +635,17 @@ class VendorTarget(_Target):
                                     f"tables only. Hint: map {role}.table, or use --sql and adapt the script.")
                     continue
                 try:
-                    self.vendor_value(f, v)
+                    self.vendor_value(f, v, role)
                 except ValueError as exc:
                     problems.append(f"{where}: {exc}.")
         if problems:
             raise BadInput(problems[0] if len(problems) == 1 else f"{plan.path}: {len(problems)} fields the target "
                            "cannot take", problems)
 
-    def vendor_value(self, f: str, v: Any) -> tuple[str, Any]:
-        tm = self.roles[ROLE_OF[f]]
-        col = self.tables[ROLE_OF[f]].c[tm.columns[f]]
+    def vendor_value(self, f: str, v: Any, role: str | None = None) -> tuple[str, Any]:
+        """The column of field `f` (of `role`, default the role apply updates it in) and `v` in its type."""
+        role = role or ROLE_OF[f]
+        col = self.tables[role].c[self.roles[role].columns[f]]
         if f == "status":
             vendor = self.status_inverse.get(v, [])
             if len(vendor) != 1:
@@ -668,6 +749,19 @@ class VendorTarget(_Target):
                       ((tm[role].columns["dossier_code"], getattr(current[role], "dossier_code")),),
                       tuple(cols)) for role, cols in writes.items()]))
         return out
+
+    def plan_inserts(self, conn: Connection, actions: list[PlanAction], lock: bool
+                     ) -> list[tuple[PlanAction, str, str, list[Write]]]:
+        table, stmt = self.tables["dossier"], self.selects["dossier"]
+        values = {a.line: [(*self.vendor_value(f, v, "dossier"), f) for f, v in a.set] for a in actions}
+        codes = {a.line: next(v for c, v, f in values[a.line] if f == "dossier_code") for a in actions}
+        key = stmt.selected_columns["dossier_code"].element
+        found: dict[Any, list[Any]] = {}
+        for part in _chunks(sorted(set(codes.values())), IN_CHUNK):
+            for r in conn.execute(_lock(stmt.where(key.in_(part)), conn, lock)):
+                found.setdefault(r.dossier_code, []).append(r)
+        return [_backfill_outcome(a, found.get(codes[a.line], []), table, ((key.name, codes[a.line]),),
+                                  [(c, f, v) for c, v, f in values[a.line]]) for a in actions]
 
     def _fingerprints(self, drows: list[Any], tasks: dict[str, list[Any]]) -> dict[int, str]:
         """The fingerprint of each row as the audit computes it (system._dossier_batch + workbench SQL);
@@ -776,6 +870,29 @@ class StoreTarget(_Target):
                                                tuple(writes))]))
         return out
 
+    def plan_inserts(self, conn: Connection, actions: list[PlanAction], lock: bool
+                     ) -> list[tuple[PlanAction, str, str, list[Write]]]:
+        """A backfill adds a row to the run's snapshot (after its last source_row), with its code as the
+        raw code, its status as the raw status and a fingerprint of its values."""
+        d = dossier
+        found: dict[str, list[Any]] = {}
+        for part in _chunks(sorted({a.dossier_code for a in actions}), IN_CHUNK):
+            for r in conn.execute(sa.select(d).where(d.c.run_id == self.run_id, d.c.dossier_code.in_(part))):
+                found.setdefault(r.dossier_code, []).append(r)
+        last = conn.execute(sa.select(sa.func.max(d.c.source_row)).where(d.c.run_id == self.run_id)).scalar() or 0
+        out = []
+        for a in actions:
+            values = [(f, f, _coerce(v, d.c[f])) for f, v in a.set]
+            new = dict(a.set)
+            values += [("code_raw", "code_raw", new["dossier_code"]), ("status_raw", "status_raw", new["status"]),
+                       ("fingerprint", "fingerprint", hashlib.md5(json.dumps(
+                           ["backfill", [(f, encode_value(v)) for _, f, v in values]]).encode()).hexdigest())]
+            outcome = _backfill_outcome(a, found.get(a.dossier_code, []), d,
+                                        (("run_id", self.run_id), ("source_row", last + 1)), values)
+            last += outcome[1] == "write"
+            out.append(outcome)
+        return out
+
 
 def _write_engine(url: str) -> Engine:
     """An engine for writing; on SQLite every transaction takes the write lock first (BEGIN IMMEDIATE),
@@ -872,6 +989,7 @@ def _open_checked(plan: PlanFile, store_url: str | None) -> tuple[Store, StoreRo
                                f"{plan.run}'s {recorded.get(key)!r}. Hint: the header is written by `reconcile "
                                "plan`; plan again.")
         known = _check_fingerprints(plan, store)
+        _check_backfills(plan, store)
     except BaseException:
         store.engine.dispose()
         raise
@@ -905,6 +1023,23 @@ def _check_fingerprints(plan: PlanFile, store: Store) -> StoreRows:
         raise BadInput(problems[0] if len(problems) == 1 else f"{plan.path}: {len(problems)} actions do not match "
                        f"audit run {plan.run}", problems)
     return known
+
+
+def _check_backfills(plan: PlanFile, store: Store) -> None:
+    """Each backfill names a dossier the audit run found on the register only (missing_in_system)."""
+    codes = sorted({a.dossier_code for a in plan.actions if a.action == "backfill"})
+    found: set[str] = set()
+    with store.connect() as conn:
+        for part in _chunks(codes, IN_CHUNK):
+            found.update(conn.execute(sa.select(reconciliation.c.dossier_code).where(
+                reconciliation.c.run_id == plan.run, reconciliation.c["class"] == "missing_in_system",
+                reconciliation.c.dossier_code.in_(part))).scalars())
+    problems = [f"{plan.path}:{a.line}: dossier {a.dossier_code} is not missing_in_system in audit run {plan.run}. "
+                "Hint: a backfill creates a dossier that is on the register only; check the code."
+                for a in plan.actions if a.action == "backfill" and a.dossier_code not in found]
+    if problems:
+        raise BadInput(problems[0] if len(problems) == 1 else f"{plan.path}: {len(problems)} backfills do not "
+                       f"match audit run {plan.run}", problems)
 
 
 def _open_target(plan: PlanFile, store: Store, known: StoreRows, system_url: str | None,
@@ -1009,9 +1144,9 @@ def _run(plan: PlanFile, store: Store, target: _Target, yes: bool, batch_size: i
         if a.action == "escalate":
             outcomes.append(Outcome(a.line, a.dossier_code, a.action, a.rule, "escalate",
                                     "nothing to write: goes to a vendor ticket"))
-        elif a.action == "backfill":
-            outcomes.append(Outcome(a.line, a.dossier_code, a.action, a.rule, "backfill",
-                                    "not supported by apply yet: creating a system record goes to a vendor ticket"))
+        elif not a.confirmed and a.action == "backfill":
+            outcomes.append(Outcome(a.line, a.dossier_code, a.action, a.rule, "unconfirmed",
+                                    "a record to create awaiting a person: set confirmed: true to apply it"))
         elif not a.confirmed:
             outcomes.append(Outcome(a.line, a.dossier_code, a.action, a.rule, "unconfirmed",
                                     "a guess awaiting a person: set confirmed: true to apply it"))
@@ -1021,7 +1156,8 @@ def _run(plan: PlanFile, store: Store, target: _Target, yes: bool, batch_size: i
     script = [_comment(f"dossier-reconcile apply: plan {plan.path} (sha256 {plan.sha256[:16]}), audit run "
                        f"{plan.run}, target {target.describe['source']}"),
               _comment("Built from the target's rows as read now; each UPDATE changes its row only if the written "
-                       "columns still hold the values read (compare-and-set).")]
+                       "columns still hold the values read (compare-and-set); each INSERT creates a dossier found "
+                       "on the register only, after checking that no row has its code.")]
     begin = "START TRANSACTION;" if dialect.name in ("mysql", "mariadb") else "BEGIN;"
     render = _Renderer(dialect)
     batches: list[int] = []
@@ -1029,7 +1165,9 @@ def _run(plan: PlanFile, store: Store, target: _Target, yes: bool, batch_size: i
     write_no = 0
     for n, part in enumerate(_chunks(todo, batch_size), 1):
         with target.connection(write=yes) as conn:
-            planned = target.plan_batch(conn, part, lock=yes)
+            inserts = [a for a in part if a.action == "backfill"]
+            planned = target.plan_batch(conn, [a for a in part if a.action != "backfill"], lock=yes) \
+                + (target.plan_inserts(conn, inserts, lock=yes) if inserts else [])
             writes = [(a, ws) for a, state, _, ws in planned if state == "write"]
             lines = [_comment(f"batch {n}: plan lines {part[0].line}-{part[-1].line}"), begin]
             rendered: dict[int, tuple[str, ...]] = {}
@@ -1073,7 +1211,15 @@ def _execute(conn: Connection, writes: list[Write], what: str) -> None:
     columns and which before-values are NULL), executed for all its rows at once (executemany) where
     the driver reports the rows matched by an executemany, else row by row. Every UPDATE must match
     exactly one row: the batch's rows are locked since they were read, so each still matches its own
-    row, and a total other than the number of UPDATEs means a row changed: the caller rolls back."""
+    row, and a total other than the number of UPDATEs means a row changed: the caller rolls back.
+    A backfill's INSERT (or its undo's compare-and-set DELETE) runs row by row and must affect one row."""
+    for w in [w for w in writes if w.kind != "update"]:
+        result = conn.execute(w.statement())
+        if result.rowcount not in (1, -1 if w.kind == "insert" else 1):  # -1: a driver that does not count
+            raise ApplyFailed(f"{what}: the {w.kind.upper()} of {w.dossier_code} in {w.table.name} affected "
+                              f"{result.rowcount} rows instead of 1 (the row changed during the batch); the batch "
+                              "was rolled back.")
+    writes = [w for w in writes if w.kind == "update"]
     if not conn.dialect.supports_sane_multi_rowcount:
         for w in writes:
             result = conn.execute(w.statement())
@@ -1178,8 +1324,8 @@ def _settle(store: Store, target: _Target) -> Iterator[str]:
         rows = changes[batch_id]
         with target.connection(write=False) as rconn:
             current = _current_values(rconn, target, rows)
-        holds_after = all(_same(current.get(_cell(r)), decode_value(r["after_value"])) for r in rows)
-        holds_before = all(_same(current.get(_cell(r)), decode_value(r["before_value"])) for r in rows)
+        holds_after = all(_holds(current, r, "after_value") for r in rows)
+        holds_before = all(_holds(current, r, "before_value") for r in rows)
         if holds_after == holds_before:  # neither (changed since) or both (cannot tell): leave it for a person
             yield (f"batch {batch_id} was interrupted and its rows now hold neither its before- nor its after-values; "
                    "left without an outcome (check `reconcile history`).")
@@ -1195,6 +1341,12 @@ def _settle(store: Store, target: _Target) -> Iterator[str]:
 def _changes(conn: Connection, batch_id: int) -> list[dict[str, Any]]:
     return [dict(r) for r in conn.execute(sa.select(change).where(change.c.batch_id == batch_id)
                                           .order_by(change.c.seq)).mappings()]
+
+
+def _holds(current: dict[tuple[str, str, str], Any], r: dict[str, Any], which: str) -> bool:
+    """Whether the target holds a change row's before- or after-value now (ABSENT: no such row)."""
+    v = decode_value(r[which])
+    return _cell(r) not in current if v is ABSENT else _cell(r) in current and _same(current[_cell(r)], v)
 
 
 def _cell(r: dict[str, Any]) -> tuple[str, str, str]:
@@ -1340,8 +1492,7 @@ def _undo(store: Store, target: _Target, batch: dict[str, Any], yes: bool, actor
         raise Refused(f"batch {bid} was already undone by batch {undone}.")
     with target.connection(write=yes) as conn:
         current = _current_values(conn, target, rows, lock=yes)
-        moved = [r for r in rows if _cell(r) not in current
-                 or not _same(current[_cell(r)], decode_value(r["after_value"]))]
+        moved = [r for r in rows if not _holds(current, r, "after_value")]
         if moved:
             listed = [f"{r['dossier_code']}: {r['table_name']}.{r['column_name']} holds "
                       f"{_shown(current[_cell(r)]) if _cell(r) in current else '(row gone)'}, batch {bid} wrote "

@@ -654,8 +654,9 @@ def show(code: str, store_url: str | None = None, run_id: int | None = None) -> 
 def dossier_changes(conn: sa.Connection, code: str) -> list[dict[str, Any]]:
     """Every value apply and undo wrote for a dossier (any audit run), from the store's change log:
     batch, kind (apply/undo), the batch's outcome (pending while an interrupted batch is unsettled;
-    rolled_back: nothing of it was written), table, column, before, after, time; oldest first."""
-    from reconcile.apply import decode_value
+    rolled_back: nothing of it was written), table, column, before, after, time; oldest first. `row` says
+    whether the batch inserted the row (before: None), deleted it (after: None) or updated it."""
+    from reconcile.apply import ABSENT, decode_value
 
     c, cb, bo = change, change_batch, batch_outcome
     stmt = (sa.select(c.c.batch_id, cb.c.kind, bo.c.outcome, cb.c.run_id, cb.c.undo_of, c.c.action, c.c.rule,
@@ -665,10 +666,12 @@ def dossier_changes(conn: sa.Connection, code: str) -> list[dict[str, Any]]:
             .where(c.c.dossier_code == code).order_by(c.c.batch_id, c.c.seq))
     out = []
     for r in conn.execute(stmt).mappings():
-        plain = _plain({"before": decode_value(r["before_value"]), "after": decode_value(r["after_value"])})
+        before, after = decode_value(r["before_value"]), decode_value(r["after_value"])
+        row = "insert" if before is ABSENT else "delete" if after is ABSENT else "update"
+        plain = _plain({"before": None if before is ABSENT else before, "after": None if after is ABSENT else after})
         out.append({"batch": r["batch_id"], "kind": r["kind"], "outcome": r["outcome"] or "pending",
                     "run": r["run_id"], "undo_of": r["undo_of"], "action": r["action"], "rule": r["rule"],
-                    "table": r["table_name"], "column": r["column_name"], "field": r["field"], **plain,
+                    "table": r["table_name"], "row": row, "column": r["column_name"], "field": r["field"], **plain,
                     "at": r["started_at"], "actor": r["actor"]})
     return out
 

@@ -99,8 +99,9 @@ def dossier_view(view: DossierView, console: Console) -> None:
             t.add_column(c)
         for ch in view.changes:
             kind = ch["kind"] + (f" of {ch['undo_of']}" if ch["undo_of"] is not None else "")
-            t.add_row(*[escape(kind if c == "kind" else "NULL" if c in ("before", "after") and ch[c] is None
-                               else str(ch[c])) for c in cols])
+            absent = {"insert": "before", "delete": "after"}.get(ch.get("row", ""))  # the row did not exist
+            t.add_row(*[escape(kind if c == "kind" else "(no row)" if c == absent else "NULL"
+                               if c in ("before", "after") and ch[c] is None else str(ch[c])) for c in cols])
         console.print(t)
     else:
         console.print("Changes: none")
@@ -238,7 +239,8 @@ def plan_summary(plan: Plan, console: Console, out: str | None) -> None:
     counts = ", ".join(f"{n:,} {k}" for k, n in sorted(plan.counts().items())) or "nothing to do"
     console.print(f"plan for audit run {plan.header['run']}: {counts}" + (f"; wrote {escape(out)}" if out else ""))
     console.print(f"orphans {v['orphans']:,}: {v['covered']:,} actions fix dossiers, {v['escalated']:,} escalated; "
-                  f"{v['guesses_awaiting_confirmation']:,} guesses await confirmation (apply skips them)")
+                  f"{v['guesses_awaiting_confirmation']:,} guesses and {v.get('backfills_awaiting_confirmation', 0):,} "
+                  "backfills await confirmation (apply skips them)")
     late = [d for d in plan.deadline_impact if d["late_after"] and not d["late_before"]]
     console.print(f"deadline impact: {len(plan.deadline_impact):,} migrations recomputed in working days, "
                   f"{len(late):,} become late")

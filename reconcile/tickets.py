@@ -6,8 +6,9 @@ From an audit run and its plan (`commands.plan`):
   unit_without_staff, assignee_inactive), or the migration target's problem
   (migration_target_without_staff, migration_target_invalid);
 - when the system source is not writable (a mapping without `writable: true`, or an engine database),
-  the confirmed `migrate`/`reassign`/`close` actions become tickets too (cause planned_<action>): the
-  vendor runs the statements of `apply`'s dry run (engine databases: the values to set, no SQL).
+  the confirmed `migrate`/`reassign`/`close`/`backfill` actions become tickets too (cause
+  planned_<action>): the vendor runs the statements of `apply`'s dry run (engine databases: the values
+  to set, no SQL; a backfill: the record to create).
   Guesses awaiting confirmation never go to the vendor.
 Each ticket carries its dossiers with their evidence (system values, register file/sheet/row), the
 proposed action, what is wrong, what the vendor must do, and the SQL. Personal data is masked
@@ -59,7 +60,7 @@ if TYPE_CHECKING:
 TICKETS_FORMAT = 1
 DEFAULT_OUT = "tickets"
 DEFAULT_LANG = "en"
-FIX_ACTIONS = ("migrate", "reassign", "close")
+FIX_ACTIONS = ("migrate", "reassign", "close", "backfill")
 CAUSE_ORDER = [k.value for k in ORPHAN_KINDS] + ["migration_target_without_staff", "migration_target_invalid",
                                                  "other"] + [f"planned_{a}" for a in FIX_ACTIONS]
 SYSTEM_FIELDS = ("status", "workflow_key", "workflow_version", "current_step", "assignee", "unit", "received_at",
@@ -240,18 +241,20 @@ def _bundle(conn: sa.Connection, fix_plan: Plan, run_id: int, fixes: list[Action
         # A plan file's action has no evidence: the run's dossier row is what the plan copied into it.
         evidence = a.evidence or systems.get(a.dossier_code) or {}
         sys_row = systems.get(a.dossier_code) or {f: evidence.get(f) for f in SYSTEM_FIELDS}
-        procedure = evidence.get("workflow_key") or sys_row.get("procedure") or ""
+        procedure = evidence.get("workflow_key") or sys_row.get("procedure") or a.set.get("workflow_key") or ""
         version = evidence.get("workflow_version")
         found = kinds.get(a.dossier_code, ())
         cause = f"planned_{a.action}" if a.action != "escalate" else _cause(a, found)
         state, statements = states.get(a.dossier_code, (None, ())) if a.action != "escalate" else (None, ())
+        if masked and a.action == "backfill":  # its INSERT holds the applicant's name: no SQL unless unmasked
+            statements = ()
         reason = reasons.text(a.reason, a.reason_code, a.reason_args, lang)
         args = {k: mask.text(v) if masked and isinstance(v, str) else v for k, v in a.reason_args.items()}
         item = TicketDossier(
             a.dossier_code, a.action, a.rule, (mask.text(reason) if masked else reason) or "", found,
             m({f: _plain(sys_row.get(f)) for f in SYSTEM_FIELDS}),
             tuple(m(r) for r in registers.get(a.dossier_code, ())),
-            {k: _plain(v) for k, v in sorted(a.set.items())},  # by field: a plan file gives no order
+            m({k: _plain(v) for k, v in sorted(a.set.items())}),  # by field: a plan file gives no order
             state, tuple(statements), a.reason_code, args)
         key = (str(procedure), version, cause)
         groups.setdefault(key, []).append(item)
@@ -323,6 +326,8 @@ def _ticket(tid: str, key: tuple[str, int | None, str], name: str, items: tuple[
             sql = "\n".join([begin, *[line for d in items if d.sql for line in
                                       (f"-- {d.dossier_code} {d.action} ({d.rule})", *d.sql)], "COMMIT;"]) + "\n"
             request_key = "tk.planned.request_sql"
+        if action == "backfill":  # records to create, not rows to change
+            request_key = "tk.planned.request_insert_sql" if sql else "tk.planned.request_backfill"
         skipped = [d.sql_state for d in items if d.sql_state not in ("would_write", "values_only", None)]
         if skipped:
             extra = t("tk.planned.skipped", lang, states=_counted((_coded("sql_state", s, lang) for s in skipped),
