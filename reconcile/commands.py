@@ -31,9 +31,8 @@ from reconcile.sources.workbench import (
 )
 from reconcile.store import (
     Store, account, audit_run, batch_outcome, change, change_batch, dossier, finding, insert_select, insert_stream,
-    mask_url,
-    migration_step, open_store, reconciliation, register_book, register_entry, step_event, text_key, wf_step,
-    wf_transition, wf_version,
+    mask_url, migration_step, open_store, reconciliation, register_book, register_entry, step_event, text_key,
+    wf_step, wf_transition, wf_version,
 )
 from reconcile.wfstate import CENSUS_KINDS, CensusRow, StallRule
 from reconcile.wfstate import census as census_rows
