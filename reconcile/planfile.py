@@ -55,12 +55,13 @@ def _escaped(json_text: str) -> str:
 
 
 class _Text:
-    """Text of strings, computed once per distinct string (plan files repeat most of them): `plain`
-    as a value of the block layout, `quoted` as JSON."""
+    """Text of values, computed once per distinct value (plan files repeat most of them): strings
+    `plain` as a value of the block layout and `quoted` as JSON, one-line mappings as `flows`."""
 
     def __init__(self) -> None:
         self.plain: dict[str, str] = {}
         self.quoted: dict[str, str] = {}
+        self.flows: dict[tuple[Any, ...], str] = {}
 
     def value(self, s: str) -> str:
         text = self.plain.get(s)
@@ -78,9 +79,14 @@ class _Text:
         """A mapping of plain values as one line of JSON; None for any other mapping."""
         if not (_FLAT.issuperset(map(type, d.values())) and _TEXT.issuperset(map(type, d))):
             return None
-        q = self.quote
-        return "{" + ", ".join([f"{q(k)}: {q(v) if type(v) is str else v if type(v) is int else _WORDS_OF[v]}"
-                                for k, v in d.items()]) + "}"
+        key = (tuple(d.items()), tuple(map(type, d.values())))  # 1 and True are equal: the types tell them apart
+        text = self.flows.get(key)
+        if text is None:
+            q = self.quote
+            text = self.flows[key] = "{" + ", ".join([
+                f"{q(k)}: {q(v) if type(v) is str else v if type(v) is int else _WORDS_OF[v]}"
+                for k, v in d.items()]) + "}"
+        return text
 
     def scalar(self, v: Any) -> str:
         if type(v) is str:
