@@ -57,7 +57,7 @@ from reconcile.store import (
 )
 
 PLAN_FORMAT = 1
-DEFAULT_BATCH_SIZE = 500
+DEFAULT_BATCH_SIZE = 5000  # per batch: one target transaction (its rows locked) and two store commits
 ACTIONS = ("migrate", "reassign", "close", "backfill", "escalate")
 WRITING = ("migrate", "reassign", "close")
 # Canonical fields apply may write, per mapping role.

@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from reconcile import __version__, commands, render
+from reconcile.apply import DEFAULT_BATCH_SIZE
 from reconcile.errors import BadInput, ExitCode, ReconcileError, Refused
 from reconcile.files import write_atomically
 from reconcile.i18n import LANGS
@@ -491,7 +492,8 @@ def rules_check(directory: str | None, workflows_dir: str | None, config: str | 
                                                "are shown and apply asks on a terminal, else exits 3.")
 @click.option("--sql", "sql_file", metavar="FILE", help="Write the statements as a SQL script (for a DBA or the "
                                                          "vendor) instead of running them.")
-@click.option("--batch-size", type=click.IntRange(1), default=500, show_default=True, help="Actions per transaction.")
+@click.option("--batch-size", type=click.IntRange(1), default=DEFAULT_BATCH_SIZE, show_default=True,
+              help="Actions per transaction.")
 @click.option("--system", "system_url", metavar="URL", help="The system database (default: the plan's; needed "
                                                             "when its URL hides a password).")
 @click.option("--mapping", metavar="FILE", help="The source mapping (default: the one the audit used).")
