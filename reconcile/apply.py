@@ -775,10 +775,10 @@ class VendorTarget(_Target):
             else:
                 good.append(r)
         if good:
-            first_task = {code: rows[0] for code, rows in tasks.items()}
+            first_task = {code: _Mapped(rows[0]) for code, rows in tasks.items()}
             if self.workbench is None:  # one scratch DuckDB for every batch (a new one costs 20-50 ms)
                 self.workbench = workbench.connect()
-            self.workbench.register("raw", _dossier_batch(good, first_task, self.mapping, 0))
+            self.workbench.register("raw", _dossier_batch([_Mapped(r) for r in good], first_task, self.mapping, 0))
             try:
                 fps = self.workbench.sql(f"SELECT source_row, fingerprint FROM ({dossier_sql('raw')})").to_arrow_table()
             finally:
@@ -793,6 +793,16 @@ class VendorTarget(_Target):
             self._writer.dispose()
         if self.workbench is not None:
             self.workbench.close()
+
+
+class _Mapped:
+    """A row as system._dossier_batch reads it (`._mapping`), with a dict: its lookups cost a tenth of a
+    RowMapping's."""
+
+    __slots__ = ("_mapping",)
+
+    def __init__(self, row: Any) -> None:
+        self._mapping = dict(zip(row._fields, row))
 
 
 class StoreTarget(_Target):
