@@ -525,8 +525,13 @@ class Outcome:
     rule: str
     state: str  # written, would_write, already_applied, stale, missing, ambiguous, unconfirmed, escalate
     detail: str = ""
-    statements: tuple[str, ...] = ()
+    writes: tuple[Write, ...] = ()
     batch: int | None = None
+    render: Callable[[Write], str] | None = None  # the statements' text, rendered when asked for
+
+    @property
+    def statements(self) -> tuple[str, ...]:
+        return tuple(map(self.render, self.writes)) if self.render else ()
 
     def to_dict(self) -> dict[str, Any]:
         return {"line": self.line, "dossier_code": self.dossier_code, "action": self.action, "rule": self.rule,
@@ -1089,8 +1094,13 @@ class ApplyResult:
     writable: bool
     outcomes: tuple[Outcome, ...]
     batches: tuple[int, ...]
-    script: str
+    parts: tuple[str | Outcome, ...]  # the script's lines; an outcome stands for its statements
     settled: tuple[str, ...] = ()
+
+    @property
+    def script(self) -> str:
+        """The statements as a SQL script, in batches (rendered now: apply --yes does not need them)."""
+        return "\n".join(p if isinstance(p, str) else "\n".join(p.statements) for p in self.parts) + "\n"
 
     def counts(self) -> dict[str, int]:
         return dict(Counter(o.state for o in self.outcomes))
@@ -1163,7 +1173,7 @@ def _run(plan: PlanFile, store: Store, target: _Target, yes: bool, batch_size: i
         else:
             todo.append(a)
     dialect = target.dialect
-    script = [_comment(f"dossier-reconcile apply: plan {plan.path} (sha256 {plan.sha256[:16]}), audit run "
+    script: list[str | Outcome] = [_comment(f"dossier-reconcile apply: plan {plan.path} (sha256 {plan.sha256[:16]}), audit run "
                        f"{plan.run}, target {target.describe['source']}"),
               _comment("Built from the target's rows as read now; each UPDATE changes its row only if the written "
                        "columns still hold the values read (compare-and-set); each INSERT creates a dossier found "
@@ -1179,14 +1189,6 @@ def _run(plan: PlanFile, store: Store, target: _Target, yes: bool, batch_size: i
             planned = target.plan_batch(conn, [a for a in part if a.action != "backfill"], lock=yes) \
                 + (target.plan_inserts(conn, inserts, lock=yes) if inserts else [])
             writes = [(a, ws) for a, state, _, ws in planned if state == "write"]
-            lines = [_comment(f"batch {n}: plan lines {part[0].line}-{part[-1].line}"), begin]
-            rendered: dict[int, tuple[str, ...]] = {}
-            for a, ws in writes:
-                rendered[a.line] = tuple(render(w) for w in ws)
-                lines += [_comment(f"{a.dossier_code} {a.action} ({a.rule}): {a.reason}"), *rendered[a.line]]
-            lines.append("COMMIT;")
-            if writes:
-                script += lines
             batch_id = None
             if yes and writes:
                 write_no += 1
@@ -1198,10 +1200,16 @@ def _run(plan: PlanFile, store: Store, target: _Target, yes: bool, batch_size: i
                             "no batch committed before it")
                     raise ApplyFailed(f"{exc} {done}.") from None
                 batches.append(batch_id)
-        for a, state, detail, _ in planned:
+        done = {}
+        for a, state, detail, ws in planned:
             state = ("written" if yes else "would_write") if state == "write" else state
-            by_line[a.line] = Outcome(a.line, a.dossier_code, a.action, a.rule, state, detail,
-                                      rendered.get(a.line, ()), batch_id if state == "written" else None)
+            done[a.line] = by_line[a.line] = Outcome(a.line, a.dossier_code, a.action, a.rule, state, detail,
+                                                     tuple(ws), batch_id if state == "written" else None, render)
+        if writes:
+            script += [_comment(f"batch {n}: plan lines {part[0].line}-{part[-1].line}"), begin]
+            for a, _ in writes:
+                script += [_comment(f"{a.dossier_code} {a.action} ({a.rule}): {a.reason}"), done[a.line]]
+            script.append("COMMIT;")
     refused = [by_line[a.line] for a in todo if by_line[a.line].state in REFUSED_STATES]
     if refused:
         script.append(_comment(f"refused ({len(refused)}), not written:"))
@@ -1213,7 +1221,7 @@ def _run(plan: PlanFile, store: Store, target: _Target, yes: bool, batch_size: i
     outcomes += list(by_line.values())
     outcomes.sort(key=lambda o: o.line)
     return ApplyResult("apply" if yes else "dry_run", plan.path, plan.run, target.describe, writable,
-                       tuple(outcomes), tuple(batches), "\n".join(script) + "\n", settled)
+                       tuple(outcomes), tuple(batches), tuple(script), settled)
 
 
 def _execute(conn: Connection, writes: list[Write], what: str) -> None:
@@ -1416,10 +1424,18 @@ class UndoResult:
     mode: str  # dry_run | undo
     batch: int
     undo_batch: int | None
-    statements: tuple[str, ...]
-    rows: int
+    writes: tuple[Write, ...]
+    render: Callable[[Write], str]
     changes: int
     settled: tuple[str, ...] = ()
+
+    @property
+    def rows(self) -> int:
+        return len(self.writes)
+
+    @property
+    def statements(self) -> tuple[str, ...]:
+        return tuple(map(self.render, self.writes))
 
     def to_dict(self) -> dict[str, Any]:
         return {"mode": self.mode, "batch": self.batch, "undo_batch": self.undo_batch, "rows": self.rows,
@@ -1516,8 +1532,6 @@ def _undo(store: Store, target: _Target, batch: dict[str, Any], yes: bool, actor
                         tuple((r["column_name"], r["field"], decode_value(r["after_value"]),
                                decode_value(r["before_value"])) for r in rs))
                   for (tname, _), rs in groups.items()]
-        render = _Renderer(target.dialect)
-        statements = tuple(render(w) for w in writes)
         undo_id = None
         if yes:
             what = f"undo of batch {bid}"
@@ -1530,7 +1544,8 @@ def _undo(store: Store, target: _Target, batch: dict[str, Any], yes: bool, actor
             meta = {"kind": "undo", "run_id": batch["run_id"], "plan": batch["plan"],
                     "plan_sha256": batch["plan_sha256"], "undo_of": bid}
             undo_id = _log_and_commit(store, target, conn, writes, meta, 1, actor)
-    return UndoResult("undo" if yes else "dry_run", bid, undo_id, statements, len(writes), len(rows), settled)
+    return UndoResult("undo" if yes else "dry_run", bid, undo_id, tuple(writes), _Renderer(target.dialect), len(rows),
+                      settled)
 
 
 # ------------------------------------------------------------------------------------ history
