@@ -34,6 +34,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from decimal import Decimal
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -362,6 +363,7 @@ def encode_value(v: Any) -> str | None:
     return _JSON.encode(v)
 
 
+@lru_cache(maxsize=1 << 16)  # a batch's values repeat (the same accounts, statuses, dates); all immutable
 def decode_value(text: str | None) -> Any:
     if text is None:
         return None
@@ -705,6 +707,7 @@ class VendorTarget(_Target):
         for r in rows.get("task", []):
             tasks.setdefault(str(r.dossier_code), []).append(r)
         fingerprints = self._fingerprints(rows["dossier"], tasks)
+        coerced: dict[tuple[str, type, Any], tuple[str, Any]] = {}  # (field, type, value) -> column, vendor value
         out = []
         for a in actions:
             found = known.get(a.dossier_code, [])
@@ -734,7 +737,10 @@ class VendorTarget(_Target):
             current = {"dossier": drows[0], "task": trows[0] if trows else None}
             for f, v in a.set:
                 role = ROLE_OF[f]
-                colname, after = self.vendor_value(f, v)
+                vendor = coerced.get((f, type(v), v))
+                if vendor is None:
+                    vendor = coerced[(f, type(v), v)] = self.vendor_value(f, v)
+                colname, after = vendor
                 before = getattr(current[role], f)
                 if not _same(before, after):
                     writes.setdefault(role, []).append((colname, f, before, after))
@@ -780,10 +786,13 @@ class VendorTarget(_Target):
             else:
                 good.append(r)
         if good:
-            first_task = {code: _Mapped(rows[0]) for code, rows in tasks.items()}
+            task_fields = next(iter(tasks.values()))[0]._fields if tasks else ()
+            first_task = {code: _Mapped(rows[0], task_fields) for code, rows in tasks.items()}
             if self.workbench is None:  # one scratch DuckDB for every batch (a new one costs 20-50 ms)
                 self.workbench = workbench.connect()
-            self.workbench.register("raw", _dossier_batch([_Mapped(r) for r in good], first_task, self.mapping, 0))
+            fields = good[0]._fields
+            self.workbench.register("raw", _dossier_batch([_Mapped(r, fields) for r in good], first_task,
+                                                          self.mapping, 0))
             try:
                 fps = self.workbench.sql(f"SELECT source_row, fingerprint FROM ({dossier_sql('raw')})").to_arrow_table()
             finally:
@@ -806,8 +815,8 @@ class _Mapped:
 
     __slots__ = ("_mapping",)
 
-    def __init__(self, row: Any) -> None:
-        self._mapping = dict(zip(row._fields, row))
+    def __init__(self, row: Any, fields: tuple[str, ...]) -> None:
+        self._mapping = dict(zip(fields, row))
 
 
 class StoreTarget(_Target):
@@ -1357,8 +1366,9 @@ def _settle(store: Store, target: _Target) -> Iterator[str]:
 
 
 def _changes(conn: Connection, batch_id: int) -> list[dict[str, Any]]:
-    return [dict(r) for r in conn.execute(sa.select(change).where(change.c.batch_id == batch_id)
-                                          .order_by(change.c.seq)).mappings()]
+    result = conn.execute(sa.select(change).where(change.c.batch_id == batch_id).order_by(change.c.seq))
+    names = tuple(result.keys())
+    return [dict(zip(names, r)) for r in result]
 
 
 def _holds(current: dict[tuple[str, str, str], Any], r: dict[str, Any], which: str) -> bool:
