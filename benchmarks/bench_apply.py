@@ -128,12 +128,13 @@ def main() -> None:
         plan_path.write_text(plan.to_yaml(), encoding="utf-8")
         times["plan"].append(time.perf_counter() - t)
         reassign = [a for a in plan.actions if a.action == "reassign"]
-        assert len(reassign) == len(plan.actions) == args.dossiers, plan.counts()
+        # and the register's one row, missing in the system: a backfill or escalation apply does not write
+        assert len(reassign) == args.dossiers and len(plan.actions) <= args.dossiers + 1, plan.counts()
 
         t = time.perf_counter()
         result = ap.apply_plan(plan_path, store, yes=True, batch_size=batch_size)
         times["apply"].append(time.perf_counter() - t)
-        assert result.counts() == {"written": args.dossiers}, result.counts()
+        assert result.counts()["written"] == args.dossiers, result.counts()
         with sqlite3.connect(db_path) as db:
             assert db.execute("SELECT count(*) FROM HS_XULY_HIENTAI WHERE TAIKHOAN_XULY LIKE '%.old'"
                               ).fetchone()[0] == 0

@@ -24,10 +24,12 @@ Safety model:
 
 from __future__ import annotations
 
+import gc
 import getpass
 import hashlib
 import json
 import os
+import re
 import signal
 from contextlib import contextmanager
 from collections import Counter
@@ -79,6 +81,7 @@ STATUS_NAMES = tuple(s.value for s in Status)
 REFUSED_STATES = ("stale", "missing", "ambiguous")
 FAULT_ENV = "RECONCILE_FAULT"  # tests: "<point>:<n>" kills the process (SIGKILL) at that point of write batch n
 IN_CHUNK = 500
+_FINGERPRINT = re.compile(r"[0-9a-f]{32}")
 YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when installed: same data, 20x faster
 # json.dumps(v, ensure_ascii=False[, sort_keys=True]) without building an encoder per call
 _JSON, _JSON_SORTED = json.JSONEncoder(ensure_ascii=False), json.JSONEncoder(ensure_ascii=False, sort_keys=True)
@@ -251,7 +254,7 @@ def _check_action(item: Any, i: int, line: int, at: Callable[..., str], problems
     if kind == "backfill" and fp is not None:
         problems.append(f"{at('actions', i, 'fingerprint')}: fingerprint {fp!r}: a backfill creates a row that "
                         "does not exist yet, so its fingerprint is null. Hint: plan it again.")
-    if writes and not (isinstance(fp, str) and len(fp) == 32 and all(c in "0123456789abcdef" for c in fp)):
+    if writes and not (isinstance(fp, str) and _FINGERPRINT.fullmatch(fp)):
         problems.append(f"{at('actions', i, 'fingerprint')}: fingerprint {fp!r}: expected the 32-hex-digit "
                         "fingerprint of the dossier row the action was computed from. Hint: plan it again.")
     sets = item.get("set") or {}
@@ -1142,6 +1145,21 @@ def _render(stmt: Any, dialect: sa.Dialect) -> str:
     return str(stmt.compile(dialect=dialect, compile_kwargs={"literal_binds": True})).replace("\n", " ") + ";"
 
 
+@contextmanager
+def _fewer_collections() -> Iterator[None]:
+    """Apply and undo keep many objects alive (the plan's actions, the batch's rows, the outcomes): the
+    cyclic garbage collector, which rescans every live object each time enough new ones were made,
+    runs less often while they work (first threshold 50,000 instead of 700; 100k fixes: apply 28 -> 24
+    s). The thresholds are restored after."""
+    old = gc.get_threshold()
+    gc.set_threshold(max(old[0], 50_000), *old[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*old)
+
+
+@_fewer_collections()
 def apply_plan(plan_path: str | Path, store_url: str | None = None, *, yes: bool = False,
                batch_size: int = DEFAULT_BATCH_SIZE, system_url: str | None = None,
                mapping_path: str | None = None, actor: str | None = None) -> ApplyResult:
@@ -1452,6 +1470,7 @@ class UndoResult:
                 "changes": self.changes, "statements": list(self.statements), "settled": list(self.settled)}
 
 
+@_fewer_collections()
 def undo(batch_id: int, store_url: str | None = None, *, yes: bool = False, system_url: str | None = None,
          actor: str | None = None) -> UndoResult:
     """Restore the before-values of a batch where the rows still hold its after-values; if any row no
