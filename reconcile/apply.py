@@ -84,7 +84,8 @@ IN_CHUNK = 500
 _FINGERPRINT = re.compile(r"[0-9a-f]{32}")
 YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when installed: same data, 20x faster
 # json.dumps(v, ensure_ascii=False[, sort_keys=True]) without building an encoder per call
-_JSON, _JSON_SORTED = json.JSONEncoder(ensure_ascii=False), json.JSONEncoder(ensure_ascii=False, sort_keys=True)
+_JSON = json.JSONEncoder(ensure_ascii=False)
+_json_text = json.encoder.encode_basestring  # json.dumps(s, ensure_ascii=False) of a str, in C
 
 
 # ------------------------------------------------------------------------------------ plan file
@@ -351,6 +352,8 @@ ABSENT_TEXT = '{"absent": true}'  # its encoding in the change log
 
 def encode_value(v: Any) -> str | None:
     """A database value as JSON text that decodes to the same Python type (None stays SQL NULL)."""
+    if type(v) is str:
+        return _json_text(v)
     if v is None:
         return None
     if v is ABSENT:
@@ -459,7 +462,9 @@ class Write:
         return sa.update(t).where(*cond).values({c: after for c, _, _, after in self.columns})
 
     def row_key(self) -> str:
-        return _JSON_SORTED.encode({k: encode_value(v) for k, v in self.key})
+        # json.dumps({column: encode_value(value)}, ensure_ascii=False, sort_keys=True), without an encoder per call
+        return "{" + ", ".join(f"{_json_text(k)}: {_json_text(e) if (e := encode_value(v)) is not None else 'null'}"
+                               for k, v in sorted(self.key)) + "}"
 
     def shape(self) -> tuple[Any, ...]:
         """What the statement's text and bind types depend on: writes of one shape share one `template()`."""
@@ -1400,7 +1405,12 @@ def _cell(r: dict[str, Any]) -> tuple[str, str, str]:
 
 
 def _key_of(r: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
-    return tuple((k, decode_value(v)) for k, v in sorted(json.loads(r["row_key"]).items()))
+    return _parse_key(r["row_key"])
+
+
+@lru_cache(maxsize=1 << 16)  # undo reads each row's key twice (to read the row, to write it)
+def _parse_key(row_key: str) -> tuple[tuple[str, Any], ...]:
+    return tuple((k, decode_value(v)) for k, v in sorted(json.loads(row_key).items()))
 
 
 def _current_values(conn: Connection, target: _Target, rows: list[dict[str, Any]], lock: bool = False
