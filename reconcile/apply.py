@@ -1263,13 +1263,14 @@ def _execute(conn: Connection, writes: list[Write], what: str) -> None:
     exactly one row: the batch's rows are locked since they were read, so each still matches its own
     row, and a total other than the number of UPDATEs means a row changed: the caller rolls back.
     A backfill's INSERT (or its undo's compare-and-set DELETE) runs row by row and must affect one row."""
-    for w in [w for w in writes if w.kind != "update"]:
+    kinds = [w.kind for w in writes]
+    for w in [w for w, kind in zip(writes, kinds) if kind != "update"]:
         result = conn.execute(w.statement())
         if result.rowcount not in (1, -1 if w.kind == "insert" else 1):  # -1: a driver that does not count
             raise ApplyFailed(f"{what}: the {w.kind.upper()} of {w.dossier_code} in {w.table.name} affected "
                               f"{result.rowcount} rows instead of 1 (the row changed during the batch); the batch "
                               "was rolled back.")
-    writes = [w for w in writes if w.kind == "update"]
+    writes = [w for w, kind in zip(writes, kinds) if kind == "update"]
     if not conn.dialect.supports_sane_multi_rowcount:
         for w in writes:
             result = conn.execute(w.statement())
@@ -1335,9 +1336,9 @@ def _log_and_commit(store: Store, target: _Target, conn: Connection, writes: lis
         conn.commit()
         _fault("after-commit", write_no)
         if not same:
-            with store.begin() as c2:
-                c2.execute(sa.insert(batch_outcome).values(batch_id=batch_id, outcome="committed",
-                                                           finished_at=_now()))
+            with log.begin():  # its own store transaction, on the log's connection (a new one costs 50 ms)
+                log.execute(sa.insert(batch_outcome).values(batch_id=batch_id, outcome="committed",
+                                                            finished_at=_now()))
     finally:
         if not same:
             log.close()
