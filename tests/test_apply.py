@@ -469,6 +469,26 @@ def test_batched_compare_and_set_refuses_a_batch_when_a_row_moved(fallback: bool
     engine.dispose()
 
 
+def test_logged_rows_are_read_back_with_one_in_list_or_one_condition_per_key() -> None:
+    """Undo and settling read a batch's rows by their logged keys: an IN list when the keys differ in one
+    column, one AND per key otherwise; the same rows either way."""
+    t = sa.Table("K", sa.MetaData(), sa.Column("run", sa.Integer), sa.Column("row", sa.Integer),
+                 sa.Column("v", sa.String(8)))
+    engine = sa.create_engine("sqlite://")
+    with engine.begin() as conn:
+        t.create(conn)
+        conn.execute(t.insert(), [{"run": r, "row": n, "v": f"{r}.{n}"} for r in (1, 2) for n in range(4)])
+        for keys, sql, want in [
+                ([(("run", 1), ("row", 0)), (("run", 1), ("row", 2))], " IN ", {"1.0", "1.2"}),
+                ([(("run", 2), ("row", 3))], " IN ", {"2.3"}),
+                ([(("run", 1), ("row", 1)), (("run", 2), ("row", 1))], " IN ", {"1.1", "2.1"}),
+                ([(("run", 1), ("row", 0)), (("run", 2), ("row", 3))], " OR ", {"1.0", "2.3"})]:
+            cond = ap._keys_condition(t, keys)
+            assert sql in str(cond.compile(engine))
+            assert set(conn.execute(sa.select(t.c.v).where(cond)).scalars()) == want
+    engine.dispose()
+
+
 def test_show_lists_the_changes_of_a_dossier(district: Path, tmp_path: Path) -> None:
     url, store, _ = audited(district, tmp_path)
     plan = tmp_path / "plan.yaml"
