@@ -342,6 +342,15 @@ def test_sigkill_mid_apply_leaves_whole_batches_and_a_rerun_finishes(district: P
     assert snapshot(url) == original
 
 
+def store_dossiers(store: str) -> list[Any]:
+    """Every run's dossier rows of a store (the csv profile's snapshot), in order."""
+    s = open_store(store, create=False)
+    with s.connect() as conn:
+        out = conn.execute(sa.select(dossier).order_by(dossier.c.run_id, dossier.c.source_row)).all()
+    s.engine.dispose()
+    return out
+
+
 def test_csv_profile_writes_the_store_snapshot(csv_district: Path, tmp_path: Path) -> None:
     work = tmp_path / "d"
     shutil.copytree(csv_district, work)
@@ -352,11 +361,7 @@ def test_csv_profile_writes_the_store_snapshot(csv_district: Path, tmp_path: Pat
     make_plan(store, plan)
 
     def rows() -> list[Any]:
-        s = open_store(store, create=False)
-        with s.connect() as conn:
-            out = conn.execute(sa.select(dossier).order_by(dossier.c.run_id, dossier.c.source_row)).all()
-        s.engine.dispose()
-        return out
+        return store_dossiers(store)
 
     original = rows()
     invoke("apply", str(plan), "--store", store, "--yes", expect=0)

@@ -16,13 +16,12 @@ import pytest
 import sqlalchemy as sa
 import yaml
 from helpers import invoke
-from test_apply import PAPER_ONLY, copy_vendor, snapshot
+from test_apply import PAPER_ONLY, copy_vendor, snapshot, store_dossiers
 
 from reconcile import apply as ap
 from reconcile import reasons
 from reconcile.commands import AuditInputs, audit
 from reconcile.simulate import simulate
-from reconcile.store import dossier, open_store
 
 VENDOR = "binh-son-igate.sqlite"
 # The demo mapping's HS_HOSO columns of the fields a backfill sets.
@@ -309,11 +308,7 @@ def test_csv_profile_backfills_into_the_store_snapshot(tmp_path_factory: pytest.
     assert proposed
 
     def rows() -> list[Any]:
-        s = open_store(store, create=False)
-        with s.connect() as conn:
-            out = conn.execute(sa.select(dossier).order_by(dossier.c.run_id, dossier.c.source_row)).all()
-        s.engine.dispose()
-        return out
+        return store_dossiers(store)
 
     original = rows()
     invoke("apply", str(plan), "--store", store, "--yes", expect=0)
