@@ -462,14 +462,7 @@ def insert_select(store: "Store", conn: Connection, table: sa.Table, select: Cal
     if data.num_rows == 0:
         return 0
     if store.dialect == "duckdb":
-        # DuckDB reads `_arrow_raw` from this frame's local variables (a replacement scan). A registered
-        # view would do too, but one dropped inside the run's transaction keeps its Arrow data alive
-        # until commit: every batch would stay in memory for the whole run.
-        _arrow_raw = data  # noqa: F841 (read by DuckDB)
-        duck = conn.connection.dbapi_connection  # the driver's connection: execute() sees this frame
-        (n,), = duck.execute(f'INSERT INTO "{table.name}" BY NAME SELECT {int(run_id)} AS run_id, * '
-                             f'FROM ({select("_arrow_raw")})').fetchall()
-        return int(n)
+        return _duckdb_insert(conn, table, select, data, run_id)
     from reconcile.sources.workbench import select_arrow
 
     out = select_arrow(select("raw"), {"raw": data})
@@ -498,15 +491,24 @@ def insert_stream(conn: Connection, table: sa.Table, select: Callable[[str], str
             failed.append(exc)
             raise
 
-    _arrow_raw = pa.RecordBatchReader.from_batches(schema, record_batches())  # noqa: F841 (read by DuckDB)
-    duck = conn.connection.dbapi_connection  # execute() finds `_arrow_raw` in this frame (a replacement scan)
     try:
-        (n,), = duck.execute(f'INSERT INTO "{table.name}" BY NAME SELECT {int(run_id)} AS run_id, * '
-                             f'FROM ({select("_arrow_raw")})').fetchall()
+        return _duckdb_insert(conn, table, select, pa.RecordBatchReader.from_batches(schema, record_batches()), run_id)
     except Exception:
         if failed:
             raise failed[0] from None
         raise
+
+
+def _duckdb_insert(conn: Connection, table: sa.Table, select: Callable[[str], str],
+                   source: pa.Table | pa.RecordBatchReader, run_id: int) -> int:
+    """INSERT … SELECT in a DuckDB store over `source`, which DuckDB reads as `_arrow_raw` from this
+    frame's local variables (a replacement scan). A registered view would do too, but one dropped
+    inside the run's transaction keeps its Arrow data alive until commit: every batch would stay in
+    memory for the whole run."""
+    _arrow_raw = source  # noqa: F841 (read by DuckDB)
+    duck = conn.connection.dbapi_connection  # the driver's connection: execute() sees this frame
+    (n,), = duck.execute(f'INSERT INTO "{table.name}" BY NAME SELECT {int(run_id)} AS run_id, * '
+                         f'FROM ({select("_arrow_raw")})').fetchall()
     return int(n)
 
 
