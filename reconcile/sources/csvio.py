@@ -20,24 +20,32 @@ def line_offset(path: Path, lines: int) -> int:
     return offset
 
 
-def line_chunks(path: Path, start: int) -> Iterator[tuple[int, bytes]]:
+def line_chunks(path: Path, start: int) -> Iterator[tuple[int, memoryview]]:
     """(offset, bytes) pieces of the file from byte `start`, each about CHUNK_BYTES and ending at a
-    line end (the last one at the file's end)."""
-    size = CHUNK_BYTES
-    with path.open("rb") as fh:
+    line end (the last one at the file's end). Each piece is read straight into its own buffer and
+    handed out as a view: no copy of the file's bytes beyond the read itself (only the few bytes
+    after a piece's last line end move to the next buffer)."""
+    with path.open("rb", buffering=0) as fh:
         fh.seek(start)
         offset, carry = start, b""
         while True:
-            block = fh.read(size)
-            if not block:
+            buf = bytearray(len(carry) + CHUNK_BYTES)
+            buf[:len(carry)] = carry
+            view = memoryview(buf)
+            end = len(carry)
+            while end < len(buf):  # a raw read may return less than asked
+                n = fh.readinto(view[end:])
+                if not n:
+                    break
+                end += n
+            if end == len(carry):  # the file's end
                 break
-            data = carry + block
-            cut = data.rfind(b"\n") + 1
+            cut = buf.rfind(b"\n", 0, end) + 1
             if cut == 0:  # one line longer than a block: keep reading
-                carry = data
+                carry = bytes(view[:end])
                 continue
-            yield offset, data[:cut]
+            carry = bytes(view[cut:end])
+            yield offset, view[:cut]
             offset += cut
-            carry = data[cut:]
         if carry:
-            yield offset, carry
+            yield offset, memoryview(carry)
