@@ -19,6 +19,7 @@ that changed since. The plan also validates itself and reports the deadline impa
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -43,6 +44,7 @@ from reconcile.wfstate import FLAG, ORPHAN_KINDS
 K = FindingKind
 PLAN_FORMAT = 1
 CLOSE_STATUS = {"returned": "returned", "withdrawn": "withdrawn", "rejected": "rejected"}
+ORPHANED = sum(FLAG[k] for k in ORPHAN_KINDS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,14 +124,17 @@ def build_plan(conn: Connection, run_id: int, store_url: str, resolver: Resolver
     actions: list[Action] = []
     impact: list[dict[str, Any]] = []
     orphans: set[str] = set()
+    deadline = _Deadlines(versions, as_of)
     for row in _candidates(conn, run_id):
         flags = row["flags"] or 0
-        orphaned = any(flags & FLAG[k] for k in ORPHAN_KINDS)
+        orphaned = flags & ORPHANED
         if orphaned:
             orphans.add(row["dossier_code"])
         base = {"dossier_code": row["dossier_code"], "fingerprint": row["fingerprint"]}
-        evidence = {k: _plain(row[k]) for k in ("status", "workflow_key", "workflow_version", "current_step",
-                                                 "assignee", "unit", "received_at", "due_at")}
+        evidence = {"status": row["status"], "workflow_key": row["workflow_key"],
+                    "workflow_version": row["workflow_version"], "current_step": row["current_step"],
+                    "assignee": row["assignee"], "unit": row["unit"], "received_at": _plain(row["received_at"]),
+                    "due_at": _plain(row["due_at"])}
         if row["class"] == "resolved_not_closed":
             actions.append(_close(row, base, evidence))
         elif flags & (FLAG[K.STEP_NOT_IN_VERSION] | FLAG[K.DEAD_END_STEP]):
@@ -138,7 +143,7 @@ def build_plan(conn: Connection, run_id: int, store_url: str, resolver: Resolver
             actions.append(action)
             if action.action == "migrate":
                 to = (action.set.get("workflow_key", row["workflow_key"]), action.set["workflow_version"])
-                impact.append(_deadline(row, versions[to], as_of))
+                impact.append(deadline(row, to))
         elif flags & FLAG[K.ASSIGNEE_INACTIVE] and (who := staff.take(row["unit"])):
             actions.append(Action(**base, action="reassign", rule="default:reassign",
                                   **reason("reassign_inactive_assignee", assignee=row["assignee"], who=who,
@@ -155,7 +160,7 @@ def build_plan(conn: Connection, run_id: int, store_url: str, resolver: Resolver
                 actions.append(action)
                 if action.action == "migrate":
                     to = (action.set.get("workflow_key", row["workflow_key"]), action.set["workflow_version"])
-                    impact.append(_deadline(row, versions[to], as_of))
+                    impact.append(deadline(row, to))
     actions += [_backfill(row, procedures) for row, procedures in _backfill_candidates(conn, run_id)]
     actions.sort(key=lambda a: a.dossier_code)
     header = {"format": PLAN_FORMAT, "store": store_url, "run": run_id, "run_fingerprint": run["fingerprint"],
@@ -236,14 +241,24 @@ def _proposed(proc: str, version: int, step: str, earlier: int | None,
     return Target(proc, newest.version, paired, (), confirmed=False) if paired else None
 
 
-def _deadline(row: Any, version: WorkflowVersion, as_of: date) -> dict[str, Any]:
+class _Deadlines:
     """The due date recomputed in working days from the received date with the target version's time
-    limit (its steps' days along the first path to a final step)."""
-    received, due = row["received_at"], row["due_at"]
-    new_due = add_working_days(received, math.ceil(_time_limit(version))) if received else None
-    return {"dossier_code": row["dossier_code"], "version": version.version, "due_at": _plain(due),
-            "new_due_at": _plain(new_due), "late_before": bool(due and due < as_of),
-            "late_after": bool(new_due and new_due < as_of)}
+    limit (its steps' days along the first path to a final step); once per (version, received date)."""
+
+    def __init__(self, versions: dict[tuple[str, int], WorkflowVersion], as_of: date) -> None:
+        self.versions, self.as_of = versions, as_of
+        self.due: dict[tuple[tuple[str, int], date], date] = {}
+
+    def __call__(self, row: Any, to: tuple[str, int]) -> dict[str, Any]:
+        received, due, version = row["received_at"], row["due_at"], self.versions[to]
+        new_due = None
+        if received:
+            new_due = self.due.get((to, received))
+            if new_due is None:
+                new_due = self.due[to, received] = add_working_days(received, math.ceil(_time_limit(version)))
+        return {"dossier_code": row["dossier_code"], "version": version.version, "due_at": _plain(due),
+                "new_due_at": _plain(new_due), "late_before": bool(due and due < self.as_of),
+                "late_after": bool(new_due and new_due < self.as_of)}
 
 
 def _time_limit(v: WorkflowVersion) -> float:
@@ -263,7 +278,7 @@ def _validate(actions: list[Action], orphans: set[str], versions: dict[tuple[str
     problems = []
     for a in actions:
         new = a.set.get("assignee")
-        if new is not None and not staff.active(new):
+        if new is not None and new not in staff.actives:
             problems.append(f"{a.dossier_code}: new assignee {new} is not active")
         if a.action == "migrate":
             v = versions.get((a.set.get("workflow_key", a.evidence["workflow_key"]), a.set["workflow_version"]))
@@ -327,7 +342,7 @@ def _candidates(conn: Connection, run_id: int) -> list[Any]:
                sa.or_(w.c.flags.op("&")(wanted) != 0, rc.c["class"] == "resolved_not_closed"))
         .order_by(d.c.dossier_code)
     )
-    return list(conn.execute(stmt).mappings())
+    return conn.execute(stmt).mappings().all()
 
 
 def _backfill_candidates(conn: Connection, run_id: int) -> list[tuple[Any, list[str]]]:
@@ -385,18 +400,22 @@ def _by_procedure(versions: dict[tuple[str, int], WorkflowVersion]) -> dict[str,
 
 
 class _Staff:
-    """Active accounts per unit, handed out least-loaded first (ties by account name)."""
+    """Active accounts per unit, handed out least-loaded first (ties by account name): a heap of
+    (load, account) per unit."""
 
     def __init__(self, conn: Connection, run_id: int) -> None:
         acc, w = account, wf_state
         load = dict(conn.execute(sa.select(w.c.assignee, sa.func.count())
                                  .where(w.c.run_id == run_id, w.c.assignee.is_not(None)).group_by(w.c.assignee)).all())
-        self.by_unit: dict[str, dict[str, int]] = {}
+        units: dict[str, dict[str, int]] = {}
         self.actives: set[str] = set()
         for name, unit in conn.execute(sa.select(acc.c.account, acc.c.unit)
                                        .where(acc.c.run_id == run_id, acc.c.active.is_(True))):
             self.actives.add(name)
-            self.by_unit.setdefault(unit, {})[name] = int(load.get(name, 0))
+            units.setdefault(unit, {})[name] = int(load.get(name, 0))
+        self.by_unit = {unit: [(n, name) for name, n in pool.items()] for unit, pool in units.items()}
+        for pool in self.by_unit.values():
+            heapq.heapify(pool)
 
     def active(self, name: str | None) -> bool:
         return name is not None and name in self.actives
@@ -405,8 +424,8 @@ class _Staff:
         pool = self.by_unit.get(unit or "")
         if not pool:
             return None
-        who = min(pool, key=lambda a: (pool[a], a))
-        pool[who] += 1
+        n, who = pool[0]
+        heapq.heapreplace(pool, (n + 1, who))
         return who
 
 

@@ -9,6 +9,7 @@ the language (statuses and outcomes: value.*, finding kinds: kind.*), for the te
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 from reconcile.i18n import catalog, t
@@ -21,7 +22,14 @@ LABELS = {"outcome": "value", "status": "value", "findings": "kind"}  # paramete
 
 def reason(code: str, **args: Any) -> dict[str, Any]:
     """An action's reason fields: the English sentence, the code and its parameters."""
-    return {"reason": render(code, args, "en"), "reason_code": code, "reason_args": args}
+    key = tuple((k, type(v), tuple(v) if type(v) is list else v) for k, v in args.items())
+    return {"reason": _english(code, key), "reason_code": code, "reason_args": args}
+
+
+@lru_cache(maxsize=4096)
+def _english(code: str, key: tuple[tuple[str, type, Any], ...]) -> str:
+    """The English sentence, once per distinct reason (a plan repeats a few of them many times)."""
+    return render(code, {k: list(v) if t is list else v for k, t, v in key}, "en")
 
 
 def render(code: str, args: dict[str, Any], lang: str) -> str:
