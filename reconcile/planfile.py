@@ -16,15 +16,18 @@ import json
 import re
 from typing import Any
 
+import orjson
 import yaml
 from yaml.resolver import Resolver
 
-# What YAML 1.1 reads as something other than text when written plain (bools, null, numbers, dates).
-_NOT_TEXT = "|".join(sorted({f"(?:{r.pattern})" for rs in Resolver.yaml_implicit_resolvers.values() for _, r in rs}))
+# What YAML 1.1 reads as something other than text when written plain (bools, null, numbers, dates), by
+# first character, as PyYAML looks them up.
+_NOT_TEXT = {c: re.compile("|".join(sorted({f"(?:{r.pattern})" for _, r in rs})), re.X)
+             for c, rs in Resolver.yaml_implicit_resolvers.items()}
 # Plain scalars written and read here: not one of those; a letter or digit first, then a conservative
 # set of characters; no ': ' inside, no ':' or space at the end (YAML would read them differently).
-_PLAIN = re.compile(rf"(?!{_NOT_TEXT})(?!.*:[ ])(?!.*[: ]$)[^\W_][\w .,;:()/@+='-]*", re.X)  # re.X: [ ] is a space
-_KEY = re.compile(rf"(?!{_NOT_TEXT})[A-Za-z_][A-Za-z0-9_]*", re.X)  # keys written plain
+_PLAIN = re.compile(r"[^\W_][\w .,;:()/@+='-]*")
+_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # keys written plain
 _INT = re.compile(r"-?(?:0|[1-9][0-9]*)")
 # Characters written escaped in quoted scalars: YAML reads them as line breaks or refuses them raw.
 _ESCAPE = re.compile("[\x7f-\x9f\u2028\u2029\ufeff\ud800-\udfff]")
@@ -39,12 +42,18 @@ _SURROGATE = re.compile(r"\\u[dD][89abAB]")
 
 def plain(s: str) -> bool:
     """Does YAML read `s`, written plain (unquoted), back as this text?"""
-    return _PLAIN.fullmatch(s) is not None
+    return _PLAIN.fullmatch(s) is not None and ": " not in s and s[-1] not in ": " and _text(s)
 
 
 def plain_key(s: str) -> bool:
     """Is `s` a key written plain (letters, digits, '_'; not one YAML reads as a bool or null)?"""
-    return _KEY.fullmatch(s) is not None
+    return _KEY.fullmatch(s) is not None and _text(s)
+
+
+def _text(s: str) -> bool:
+    """Does YAML read `s` (not empty) as text, by its implicit resolvers for `s`'s first character?"""
+    not_text = _NOT_TEXT.get(s[0])
+    return not_text is None or not_text.match(s) is None
 
 
 def _escaped(json_text: str) -> str:
@@ -61,7 +70,7 @@ class _Text:
     def __init__(self) -> None:
         self.plain: dict[str, str] = {}
         self.quoted: dict[str, str] = {}
-        self.flows: dict[tuple[Any, ...], str] = {}
+        self.flows: dict[bytes, str] = {}
 
     def value(self, s: str) -> str:
         text = self.plain.get(s)
@@ -79,14 +88,19 @@ class _Text:
         """A mapping of plain values as one line of JSON; None for any other mapping."""
         if not (_FLAT.issuperset(map(type, d.values())) and _TEXT.issuperset(map(type, d))):
             return None
-        key = (tuple(d.items()), tuple(map(type, d.values())))  # 1 and True are equal: the types tell them apart
+        try:
+            key = orjson.dumps(d)  # compact JSON tells such mappings apart (1 and true too), fast
+        except orjson.JSONEncodeError:  # text with lone surrogates, whole numbers beyond 64 bits
+            return self.json(d)
         text = self.flows.get(key)
         if text is None:
-            q = self.quote
-            text = self.flows[key] = "{" + ", ".join([
-                f"{q(k)}: {q(v) if type(v) is str else v if type(v) is int else _WORDS_OF[v]}"
-                for k, v in d.items()]) + "}"
+            text = self.flows[key] = self.json(d)
         return text
+
+    def json(self, d: dict[str, Any]) -> str:
+        q = self.quote
+        return "{" + ", ".join([f"{q(k)}: {q(v) if type(v) is str else v if type(v) is int else _WORDS_OF[v]}"
+                                for k, v in d.items()]) + "}"
 
     def scalar(self, v: Any) -> str:
         if type(v) is str:
@@ -111,24 +125,26 @@ def _mapping(d: dict[Any, Any], pad: str, out: list[str], text: _Text, keys: dic
              first: str | None = None) -> None:
     """The block mapping at indentation `pad`; its first line starts with `first` (after a "- ")."""
     lead = pad if first is None else first
+    values, append = text.plain, out.append
     for k, v in d.items():
         head = keys.get(k)
         if head is None:
             head = keys[k] = (k if type(k) is str and plain_key(k) else text.quote(str(k))) + ":"
-        if type(v) is str:
-            out.append(f"{lead}{head} {text.value(v)}")
-        elif type(v) is dict and v:
+        t = type(v)
+        if t is str:
+            append(f"{lead}{head} {values.get(v) or text.value(v)}")  # the cache inline: most values repeat
+        elif t is dict and v:
             flow = text.flow(v)
             if flow is not None:
-                out.append(f"{lead}{head} {flow}")
+                append(f"{lead}{head} {flow}")
             else:
-                out.append(lead + head)
+                append(lead + head)
                 _mapping(v, pad + "  ", out, text, keys)
-        elif type(v) is list and v:
-            out.append(lead + head)
+        elif t is list and v:
+            append(lead + head)
             _sequence(v, pad, out, text, keys)  # indentless, as PyYAML writes it
         else:
-            out.append(f"{lead}{head} {text.scalar(v)}")
+            append(f"{lead}{head} {text.scalar(v)}")
         lead = pad
 
 

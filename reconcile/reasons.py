@@ -22,14 +22,18 @@ LABELS = {"outcome": "value", "status": "value", "findings": "kind"}  # paramete
 
 def reason(code: str, **args: Any) -> dict[str, Any]:
     """An action's reason fields: the English sentence, the code and its parameters."""
-    key = tuple((k, type(v), tuple(v) if type(v) is list else v) for k, v in args.items())
-    return {"reason": _english(code, key), "reason_code": code, "reason_args": args}
+    types = tuple(map(type, args.values()))  # 1 and True are equal: the types tell them apart
+    try:
+        sentence = _english(code, tuple(args.items()), types)
+    except TypeError:  # a list among them (unhashable): as a tuple
+        sentence = _english(code, tuple((k, tuple(v) if type(v) is list else v) for k, v in args.items()), types)
+    return {"reason": sentence, "reason_code": code, "reason_args": args}
 
 
 @lru_cache(maxsize=4096)
-def _english(code: str, key: tuple[tuple[str, type, Any], ...]) -> str:
+def _english(code: str, items: tuple[tuple[str, Any], ...], types: tuple[type, ...]) -> str:
     """The English sentence, once per distinct reason (a plan repeats a few of them many times)."""
-    return render(code, {k: list(v) if t is list else v for k, t, v in key}, "en")
+    return render(code, {k: list(v) if t is list else v for (k, v), t in zip(items, types)}, "en")
 
 
 def render(code: str, args: dict[str, Any], lang: str) -> str:
