@@ -7,6 +7,7 @@ import json
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timezone
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
@@ -294,7 +295,7 @@ def record_run(store: Store, loaded: Loaded, settings: AuditSettings, progress: 
         books = _books(reg_checks.book_years, loaded.register.periods)
         loaded.warnings.extend(reg_checks.warnings)
         sys_digest = SystemDigest()
-        n_sys = _store_batches(store, conn, run_id, dossier, dossier_sql,
+        n_sys = _store_batches(store, conn, run_id, dossier, partial(dossier_sql, open_fingerprints=True),
                                system.dossier_batches(), lambda n: progress(f"system {n:,} dossiers"),
                                sys_digest.add, DOSSIER_TEXTS)
         check_stored_dossiers(conn, run_id, system.where.get("dossier", "dossiers"))

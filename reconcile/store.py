@@ -18,9 +18,10 @@ from sqlalchemy.engine import Connection, Engine, make_url
 
 from reconcile.errors import BadInput
 
-SCHEMA_VERSION = 6  # 2: wf_state and work_day (workflow census); 3: change_batch, change, batch_outcome (apply/undo);
+SCHEMA_VERSION = 7  # 2: wf_state and work_day (workflow census); 3: change_batch, change, batch_outcome (apply/undo);
 # 4: migration_step, and wf_state's migrates_to_* columns (superseded_version; added to older stores by ALTER TABLE);
-# 5: stats_group (the statistics of each run's own period); 6: no indexes in a DuckDB store (dropped from older ones)
+# 5: stats_group (the statistics of each run's own period); 6: no indexes in a DuckDB store (dropped from older ones);
+# 7: dossier.fingerprint nullable (closed dossiers get none)
 DEFAULT_STORE = "reconcile.duckdb"
 
 metadata = sa.MetaData()
@@ -141,7 +142,7 @@ dossier = _table(
     sa.Column("unit", KEY),
     sa.Column("step_entered_at", sa.Date),
     sa.Column("step_due_at", sa.Date),
-    sa.Column("fingerprint", sa.String(32), nullable=False),
+    sa.Column("fingerprint", sa.String(32)),  # md5 of the row as read; open dossiers only (what plans act on)
     sa.Column("problems", sa.Text),  # values that did not parse; a run with any is refused
 )
 
@@ -578,6 +579,8 @@ def open_store(url: str | None = None, *, create: bool = True) -> Store:
                 ix.create(conn, checkfirst=True)
             elif found is not None:
                 conn.exec_driver_sql(f'DROP INDEX IF EXISTS "{ix.name}"')
+        if found is not None and int(found) < 7:  # after the indexes: DuckDB alters no indexed table
+            _drop_not_null(conn, dossier.c.fingerprint)
         conn.execute(sa.delete(meta_table).where(meta_table.c.key == "schema_version"))
         conn.execute(sa.insert(meta_table).values(key="schema_version", value=str(SCHEMA_VERSION)))
     return store
@@ -591,6 +594,15 @@ def _add_columns(conn: Connection, table: sa.Table, names: tuple[str, ...]) -> N
             col = table.c[name]
             conn.execute(sa.text(f"ALTER TABLE {table.name} ADD COLUMN {name} "
                                  f"{col.type.compile(dialect=conn.dialect)}"))
+
+
+def _drop_not_null(conn: Connection, col: sa.Column[Any]) -> None:
+    """A column an older schema declared NOT NULL becomes nullable."""
+    table, name = col.table.name, col.name
+    if conn.dialect.name == "mysql":
+        conn.execute(sa.text(f"ALTER TABLE {table} MODIFY {name} {col.type.compile(dialect=conn.dialect)} NULL"))
+    else:
+        conn.execute(sa.text(f"ALTER TABLE {table} ALTER COLUMN {name} DROP NOT NULL"))
 
 
 def iter_rows(conn: Connection, stmt: Any, batch: int = 10_000) -> Iterator[Any]:

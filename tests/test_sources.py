@@ -327,3 +327,29 @@ def test_indexes_on_server_stores_only_and_dropped_from_older_duckdb_stores(stor
         assert {"ix_register_entry_code", "ix_dossier_code", "ix_finding_code", "ix_reconciliation_code",
                 "ix_wf_state_row", "ix_work_day"} <= names
     store.engine.dispose()
+
+
+def test_closed_dossiers_have_no_fingerprint_and_older_stores_allow_none(store_url: str) -> None:
+    """Plans act on open dossiers only, so the audit fingerprints those alone (schema 7); an older
+    store, whose fingerprint column is NOT NULL, allows none once it is opened."""
+    from reconcile.model import OPEN_STATUSES
+    from reconcile.store import dossier, meta_table, open_store
+
+    store = open_store(store_url)
+    with store.begin() as conn:
+        if store.dialect == "mysql":
+            conn.exec_driver_sql("ALTER TABLE dossier MODIFY fingerprint VARCHAR(32) NOT NULL")
+        else:
+            conn.exec_driver_sql("ALTER TABLE dossier ALTER COLUMN fingerprint SET NOT NULL")
+        conn.execute(sa.update(meta_table).where(meta_table.c.key == "schema_version").values(value="6"))
+    store.engine.dispose()
+    invoke("audit", "--register", str(BASIC / "register-2021.csv"), "--system", str(BASIC / "system"),
+           "--workflows", str(BASIC / "workflows"), "--as-of", "2021-06-30", "--store", store_url, expect=1)
+    store = open_store(store_url, create=False)
+    with store.connect() as conn:
+        rows = conn.execute(sa.select(dossier.c.status, dossier.c.fingerprint)).all()
+    store.engine.dispose()
+    open_ = {s.value for s in OPEN_STATUSES}
+    assert {len(fp or "") for status, fp in rows if status in open_} == {32}
+    assert {fp for status, fp in rows if status not in open_} == {None}
+    assert len({status in open_ for status, _ in rows}) == 2  # both kinds present

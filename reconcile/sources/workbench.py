@@ -11,6 +11,7 @@ import pyarrow.compute as pc
 import sqlalchemy as sa
 
 from reconcile.errors import BadInput
+from reconcile.model import OPEN_STATUSES
 from reconcile.normalize import normalize_text, sql_code, sql_date, sql_fold, sql_looks_like_code, sql_text
 from reconcile.store import dossier, register_entry
 
@@ -168,14 +169,20 @@ class SystemDigest:
 
 _FINGERPRINT = ("md5(concat_ws('|', dossier_code, procedure, applicant, status_raw, workflow_key, workflow_version, "
                 "current_step, assignee, unit, received_at, due_at, due_at_revised, finished_at, returned_at))")
+_OPEN = ", ".join(f"'{s.value}'" for s in sorted(OPEN_STATUSES))
 
 
 _UNIT, _RECORD = "\x1f", "\x1e"  # separators inside the `problems` column: field, value; next problem
 
 
-def dossier_sql(raw: str, normalised: tuple[str, ...] = ()) -> str:
+def dossier_sql(raw: str, normalised: tuple[str, ...] = (), open_fingerprints: bool = False) -> str:
     """SELECT producing dossier rows (without run_id) from the raw system table. Values that do not
-    parse land in `problems` (field and raw value), which the run checks before it commits."""
+    parse land in `problems` (field and raw value), which the run checks before it commits. With
+    `open_fingerprints` only open dossiers get a fingerprint: plans act on open dossiers only, and
+    the audit saves the md5 (and 32 incompressible bytes) of every closed one; apply recomputes the
+    fingerprint of every row it reads."""
+    fingerprint = (f"CASE WHEN trim(n.status) IN ({_OPEN}) THEN {_FINGERPRINT} END" if open_fingerprints
+                   else _FINGERPRINT)
     texts = {c: _repeating_text(raw, c, c[0], normalised) for c in DOSSIER_TEXTS}
     checked = [*SYSTEM_DATES, "workflow_version"]
     # The blank-cell test comes last: it runs only where a value failed to parse.
@@ -195,7 +202,7 @@ def dossier_sql(raw: str, normalised: tuple[str, ...] = ()) -> str:
             n.workflow_version AS raw_workflow_version,
             nullif(trim(n.current_step), '') AS current_step, nullif(trim(n.assignee), '') AS assignee,
             nullif(trim(n.unit), '') AS unit,
-            {_FINGERPRINT} AS fingerprint
+            {fingerprint} AS fingerprint
         FROM n {" ".join(join for _, join in texts.values())}
         )
         SELECT x.* EXCLUDE ({", ".join(f"raw_{c}" for c in checked)}),
