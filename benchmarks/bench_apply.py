@@ -140,8 +140,8 @@ def main() -> None:
                               ).fetchone()[0] == 0
 
         t = time.perf_counter()
-        for bid in sorted(result.batches, reverse=True):
-            ap.undo(bid, store, yes=True)
+        for _ in ap.undo_batches(sorted(result.batches, reverse=True), store, yes=True):
+            pass  # as `reconcile undo ID...` does
         times["undo"].append(time.perf_counter() - t)
         with sqlite3.connect(db_path) as db:
             assert db.execute("SELECT count(*) FROM HS_XULY_HIENTAI WHERE TAIKHOAN_XULY LIKE '%.old'"

@@ -558,19 +558,17 @@ def undo_cmd(batches: tuple[int, ...], yes: bool, dry_run: bool, system_url: str
     _, err = _consoles()
     order = sorted(set(batches), reverse=True)
     if not yes:
-        for bid in order:
-            shown = ap.undo(bid, store, yes=False, system_url=system_url)
-            click.echo(f"-- undo of batch {bid}: {shown.changes} values in {shown.rows} rows")
+        for shown in ap.undo_batches(order, store, yes=False, system_url=system_url):
+            click.echo(f"-- undo of batch {shown.batch}: {shown.changes} values in {shown.rows} rows")
             click.echo("\n".join(shown.statements))
         if dry_run:
             return
         _confirm("Restore these values?", "add --yes to restore the values (stdin is not a terminal, so undo "
                  "cannot ask), or --dry-run to only show the statements.")
-    for bid in order:
-        result = ap.undo(bid, store, yes=True, system_url=system_url)
+    for result in ap.undo_batches(order, store, yes=True, system_url=system_url):
         for line in result.settled:
             err.print(escape(line))
-        click.echo(f"batch {bid} undone by batch {result.undo_batch}: {result.changes} values restored in "
+        click.echo(f"batch {result.batch} undone by batch {result.undo_batch}: {result.changes} values restored in "
                    f"{result.rows} rows.")
 
 
