@@ -50,7 +50,7 @@ from reconcile import planfile
 from reconcile.errors import BadInput, ReconcileError, Refused
 from reconcile.model import Status
 from reconcile.sources.system import (
-    SourceMapping, _begin_read_only, _dossier_batch, _statement, load_mapping,
+    SourceMapping, _begin_read_only, _statement, dossier_columns, load_mapping,
 )
 from reconcile.sources import workbench
 from reconcile.sources.workbench import dossier_sql
@@ -629,6 +629,8 @@ class VendorTarget(_Target):
         for vendor, canonical in mapping.status_values.items():
             inverse.setdefault(canonical, []).append(vendor)
         self.status_inverse = inverse
+        self.coerced: dict[tuple[str, type, Any], tuple[str, str, Any]] = {}  # (field, type, value) -> role, column,
+        # the value in the column's type
 
     def check_fields(self, plan: PlanFile) -> None:
         """Every field the plan sets has a column in a mapped table, and a value that column takes (a
@@ -709,19 +711,16 @@ class VendorTarget(_Target):
         known = self.known  # the audit run's rows: read once (the run does not change)
         codes = sorted({row["code_raw"] for a in actions for row in known.get(a.dossier_code, ())
                         if row["code_raw"] is not None})
-        rows: dict[str, list[Any]] = {r: [] for r in self.selects}
+        rows: dict[str, list[Any]] = {}
         for role, stmt in self.selects.items():
             key = stmt.selected_columns["dossier_code"].element
-            for part in _chunks(codes, IN_CHUNK):
-                rows[role] += list(conn.execute(_lock(stmt.where(key.in_(part)), conn, lock)))
-        by_code: dict[str, list[Any]] = {}
-        for r in rows["dossier"]:
-            by_code.setdefault(str(r.dossier_code), []).append(r)
-        tasks: dict[str, list[Any]] = {}
-        for r in rows.get("task", []):
-            tasks.setdefault(str(r.dossier_code), []).append(r)
+            rows[role] = [r for part in _chunks(codes, IN_CHUNK)
+                          for r in conn.execute(_lock(stmt.where(key.in_(part)), conn, lock)).all()]
+        by_code, tasks = _by_code(rows["dossier"]), _by_code(rows.get("task", []))
         fingerprints = self._fingerprints(rows["dossier"], tasks)
-        coerced: dict[tuple[str, type, Any], tuple[str, Any]] = {}  # (field, type, value) -> column, vendor value
+        position = {role: {f: i for i, f in enumerate(rs[0]._fields)} for role, rs in rows.items() if rs}
+        coerced = self.coerced
+        tm = self.roles
         out = []
         for a in actions:
             found = known.get(a.dossier_code, [])
@@ -734,28 +733,29 @@ class VendorTarget(_Target):
                 continue
             raw = found[0]["code_raw"]
             drows, trows = by_code.get(str(raw), []), tasks.get(str(raw), [])
-            needs_task = any(ROLE_OF[f] == "task" for f, _ in a.set)
+            sets = []  # role, column, field, vendor value
+            for f, v in a.set:
+                vendor = coerced.get((f, type(v), v))
+                if vendor is None:  # plans repeat values (the same accounts, statuses, dates): each coerced once
+                    vendor = coerced[(f, type(v), v)] = (ROLE_OF[f], *self.vendor_value(f, v))
+                sets.append(vendor + (f,))
+            needs_task = any(role == "task" for role, _, _, _ in sets)
             if not drows:
-                out.append((a, "missing", f"no row in {self.roles['dossier'].table} with "
-                            f"{self.roles['dossier'].columns['dossier_code']} = {raw!r} any more", []))
+                out.append((a, "missing", f"no row in {tm['dossier'].table} with "
+                            f"{tm['dossier'].columns['dossier_code']} = {raw!r} any more", []))
                 continue
             if len(drows) > 1 or (needs_task and len(trows) > 1):
-                n, what = (len(drows), self.roles["dossier"].table) if len(drows) > 1 else (len(trows), "task")
+                n, what = (len(drows), tm["dossier"].table) if len(drows) > 1 else (len(trows), "task")
                 out.append((a, "ambiguous", f"{n} rows in {what} with code {raw!r}; fix by hand", []))
                 continue
             if needs_task and not trows:
-                out.append((a, "missing", f"no current task row in {self.roles['task'].table} (apply does not "
+                out.append((a, "missing", f"no current task row in {tm['task'].table} (apply does not "
                             "insert rows)", []))
                 continue
             writes: dict[str, list[tuple[str, str, Any, Any]]] = {}
             current = {"dossier": drows[0], "task": trows[0] if trows else None}
-            for f, v in a.set:
-                role = ROLE_OF[f]
-                vendor = coerced.get((f, type(v), v))
-                if vendor is None:
-                    vendor = coerced[(f, type(v), v)] = self.vendor_value(f, v)
-                colname, after = vendor
-                before = getattr(current[role], f)
+            for role, colname, after, f in sets:
+                before = current[role][position[role][f]]
                 if not _same(before, after):
                     writes.setdefault(role, []).append((colname, f, before, after))
             if not writes:
@@ -768,10 +768,9 @@ class VendorTarget(_Target):
             if fp != a.fingerprint:
                 out.append((a, "stale", "changed since the audit (fingerprint differs)", []))
                 continue
-            tm = self.roles
             out.append((a, "write", "", [
                 Write(a.dossier_code, a.action, a.rule, self.tables[role],
-                      ((tm[role].columns["dossier_code"], getattr(current[role], "dossier_code")),),
+                      ((tm[role].columns["dossier_code"], current[role][position[role]["dossier_code"]]),),
                       tuple(cols)) for role, cols in writes.items()]))
         return out
 
@@ -789,7 +788,7 @@ class VendorTarget(_Target):
                                   [(c, f, v) for c, v, f in values[a.line]]) for a in actions]
 
     def _fingerprints(self, drows: list[Any], tasks: dict[str, list[Any]]) -> dict[int, str]:
-        """The fingerprint of each row as the audit computes it (system._dossier_batch + workbench SQL);
+        """The fingerprint of each row as the audit computes it (system.dossier_columns + workbench SQL);
         a row that cannot be read as the audit reads it gets '!' and the reason."""
         result: dict[int, str] = {}
         good = []
@@ -800,15 +799,20 @@ class VendorTarget(_Target):
             else:
                 good.append(r)
         if good:
+            columns = dict(zip(good[0]._fields, map(list, zip(*good))))  # the rows' columns, by field
+            status = columns.pop("status")
+            task_rows = [tasks.get(str(code), [None])[0] for code in columns["dossier_code"]]
             task_fields = next(iter(tasks.values()))[0]._fields if tasks else ()
-            first_task = {code: _Mapped(rows[0], task_fields) for code, rows in tasks.items()}
-            if self.workbench is None:  # one scratch DuckDB for every batch (a new one costs 20-50 ms)
+            task_columns = {f: [None if t is None else t[i] for t in task_rows] for i, f in enumerate(task_fields)}
+            new = self.workbench is None
+            if new:  # one scratch DuckDB for every batch (a new one costs 20-50 ms)
                 self.workbench = workbench.connect()
-            fields = good[0]._fields
-            self.workbench.register("raw", _dossier_batch([_Mapped(r, fields) for r in good], first_task,
-                                                          self.mapping, 0))
+            self.workbench.register("raw", dossier_columns(columns, status, task_columns, self.mapping, 0))
             try:
-                fps = self.workbench.sql(f"SELECT source_row, fingerprint FROM ({dossier_sql('raw')})").to_arrow_table()
+                if new:  # and one view (parsing its SQL costs 10-20 ms a batch)
+                    self.workbench.execute("CREATE TEMP VIEW fingerprints AS "
+                                           f"SELECT source_row, fingerprint FROM ({dossier_sql('raw')})")
+                fps = self.workbench.sql("SELECT * FROM fingerprints").to_arrow_table()
             finally:
                 self.workbench.unregister("raw")
             for row_no, fp in zip(fps.column("source_row").to_pylist(), fps.column("fingerprint").to_pylist()):
@@ -821,16 +825,6 @@ class VendorTarget(_Target):
             self._writer.dispose()
         if self.workbench is not None:
             self.workbench.close()
-
-
-class _Mapped:
-    """A row as system._dossier_batch reads it (`._mapping`), with a dict: its lookups cost a tenth of a
-    RowMapping's."""
-
-    __slots__ = ("_mapping",)
-
-    def __init__(self, row: Any, fields: tuple[str, ...]) -> None:
-        self._mapping = dict(zip(fields, row))
 
 
 class StoreTarget(_Target):
@@ -975,6 +969,16 @@ def _store_rows(store: Store, run_id: int, codes: list[str]) -> StoreRows:
     for rows in parts:
         for r in rows:
             out.setdefault(r[0], []).append(dict(zip(names, r)))
+    return out
+
+
+def _by_code(rows: list[Any]) -> dict[str, list[Any]]:
+    """Rows by their dossier_code (as text)."""
+    out: dict[str, list[Any]] = {}
+    if rows:
+        i = rows[0]._fields.index("dossier_code")
+        for r in rows:
+            out.setdefault(str(r[i]), []).append(r)
     return out
 
 

@@ -360,13 +360,23 @@ def _text(values: list[Any]) -> pa.Array:
 
 def _dossier_batch(part: list[Any], tasks: dict[str, Any], m: SourceMapping, first: int) -> pa.Table:
     rows = [r._mapping for r in part]
-    n = len(rows)
-    cols: dict[str, pa.Array] = {f: _text([r.get(f) for r in rows]) for f in DOSSIER_FIELDS}
-    raw_status = ["" if r["status"] is None else str(r["status"]) for r in rows]
+    found = [tasks.get(str(r["dossier_code"])) for r in rows]
+    return dossier_columns({f: [r.get(f) for r in rows] for f in DOSSIER_FIELDS if f != "status"},
+                           [r["status"] for r in rows],
+                           {f: [t._mapping.get(f) if t is not None else None for t in found] for f in TASK_FIELDS[1:]},
+                           m, first)
+
+
+def dossier_columns(dossier: dict[str, Any], status: list[Any], task: dict[str, Any], m: SourceMapping,
+                    first: int) -> pa.Table:
+    """The raw system table of a batch from its columns: the dossier's and its current task's fields
+    (a field left out: all NULL) and the raw status values (each one in the mapping's status_values)."""
+    n = len(status)
+    cols: dict[str, pa.Array] = {f: _text(dossier.get(f) or [None] * n) for f in DOSSIER_FIELDS}
+    raw_status = ["" if v is None else str(v) for v in status]
     cols["status"] = pa.array([m.status_values[v] for v in raw_status], pa.string())
     cols["status_raw"] = pa.array(raw_status, pa.string())
     cols["source_row"] = pa.array(range(first, first + n), pa.int32())
-    found = [tasks.get(str(r["dossier_code"])) for r in rows]
     for f in TASK_FIELDS[1:]:
-        cols[f] = _text([t._mapping.get(f) if t is not None else None for t in found])
+        cols[f] = _text(task.get(f) or [None] * n)
     return pa.table(cols)
