@@ -178,9 +178,9 @@ _UNIT, _RECORD = "\x1f", "\x1e"  # separators inside the `problems` column: fiel
 def dossier_sql(raw: str, normalised: tuple[str, ...] = (), open_fingerprints: bool = False) -> str:
     """SELECT producing dossier rows (without run_id) from the raw system table. Values that do not
     parse land in `problems` (field and raw value), which the run checks before it commits. With
-    `open_fingerprints` only open dossiers get a fingerprint: plans act on open dossiers only, and
-    the audit saves the md5 (and 32 incompressible bytes) of every closed one; apply recomputes the
-    fingerprint of every row it reads."""
+    `open_fingerprints` only open dossiers get a fingerprint: plans act on open dossiers only, so
+    the audit skips the md5 (and its 32 incompressible bytes) of every closed one; apply recomputes
+    the fingerprint of every row it reads."""
     fingerprint = (f"CASE WHEN trim(n.status) IN ({_OPEN}) THEN {_FINGERPRINT} END" if open_fingerprints
                    else _FINGERPRINT)
     texts = {c: _repeating_text(raw, c, c[0], normalised) for c in DOSSIER_TEXTS}
