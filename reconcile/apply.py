@@ -373,6 +373,8 @@ def encode_value(v: Any) -> str | None:
 def decode_value(text: str | None) -> Any:
     if text is None:
         return None
+    if text[:1] == '"' and "\\" not in text and '"' not in text[1:-1] and text[-1:] == '"' and len(text) > 1:
+        return text[1:-1]  # a JSON text without escapes: itself between the quotes
     if text == ABSENT_TEXT:
         return ABSENT
     v = json.loads(text)
@@ -447,6 +449,9 @@ class Write:
 
     @property
     def kind(self) -> str:
+        first = self.columns[0] if self.columns else (None, None, ABSENT, None)
+        if first[2] is not ABSENT and first[3] is not ABSENT:  # the many UPDATEs: told by their first column
+            return "update"
         if all(before is ABSENT for _, _, before, _ in self.columns):
             return "insert"
         return "delete" if all(after is ABSENT for _, _, _, after in self.columns) else "update"
@@ -629,8 +634,10 @@ class VendorTarget(_Target):
         for vendor, canonical in mapping.status_values.items():
             inverse.setdefault(canonical, []).append(vendor)
         self.status_inverse = inverse
-        self.coerced: dict[tuple[str, type, Any], tuple[str, str, Any]] = {}  # (field, type, value) -> role, column,
-        # the value in the column's type
+        # each role's fields by their position in its rows, and `_sets` of the plan's sets
+        self.positions = {r: {f: i for i, f in enumerate(stmt.selected_columns.keys())}
+                          for r, stmt in self.selects.items()}
+        self.set_plans: dict[tuple[tuple[str, Any], ...], tuple[bool, list[tuple[str, int, str, Any, str]]]] = {}
 
     def check_fields(self, plan: PlanFile) -> None:
         """Every field the plan sets has a column in a mapped table, and a value that column takes (a
@@ -718,9 +725,7 @@ class VendorTarget(_Target):
                           for r in conn.execute(_lock(stmt.where(key.in_(part)), conn, lock)).all()]
         by_code, tasks = _by_code(rows["dossier"]), _by_code(rows.get("task", []))
         fingerprints = self._fingerprints(rows["dossier"], tasks)
-        position = {role: {f: i for i, f in enumerate(rs[0]._fields)} for role, rs in rows.items() if rs}
-        coerced = self.coerced
-        tm = self.roles
+        tm, code_at = self.roles, self.positions
         out = []
         for a in actions:
             found = known.get(a.dossier_code, [])
@@ -733,13 +738,7 @@ class VendorTarget(_Target):
                 continue
             raw = found[0]["code_raw"]
             drows, trows = by_code.get(str(raw), []), tasks.get(str(raw), [])
-            sets = []  # role, column, field, vendor value
-            for f, v in a.set:
-                vendor = coerced.get((f, type(v), v))
-                if vendor is None:  # plans repeat values (the same accounts, statuses, dates): each coerced once
-                    vendor = coerced[(f, type(v), v)] = (ROLE_OF[f], *self.vendor_value(f, v))
-                sets.append(vendor + (f,))
-            needs_task = any(role == "task" for role, _, _, _ in sets)
+            needs_task, sets = self._sets(a.set)
             if not drows:
                 out.append((a, "missing", f"no row in {tm['dossier'].table} with "
                             f"{tm['dossier'].columns['dossier_code']} = {raw!r} any more", []))
@@ -752,10 +751,10 @@ class VendorTarget(_Target):
                 out.append((a, "missing", f"no current task row in {tm['task'].table} (apply does not "
                             "insert rows)", []))
                 continue
-            writes: dict[str, list[tuple[str, str, Any, Any]]] = {}
             current = {"dossier": drows[0], "task": trows[0] if trows else None}
-            for role, colname, after, f in sets:
-                before = current[role][position[role][f]]
+            writes: dict[str, list[tuple[str, str, Any, Any]]] = {}
+            for role, i, colname, after, f in sets:
+                before = current[role][i]
                 if not _same(before, after):
                     writes.setdefault(role, []).append((colname, f, before, after))
             if not writes:
@@ -770,9 +769,19 @@ class VendorTarget(_Target):
                 continue
             out.append((a, "write", "", [
                 Write(a.dossier_code, a.action, a.rule, self.tables[role],
-                      ((tm[role].columns["dossier_code"], current[role][position[role]["dossier_code"]]),),
+                      ((tm[role].columns["dossier_code"], current[role][code_at[role]["dossier_code"]]),),
                       tuple(cols)) for role, cols in writes.items()]))
         return out
+
+    def _sets(self, sets: tuple[tuple[str, Any], ...]) -> tuple[bool, list[tuple[str, int, str, Any, str]]]:
+        """Whether an action's `set` writes the task; per field: role, position in the role's rows, column,
+        value in the column's type, field. Plans repeat sets (the same accounts, statuses, dates): each
+        is worked out once."""
+        found = self.set_plans.get(sets)
+        if found is None:
+            cols = [(ROLE_OF[f], self.positions[ROLE_OF[f]][f], *self.vendor_value(f, v), f) for f, v in sets]
+            found = self.set_plans[sets] = (any(role == "task" for role, *_ in cols), cols)
+        return found
 
     def plan_inserts(self, conn: Connection, actions: list[PlanAction], lock: bool
                      ) -> list[tuple[PlanAction, str, str, list[Write]]]:
