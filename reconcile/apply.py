@@ -1067,7 +1067,7 @@ def _check_fingerprints(plan: PlanFile, store: Store) -> StoreRows:
         if not rows:
             problems.append(f"{plan.path}:{a.line}: dossier {a.dossier_code} is not a system dossier of audit run "
                             f"{plan.run}. Hint: check the code; plans act on the system's dossiers.")
-        elif all(r["fingerprint"] != a.fingerprint for r in rows) \
+        elif rows[0]["fingerprint"] != a.fingerprint and all(r["fingerprint"] != a.fingerprint for r in rows) \
                 and a.fingerprint not in earlier.get(a.dossier_code, ()):
             problems.append(f"{plan.path}:{a.line}: dossier {a.dossier_code}: fingerprint {a.fingerprint} is not "
                             f"the one audit run {plan.run} stored. Hint: do not edit fingerprints; plan again.")
@@ -1340,16 +1340,15 @@ def _log_and_commit(store: Store, target: _Target, conn: Connection, writes: lis
             id=batch_id, target=json.dumps(target.describe, ensure_ascii=False, sort_keys=True),
             actor=actor or _actor(), started_at=_now(), dossiers=len({w.dossier_code for w in writes}),
             changes=sum(len(w.columns) for w in writes), **meta))
-        cells = [(w, w.row_key(), col) for w in writes for col in w.columns]
+        names = ("dossier_code", "action", "rule", "table_name", "row_key", "column_name", "field", "before_value",
+                 "after_value")
+        cells = [(w.dossier_code, w.action, w.rule, w.table.name, key, c, f, encode_value(b), encode_value(a))
+                 for w in writes for key in (w.row_key(),) for c, f, b, a in w.columns]
+        columns = zip(*cells) if cells else [()] * len(names)  # the cells' columns, in one pass
         bulk_insert(log, change, pa.table({
             "batch_id": pa.array([batch_id] * len(cells), pa.int64()),
             "seq": pa.array(range(1, len(cells) + 1), pa.int64()),
-            "dossier_code": [w.dossier_code for w, _, _ in cells], "action": [w.action for w, _, _ in cells],
-            "rule": pa.array([w.rule for w, _, _ in cells], pa.string()),
-            "table_name": [w.table.name for w, _, _ in cells], "row_key": [k for _, k, _ in cells],
-            "column_name": [c for _, _, (c, _, _, _) in cells], "field": [f for _, _, (_, f, _, _) in cells],
-            "before_value": pa.array([encode_value(b) for _, _, (_, _, b, _) in cells], pa.string()),
-            "after_value": pa.array([encode_value(a) for _, _, (_, _, _, a) in cells], pa.string())}))
+            **{name: pa.array(values, pa.string()) for name, values in zip(names, columns)}}))
         if not same:
             log.commit()
         _fault("after-log", write_no)
