@@ -1304,12 +1304,25 @@ def _execute(conn: Connection, writes: list[Write], what: str) -> None:
     for w in writes:
         groups.setdefault(w.shape(), []).append(w)
     for shape, ws in groups.items():
-        result = conn.execute(ws[0].template(), [w.params() for w in ws])
-        if result.rowcount != len(ws):
+        matched = _executemany(conn, ws[0].template(), [w.params() for w in ws])
+        if matched != len(ws):
             codes = ", ".join(w.dossier_code for w in ws[:5]) + (", ..." if len(ws) > 5 else "")
             raise ApplyFailed(f"{what}: the {len(ws)} UPDATEs of {shape[0].name} ({codes}) matched "
-                              f"{result.rowcount} rows instead of {len(ws)} (a row changed during the batch); the "
+                              f"{matched} rows instead of {len(ws)} (a row changed during the batch); the "
                               "batch was rolled back.")
+
+
+def _executemany(conn: Connection, stmt: sa.Update, rows: list[dict[str, Any]]) -> int:
+    """`conn.execute(stmt, rows).rowcount` without SQLAlchemy's work per row (5000 rows: 50 -> 35 ms):
+    the statement compiled once, each value through its type's bind processor as SQLAlchemy sends it,
+    one DBAPI executemany in the driver's paramstyle."""
+    dialect = conn.dialect
+    compiled = stmt.compile(dialect=dialect)
+    names = list(compiled.positiontup or compiled.binds)
+    procs = [(n, compiled.binds[n].type.dialect_impl(dialect).bind_processor(dialect)) for n in names]
+    values = [[r[n] if p is None else p(r[n]) for n, p in procs] for r in rows]
+    params = [tuple(v) for v in values] if compiled.positiontup else [dict(zip(names, v)) for v in values]
+    return conn.exec_driver_sql(compiled.string, params).rowcount
 
 
 
