@@ -1067,7 +1067,7 @@ def _check_fingerprints(plan: PlanFile, store: Store) -> StoreRows:
         if not rows:
             problems.append(f"{plan.path}:{a.line}: dossier {a.dossier_code} is not a system dossier of audit run "
                             f"{plan.run}. Hint: check the code; plans act on the system's dossiers.")
-        elif rows[0]["fingerprint"] != a.fingerprint and all(r["fingerprint"] != a.fingerprint for r in rows) \
+        elif all(r["fingerprint"] != a.fingerprint for r in rows) \
                 and a.fingerprint not in earlier.get(a.dossier_code, ()):
             problems.append(f"{plan.path}:{a.line}: dossier {a.dossier_code}: fingerprint {a.fingerprint} is not "
                             f"the one audit run {plan.run} stored. Hint: do not edit fingerprints; plan again.")
@@ -1325,7 +1325,6 @@ def _executemany(conn: Connection, stmt: sa.Update, rows: list[dict[str, Any]]) 
     return conn.exec_driver_sql(compiled.string, params).rowcount
 
 
-
 def _write_batch(plan: PlanFile, store: Store, target: _Target, conn: Connection,
                  writes: list[tuple[PlanAction, list[Write]]], write_no: int, actor: str | None) -> int:
     flat = [w for _, ws in writes for w in ws]
@@ -1451,13 +1450,15 @@ def _parse_key(row_key: str) -> tuple[tuple[str, Any], ...]:
 def _current_values(conn: Connection, target: _Target, rows: list[dict[str, Any]], lock: bool = False
                     ) -> dict[tuple[str, str, str], Any]:
     """The values the target's rows hold now for the logged cells (missing rows: absent)."""
-    by_table: dict[str, dict[str, None]] = {}  # table -> its row keys, in order
+    by_table: dict[str, tuple[dict[str, None], set[str]]] = {}  # table -> its row keys (in order), columns
     for r in rows:
-        by_table.setdefault(r["table_name"], {})[r["row_key"]] = None
+        keys, columns = by_table.setdefault(r["table_name"], ({}, set()))
+        keys[r["row_key"]] = None
+        columns.add(r["column_name"])
     out: dict[tuple[str, str, str], Any] = {}
-    for tname, items in by_table.items():
+    for tname, (items, columns) in by_table.items():
         t = target.table(tname)
-        cols = sorted({r["column_name"] for r in rows if r["table_name"] == tname})
+        cols = sorted(columns)
         for part in _chunks(list(items), IN_CHUNK):
             keys = [(k, _parse_key(k)) for k in part]
             key_cols = sorted({c for _, kv in keys for c, _ in kv})
