@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from decimal import Decimal
 from functools import lru_cache
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -81,6 +82,7 @@ STATUS_NAMES = tuple(s.value for s in Status)
 REFUSED_STATES = ("stale", "missing", "ambiguous")
 FAULT_ENV = "RECONCILE_FAULT"  # tests: "<point>:<n>" kills the process (SIGKILL) at that point of write batch n
 IN_CHUNK = 500
+IN_LARGE = 30_000  # see _in_chunk
 _FINGERPRINT = re.compile(r"[0-9a-f]{32}")
 YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when installed: same data, 20x faster
 # json.dumps(v, ensure_ascii=False[, sort_keys=True]) without building an encoder per call
@@ -530,6 +532,73 @@ class _Renderer:
         return "".join(out)
 
 
+@dataclass(frozen=True, slots=True, eq=False)
+class _Group:
+    """Writes of one kind and shape (`Write.shape`) as rows of values: one statement runs them all
+    (executemany) and the change log takes their cells column by column. A row is made a `Write`
+    only to show its statement."""
+
+    table: sa.Table
+    key: tuple[str, ...]  # key columns
+    columns: tuple[tuple[str, str], ...]  # written column, field
+    rows: list[tuple[str, str, str | None, tuple[Any, ...], tuple[Any, ...], tuple[Any, ...]]] = field(
+        default_factory=list)  # dossier code, action, rule, key values, before-values, after-values
+
+    def add(self, code: str, action: str, rule: str | None, key: tuple[Any, ...], before: tuple[Any, ...],
+            after: tuple[Any, ...]) -> Ref:
+        self.rows.append((code, action, rule, key, before, after))
+        return self, len(self.rows) - 1
+
+    def write(self, i: int) -> Write:
+        code, action, rule, key, before, after = self.rows[i]
+        return Write(code, action, rule, self.table, tuple(zip(self.key, key)),
+                     tuple((c, f, b, a) for (c, f), b, a in zip(self.columns, before, after)))
+
+    def params(self, names: list[str]) -> list[tuple[Any, ...]]:
+        """Each row's `Write.params()` values in the order of `names` (the parameters of `Write.template()`)."""
+        nk, nc = len(self.key), len(self.columns)
+        at = [int(n[1:]) + {"k": 0, "b": nk, "a": nk + nc}[n[0]] for n in names]  # in (*key, *before, *after)
+        pick = itemgetter(*at) if len(at) > 1 else lambda r: (r[at[0]],)
+        return [pick((*key, *before, *after)) for _, _, _, key, before, after in self.rows]
+
+    def row_keys(self) -> list[str]:
+        """`Write.row_key()` of every row."""
+        order = sorted(range(len(self.key)), key=self.key.__getitem__)
+        names = [_json_text(self.key[j]) + ": " for j in order]
+        return ["{" + ", ".join(n + _key_text(key[j]) for n, j in zip(names, order)) + "}"
+                for _, _, _, key, _, _ in self.rows]
+
+
+Ref = tuple[_Group, int]  # a write: its group and row
+Planned = list[tuple["PlanAction", str, str, tuple[Ref, ...]]]  # per action: state, detail, its writes
+
+
+def _key_text(v: Any) -> str:
+    """A key value as `Write.row_key()` writes it: its encoding, as JSON text."""
+    e = _json_text(v) if type(v) is str else encode_value(v)
+    return "null" if e is None else _json_text(e)
+
+
+def _group_writes(writes: list[Write]) -> list[Ref]:
+    """Writes as rows of groups, one group per kind and shape, in the writes' order."""
+    groups: dict[tuple[Any, ...], _Group] = {}
+    refs = []
+    for w in writes:
+        shape = (w.kind, w.shape())
+        g = groups.get(shape)
+        if g is None:
+            g = groups[shape] = _Group(w.table, tuple(k for k, _ in w.key), tuple((c, f) for c, f, _, _ in w.columns))
+        refs.append(g.add(w.dossier_code, w.action, w.rule, tuple(v for _, v in w.key),
+                          tuple(b for _, _, b, _ in w.columns), tuple(a for _, _, _, a in w.columns)))
+    return refs
+
+
+def _with_refs(planned: list[tuple[PlanAction, str, str, list[Write]]]) -> Planned:
+    """Planned actions with their writes grouped (see `_group_writes`)."""
+    refs = iter(_group_writes([w for *_, ws in planned for w in ws]))
+    return [(a, state, detail, tuple(next(refs) for _ in ws)) for a, state, detail, ws in planned]
+
+
 @dataclass(frozen=True, slots=True)
 class Outcome:
     """What apply did (or would do) with one action of the plan."""
@@ -540,9 +609,13 @@ class Outcome:
     rule: str
     state: str  # written, would_write, already_applied, stale, missing, ambiguous, unconfirmed, escalate
     detail: str = ""
-    writes: tuple[Write, ...] = ()
+    refs: tuple[Ref, ...] = ()  # its writes
     batch: int | None = None
     render: Callable[[Write], str] | None = None  # the statements' text, rendered when asked for
+
+    @property
+    def writes(self) -> tuple[Write, ...]:
+        return tuple(g.write(i) for g, i in self.refs)
 
     @property
     def statements(self) -> tuple[str, ...]:
@@ -578,12 +651,10 @@ class _Target:
                 conn.rollback()
             conn.close()
 
-    def plan_batch(self, conn: Connection, actions: list[PlanAction], lock: bool
-                   ) -> list[tuple[PlanAction, str, str, list[Write]]]:
+    def plan_batch(self, conn: Connection, actions: list[PlanAction], lock: bool) -> Planned:
         raise NotImplementedError
 
-    def plan_inserts(self, conn: Connection, actions: list[PlanAction], lock: bool
-                     ) -> list[tuple[PlanAction, str, str, list[Write]]]:
+    def plan_inserts(self, conn: Connection, actions: list[PlanAction], lock: bool) -> Planned:
         """The backfills' INSERTs, after re-reading the rows that hold their codes now."""
         raise NotImplementedError
 
@@ -638,6 +709,7 @@ class VendorTarget(_Target):
         self.positions = {r: {f: i for i, f in enumerate(stmt.selected_columns.keys())}
                           for r, stmt in self.selects.items()}
         self.set_plans: dict[tuple[tuple[str, Any], ...], tuple[bool, list[tuple[str, int, str, Any, str]]]] = {}
+        self.reads: dict[tuple[str, bool], sa.Select[Any]] = {}  # each role's SELECT by an expanding IN list
 
     def check_fields(self, plan: PlanFile) -> None:
         """Every field the plan sets has a column in a mapped table, and a value that column takes (a
@@ -713,65 +785,81 @@ class VendorTarget(_Target):
         self.tables[f"_{name}"] = t
         return t
 
-    def plan_batch(self, conn: Connection, actions: list[PlanAction], lock: bool
-                   ) -> list[tuple[PlanAction, str, str, list[Write]]]:
+    def plan_batch(self, conn: Connection, actions: list[PlanAction], lock: bool) -> Planned:
         known = self.known  # the audit run's rows: read once (the run does not change)
-        codes = sorted({row["code_raw"] for a in actions for row in known.get(a.dossier_code, ())
-                        if row["code_raw"] is not None})
-        rows: dict[str, list[Any]] = {}
-        for role, stmt in self.selects.items():
-            key = stmt.selected_columns["dossier_code"].element
-            rows[role] = [r for part in _chunks(codes, IN_CHUNK)
-                          for r in conn.execute(_lock(stmt.where(key.in_(part)), conn, lock)).all()]
-        by_code, tasks = _by_code(rows["dossier"]), _by_code(rows.get("task", []))
-        fingerprints = self._fingerprints(rows["dossier"], tasks)
-        tm, code_at = self.roles, self.positions
-        out = []
-        for a in actions:
-            found = known.get(a.dossier_code, [])
-            if len(found) > 1:
-                out.append((a, "ambiguous", f"{len(found)} system rows share this code (duplicate_code); fix by "
-                            "hand", []))
-                continue
-            if not found:
-                out.append((a, "missing", f"not among the system dossiers of audit run {self.run_id}", []))
-                continue
-            raw = found[0]["code_raw"]
-            drows, trows = by_code.get(str(raw), []), tasks.get(str(raw), [])
+        found = [known.get(a.dossier_code, ()) for a in actions]
+        codes = sorted({r["code_raw"] for rows in found for r in rows if r["code_raw"] is not None})
+        rows = {role: self._read(conn, role, codes, lock) for role in self.selects}
+        rows.setdefault("task", _Rows([], ("dossier_code",)))
+        fingerprints = self._fingerprints(rows["dossier"], rows["task"])
+        groups: dict[tuple[Any, ...], _Group] = {}  # the batch's writes by role and shape (see Write.shape)
+        out: Planned = []
+        for a, mine in zip(actions, found):
             needs_task, sets = self._sets(a.set)
-            if not drows:
-                out.append((a, "missing", f"no row in {tm['dossier'].table} with "
-                            f"{tm['dossier'].columns['dossier_code']} = {raw!r} any more", []))
+            state, detail, at = self._find(mine, needs_task, rows)
+            if state:
+                out.append((a, state, detail, ()))
                 continue
-            if len(drows) > 1 or (needs_task and len(trows) > 1):
-                n, what = (len(drows), tm["dossier"].table) if len(drows) > 1 else (len(trows), "task")
-                out.append((a, "ambiguous", f"{n} rows in {what} with code {raw!r}; fix by hand", []))
-                continue
-            if needs_task and not trows:
-                out.append((a, "missing", f"no current task row in {tm['task'].table} (apply does not "
-                            "insert rows)", []))
-                continue
-            current = {"dossier": drows[0], "task": trows[0] if trows else None}
-            writes: dict[str, list[tuple[str, str, Any, Any]]] = {}
+            cells = []  # role, column, field, before, after of each value to change
             for role, i, colname, after, f in sets:
-                before = current[role][i]
-                if not _same(before, after):
-                    writes.setdefault(role, []).append((colname, f, before, after))
-            if not writes:
-                out.append((a, "already_applied", "", []))
+                before = rows[role].columns[i][at[role]]
+                if before != after or not _same(before, after):
+                    cells.append((role, colname, f, before, after))
+            if not cells:
+                out.append((a, "already_applied", "", ()))
                 continue
-            fp = fingerprints.get(id(drows[0]))
+            fp = fingerprints[at["dossier"]]
             if fp is None or fp.startswith("!"):
-                out.append((a, "stale", (fp or "!")[1:] or "cannot recompute the fingerprint", []))
-                continue
-            if fp != a.fingerprint:
-                out.append((a, "stale", "changed since the audit (fingerprint differs)", []))
-                continue
-            out.append((a, "write", "", [
-                Write(a.dossier_code, a.action, a.rule, self.tables[role],
-                      ((tm[role].columns["dossier_code"], current[role][code_at[role]["dossier_code"]]),),
-                      tuple(cols)) for role, cols in writes.items()]))
+                out.append((a, "stale", (fp or "!")[1:] or "cannot recompute the fingerprint", ()))
+            elif fp != a.fingerprint:
+                out.append((a, "stale", "changed since the audit (fingerprint differs)", ()))
+            else:
+                out.append((a, "write", "", self._add_writes(groups, a, cells, rows, at)))
         return out
+
+    def _find(self, mine: list[dict[str, Any]], needs_task: bool, rows: dict[str, _Rows]
+              ) -> tuple[str, str, dict[str, Any]]:
+        """Where an action's dossier (the audit run's rows `mine`) is among the batch's rows, by role;
+        else the state and detail of its refusal."""
+        if len(mine) != 1:
+            return ("ambiguous", f"{len(mine)} system rows share this code (duplicate_code); fix by hand", {}) \
+                if mine else ("missing", f"not among the system dossiers of audit run {self.run_id}", {})
+        tm, raw = self.roles, mine[0]["code_raw"]
+        code = str(raw)
+        nd, nt = rows["dossier"].count(code), rows["task"].count(code)
+        if not nd:
+            return "missing", (f"no row in {tm['dossier'].table} with {tm['dossier'].columns['dossier_code']} = "
+                               f"{raw!r} any more"), {}
+        if nd > 1 or (needs_task and nt > 1):
+            n, what = (nd, tm["dossier"].table) if nd > 1 else (nt, "task")
+            return "ambiguous", f"{n} rows in {what} with code {raw!r}; fix by hand", {}
+        if needs_task and not nt:
+            return "missing", f"no current task row in {tm['task'].table} (apply does not insert rows)", {}
+        return "", "", {"dossier": rows["dossier"].first[code], "task": rows["task"].first.get(code)}
+
+    def _add_writes(self, groups: dict[tuple[Any, ...], _Group], a: PlanAction, cells: list[tuple[Any, ...]],
+                    rows: dict[str, _Rows], at: dict[str, Any]) -> tuple[Ref, ...]:
+        """An action's writes (one per role, in the order of its cells) added to the batch's groups."""
+        refs = []
+        for role in dict.fromkeys([cell[0] for cell in cells]):
+            _, cols, fields, befores, afters = zip(*[cell for cell in cells if cell[0] == role])
+            key = rows[role].codes_raw[at[role]]
+            shape = (role, type(key), cols, fields, tuple(map(type, befores)), tuple(map(type, afters)))
+            g = groups.get(shape) or groups.setdefault(shape, _Group(
+                self.tables[role], (self.roles[role].columns["dossier_code"],), tuple(zip(cols, fields))))
+            refs.append(g.add(a.dossier_code, a.action, a.rule, (key,), befores, afters))
+        return tuple(refs)
+
+    def _read(self, conn: Connection, role: str, codes: list[Any], lock: bool) -> _Rows:
+        """The role's rows with these codes (locked when writing): one SELECT per `_in_chunk` codes."""
+        stmt = self.reads.get((role, lock))
+        if stmt is None:
+            select = self.selects[role]
+            key = select.selected_columns["dossier_code"].element
+            stmt = self.reads[(role, lock)] = _lock(select.where(key.in_(sa.bindparam("codes", expanding=True))),
+                                                    conn, lock)
+        rows = [r for part in _chunks(codes, _in_chunk(conn.dialect)) for r in conn.execute(stmt, {"codes": part}).all()]
+        return _Rows(rows, tuple(self.positions[role]))
 
     def _sets(self, sets: tuple[tuple[str, Any], ...]) -> tuple[bool, list[tuple[str, int, str, Any, str]]]:
         """Whether an action's `set` writes the task; per field: role, position in the role's rows, column,
@@ -783,8 +871,7 @@ class VendorTarget(_Target):
             found = self.set_plans[sets] = (any(role == "task" for role, *_ in cols), cols)
         return found
 
-    def plan_inserts(self, conn: Connection, actions: list[PlanAction], lock: bool
-                     ) -> list[tuple[PlanAction, str, str, list[Write]]]:
+    def plan_inserts(self, conn: Connection, actions: list[PlanAction], lock: bool) -> Planned:
         table, stmt = self.tables["dossier"], self.selects["dossier"]
         values = {a.line: [(*self.vendor_value(f, v, "dossier"), f) for f, v in a.set] for a in actions}
         codes = {a.line: next(v for c, v, f in values[a.line] if f == "dossier_code") for a in actions}
@@ -793,39 +880,41 @@ class VendorTarget(_Target):
         for part in _chunks(sorted(set(codes.values())), IN_CHUNK):
             for r in conn.execute(_lock(stmt.where(key.in_(part)), conn, lock)):
                 found.setdefault(r.dossier_code, []).append(r)
-        return [_backfill_outcome(a, found.get(codes[a.line], []), table, ((key.name, codes[a.line]),),
-                                  [(c, f, v) for c, v, f in values[a.line]]) for a in actions]
+        return _with_refs([_backfill_outcome(a, found.get(codes[a.line], []), table, ((key.name, codes[a.line]),),
+                                             [(c, f, v) for c, v, f in values[a.line]]) for a in actions])
 
-    def _fingerprints(self, drows: list[Any], tasks: dict[str, list[Any]]) -> dict[int, str]:
-        """The fingerprint of each row as the audit computes it (system.dossier_columns + workbench SQL);
-        a row that cannot be read as the audit reads it gets '!' and the reason."""
-        result: dict[int, str] = {}
+    def _fingerprints(self, dossiers: _Rows, tasks: _Rows) -> list[str | None]:
+        """The fingerprint of each dossier row as the audit computes it (system.dossier_columns + workbench
+        SQL); a row that cannot be read as the audit reads it gets '!' and the reason."""
+        status = dossiers.columns[dossiers.fields.index("status")]
+        result: list[str | None] = [None] * len(status)
         good = []
-        for r in drows:
-            raw = "" if r.status is None else str(r.status)
-            if raw not in self.mapping.status_values:
-                result[id(r)] = f"!status value {raw!r} has no canonical status in the mapping"
+        for i, v in enumerate(status):
+            raw = "" if v is None else str(v)
+            if raw in self.mapping.status_values:
+                good.append(i)
             else:
-                good.append(r)
-        if good:
-            columns = dict(zip(good[0]._fields, map(list, zip(*good))))  # the rows' columns, by field
-            status = columns.pop("status")
-            task_rows = [tasks.get(str(code), [None])[0] for code in columns["dossier_code"]]
-            task_fields = next(iter(tasks.values()))[0]._fields if tasks else ()
-            task_columns = {f: [None if t is None else t[i] for t in task_rows] for i, f in enumerate(task_fields)}
-            new = self.workbench is None
-            if new:  # one scratch DuckDB for every batch (a new one costs 20-50 ms)
-                self.workbench = workbench.connect()
-            self.workbench.register("raw", dossier_columns(columns, status, task_columns, self.mapping, 0))
-            try:
-                if new:  # and one view (parsing its SQL costs 10-20 ms a batch)
-                    self.workbench.execute("CREATE TEMP VIEW fingerprints AS "
-                                           f"SELECT source_row, fingerprint FROM ({dossier_sql('raw')})")
-                fps = self.workbench.sql("SELECT * FROM fingerprints").to_arrow_table()
-            finally:
-                self.workbench.unregister("raw")
-            for row_no, fp in zip(fps.column("source_row").to_pylist(), fps.column("fingerprint").to_pylist()):
-                result[id(good[row_no])] = fp
+                result[i] = f"!status value {raw!r} has no canonical status in the mapping"
+        if not good:
+            return result
+        every = len(good) == len(status)
+        pick: Callable[[Any], Any] = (lambda col: col) if every else (lambda col: [col[i] for i in good])
+        columns = {f: pick(col) for f, col in zip(dossiers.fields, dossiers.columns) if f != "status"}
+        at = [tasks.first.get(code) for code in pick(dossiers.codes)]  # each row's current task
+        task_columns = {f: [None if i is None else col[i] for i in at] for f, col in zip(tasks.fields, tasks.columns)}
+        new = self.workbench is None
+        if new:  # one scratch DuckDB for every batch (a new one costs 20-50 ms)
+            self.workbench = workbench.connect()
+        self.workbench.register("raw", dossier_columns(columns, pick(status), task_columns, self.mapping, 0))
+        try:
+            if new:  # and one view (parsing its SQL costs 10-20 ms a batch)
+                self.workbench.execute("CREATE TEMP VIEW fingerprints AS "
+                                       f"SELECT source_row, fingerprint FROM ({dossier_sql('raw')})")
+            fps = self.workbench.execute("SELECT * FROM fingerprints").fetchall()  # 7 ms a batch less than .sql()
+        finally:
+            self.workbench.unregister("raw")
+        for row_no, fp in fps:
+            result[good[row_no]] = fp
         return result
 
     def close(self) -> None:
@@ -869,8 +958,7 @@ class StoreTarget(_Target):
         assert name == dossier.name, name
         return dossier
 
-    def plan_batch(self, conn: Connection, actions: list[PlanAction], lock: bool
-                   ) -> list[tuple[PlanAction, str, str, list[Write]]]:
+    def plan_batch(self, conn: Connection, actions: list[PlanAction], lock: bool) -> Planned:
         d = dossier
         cols = [d.c.source_row, d.c.dossier_code, d.c.fingerprint, d.c.status_raw, *[d.c[f] for f in ROLE_OF]]
         rows: dict[str, list[Any]] = {}
@@ -909,10 +997,9 @@ class StoreTarget(_Target):
             out.append((a, "write", "", [Write(a.dossier_code, a.action, a.rule, d,
                                                (("run_id", self.run_id), ("source_row", row.source_row)),
                                                tuple(writes))]))
-        return out
+        return _with_refs(out)
 
-    def plan_inserts(self, conn: Connection, actions: list[PlanAction], lock: bool
-                     ) -> list[tuple[PlanAction, str, str, list[Write]]]:
+    def plan_inserts(self, conn: Connection, actions: list[PlanAction], lock: bool) -> Planned:
         """A backfill adds a row to the run's snapshot (after its last source_row), with its code as the
         raw code, its status as the raw status and a fingerprint of its values."""
         d = dossier
@@ -932,7 +1019,7 @@ class StoreTarget(_Target):
                                         (("run_id", self.run_id), ("source_row", last + 1)), values)
             last += outcome[1] == "write"
             out.append(outcome)
-        return out
+        return _with_refs(out)
 
 
 def _write_engine(url: str) -> Engine:
@@ -981,14 +1068,29 @@ def _store_rows(store: Store, run_id: int, codes: list[str]) -> StoreRows:
     return out
 
 
-def _by_code(rows: list[Any]) -> dict[str, list[Any]]:
-    """Rows by their dossier_code (as text)."""
-    out: dict[str, list[Any]] = {}
-    if rows:
-        i = rows[0]._fields.index("dossier_code")
-        for r in rows:
-            out.setdefault(str(r[i]), []).append(r)
-    return out
+class _Rows:
+    """A role's rows of a batch as columns (in its SELECT's order), and where each dossier code (as
+    text) is: its first row, and how many rows have it."""
+
+    def __init__(self, rows: list[Any], fields: tuple[str, ...]) -> None:
+        self.fields = fields
+        self.columns = list(zip(*rows)) if rows else [()] * len(fields)
+        self.codes_raw = self.columns[fields.index("dossier_code")]
+        self.codes = [c if type(c) is str else str(c) for c in self.codes_raw]
+        n = len(self.codes)
+        self.first = dict(zip(reversed(self.codes), range(n - 1, -1, -1)))
+        self.counts = Counter(self.codes) if len(self.first) < n else None
+
+    def count(self, code: str) -> int:
+        return self.counts[code] if self.counts is not None else int(code in self.first)
+
+
+def _in_chunk(dialect: sa.Dialect) -> int:
+    """Values per IN list: a whole batch's codes where the database takes that many bound values
+    (SQLite 3.32 and later: 32,766; PostgreSQL and MySQL: 65,535), else IN_CHUNK."""
+    if dialect.name == "sqlite":
+        return IN_LARGE if getattr(dialect.dbapi, "sqlite_version_info", (0,)) >= (3, 32) else IN_CHUNK
+    return IN_LARGE if dialect.name in ("postgresql", "mysql", "mariadb") else IN_CHUNK
 
 
 def _chunks(items: list[Any], n: int) -> Iterator[list[Any]]:
@@ -1131,13 +1233,15 @@ class ApplyResult:
     writable: bool
     outcomes: tuple[Outcome, ...]
     batches: tuple[int, ...]
-    parts: tuple[str | Outcome, ...]  # the script's lines; an outcome stands for its statements
-    settled: tuple[str, ...] = ()
+    parts: tuple[str | tuple[PlanAction, Outcome], ...]  # the script's lines; a written action stands for its
+    settled: tuple[str, ...] = ()                        # comment and statements
 
     @property
     def script(self) -> str:
         """The statements as a SQL script, in batches (rendered now: apply --yes does not need them)."""
-        return "\n".join(p if isinstance(p, str) else "\n".join(p.statements) for p in self.parts) + "\n"
+        return "\n".join(p if isinstance(p, str) else "\n".join(
+            (_comment(f"{p[0].dossier_code} {p[0].action} ({p[0].rule}): {p[0].reason}"), *p[1].statements))
+            for p in self.parts) + "\n"
 
     def counts(self) -> dict[str, int]:
         return dict(Counter(o.state for o in self.outcomes))
@@ -1225,7 +1329,7 @@ def _run(plan: PlanFile, store: Store, target: _Target, yes: bool, batch_size: i
         else:
             todo.append(a)
     dialect = target.dialect
-    script: list[str | Outcome] = [
+    script: list[str | tuple[PlanAction, Outcome]] = [
         _comment(f"dossier-reconcile apply: plan {plan.path} (sha256 {plan.sha256[:16]}), audit run {plan.run}, "
                  f"target {target.describe['source']}"),
         _comment("Built from the target's rows as read now; each UPDATE changes its row only if the written "
@@ -1241,7 +1345,7 @@ def _run(plan: PlanFile, store: Store, target: _Target, yes: bool, batch_size: i
             inserts = [a for a in part if a.action == "backfill"]
             planned = target.plan_batch(conn, [a for a in part if a.action != "backfill"], lock=yes) \
                 + (target.plan_inserts(conn, inserts, lock=yes) if inserts else [])
-            writes = [(a, ws) for a, state, _, ws in planned if state == "write"]
+            writes = [(a, refs) for a, state, _, refs in planned if state == "write"]
             batch_id = None
             if yes and writes:
                 write_no += 1
@@ -1253,15 +1357,13 @@ def _run(plan: PlanFile, store: Store, target: _Target, yes: bool, batch_size: i
                             "no batch committed before it")
                     raise ApplyFailed(f"{exc} {done}.") from None
                 batches.append(batch_id)
-        done = {}
-        for a, state, detail, ws in planned:
-            state = ("written" if yes else "would_write") if state == "write" else state
-            done[a.line] = by_line[a.line] = Outcome(a.line, a.dossier_code, a.action, a.rule, state, detail,
-                                                     tuple(ws), batch_id if state == "written" else None, render)
+        state_of = {"write": "written" if yes else "would_write"}
+        made = [Outcome(a.line, a.dossier_code, a.action, a.rule, state_of.get(state, state), detail, refs,
+                        batch_id if state == "write" else None, render) for a, state, detail, refs in planned]
+        by_line.update(zip((a.line for a, *_ in planned), made))
         if writes:
             script += [_comment(f"batch {n}: plan lines {part[0].line}-{part[-1].line}"), begin]
-            for a, _ in writes:
-                script += [_comment(f"{a.dossier_code} {a.action} ({a.rule}): {a.reason}"), done[a.line]]
+            script += [(a, o) for (a, state, *_), o in zip(planned, made) if state == "write"]
             script.append("COMMIT;")
     refused = [by_line[a.line] for a in todo if by_line[a.line].state in REFUSED_STATES]
     if refused:
@@ -1278,69 +1380,81 @@ def _run(plan: PlanFile, store: Store, target: _Target, yes: bool, batch_size: i
 
 
 def _execute(conn: Connection, writes: list[Write], what: str) -> None:
-    """Run the batch's compare-and-set UPDATEs: one statement per shape (table, key columns, written
+    """`_execute_refs` of writes (undo's)."""
+    _execute_refs(conn, _group_writes(writes), what)
+
+
+def _execute_refs(conn: Connection, refs: list[Ref], what: str) -> None:
+    """Run the batch's compare-and-set UPDATEs: one statement per group (table, key columns, written
     columns and which before-values are NULL), executed for all its rows at once (executemany) where
     the driver reports the rows matched by an executemany, else row by row. Every UPDATE must match
     exactly one row: the batch's rows are locked since they were read, so each still matches its own
     row, and a total other than the number of UPDATEs means a row changed: the caller rolls back.
     A backfill's INSERT (or its undo's compare-and-set DELETE) runs row by row and must affect one row."""
-    kinds = [w.kind for w in writes]
-    for w in [w for w, kind in zip(writes, kinds) if kind != "update"]:
+    groups = list(dict.fromkeys(g for g, _ in refs))  # in the order of their first write
+    kinds = {g: g.write(0).kind for g in groups}
+    for w in [g.write(i) for g in groups if kinds[g] != "update" for i in range(len(g.rows))]:
         result = conn.execute(w.statement())
         if result.rowcount not in (1, -1 if w.kind == "insert" else 1):  # -1: a driver that does not count
             raise ApplyFailed(f"{what}: the {w.kind.upper()} of {w.dossier_code} in {w.table.name} affected "
                               f"{result.rowcount} rows instead of 1 (the row changed during the batch); the batch "
                               "was rolled back.")
-    writes = [w for w, kind in zip(writes, kinds) if kind == "update"]
+    groups = [g for g in groups if kinds[g] == "update"]
     if not conn.dialect.supports_sane_multi_rowcount:
-        for w in writes:
+        for w in [g.write(i) for g in groups for i in range(len(g.rows))]:
             result = conn.execute(w.statement())
             if result.rowcount != 1:
                 raise ApplyFailed(f"{what}: the UPDATE of {w.dossier_code} in {w.table.name} matched "
                                   f"{result.rowcount} rows instead of 1 (the row changed during the batch); the "
                                   "batch was rolled back.")
         return
-    groups: dict[tuple[Any, ...], list[Write]] = {}
-    for w in writes:
-        groups.setdefault(w.shape(), []).append(w)
-    for shape, ws in groups.items():
-        matched = _executemany(conn, ws[0].template(), [w.params() for w in ws])
-        if matched != len(ws):
-            codes = ", ".join(w.dossier_code for w in ws[:5]) + (", ..." if len(ws) > 5 else "")
-            raise ApplyFailed(f"{what}: the {len(ws)} UPDATEs of {shape[0].name} ({codes}) matched "
-                              f"{matched} rows instead of {len(ws)} (a row changed during the batch); the "
+    for g in groups:
+        matched = _executemany(conn, g.write(0).template(), g.params)
+        if matched != len(g.rows):
+            codes = ", ".join(r[0] for r in g.rows[:5]) + (", ..." if len(g.rows) > 5 else "")
+            raise ApplyFailed(f"{what}: the {len(g.rows)} UPDATEs of {g.table.name} ({codes}) matched "
+                              f"{matched} rows instead of {len(g.rows)} (a row changed during the batch); the "
                               "batch was rolled back.")
 
 
-def _executemany(conn: Connection, stmt: sa.Update, rows: list[dict[str, Any]]) -> int:
-    """`conn.execute(stmt, rows).rowcount` without SQLAlchemy's work per row (5000 rows: 50 -> 35 ms):
-    the statement compiled once, each value through its type's bind processor as SQLAlchemy sends it,
-    one DBAPI executemany in the driver's paramstyle."""
+def _executemany(conn: Connection, stmt: sa.Update, params: Callable[[list[str]], list[tuple[Any, ...]]]) -> int:
+    """The rowcount of `stmt` executed for many rows (`params(names)`: each row's values of those
+    parameters), without SQLAlchemy's work per row (5000 rows: 50 -> 35 ms): the statement compiled
+    once, each value through its type's bind processor as SQLAlchemy sends it, one DBAPI
+    executemany in the driver's paramstyle."""
     dialect = conn.dialect
     compiled = stmt.compile(dialect=dialect)
     names = list(compiled.positiontup or compiled.binds)
-    procs = [(n, compiled.binds[n].type.dialect_impl(dialect).bind_processor(dialect)) for n in names]
-    values = [[r[n] if p is None else p(r[n]) for n, p in procs] for r in rows]
-    params = [tuple(v) for v in values] if compiled.positiontup else [dict(zip(names, v)) for v in values]
-    return conn.exec_driver_sql(compiled.string, params).rowcount
+    procs = [compiled.binds[n].type.dialect_impl(dialect).bind_processor(dialect) for n in names]
+    values = params(names)
+    if any(procs):
+        values = [tuple(v if p is None else p(v) for v, p in zip(r, procs)) for r in values]
+    return conn.exec_driver_sql(compiled.string, values if compiled.positiontup else
+                                [dict(zip(names, v)) for v in values]).rowcount
 
 
 def _write_batch(plan: PlanFile, store: Store, target: _Target, conn: Connection,
-                 writes: list[tuple[PlanAction, list[Write]]], write_no: int, actor: str | None) -> int:
-    flat = [w for _, ws in writes for w in ws]
+                 writes: list[tuple[PlanAction, tuple[Ref, ...]]], write_no: int, actor: str | None) -> int:
+    refs = [r for _, rs in writes for r in rs]
     what = f"batch {write_no} (plan lines {writes[0][0].line}-{writes[-1][0].line})"
     try:
-        _execute(conn, flat, what)
+        _execute_refs(conn, refs, what)
     except sa.exc.DBAPIError as exc:
         conn.rollback()
         raise ApplyFailed(f"{what}: the target rejected a statement: {_first_line(exc)}; this batch was rolled "
                           "back, earlier batches stay (see `reconcile history`).") from None
     meta = {"kind": "apply", "run_id": plan.run, "plan": plan.path, "plan_sha256": plan.sha256, "undo_of": None}
-    return _log_and_commit(store, target, conn, flat, meta, write_no, actor)
+    return _log_refs_and_commit(store, target, conn, refs, meta, write_no, actor)
 
 
 def _log_and_commit(store: Store, target: _Target, conn: Connection, writes: list[Write], meta: dict[str, Any],
                     write_no: int, actor: str | None) -> int:
+    """`_log_refs_and_commit` of writes (undo's)."""
+    return _log_refs_and_commit(store, target, conn, _group_writes(writes), meta, write_no, actor)
+
+
+def _log_refs_and_commit(store: Store, target: _Target, conn: Connection, refs: list[Ref], meta: dict[str, Any],
+                         write_no: int, actor: str | None) -> int:
     """Record the batch and its change rows, commit the target, record the outcome (see module doc)."""
     same = isinstance(target, StoreTarget)
     log = conn if same else store.engine.connect()
@@ -1348,19 +1462,12 @@ def _log_and_commit(store: Store, target: _Target, conn: Connection, writes: lis
         if not same:
             log.begin()
         batch_id = int(log.execute(sa.select(sa.func.coalesce(sa.func.max(change_batch.c.id), 0))).scalar_one()) + 1
+        cells = _change_rows(refs)
         log.execute(sa.insert(change_batch).values(
             id=batch_id, target=json.dumps(target.describe, ensure_ascii=False, sort_keys=True),
-            actor=actor or _actor(), started_at=_now(), dossiers=len({w.dossier_code for w in writes}),
-            changes=sum(len(w.columns) for w in writes), **meta))
-        names = ("dossier_code", "action", "rule", "table_name", "row_key", "column_name", "field", "before_value",
-                 "after_value")
-        cells = [(w.dossier_code, w.action, w.rule, w.table.name, key, c, f, encode_value(b), encode_value(a))
-                 for w in writes for key in (w.row_key(),) for c, f, b, a in w.columns]
-        columns = zip(*cells) if cells else [()] * len(names)  # the cells' columns, in one pass
-        bulk_insert(log, change, pa.table({
-            "batch_id": pa.array([batch_id] * len(cells), pa.int64()),
-            "seq": pa.array(range(1, len(cells) + 1), pa.int64()),
-            **{name: pa.array(values, pa.string()) for name, values in zip(names, columns)}}))
+            actor=actor or _actor(), started_at=_now(), dossiers=len(set(cells.column("dossier_code").to_pylist())),
+            changes=cells.num_rows, **meta))
+        bulk_insert(log, change, cells.append_column("batch_id", pa.array([batch_id] * cells.num_rows, pa.int64())))
         if not same:
             log.commit()
         _fault("after-log", write_no)
@@ -1376,6 +1483,41 @@ def _log_and_commit(store: Store, target: _Target, conn: Connection, writes: lis
         if not same:
             log.close()
     return batch_id
+
+
+def _change_rows(refs: list[Ref]) -> pa.Table:
+    """The change rows of a batch's writes (without batch_id): each write's columns in turn, in the
+    writes' order (seq), built column by column from each group's rows."""
+    starts: dict[_Group, list[int]] = {}  # per group: the seq before each row's first cell
+    n = 0
+    for g, i in refs:
+        at = starts.get(g)
+        if at is None:
+            at = starts[g] = [0] * len(g.rows)
+        at[i] = n
+        n += len(g.columns)
+    parts = []
+    for g, at in starts.items():
+        codes, actions, rules, _, befores, afters = (list(c) for c in zip(*g.rows))
+        row_keys = pa.array(g.row_keys(), pa.string())
+        for j, (c, f) in enumerate(g.columns):
+            parts.append(pa.table({
+                "seq": pa.array([s + j + 1 for s in at], pa.int64()), "dossier_code": pa.array(codes, pa.string()),
+                "action": pa.array(actions, pa.string()), "rule": pa.array(rules, pa.string()),
+                "table_name": pa.array([g.table.name] * len(at), pa.string()), "row_key": row_keys,
+                "column_name": pa.array([c] * len(at), pa.string()), "field": pa.array([f] * len(at), pa.string()),
+                "before_value": _encoded([b[j] for b in befores]), "after_value": _encoded([a[j] for a in afters])}))
+    if not parts:
+        return pa.table({"seq": pa.array([], pa.int64()), **{name: pa.array([], pa.string()) for name in (
+            "dossier_code", "action", "rule", "table_name", "row_key", "column_name", "field", "before_value",
+            "after_value")}})
+    cells = pa.concat_tables(parts)
+    return cells if len(parts) == 1 else cells.sort_by("seq")
+
+
+def _encoded(values: list[Any]) -> pa.Array:
+    """`encode_value` of each value, as an Arrow column (text: in C)."""
+    return pa.array([_json_text(v) if type(v) is str else encode_value(v) for v in values], pa.string())
 
 
 def _actor() -> str:

@@ -142,18 +142,16 @@ def test_fingerprint_recomputed_from_the_target_equals_the_audit(district: Path,
         stored = {r.code_raw: r.fingerprint for r in conn.execute(sa.select(dossier).where(dossier.c.run_id == 1))}
     target = ap.VendorTarget(url, load_mapping(mapping), store, 1, {"source": url})
     with target.begin_read() as conn:
-        drows = list(conn.execute(target.selects["dossier"]))
-        tasks: dict[str, list[Any]] = {}
-        for r in conn.execute(target.selects["task"]):
-            tasks.setdefault(str(r.dossier_code), []).append(r)
+        drows, tasks = (ap._Rows(conn.execute(target.selects[role]).all(), tuple(target.positions[role]))
+                        for role in ("dossier", "task"))
     fps = target._fingerprints(drows, tasks)
     target.close()
     store.engine.dispose()
     # The audit fingerprints open dossiers only (what plans act on); apply recomputes every row's.
     fingerprinted = {code: fp for code, fp in stored.items() if fp is not None}
-    assert len(drows) == len(stored) > 500 and 100 < len(fingerprinted) < len(stored)
-    assert {r.dossier_code: fps[id(r)] for r in drows if r.dossier_code in fingerprinted} == fingerprinted
-    assert all(len(fps[id(r)]) == 32 for r in drows)
+    assert len(fps) == len(drows.codes) == len(stored) > 500 and 100 < len(fingerprinted) < len(stored)
+    assert {code: fp for code, fp in zip(drows.codes_raw, fps) if code in fingerprinted} == fingerprinted
+    assert all(len(fp) == 32 for fp in fps)
 
 
 @pytest.mark.parametrize("engine", ["sqlite", "postgresql", "mariadb"])
@@ -525,3 +523,28 @@ def test_show_lists_the_changes_of_a_dossier(district: Path, tmp_path: Path) -> 
     untouched = json.loads(invoke("show", actions[2]["dossier_code"], "--store", store, "--format", "json",
                                   expect=0).stdout)
     assert untouched["changes"] == []
+
+
+def test_grouped_writes_log_and_bind_what_each_write_says() -> None:
+    """A batch's writes in groups (one per shape): their change rows are the writes' cells in the writes'
+    order, and each group binds every row's `Write.params()`; interleaved shapes and tables included."""
+    from datetime import datetime
+
+    t, other = _cas_table(), sa.Table("U", sa.MetaData(), sa.Column("code", sa.Integer), sa.Column("who", sa.String(9)))
+    writes = _writes(t) + [
+        ap.Write("E", "reassign", "r", other, (("code", 7),), (("who", "assignee", "a\"b", "c\\d"),)),
+        ap.Write("F", "reassign", "r", t, (("code", "F"),), (("who", "assignee", "x", "y"),)),
+        ap.Write("G", "close", None, t, (("code", "G"),), (("day", "returned_at", date(2021, 1, 2), None),
+                                                            ("at", "finished_at", None, datetime(2021, 5, 1, 8)))),
+        ap.Write("H", "backfill", "b", t, (("code", "H"),), (("who", "assignee", ap.ABSENT, "z"),))]
+    refs = ap._group_writes(writes)
+    assert len({id(g) for g, _ in refs}) == 7 and [g.write(i) for g, i in refs] == writes
+    cells = ap._change_rows(refs).to_pylist()
+    expected = [(w.dossier_code, w.action, w.rule, w.table.name, w.row_key(), c, f, ap.encode_value(b),
+                 ap.encode_value(a)) for w in writes for c, f, b, a in w.columns]
+    assert [c["seq"] for c in cells] == list(range(1, len(expected) + 1))
+    assert [(c["dossier_code"], c["action"], c["rule"], c["table_name"], c["row_key"], c["column_name"], c["field"],
+             c["before_value"], c["after_value"]) for c in cells] == expected
+    for g in {id(g): g for g, _ in refs}.values():
+        names = list(g.write(0).params())[::-1]
+        assert g.params(names) == [tuple(g.write(i).params()[n] for n in names) for i in range(len(g.rows))]
