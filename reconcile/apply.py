@@ -715,34 +715,35 @@ class VendorTarget(_Target):
         """Every field the plan sets has a column in a mapped table, and a value that column takes (a
         backfill: its dossier role's, once confirmed)."""
         problems = []
-        fits: dict[tuple[str, str, type, Any], str | None] = {}  # a value's problem, None when it fits
+        unfit: dict[tuple[str, str, type, Any], str | None] = {}  # a value's problem, None when it fits
         for a in plan.actions:
             if a.action not in WRITING and not (a.action == "backfill" and a.confirmed):
                 continue
             for f, v in a.set:
                 role = "dossier" if a.action == "backfill" else ROLE_OF[f]
-                tm = self.roles.get(role)
-                where = f"{plan.path}:{a.line}: set.{f}"
-                if tm is None or f not in tm.columns:
-                    problems.append(f"{where}: the mapping {self.mapping.path} has no {role}.columns.{f}. Hint: map "
-                                    "the column, or leave the field out of the plan.")
-                    continue
-                if not tm.table:
-                    problems.append(f"{where}: {role} is read through a query in {self.mapping.path}; apply writes "
-                                    f"tables only. Hint: map {role}.table, or use --sql and adapt the script.")
-                    continue
                 key = (f, role, type(v), v)
-                if key not in fits:  # plans repeat values (the same accounts, statuses, dates): check each once
-                    try:
-                        self.vendor_value(f, v, role)
-                        fits[key] = None
-                    except ValueError as exc:
-                        fits[key] = str(exc)
-                if fits[key] is not None:
-                    problems.append(f"{where}: {fits[key]}.")
+                if key not in unfit:  # plans repeat values (the same accounts, statuses, dates): check each once
+                    unfit[key] = self._unfit(f, v, role)
+                if unfit[key] is not None:
+                    problems.append(f"{plan.path}:{a.line}: set.{f}: {unfit[key]}")
         if problems:
             raise BadInput(problems[0] if len(problems) == 1 else f"{plan.path}: {len(problems)} fields the target "
                            "cannot take", problems)
+
+    def _unfit(self, f: str, v: Any, role: str) -> str | None:
+        """Why the field `f` of `role` cannot be written with `v` (no column, no table, not its type), or None."""
+        tm = self.roles.get(role)
+        if tm is None or f not in tm.columns:
+            return (f"the mapping {self.mapping.path} has no {role}.columns.{f}. Hint: map the column, or leave the "
+                    "field out of the plan.")
+        if not tm.table:
+            return (f"{role} is read through a query in {self.mapping.path}; apply writes tables only. Hint: map "
+                    f"{role}.table, or use --sql and adapt the script.")
+        try:
+            self.vendor_value(f, v, role)
+        except ValueError as exc:
+            return f"{exc}."
+        return None
 
     def vendor_value(self, f: str, v: Any, role: str | None = None) -> tuple[str, Any]:
         """The column of field `f` (of `role`, default the role apply updates it in) and `v` in its type."""

@@ -548,3 +548,22 @@ def test_grouped_writes_log_and_bind_what_each_write_says() -> None:
     for g in {id(g): g for g, _ in refs}.values():
         names = list(g.write(0).params())[::-1]
         assert g.params(names) == [tuple(g.write(i).params()[n] for n in names) for i in range(len(g.rows))]
+
+
+def test_fields_the_target_cannot_take_are_listed_once_per_action(district: Path, tmp_path: Path) -> None:
+    url, store, mapping = audited(district, tmp_path)
+    plan = tmp_path / "plan.yaml"
+    actions = make_plan(store, plan)
+    closes = [a for a in actions if a["action"] == "close"]
+    text = mapping.read_text(encoding="utf-8")
+    mapping.write_text(text.replace("returned_at: NGAY_TRAKQ", "returned_at: PHIENBAN")
+                       .replace("finished_at: NGAY_KETTHUC, ", ""), encoding="utf-8")
+    err = invoke("apply", str(plan), "--store", store, "--mapping", str(mapping), expect=2).stderr
+    lines = {a["dossier_code"]: next(i for i, s in enumerate(plan.read_text(encoding="utf-8").splitlines(), 1)
+                                     if a["dossier_code"] in s) for a in closes}
+    for a in closes:
+        assert (f"{plan}:{lines[a['dossier_code']]}: set.finished_at: the mapping {mapping} has no "
+                "dossier.columns.finished_at. Hint: map the column, or leave the field out of the plan.") in err
+        assert (f"{plan}:{lines[a['dossier_code']]}: set.returned_at: {date.fromisoformat(a['returned_at'])!r} does not fit "
+                "HS_HOSO.PHIENBAN (INTEGER): a date in the whole-number column PHIENBAN.") in err
+    assert err.count(": set.") == 2 * len(closes)
