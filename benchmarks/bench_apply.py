@@ -8,7 +8,9 @@ the plan has one `reassign` per dossier. Each run starts from a fresh copy of th
 store, and times, in-process (as the CLI calls them): `plan` (build + write the plan file), `apply
 --yes` (default batch size), `undo --yes` of every batch (newest first); then, on another fresh copy,
 the bare bulk UPDATE of the same rows and column to the same values in one transaction (executemany),
-and the bare UPDATE back.
+and the bare UPDATE back; then the floor of the safety model on the target side: the same batches, each
+re-reading its rows and running compare-and-set UPDATEs in its own transaction, in raw sqlite3 (no tool
+code, no fingerprints, no change log, no plan file): what any implementation of that model pays.
 
 Target (issue 4): plan + apply <= 3x the bare UPDATE; undo <= 3x the bare UPDATE back.
 
@@ -106,6 +108,28 @@ def bare(db_path: Path, pairs: list[tuple[str, str]]) -> float:
     return took
 
 
+def floor(db_path: Path, writes: list[tuple[str, str, str]], batch_size: int, columns: str) -> float:
+    """Per batch one BEGIN IMMEDIATE transaction: re-read the batch's rows (`columns` of the dossier and task
+    tables, one IN list per table), compare-and-set UPDATE of the task's assignee (executemany), COMMIT.
+    `writes`: (code, value read, value to write)."""
+    db = sqlite3.connect(db_path, isolation_level=None)
+    start = time.perf_counter()
+    for i in range(0, len(writes), batch_size):
+        part = writes[i:i + batch_size]
+        db.execute("BEGIN IMMEDIATE")
+        codes = [code for code, _, _ in part]
+        marks = ",".join("?" * len(codes))
+        for table in ("HS_HOSO", "HS_XULY_HIENTAI") if columns == "*" else ("HS_XULY_HIENTAI",):
+            db.execute(f"SELECT {columns} FROM {table} WHERE MA_HOSO IN ({marks})", codes).fetchall()
+        cur = db.executemany("UPDATE HS_XULY_HIENTAI SET TAIKHOAN_XULY = ? WHERE MA_HOSO = ? AND TAIKHOAN_XULY = ?",
+                             [(new, code, old) for code, old, new in part])
+        assert cur.rowcount == len(part), cur.rowcount
+        db.execute("COMMIT")
+    took = time.perf_counter() - start
+    db.close()
+    return took
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dossiers", type=int, default=100_000)
@@ -120,7 +144,8 @@ def main() -> None:
 
     store, plan_path, db_path = str(out / "store.duckdb"), out / "plan.yaml", out / "system" / "vendor.sqlite"
     batch_size = args.batch_size or ap.DEFAULT_BATCH_SIZE
-    times: dict[str, list[float]] = {k: [] for k in ("plan", "apply", "undo", "bare", "bare_back")}
+    times: dict[str, list[float]] = {k: [] for k in ("plan", "apply", "undo", "bare", "bare_back", "floor",
+                                                     "floor_back")}
     for _ in range(args.runs):
         fresh(out)
         t = time.perf_counter()
@@ -152,6 +177,11 @@ def main() -> None:
         old = {a.dossier_code: a.evidence["assignee"] for a in reassign}
         times["bare"].append(bare(db_path, [(a.set["assignee"], a.dossier_code) for a in reassign]))
         times["bare_back"].append(bare(db_path, [(old[c], c) for c in old]))
+        # The safety model's floor: apply re-reads every column (its fingerprints need them), undo the written one.
+        fixes = [(a.dossier_code, old[a.dossier_code], a.set["assignee"]) for a in reassign]
+        times["floor"].append(floor(db_path, fixes, batch_size, "*"))
+        times["floor_back"].append(floor(db_path, [(c, new, was) for c, was, new in fixes], batch_size,
+                                         "MA_HOSO, TAIKHOAN_XULY"))
 
     m = {k: statistics.median(v) for k, v in times.items()}
     print(f"apply benchmark: {args.dossiers:,} reassign fixes on a vendor-shaped SQLite database, "
@@ -161,6 +191,10 @@ def main() -> None:
     print(f"  undo --yes of every batch           {m['undo']:8.2f} s")
     print(f"  bare bulk UPDATE (executemany)      {m['bare']:8.2f} s")
     print(f"  bare bulk UPDATE back               {m['bare_back']:8.2f} s")
+    print(f"  floor: batches re-read + CAS UPDATE {m['floor']:8.2f} s  ({m['floor'] / m['bare']:.1f}x bare; "
+          "raw sqlite3, target side only)")
+    print(f"  floor: the same back                {m['floor_back']:8.2f} s  ({m['floor_back'] / m['bare_back']:.1f}x "
+          "bare back)")
     print(f"  plan + apply / bare: {(m['plan'] + m['apply']) / m['bare']:.1f}x (target <= 3x); "
           f"apply alone / bare: {m['apply'] / m['bare']:.1f}x")
     print(f"  undo / bare back:    {m['undo'] / m['bare_back']:.1f}x (target <= 3x)")
