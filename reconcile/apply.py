@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import duckdb
+import orjson
 import pyarrow as pa
 import sqlalchemy as sa
 import yaml
@@ -56,7 +57,7 @@ from reconcile.sources import workbench
 from reconcile.sources.workbench import dossier_sql
 from reconcile.store import (
     Store, audit_run, batch_outcome, bulk_insert, change, change_batch, connect_engine, dossier, mask_url,
-    normalize_url, open_store, reconciliation,
+    normalize_url, open_store, plan_action, plan_file, reconciliation,
 )
 
 PLAN_FORMAT = 1
@@ -184,6 +185,21 @@ def load_plan(path: str | Path) -> PlanFile:
         raise BadInput(f"{at()}: expected a plan file with 'plan:' (header) and 'actions:' (list). "
                        "Hint: `reconcile plan --out plan.yaml` writes one.")
     head = data["plan"]
+    _check_header(head, at, problems)
+    items = data["actions"]
+    if items is None:
+        items = []
+    if not isinstance(items, list):
+        problems.append(f"{at('actions')}: 'actions' must be a list of actions.")
+        items = []
+    actions = _check_actions(items, item_lines, at, problems)
+    if problems:
+        raise BadInput(problems[0] if len(problems) == 1 else f"{p}: {len(problems)} problems in the plan", problems)
+    return _plan_file(p, hashlib.sha256(raw).hexdigest(), head, tuple(actions))
+
+
+def _check_header(head: dict[str, Any], at: Callable[..., str], problems: list[str]) -> None:
+    """The plan header's format, store, run, run_fingerprint and system."""
     if head.get("format") != PLAN_FORMAT:
         problems.append(f"{at('plan', 'format')}: plan.format {head.get('format')!r}: this tool reads format "
                         f"{PLAN_FORMAT}. Hint: write the plan again with this version's `reconcile plan`.")
@@ -200,13 +216,11 @@ def load_plan(path: str | Path) -> PlanFile:
             or not isinstance(system.get("source"), str):
         problems.append(f"{at('plan', 'system')}: plan.system needs profile and source. Hint: the header is "
                         "written by `reconcile plan`; do not edit it.")
-        system = {}
-    items = data["actions"]
-    if items is None:
-        items = []
-    if not isinstance(items, list):
-        problems.append(f"{at('actions')}: 'actions' must be a list of actions.")
-        items = []
+
+
+def _check_actions(items: list[Any], item_lines: dict[int, int], at: Callable[..., str], problems: list[str]
+                   ) -> list[PlanAction]:
+    """The plan's actions, each checked (`item_lines`: the line of an item by id(), else `at` tells)."""
     actions: list[PlanAction] = []
     seen: dict[str, int] = {}
     for i, item in enumerate(items):
@@ -220,13 +234,16 @@ def load_plan(path: str | Path) -> PlanFile:
             continue
         seen[found.dossier_code] = found.line
         actions.append(found)
-    if problems:
-        raise BadInput(problems[0] if len(problems) == 1 else f"{p}: {len(problems)} problems in the plan", problems)
-    return PlanFile(
-        path=str(p), sha256=hashlib.sha256(raw).hexdigest(), store=head["store"], run=int(run),
-        run_fingerprint=head["run_fingerprint"],
-        system={k: str(system[k]) for k in ("profile", "source", "mapping") if system.get(k) is not None},
-        actions=tuple(actions))
+    return actions
+
+
+def _plan_file(p: Path, sha256: str, head: dict[str, Any], actions: tuple[PlanAction, ...]) -> PlanFile:
+    """A checked plan: its header (see _check_header) and actions."""
+    system = head["system"]
+    return PlanFile(path=str(p), sha256=sha256, store=head["store"], run=int(head["run"]),
+                    run_fingerprint=head["run_fingerprint"],
+                    system={k: str(system[k]) for k in ("profile", "source", "mapping") if system.get(k) is not None},
+                    actions=actions)
 
 
 def _check_action(item: Any, i: int, line: int, at: Callable[..., str], problems: list[str]) -> PlanAction | None:
@@ -334,6 +351,145 @@ def _canonical_or_none(f: str, v: Any) -> Any:
         return _canonical(f, v)
     except ValueError:
         return None
+
+
+# -------------------------------------------------------------------------------- recorded plans
+# `reconcile plan` records the plan file it writes in the store (store.plan_file, plan_action): the sha256
+# of its bytes and its actions, checked as load_plan checks them. apply reads a file byte-identical to a
+# recorded one from those rows (its header is read and checked as ever); any other file (edited, older,
+# from elsewhere) is read and checked in full.
+
+PLAN_CHECKS = 1  # the version of load_plan's checks: bump it when they change (recorded plans are read in full)
+_ITEM = re.compile("\n- ")  # an item of a top-level list (a literal: found fast)
+_ORJSON_STRICT = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_SUBCLASS | orjson.OPT_PASSTHROUGH_DATACLASS
+
+
+def record_plan(store: Store, data: dict[str, Any], text: str) -> bool:
+    """Record the plan file `text` (planfile.dump of `data`, which reads back as the same data) that
+    `reconcile plan` wrote from `store`. False (nothing recorded) when load_plan would refuse it: apply
+    reads such a file in full and says why."""
+    head, items = data["plan"], data["actions"]
+    lines = _item_lines(text)
+    problems: list[str] = []
+    _check_header(head, _nowhere, problems)
+    if problems or len(lines) != len(items):
+        return False
+    actions = _check_actions(items, dict(zip(map(id, items), lines)), _nowhere, problems)
+    columns = None if problems else _action_columns(actions)
+    if columns is None:
+        return False
+    sha256 = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    with store.begin() as conn:
+        if _recorded_id(conn, sha256, head) is None:
+            plan_id = int(conn.execute(sa.select(sa.func.coalesce(sa.func.max(plan_file.c.id), 0))).scalar_one()) + 1
+            conn.execute(sa.insert(plan_file).values(
+                id=plan_id, sha256=sha256, run_id=head["run"], run_fingerprint=head["run_fingerprint"],
+                checks=PLAN_CHECKS, written_at=_now(), actions=len(actions)))
+            bulk_insert(conn, plan_action, columns.append_column(
+                "plan_id", pa.repeat(pa.scalar(plan_id, pa.int32()), columns.num_rows)))
+    return True
+
+
+def _nowhere(*_: Any) -> str:
+    return ""
+
+
+def _item_lines(text: str) -> list[int]:
+    """The line of each action in a plan file as planfile.dump writes it: each item starts with "- " at
+    the start of a line after the top-level `actions:` (nested lists are indented, scalars one line)."""
+    start = text.find("\nactions:")
+    if start < 0:
+        return []
+    out, line, pos = [], text.count("\n", 0, start) + 1, start
+    for m in _ITEM.finditer(text, start):
+        line += text.count("\n", pos, m.end() - 2)
+        pos = m.end() - 2
+        out.append(line)
+    return out
+
+
+def _action_columns(actions: list[PlanAction]) -> pa.Table | None:
+    """The actions as plan_action's columns; None when a reason's parameters are not plain JSON."""
+    sets: dict[tuple[tuple[str, Any], ...], str] = {}
+    for a in actions:
+        if a.set not in sets:
+            sets[a.set] = _JSON.encode([[f, encode_value(v)] for f, v in a.set])
+    try:
+        args = [orjson.dumps(a.reason_args, option=_ORJSON_STRICT).decode() if a.reason_args else None
+                for a in actions]
+    except TypeError:  # orjson.JSONEncodeError: dates, big numbers, keys that are not text...
+        return None
+    return pa.table({
+        "line": pa.array([a.line for a in actions], pa.int32()),
+        "dossier_code": [a.dossier_code for a in actions], "action": [a.action for a in actions],
+        "rule": [a.rule for a in actions], "reason": [a.reason for a in actions],
+        "fingerprint": pa.array([a.fingerprint for a in actions], pa.string()),
+        "confirmed": [a.confirmed for a in actions], "set_values": [sets[a.set] for a in actions],
+        "reason_code": pa.array([a.reason_code for a in actions], pa.string()),
+        "reason_args": pa.array(args, pa.string())})
+
+
+def _recorded_id(conn: Connection, sha256: str, head: dict[str, Any]) -> int | None:
+    return conn.execute(sa.select(sa.func.min(plan_file.c.id)).where(
+        plan_file.c.sha256 == sha256, plan_file.c.run_id == head["run"],
+        plan_file.c.run_fingerprint == head["run_fingerprint"], plan_file.c.checks == PLAN_CHECKS)).scalar()
+
+
+def _recorded_plan(p: Path, store_url: str | None) -> tuple[PlanFile | None, Store | None]:
+    """The plan file `p` as recorded, when it is byte-identical to a plan recorded in the store its header
+    names (or `store_url`) for its run, with that store open; else no plan, and the store when it opened."""
+    try:
+        raw = p.read_bytes()
+    except OSError:
+        return None, None
+    head = _recorded_header(raw)
+    if head is None or (store_url is None and "***" in head["store"]):
+        return None, None
+    try:
+        store = open_store(store_url or head["store"], create=False)
+    except BadInput:
+        return None, None
+    try:
+        sha256 = hashlib.sha256(raw).hexdigest()
+        with store.connect() as conn:
+            plan_id = _recorded_id(conn, sha256, head)
+            if plan_id is None:
+                return None, store
+            cols = (plan_action.c.line, plan_action.c.dossier_code, plan_action.c.action, plan_action.c.rule,
+                    plan_action.c.reason, plan_action.c.fingerprint, plan_action.c.confirmed,
+                    plan_action.c.set_values, plan_action.c.reason_code, plan_action.c.reason_args)
+            recorded = _arrow(conn, sa.select(*cols).where(plan_action.c.plan_id == plan_id)
+                              .order_by(plan_action.c.line))
+    except BaseException:
+        store.engine.dispose()
+        raise
+    return _plan_file(p, sha256, head, _recorded_actions(recorded)), store
+
+
+def _recorded_header(raw: bytes) -> dict[str, Any] | None:
+    """The header of a plan file as planfile.dump writes it (the part before `actions:`), when it passes
+    _check_header."""
+    end = raw.find(b"\nactions:")
+    try:
+        read = planfile.load(raw[:end + 1].decode("utf-8")) if end > 0 else None
+    except UnicodeDecodeError:
+        return None
+    head = read[0].get("plan") if read is not None and isinstance(read[0], dict) else None
+    problems: list[str] = []
+    if isinstance(head, dict):
+        _check_header(head, _nowhere, problems)
+    return head if isinstance(head, dict) and not problems else None
+
+
+def _recorded_actions(t: pa.Table) -> tuple[PlanAction, ...]:
+    """plan_action's columns as PlanActions (each distinct set and reason's parameters decoded once; the
+    parameters' dicts are shared by the actions with the same)."""
+    cols = {name: t.column(name).to_pylist() for name in t.column_names}
+    sets = {text: tuple((f, decode_value(v)) for f, v in json.loads(text)) for text in set(cols["set_values"])}
+    args = {text: orjson.loads(text) for text in set(cols["reason_args"]) if text is not None} | {None: {}}
+    return tuple(map(PlanAction, cols["line"], cols["dossier_code"], cols["action"], cols["rule"], cols["reason"],
+                     cols["fingerprint"], cols["confirmed"], map(sets.__getitem__, cols["set_values"]),
+                     cols["reason_code"], map(args.__getitem__, cols["reason_args"])))
 
 
 # ------------------------------------------------------------------------------- typed values
@@ -955,30 +1111,53 @@ def _write_engine(url: str) -> Engine:
 StoreRows = dict[str, list[dict[str, Any]]]  # dossier code -> the run's rows: code_raw, source_row, fingerprint
 
 
-def _store_rows(store: Store, run_id: int, codes: list[str]) -> StoreRows:
-    """The run's system rows of these dossiers: one join on a DuckDB store, else IN lists."""
+def _store_rows(conn: Connection, run_id: int, codes: list[str]) -> pa.Table:
+    """The run's system rows of these dossiers (dossier_code, code_raw, source_row, fingerprint)."""
     d = dossier
-    cols = (d.c.dossier_code, d.c.code_raw, d.c.source_row, d.c.fingerprint)
-    names = [c.name for c in cols]
-    out: StoreRows = {}
-    unique = sorted(set(codes))
-    with store.connect() as conn:
-        if conn.dialect.name == "duckdb" and len(unique) > IN_CHUNK:
-            raw = conn.connection.dbapi_connection
-            raw.register("_plan_codes", pa.table({"code": pa.array(unique, pa.string())}))
-            wanted = sa.select(sa.column("code")).select_from(sa.table("_plan_codes"))
-            try:
-                parts = [conn.execute(sa.select(*cols).where(d.c.run_id == run_id, d.c.dossier_code.in_(wanted)))
-                         .all()]
-            finally:
-                raw.unregister("_plan_codes")
-        else:
-            parts = [conn.execute(sa.select(*cols).where(d.c.run_id == run_id, d.c.dossier_code.in_(part))).all()
-                     for part in _chunks(unique, IN_CHUNK)]
-    for rows in parts:
-        for r in rows:
-            out.setdefault(r[0], []).append(dict(zip(names, r)))
+    stmt = sa.select(d.c.dossier_code, d.c.code_raw, d.c.source_row, d.c.fingerprint).where(d.c.run_id == run_id)
+    return _arrow(conn, stmt, d.c.dossier_code, codes)
+
+
+def _known(rows: pa.Table) -> StoreRows:
+    """_store_rows by dossier code, each row a dict."""
+    found = [{"dossier_code": code, "code_raw": raw, "source_row": source_row, "fingerprint": fp}
+             for code, raw, source_row, fp in zip(*(rows.column(i).to_pylist() for i in range(4)))]
+    out = {row["dossier_code"]: [row] for row in found}
+    if len(out) < len(found):  # codes held by several rows (duplicate_code)
+        out = {}
+        for row in found:
+            out.setdefault(row["dossier_code"], []).append(row)
     return out
+
+
+def _arrow(conn: Connection, stmt: sa.Select, code: sa.ColumnElement[Any] | None = None,
+           codes: list[str] | None = None) -> pa.Table:
+    """A SELECT's rows as an Arrow table (only those whose `code` is one of `codes`, when given): on a
+    DuckDB store one query read as Arrow (the codes a registered table), elsewhere rows (IN lists of
+    IN_CHUNK codes) turned into columns."""
+    if conn.dialect.name == "duckdb":
+        raw = conn.connection.dbapi_connection
+        if code is not None:
+            raw.register("_plan_codes", pa.table({"code": pa.array(codes, pa.string())}))
+            stmt = stmt.where(code.in_(sa.select(sa.column("code")).select_from(sa.table("_plan_codes"))))
+        try:
+            sql = str(stmt.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
+            raw.complete()  # the connection's last result (read through SQLAlchemy) is done with
+            return raw.sql(sql).to_arrow_table()
+        finally:
+            if code is not None:
+                raw.unregister("_plan_codes")
+    if code is None:
+        rows = conn.execute(stmt).all()
+    else:
+        rows = [r for part in _chunks(sorted(set(codes or ())), IN_CHUNK)
+                for r in conn.execute(stmt.where(code.in_(part))).all()]
+    columns = list(zip(*rows)) or [()] * len(stmt.selected_columns)
+    return pa.table({c.name: pa.array(values, _ARROW_TYPES[c.type.python_type])
+                     for c, values in zip(stmt.selected_columns, columns)})
+
+
+_ARROW_TYPES = {int: pa.int64(), str: pa.string(), bool: pa.bool_()}
 
 
 def _by_code(rows: list[Any]) -> dict[str, list[Any]]:
@@ -1015,12 +1194,27 @@ def _same_url(a: str, b: str) -> bool:
     return canon(a) == canon(b)
 
 
-def _open_checked(plan: PlanFile, store_url: str | None) -> tuple[Store, StoreRows]:
+def _load_checked(path: str | Path, store_url: str | None) -> tuple[PlanFile, Store, StoreRows]:
+    """The plan file, the store it was made for and the run's rows of its writing actions, all checked:
+    a file byte-identical to a plan `reconcile plan` recorded in that store for the plan's run is read
+    from the store (_recorded_plan), any other file in full (load_plan)."""
+    plan, store = _recorded_plan(Path(path), store_url)
+    if plan is None:
+        if store is not None:
+            store.engine.dispose()
+        plan = load_plan(path)
+        return plan, *_open_checked(plan, store_url)
+    return plan, *_open_checked(plan, store_url, store)
+
+
+def _open_checked(plan: PlanFile, store_url: str | None, recorded_in: Store | None = None
+                  ) -> tuple[Store, StoreRows]:
     """The store the plan was made for, with the plan's audit run unchanged, and the run's rows of the
-    plan's writing actions; refused (exit 2) otherwise."""
+    plan's writing actions; refused (exit 2) otherwise. `recorded_in`: that store, open, which recorded
+    the plan (its actions' dossiers and fingerprints were the run's when it was made: not checked again)."""
     if store_url is None and "***" in plan.store:
         raise BadInput(f"{plan.path}: the plan's store {plan.store} hides a password. Hint: pass --store URL.")
-    store = open_store(store_url or plan.store, create=False)
+    store = recorded_in or open_store(store_url or plan.store, create=False)
     try:
         if not _same_url(mask_url(store.url), plan.store):
             raise BadInput(f"{plan.path}: plan made for the store {plan.store}, not {mask_url(store.url)}. "
@@ -1039,7 +1233,7 @@ def _open_checked(plan: PlanFile, store_url: str | None) -> tuple[Store, StoreRo
                 raise BadInput(f"{plan.path}: plan.system.{key} {plan.system.get(key)!r} differs from audit run "
                                f"{plan.run}'s {recorded.get(key)!r}. Hint: the header is written by `reconcile "
                                "plan`; plan again.")
-        known = _check_fingerprints(plan, store)
+        known = _check_fingerprints(plan, store, checked=recorded_in is not None)
         _check_backfills(plan, store)
     except BaseException:
         store.engine.dispose()
@@ -1047,34 +1241,53 @@ def _open_checked(plan: PlanFile, store_url: str | None) -> tuple[Store, StoreRo
     return store, known
 
 
-def _check_fingerprints(plan: PlanFile, store: Store) -> StoreRows:
-    """Each writing action names a dossier of the run and the fingerprint the audit stored for it."""
+def _check_fingerprints(plan: PlanFile, store: Store, checked: bool = False) -> StoreRows:
+    """Each writing action names a dossier of the run and the fingerprint the audit stored for it (one
+    join: only the problems come back); `checked`: known to (a recorded plan): only the rows are read."""
     writing = [a for a in plan.actions if a.action in WRITING]
-    known = _store_rows(store, plan.run, [a.dossier_code for a in writing])
-    earlier: dict[str, set[str]] = {}  # csv profile: fingerprints the store's rows held before apply wrote them
-    if plan.system.get("profile") == "csv":
-        with store.connect() as conn:
-            for part in _chunks(sorted(known), IN_CHUNK):
-                for code, fp in conn.execute(
-                        sa.select(change.c.dossier_code, change.c.before_value)
-                        .join(change_batch, change_batch.c.id == change.c.batch_id)
-                        .where(change_batch.c.run_id == plan.run, change.c.table_name == dossier.name,
-                               change.c.column_name == "fingerprint", change.c.dossier_code.in_(part))):
-                    earlier.setdefault(code, set()).add(decode_value(fp))
-    problems = []
-    for a in writing:
-        rows = known.get(a.dossier_code)
-        if not rows:
-            problems.append(f"{plan.path}:{a.line}: dossier {a.dossier_code} is not a system dossier of audit run "
-                            f"{plan.run}. Hint: check the code; plans act on the system's dossiers.")
-        elif all(r["fingerprint"] != a.fingerprint for r in rows) \
-                and a.fingerprint not in earlier.get(a.dossier_code, ()):
-            problems.append(f"{plan.path}:{a.line}: dossier {a.dossier_code}: fingerprint {a.fingerprint} is not "
-                            f"the one audit run {plan.run} stored. Hint: do not edit fingerprints; plan again.")
-    if problems:
-        raise BadInput(problems[0] if len(problems) == 1 else f"{plan.path}: {len(problems)} actions do not match "
-                       f"audit run {plan.run}", problems)
-    return known
+    with store.connect() as conn:
+        rows = _store_rows(conn, plan.run, [a.dossier_code for a in writing])
+        earlier = None  # csv profile: fingerprints the store's rows held before apply wrote them
+        if not checked and plan.system.get("profile") == "csv":
+            earlier = _arrow(conn, sa.select(change.c.dossier_code, change.c.before_value)
+                             .join(change_batch, change_batch.c.id == change.c.batch_id)
+                             .where(change_batch.c.run_id == plan.run, change.c.table_name == dossier.name,
+                                    change.c.column_name == "fingerprint"),
+                             change.c.dossier_code, [a.dossier_code for a in writing])
+    if not checked:
+        problems = [f"{plan.path}:{line}: dossier {code} is not a system dossier of audit run {plan.run}. Hint: check "
+                    "the code; plans act on the system's dossiers." if unknown else
+                    f"{plan.path}:{line}: dossier {code}: fingerprint {fp} is not the one audit run {plan.run} "
+                    "stored. Hint: do not edit fingerprints; plan again."
+                    for line, code, fp, unknown in _fingerprint_problems(writing, rows, earlier)]
+        if problems:
+            raise BadInput(problems[0] if len(problems) == 1 else f"{plan.path}: {len(problems)} actions do not "
+                           f"match audit run {plan.run}", problems)
+    return _known(rows)
+
+
+def _fingerprint_problems(writing: list[PlanAction], rows: pa.Table, earlier: pa.Table | None
+                          ) -> list[tuple[int, str, str, bool]]:
+    """The writing actions whose dossier the run does not hold (unknown), or none of whose rows holds the
+    action's fingerprint, now or before apply wrote it (`earlier`: change rows, csv profile), by line."""
+    plan = pa.table({"line": pa.array([a.line for a in writing], pa.int64()),
+                     "code": pa.array([a.dossier_code for a in writing], pa.string()),
+                     "fingerprint": pa.array([a.fingerprint for a in writing], pa.string())})
+    before = earlier.column("before_value").to_pylist() if earlier is not None else []
+    logged = pa.table({"code": earlier.column("dossier_code") if earlier is not None else pa.array([], pa.string()),
+                       "fingerprint": pa.array([v if type(v) is str else None for v in map(decode_value, before)],
+                                               pa.string())})
+    found = workbench.select_arrow("""
+        WITH matched AS (
+            SELECT p.line, p.code, p.fingerprint, count(r.dossier_code) = 0 AS unknown,
+                   count(r.dossier_code) FILTER (WHERE r.fingerprint = p.fingerprint) > 0 AS held
+            FROM plan p LEFT JOIN store_rows r ON r.dossier_code = p.code
+            GROUP BY p.line, p.code, p.fingerprint)
+        SELECT line, code, fingerprint, unknown FROM matched m
+        WHERE unknown OR NOT (held OR EXISTS (SELECT 1 FROM logged l WHERE l.code = m.code
+                                                                    AND l.fingerprint = m.fingerprint))
+        ORDER BY line""", {"plan": plan, "store_rows": rows, "logged": logged})
+    return list(zip(*(found.column(i).to_pylist() for i in range(4))))
 
 
 def _check_backfills(plan: PlanFile, store: Store) -> None:
@@ -1191,8 +1404,7 @@ def apply_plan(plan_path: str | Path, store_url: str | None = None, *, yes: bool
     """Dry run (yes=False: read-only, returns the statements) or apply in batches (yes=True)."""
     if batch_size < 1:
         raise BadInput(f"--batch-size {batch_size}: expected 1 or more.")
-    plan = load_plan(plan_path)
-    store, known = _open_checked(plan, store_url)
+    plan, store, known = _load_checked(plan_path, store_url)
     try:
         target = _open_target(plan, store, known, system_url, mapping_path)
         try:
