@@ -223,9 +223,10 @@ def _check_actions(items: list[Any], item_lines: dict[int, int], at: Callable[..
     """The plan's actions, each checked (`item_lines`: the line of an item by id(), else `at` tells)."""
     actions: list[PlanAction] = []
     seen: dict[str, int] = {}
+    sets: dict[tuple[Any, ...], dict[str, Any]] = {}
     for i, item in enumerate(items):
         line = item_lines.get(id(item)) or int(at("actions", i).rsplit(":", 1)[1])
-        found = _check_action(item, i, line, at, problems)
+        found = _check_action(item, i, line, at, problems, sets)
         if found is None:
             continue
         if found.dossier_code in seen:
@@ -246,7 +247,9 @@ def _plan_file(p: Path, sha256: str, head: dict[str, Any], actions: tuple[PlanAc
                     actions=actions)
 
 
-def _check_action(item: Any, i: int, line: int, at: Callable[..., str], problems: list[str]) -> PlanAction | None:
+def _check_action(item: Any, i: int, line: int, at: Callable[..., str], problems: list[str],
+                  checked_sets: dict[tuple[Any, ...], dict[str, Any]]) -> PlanAction | None:
+    """One action, checked; a writing action's `set` is checked once per distinct `set_key` in `checked_sets`."""
     if not isinstance(item, dict):
         problems.append(f"{at('actions', i)}: action {i + 1} is not a mapping (dossier_code, action, rule, ...).")
         return None
@@ -280,13 +283,22 @@ def _check_action(item: Any, i: int, line: int, at: Callable[..., str], problems
     if not isinstance(sets, dict):
         problems.append(f"{at('actions', i, 'set')}: set must map fields to values.")
     elif writes:
-        values = _canonical_set(sets, tuple(ROLE_OF), "apply writes", lambda *k: at("actions", i, "set", *k), problems)
-        missing = [f for f in REQUIRED_SET[kind] if f not in sets]
-        problems += [f"{at('actions', i, 'set')}: a {kind} action sets {f}. Hint: add set.{f}." for f in missing]
-        for key, f in PINNED.items():
-            if key in item and f in values and _canonical_or_none(f, item[key]) != values[f]:
-                problems.append(f"{at('actions', i, key)}: {key} {item[key]!r} differs from set.{f} "
-                                f"{sets[f]!r}. Hint: edit both, or neither.")
+        key = _set_key(kind, sets, item)
+        checked = checked_sets.get(key) if key is not None else None
+        if checked is not None:
+            values = checked
+        else:
+            had = len(problems)
+            values = _canonical_set(sets, tuple(ROLE_OF), "apply writes", lambda *k: at("actions", i, "set", *k),
+                                    problems)
+            missing = [f for f in REQUIRED_SET[kind] if f not in sets]
+            problems += [f"{at('actions', i, 'set')}: a {kind} action sets {f}. Hint: add set.{f}." for f in missing]
+            for pin, f in PINNED.items():
+                if pin in item and f in values and _canonical_or_none(f, item[pin]) != values[f]:
+                    problems.append(f"{at('actions', i, pin)}: {pin} {item[pin]!r} differs from set.{f} "
+                                    f"{sets[f]!r}. Hint: edit both, or neither.")
+            if key is not None and len(problems) == had:
+                checked_sets[key] = values
     elif kind == "backfill":
         values = _check_backfill_set(sets, code, lambda *k: at("actions", i, "set", *k), problems)
     if len(problems) > before:
@@ -294,6 +306,18 @@ def _check_action(item: Any, i: int, line: int, at: Callable[..., str], problems
     return PlanAction(line, code.strip(), kind, item["rule"], " ".join(str(item["reason"]).split()),
                       fp if isinstance(fp, str) else None, confirmed, tuple(sorted(values.items())),
                       item.get("reason_code"), item.get("reason_args") or {})
+
+
+def _set_key(kind: str, sets: dict[Any, Any], item: dict[Any, Any]) -> tuple[Any, ...] | None:
+    """All a writing action's `set` check depends on: its kind, set and pinned copies, values with their
+    types (YAML's 1 and true are equal); None when a value is unhashable."""
+    key = (kind, tuple([(f, type(v), v) for f, v in sets.items()]),
+           tuple([(pin, type(item[pin]), item[pin]) for pin in PINNED if pin in item]))
+    try:
+        hash(key)
+    except TypeError:
+        return None
+    return key
 
 
 def _check_backfill_set(sets: dict[str, Any], code: Any, at: Callable[..., str], problems: list[str]

@@ -766,7 +766,7 @@ def _demo_fixes(inputs: AuditInputs, store_path: Path, plan_path: Path, before: 
     store = str(store_path)
     progress("plan")
     fix_plan = plan(store)
-    plan_path.write_text(fix_plan.to_yaml(), encoding="utf-8")
+    write_plan(fix_plan, plan_path, store)
     progress("apply")
     applied = apply_plan(plan_path, store, yes=True, actor="demo")
     after = audit(inputs, store, progress, started_at=DEMO_STARTED_AT)

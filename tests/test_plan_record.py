@@ -173,3 +173,23 @@ def test_a_store_of_schema_7_gets_the_plan_tables(district: Path, tmp_path: Path
     store.engine.dispose()
     assert version == str(SCHEMA_VERSION) == "8"
     assert [(i, run) for i, run, _ in plans] == [(1, 1)] and plans[0][2] == len(ap.load_plan(plan).actions)
+
+
+def test_a_set_checked_once_still_finds_each_actions_own_problems(tmp_path: Path) -> None:
+    header = ('plan:\n  format: 1\n  store: duckdb:///s.duckdb\n  run: 1\n  run_fingerprint: ab\n'
+              '  system: {"profile": "mapping", "source": "sqlite:///v.sqlite"}\nactions:\n')
+    item = "- dossier_code: D{n}\n  action: {kind}\n  rule: r\n  reason: why\n  fingerprint: {fp}\n{rest}\n"
+    rows = [("reassign", '  assignee: a.b\n  set: {"assignee": "a.b"}')] * 2 + [
+        ("reassign", '  assignee: x.y\n  set: {"assignee": "a.b"}'),  # the same set, its own pinned copy
+        ("migrate", '  set: {"workflow_version": 1, "current_step": "S1"}'),
+        ("migrate", '  set: {"workflow_version": true, "current_step": "S1"}')]  # equal to 1, not a version
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(header + "".join(item.format(n=n, kind=kind, fp=f"{n:032x}".replace("0", "a"), rest=rest)
+                                     for n, (kind, rest) in enumerate(rows)), encoding="utf-8")
+    lines = plan.read_text(encoding="utf-8").splitlines()
+    pinned, last = lines.index("  assignee: x.y") + 1, len(lines)
+    with pytest.raises(ap.BadInput) as raised:
+        ap.load_plan(plan)
+    assert raised.value.problems == [
+        f"{plan}:{pinned}: assignee 'x.y' differs from set.assignee 'a.b'. Hint: edit both, or neither.",
+        f"{plan}:{last}: set.workflow_version: True is not a version number."]
