@@ -547,6 +547,8 @@ def write_plan(result: Plan, out: str | Path | None, store_url: str | None = Non
     store = open_store(store_url, create=False)
     try:
         record_plan(store, data, text)
+    except sa.exc.DBAPIError:  # a store that takes no writes (read-only, locked): apply reads the file in full
+        pass
     finally:
         store.engine.dispose()
     return text

@@ -193,3 +193,15 @@ def test_a_set_checked_once_still_finds_each_actions_own_problems(tmp_path: Path
     assert raised.value.problems == [
         f"{plan}:{pinned}: assignee 'x.y' differs from set.assignee 'a.b'. Hint: edit both, or neither.",
         f"{plan}:{last}: set.workflow_version: True is not a version number."]
+
+
+def test_a_store_that_refuses_the_record_still_gets_its_plan_file(district: Path, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*_: Any) -> None:
+        raise sa.exc.OperationalError("INSERT", {}, Exception("read-only"))
+
+    monkeypatch.setattr(ap, "bulk_insert", refuse)
+    store_url = str(tmp_path / "store.duckdb")
+    plan = planned(district, tmp_path, store_url)  # exit 0: the file is written
+    assert plan.read_text(encoding="utf-8") == commands.plan(store_url).to_yaml()
+    assert recorded(plan, store_url) is None  # nothing recorded (the header row rolled back too)
