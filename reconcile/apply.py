@@ -82,6 +82,7 @@ STATUS_NAMES = tuple(s.value for s in Status)
 REFUSED_STATES = ("stale", "missing", "ambiguous")
 FAULT_ENV = "RECONCILE_FAULT"  # tests: "<point>:<n>" kills the process (SIGKILL) at that point of write batch n
 IN_CHUNK = 500
+READ_CHUNK = 5000  # keys in the IN list of undo's read of one key column (SQLite before 3.32: 999 at most)
 _FINGERPRINT = re.compile(r"[0-9a-f]{32}")
 YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when installed: same data, 20x faster
 # json.dumps(v, ensure_ascii=False[, sort_keys=True]) without building an encoder per call
@@ -549,8 +550,7 @@ def encode_value(v: Any) -> str | None:
     return _JSON.encode(v)
 
 
-@lru_cache(maxsize=1 << 16)  # a batch's values repeat (the same accounts, statuses, dates); all immutable
-def decode_value(text: str | None) -> Any:
+def _decode(text: str | None) -> Any:
     if text is None:
         return None
     if text[:1] == '"' and "\\" not in text and '"' not in text[1:-1] and text[-1:] == '"' and len(text) > 1:
@@ -563,6 +563,11 @@ def decode_value(text: str | None) -> Any:
         return {"datetime": datetime.fromisoformat, "date": date.fromisoformat, "decimal": Decimal,
                 "hex": bytes.fromhex}[tag](s)
     return v
+
+
+# a batch's values repeat (the same accounts, statuses, dates); all immutable. Undo decodes each distinct
+# text of a batch once (its row keys all differ) with `_decode`.
+decode_value = lru_cache(maxsize=1 << 16)(_decode)
 
 
 def _shown(v: Any) -> str:
@@ -775,7 +780,12 @@ class _Target:
 
 
 def _lock(stmt: Any, conn: Connection, lock: bool) -> Any:
-    return stmt.with_for_update() if lock and conn.dialect.name in ("postgresql", "mysql", "mariadb") else stmt
+    return stmt.with_for_update() if _locks(conn, lock) else stmt
+
+
+def _locks(conn: Connection, lock: bool) -> bool:
+    """Whether a locking read takes FOR UPDATE (SQLite: the write transaction holds the database's lock)."""
+    return lock and conn.dialect.name in ("postgresql", "mysql", "mariadb")
 
 
 def _backfill_outcome(a: PlanAction, found: list[Any], table: sa.Table, key: tuple[tuple[str, Any], ...],
@@ -1561,6 +1571,20 @@ def _executemany(conn: Connection, stmt: sa.Update, rows: list[dict[str, Any]]) 
     return conn.exec_driver_sql(compiled.string, params).rowcount
 
 
+def _executemany_columns(conn: Connection, stmt: sa.Update, columns: dict[str, list[Any]]) -> int:
+    """`_executemany` with its parameters as columns (name -> values): each column through its type's bind
+    processor at once, the rows zipped from them."""
+    dialect = conn.dialect
+    compiled = stmt.compile(dialect=dialect)
+    names = list(compiled.positiontup or compiled.binds)
+    values = []
+    for n in names:
+        process = compiled.binds[n].type.dialect_impl(dialect).bind_processor(dialect)
+        values.append(columns[n] if process is None else list(map(process, columns[n])))
+    params = list(zip(*values)) if compiled.positiontup else [dict(zip(names, v)) for v in zip(*values)]
+    return conn.exec_driver_sql(compiled.string, params).rowcount
+
+
 def _write_batch(plan: PlanFile, store: Store, target: _Target, conn: Connection,
                  writes: list[tuple[PlanAction, list[Write]]], write_no: int, actor: str | None) -> int:
     flat = [w for _, ws in writes for w in ws]
@@ -1576,27 +1600,30 @@ def _write_batch(plan: PlanFile, store: Store, target: _Target, conn: Connection
 
 
 def _log_and_commit(store: Store, target: _Target, conn: Connection, writes: list[Write], meta: dict[str, Any],
-                    write_no: int, actor: str | None) -> int:
-    """Record the batch and its change rows, commit the target, record the outcome (see module doc)."""
+                    write_no: int, actor: str | None, swapped: tuple[int, int] | None = None) -> int:
+    """Record the batch and its change rows, commit the target, record the outcome (see module doc).
+    `swapped` (an undo): its dossiers and changes; its change rows are those of batch meta["undo_of"]
+    with before- and after-values swapped, copied in the store (`writes` is not read)."""
     same = isinstance(target, StoreTarget)
     log = conn if same else store.engine.connect()
     try:
         if not same:
             log.begin()
         batch_id = int(log.execute(sa.select(sa.func.coalesce(sa.func.max(change_batch.c.id), 0))).scalar_one()) + 1
+        dossiers, changes = swapped or (len({w.dossier_code for w in writes}), sum(len(w.columns) for w in writes))
         log.execute(sa.insert(change_batch).values(
             id=batch_id, target=json.dumps(target.describe, ensure_ascii=False, sort_keys=True),
-            actor=actor or _actor(), started_at=_now(), dossiers=len({w.dossier_code for w in writes}),
-            changes=sum(len(w.columns) for w in writes), **meta))
-        names = ("dossier_code", "action", "rule", "table_name", "row_key", "column_name", "field", "before_value",
-                 "after_value")
-        cells = [(w.dossier_code, w.action, w.rule, w.table.name, key, c, f, encode_value(b), encode_value(a))
-                 for w in writes for key in (w.row_key(),) for c, f, b, a in w.columns]
-        columns = zip(*cells) if cells else [()] * len(names)  # the cells' columns, in one pass
-        bulk_insert(log, change, pa.table({
-            "batch_id": pa.array([batch_id] * len(cells), pa.int64()),
-            "seq": pa.array(range(1, len(cells) + 1), pa.int64()),
-            **{name: pa.array(values, pa.string()) for name, values in zip(names, columns)}}))
+            actor=actor or _actor(), started_at=_now(), dossiers=dossiers, changes=changes, **meta))
+        if swapped is not None:
+            _copy_swapped(log, meta["undo_of"], batch_id)
+        else:
+            cells = [(w.dossier_code, w.action, w.rule, w.table.name, key, c, f, encode_value(b), encode_value(a))
+                     for w in writes for key in (w.row_key(),) for c, f, b, a in w.columns]
+            columns = zip(*cells) if cells else [()] * len(CHANGE_COLUMNS)  # the cells' columns, in one pass
+            bulk_insert(log, change, pa.table({
+                "batch_id": pa.array([batch_id] * len(cells), pa.int64()),
+                "seq": pa.array(range(1, len(cells) + 1), pa.int64()),
+                **{name: pa.array(values, pa.string()) for name, values in zip(CHANGE_COLUMNS, columns)}}))
         if not same:
             log.commit()
         _fault("after-log", write_no)
@@ -1612,6 +1639,16 @@ def _log_and_commit(store: Store, target: _Target, conn: Connection, writes: lis
         if not same:
             log.close()
     return batch_id
+
+
+def _copy_swapped(log: Connection, of: int, batch_id: int) -> None:
+    """An undo's change rows: those of batch `of` (in its order), before- and after-values swapped, with
+    one INSERT ... SELECT in the store."""
+    c = change
+    swap = {"before_value": c.c.after_value, "after_value": c.c.before_value}
+    log.execute(sa.insert(c).from_select(["batch_id", "seq", *CHANGE_COLUMNS], sa.select(
+        sa.literal(batch_id, sa.Integer), c.c.seq, *[swap.get(n, c.c[n]) for n in CHANGE_COLUMNS])
+        .where(c.c.batch_id == of)))
 
 
 def _actor() -> str:
@@ -1639,13 +1676,12 @@ def _settle(store: Store, target: _Target) -> Iterator[str]:
             sa.select(change_batch.c.id, change_batch.c.target)
             .where(~sa.exists().where(batch_outcome.c.batch_id == change_batch.c.id))
             .order_by(change_batch.c.id)) if t == described]
-        changes = {i: _changes(conn, i) for i in pending}
+        logged = {i: _logged(conn, i) for i in pending}
     for batch_id in pending:
-        rows = changes[batch_id]
         with target.connection(write=False) as rconn:
-            current = _current_values(rconn, target, rows)
-        holds_after = all(_holds(current, r, "after_value") for r in rows)
-        holds_before = all(_holds(current, r, "before_value") for r in rows)
+            current = _current(rconn, target, logged[batch_id])
+        holds_after = all(map(_same, current, logged[batch_id].after))
+        holds_before = all(map(_same, current, logged[batch_id].before))
         if holds_after == holds_before:  # neither (changed since) or both (cannot tell): leave it for a person
             yield (f"batch {batch_id} was interrupted and its rows now hold neither its before- nor its after-values; "
                    "left without an outcome (check `reconcile history`).")
@@ -1658,56 +1694,136 @@ def _settle(store: Store, target: _Target) -> Iterator[str]:
                "was written; recorded as rolled back.")
 
 
-def _changes(conn: Connection, batch_id: int) -> list[dict[str, Any]]:
-    result = conn.execute(sa.select(change).where(change.c.batch_id == batch_id).order_by(change.c.seq))
-    names = tuple(result.keys())
-    return [dict(zip(names, r)) for r in result.all()]  # fetchall: a tenth of fetching row by row
+CHANGE_COLUMNS = ("dossier_code", "action", "rule", "table_name", "row_key", "column_name", "field", "before_value",
+                  "after_value")
 
 
-def _holds(current: dict[tuple[str, str, str], Any], r: dict[str, Any], which: str) -> bool:
-    """Whether the target holds a change row's before- or after-value now (ABSENT: no such row)."""
-    v = decode_value(r[which])
-    return _cell(r) not in current if v is ABSENT else _cell(r) in current and _same(current[_cell(r)], v)
+@dataclass(frozen=True, slots=True)
+class _Logged:
+    """A batch's change rows as columns, in their order (seq): the stored texts (CHANGE_COLUMNS), the
+    values decoded, each row's key (its key columns, and its value: a tuple when several columns), and
+    the rows' positions by table and key columns (each group is read and written with one statement)."""
+
+    text: dict[str, list[Any]]
+    before: list[Any]
+    after: list[Any]
+    key_columns: list[tuple[str, ...]]
+    keys: list[Any]
+    groups: dict[tuple[str, tuple[str, ...]], list[int]]
+
+    def key(self, i: int) -> tuple[tuple[str, Any], ...]:
+        """Row i's key as `Write.key`: (column, value) pairs."""
+        names = self.key_columns[i]
+        return tuple(zip(names, self.keys[i] if len(names) > 1 else (self.keys[i],)))
 
 
-def _cell(r: dict[str, Any]) -> tuple[str, str, str]:
-    return r["table_name"], r["row_key"], r["column_name"]
+def _logged(conn: Connection, batch_id: int) -> _Logged:
+    """A batch's change rows, read as columns (from a DuckDB store as Arrow), each distinct text decoded once."""
+    c = change
+    if conn.dialect.name == "duckdb":
+        names = ", ".join(f'"{n}"' for n in CHANGE_COLUMNS)
+        data = conn.connection.dbapi_connection.sql(
+            f"SELECT {names} FROM change WHERE batch_id = $b ORDER BY seq", params={"b": batch_id}).to_arrow_table()
+        columns = [data.column(n).to_pylist() for n in CHANGE_COLUMNS]
+    else:
+        rows = conn.execute(sa.select(*[c.c[n] for n in CHANGE_COLUMNS]).where(c.c.batch_id == batch_id)
+                            .order_by(c.c.seq)).all()
+        columns = [list(col) for col in zip(*rows)] if rows else [[] for _ in CHANGE_COLUMNS]
+    text = dict(zip(CHANGE_COLUMNS, columns))
+    key_columns, keys = _decoded_keys(text["row_key"])
+    tables = text["table_name"]
+    groups: dict[tuple[str, tuple[str, ...]], list[int]] = {}
+    if len(set(tables)) == 1 and len(set(key_columns)) == 1:  # the common case: one table, one key
+        groups[tables[0], key_columns[0]] = list(range(len(tables)))
+    else:
+        for i, g in enumerate(zip(tables, key_columns)):
+            groups.setdefault(g, []).append(i)
+    return _Logged(text, _decoded(text["before_value"]), _decoded(text["after_value"]), key_columns, keys, groups)
 
 
-def _key_of(r: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
-    return _parse_key(r["row_key"])
+def _decoded(texts: list[str | None]) -> list[Any]:
+    """decode_value of each text, worked out once per distinct text (a batch's values repeat)."""
+    found = {t: _decode(t) for t in set(texts)}
+    return list(map(found.__getitem__, texts))
 
 
-@lru_cache(maxsize=1 << 16)  # undo reads each row's key twice (to read the row, to write it)
-def _parse_key(row_key: str) -> tuple[tuple[str, Any], ...]:
-    return tuple((k, decode_value(v)) for k, v in sorted(json.loads(row_key).items()))
+def _decoded_keys(texts: list[str]) -> tuple[list[tuple[str, ...]], list[Any]]:
+    """Each row key (JSON: key column -> encoded value) as its sorted key columns and its value (a tuple
+    when several columns). Keys of one column, values without tags (text, numbers): two json.loads for all."""
+    distinct = list(dict.fromkeys(texts))
+    parsed = json.loads("[" + ",".join(distinct) + "]")
+    if parsed and set(map(len, parsed)) == {1}:
+        names, encoded = zip(*map(dict.popitem, parsed))
+        values = json.loads("[" + ",".join(encoded) + "]")
+        if len(set(names)) == 1 and dict not in set(map(type, values)):
+            found = dict(zip(distinct, values))
+            return [(names[0],)] * len(texts), list(map(found.__getitem__, texts))
+        parsed = [{k: v} for k, v in zip(names, encoded)]
+    out = {}
+    for text, d in zip(distinct, parsed):
+        cols = tuple(sorted(d))
+        out[text] = (cols, _decode(d[cols[0]]) if len(cols) == 1 else tuple(_decode(d[n]) for n in cols))
+    pairs = list(map(out.__getitem__, texts))
+    return [k for k, _ in pairs], [v for _, v in pairs]
 
 
-def _current_values(conn: Connection, target: _Target, rows: list[dict[str, Any]], lock: bool = False
-                    ) -> dict[tuple[str, str, str], Any]:
-    """The values the target's rows hold now for the logged cells (missing rows: absent)."""
-    by_table: dict[str, tuple[dict[str, None], set[str]]] = {}  # table -> its row keys (in order), columns
-    for r in rows:
-        keys, columns = by_table.setdefault(r["table_name"], ({}, set()))
-        keys[r["row_key"]] = None
-        columns.add(r["column_name"])
-    out: dict[tuple[str, str, str], Any] = {}
-    for tname, (items, columns) in by_table.items():
-        t = target.table(tname)
-        cols = sorted(columns)
-        for part in _chunks(list(items), IN_CHUNK):
-            keys = [(k, _parse_key(k)) for k in part]
-            key_cols = sorted({c for _, kv in keys for c, _ in kv})
-            stmt = sa.select(*[t.c[c] for c in key_cols], *[t.c[c] for c in cols]).where(
-                _keys_condition(t, [kv for _, kv in keys]))
-            index = {kv: k for k, kv in keys}
-            n = len(key_cols)
-            for row in conn.execute(_lock(stmt, conn, lock)).all():
-                k = index.get(tuple(zip(key_cols, row[:n])))
-                if k is not None:
-                    for c, v in zip(cols, row[n:]):
-                        out[(tname, k, c)] = v
-    return out
+def _current(conn: Connection, target: _Target, logged: _Logged, lock: bool = False, only: list[int] | None = None
+             ) -> list[Any]:
+    """The value each logged cell (or those at positions `only`) holds now in the target (ABSENT: its
+    row is gone), read per table and key columns."""
+    out: list[Any] = [ABSENT] * len(logged.keys)
+    columns = logged.text["column_name"]
+    groups = logged.groups
+    if only is not None:
+        groups = {}
+        for i in only:
+            groups.setdefault((logged.text["table_name"][i], logged.key_columns[i]), []).append(i)
+    for (tname, names), at in groups.items():
+        cols = tuple(sorted({columns[i] for i in at}))
+        found = _rows_by_key(conn, target.table(tname), names, cols, list(dict.fromkeys(logged.keys[i] for i in at)),
+                             lock)
+        pos = {c: len(names) + j for j, c in enumerate(cols)}
+        for i in at:
+            row = found.get(logged.keys[i])
+            if row is not None:
+                out[i] = row[pos[columns[i]]]
+    return out if only is None else [out[i] for i in only]
+
+
+def _rows_by_key(conn: Connection, t: sa.Table, names: tuple[str, ...], cols: tuple[str, ...], keys: list[Any],
+                 lock: bool) -> dict[Any, Any]:
+    """The rows (key columns, then `cols`) holding these keys now, by key: with one key column, one
+    statement of READ_CHUNK keys run by the driver (`_select_in`), its values through their types'
+    processors a column at a time; else IN lists of IN_CHUNK keys (`_keys_condition`)."""
+    found: dict[Any, Any] = {}
+    if len(names) > 1:
+        for part in _chunks(keys, IN_CHUNK):
+            stmt = sa.select(*[t.c[c] for c in names + cols]).where(
+                _keys_condition(t, [tuple(zip(names, k)) for k in part]))
+            found.update((tuple(row[:len(names)]), row) for row in conn.execute(_lock(stmt, conn, lock)).all())
+        return found
+    dialect = conn.dialect
+    for part in _chunks(keys, READ_CHUNK):
+        compiled = _select_in(t, names + cols, len(part), dialect, _locks(conn, lock))
+        process = compiled.binds["p0"].type.dialect_impl(dialect).bind_processor(dialect)
+        values = part if process is None else list(map(process, part))
+        rows = conn.exec_driver_sql(compiled.string, tuple(values) if compiled.positiontup else
+                                    {f"p{i}": v for i, v in enumerate(values)}).all()
+        columns = [list(col) for col in zip(*rows)]
+        for j, c in enumerate(names + cols):
+            process = t.c[c].type.dialect_impl(dialect).result_processor(dialect, None)
+            if process is not None and columns:
+                columns[j] = list(map(process, columns[j]))
+        found.update(zip(columns[0], zip(*columns)) if columns else ())
+    return found
+
+
+@lru_cache(maxsize=64)
+def _select_in(t: sa.Table, columns: tuple[str, ...], n: int, dialect: sa.Dialect, lock: bool) -> Any:
+    """SELECT `columns` of the rows whose first column is one of n values (parameters p0...), compiled once."""
+    stmt = sa.select(*[t.c[c] for c in columns]).where(
+        t.c[columns[0]].in_([sa.bindparam(f"p{i}", type_=t.c[columns[0]].type) for i in range(n)]))
+    return (stmt.with_for_update() if lock else stmt).compile(dialect=dialect)
 
 
 def _keys_condition(t: sa.Table, keys: list[tuple[tuple[str, Any], ...]]) -> Any:
@@ -1731,18 +1847,19 @@ class UndoResult:
     mode: str  # dry_run | undo
     batch: int
     undo_batch: int | None
-    writes: tuple[Write, ...]
+    rows: int  # the rows written back, one statement each
+    build: Callable[[], list[Write]]  # those statements' writes, built when asked for (the dry run's text)
     render: Callable[[Write], str]
     changes: int
     settled: tuple[str, ...] = ()
 
     @property
-    def rows(self) -> int:
-        return len(self.writes)
+    def writes(self) -> tuple[Write, ...]:
+        return tuple(self.build())
 
     @property
     def statements(self) -> tuple[str, ...]:
-        return tuple(map(self.render, self.writes))
+        return tuple(map(self.render, self.build()))
 
     def to_dict(self) -> dict[str, Any]:
         return {"mode": self.mode, "batch": self.batch, "undo_batch": self.undo_batch, "rows": self.rows,
@@ -1763,19 +1880,18 @@ def undo_batches(batch_ids: list[int], store_url: str | None = None, *, yes: boo
     store = open_store(store_url, create=False)
     targets: dict[tuple[str, int], _Target] = {}
     try:
-        with _fewer_collections():
-            for batch_id in batch_ids:
-                with store.connect() as conn:
-                    batch = conn.execute(sa.select(change_batch).where(change_batch.c.id == batch_id)
-                                         ).mappings().first()
-                if batch is None:
-                    raise BadInput(f"batch {batch_id}: no such batch in {mask_url(store.url)}. Hint: `reconcile "
-                                   "history`.")
-                where = (batch["target"], int(batch["run_id"]))
-                if where not in targets:
-                    targets[where] = _undo_target(store, dict(batch), system_url)
-                settled = tuple(_settle(store, targets[where])) if yes else ()
-                yield _undo(store, targets[where], dict(batch), yes, actor, settled)
+        for batch_id in batch_ids:
+            with store.connect() as conn:
+                batch = conn.execute(sa.select(change_batch).where(change_batch.c.id == batch_id)
+                                     ).mappings().first()
+            if batch is None:
+                raise BadInput(f"batch {batch_id}: no such batch in {mask_url(store.url)}. Hint: `reconcile "
+                               "history`.")
+            where = (batch["target"], int(batch["run_id"]))
+            if where not in targets:
+                targets[where] = _undo_target(store, dict(batch), system_url)
+            settled = tuple(_settle(store, targets[where])) if yes else ()
+            yield _undo(store, targets[where], dict(batch), yes, actor, settled)
     finally:
         for target in targets.values():
             target.close()
@@ -1824,11 +1940,11 @@ def _undo(store: Store, target: _Target, batch: dict[str, Any], yes: bool, actor
           settled: tuple[str, ...]) -> UndoResult:
     bid = int(batch["id"])
     with store.connect() as conn:
+        logged = _logged(conn, bid)  # first: on DuckDB its Arrow read needs no result left open
         outcome = conn.execute(sa.select(batch_outcome.c.outcome).where(batch_outcome.c.batch_id == bid)).scalar()
         undone = conn.execute(
             sa.select(change_batch.c.id).join(batch_outcome, batch_outcome.c.batch_id == change_batch.c.id)
             .where(change_batch.c.undo_of == bid, batch_outcome.c.outcome.in_(("committed", "recovered")))).scalar()
-        rows = _changes(conn, bid)
     if outcome is None:
         raise Refused(f"batch {bid} was interrupted and has no outcome yet. Hint: `reconcile undo {bid} --yes` "
                       "settles it first when the target can tell; else see `reconcile history`.")
@@ -1836,36 +1952,114 @@ def _undo(store: Store, target: _Target, batch: dict[str, Any], yes: bool, actor
         raise Refused(f"batch {bid} was rolled back: nothing of it was written, nothing to undo.")
     if undone is not None:
         raise Refused(f"batch {bid} was already undone by batch {undone}.")
+    text = logged.text
+    tables = {name: target.table(name) for name in dict.fromkeys(text["table_name"])}
     with target.connection(write=yes) as conn:
-        current = _current_values(conn, target, rows, lock=yes)
-        moved = [r for r in rows if not _holds(current, r, "after_value")]
-        if moved:
-            listed = [f"{r['dossier_code']}: {r['table_name']}.{r['column_name']} holds "
-                      f"{_shown(current[_cell(r)]) if _cell(r) in current else '(row gone)'}, batch {bid} wrote "
-                      f"{_shown(decode_value(r['after_value']))}" for r in moved]
-            raise Refused(f"undo of batch {bid} refused: {len(moved)} values changed since it was applied; nothing "
-                          "written", [f"undo of batch {bid} refused, nothing written: {x}" for x in listed])
-        groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
-        for r in rows:
-            groups.setdefault((r["table_name"], r["row_key"]), []).append(r)
-        writes = [Write(rs[0]["dossier_code"], rs[0]["action"], rs[0]["rule"], target.table(tname), _key_of(rs[0]),
-                        tuple((r["column_name"], r["field"], decode_value(r["after_value"]),
-                               decode_value(r["before_value"])) for r in rs))
-                  for (tname, _), rs in groups.items()]
+        bulk = _bulk(conn, logged) if yes else {}
+        rest = [i for g, at in logged.groups.items() if g not in bulk for i in at]
+        # the rows written in bulk are checked by their compare-and-set UPDATEs; the others are read first
+        if rest and not all(map(_same, _current(conn, target, logged, yes, rest), [logged.after[i] for i in rest])):
+            _refuse_moved(conn, target, logged, bid, yes)
         undo_id = None
         if yes:
             what = f"undo of batch {bid}"
             try:
-                _execute(conn, writes, what)
+                _write_back(conn, logged, tables, bulk, rest, what)
             except sa.exc.DBAPIError as exc:
                 conn.rollback()
                 raise ApplyFailed(f"{what}: the target rejected a statement: {_first_line(exc)}; rolled back, "
                                   "nothing written.") from None
+            except ApplyFailed:  # a compare-and-set matched fewer rows: list the values that moved, if any
+                conn.rollback()
+                _refuse_moved(conn, target, logged, bid, yes)
+                raise
             meta = {"kind": "undo", "run_id": batch["run_id"], "plan": batch["plan"],
                     "plan_sha256": batch["plan_sha256"], "undo_of": bid}
-            undo_id = _log_and_commit(store, target, conn, writes, meta, 1, actor)
-    return UndoResult("undo" if yes else "dry_run", bid, undo_id, tuple(writes), _Renderer(target.dialect), len(rows),
-                      settled)
+            undo_id = _log_and_commit(store, target, conn, [], meta, 1, actor,
+                                      swapped=(len(set(text["dossier_code"])), len(logged.keys)))
+    rows = len(set(zip(text["table_name"], text["row_key"])))
+    return UndoResult("undo" if yes else "dry_run", bid, undo_id, rows, lambda: _writes_back(logged, tables),
+                      _Renderer(target.dialect), len(logged.keys), settled)
+
+
+def _writes_back(logged: _Logged, tables: dict[str, sa.Table], at: list[int] | None = None) -> list[Write]:
+    """The writes restoring the before-values of the change rows at these positions (default: all), one
+    per row, in the order of the rows' first change: the dry run's statements, and the rows
+    `_write_back` does not write in bulk."""
+    t = logged.text
+    code, action, rule, tname, rkey, column, field = (t[n] for n in (
+        "dossier_code", "action", "rule", "table_name", "row_key", "column_name", "field"))
+    rows: dict[tuple[str, str], list[int]] = {}
+    for i in range(len(code)) if at is None else at:
+        rows.setdefault((tname[i], rkey[i]), []).append(i)
+    return [Write(code[ix[0]], action[ix[0]], rule[ix[0]], tables[tname[ix[0]]], logged.key(ix[0]),
+                  tuple((column[i], field[i], logged.after[i], logged.before[i]) for i in ix)) for ix in rows.values()]
+
+
+def _refuse_moved(conn: Connection, target: _Target, logged: _Logged, bid: int, lock: bool) -> None:
+    """Refuse the undo (Refused) listing every value that no longer holds the batch's after-value."""
+    text = logged.text
+    current = _current(conn, target, logged, lock)
+    listed = [f"{text['dossier_code'][i]}: {text['table_name'][i]}.{text['column_name'][i]} holds "
+              f"{'(row gone)' if now is ABSENT else _shown(now)}, batch {bid} wrote {_shown(after)}"
+              for i, (now, after) in enumerate(zip(current, logged.after)) if not _same(now, after)]
+    if listed:
+        raise Refused(f"undo of batch {bid} refused: {len(listed)} values changed since it was applied; nothing "
+                      "written", [f"undo of batch {bid} refused, nothing written: {x}" for x in listed])
+
+
+def _bulk(conn: Connection, logged: _Logged) -> dict[tuple[str, tuple[str, ...]], int]:
+    """The groups (table, key columns) `_write_back` writes with one executemany, with their columns a row."""
+    if not conn.dialect.supports_sane_multi_rowcount:
+        return {}
+    found = {g: _alike(logged, at) for g, at in logged.groups.items()}
+    return {g: k for g, k in found.items() if k is not None}
+
+
+def _write_back(conn: Connection, logged: _Logged, tables: dict[str, sa.Table],
+                bulk: dict[tuple[str, tuple[str, ...]], int], rest: list[int], what: str) -> None:
+    """Restore the before-values with compare-and-set UPDATEs: a `bulk` group with one executemany, its
+    parameters built from the columns; the `rest` (and backfills' DELETEs and INSERTs) through `_execute`.
+    A compare-and-set that matches no row: ApplyFailed."""
+    for (tname, names), k in bulk.items():
+        at = logged.groups[tname, names]
+        n = len(at) // k
+        keys = [logged.keys[i] for i in at[::k]]
+        params = {f"k{j}": list(col) for j, col in enumerate(zip(*keys) if len(names) > 1 else [keys])}
+        for j in range(k):
+            params[f"b{j}"] = [logged.after[i] for i in at[j::k]]
+            params[f"a{j}"] = [logged.before[i] for i in at[j::k]]
+        template = _writes_back(logged, tables, at[:k])[0].template()
+        matched = _executemany_columns(conn, template, params)
+        if matched != n:
+            codes = [logged.text["dossier_code"][i] for i in at[:5 * k:k]]
+            raise ApplyFailed(f"{what}: the {n} UPDATEs of {tname} ({', '.join(codes)}{', ...' if n > 5 else ''}) "
+                              f"matched {matched} rows instead of {n} (a row changed during the batch); the batch "
+                              "was rolled back.")
+    if rest:
+        _execute(conn, _writes_back(logged, tables, sorted(rest)), what)
+
+
+def _alike(logged: _Logged, at: list[int]) -> int | None:
+    """k when the rows at these positions are UPDATEs of k columns a row, logged row after row: each row
+    once, the same columns in the same order, each column's compared values of one type and not NULL,
+    its restored values all NULL or none, the keys of one type: one statement's executemany then."""
+    rkey = [logged.text["row_key"][i] for i in at]
+    column = [logged.text["column_name"][i] for i in at]
+    k = next((j for j, r in enumerate(rkey) if r != rkey[0]), len(rkey))
+    n = len(at) // k
+    if n * k != len(at) or column != column[:k] * n or len(set(rkey[::k])) != n \
+            or any(rkey[j::k] != rkey[::k] for j in range(1, k)):
+        return None
+    if len({type(logged.keys[i]) if type(logged.keys[i]) is not tuple else tuple(map(type, logged.keys[i]))
+            for i in at}) > 1:
+        return None
+    for j in range(k):
+        before, after = [logged.before[i] for i in at[j::k]], [logged.after[i] for i in at[j::k]]
+        if ABSENT in before or ABSENT in after or None in after or len(set(map(type, after))) > 1 \
+                or before.count(None) not in (0, n):
+            return None
+    return k
 
 
 # ------------------------------------------------------------------------------------ history
