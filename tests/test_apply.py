@@ -570,7 +570,7 @@ def test_undo_writes_alike_rows_in_one_executemany_and_the_others_one_by_one(tmp
              "before_value": ap.encode_value(b), "after_value": ap.encode_value(a)}
             for seq, (w, (c, f, b, a)) in enumerate(((w, col) for w in alike + others for col in w.columns), 1)])
     with store.connect() as conn:
-        logged = ap._logged(conn, 1)
+        logged = ap._logged(conn, [1])[1]
     store.engine.dispose()
 
     class Target(ap._Target):
