@@ -1759,7 +1759,11 @@ def _decoded(texts: list[str | None]) -> list[Any]:
 
 def _decoded_keys(texts: list[str]) -> tuple[list[tuple[str, ...]], list[Any]]:
     """Each row key (JSON: key column -> encoded value) as its sorted key columns and its value (a tuple
-    when several columns). Keys of one column, values without tags (text, numbers): two json.loads for all."""
+    when several columns). Keys of one column, values without tags (text, numbers): two json.loads for all;
+    texts without escapes (the common dossier code): cut out of the JSON."""
+    plain = _plain_keys(texts)
+    if plain is not None:
+        return plain
     distinct = list(dict.fromkeys(texts))
     parsed = json.loads("[" + ",".join(distinct) + "]")
     if parsed and set(map(len, parsed)) == {1}:
@@ -1775,6 +1779,20 @@ def _decoded_keys(texts: list[str]) -> tuple[list[tuple[str, ...]], list[Any]]:
         out[text] = (cols, _decode(d[cols[0]]) if len(cols) == 1 else tuple(_decode(d[n]) for n in cols))
     pairs = list(map(out.__getitem__, texts))
     return [k for k, _ in pairs], [v for _, v in pairs]
+
+
+def _plain_keys(texts: list[str]) -> tuple[list[tuple[str, ...]], list[Any]] | None:
+    """The keys when all are one column's texts without escapes or quotes, as `Write.row_key` writes them
+    ({"COLUMN": "\\"text\\""}), else None."""
+    name = next(iter(json.loads(texts[0])), None) if texts else None
+    if not isinstance(name, str):
+        return None
+    head, tail = "{" + _json_text(name) + ': "\\"', '\\""}'
+    if not all(t.startswith(head) and t.endswith(tail) for t in texts):
+        return None
+    values = [t[len(head):-len(tail)] for t in texts]
+    joined = "".join(values)
+    return None if "\\" in joined or '"' in joined else ([(name,)] * len(texts), values)
 
 
 def _current(conn: Connection, target: _Target, logged: _Logged, lock: bool = False, only: list[int] | None = None

@@ -591,6 +591,18 @@ def test_undo_writes_alike_rows_in_one_executemany_and_the_others_one_by_one(tmp
     engine.dispose()
 
 
+def test_logged_row_keys_decode_to_the_keys_written() -> None:
+    """Undo decodes a batch's row keys all at once (plain texts cut out of the JSON): the keys `Write.row_key`
+    encoded, with quotes, backslashes, accents, numbers and several key columns."""
+    t = _cas_table()
+    for keys in ([(("code", "A-1"),), (("code", "Nguyễn"),)], [(("code", 'a"b'),), (("code", "a\\b"),)],
+                 [(("n", 5),), (("n", 7),)], [(("code", "x"), ("n", 2)), (("code", "y"), ("n", 3))],
+                 [(("code", "x"),), (("n", 3),)]):
+        texts = [ap.Write("c", "reassign", "r", t, k, ()).row_key() for k in keys]
+        names, values = ap._decoded_keys(texts)
+        assert [tuple(zip(n, v if len(n) > 1 else (v,))) for n, v in zip(names, values)] == keys
+
+
 def test_logged_rows_are_read_back_with_one_in_list_or_one_condition_per_key() -> None:
     """Undo and settling read a batch's rows by their logged keys: an IN list when the keys differ in one
     column, one AND per key otherwise; the same rows either way."""
