@@ -1846,7 +1846,7 @@ def _rows_by_key(conn: Connection, t: sa.Table, names: tuple[str, ...], cols: tu
     return found
 
 
-@lru_cache(maxsize=64)
+@lru_cache(maxsize=8)  # a statement of 5000 parameters is large: the few sizes of one run
 def _select_in(t: sa.Table, columns: tuple[str, ...], n: int, dialect: sa.Dialect, lock: bool) -> Any:
     """SELECT `columns` of the rows whose first column is one of n values (parameters p0...), compiled once."""
     stmt = sa.select(*[t.c[c] for c in columns]).where(

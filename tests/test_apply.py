@@ -541,12 +541,17 @@ def test_batched_compare_and_set_refuses_a_batch_when_a_row_moved(fallback: bool
     engine.dispose()
 
 
-def test_undo_writes_alike_rows_in_one_executemany_and_the_others_one_by_one(tmp_path: Path) -> None:
-    """Undo reads a batch's change rows as columns. Rows of a table that write the same columns with values
-    of one type go back with one executemany built from those columns (dates through their bind
-    processor); a table whose rows compare with NULL goes through `_execute`. Every row is restored, and
-    the current values read back are the logged after-values."""
+@pytest.mark.parametrize("engine", ["sqlite", "postgresql", "mariadb"])
+def test_undo_writes_alike_rows_in_one_executemany_and_the_others_one_by_one(tmp_path: Path, engine: str,
+                                                                              request: pytest.FixtureRequest) -> None:
+    """Undo reads a batch's change rows as columns (a DuckDB store, or the server the target is on).
+    Rows of a table that write the same columns with values of one type go back with one executemany
+    built from those columns (dates through their bind processor); a table whose rows compare with NULL
+    goes through `_execute`. Every row is restored, and the values read back by key are the logged ones."""
     from datetime import datetime
+
+    url = f"sqlite:///{tmp_path / 'target.sqlite'}" if engine == "sqlite" else \
+        request.getfixturevalue("pg_url" if engine == "postgresql" else "mariadb_url")
 
     t, u = _cas_table(), sa.Table("U", sa.MetaData(), sa.Column("code", sa.String(40)), sa.Column("who", sa.String(40)))
     alike = [ap.Write(f"E{i}", "close", "r", t, (("code", f"E{i}"),),
@@ -555,14 +560,14 @@ def test_undo_writes_alike_rows_in_one_executemany_and_the_others_one_by_one(tmp
               for i in range(1, 5)]
     others = [ap.Write("F1", "reassign", "r", u, (("code", "F1"),), (("who", "assignee", "old", None),)),
               ap.Write("F2", "reassign", "r", u, (("code", "F2"),), (("who", "assignee", None, "new"),))]
-    engine = sa.create_engine(f"sqlite:///{tmp_path / 'target.sqlite'}")
-    with engine.begin() as conn:
+    target = sa.create_engine(url)
+    with target.begin() as conn:
         t.create(conn)
         u.create(conn)
         conn.execute(t.insert(), [{"code": w.key[0][1], "n": 1, **{c: after for c, _, _, after in w.columns}}
                                   for w in alike])
         conn.execute(u.insert(), [{"code": "F1", "who": None}, {"code": "F2", "who": "new"}])
-    store = open_store(str(tmp_path / "store.duckdb"))
+    store = open_store(str(tmp_path / "store.duckdb") if engine == "sqlite" else url)
     with store.begin() as conn:
         conn.execute(change.insert(), [
             {"batch_id": 1, "seq": seq, "dossier_code": w.dossier_code, "action": w.action, "rule": w.rule,
@@ -574,12 +579,12 @@ def test_undo_writes_alike_rows_in_one_executemany_and_the_others_one_by_one(tmp
     store.engine.dispose()
 
     class Target(ap._Target):
-        dialect = engine.dialect
+        dialect = target.dialect
 
         def table(self, name: str) -> sa.Table:
             return {"T": t, "U": u}[name]
 
-    with engine.connect() as conn:
+    with target.connect() as conn:
         assert ap._current(conn, Target(), logged) == logged.after
         bulk = ap._bulk(conn, logged)
         assert bulk == {("T", ("code",)): 3}
@@ -588,7 +593,7 @@ def test_undo_writes_alike_rows_in_one_executemany_and_the_others_one_by_one(tmp
         assert ap._current(conn, Target(), logged) == logged.before
         assert sorted(conn.execute(sa.select(t.c.code, t.c.who, t.c.day, t.c.at))) == [
             (f"E{i}", f"old{i}", None, datetime(2021, 5, i, 8)) for i in range(1, 5)]
-    engine.dispose()
+    target.dispose()
 
 
 def test_logged_row_keys_decode_to_the_keys_written() -> None:
