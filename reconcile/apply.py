@@ -31,17 +31,18 @@ import json
 import os
 import re
 import signal
+from bisect import bisect_left, bisect_right
 from contextlib import contextmanager
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from decimal import Decimal
 from functools import lru_cache
-from operator import itemgetter
 from pathlib import Path
 from typing import Any, Callable, Iterator, NamedTuple
 
 import duckdb
+import orjson
 import pyarrow as pa
 import sqlalchemy as sa
 import yaml
@@ -57,7 +58,7 @@ from reconcile.sources import workbench
 from reconcile.sources.workbench import dossier_sql
 from reconcile.store import (
     Store, audit_run, batch_outcome, bulk_insert, change, change_batch, connect_engine, dossier, mask_url,
-    normalize_url, open_store, reconciliation,
+    normalize_url, open_store, plan_action, plan_file, reconciliation,
 )
 
 PLAN_FORMAT = 1
@@ -83,6 +84,8 @@ REFUSED_STATES = ("stale", "missing", "ambiguous")
 FAULT_ENV = "RECONCILE_FAULT"  # tests: "<point>:<n>" kills the process (SIGKILL) at that point of write batch n
 IN_CHUNK = 500
 IN_LARGE = 30_000  # see _in_chunk
+PREFETCH = 10  # batches whose change rows undo reads with one statement
+READ_CHUNK = 5000  # keys in the IN list of undo's read of one key column (SQLite before 3.32: 999 at most)
 _FINGERPRINT = re.compile(r"[0-9a-f]{32}")
 YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when installed: same data, 20x faster
 # json.dumps(v, ensure_ascii=False[, sort_keys=True]) without building an encoder per call
@@ -186,6 +189,21 @@ def load_plan(path: str | Path) -> PlanFile:
         raise BadInput(f"{at()}: expected a plan file with 'plan:' (header) and 'actions:' (list). "
                        "Hint: `reconcile plan --out plan.yaml` writes one.")
     head = data["plan"]
+    _check_header(head, at, problems)
+    items = data["actions"]
+    if items is None:
+        items = []
+    if not isinstance(items, list):
+        problems.append(f"{at('actions')}: 'actions' must be a list of actions.")
+        items = []
+    actions = _check_actions(items, item_lines, at, problems)
+    if problems:
+        raise BadInput(problems[0] if len(problems) == 1 else f"{p}: {len(problems)} problems in the plan", problems)
+    return _plan_file(p, hashlib.sha256(raw).hexdigest(), head, tuple(actions))
+
+
+def _check_header(head: dict[str, Any], at: Callable[..., str], problems: list[str]) -> None:
+    """The plan header's format, store, run, run_fingerprint and system."""
     if head.get("format") != PLAN_FORMAT:
         problems.append(f"{at('plan', 'format')}: plan.format {head.get('format')!r}: this tool reads format "
                         f"{PLAN_FORMAT}. Hint: write the plan again with this version's `reconcile plan`.")
@@ -202,18 +220,17 @@ def load_plan(path: str | Path) -> PlanFile:
             or not isinstance(system.get("source"), str):
         problems.append(f"{at('plan', 'system')}: plan.system needs profile and source. Hint: the header is "
                         "written by `reconcile plan`; do not edit it.")
-        system = {}
-    items = data["actions"]
-    if items is None:
-        items = []
-    if not isinstance(items, list):
-        problems.append(f"{at('actions')}: 'actions' must be a list of actions.")
-        items = []
+
+
+def _check_actions(items: list[Any], item_lines: dict[int, int], at: Callable[..., str], problems: list[str]
+                   ) -> list[PlanAction]:
+    """The plan's actions, each checked (`item_lines`: the line of an item by id(), else `at` tells)."""
     actions: list[PlanAction] = []
     seen: dict[str, int] = {}
+    sets: dict[tuple[Any, ...], dict[str, Any]] = {}
     for i, item in enumerate(items):
         line = item_lines.get(id(item)) or int(at("actions", i).rsplit(":", 1)[1])
-        found = _check_action(item, i, line, at, problems)
+        found = _check_action(item, i, line, at, problems, sets)
         if found is None:
             continue
         if found.dossier_code in seen:
@@ -222,16 +239,21 @@ def load_plan(path: str | Path) -> PlanFile:
             continue
         seen[found.dossier_code] = found.line
         actions.append(found)
-    if problems:
-        raise BadInput(problems[0] if len(problems) == 1 else f"{p}: {len(problems)} problems in the plan", problems)
-    return PlanFile(
-        path=str(p), sha256=hashlib.sha256(raw).hexdigest(), store=head["store"], run=int(run),
-        run_fingerprint=head["run_fingerprint"],
-        system={k: str(system[k]) for k in ("profile", "source", "mapping") if system.get(k) is not None},
-        actions=tuple(actions))
+    return actions
 
 
-def _check_action(item: Any, i: int, line: int, at: Callable[..., str], problems: list[str]) -> PlanAction | None:
+def _plan_file(p: Path, sha256: str, head: dict[str, Any], actions: tuple[PlanAction, ...]) -> PlanFile:
+    """A checked plan: its header (see _check_header) and actions."""
+    system = head["system"]
+    return PlanFile(path=str(p), sha256=sha256, store=head["store"], run=int(head["run"]),
+                    run_fingerprint=head["run_fingerprint"],
+                    system={k: str(system[k]) for k in ("profile", "source", "mapping") if system.get(k) is not None},
+                    actions=actions)
+
+
+def _check_action(item: Any, i: int, line: int, at: Callable[..., str], problems: list[str],
+                  checked_sets: dict[tuple[Any, ...], dict[str, Any]]) -> PlanAction | None:
+    """One action, checked; a writing action's `set` is checked once per distinct `set_key` in `checked_sets`."""
     if not isinstance(item, dict):
         problems.append(f"{at('actions', i)}: action {i + 1} is not a mapping (dossier_code, action, rule, ...).")
         return None
@@ -265,13 +287,22 @@ def _check_action(item: Any, i: int, line: int, at: Callable[..., str], problems
     if not isinstance(sets, dict):
         problems.append(f"{at('actions', i, 'set')}: set must map fields to values.")
     elif writes:
-        values = _canonical_set(sets, tuple(ROLE_OF), "apply writes", lambda *k: at("actions", i, "set", *k), problems)
-        missing = [f for f in REQUIRED_SET[kind] if f not in sets]
-        problems += [f"{at('actions', i, 'set')}: a {kind} action sets {f}. Hint: add set.{f}." for f in missing]
-        for key, f in PINNED.items():
-            if key in item and f in values and _canonical_or_none(f, item[key]) != values[f]:
-                problems.append(f"{at('actions', i, key)}: {key} {item[key]!r} differs from set.{f} "
-                                f"{sets[f]!r}. Hint: edit both, or neither.")
+        key = _set_key(kind, sets, item)
+        checked = checked_sets.get(key) if key is not None else None
+        if checked is not None:
+            values = checked
+        else:
+            had = len(problems)
+            values = _canonical_set(sets, tuple(ROLE_OF), "apply writes", lambda *k: at("actions", i, "set", *k),
+                                    problems)
+            missing = [f for f in REQUIRED_SET[kind] if f not in sets]
+            problems += [f"{at('actions', i, 'set')}: a {kind} action sets {f}. Hint: add set.{f}." for f in missing]
+            for pin, f in PINNED.items():
+                if pin in item and f in values and _canonical_or_none(f, item[pin]) != values[f]:
+                    problems.append(f"{at('actions', i, pin)}: {pin} {item[pin]!r} differs from set.{f} "
+                                    f"{sets[f]!r}. Hint: edit both, or neither.")
+            if key is not None and len(problems) == had:
+                checked_sets[key] = values
     elif kind == "backfill":
         values = _check_backfill_set(sets, code, lambda *k: at("actions", i, "set", *k), problems)
     if len(problems) > before:
@@ -279,6 +310,18 @@ def _check_action(item: Any, i: int, line: int, at: Callable[..., str], problems
     return PlanAction(line, code.strip(), kind, item["rule"], " ".join(str(item["reason"]).split()),
                       fp if isinstance(fp, str) else None, confirmed, tuple(sorted(values.items())),
                       item.get("reason_code"), item.get("reason_args") or {})
+
+
+def _set_key(kind: str, sets: dict[Any, Any], item: dict[Any, Any]) -> tuple[Any, ...] | None:
+    """All a writing action's `set` check depends on: its kind, set and pinned copies, values with their
+    types (YAML's 1 and true are equal); None when a value is unhashable."""
+    key = (kind, tuple([(f, type(v), v) for f, v in sets.items()]),
+           tuple([(pin, type(item[pin]), item[pin]) for pin in PINNED if pin in item]))
+    try:
+        hash(key)
+    except TypeError:
+        return None
+    return key
 
 
 def _check_backfill_set(sets: dict[str, Any], code: Any, at: Callable[..., str], problems: list[str]
@@ -338,6 +381,145 @@ def _canonical_or_none(f: str, v: Any) -> Any:
         return None
 
 
+# -------------------------------------------------------------------------------- recorded plans
+# `reconcile plan` records the plan file it writes in the store (store.plan_file, plan_action): the sha256
+# of its bytes and its actions, checked as load_plan checks them. apply reads a file byte-identical to a
+# recorded one from those rows (its header is read and checked as ever); any other file (edited, older,
+# from elsewhere) is read and checked in full.
+
+PLAN_CHECKS = 1  # the version of load_plan's checks: bump it when they change (recorded plans are read in full)
+_ITEM = re.compile("\n- ")  # an item of a top-level list (a literal: found fast)
+_ORJSON_STRICT = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_SUBCLASS | orjson.OPT_PASSTHROUGH_DATACLASS
+
+
+def record_plan(store: Store, data: dict[str, Any], text: str) -> bool:
+    """Record the plan file `text` (planfile.dump of `data`, which reads back as the same data) that
+    `reconcile plan` wrote from `store`. False (nothing recorded) when load_plan would refuse it: apply
+    reads such a file in full and says why."""
+    head, items = data["plan"], data["actions"]
+    lines = _item_lines(text)
+    problems: list[str] = []
+    _check_header(head, _nowhere, problems)
+    if problems or len(lines) != len(items):
+        return False
+    actions = _check_actions(items, dict(zip(map(id, items), lines)), _nowhere, problems)
+    columns = None if problems else _action_columns(actions)
+    if columns is None:
+        return False
+    sha256 = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    with store.begin() as conn:
+        if _recorded_id(conn, sha256, head) is None:
+            plan_id = int(conn.execute(sa.select(sa.func.coalesce(sa.func.max(plan_file.c.id), 0))).scalar_one()) + 1
+            conn.execute(sa.insert(plan_file).values(
+                id=plan_id, sha256=sha256, run_id=head["run"], run_fingerprint=head["run_fingerprint"],
+                checks=PLAN_CHECKS, written_at=_now(), actions=len(actions)))
+            bulk_insert(conn, plan_action, columns.append_column(
+                "plan_id", pa.repeat(pa.scalar(plan_id, pa.int32()), columns.num_rows)))
+    return True
+
+
+def _nowhere(*_: Any) -> str:
+    return ""
+
+
+def _item_lines(text: str) -> list[int]:
+    """The line of each action in a plan file as planfile.dump writes it: each item starts with "- " at
+    the start of a line after the top-level `actions:` (nested lists are indented, scalars one line)."""
+    start = text.find("\nactions:")
+    if start < 0:
+        return []
+    out, line, pos = [], text.count("\n", 0, start) + 1, start
+    for m in _ITEM.finditer(text, start):
+        line += text.count("\n", pos, m.end() - 2)
+        pos = m.end() - 2
+        out.append(line)
+    return out
+
+
+def _action_columns(actions: list[PlanAction]) -> pa.Table | None:
+    """The actions as plan_action's columns; None when a reason's parameters are not plain JSON."""
+    sets: dict[tuple[tuple[str, Any], ...], str] = {}
+    for a in actions:
+        if a.set not in sets:
+            sets[a.set] = _JSON.encode([[f, encode_value(v)] for f, v in a.set])
+    try:
+        args = [orjson.dumps(a.reason_args, option=_ORJSON_STRICT).decode() if a.reason_args else None
+                for a in actions]
+    except TypeError:  # orjson.JSONEncodeError: dates, big numbers, keys that are not text...
+        return None
+    return pa.table({
+        "line": pa.array([a.line for a in actions], pa.int32()),
+        "dossier_code": [a.dossier_code for a in actions], "action": [a.action for a in actions],
+        "rule": [a.rule for a in actions], "reason": [a.reason for a in actions],
+        "fingerprint": pa.array([a.fingerprint for a in actions], pa.string()),
+        "confirmed": [a.confirmed for a in actions], "set_values": [sets[a.set] for a in actions],
+        "reason_code": pa.array([a.reason_code for a in actions], pa.string()),
+        "reason_args": pa.array(args, pa.string())})
+
+
+def _recorded_id(conn: Connection, sha256: str, head: dict[str, Any]) -> int | None:
+    return conn.execute(sa.select(sa.func.min(plan_file.c.id)).where(
+        plan_file.c.sha256 == sha256, plan_file.c.run_id == head["run"],
+        plan_file.c.run_fingerprint == head["run_fingerprint"], plan_file.c.checks == PLAN_CHECKS)).scalar()
+
+
+def _recorded_plan(p: Path, store_url: str | None) -> tuple[PlanFile | None, Store | None]:
+    """The plan file `p` as recorded, when it is byte-identical to a plan recorded in the store its header
+    names (or `store_url`) for its run, with that store open; else no plan, and the store when it opened."""
+    try:
+        raw = p.read_bytes()
+    except OSError:
+        return None, None
+    head = _recorded_header(raw)
+    if head is None or (store_url is None and "***" in head["store"]):
+        return None, None
+    try:
+        store = open_store(store_url or head["store"], create=False)
+    except BadInput:
+        return None, None
+    try:
+        sha256 = hashlib.sha256(raw).hexdigest()
+        with store.connect() as conn:
+            plan_id = _recorded_id(conn, sha256, head)
+            if plan_id is None:
+                return None, store
+            cols = (plan_action.c.line, plan_action.c.dossier_code, plan_action.c.action, plan_action.c.rule,
+                    plan_action.c.reason, plan_action.c.fingerprint, plan_action.c.confirmed,
+                    plan_action.c.set_values, plan_action.c.reason_code, plan_action.c.reason_args)
+            recorded = _arrow(conn, sa.select(*cols).where(plan_action.c.plan_id == plan_id)
+                              .order_by(plan_action.c.line))
+    except BaseException:
+        store.engine.dispose()
+        raise
+    return _plan_file(p, sha256, head, _recorded_actions(recorded)), store
+
+
+def _recorded_header(raw: bytes) -> dict[str, Any] | None:
+    """The header of a plan file as planfile.dump writes it (the part before `actions:`), when it passes
+    _check_header."""
+    end = raw.find(b"\nactions:")
+    try:
+        read = planfile.load(raw[:end + 1].decode("utf-8")) if end > 0 else None
+    except UnicodeDecodeError:
+        return None
+    head = read[0].get("plan") if read is not None and isinstance(read[0], dict) else None
+    problems: list[str] = []
+    if isinstance(head, dict):
+        _check_header(head, _nowhere, problems)
+    return head if isinstance(head, dict) and not problems else None
+
+
+def _recorded_actions(t: pa.Table) -> tuple[PlanAction, ...]:
+    """plan_action's columns as PlanActions (each distinct set and reason's parameters decoded once; the
+    parameters' dicts are shared by the actions with the same)."""
+    cols = {name: t.column(name).to_pylist() for name in t.column_names}
+    sets = {text: tuple((f, decode_value(v)) for f, v in json.loads(text)) for text in set(cols["set_values"])}
+    args = {text: orjson.loads(text) for text in set(cols["reason_args"]) if text is not None} | {None: {}}
+    return tuple(map(PlanAction, cols["line"], cols["dossier_code"], cols["action"], cols["rule"], cols["reason"],
+                     cols["fingerprint"], cols["confirmed"], map(sets.__getitem__, cols["set_values"]),
+                     cols["reason_code"], map(args.__getitem__, cols["reason_args"])))
+
+
 # ------------------------------------------------------------------------------- typed values
 
 
@@ -371,8 +553,7 @@ def encode_value(v: Any) -> str | None:
     return _JSON.encode(v)
 
 
-@lru_cache(maxsize=1 << 16)  # a batch's values repeat (the same accounts, statuses, dates); all immutable
-def decode_value(text: str | None) -> Any:
+def _decode(text: str | None) -> Any:
     if text is None:
         return None
     if text[:1] == '"' and "\\" not in text and '"' not in text[1:-1] and text[-1:] == '"' and len(text) > 1:
@@ -385,6 +566,11 @@ def decode_value(text: str | None) -> Any:
         return {"datetime": datetime.fromisoformat, "date": date.fromisoformat, "decimal": Decimal,
                 "hex": bytes.fromhex}[tag](s)
     return v
+
+
+# a batch's values repeat (the same accounts, statuses, dates); all immutable. Undo decodes each distinct
+# text of a batch once (its row keys all differ) with `_decode`.
+decode_value = lru_cache(maxsize=1 << 16)(_decode)
 
 
 def _shown(v: Any) -> str:
@@ -554,12 +740,11 @@ class _Group:
         return Write(code, action, rule, self.table, tuple(zip(self.key, key)),
                      tuple((c, f, b, a) for (c, f), b, a in zip(self.columns, before, after)))
 
-    def params(self, names: list[str]) -> list[tuple[Any, ...]]:
-        """Each row's `Write.params()` values in the order of `names` (the parameters of `Write.template()`)."""
-        nk, nc = len(self.key), len(self.columns)
-        at = [int(n[1:]) + {"k": 0, "b": nk, "a": nk + nc}[n[0]] for n in names]  # in (*key, *before, *after)
-        pick = itemgetter(*at) if len(at) > 1 else lambda r: (r[at[0]],)
-        return [pick((*key, *before, *after)) for _, _, _, key, before, after in self.rows]
+    def params(self) -> dict[str, list[Any]]:
+        """`Write.params()` of every row, as columns (name -> values)."""
+        _, _, _, keys, before, after = zip(*self.rows)
+        of = {"k": keys, "b": before, "a": after}
+        return {n: [v[int(n[1:])] for v in of[n[0]]] for n in self.write(0).params()}
 
     def row_keys(self) -> list[str]:
         """`Write.row_key()` of every row."""
@@ -666,7 +851,12 @@ class _Target:
 
 
 def _lock(stmt: Any, conn: Connection, lock: bool) -> Any:
-    return stmt.with_for_update() if lock and conn.dialect.name in ("postgresql", "mysql", "mariadb") else stmt
+    return stmt.with_for_update() if _locks(conn, lock) else stmt
+
+
+def _locks(conn: Connection, lock: bool) -> bool:
+    """Whether a locking read takes FOR UPDATE (SQLite: the write transaction holds the database's lock)."""
+    return lock and conn.dialect.name in ("postgresql", "mysql", "mariadb")
 
 
 def _backfill_outcome(a: PlanAction, found: list[Any], table: sa.Table, key: tuple[tuple[str, Any], ...],
@@ -1043,29 +1233,22 @@ def _write_engine(url: str) -> Engine:
 StoreRows = dict[str, list[dict[str, Any]]]  # dossier code -> the run's rows: code_raw, source_row, fingerprint
 
 
-def _store_rows(store: Store, run_id: int, codes: list[str]) -> StoreRows:
-    """The run's system rows of these dossiers: one join on a DuckDB store, else IN lists."""
+def _store_rows(conn: Connection, run_id: int, codes: list[str]) -> pa.Table:
+    """The run's system rows of these dossiers (dossier_code, code_raw, source_row, fingerprint)."""
     d = dossier
-    cols = (d.c.dossier_code, d.c.code_raw, d.c.source_row, d.c.fingerprint)
-    names = [c.name for c in cols]
-    out: StoreRows = {}
-    unique = sorted(set(codes))
-    with store.connect() as conn:
-        if conn.dialect.name == "duckdb" and len(unique) > IN_CHUNK:
-            raw = conn.connection.dbapi_connection
-            raw.register("_plan_codes", pa.table({"code": pa.array(unique, pa.string())}))
-            wanted = sa.select(sa.column("code")).select_from(sa.table("_plan_codes"))
-            try:
-                parts = [conn.execute(sa.select(*cols).where(d.c.run_id == run_id, d.c.dossier_code.in_(wanted)))
-                         .all()]
-            finally:
-                raw.unregister("_plan_codes")
-        else:
-            parts = [conn.execute(sa.select(*cols).where(d.c.run_id == run_id, d.c.dossier_code.in_(part))).all()
-                     for part in _chunks(unique, IN_CHUNK)]
-    for rows in parts:
-        for r in rows:
-            out.setdefault(r[0], []).append(dict(zip(names, r)))
+    stmt = sa.select(d.c.dossier_code, d.c.code_raw, d.c.source_row, d.c.fingerprint).where(d.c.run_id == run_id)
+    return _arrow(conn, stmt, d.c.dossier_code, codes)
+
+
+def _known(rows: pa.Table) -> StoreRows:
+    """_store_rows by dossier code, each row a dict."""
+    found = [{"dossier_code": code, "code_raw": raw, "source_row": source_row, "fingerprint": fp}
+             for code, raw, source_row, fp in zip(*(rows.column(i).to_pylist() for i in range(4)))]
+    out = {row["dossier_code"]: [row] for row in found}
+    if len(out) < len(found):  # codes held by several rows (duplicate_code)
+        out = {}
+        for row in found:
+            out.setdefault(row["dossier_code"], []).append(row)
     return out
 
 
@@ -1094,6 +1277,36 @@ def _in_chunk(dialect: sa.Dialect) -> int:
     return IN_LARGE if dialect.name in ("postgresql", "mysql", "mariadb") else IN_CHUNK
 
 
+def _arrow(conn: Connection, stmt: sa.Select, code: sa.ColumnElement[Any] | None = None,
+           codes: list[str] | None = None) -> pa.Table:
+    """A SELECT's rows as an Arrow table (only those whose `code` is one of `codes`, when given): on a
+    DuckDB store one query read as Arrow (the codes a registered table), elsewhere rows (IN lists of
+    IN_CHUNK codes) turned into columns."""
+    if conn.dialect.name == "duckdb":
+        raw = conn.connection.dbapi_connection
+        if code is not None:
+            raw.register("_plan_codes", pa.table({"code": pa.array(codes, pa.string())}))
+            stmt = stmt.where(code.in_(sa.select(sa.column("code")).select_from(sa.table("_plan_codes"))))
+        try:
+            sql = str(stmt.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
+            raw.complete()  # the connection's last result (read through SQLAlchemy) is done with
+            return raw.sql(sql).to_arrow_table()
+        finally:
+            if code is not None:
+                raw.unregister("_plan_codes")
+    if code is None:
+        rows = conn.execute(stmt).all()
+    else:
+        rows = [r for part in _chunks(sorted(set(codes or ())), IN_CHUNK)
+                for r in conn.execute(stmt.where(code.in_(part))).all()]
+    columns = list(zip(*rows)) or [()] * len(stmt.selected_columns)
+    return pa.table({c.name: pa.array(values, _ARROW_TYPES[c.type.python_type])
+                     for c, values in zip(stmt.selected_columns, columns)})
+
+
+_ARROW_TYPES = {int: pa.int64(), str: pa.string(), bool: pa.bool_()}
+
+
 def _chunks(items: list[Any], n: int) -> Iterator[list[Any]]:
     for i in range(0, len(items), n):
         yield items[i:i + n]
@@ -1118,12 +1331,27 @@ def _same_url(a: str, b: str) -> bool:
     return canon(a) == canon(b)
 
 
-def _open_checked(plan: PlanFile, store_url: str | None) -> tuple[Store, StoreRows]:
+def _load_checked(path: str | Path, store_url: str | None) -> tuple[PlanFile, Store, StoreRows]:
+    """The plan file, the store it was made for and the run's rows of its writing actions, all checked:
+    a file byte-identical to a plan `reconcile plan` recorded in that store for the plan's run is read
+    from the store (_recorded_plan), any other file in full (load_plan)."""
+    plan, store = _recorded_plan(Path(path), store_url)
+    if plan is None:
+        if store is not None:
+            store.engine.dispose()
+        plan = load_plan(path)
+        return plan, *_open_checked(plan, store_url)
+    return plan, *_open_checked(plan, store_url, store)
+
+
+def _open_checked(plan: PlanFile, store_url: str | None, recorded_in: Store | None = None
+                  ) -> tuple[Store, StoreRows]:
     """The store the plan was made for, with the plan's audit run unchanged, and the run's rows of the
-    plan's writing actions; refused (exit 2) otherwise."""
+    plan's writing actions; refused (exit 2) otherwise. `recorded_in`: that store, open, which recorded
+    the plan (its actions' dossiers and fingerprints were the run's when it was made: not checked again)."""
     if store_url is None and "***" in plan.store:
         raise BadInput(f"{plan.path}: the plan's store {plan.store} hides a password. Hint: pass --store URL.")
-    store = open_store(store_url or plan.store, create=False)
+    store = recorded_in or open_store(store_url or plan.store, create=False)
     try:
         if not _same_url(mask_url(store.url), plan.store):
             raise BadInput(f"{plan.path}: plan made for the store {plan.store}, not {mask_url(store.url)}. "
@@ -1142,7 +1370,7 @@ def _open_checked(plan: PlanFile, store_url: str | None) -> tuple[Store, StoreRo
                 raise BadInput(f"{plan.path}: plan.system.{key} {plan.system.get(key)!r} differs from audit run "
                                f"{plan.run}'s {recorded.get(key)!r}. Hint: the header is written by `reconcile "
                                "plan`; plan again.")
-        known = _check_fingerprints(plan, store)
+        known = _check_fingerprints(plan, store, checked=recorded_in is not None)
         _check_backfills(plan, store)
     except BaseException:
         store.engine.dispose()
@@ -1150,34 +1378,53 @@ def _open_checked(plan: PlanFile, store_url: str | None) -> tuple[Store, StoreRo
     return store, known
 
 
-def _check_fingerprints(plan: PlanFile, store: Store) -> StoreRows:
-    """Each writing action names a dossier of the run and the fingerprint the audit stored for it."""
+def _check_fingerprints(plan: PlanFile, store: Store, checked: bool = False) -> StoreRows:
+    """Each writing action names a dossier of the run and the fingerprint the audit stored for it (one
+    join: only the problems come back); `checked`: known to (a recorded plan): only the rows are read."""
     writing = [a for a in plan.actions if a.action in WRITING]
-    known = _store_rows(store, plan.run, [a.dossier_code for a in writing])
-    earlier: dict[str, set[str]] = {}  # csv profile: fingerprints the store's rows held before apply wrote them
-    if plan.system.get("profile") == "csv":
-        with store.connect() as conn:
-            for part in _chunks(sorted(known), IN_CHUNK):
-                for code, fp in conn.execute(
-                        sa.select(change.c.dossier_code, change.c.before_value)
-                        .join(change_batch, change_batch.c.id == change.c.batch_id)
-                        .where(change_batch.c.run_id == plan.run, change.c.table_name == dossier.name,
-                               change.c.column_name == "fingerprint", change.c.dossier_code.in_(part))):
-                    earlier.setdefault(code, set()).add(decode_value(fp))
-    problems = []
-    for a in writing:
-        rows = known.get(a.dossier_code)
-        if not rows:
-            problems.append(f"{plan.path}:{a.line}: dossier {a.dossier_code} is not a system dossier of audit run "
-                            f"{plan.run}. Hint: check the code; plans act on the system's dossiers.")
-        elif all(r["fingerprint"] != a.fingerprint for r in rows) \
-                and a.fingerprint not in earlier.get(a.dossier_code, ()):
-            problems.append(f"{plan.path}:{a.line}: dossier {a.dossier_code}: fingerprint {a.fingerprint} is not "
-                            f"the one audit run {plan.run} stored. Hint: do not edit fingerprints; plan again.")
-    if problems:
-        raise BadInput(problems[0] if len(problems) == 1 else f"{plan.path}: {len(problems)} actions do not match "
-                       f"audit run {plan.run}", problems)
-    return known
+    with store.connect() as conn:
+        rows = _store_rows(conn, plan.run, [a.dossier_code for a in writing])
+        earlier = None  # csv profile: fingerprints the store's rows held before apply wrote them
+        if not checked and plan.system.get("profile") == "csv":
+            earlier = _arrow(conn, sa.select(change.c.dossier_code, change.c.before_value)
+                             .join(change_batch, change_batch.c.id == change.c.batch_id)
+                             .where(change_batch.c.run_id == plan.run, change.c.table_name == dossier.name,
+                                    change.c.column_name == "fingerprint"),
+                             change.c.dossier_code, [a.dossier_code for a in writing])
+    if not checked:
+        problems = [f"{plan.path}:{line}: dossier {code} is not a system dossier of audit run {plan.run}. Hint: check "
+                    "the code; plans act on the system's dossiers." if unknown else
+                    f"{plan.path}:{line}: dossier {code}: fingerprint {fp} is not the one audit run {plan.run} "
+                    "stored. Hint: do not edit fingerprints; plan again."
+                    for line, code, fp, unknown in _fingerprint_problems(writing, rows, earlier)]
+        if problems:
+            raise BadInput(problems[0] if len(problems) == 1 else f"{plan.path}: {len(problems)} actions do not "
+                           f"match audit run {plan.run}", problems)
+    return _known(rows)
+
+
+def _fingerprint_problems(writing: list[PlanAction], rows: pa.Table, earlier: pa.Table | None
+                          ) -> list[tuple[int, str, str, bool]]:
+    """The writing actions whose dossier the run does not hold (unknown), or none of whose rows holds the
+    action's fingerprint, now or before apply wrote it (`earlier`: change rows, csv profile), by line."""
+    plan = pa.table({"line": pa.array([a.line for a in writing], pa.int64()),
+                     "code": pa.array([a.dossier_code for a in writing], pa.string()),
+                     "fingerprint": pa.array([a.fingerprint for a in writing], pa.string())})
+    before = earlier.column("before_value").to_pylist() if earlier is not None else []
+    logged = pa.table({"code": earlier.column("dossier_code") if earlier is not None else pa.array([], pa.string()),
+                       "fingerprint": pa.array([v if type(v) is str else None for v in map(decode_value, before)],
+                                               pa.string())})
+    found = workbench.select_arrow("""
+        WITH matched AS (
+            SELECT p.line, p.code, p.fingerprint, count(r.dossier_code) = 0 AS unknown,
+                   count(r.dossier_code) FILTER (WHERE r.fingerprint = p.fingerprint) > 0 AS held
+            FROM plan p LEFT JOIN store_rows r ON r.dossier_code = p.code
+            GROUP BY p.line, p.code, p.fingerprint)
+        SELECT line, code, fingerprint, unknown FROM matched m
+        WHERE unknown OR NOT (held OR EXISTS (SELECT 1 FROM logged l WHERE l.code = m.code
+                                                                    AND l.fingerprint = m.fingerprint))
+        ORDER BY line""", {"plan": plan, "store_rows": rows, "logged": logged})
+    return list(zip(*(found.column(i).to_pylist() for i in range(4))))
 
 
 def _check_backfills(plan: PlanFile, store: Store) -> None:
@@ -1296,8 +1543,7 @@ def apply_plan(plan_path: str | Path, store_url: str | None = None, *, yes: bool
     """Dry run (yes=False: read-only, returns the statements) or apply in batches (yes=True)."""
     if batch_size < 1:
         raise BadInput(f"--batch-size {batch_size}: expected 1 or more.")
-    plan = load_plan(plan_path)
-    store, known = _open_checked(plan, store_url)
+    plan, store, known = _load_checked(plan_path, store_url)
     try:
         target = _open_target(plan, store, known, system_url, mapping_path)
         try:
@@ -1410,7 +1656,7 @@ def _execute_refs(conn: Connection, refs: list[Ref], what: str) -> None:
                                   "batch was rolled back.")
         return
     for g in groups:
-        matched = _executemany(conn, g.write(0).template(), g.params)
+        matched = _executemany_columns(conn, g.write(0).template(), g.params())
         if matched != len(g.rows):
             codes = ", ".join(r[0] for r in g.rows[:5]) + (", ..." if len(g.rows) > 5 else "")
             raise ApplyFailed(f"{what}: the {len(g.rows)} UPDATEs of {g.table.name} ({codes}) matched "
@@ -1418,20 +1664,19 @@ def _execute_refs(conn: Connection, refs: list[Ref], what: str) -> None:
                               "batch was rolled back.")
 
 
-def _executemany(conn: Connection, stmt: sa.Update, params: Callable[[list[str]], list[tuple[Any, ...]]]) -> int:
-    """The rowcount of `stmt` executed for many rows (`params(names)`: each row's values of those
-    parameters), without SQLAlchemy's work per row (5000 rows: 50 -> 35 ms): the statement compiled
-    once, each value through its type's bind processor as SQLAlchemy sends it, one DBAPI
-    executemany in the driver's paramstyle."""
+def _executemany_columns(conn: Connection, stmt: sa.Update, columns: dict[str, list[Any]]) -> int:
+    """The rowcount of `stmt` executed for many rows without SQLAlchemy's work per row (5000 rows: 50 ->
+    35 ms): the statement compiled once, its parameters as columns (name -> values), each column through
+    its type's bind processor as SQLAlchemy sends it, one DBAPI executemany in the driver's paramstyle."""
     dialect = conn.dialect
     compiled = stmt.compile(dialect=dialect)
     names = list(compiled.positiontup or compiled.binds)
-    procs = [compiled.binds[n].type.dialect_impl(dialect).bind_processor(dialect) for n in names]
-    values = params(names)
-    if any(procs):
-        values = [tuple(v if p is None else p(v) for v, p in zip(r, procs)) for r in values]
-    return conn.exec_driver_sql(compiled.string, values if compiled.positiontup else
-                                [dict(zip(names, v)) for v in values]).rowcount
+    values = []
+    for n in names:
+        process = compiled.binds[n].type.dialect_impl(dialect).bind_processor(dialect)
+        values.append(columns[n] if process is None else list(map(process, columns[n])))
+    params = list(zip(*values)) if compiled.positiontup else [dict(zip(names, v)) for v in zip(*values)]
+    return conn.exec_driver_sql(compiled.string, params).rowcount
 
 
 def _write_batch(plan: PlanFile, store: Store, target: _Target, conn: Connection,
@@ -1449,26 +1694,32 @@ def _write_batch(plan: PlanFile, store: Store, target: _Target, conn: Connection
 
 
 def _log_and_commit(store: Store, target: _Target, conn: Connection, writes: list[Write], meta: dict[str, Any],
-                    write_no: int, actor: str | None) -> int:
+                    write_no: int, actor: str | None, swapped: tuple[int, int] | None = None) -> int:
     """`_log_refs_and_commit` of writes (undo's)."""
-    return _log_refs_and_commit(store, target, conn, _group_writes(writes), meta, write_no, actor)
+    return _log_refs_and_commit(store, target, conn, [] if swapped else _group_writes(writes), meta, write_no, actor,
+                                swapped)
 
 
 def _log_refs_and_commit(store: Store, target: _Target, conn: Connection, refs: list[Ref], meta: dict[str, Any],
-                         write_no: int, actor: str | None) -> int:
-    """Record the batch and its change rows, commit the target, record the outcome (see module doc)."""
+                         write_no: int, actor: str | None, swapped: tuple[int, int] | None = None) -> int:
+    """Record the batch and its change rows, commit the target, record the outcome (see module doc).
+    `swapped` (an undo): its dossiers and changes; its change rows are those of batch meta["undo_of"]
+    with before- and after-values swapped, copied in the store (`refs` is not read)."""
     same = isinstance(target, StoreTarget)
     log = conn if same else store.engine.connect()
     try:
         if not same:
             log.begin()
         batch_id = int(log.execute(sa.select(sa.func.coalesce(sa.func.max(change_batch.c.id), 0))).scalar_one()) + 1
-        cells = _change_rows(refs)
+        cells = None if swapped else _change_rows(refs)
+        dossiers, changes = swapped or (len(set(cells.column("dossier_code").to_pylist())), cells.num_rows)
         log.execute(sa.insert(change_batch).values(
             id=batch_id, target=json.dumps(target.describe, ensure_ascii=False, sort_keys=True),
-            actor=actor or _actor(), started_at=_now(), dossiers=len(set(cells.column("dossier_code").to_pylist())),
-            changes=cells.num_rows, **meta))
-        bulk_insert(log, change, cells.append_column("batch_id", pa.array([batch_id] * cells.num_rows, pa.int64())))
+            actor=actor or _actor(), started_at=_now(), dossiers=dossiers, changes=changes, **meta))
+        if cells is None:
+            _copy_swapped(log, meta["undo_of"], batch_id)
+        else:
+            bulk_insert(log, change, cells.append_column("batch_id", pa.array([batch_id] * changes, pa.int64())))
         if not same:
             log.commit()
         _fault("after-log", write_no)
@@ -1509,9 +1760,7 @@ def _change_rows(refs: list[Ref]) -> pa.Table:
                 "column_name": pa.array([c] * len(at), pa.string()), "field": pa.array([f] * len(at), pa.string()),
                 "before_value": _encoded([b[j] for b in befores]), "after_value": _encoded([a[j] for a in afters])}))
     if not parts:
-        return pa.table({"seq": pa.array([], pa.int64()), **{name: pa.array([], pa.string()) for name in (
-            "dossier_code", "action", "rule", "table_name", "row_key", "column_name", "field", "before_value",
-            "after_value")}})
+        return pa.table({"seq": pa.array([], pa.int64()), **{name: pa.array([], pa.string()) for name in CHANGE_COLUMNS}})
     cells = pa.concat_tables(parts)
     return cells if len(parts) == 1 else cells.sort_by("seq")
 
@@ -1519,6 +1768,16 @@ def _change_rows(refs: list[Ref]) -> pa.Table:
 def _encoded(values: list[Any]) -> pa.Array:
     """`encode_value` of each value, as an Arrow column (text: in C)."""
     return pa.array([_json_text(v) if type(v) is str else encode_value(v) for v in values], pa.string())
+
+
+def _copy_swapped(log: Connection, of: int, batch_id: int) -> None:
+    """An undo's change rows: those of batch `of` (in its order), before- and after-values swapped, with
+    one INSERT ... SELECT in the store."""
+    c = change
+    swap = {"before_value": c.c.after_value, "after_value": c.c.before_value}
+    log.execute(sa.insert(c).from_select(["batch_id", "seq", *CHANGE_COLUMNS], sa.select(
+        sa.literal(batch_id, sa.Integer), c.c.seq, *[swap.get(n, c.c[n]) for n in CHANGE_COLUMNS])
+        .where(c.c.batch_id == of)))
 
 
 def _actor() -> str:
@@ -1546,13 +1805,12 @@ def _settle(store: Store, target: _Target) -> Iterator[str]:
             sa.select(change_batch.c.id, change_batch.c.target)
             .where(~sa.exists().where(batch_outcome.c.batch_id == change_batch.c.id))
             .order_by(change_batch.c.id)) if t == described]
-        changes = {i: _changes(conn, i) for i in pending}
+        logged = _logged(conn, pending)
     for batch_id in pending:
-        rows = changes[batch_id]
         with target.connection(write=False) as rconn:
-            current = _current_values(rconn, target, rows)
-        holds_after = all(_holds(current, r, "after_value") for r in rows)
-        holds_before = all(_holds(current, r, "before_value") for r in rows)
+            current = _current(rconn, target, logged[batch_id])
+        holds_after = all(map(_same, current, logged[batch_id].after))
+        holds_before = all(map(_same, current, logged[batch_id].before))
         if holds_after == holds_before:  # neither (changed since) or both (cannot tell): leave it for a person
             yield (f"batch {batch_id} was interrupted and its rows now hold neither its before- nor its after-values; "
                    "left without an outcome (check `reconcile history`).")
@@ -1565,56 +1823,162 @@ def _settle(store: Store, target: _Target) -> Iterator[str]:
                "was written; recorded as rolled back.")
 
 
-def _changes(conn: Connection, batch_id: int) -> list[dict[str, Any]]:
-    result = conn.execute(sa.select(change).where(change.c.batch_id == batch_id).order_by(change.c.seq))
-    names = tuple(result.keys())
-    return [dict(zip(names, r)) for r in result.all()]  # fetchall: a tenth of fetching row by row
+CHANGE_COLUMNS = ("dossier_code", "action", "rule", "table_name", "row_key", "column_name", "field", "before_value",
+                  "after_value")
 
 
-def _holds(current: dict[tuple[str, str, str], Any], r: dict[str, Any], which: str) -> bool:
-    """Whether the target holds a change row's before- or after-value now (ABSENT: no such row)."""
-    v = decode_value(r[which])
-    return _cell(r) not in current if v is ABSENT else _cell(r) in current and _same(current[_cell(r)], v)
+@dataclass(frozen=True, slots=True)
+class _Logged:
+    """A batch's change rows as columns, in their order (seq): the stored texts (CHANGE_COLUMNS), the
+    values decoded, each row's key (its key columns, and its value: a tuple when several columns), and
+    the rows' positions by table and key columns (each group is read and written with one statement)."""
+
+    text: dict[str, list[Any]]
+    before: list[Any]
+    after: list[Any]
+    key_columns: list[tuple[str, ...]]
+    keys: list[Any]
+    groups: dict[tuple[str, tuple[str, ...]], list[int]]
+
+    def key(self, i: int) -> tuple[tuple[str, Any], ...]:
+        """Row i's key as `Write.key`: (column, value) pairs."""
+        names = self.key_columns[i]
+        return tuple(zip(names, self.keys[i] if len(names) > 1 else (self.keys[i],)))
 
 
-def _cell(r: dict[str, Any]) -> tuple[str, str, str]:
-    return r["table_name"], r["row_key"], r["column_name"]
+def _logged(conn: Connection, batch_ids: list[int]) -> dict[int, _Logged]:
+    """These batches' change rows, read as columns with one statement (from a DuckDB store as Arrow)."""
+    c = change
+    names = ("batch_id", *CHANGE_COLUMNS)
+    if conn.dialect.name == "duckdb":
+        ids = ", ".join(str(int(b)) for b in batch_ids)
+        data = conn.connection.dbapi_connection.sql(
+            f"SELECT {', '.join(names)} FROM change WHERE batch_id IN ({ids}) ORDER BY batch_id, seq").to_arrow_table()
+        columns = [data.column(n).to_pylist() for n in names]
+    else:
+        rows = conn.execute(sa.select(*[c.c[n] for n in names]).where(c.c.batch_id.in_(batch_ids))
+                            .order_by(c.c.batch_id, c.c.seq)).all()
+        columns = [list(col) for col in zip(*rows)] if rows else [[] for _ in names]
+    at = columns[0]
+    return {b: _decoded_rows(dict(zip(CHANGE_COLUMNS, [col[bisect_left(at, b):bisect_right(at, b)]
+                                                       for col in columns[1:]])))
+            for b in batch_ids}
 
 
-def _key_of(r: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
-    return _parse_key(r["row_key"])
+def _decoded_rows(text: dict[str, list[Any]]) -> _Logged:
+    """A batch's change rows (CHANGE_COLUMNS, in their order) with their values and keys decoded."""
+    key_columns, keys = _decoded_keys(text["row_key"])
+    tables = text["table_name"]
+    groups: dict[tuple[str, tuple[str, ...]], list[int]] = {}
+    if len(set(tables)) == 1 and len(set(key_columns)) == 1:  # the common case: one table, one key
+        groups[tables[0], key_columns[0]] = list(range(len(tables)))
+    else:
+        for i, g in enumerate(zip(tables, key_columns)):
+            groups.setdefault(g, []).append(i)
+    return _Logged(text, _decoded(text["before_value"]), _decoded(text["after_value"]), key_columns, keys, groups)
 
 
-@lru_cache(maxsize=1 << 16)  # undo reads each row's key twice (to read the row, to write it)
-def _parse_key(row_key: str) -> tuple[tuple[str, Any], ...]:
-    return tuple((k, decode_value(v)) for k, v in sorted(json.loads(row_key).items()))
+def _decoded(texts: list[str | None]) -> list[Any]:
+    """decode_value of each text, worked out once per distinct text (a batch's values repeat)."""
+    found = {t: _decode(t) for t in set(texts)}
+    return list(map(found.__getitem__, texts))
 
 
-def _current_values(conn: Connection, target: _Target, rows: list[dict[str, Any]], lock: bool = False
-                    ) -> dict[tuple[str, str, str], Any]:
-    """The values the target's rows hold now for the logged cells (missing rows: absent)."""
-    by_table: dict[str, tuple[dict[str, None], set[str]]] = {}  # table -> its row keys (in order), columns
-    for r in rows:
-        keys, columns = by_table.setdefault(r["table_name"], ({}, set()))
-        keys[r["row_key"]] = None
-        columns.add(r["column_name"])
-    out: dict[tuple[str, str, str], Any] = {}
-    for tname, (items, columns) in by_table.items():
-        t = target.table(tname)
-        cols = sorted(columns)
-        for part in _chunks(list(items), IN_CHUNK):
-            keys = [(k, _parse_key(k)) for k in part]
-            key_cols = sorted({c for _, kv in keys for c, _ in kv})
-            stmt = sa.select(*[t.c[c] for c in key_cols], *[t.c[c] for c in cols]).where(
-                _keys_condition(t, [kv for _, kv in keys]))
-            index = {kv: k for k, kv in keys}
-            n = len(key_cols)
-            for row in conn.execute(_lock(stmt, conn, lock)).all():
-                k = index.get(tuple(zip(key_cols, row[:n])))
-                if k is not None:
-                    for c, v in zip(cols, row[n:]):
-                        out[(tname, k, c)] = v
-    return out
+def _decoded_keys(texts: list[str]) -> tuple[list[tuple[str, ...]], list[Any]]:
+    """Each row key (JSON: key column -> encoded value) as its sorted key columns and its value (a tuple
+    when several columns). Keys of one column, values without tags (text, numbers): two json.loads for all;
+    texts without escapes (the common dossier code): cut out of the JSON."""
+    plain = _plain_keys(texts)
+    if plain is not None:
+        return plain
+    distinct = list(dict.fromkeys(texts))
+    parsed = json.loads("[" + ",".join(distinct) + "]")
+    if parsed and set(map(len, parsed)) == {1}:
+        names, encoded = zip(*map(dict.popitem, parsed))
+        values = json.loads("[" + ",".join(encoded) + "]")
+        if len(set(names)) == 1 and dict not in set(map(type, values)):
+            found = dict(zip(distinct, values))
+            return [(names[0],)] * len(texts), list(map(found.__getitem__, texts))
+        parsed = [{k: v} for k, v in zip(names, encoded)]
+    out = {}
+    for text, d in zip(distinct, parsed):
+        cols = tuple(sorted(d))
+        out[text] = (cols, _decode(d[cols[0]]) if len(cols) == 1 else tuple(_decode(d[n]) for n in cols))
+    pairs = list(map(out.__getitem__, texts))
+    return [k for k, _ in pairs], [v for _, v in pairs]
+
+
+def _plain_keys(texts: list[str]) -> tuple[list[tuple[str, ...]], list[Any]] | None:
+    """The keys when all are one column's texts without escapes or quotes, as `Write.row_key` writes them
+    ({"COLUMN": "\\"text\\""}), else None."""
+    name = next(iter(json.loads(texts[0])), None) if texts else None
+    if not isinstance(name, str):
+        return None
+    head, tail = "{" + _json_text(name) + ': "\\"', '\\""}'
+    if not all(t.startswith(head) and t.endswith(tail) for t in texts):
+        return None
+    values = [t[len(head):-len(tail)] for t in texts]
+    joined = "".join(values)
+    return None if "\\" in joined or '"' in joined else ([(name,)] * len(texts), values)
+
+
+def _current(conn: Connection, target: _Target, logged: _Logged, lock: bool = False, only: list[int] | None = None
+             ) -> list[Any]:
+    """The value each logged cell (or those at positions `only`) holds now in the target (ABSENT: its
+    row is gone), read per table and key columns."""
+    out: list[Any] = [ABSENT] * len(logged.keys)
+    columns = logged.text["column_name"]
+    groups = logged.groups
+    if only is not None:
+        groups = {}
+        for i in only:
+            groups.setdefault((logged.text["table_name"][i], logged.key_columns[i]), []).append(i)
+    for (tname, names), at in groups.items():
+        cols = tuple(sorted({columns[i] for i in at}))
+        found = _rows_by_key(conn, target.table(tname), names, cols, list(dict.fromkeys(logged.keys[i] for i in at)),
+                             lock)
+        pos = {c: len(names) + j for j, c in enumerate(cols)}
+        for i in at:
+            row = found.get(logged.keys[i])
+            if row is not None:
+                out[i] = row[pos[columns[i]]]
+    return out if only is None else [out[i] for i in only]
+
+
+def _rows_by_key(conn: Connection, t: sa.Table, names: tuple[str, ...], cols: tuple[str, ...], keys: list[Any],
+                 lock: bool) -> dict[Any, Any]:
+    """The rows (key columns, then `cols`) holding these keys now, by key: with one key column, one
+    statement of READ_CHUNK keys run by the driver (`_select_in`), its values through their types'
+    processors a column at a time; else IN lists of IN_CHUNK keys (`_keys_condition`)."""
+    found: dict[Any, Any] = {}
+    if len(names) > 1:
+        for part in _chunks(keys, IN_CHUNK):
+            stmt = sa.select(*[t.c[c] for c in names + cols]).where(
+                _keys_condition(t, [tuple(zip(names, k)) for k in part]))
+            found.update((tuple(row[:len(names)]), row) for row in conn.execute(_lock(stmt, conn, lock)).all())
+        return found
+    dialect = conn.dialect
+    for part in _chunks(keys, READ_CHUNK):
+        compiled = _select_in(t, names + cols, len(part), dialect, _locks(conn, lock))
+        process = compiled.binds["p0"].type.dialect_impl(dialect).bind_processor(dialect)
+        values = part if process is None else list(map(process, part))
+        rows = conn.exec_driver_sql(compiled.string, tuple(values) if compiled.positiontup else
+                                    {f"p{i}": v for i, v in enumerate(values)}).all()
+        columns = [list(col) for col in zip(*rows)]
+        for j, c in enumerate(names + cols):
+            process = t.c[c].type.dialect_impl(dialect).result_processor(dialect, None)
+            if process is not None and columns:
+                columns[j] = list(map(process, columns[j]))
+        found.update(zip(columns[0], zip(*columns)) if columns else ())
+    return found
+
+
+@lru_cache(maxsize=8)  # a statement of 5000 parameters is large: the few sizes of one run
+def _select_in(t: sa.Table, columns: tuple[str, ...], n: int, dialect: sa.Dialect, lock: bool) -> Any:
+    """SELECT `columns` of the rows whose first column is one of n values (parameters p0...), compiled once."""
+    stmt = sa.select(*[t.c[c] for c in columns]).where(
+        t.c[columns[0]].in_([sa.bindparam(f"p{i}", type_=t.c[columns[0]].type) for i in range(n)]))
+    return (stmt.with_for_update() if lock else stmt).compile(dialect=dialect)
 
 
 def _keys_condition(t: sa.Table, keys: list[tuple[tuple[str, Any], ...]]) -> Any:
@@ -1638,18 +2002,19 @@ class UndoResult:
     mode: str  # dry_run | undo
     batch: int
     undo_batch: int | None
-    writes: tuple[Write, ...]
+    rows: int  # the rows written back, one statement each
+    build: Callable[[], list[Write]]  # those statements' writes, built when asked for (the dry run's text)
     render: Callable[[Write], str]
     changes: int
     settled: tuple[str, ...] = ()
 
     @property
-    def rows(self) -> int:
-        return len(self.writes)
+    def writes(self) -> tuple[Write, ...]:
+        return tuple(self.build())
 
     @property
     def statements(self) -> tuple[str, ...]:
-        return tuple(map(self.render, self.writes))
+        return tuple(map(self.render, self.build()))
 
     def to_dict(self) -> dict[str, Any]:
         return {"mode": self.mode, "batch": self.batch, "undo_batch": self.undo_batch, "rows": self.rows,
@@ -1669,20 +2034,25 @@ def undo_batches(batch_ids: list[int], store_url: str | None = None, *, yes: boo
     refused stops the rest. The store and each target are opened once for all (20 batches: 2 s less)."""
     store = open_store(store_url, create=False)
     targets: dict[tuple[str, int], _Target] = {}
+    logged: dict[int, _Logged] = {}
     try:
-        with _fewer_collections():
-            for batch_id in batch_ids:
+        for n, batch_id in enumerate(batch_ids):
+            with _fewer_collections():  # around each batch: not while the caller runs between them
                 with store.connect() as conn:
+                    if batch_id not in logged:  # the change rows of the next few batches, with one statement
+                        logged = _logged(conn, batch_ids[n:n + PREFETCH])
                     batch = conn.execute(sa.select(change_batch).where(change_batch.c.id == batch_id)
                                          ).mappings().first()
                 if batch is None:
                     raise BadInput(f"batch {batch_id}: no such batch in {mask_url(store.url)}. Hint: `reconcile "
                                    "history`.")
                 where = (batch["target"], int(batch["run_id"]))
-                if where not in targets:
+                settled: tuple[str, ...] = ()
+                if where not in targets:  # settled once: this run's own batches all get their outcome
                     targets[where] = _undo_target(store, dict(batch), system_url)
-                settled = tuple(_settle(store, targets[where])) if yes else ()
-                yield _undo(store, targets[where], dict(batch), yes, actor, settled)
+                    settled = tuple(_settle(store, targets[where])) if yes else ()
+                result = _undo(store, targets[where], dict(batch), logged[batch_id], yes, actor, settled)
+            yield result
     finally:
         for target in targets.values():
             target.close()
@@ -1727,7 +2097,7 @@ class _UndoVendorTarget(_Target):
     close = VendorTarget.close
 
 
-def _undo(store: Store, target: _Target, batch: dict[str, Any], yes: bool, actor: str | None,
+def _undo(store: Store, target: _Target, batch: dict[str, Any], logged: _Logged, yes: bool, actor: str | None,
           settled: tuple[str, ...]) -> UndoResult:
     bid = int(batch["id"])
     with store.connect() as conn:
@@ -1735,7 +2105,6 @@ def _undo(store: Store, target: _Target, batch: dict[str, Any], yes: bool, actor
         undone = conn.execute(
             sa.select(change_batch.c.id).join(batch_outcome, batch_outcome.c.batch_id == change_batch.c.id)
             .where(change_batch.c.undo_of == bid, batch_outcome.c.outcome.in_(("committed", "recovered")))).scalar()
-        rows = _changes(conn, bid)
     if outcome is None:
         raise Refused(f"batch {bid} was interrupted and has no outcome yet. Hint: `reconcile undo {bid} --yes` "
                       "settles it first when the target can tell; else see `reconcile history`.")
@@ -1743,36 +2112,114 @@ def _undo(store: Store, target: _Target, batch: dict[str, Any], yes: bool, actor
         raise Refused(f"batch {bid} was rolled back: nothing of it was written, nothing to undo.")
     if undone is not None:
         raise Refused(f"batch {bid} was already undone by batch {undone}.")
+    text = logged.text
+    tables = {name: target.table(name) for name in dict.fromkeys(text["table_name"])}
     with target.connection(write=yes) as conn:
-        current = _current_values(conn, target, rows, lock=yes)
-        moved = [r for r in rows if not _holds(current, r, "after_value")]
-        if moved:
-            listed = [f"{r['dossier_code']}: {r['table_name']}.{r['column_name']} holds "
-                      f"{_shown(current[_cell(r)]) if _cell(r) in current else '(row gone)'}, batch {bid} wrote "
-                      f"{_shown(decode_value(r['after_value']))}" for r in moved]
-            raise Refused(f"undo of batch {bid} refused: {len(moved)} values changed since it was applied; nothing "
-                          "written", [f"undo of batch {bid} refused, nothing written: {x}" for x in listed])
-        groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
-        for r in rows:
-            groups.setdefault((r["table_name"], r["row_key"]), []).append(r)
-        writes = [Write(rs[0]["dossier_code"], rs[0]["action"], rs[0]["rule"], target.table(tname), _key_of(rs[0]),
-                        tuple((r["column_name"], r["field"], decode_value(r["after_value"]),
-                               decode_value(r["before_value"])) for r in rs))
-                  for (tname, _), rs in groups.items()]
+        bulk = _bulk(conn, logged) if yes else {}
+        rest = [i for g, at in logged.groups.items() if g not in bulk for i in at]
+        # the rows written in bulk are checked by their compare-and-set UPDATEs; the others are read first
+        if rest and not all(map(_same, _current(conn, target, logged, yes, rest), [logged.after[i] for i in rest])):
+            _refuse_moved(conn, target, logged, bid, yes)
         undo_id = None
         if yes:
             what = f"undo of batch {bid}"
             try:
-                _execute(conn, writes, what)
+                _write_back(conn, logged, tables, bulk, rest, what)
             except sa.exc.DBAPIError as exc:
                 conn.rollback()
                 raise ApplyFailed(f"{what}: the target rejected a statement: {_first_line(exc)}; rolled back, "
                                   "nothing written.") from None
+            except ApplyFailed:  # a compare-and-set matched fewer rows: list the values that moved, if any
+                conn.rollback()
+                _refuse_moved(conn, target, logged, bid, yes)
+                raise
             meta = {"kind": "undo", "run_id": batch["run_id"], "plan": batch["plan"],
                     "plan_sha256": batch["plan_sha256"], "undo_of": bid}
-            undo_id = _log_and_commit(store, target, conn, writes, meta, 1, actor)
-    return UndoResult("undo" if yes else "dry_run", bid, undo_id, tuple(writes), _Renderer(target.dialect), len(rows),
-                      settled)
+            undo_id = _log_and_commit(store, target, conn, [], meta, 1, actor,
+                                      swapped=(len(set(text["dossier_code"])), len(logged.keys)))
+    rows = len(set(zip(text["table_name"], text["row_key"])))
+    return UndoResult("undo" if yes else "dry_run", bid, undo_id, rows, lambda: _writes_back(logged, tables),
+                      _Renderer(target.dialect), len(logged.keys), settled)
+
+
+def _writes_back(logged: _Logged, tables: dict[str, sa.Table], at: list[int] | None = None) -> list[Write]:
+    """The writes restoring the before-values of the change rows at these positions (default: all), one
+    per row, in the order of the rows' first change: the dry run's statements, and the rows
+    `_write_back` does not write in bulk."""
+    t = logged.text
+    code, action, rule, tname, rkey, column, field = (t[n] for n in (
+        "dossier_code", "action", "rule", "table_name", "row_key", "column_name", "field"))
+    rows: dict[tuple[str, str], list[int]] = {}
+    for i in range(len(code)) if at is None else at:
+        rows.setdefault((tname[i], rkey[i]), []).append(i)
+    return [Write(code[ix[0]], action[ix[0]], rule[ix[0]], tables[tname[ix[0]]], logged.key(ix[0]),
+                  tuple((column[i], field[i], logged.after[i], logged.before[i]) for i in ix)) for ix in rows.values()]
+
+
+def _refuse_moved(conn: Connection, target: _Target, logged: _Logged, bid: int, lock: bool) -> None:
+    """Refuse the undo (Refused) listing every value that no longer holds the batch's after-value."""
+    text = logged.text
+    current = _current(conn, target, logged, lock)
+    listed = [f"{text['dossier_code'][i]}: {text['table_name'][i]}.{text['column_name'][i]} holds "
+              f"{'(row gone)' if now is ABSENT else _shown(now)}, batch {bid} wrote {_shown(after)}"
+              for i, (now, after) in enumerate(zip(current, logged.after)) if not _same(now, after)]
+    if listed:
+        raise Refused(f"undo of batch {bid} refused: {len(listed)} values changed since it was applied; nothing "
+                      "written", [f"undo of batch {bid} refused, nothing written: {x}" for x in listed])
+
+
+def _bulk(conn: Connection, logged: _Logged) -> dict[tuple[str, tuple[str, ...]], int]:
+    """The groups (table, key columns) `_write_back` writes with one executemany, with their columns a row."""
+    if not conn.dialect.supports_sane_multi_rowcount:
+        return {}
+    found = {g: _alike(logged, at) for g, at in logged.groups.items()}
+    return {g: k for g, k in found.items() if k is not None}
+
+
+def _write_back(conn: Connection, logged: _Logged, tables: dict[str, sa.Table],
+                bulk: dict[tuple[str, tuple[str, ...]], int], rest: list[int], what: str) -> None:
+    """Restore the before-values with compare-and-set UPDATEs: a `bulk` group with one executemany, its
+    parameters built from the columns; the `rest` (and backfills' DELETEs and INSERTs) through `_execute`.
+    A compare-and-set that matches no row: ApplyFailed."""
+    for (tname, names), k in bulk.items():
+        at = logged.groups[tname, names]
+        n = len(at) // k
+        keys = [logged.keys[i] for i in at[::k]]
+        params = {f"k{j}": list(col) for j, col in enumerate(zip(*keys) if len(names) > 1 else [keys])}
+        for j in range(k):
+            params[f"b{j}"] = [logged.after[i] for i in at[j::k]]
+            params[f"a{j}"] = [logged.before[i] for i in at[j::k]]
+        template = _writes_back(logged, tables, at[:k])[0].template()
+        matched = _executemany_columns(conn, template, params)
+        if matched != n:
+            codes = [logged.text["dossier_code"][i] for i in at[:5 * k:k]]
+            raise ApplyFailed(f"{what}: the {n} UPDATEs of {tname} ({', '.join(codes)}{', ...' if n > 5 else ''}) "
+                              f"matched {matched} rows instead of {n} (a row changed during the batch); the batch "
+                              "was rolled back.")
+    if rest:
+        _execute(conn, _writes_back(logged, tables, sorted(rest)), what)
+
+
+def _alike(logged: _Logged, at: list[int]) -> int | None:
+    """k when the rows at these positions are UPDATEs of k columns a row, logged row after row: each row
+    once, the same columns in the same order, each column's compared values of one type and not NULL,
+    its restored values all NULL or none, the keys of one type: one statement's executemany then."""
+    rkey = [logged.text["row_key"][i] for i in at]
+    column = [logged.text["column_name"][i] for i in at]
+    k = next((j for j, r in enumerate(rkey) if r != rkey[0]), len(rkey))
+    n = len(at) // k
+    if n * k != len(at) or column != column[:k] * n or len(set(rkey[::k])) != n \
+            or any(rkey[j::k] != rkey[::k] for j in range(1, k)):
+        return None
+    if len({type(logged.keys[i]) if type(logged.keys[i]) is not tuple else tuple(map(type, logged.keys[i]))
+            for i in at}) > 1:
+        return None
+    for j in range(k):
+        before, after = [logged.before[i] for i in at[j::k]], [logged.after[i] for i in at[j::k]]
+        if ABSENT in before or ABSENT in after or None in after or len(set(map(type, after))) > 1 \
+                or before.count(None) not in (0, n):
+            return None
+    return k
 
 
 # ------------------------------------------------------------------------------------ history

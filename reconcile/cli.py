@@ -334,10 +334,8 @@ def report_cmd(run_id: int | None, formats: tuple[str, ...], langs: tuple[str, .
 def plan(out: str | None, run_id: int | None, rules_dir: str | None, store: str | None) -> None:
     """Turn an audit's stuck dossiers into a reviewable plan: one action per dossier."""
     result = commands.plan(store, run_id, rules_dir)
-    text = result.to_yaml()
-    if out:
-        write_atomically(out, text)
-    else:
+    text = commands.write_plan(result, out, store)
+    if not out:
         click.echo(text, nl=False)
     render.plan_summary(result, _consoles()[1], out)
 

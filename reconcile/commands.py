@@ -14,13 +14,14 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 import pyarrow as pa
 import sqlalchemy as sa
 
-from reconcile import __version__, jsonio
+from reconcile import __version__, jsonio, planfile
 from reconcile.audit import AuditSettings, run_audit
 from reconcile.catalog import Catalog, WorkflowVersion, load_catalog
 from reconcile.errors import BadInput
 from reconcile.model import FindingKind, MatchClass
 from reconcile.normalize import compare_key, normalize_code
-from reconcile.plan import Plan, Resolver, Target, build_plan
+from reconcile.files import write_atomically
+from reconcile.plan import Plan, Resolver, Target, build_plan, without_gc
 from reconcile import stats as stats_mod
 from reconcile.stats import StatsSettings
 from reconcile.stats_model import StatsTable
@@ -532,6 +533,27 @@ def plan(store_url: str | None = None, run_id: int | None = None, rules_dir: str
         store.engine.dispose()
 
 
+@without_gc
+def write_plan(result: Plan, out: str | Path | None, store_url: str | None = None) -> str:
+    """The plan file's text (`result.to_yaml()`), written to `out` when given (else the caller prints
+    it), and recorded in the store the plan was made from (apply.record_plan): apply then reads that
+    very file from the store instead of parsing and checking it again."""
+    from reconcile.apply import record_plan
+
+    data = result.to_dict()
+    text = planfile.dump(data)  # what result.to_yaml() writes, with its data kept for the record
+    if out:
+        write_atomically(out, text)
+    store = open_store(store_url, create=False)
+    try:
+        record_plan(store, data, text)
+    except sa.exc.DBAPIError:  # a store that takes no writes (read-only, locked): apply reads the file in full
+        pass
+    finally:
+        store.engine.dispose()
+    return text
+
+
 @dataclass(frozen=True, slots=True)
 class StatsRequest:
     run_id: int | None = None
@@ -746,7 +768,7 @@ def _demo_fixes(inputs: AuditInputs, store_path: Path, plan_path: Path, before: 
     store = str(store_path)
     progress("plan")
     fix_plan = plan(store)
-    plan_path.write_text(fix_plan.to_yaml(), encoding="utf-8")
+    write_plan(fix_plan, plan_path, store)
     progress("apply")
     applied = apply_plan(plan_path, store, yes=True, actor="demo")
     after = audit(inputs, store, progress, started_at=DEMO_STARTED_AT)

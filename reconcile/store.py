@@ -18,10 +18,10 @@ from sqlalchemy.engine import Connection, Engine, make_url
 
 from reconcile.errors import BadInput
 
-SCHEMA_VERSION = 7  # 2: wf_state and work_day (workflow census); 3: change_batch, change, batch_outcome (apply/undo);
+SCHEMA_VERSION = 8  # 2: wf_state and work_day (workflow census); 3: change_batch, change, batch_outcome (apply/undo);
 # 4: migration_step, and wf_state's migrates_to_* columns (superseded_version; added to older stores by ALTER TABLE);
 # 5: stats_group (the statistics of each run's own period); 6: no indexes in a DuckDB store (dropped from older ones);
-# 7: dossier.fingerprint nullable (closed dossiers get none)
+# 7: dossier.fingerprint nullable (closed dossiers get none); 8: plan_file, plan_action (the plans `reconcile plan` wrote)
 DEFAULT_STORE = "reconcile.duckdb"
 
 metadata = sa.MetaData()
@@ -339,6 +339,33 @@ batch_outcome = _table(
     sa.Column("outcome", sa.String(16), nullable=False),  # committed | recovered | rolled_back
     sa.Column("finished_at", sa.String(32), nullable=False),
 )
+# The plan files `reconcile plan` wrote (append-only, like the change log): the sha256 of the file's exact
+# bytes and its actions as apply reads them, checked as apply checks them, so that apply reads a file
+# byte-identical to one written here from these rows instead of parsing and checking it again.
+plan_file = _table(
+    "plan_file",
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    _run_id(),
+    sa.Column("run_fingerprint", sa.String(64), nullable=False),
+    sa.Column("checks", sa.Integer, nullable=False),  # the version of apply's plan checks the actions passed
+    sa.Column("written_at", sa.String(32), nullable=False),
+    sa.Column("actions", sa.Integer, nullable=False),
+)
+plan_action = _table(
+    "plan_action",
+    sa.Column("plan_id", sa.Integer, nullable=False),
+    sa.Column("line", sa.Integer, nullable=False),  # of the action's item in the file
+    sa.Column("dossier_code", CODE, nullable=False),
+    sa.Column("action", sa.String(16), nullable=False),
+    sa.Column("rule", NAME, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("fingerprint", sa.String(32)),
+    sa.Column("confirmed", sa.Boolean, nullable=False),
+    sa.Column("set_values", sa.Text, nullable=False),  # JSON: [[field, apply.encode_value of its value], ...]
+    sa.Column("reason_code", sa.String(64)),
+    sa.Column("reason_args", sa.Text),  # JSON; null: none
+)
 _INDEXES = [
     sa.Index("ix_register_entry_code", register_entry.c.run_id, register_entry.c.dossier_code),
     sa.Index("ix_dossier_code", dossier.c.run_id, dossier.c.dossier_code),
@@ -346,6 +373,8 @@ _INDEXES = [
     sa.Index("ix_reconciliation_code", reconciliation.c.run_id, reconciliation.c.dossier_code),
     sa.Index("ix_wf_state_row", wf_state.c.run_id, wf_state.c.source_row),
     sa.Index("ix_work_day", work_day.c.run_id, work_day.c.day),
+    sa.Index("ix_plan_file_sha256", plan_file.c.sha256),
+    sa.Index("ix_plan_action_plan", plan_action.c.plan_id, plan_action.c.line),
 ]
 for _ix in _INDEXES:  # created by open_store for server engines only: DuckDB's ART indexes cost more than they save
     _ix.table.indexes.discard(_ix)

@@ -26,7 +26,7 @@ from reconcile import cli
 from reconcile.commands import AuditInputs, audit
 from reconcile.simulate import simulate
 from reconcile.sources.system import load_mapping
-from reconcile.store import audit_run, dossier, mask_url, open_store
+from reconcile.store import audit_run, change, change_batch, dossier, mask_url, open_store
 
 PAPER_ONLY = ("UBND xã Bình Tân Phú", "UBND xã Bình Hải")
 VENDOR_TABLES = ("HS_HOSO", "HS_XULY_HIENTAI", "DM_CANBO", "HS_NHATKY")
@@ -231,6 +231,70 @@ def test_undo_refuses_the_whole_batch_when_a_row_moved_on(district: Path, tmp_pa
     assert actions[0]["dossier_code"] in result.stderr and "'someone.else'" in result.stderr
     assert snapshot(url) == before
     assert [b["kind"] for b in ap.history(store)] == ["apply"]
+
+
+def test_undo_lists_every_moved_value_shows_the_logged_statements_and_logs_the_batch_swapped(
+        district: Path, tmp_path: Path) -> None:
+    """Undo --yes checks its rows by their compare-and-set UPDATEs: values moved in both tables are each
+    listed (nothing written). Once they are back, the dry run shows one statement per logged row, as
+    rendered from the log; the undo's change rows are the batch's, in its order, before and after swapped."""
+    url, store, _ = audited(district, tmp_path)
+    plan = tmp_path / "plan.yaml"
+    actions = make_plan(store, plan)
+    invoke("apply", str(plan), "--store", store, "--yes", expect=0)
+    opened = open_store(store, create=False)
+    with opened.connect() as conn:
+        logged = [dict(r) for r in conn.execute(sa.select(change).where(change.c.batch_id == 1)
+                                                .order_by(change.c.seq)).mappings()]
+    opened.engine.dispose()
+    reassigned, closed = actions[0]["dossier_code"], actions[3]["dossier_code"]
+    engine = sa.create_engine(url)
+    moves = [("UPDATE HS_XULY_HIENTAI SET TAIKHOAN_XULY = 'someone.else' WHERE MA_HOSO = :c", reassigned),
+             ("UPDATE HS_HOSO SET TRANGTHAI = 99, NGAY_TRAKQ = NULL WHERE MA_HOSO = :c", closed)]
+    with engine.begin() as conn:
+        for sql, code in moves:
+            conn.execute(sa.text(sql), {"c": code})
+    before = snapshot(url)
+    result = invoke("undo", "1", "--store", store, "--yes", expect=3)
+    moved = [r for r in logged if r["dossier_code"] == reassigned or (r["dossier_code"] == closed and r["column_name"]
+                                                                        in ("TRANGTHAI", "NGAY_TRAKQ"))]
+    shown = [line for line in result.stderr.splitlines() if "refused, nothing written: " in line]
+    assert [line.split("written: ", 1)[1].split(" holds ")[0] for line in shown] == [
+        f"{r['dossier_code']}: {r['table_name']}.{r['column_name']}" for r in moved]
+    assert "holds 'someone.else'" in result.stderr and "holds 99" in result.stderr and "holds NULL" in result.stderr
+    assert snapshot(url) == before and [b["kind"] for b in ap.history(store)] == ["apply"]
+
+    with engine.begin() as conn:  # the values as the batch wrote them
+        for r in moved:
+            conn.execute(sa.text(f"UPDATE {r['table_name']} SET {r['column_name']} = :v WHERE MA_HOSO = :c"),
+                         {"v": ap.decode_value(r["after_value"]), "c": r["dossier_code"]})
+    md = sa.MetaData()
+    md.reflect(engine)
+    rows: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in logged:
+        rows.setdefault((r["table_name"], r["row_key"]), []).append(r)
+    expected = [ap._render(ap.Write(
+        rs[0]["dossier_code"], rs[0]["action"], rs[0]["rule"], md.tables[table],
+        tuple((k, ap.decode_value(v)) for k, v in sorted(json.loads(key).items())),
+        tuple((r["column_name"], r["field"], ap.decode_value(r["after_value"]), ap.decode_value(r["before_value"]))
+              for r in rs)).statement(), engine.dialect) for (table, key), rs in rows.items()]
+    engine.dispose()
+    shown_dry = ap.undo(1, store)
+    assert list(shown_dry.statements) == expected and shown_dry.rows == len(rows) == 6
+    assert shown_dry.changes == len(logged) and [b["kind"] for b in ap.history(store)] == ["apply"]
+
+    done = ap.undo(1, store, yes=True)
+    assert done.undo_batch == 2 and done.rows == 6
+    opened = open_store(store, create=False)
+    with opened.connect() as conn:
+        undone = [dict(r) for r in conn.execute(sa.select(change).where(change.c.batch_id == 2)
+                                                .order_by(change.c.seq)).mappings()]
+        counts = conn.execute(sa.select(change_batch.c.id, change_batch.c.dossiers, change_batch.c.changes)
+                              .order_by(change_batch.c.id)).all()
+    opened.engine.dispose()
+    assert undone == [r | {"batch_id": 2, "before_value": r["after_value"], "after_value": r["before_value"]}
+                      for r in logged]
+    assert [tuple(c) for c in counts] == [(1, 6, len(logged)), (2, 6, len(logged))]
 
 
 def test_apply_and_undo_ask_on_a_terminal_and_refuse_elsewhere(district: Path, tmp_path: Path,
@@ -475,6 +539,73 @@ def test_batched_compare_and_set_refuses_a_batch_when_a_row_moved(fallback: bool
     engine.dispose()
 
 
+@pytest.mark.parametrize("engine", ["sqlite", "postgresql", "mariadb"])
+def test_undo_writes_alike_rows_in_one_executemany_and_the_others_one_by_one(tmp_path: Path, engine: str,
+                                                                              request: pytest.FixtureRequest) -> None:
+    """Undo reads a batch's change rows as columns (a DuckDB store, or the server the target is on).
+    Rows of a table that write the same columns with values of one type go back with one executemany
+    built from those columns (dates through their bind processor); a table whose rows compare with NULL
+    goes through `_execute`. Every row is restored, and the values read back by key are the logged ones."""
+    from datetime import datetime
+
+    url = f"sqlite:///{tmp_path / 'target.sqlite'}" if engine == "sqlite" else \
+        request.getfixturevalue("pg_url" if engine == "postgresql" else "mariadb_url")
+
+    t, u = _cas_table(), sa.Table("U", sa.MetaData(), sa.Column("code", sa.String(40)), sa.Column("who", sa.String(40)))
+    alike = [ap.Write(f"E{i}", "close", "r", t, (("code", f"E{i}"),),
+                      (("who", "assignee", f"old{i}", f"new{i}"), ("day", "returned_at", None, date(2021, 6, i)),
+                       ("at", "finished_at", datetime(2021, 5, i, 8), datetime(2021, 6, i, 9))))
+              for i in range(1, 5)]
+    others = [ap.Write("F1", "reassign", "r", u, (("code", "F1"),), (("who", "assignee", "old", None),)),
+              ap.Write("F2", "reassign", "r", u, (("code", "F2"),), (("who", "assignee", None, "new"),))]
+    target = sa.create_engine(url)
+    with target.begin() as conn:
+        t.create(conn)
+        u.create(conn)
+        conn.execute(t.insert(), [{"code": w.key[0][1], "n": 1, **{c: after for c, _, _, after in w.columns}}
+                                  for w in alike])
+        conn.execute(u.insert(), [{"code": "F1", "who": None}, {"code": "F2", "who": "new"}])
+    store = open_store(str(tmp_path / "store.duckdb") if engine == "sqlite" else url)
+    with store.begin() as conn:
+        conn.execute(change.insert(), [
+            {"batch_id": 1, "seq": seq, "dossier_code": w.dossier_code, "action": w.action, "rule": w.rule,
+             "table_name": w.table.name, "row_key": w.row_key(), "column_name": c, "field": f,
+             "before_value": ap.encode_value(b), "after_value": ap.encode_value(a)}
+            for seq, (w, (c, f, b, a)) in enumerate(((w, col) for w in alike + others for col in w.columns), 1)])
+    with store.connect() as conn:
+        logged = ap._logged(conn, [1])[1]
+    store.engine.dispose()
+
+    class Target(ap._Target):
+        dialect = target.dialect
+
+        def table(self, name: str) -> sa.Table:
+            return {"T": t, "U": u}[name]
+
+    with target.connect() as conn:
+        assert ap._current(conn, Target(), logged) == logged.after
+        bulk = ap._bulk(conn, logged)
+        assert bulk == {("T", ("code",)): 3}
+        ap._write_back(conn, logged, {"T": t, "U": u}, bulk, logged.groups["U", ("code",)], "undo of batch 1")
+        conn.commit()
+        assert ap._current(conn, Target(), logged) == logged.before
+        assert sorted(conn.execute(sa.select(t.c.code, t.c.who, t.c.day, t.c.at))) == [
+            (f"E{i}", f"old{i}", None, datetime(2021, 5, i, 8)) for i in range(1, 5)]
+    target.dispose()
+
+
+def test_logged_row_keys_decode_to_the_keys_written() -> None:
+    """Undo decodes a batch's row keys all at once (plain texts cut out of the JSON): the keys `Write.row_key`
+    encoded, with quotes, backslashes, accents, numbers and several key columns."""
+    t = _cas_table()
+    for keys in ([(("code", "A-1"),), (("code", "Nguyễn"),)], [(("code", 'a"b'),), (("code", "a\\b"),)],
+                 [(("n", 5),), (("n", 7),)], [(("code", "x"), ("n", 2)), (("code", "y"), ("n", 3))],
+                 [(("code", "x"),), (("n", 3),)]):
+        texts = [ap.Write("c", "reassign", "r", t, k, ()).row_key() for k in keys]
+        names, values = ap._decoded_keys(texts)
+        assert [tuple(zip(n, v if len(n) > 1 else (v,))) for n, v in zip(names, values)] == keys
+
+
 def test_logged_rows_are_read_back_with_one_in_list_or_one_condition_per_key() -> None:
     """Undo and settling read a batch's rows by their logged keys: an IN list when the keys differ in one
     column, one AND per key otherwise; the same rows either way."""
@@ -546,8 +677,7 @@ def test_grouped_writes_log_and_bind_what_each_write_says() -> None:
     assert [(c["dossier_code"], c["action"], c["rule"], c["table_name"], c["row_key"], c["column_name"], c["field"],
              c["before_value"], c["after_value"]) for c in cells] == expected
     for g in {id(g): g for g, _ in refs}.values():
-        names = list(g.write(0).params())[::-1]
-        assert g.params(names) == [tuple(g.write(i).params()[n] for n in names) for i in range(len(g.rows))]
+        assert g.params() == {n: [g.write(i).params()[n] for i in range(len(g.rows))] for n in g.write(0).params()}
 
 
 def test_fields_the_target_cannot_take_are_listed_once_per_action(district: Path, tmp_path: Path) -> None:
