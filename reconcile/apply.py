@@ -67,7 +67,7 @@ ACTIONS = ("migrate", "reassign", "close", "backfill", "escalate")
 WRITING = ("migrate", "reassign", "close")
 # Canonical fields apply may write, per mapping role.
 WRITABLE = {
-    "dossier": ("status", "workflow_version", "due_at_revised", "finished_at", "returned_at"),
+    "dossier": ("status", "workflow_key", "workflow_version", "due_at_revised", "finished_at", "returned_at"),
     "task": ("current_step", "assignee", "unit", "step_entered_at", "step_due_at"),
 }
 ROLE_OF = {f: role for role, fields in WRITABLE.items() for f in fields}

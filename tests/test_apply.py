@@ -697,3 +697,32 @@ def test_fields_the_target_cannot_take_are_listed_once_per_action(district: Path
         assert (f"{plan}:{lines[a['dossier_code']]}: set.returned_at: {date.fromisoformat(a['returned_at'])!r} does not fit "
                 "HS_HOSO.PHIENBAN (INTEGER): a date in the whole-number column PHIENBAN.") in err
     assert err.count(": set.") == 2 * len(closes)
+
+
+def test_a_migration_to_another_procedure_writes_its_workflow_key_and_undo_restores_it(
+        district: Path, tmp_path: Path) -> None:
+    """Migration rules may move dossiers to another procedure (`to_procedure`, the 2025 land reform):
+    the plan's migrate then sets workflow_key too, and apply writes it with the version and step."""
+    url, store, _ = audited(district, tmp_path)
+    plan = tmp_path / "plan.yaml"
+    make_plan(store, plan, reassign=1, close=0)
+    doc = yaml.safe_load(plan.read_text(encoding="utf-8"))
+    moved = doc["actions"][0]
+    del moved["assignee"]
+    moved |= {"action": "migrate", "rule": "reform-2025", "version": 1, "step": "X01",
+              "set": {"workflow_key": "1.003003.000.00.00.H48", "workflow_version": 1, "current_step": "X01"}}
+    doc["actions"] = [moved]
+    plan.write_text(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    original = snapshot(url)
+
+    invoke("apply", str(plan), "--store", store, "--yes", expect=0)
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        code = moved["dossier_code"]
+        assert conn.execute(sa.text("SELECT MA_QUYTRINH, PHIENBAN FROM HS_HOSO WHERE MA_HOSO = :c"), {"c": code}
+                            ).one() == ("1.003003.000.00.00.H48", 1)
+        assert conn.execute(sa.text("SELECT MA_BUOC FROM HS_XULY_HIENTAI WHERE MA_HOSO = :c"), {"c": code}
+                            ).scalar_one() == "X01"
+    engine.dispose()
+    invoke("undo", "1", "--store", store, "--yes", expect=0)
+    assert snapshot(url) == original
