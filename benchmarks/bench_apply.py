@@ -142,6 +142,7 @@ def main() -> None:
 
     from reconcile import apply as ap
     from reconcile import commands
+    from reconcile.undo import undo_batches
 
     store, plan_path, db_path = str(out / "store.duckdb"), out / "plan.yaml", out / "system" / "vendor.sqlite"
     batch_size = args.batch_size or ap.DEFAULT_BATCH_SIZE
@@ -166,7 +167,7 @@ def main() -> None:
                               ).fetchone()[0] == 0
 
         t = time.perf_counter()
-        for _ in ap.undo_batches(sorted(result.batches, reverse=True), store, yes=True):
+        for _ in undo_batches(sorted(result.batches, reverse=True), store, yes=True):
             pass  # as `reconcile undo ID...` does
         times["undo"].append(time.perf_counter() - t)
         with sqlite3.connect(db_path) as db:

@@ -549,21 +549,21 @@ def undo_cmd(batches: tuple[int, ...], yes: bool, dry_run: bool, system_url: str
 
     Refuses the whole batch (exit 3, rows listed) if any row changed since; an undo is itself a batch.
     """
-    from reconcile import apply as ap
+    from reconcile.undo import undo_batches
 
     if yes and dry_run:
         raise BadInput("undo: --yes writes; --dry-run only shows. Hint: pick one.")
     _, err = _consoles()
     order = sorted(set(batches), reverse=True)
     if not yes:
-        for shown in ap.undo_batches(order, store, yes=False, system_url=system_url):
+        for shown in undo_batches(order, store, yes=False, system_url=system_url):
             click.echo(f"-- undo of batch {shown.batch}: {shown.changes} values in {shown.rows} rows")
             click.echo("\n".join(shown.statements))
         if dry_run:
             return
         _confirm("Restore these values?", "add --yes to restore the values (stdin is not a terminal, so undo "
                  "cannot ask), or --dry-run to only show the statements.")
-    for result in ap.undo_batches(order, store, yes=True, system_url=system_url):
+    for result in undo_batches(order, store, yes=True, system_url=system_url):
         for line in result.settled:
             err.print(escape(line))
         click.echo(f"batch {result.batch} undone by batch {result.undo_batch}: {result.changes} values restored in "

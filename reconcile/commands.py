@@ -763,7 +763,8 @@ def _demo_reports(out: Path, store_path: Path, run_id: int, project: dict[str, A
 def _demo_fixes(inputs: AuditInputs, store_path: Path, plan_path: Path, before: RunReport,
                 progress: Progress) -> dict[str, Any]:
     """The whole fixing loop on the demo's vendor database, with the findings before and after."""
-    from reconcile.apply import apply_plan, undo
+    from reconcile.apply import apply_plan
+    from reconcile.undo import undo
 
     store = str(store_path)
     progress("plan")

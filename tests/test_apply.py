@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from click.testing import CliRunner
 from helpers import invoke
 from reconcile import apply as ap
+from reconcile import undo as un
 from reconcile import cli
 from reconcile.commands import AuditInputs, audit
 from reconcile.simulate import simulate
@@ -279,11 +280,11 @@ def test_undo_lists_every_moved_value_shows_the_logged_statements_and_logs_the_b
         tuple((r["column_name"], r["field"], ap.decode_value(r["after_value"]), ap.decode_value(r["before_value"]))
               for r in rs)).statement(), engine.dialect) for (table, key), rs in rows.items()]
     engine.dispose()
-    shown_dry = ap.undo(1, store)
+    shown_dry = un.undo(1, store)
     assert list(shown_dry.statements) == expected and shown_dry.rows == len(rows) == 6
     assert shown_dry.changes == len(logged) and [b["kind"] for b in ap.history(store)] == ["apply"]
 
-    done = ap.undo(1, store, yes=True)
+    done = un.undo(1, store, yes=True)
     assert done.undo_batch == 2 and done.rows == 6
     opened = open_store(store, create=False)
     with opened.connect() as conn:
@@ -467,7 +468,7 @@ def test_undo_of_apply_restores_every_touched_row(shared: tuple[str, str, Path, 
     assert result.counts().get("written", 0) == len(writing)
     assert len(result.batches) == -(-len(writing) // batch)
     for b in reversed(result.batches):
-        ap.undo(b, store, yes=True)
+        un.undo(b, store, yes=True)
     assert snapshot(url) == original
 
 
@@ -584,9 +585,9 @@ def test_undo_writes_alike_rows_in_one_executemany_and_the_others_one_by_one(tmp
 
     with target.connect() as conn:
         assert ap._current(conn, Target(), logged) == logged.after
-        bulk = ap._bulk(conn, logged)
+        bulk = un._bulk(conn, logged)
         assert bulk == {("T", ("code",)): 3}
-        ap._write_back(conn, logged, {"T": t, "U": u}, bulk, logged.groups["U", ("code",)], "undo of batch 1")
+        un._write_back(conn, logged, {"T": t, "U": u}, bulk, logged.groups["U", ("code",)], "undo of batch 1")
         conn.commit()
         assert ap._current(conn, Target(), logged) == logged.before
         assert sorted(conn.execute(sa.select(t.c.code, t.c.who, t.c.day, t.c.at))) == [

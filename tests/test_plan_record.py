@@ -13,6 +13,7 @@ import sqlalchemy as sa
 
 from helpers import invoke
 from reconcile import apply as ap
+from reconcile import undo as un
 from reconcile import commands
 from reconcile.commands import AuditInputs, audit
 from reconcile.simulate import simulate
@@ -81,7 +82,7 @@ def test_a_recorded_plan_is_read_from_the_store_and_applies_as_read_in_full(
 
     applied = ap.apply_plan(plan, store_url, yes=True)
     assert applied.counts()["written"] == dry.counts()["would_write"] > 0
-    list(ap.undo_batches(sorted(applied.batches, reverse=True), store_url, yes=True))
+    list(un.undo_batches(sorted(applied.batches, reverse=True), store_url, yes=True))
     again = ap.apply_plan(edited, store_url, yes=True)
     assert outcomes(again) == outcomes(applied) and again.counts() == applied.counts()
     assert reads == [edited, edited]

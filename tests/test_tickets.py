@@ -16,11 +16,12 @@ import yaml
 from helpers import invoke
 
 from reconcile import commands, i18n, reasons
-from reconcile.apply import apply_plan, undo
+from reconcile.apply import apply_plan
 from reconcile.plan import Plan
 from reconcile.report_csv import BOM
 from reconcile.store import dossier, open_store, register_entry
 from reconcile.tickets import build_tickets, render_files, tickets
+from reconcile.undo import undo
 
 
 @pytest.fixture(scope="module")
