@@ -84,7 +84,6 @@ REFUSED_STATES = ("stale", "missing", "ambiguous")
 FAULT_ENV = "RECONCILE_FAULT"  # tests: "<point>:<n>" kills the process (SIGKILL) at that point of write batch n
 IN_CHUNK = 500
 IN_LARGE = 30_000  # see _in_chunk
-READ_CHUNK = 5000  # keys in the IN list of undo's read of one key column (SQLite before 3.32: 999 at most)
 _FINGERPRINT = re.compile(r"[0-9a-f]{32}")
 YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when installed: same data, 20x faster
 # json.dumps(v, ensure_ascii=False[, sort_keys=True]) without building an encoder per call
@@ -1839,18 +1838,12 @@ class _Logged:
 
 
 def _logged(conn: Connection, batch_ids: list[int]) -> dict[int, _Logged]:
-    """These batches' change rows, read as columns with one statement (from a DuckDB store as Arrow)."""
+    """These batches' change rows, read as columns with one statement (`_arrow`)."""
     c = change
     names = ("batch_id", *CHANGE_COLUMNS)
-    if conn.dialect.name == "duckdb":
-        ids = ", ".join(str(int(b)) for b in batch_ids)
-        data = conn.connection.dbapi_connection.sql(
-            f"SELECT {', '.join(names)} FROM change WHERE batch_id IN ({ids}) ORDER BY batch_id, seq").to_arrow_table()
-        columns = [data.column(n).to_pylist() for n in names]
-    else:
-        rows = conn.execute(sa.select(*[c.c[n] for n in names]).where(c.c.batch_id.in_(batch_ids))
-                            .order_by(c.c.batch_id, c.c.seq)).all()
-        columns = [list(col) for col in zip(*rows)] if rows else [[] for _ in names]
+    data = _arrow(conn, sa.select(*[c.c[n] for n in names]).where(c.c.batch_id.in_(batch_ids))
+                  .order_by(c.c.batch_id, c.c.seq))
+    columns = [data.column(n).to_pylist() for n in names]
     at = columns[0]
     return {b: _decoded_rows(dict(zip(CHANGE_COLUMNS, [col[bisect_left(at, b):bisect_right(at, b)]
                                                        for col in columns[1:]])))
@@ -1940,7 +1933,7 @@ def _current(conn: Connection, target: _Target, logged: _Logged, lock: bool = Fa
 def _rows_by_key(conn: Connection, t: sa.Table, names: tuple[str, ...], cols: tuple[str, ...], keys: list[Any],
                  lock: bool) -> dict[Any, Any]:
     """The rows (key columns, then `cols`) holding these keys now, by key: with one key column, one
-    statement of READ_CHUNK keys run by the driver (`_select_in`), its values through their types'
+    statement of `_in_chunk` keys run by the driver (`_select_in`), its values through their types'
     processors a column at a time; else IN lists of IN_CHUNK keys (`_keys_condition`)."""
     found: dict[Any, Any] = {}
     if len(names) > 1:
@@ -1950,7 +1943,7 @@ def _rows_by_key(conn: Connection, t: sa.Table, names: tuple[str, ...], cols: tu
             found.update((tuple(row[:len(names)]), row) for row in conn.execute(_lock(stmt, conn, lock)).all())
         return found
     dialect = conn.dialect
-    for part in _chunks(keys, READ_CHUNK):
+    for part in _chunks(keys, _in_chunk(dialect)):
         compiled = _select_in(t, names + cols, len(part), dialect, _locks(conn, lock))
         process = compiled.binds["p0"].type.dialect_impl(dialect).bind_processor(dialect)
         values = part if process is None else list(map(process, part))
@@ -1965,7 +1958,7 @@ def _rows_by_key(conn: Connection, t: sa.Table, names: tuple[str, ...], cols: tu
     return found
 
 
-@lru_cache(maxsize=8)  # a statement of 5000 parameters is large: the few sizes of one run
+@lru_cache(maxsize=8)  # a statement of thousands of parameters is large: the few sizes of one run
 def _select_in(t: sa.Table, columns: tuple[str, ...], n: int, dialect: sa.Dialect, lock: bool) -> Any:
     """SELECT `columns` of the rows whose first column is one of n values (parameters p0...), compiled once."""
     stmt = sa.select(*[t.c[c] for c in columns]).where(
