@@ -28,9 +28,7 @@ import gc
 import getpass
 import hashlib
 import json
-import os
 import re
-import signal
 from bisect import bisect_left, bisect_right
 from contextlib import contextmanager
 from collections import Counter
@@ -50,6 +48,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from reconcile import planfile
 from reconcile.errors import BadInput, ReconcileError, Refused
+from reconcile.faults import fault
 from reconcile.model import Status
 from reconcile.sources.system import (
     SourceMapping, _begin_read_only, _statement, dossier_columns, load_mapping,
@@ -81,7 +80,6 @@ REQUIRED_SET = {"migrate": ("workflow_version", "current_step"), "reassign": ("a
 PINNED = {"version": "workflow_version", "step": "current_step", "assignee": "assignee", "returned_at": "returned_at"}
 STATUS_NAMES = tuple(s.value for s in Status)
 REFUSED_STATES = ("stale", "missing", "ambiguous")
-FAULT_ENV = "RECONCILE_FAULT"  # tests: "<point>:<n>" kills the process (SIGKILL) at that point of write batch n
 IN_CHUNK = 500
 IN_LARGE = 30_000  # see _in_chunk
 _FINGERPRINT = re.compile(r"[0-9a-f]{32}")
@@ -1506,12 +1504,6 @@ class ApplyFailed(ReconcileError):
     """The target rejected a statement: that batch rolled back; earlier batches stay committed."""
 
 
-def _fault(point: str, batch_no: int) -> None:
-    spec = os.environ.get(FAULT_ENV, "")
-    if spec and spec == f"{point}:{batch_no}":
-        os.kill(os.getpid(), signal.SIGKILL)
-
-
 def _comment(text: str) -> str:
     return "-- " + " ".join(str(text).split())  # no line break can end the comment
 
@@ -1586,6 +1578,7 @@ def _run(plan: PlanFile, store: Store, target: _Target, yes: bool, batch_size: i
     by_line: dict[int, Outcome] = {}
     write_no = 0
     for n, part in enumerate(_chunks(todo, batch_size), 1):
+        fault("before-batch", n)
         with target.connection(write=yes) as conn:
             inserts = [a for a in part if a.action == "backfill"]
             planned = target.plan_batch(conn, [a for a in part if a.action != "backfill"], lock=yes) \
@@ -1687,6 +1680,7 @@ def _write_batch(plan: PlanFile, store: Store, target: _Target, conn: Connection
         conn.rollback()
         raise ApplyFailed(f"{what}: the target rejected a statement: {_first_line(exc)}; this batch was rolled "
                           "back, earlier batches stay (see `reconcile history`).") from None
+    fault("after-writes", write_no)
     meta = {"kind": "apply", "run_id": plan.run, "plan": plan.path, "plan_sha256": plan.sha256, "undo_of": None}
     return _log_refs_and_commit(store, target, conn, refs, meta, write_no, actor)
 
@@ -1713,11 +1707,11 @@ def _log_refs_and_commit(store: Store, target: _Target, conn: Connection, refs: 
             bulk_insert(log, change, cells.append_column("batch_id", pa.array([batch_id] * changes, pa.int64())))
         if not same:
             log.commit()
-        _fault("after-log", write_no)
+        fault("after-log", write_no)
         if same:
             log.execute(sa.insert(batch_outcome).values(batch_id=batch_id, outcome="committed", finished_at=_now()))
         conn.commit()
-        _fault("after-commit", write_no)
+        fault("after-commit", write_no)
         if not same:
             with log.begin():  # its own store transaction, on the log's connection (a new one costs 50 ms)
                 log.execute(sa.insert(batch_outcome).values(batch_id=batch_id, outcome="committed",

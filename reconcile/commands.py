@@ -18,6 +18,7 @@ from reconcile import __version__, jsonio, planfile
 from reconcile.audit import AuditSettings, run_audit
 from reconcile.catalog import Catalog, WorkflowVersion, load_catalog
 from reconcile.errors import BadInput
+from reconcile.faults import fault
 from reconcile.model import FindingKind, MatchClass
 from reconcile.normalize import compare_key, normalize_code
 from reconcile.files import write_atomically
@@ -291,6 +292,7 @@ def record_run(store: Store, loaded: Loaded, settings: AuditSettings, progress: 
         run_id = store.next_run_id(conn)
         n_reg = _store_batches(store, conn, run_id, register_entry, register_sql, loaded.register.batches(),
                                lambda n: progress(f"register {n:,} rows"), texts=REGISTER_TEXTS)
+        fault("audit-register", 1)
         reg_checks = check_stored_register(conn, run_id)
         _store_text_keys(conn, run_id)
         books = _books(reg_checks.book_years, loaded.register.periods)
@@ -300,6 +302,7 @@ def record_run(store: Store, loaded: Loaded, settings: AuditSettings, progress: 
                                system.dossier_batches(), lambda n: progress(f"system {n:,} dossiers"),
                                sys_digest.add, DOSSIER_TEXTS)
         check_stored_dossiers(conn, run_id, system.where.get("dossier", "dossiers"))
+        fault("audit-system", 1)
         insert_select(store, conn, account, account_sql, system.accounts, run_id)
         _store_batches(store, conn, run_id, step_event, event_sql, system.event_batches())
         versions, steps, transitions = _catalog_tables(loaded.catalog, run_id)
@@ -327,6 +330,7 @@ def record_run(store: Store, loaded: Loaded, settings: AuditSettings, progress: 
             periods=json.dumps(books, ensure_ascii=False, default=str),
             register_entries=n_reg, system_dossiers=n_sys,
         ))
+        fault("audit-commit", 1)
     return run_id
 
 
@@ -378,6 +382,7 @@ def audit(inputs: AuditInputs, store_url: str | None = None, progress: Progress 
     except BaseException:
         store.discard_if_created()
         raise
+    fault("audit-committed", 1)
     try:
         report = run_report(store, run_id)
     finally:

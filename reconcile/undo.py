@@ -18,6 +18,7 @@ from reconcile.apply import (
     _first_line, _log_refs_and_commit, _logged, _Logged, _Renderer, _same, _same_url, _settle, _shown, _Target,
 )
 from reconcile.errors import BadInput, Refused
+from reconcile.faults import fault
 from reconcile.store import Store, batch_outcome, change_batch, connect_engine, mask_url, normalize_url, open_store
 
 PREFETCH = 10  # batches whose change rows undo reads with one statement
@@ -77,7 +78,7 @@ def undo_batches(batch_ids: list[int], store_url: str | None = None, *, yes: boo
                 if where not in targets:  # settled once: this run's own batches all get their outcome
                     targets[where] = _undo_target(store, dict(batch), system_url)
                     settled = tuple(_settle(store, targets[where])) if yes else ()
-                result = _undo(store, targets[where], dict(batch), logged[batch_id], yes, actor, settled)
+                result = _undo(store, targets[where], dict(batch), logged[batch_id], yes, actor, settled, n + 1)
             yield result
     finally:
         for target in targets.values():
@@ -124,7 +125,7 @@ class _UndoVendorTarget(_Target):
 
 
 def _undo(store: Store, target: _Target, batch: dict[str, Any], logged: _Logged, yes: bool, actor: str | None,
-          settled: tuple[str, ...]) -> UndoResult:
+          settled: tuple[str, ...], n: int) -> UndoResult:
     bid = int(batch["id"])
     with store.connect() as conn:
         outcome = conn.execute(sa.select(batch_outcome.c.outcome).where(batch_outcome.c.batch_id == bid)).scalar()
@@ -159,10 +160,11 @@ def _undo(store: Store, target: _Target, batch: dict[str, Any], logged: _Logged,
                 conn.rollback()
                 _refuse_moved(conn, target, logged, bid, yes)
                 raise
+            fault("after-writes", n)
             meta = {"kind": "undo", "run_id": batch["run_id"], "plan": batch["plan"],
                     "plan_sha256": batch["plan_sha256"], "undo_of": bid}
-            undo_id = _log_refs_and_commit(store, target, conn, [], meta, 1, actor,
-                                      swapped=(len(set(text["dossier_code"])), len(logged.keys)))
+            undo_id = _log_refs_and_commit(store, target, conn, [], meta, n, actor,
+                                           swapped=(len(set(text["dossier_code"])), len(logged.keys)))
     rows = len(set(zip(text["table_name"], text["row_key"])))
     return UndoResult("undo" if yes else "dry_run", bid, undo_id, rows, lambda: _writes_back(logged, tables),
                       _Renderer(target.dialect), len(logged.keys), settled)
