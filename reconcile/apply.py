@@ -47,7 +47,8 @@ import yaml
 from sqlalchemy.engine import Connection, Engine
 
 from reconcile import planfile
-from reconcile.errors import BadInput, ReconcileError, Refused
+from reconcile.dberrors import first_line
+from reconcile.errors import BadInput, ReconcileError, Refused, wrote
 from reconcile.faults import fault
 from reconcile.model import Status
 from reconcile.sources.system import (
@@ -57,7 +58,7 @@ from reconcile.sources import workbench
 from reconcile.sources.workbench import dossier_sql
 from reconcile.store import (
     Store, audit_run, batch_outcome, bulk_insert, change, change_batch, connect_engine, dossier, mask_url,
-    normalize_url, open_store, plan_action, plan_file, reconciliation,
+    normalize_url, open_store, plan_action, plan_file, reconciliation, store_name,
 )
 
 PLAN_FORMAT = 1
@@ -404,13 +405,15 @@ def record_plan(store: Store, data: dict[str, Any], text: str) -> bool:
         return False
     sha256 = hashlib.sha256(text.encode("utf-8")).hexdigest()
     with store.begin() as conn:
-        if _recorded_id(conn, sha256, head) is None:
-            plan_id = int(conn.execute(sa.select(sa.func.coalesce(sa.func.max(plan_file.c.id), 0))).scalar_one()) + 1
-            conn.execute(sa.insert(plan_file).values(
-                id=plan_id, sha256=sha256, run_id=head["run"], run_fingerprint=head["run_fingerprint"],
-                checks=PLAN_CHECKS, written_at=_now(), actions=len(actions)))
-            bulk_insert(conn, plan_action, columns.append_column(
-                "plan_id", pa.repeat(pa.scalar(plan_id, pa.int32()), columns.num_rows)))
+        if _recorded_id(conn, sha256, head) is not None:
+            return True
+        plan_id = int(conn.execute(sa.select(sa.func.coalesce(sa.func.max(plan_file.c.id), 0))).scalar_one()) + 1
+        conn.execute(sa.insert(plan_file).values(
+            id=plan_id, sha256=sha256, run_id=head["run"], run_fingerprint=head["run_fingerprint"],
+            checks=PLAN_CHECKS, written_at=_now(), actions=len(actions)))
+        bulk_insert(conn, plan_action, columns.append_column(
+            "plan_id", pa.repeat(pa.scalar(plan_id, pa.int32()), columns.num_rows)))
+    wrote(f"the plan's record in the store {store_name(store)}")
     return True
 
 
@@ -960,7 +963,7 @@ class VendorTarget(_Target):
             conn.begin()
         except sa.exc.DBAPIError as exc:
             raise BadInput(f"system database {mask_url(self.url)}: cannot start a write transaction: "
-                           f"{_first_line(exc)}. Hint: another program may hold a lock; try again.") from None
+                           f"{first_line(exc)}. Hint: another program may hold a lock; try again.") from None
         return conn
 
     def table(self, name: str) -> sa.Table:
@@ -1306,12 +1309,6 @@ _ARROW_TYPES = {int: pa.int64(), str: pa.string(), bool: pa.bool_()}
 def _chunks(items: list[Any], n: int) -> Iterator[list[Any]]:
     for i in range(0, len(items), n):
         yield items[i:i + n]
-
-
-def _first_line(exc: BaseException) -> str:
-    inner = getattr(exc, "orig", None) or exc
-    text = str(inner).strip().splitlines()
-    return text[0] if text else type(inner).__name__
 
 
 # ---------------------------------------------------------------------------------- plan checks
@@ -1678,7 +1675,7 @@ def _write_batch(plan: PlanFile, store: Store, target: _Target, conn: Connection
         _execute_refs(conn, refs, what)
     except sa.exc.DBAPIError as exc:
         conn.rollback()
-        raise ApplyFailed(f"{what}: the target rejected a statement: {_first_line(exc)}; this batch was rolled "
+        raise ApplyFailed(f"{what}: the target rejected a statement: {first_line(exc)}; this batch was rolled "
                           "back, earlier batches stay (see `reconcile history`).") from None
     fault("after-writes", write_no)
     meta = {"kind": "apply", "run_id": plan.run, "plan": plan.path, "plan_sha256": plan.sha256, "undo_of": None}

@@ -17,7 +17,8 @@ import sqlalchemy as sa
 from reconcile import __version__, jsonio, planfile
 from reconcile.audit import AuditSettings, run_audit
 from reconcile.catalog import Catalog, WorkflowVersion, load_catalog
-from reconcile.errors import BadInput
+from reconcile.dberrors import disk_full
+from reconcile.errors import BadInput, Refused, wrote
 from reconcile.faults import fault
 from reconcile.model import FindingKind, MatchClass
 from reconcile.normalize import compare_key, normalize_code
@@ -34,8 +35,8 @@ from reconcile.sources.workbench import (
 )
 from reconcile.store import (
     Store, account, audit_run, batch_outcome, change, change_batch, dossier, finding, insert_select, insert_stream,
-    mask_url, migration_step, open_store, reconciliation, register_book, register_entry, step_event, text_key,
-    wf_step, wf_transition, wf_version,
+    mask_url, migration_step, open_store, reconciliation, register_book, register_entry, step_event, store_name,
+    text_key, wf_step, wf_transition, wf_version,
 )
 from reconcile.wfstate import CENSUS_KINDS, CensusRow, StallRule
 from reconcile.wfstate import census as census_rows
@@ -379,9 +380,13 @@ def audit(inputs: AuditInputs, store_url: str | None = None, progress: Progress 
     store = open_store(store_url)
     try:
         run_id = record_run(store, loaded, settings, progress, started_at)
-    except BaseException:
+    except BaseException as exc:
         store.discard_if_created()
+        if isinstance(exc, Exception) and disk_full(exc):
+            raise Refused(f"store {store_name(store)}: the disk it is on is full: the audit was rolled back, nothing "
+                          "written. Hint: free space on that disk, or pass --store on another one.") from None
         raise
+    wrote(f"audit run {run_id} to the store {store_name(store)}")
     fault("audit-committed", 1)
     try:
         report = run_report(store, run_id)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 import signal
 
-# "<point>:<n>" sends SIGKILL when the process reaches `point` for batch (or audit stage) n;
-# "<point>:<n>:INT" sends SIGINT instead (Ctrl-C: Python raises KeyboardInterrupt right there),
-# ":STOP" SIGSTOP (the process waits, its locks held, until the test sends SIGCONT).
+# "<point>:<n>" sends SIGKILL when the process reaches `point` for batch (or audit stage, or written
+# item) n; "<point>:<n>:INT" sends SIGINT instead (Ctrl-C: Python raises KeyboardInterrupt right
+# there), ":STOP" SIGSTOP (the process waits, its locks held, until the test sends SIGCONT).
 FAULT_ENV = "RECONCILE_FAULT"
 SIGNALS = {"KILL": signal.SIGKILL, "INT": signal.SIGINT, "STOP": signal.SIGSTOP}
 

@@ -10,7 +10,7 @@ import zipfile
 from datetime import datetime
 from pathlib import Path
 
-from reconcile.errors import BadInput
+from reconcile.errors import BadInput, wrote
 
 
 def write_atomically(path: str | Path, text: str | bytes) -> None:
@@ -29,6 +29,7 @@ def write_atomically(path: str | Path, text: str | bytes) -> None:
             f.write(text)
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 would hide reports from colleagues
         os.replace(tmp, target)
+        wrote(str(target))
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)
         raise BadInput(f"{target}: cannot write: {exc.strerror}. Hint: check the folder is writable.") from None

@@ -47,7 +47,7 @@ import sqlalchemy as sa
 import yaml
 
 from reconcile import mask, reasons
-from reconcile.errors import BadInput
+from reconcile.errors import BadInput, wrote
 from reconcile.i18n import catalog, check_lang, day, number, t
 from reconcile.plan import Action, Plan
 from reconcile.report_csv import to_csv
@@ -596,6 +596,7 @@ def write_bundle(bundle: TicketBundle, out: str | Path) -> Path:
             shutil.rmtree(old, ignore_errors=True)
             path.rename(old)
         tmp.rename(path)
+        wrote(str(path))
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         if old is not None and old.is_dir() and not path.exists():

@@ -15,8 +15,9 @@ from sqlalchemy.engine import Connection, Engine
 
 from reconcile.apply import (
     ABSENT, ApplyFailed, StoreTarget, VendorTarget, Write, _current, _execute, _executemany_columns, _fewer_collections,
-    _first_line, _log_refs_and_commit, _logged, _Logged, _Renderer, _same, _same_url, _settle, _shown, _Target,
+    _log_refs_and_commit, _logged, _Logged, _Renderer, _same, _same_url, _settle, _shown, _Target,
 )
+from reconcile.dberrors import first_line
 from reconcile.errors import BadInput, Refused
 from reconcile.faults import fault
 from reconcile.store import Store, batch_outcome, change_batch, connect_engine, mask_url, normalize_url, open_store
@@ -154,7 +155,7 @@ def _undo(store: Store, target: _Target, batch: dict[str, Any], logged: _Logged,
                 _write_back(conn, logged, tables, bulk, rest, what)
             except sa.exc.DBAPIError as exc:
                 conn.rollback()
-                raise ApplyFailed(f"{what}: the target rejected a statement: {_first_line(exc)}; rolled back, "
+                raise ApplyFailed(f"{what}: the target rejected a statement: {first_line(exc)}; rolled back, "
                                   "nothing written.") from None
             except ApplyFailed:  # a compare-and-set matched fewer rows: list the values that moved, if any
                 conn.rollback()

@@ -1,0 +1,53 @@
+"""What a database driver's error means to the user: a full disk."""
+
+from __future__ import annotations
+
+import errno
+from typing import Iterator
+
+# Driver error codes, by what they mean. PostgreSQL: SQLSTATE; MySQL/MariaDB: the error number (args[0]);
+# SQLite: the primary result code (sqlite_errorcode & 0xff).
+PG_DISK_FULL = {"53100"}  # disk_full
+MYSQL_DISK_FULL = {1021, 1114}  # ER_DISK_FULL, ER_RECORD_FILE_FULL ("The table is full")
+SQLITE_FULL = 13
+# DuckDB and others say it in words only.
+DISK_FULL_TEXTS = ("No space left on device", "database or disk is full")
+
+
+def first_line(exc: BaseException) -> str:
+    """The driver's message, first line: without the SQL and parameters SQLAlchemy adds (personal data)."""
+    inner = getattr(exc, "orig", None) or exc
+    text = str(inner).strip().splitlines()
+    return text[0] if text else type(inner).__name__
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """The error, the driver's error SQLAlchemy wraps (.orig), and their causes."""
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        e = todo.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        yield e
+        todo += [getattr(e, "orig", None), e.__cause__, e.__context__]
+
+
+def _mysql_code(e: BaseException) -> int | None:
+    code = e.args[0] if e.args else None
+    return code if type(e).__module__.startswith(("pymysql", "MySQLdb")) and isinstance(code, int) else None
+
+
+def disk_full(exc: BaseException) -> bool:
+    """Whether the error says the disk (or the server's table space) is full."""
+    for e in _chain(exc):
+        if isinstance(e, OSError) and e.errno == errno.ENOSPC:
+            return True
+        if getattr(e, "sqlstate", None) in PG_DISK_FULL or _mysql_code(e) in MYSQL_DISK_FULL:
+            return True
+        if (getattr(e, "sqlite_errorcode", 0) or 0) & 0xFF == SQLITE_FULL:
+            return True
+        if any(text in str(e) for text in DISK_FULL_TEXTS):
+            return True
+    return False
