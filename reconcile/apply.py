@@ -28,7 +28,9 @@ import gc
 import getpass
 import hashlib
 import json
+import os
 import re
+import uuid
 from bisect import bisect_left, bisect_right
 from contextlib import contextmanager
 from collections import Counter
@@ -47,8 +49,8 @@ import yaml
 from sqlalchemy.engine import Connection, Engine
 
 from reconcile import planfile
-from reconcile.dberrors import first_line
-from reconcile.errors import BadInput, ReconcileError, Refused, wrote
+from reconcile.dberrors import disk_full, first_line
+from reconcile.errors import BadInput, Interrupted, ReconcileError, Refused, wrote
 from reconcile.faults import fault
 from reconcile.model import Status
 from reconcile.sources.system import (
@@ -58,7 +60,7 @@ from reconcile.sources import workbench
 from reconcile.sources.workbench import dossier_sql
 from reconcile.store import (
     Store, audit_run, batch_outcome, bulk_insert, change, change_batch, connect_engine, dossier, mask_url,
-    normalize_url, open_store, plan_action, plan_file, reconciliation, store_name,
+    meta_table, normalize_url, open_store, plan_action, plan_file, reconciliation, store_file, store_name,
 )
 
 PLAN_FORMAT = 1
@@ -1462,6 +1464,141 @@ def _open_target(plan: PlanFile, store: Store, known: StoreRows, system_url: str
     return target
 
 
+# ------------------------------------------------------------------------------------ ledger
+
+STORE_ID = "store_id"  # store_meta key: the store's identity, recorded on first apply or undo
+
+
+class Ledger:
+    """The batches an apply (or undo) has committed so far and the one in flight, and the store it logs
+    them into. Before each target commit the store must still be the store that was opened: an embedded
+    store the same file at its path (not deleted, moved or replaced), any store the same store_id. A
+    batch logged into a file nobody can open again could not be undone. When the run stops (an error,
+    Ctrl-C), `stopped` adds what was committed before it and how to undo it."""
+
+    def __init__(self, store: Store, kind: str, again: Callable[[Ledger], str]) -> None:
+        self.store, self.kind, self.again = store, kind, again  # the command that finishes the work, given it
+        self.done: list[tuple[int, int | None]] = []  # committed batches (an undo's: with the batch it undid)
+        self.in_flight: int | None = None  # logged; its target commit not known to be done
+        self.committing = False  # the in-flight batch's target commit has begun
+        self.file = store_file(store)
+        self.inode = self._inode()
+        self.store_id = _store_id(store)
+
+    @property
+    def name(self) -> str:
+        return store_name(self.store)
+
+    def _inode(self) -> tuple[int, int] | None:
+        try:
+            st = os.stat(self.file) if self.file is not None else None
+        except FileNotFoundError:
+            return None
+        return (st.st_dev, st.st_ino) if st is not None else None
+
+    def moved(self, log: Connection | None = None) -> str | None:
+        """Why the store is not the one opened any more (`log`: a connection in the log's transaction, to
+        read its store_id), or None."""
+        if self.file is not None and self._inode() != self.inode:
+            how = "deleted or moved away" if not self.file.exists() else "replaced by another file"
+            return f"store {self.file} was {how} while {self.kind} ran"
+        if log is not None and log.execute(sa.select(meta_table.c.value).where(
+                meta_table.c.key == STORE_ID)).scalar() != self.store_id:
+            return (f"store {self.name} is not the store {self.kind} opened any more (another {STORE_ID}: dropped "
+                    "and created again?)")
+        return None
+
+    def check(self, log: Connection | None = None) -> None:
+        """Refuse the batch about to commit when the store moved (see `moved`)."""
+        why = self.moved(log)
+        if why:
+            earlier = "; the change log of the batches before it is in that store: put it back before going on"
+            raise Refused(f"{why}: this batch was rolled back, nothing of it written{earlier if self.done else ''}.")
+
+    def logged(self, batch_id: int) -> None:
+        self.in_flight, self.committing = batch_id, False
+
+    def committed(self, batch_id: int, undo_of: int | None) -> None:
+        self.done.append((batch_id, undo_of))
+        self.in_flight, self.committing = None, False
+        wrote(f"batch {batch_id} (`reconcile history --store {self.name}`)")
+
+    def note(self) -> str:
+        """What was committed and the batch in flight, as a clause (empty: nothing)."""
+        ids = [b for b, _ in self.done]
+        parts = []
+        if ids and self.kind == "undo":
+            parts.append(f"{_batches([u for _, u in self.done])} {'was' if len(ids) == 1 else 'were'} undone "
+                         f"(by {_batches(ids)})")
+        elif ids:
+            parts.append(f"{_batches(ids)} {'was' if len(ids) == 1 else 'were'} committed (undo: `reconcile undo "
+                         f"{' '.join(map(str, reversed(ids)))} --store {self.name}`)")
+        if self.in_flight is not None and self.committing:
+            parts.append(f"batch {self.in_flight} was stopped during its commit: the next `reconcile apply` or "
+                         "`reconcile undo` finds out from the system's rows whether it was written (see `reconcile "
+                         "history`)")
+        elif self.in_flight is not None:
+            parts.append(f"batch {self.in_flight} was rolled back (`reconcile history` shows it pending until the "
+                         "next apply or undo records that)")
+        return "; ".join(parts)
+
+    def check_end(self) -> None:
+        """After the last batch: a store moved meanwhile took the log of every batch with it (Refused)."""
+        why = self.moved() if self.done else None
+        if why:
+            raise Refused(f"{why}: the change log of its batches went with it (put that store back before going on): "
+                          f"{self.note()}.")
+
+    def stopped(self, exc: BaseException) -> BaseException:
+        """The error to raise when the run stops on `exc` (Ctrl-C: Interrupted), saying what was committed
+        and how to finish. A bug keeps its type and traceback; the note goes with it (the CLI prints it)."""
+        hint = f"Hint: `{self.again(self)} --store {self.name}` finishes the {self.kind}."
+        note = self.note()
+        if isinstance(exc, KeyboardInterrupt):
+            done = f"{note}; the rest was not written" if note else \
+                "no batch was committed: nothing was written to the system"
+            return Interrupted(f"{self.kind} stopped: {done}. {hint}")
+        if not note:
+            return exc  # its own message says what was not written
+        note = f"{note[0].upper()}{note[1:]}. {hint}"
+        if not isinstance(exc, ReconcileError):
+            exc.add_note(note)
+            return exc
+        listed = exc.problems != [str(exc)]  # e.g. every moved value, one a line: the note is one more
+        return type(exc)(f"{exc} {note}", [*exc.problems, note] if listed else None)
+
+
+def _batches(ids: list[int]) -> str:
+    return f"batch {ids[0]}" if len(ids) == 1 else f"batches {', '.join(map(str, ids))}"
+
+
+def _store_id(store: Store) -> str:
+    """The store's identity (store_meta), recorded in it on first need: a store dropped and created again,
+    or another store at the same URL, has another."""
+    def read() -> str | None:
+        with store.connect() as conn:
+            return conn.execute(sa.select(meta_table.c.value).where(meta_table.c.key == STORE_ID)).scalar()
+
+    try:
+        found = read()
+        if found is None:
+            try:
+                with store.begin() as conn:
+                    conn.execute(sa.insert(meta_table).values(key=STORE_ID, value=uuid.uuid4().hex))
+            except sa.exc.IntegrityError:  # another apply recorded one first
+                pass
+            found = read()
+    except sa.exc.DBAPIError as exc:
+        raise _store_failed(store, exc, "record batches") from None
+    return str(found)
+
+
+def _store_failed(store: Store, exc: sa.exc.DBAPIError, doing: str) -> Refused:
+    """The store could not be written (a full disk, a lock, a dropped table): one line."""
+    why = "the disk it is on is full" if disk_full(exc) else first_line(exc)
+    return Refused(f"store {store_name(store)}: cannot {doing}: {why}.")
+
+
 # ------------------------------------------------------------------------------------ apply
 
 
@@ -1538,16 +1675,21 @@ def apply_plan(plan_path: str | Path, store_url: str | None = None, *, yes: bool
             if yes and not writable:
                 raise Refused(f"{target.mapping.path}: the mapping does not declare `writable: true`: "  # type: ignore
                               "nothing written. Hint: --sql FILE writes the statements for a DBA or the vendor.")
+            ledger = None
+            if yes:
+                ledger = Ledger(store, "apply", lambda _: f"reconcile apply {plan.path} --yes")
             settled = tuple(_settle(store, target)) if yes else ()
-            return _run(plan, store, target, yes, batch_size, writable, settled, actor)
+            return _run(plan, store, target, batch_size, writable, settled, actor, ledger)
         finally:
             target.close()
     finally:
         store.engine.dispose()
 
 
-def _run(plan: PlanFile, store: Store, target: _Target, yes: bool, batch_size: int, writable: bool,
-         settled: tuple[str, ...], actor: str | None) -> ApplyResult:
+def _run(plan: PlanFile, store: Store, target: _Target, batch_size: int, writable: bool, settled: tuple[str, ...],
+         actor: str | None, ledger: Ledger | None) -> ApplyResult:
+    """The plan's batches: written and logged with a ledger (apply --yes), else only shown."""
+    yes = ledger is not None
     outcomes: list[Outcome] = []
     todo = []
     for a in plan.actions:
@@ -1574,32 +1716,34 @@ def _run(plan: PlanFile, store: Store, target: _Target, yes: bool, batch_size: i
     batches: list[int] = []
     by_line: dict[int, Outcome] = {}
     write_no = 0
-    for n, part in enumerate(_chunks(todo, batch_size), 1):
-        fault("before-batch", n)
-        with target.connection(write=yes) as conn:
-            inserts = [a for a in part if a.action == "backfill"]
-            planned = target.plan_batch(conn, [a for a in part if a.action != "backfill"], lock=yes) \
-                + (target.plan_inserts(conn, inserts, lock=yes) if inserts else [])
-            writes = [(a, refs) for a, state, _, refs in planned if state == "write"]
-            batch_id = None
-            if yes and writes:
-                write_no += 1
-                try:
-                    batch_id = _write_batch(plan, store, target, conn, writes, write_no, actor)
-                except ApplyFailed as exc:
-                    done = (f"batches {', '.join(map(str, batches))} committed before it (undo: reconcile undo "
-                            f"{' '.join(str(b) for b in reversed(batches))})" if batches else
-                            "no batch committed before it")
-                    raise ApplyFailed(f"{exc} {done}.") from None
-                batches.append(batch_id)
-        state_of = {"write": "written" if yes else "would_write"}
-        made = [Outcome(a.line, a.dossier_code, a.action, a.rule, state_of.get(state, state), detail, refs,
-                        batch_id if state == "write" else None, render) for a, state, detail, refs in planned]
-        by_line.update(zip((a.line for a, *_ in planned), made))
-        if writes:
-            script += [_comment(f"batch {n}: plan lines {part[0].line}-{part[-1].line}"), begin]
-            script += [(a, o) for (a, state, *_), o in zip(planned, made) if state == "write"]
-            script.append("COMMIT;")
+    try:
+        for n, part in enumerate(_chunks(todo, batch_size), 1):
+            fault("before-batch", n)
+            with target.connection(write=yes) as conn:
+                inserts = [a for a in part if a.action == "backfill"]
+                planned = target.plan_batch(conn, [a for a in part if a.action != "backfill"], lock=yes) \
+                    + (target.plan_inserts(conn, inserts, lock=yes) if inserts else [])
+                writes = [(a, refs) for a, state, _, refs in planned if state == "write"]
+                batch_id = None
+                if ledger is not None and writes:
+                    write_no += 1
+                    batch_id = _write_batch(plan, store, target, conn, writes, write_no, actor, ledger)
+                    batches.append(batch_id)
+            state_of = {"write": "written" if yes else "would_write"}
+            made = [Outcome(a.line, a.dossier_code, a.action, a.rule, state_of.get(state, state), detail, refs,
+                            batch_id if state == "write" else None, render) for a, state, detail, refs in planned]
+            by_line.update(zip((a.line for a, *_ in planned), made))
+            if writes:
+                script += [_comment(f"batch {n}: plan lines {part[0].line}-{part[-1].line}"), begin]
+                script += [(a, o) for (a, state, *_), o in zip(planned, made) if state == "write"]
+                script.append("COMMIT;")
+    except (Exception, KeyboardInterrupt) as exc:
+        stopped = ledger.stopped(exc) if ledger is not None else exc
+        if stopped is exc:
+            raise
+        raise stopped from None
+    if ledger is not None:
+        ledger.check_end()
     refused = [by_line[a.line] for a in todo if by_line[a.line].state in REFUSED_STATES]
     if refused:
         script.append(_comment(f"refused ({len(refused)}), not written:"))
@@ -1668,7 +1812,8 @@ def _executemany_columns(conn: Connection, stmt: sa.Update, columns: dict[str, l
 
 
 def _write_batch(plan: PlanFile, store: Store, target: _Target, conn: Connection,
-                 writes: list[tuple[PlanAction, tuple[Ref, ...]]], write_no: int, actor: str | None) -> int:
+                 writes: list[tuple[PlanAction, tuple[Ref, ...]]], write_no: int, actor: str | None,
+                 ledger: Ledger) -> int:
     refs = [r for _, rs in writes for r in rs]
     what = f"batch {write_no} (plan lines {writes[0][0].line}-{writes[-1][0].line})"
     try:
@@ -1676,43 +1821,68 @@ def _write_batch(plan: PlanFile, store: Store, target: _Target, conn: Connection
     except sa.exc.DBAPIError as exc:
         conn.rollback()
         raise ApplyFailed(f"{what}: the target rejected a statement: {first_line(exc)}; this batch was rolled "
-                          "back, earlier batches stay (see `reconcile history`).") from None
+                          "back.") from None
     fault("after-writes", write_no)
     meta = {"kind": "apply", "run_id": plan.run, "plan": plan.path, "plan_sha256": plan.sha256, "undo_of": None}
-    return _log_refs_and_commit(store, target, conn, refs, meta, write_no, actor)
+    return _log_refs_and_commit(store, target, conn, refs, meta, write_no, actor, ledger)
 
 
 def _log_refs_and_commit(store: Store, target: _Target, conn: Connection, refs: list[Ref], meta: dict[str, Any],
-                         write_no: int, actor: str | None, swapped: tuple[int, int] | None = None) -> int:
-    """Record the batch and its change rows, commit the target, record the outcome (see module doc).
+                         write_no: int, actor: str | None, ledger: Ledger, swapped: tuple[int, int] | None = None
+                         ) -> int:
+    """Record the batch and its change rows, commit the target, record the outcome (see module doc);
+    the store is checked to be the one opened before the log and before the target's commit (`ledger`).
     `swapped` (an undo): its dossiers and changes; its change rows are those of batch meta["undo_of"]
     with before- and after-values swapped, copied in the store (`refs` is not read)."""
     same = isinstance(target, StoreTarget)
+    ledger.check()  # before the store is touched: a store file deleted would be created again, empty
     log = conn if same else store.engine.connect()
     try:
-        if not same:
-            log.begin()
-        batch_id = int(log.execute(sa.select(sa.func.coalesce(sa.func.max(change_batch.c.id), 0))).scalar_one()) + 1
-        cells = None if swapped else _change_rows(refs)
-        dossiers, changes = swapped or (len(set(cells.column("dossier_code").to_pylist())), cells.num_rows)
-        log.execute(sa.insert(change_batch).values(
-            id=batch_id, target=json.dumps(target.describe, ensure_ascii=False, sort_keys=True),
-            actor=actor or _actor(), started_at=_now(), dossiers=dossiers, changes=changes, **meta))
-        if cells is None:
-            _copy_swapped(log, meta["undo_of"], batch_id)
-        else:
-            bulk_insert(log, change, cells.append_column("batch_id", pa.array([batch_id] * changes, pa.int64())))
-        if not same:
-            log.commit()
-        fault("after-log", write_no)
-        if same:
-            log.execute(sa.insert(batch_outcome).values(batch_id=batch_id, outcome="committed", finished_at=_now()))
-        conn.commit()
-        fault("after-commit", write_no)
-        if not same:
-            with log.begin():  # its own store transaction, on the log's connection (a new one costs 50 ms)
+        try:
+            if not same:
+                log.begin()
+            ledger.check(log)
+            batch_id = int(log.execute(sa.select(sa.func.coalesce(sa.func.max(change_batch.c.id), 0))).scalar_one()) + 1
+            cells = None if swapped else _change_rows(refs)
+            dossiers, changes = swapped or (len(set(cells.column("dossier_code").to_pylist())), cells.num_rows)
+            log.execute(sa.insert(change_batch).values(
+                id=batch_id, target=json.dumps(target.describe, ensure_ascii=False, sort_keys=True),
+                actor=actor or _actor(), started_at=_now(), dossiers=dossiers, changes=changes, **meta))
+            if cells is None:
+                _copy_swapped(log, meta["undo_of"], batch_id)
+            else:
+                bulk_insert(log, change, cells.append_column("batch_id", pa.array([batch_id] * changes, pa.int64())))
+            if not same:
+                log.commit()
+            else:
                 log.execute(sa.insert(batch_outcome).values(batch_id=batch_id, outcome="committed",
                                                             finished_at=_now()))
+        except sa.exc.DBAPIError as exc:
+            raise _store_failed(store, exc, "record the batch (this batch was rolled back, nothing of it written)"
+                                ) from None
+        if not same:
+            ledger.logged(batch_id)
+        fault("after-log", write_no)
+        ledger.check()  # last, before the target commits
+        ledger.committing = True
+        try:
+            conn.commit()
+        except sa.exc.DBAPIError as exc:
+            if same:
+                raise _store_failed(store, exc, "commit the batch (this batch was rolled back, nothing of it "
+                                    "written)") from None
+            raise ApplyFailed(f"batch {batch_id}: the system database failed to commit it: "
+                              f"{'its disk is full' if disk_full(exc) else first_line(exc)}.") from None
+        ledger.committed(batch_id, meta["undo_of"])
+        fault("after-commit", write_no)
+        if not same:
+            try:
+                with log.begin():  # its own store transaction, on the log's connection (a new one costs 50 ms)
+                    log.execute(sa.insert(batch_outcome).values(batch_id=batch_id, outcome="committed",
+                                                                finished_at=_now()))
+            except sa.exc.DBAPIError as exc:
+                raise _store_failed(store, exc, f"record that batch {batch_id} was committed (the next apply or "
+                                    "undo records it, from the system's rows)") from None
     finally:
         if not same:
             log.close()
@@ -1800,6 +1970,7 @@ def _settle(store: Store, target: _Target) -> Iterator[str]:
         outcome = "recovered" if holds_after else "rolled_back"
         with store.begin() as conn:
             conn.execute(sa.insert(batch_outcome).values(batch_id=batch_id, outcome=outcome, finished_at=_now()))
+        wrote(f"the outcome of batch {batch_id} ({outcome}) to the store {store_name(store)}")
         yield (f"batch {batch_id} was interrupted after the target committed: recorded as committed."
                if holds_after else f"batch {batch_id} was interrupted before the target committed: nothing of it "
                "was written; recorded as rolled back.")

@@ -1,7 +1,11 @@
-"""Faults: a real `reconcile audit` killed (SIGKILL) or interrupted (SIGINT) at every stage; a full disk
-under the store; and what Ctrl-C says it wrote.
+"""Faults: a real `reconcile audit`, `apply --yes` and `undo --yes` killed (SIGKILL) or interrupted (SIGINT)
+at every stage; the store deleted, moved or replaced under apply; concurrent applies; a full disk under
+the store; and what Ctrl-C says it wrote.
 
-An audit's fault is checked for whole runs (no rows of an unfinished audit run) and a rerun that completes."""
+Each fault is checked the same way: whole runs (no rows of an unfinished audit run), whole batches (each
+batch's rows all after-values or all before-values in the vendor database), a complete change log (every
+value that differs from the original is the after-value of a logged batch whose rows hold it), `history`
+consistent, and a rerun that completes (apply finishes the plan, undo restores the original exactly)."""
 
 from __future__ import annotations
 
@@ -13,17 +17,18 @@ import subprocess
 import sys
 from datetime import date
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import pytest
 import sqlalchemy as sa
 
 from helpers import invoke
 from test_apply import PAPER_ONLY, make_plan
+from reconcile import apply as ap
 from reconcile.commands import AuditInputs, audit
 from reconcile.faults import FAULT_ENV
 from reconcile.simulate import simulate
-from reconcile.store import audit_run, metadata, open_store, plan_file
+from reconcile.store import audit_run, batch_outcome, change_batch, metadata, open_store, plan_file
 
 WRITTEN_TABLES = {"HS_HOSO", "HS_XULY_HIENTAI"}  # what make_plan's actions write
 
@@ -84,6 +89,67 @@ def cells(url: str) -> dict[tuple[str, str, str], tuple[Any, ...]]:
                     out.setdefault((name, row["MA_HOSO"], column), []).append(value)
     engine.dispose()
     return {k: tuple(sorted(v, key=repr)) for k, v in out.items()}
+
+
+def logged_batches(store: str) -> dict[int, dict[str, Any]]:
+    """Every batch: kind, outcome (None: pending), undo_of, and its change rows decoded."""
+    opened = open_store(store, create=False)
+    with opened.connect() as conn:
+        rows = conn.execute(sa.select(change_batch.c.id, change_batch.c.kind, change_batch.c.undo_of,
+                                      batch_outcome.c.outcome)
+                            .outerjoin(batch_outcome, batch_outcome.c.batch_id == change_batch.c.id)
+                            .order_by(change_batch.c.id)).all()
+        logged = ap._logged(conn, [r.id for r in rows])
+    opened.engine.dispose()
+    return {r.id: {"kind": r.kind, "outcome": r.outcome, "undo_of": r.undo_of, "log": logged[r.id]} for r in rows}
+
+
+def check_consistent(url: str, store: str, original: dict[tuple[str, str, str], tuple[Any, ...]]) -> dict[int, bool]:
+    """Whole batches and a complete change log (see the module doc): a batch left pending holds all its
+    after-values or all its before-values; every value holds the after-value of the last batch that wrote
+    it (committed, recovered, or pending holding its after-values), or the original. Returns which batches
+    count as written."""
+    now = cells(url)
+    written: dict[int, bool] = {}
+    expected: dict[tuple[str, str, str], Any] = {}
+    for batch_id, b in logged_batches(store).items():
+        log = b["log"]
+        keys = [(t, log.key(i)[0][1], c) for i, (t, c) in enumerate(zip(log.text["table_name"],
+                                                                           log.text["column_name"]))]
+        if b["outcome"] is None:  # killed before its outcome: the next run settles it from these values
+            current = [now[k][0] for k in keys]
+            after, before = all(map(ap._same, current, log.after)), all(map(ap._same, current, log.before))
+            assert after or before, f"batch {batch_id} is not whole: {list(zip(keys, current, log.before, log.after))}"
+            written[batch_id] = after and not before
+        else:
+            written[batch_id] = b["outcome"] in ("committed", "recovered")
+        if written[batch_id]:
+            expected.update(zip(keys, log.after))
+    changed = {k for k in original.keys() | now.keys() if original.get(k) != now.get(k)}
+    assert changed <= expected.keys(), f"values changed without a logged batch: {sorted(changed - expected.keys())}"
+    wrong = {k: (now[k][0], v) for k, v in expected.items() if not ap._same(now[k][0], v)}
+    assert not wrong, f"values that are not their last batch's after-values: {wrong}"
+    return written
+
+
+def committed_applies(store: str) -> list[int]:
+    """The apply batches committed and not undone, newest first (what `reconcile undo` takes)."""
+    rows = ap.history(store)
+    return [r["id"] for r in reversed(rows) if r["kind"] == "apply" and r["outcome"] in ("committed", "recovered")
+            and r["undone_by"] is None]
+
+
+def finish_and_undo(url: str, store: str, plan: Path, original: dict[tuple[str, str, str], tuple[Any, ...]]
+                    ) -> None:
+    """The rerun completes the plan; undoing every applied batch restores the original exactly."""
+    invoke("apply", str(plan), "--store", store, "--yes", "--batch-size", "1", expect=0)
+    assert not any(r["outcome"] == "pending" for r in ap.history(store))
+    check_consistent(url, store, original)
+    counts = ap.apply_plan(plan, store).counts()
+    assert counts["already_applied"] == 6 and "would_write" not in counts
+    invoke("undo", *map(str, committed_applies(store)), "--store", store, "--yes", expect=0)
+    assert cells(url) == original
+    check_consistent(url, store, original)
 
 
 # ------------------------------------------------------------------------------------ audit
@@ -169,6 +235,220 @@ def fresh(planned: dict[str, Any]) -> dict[str, Any]:
     return planned
 
 
+def stopped_text(kind: str, done: list[int], store: str, again: str, pending: int | None = None,
+                 committing: bool = False, undid: list[int] | None = None) -> str:
+    """The message apply/undo ends with when stopped (Ledger.note): what was committed, the batch in flight."""
+    def batches(ids: list[int]) -> str:
+        return f"batch {ids[0]}" if len(ids) == 1 else f"batches {', '.join(map(str, ids))}"
+
+    parts = []
+    if done and undid:
+        parts.append(f"{batches(undid)} {'was' if len(done) == 1 else 'were'} undone (by {batches(done)})")
+    elif done:
+        parts.append(f"{batches(done)} {'was' if len(done) == 1 else 'were'} committed (undo: `reconcile undo "
+                     f"{' '.join(map(str, reversed(done)))} --store {store}`)")
+    if pending is not None and committing:
+        parts.append(f"batch {pending} was stopped during its commit: the next `reconcile apply` or `reconcile undo` "
+                     "finds out from the system's rows whether it was written (see `reconcile history`)")
+    elif pending is not None:
+        parts.append(f"batch {pending} was rolled back (`reconcile history` shows it pending until the next apply or "
+                     "undo records that)")
+    return "; ".join(parts)
+
+
+def stopped_by_ctrl_c(kind: str, done: list[int], store: str, again: str, pending: int | None = None,
+                      undid: list[int] | None = None) -> str:
+    return (f"interrupted: {kind} stopped: {stopped_text(kind, done, store, again, pending, undid=undid)}; the rest "
+            f"was not written. Hint: `{again} --store {store}` finishes the {kind}.")
+
+
+@pytest.mark.parametrize("fault, written, pending, in_flight", [
+    ("after-writes:3", 2, False, None), ("after-log:3", 2, True, None),
+    ("after-commit:3", 3, True, None), ("after-writes:3:INT", 2, False, None), ("after-log:3:INT", 2, True, 3),
+    ("after-commit:3:INT", 3, True, None)])
+def test_apply_killed_or_interrupted_leaves_whole_batches_a_complete_log_and_a_rerun_finishes(
+        fresh: dict[str, Any], fault: str, written: int, pending: bool, in_flight: int | None) -> None:
+    """Batch 3 of 6 (one action each) at every stage: the batches before it are committed, batch 3 too once
+    its target commit returned, and a logged batch 3 is left pending for the next run to settle."""
+    url, store, plan = fresh["url"], fresh["store"], fresh["plan"]
+    code, err = run("apply", str(plan), "--store", store, "--yes", "--batch-size", "1", fault=fault)
+    if fault.endswith(":INT"):
+        assert code == 130
+        assert err.splitlines()[-1] == stopped_by_ctrl_c("apply", list(range(1, written + 1)), store,
+                                                         f"reconcile apply {plan} --yes", in_flight)
+    else:
+        assert code == -signal.SIGKILL
+    assert [(r["id"], r["outcome"]) for r in ap.history(store)] == [(1, "committed"), (2, "committed")] + (
+        [(3, "pending")] if pending else [])
+    holds = check_consistent(url, store, fresh["original"])
+    assert sum(holds.values()) == written
+    assert ap.apply_plan(plan, store).counts()["already_applied"] == written
+    finish_and_undo(url, store, plan, fresh["original"])
+
+
+@pytest.mark.parametrize("fault, undone", [("after-log:2", 1), ("after-commit:2", 2), ("after-writes:2:INT", 1),
+                                           ("after-commit:1:INT", 1)])
+def test_undo_killed_or_interrupted_leaves_whole_batches_and_a_rerun_restores_the_original(
+        fresh: dict[str, Any], fault: str, undone: int) -> None:
+    url, store, plan = fresh["url"], fresh["store"], fresh["plan"]
+    invoke("apply", str(plan), "--store", store, "--yes", "--batch-size", "2", expect=0)  # batches 1-3
+    code, err = run("undo", "3", "2", "1", "--store", store, "--yes", fault=fault)
+    if fault.endswith(":INT"):
+        assert code == 130
+        undo_ids = list(range(4, 4 + undone))
+        assert err.splitlines()[-1] == stopped_by_ctrl_c(
+            "undo", undo_ids, store, f"reconcile undo {' '.join(map(str, range(3 - undone, 0, -1)))} --yes",
+            undid=list(range(3, 3 - undone, -1)))
+    else:
+        assert code == -signal.SIGKILL
+    holds = check_consistent(url, store, fresh["original"])
+    assert [b for b, held in holds.items() if held and b > 3] == list(range(4, 4 + undone))
+    invoke("undo", "1", "--store", store, "--yes", expect=0)  # settles the undo left pending, if any
+    left = [str(r["id"]) for r in reversed(ap.history(store)) if r["kind"] == "apply" and r["undone_by"] is None]
+    if left:
+        invoke("undo", *left, "--store", store, "--yes", expect=0)
+    assert cells(url) == fresh["original"]
+    check_consistent(url, store, fresh["original"])
+
+
+def after_error(kind: str, done: list[int], store: str, again: str, pending: int | None = None,
+                undid: list[int] | None = None) -> str:
+    """What an error that stops apply/undo after some batches ends with: those batches, and the hint."""
+    text = stopped_text(kind, done, store, again, pending, undid=undid)
+    return f"{text[0].upper()}{text[1:]}. Hint: `{again} --store {store}` finishes the {kind}."
+
+
+def act_at(monkeypatch: pytest.MonkeyPatch, when: str, action: Callable[[], None]) -> None:
+    """Run `action` when apply or undo reaches the fault point `when` ("<point>:<n>"): a person, or another
+    program, acting while it runs."""
+    def hook(point: str, n: int) -> None:
+        if f"{point}:{n}" == when:
+            action()
+
+    monkeypatch.setattr(ap, "fault", hook)
+    monkeypatch.setattr("reconcile.undo.fault", hook)
+
+
+def changed_dossiers(url: str, original: dict[tuple[str, str, str], tuple[Any, ...]]) -> set[str]:
+    now = cells(url)
+    return {code for (_, code, _) in {k for k in original.keys() | now.keys() if original.get(k) != now.get(k)}}
+
+
+# ----------------------------------------------------------------- the store deleted, moved, replaced
+
+
+@pytest.mark.parametrize("how, when, done, pending", [
+    ("delete", "after-commit:2", [1, 2], None), ("move", "after-log:3", [1, 2], 3),
+    ("replace", "before-batch:2", [1], None), ("delete", "after-commit:6", [1, 2, 3, 4, 5, 6], None)])
+def test_a_store_deleted_moved_or_replaced_under_apply_stops_it_before_the_next_target_commit(
+        fresh: dict[str, Any], monkeypatch: pytest.MonkeyPatch, how: str, when: str, done: list[int],
+        pending: int | None) -> None:
+    """Before each target commit the store must be the file apply opened: otherwise the batch rolls back
+    (exit 3), the message names the batches committed, and nothing more reaches the system. A store
+    deleted after the last batch is said too: its log went with it."""
+    url, store, plan = fresh["url"], fresh["store"], fresh["plan"]
+    moved = fresh["tmp"] / "store-moved.duckdb"
+
+    def act() -> None:
+        os.replace(store, moved) if how != "delete" else os.unlink(store)
+        if how == "replace":  # a backup of the store put back in its place
+            shutil.copy(fresh["tmp"] / "store.saved", store)
+
+    act_at(monkeypatch, when, act)
+    err = invoke("apply", str(plan), "--store", store, "--yes", "--batch-size", "1", expect=3).stderr
+    gone = "replaced by another file" if how == "replace" else "deleted or moved away"
+    again = f"reconcile apply {plan} --yes"
+    if len(done) == 6:  # after the last batch
+        assert err == (f"error: store {store} was {gone} while apply ran: the change log of its batches went with it "
+                       f"(put that store back before going on): {stopped_text('apply', done, store, again)}.\n")
+    else:
+        assert err == (f"error: store {store} was {gone} while apply ran: this batch was rolled back, nothing of it "
+                       "written; the change log of the batches before it is in that store: put it back before going "
+                       f"on. {after_error('apply', done, store, again, pending)}\n")
+    assert len(changed_dossiers(url, fresh["original"])) == len(done)  # one dossier a batch
+    assert Path(store).exists() == (how == "replace")  # a deleted store is not created again, empty
+    if how != "delete":
+        monkeypatch.undo()
+        os.replace(moved, store)
+        finish_and_undo(url, store, plan, fresh["original"])
+
+
+def test_a_store_moved_under_undo_stops_it_before_the_next_target_commit(
+        fresh: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    url, store, plan = fresh["url"], fresh["store"], fresh["plan"]
+    invoke("apply", str(plan), "--store", store, "--yes", "--batch-size", "2", expect=0)  # batches 1-3
+    applied = cells(url)
+    moved = fresh["tmp"] / "store-moved.duckdb"
+    act_at(monkeypatch, "after-log:2", lambda: os.replace(store, moved))
+    err = invoke("undo", "3", "2", "1", "--store", store, "--yes", expect=3).stderr
+    assert err.splitlines()[-1] == (
+        f"error: store {store} was deleted or moved away while undo ran: this batch was rolled back, nothing of it "
+        "written; the change log of the batches before it is in that store: put it back before going on. "
+        + after_error("undo", [4], store, "reconcile undo 2 1 --yes", 5, undid=[3]))
+    assert len(changed_dossiers(url, applied)) == 2  # batch 3's two dossiers restored, no more
+    os.replace(moved, store)
+    monkeypatch.undo()
+    invoke("undo", "2", "1", "--store", store, "--yes", expect=0)
+    assert cells(url) == fresh["original"]
+    check_consistent(url, store, fresh["original"])
+
+
+def test_a_server_store_dropped_and_created_again_under_apply_stops_it(
+        district: Path, tmp_path: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server store has no file to watch: the store_id recorded in it is read in each batch's log
+    transaction, so a store created again at the same URL is not taken for the one apply opened."""
+    url, plan, original = planned_into(district, tmp_path, pg_url)
+
+    def again() -> None:
+        engine = sa.create_engine(pg_url)
+        metadata.drop_all(engine)
+        engine.dispose()
+        open_store(pg_url).engine.dispose()
+
+    act_at(monkeypatch, "before-batch:2", again)
+    err = invoke("apply", str(plan), "--store", pg_url, "--yes", "--batch-size", "1", expect=3).stderr
+    name = ap.store_name(open_store(pg_url, create=False))
+    assert err == (f"error: store {name} is not the store apply opened any more (another store_id: dropped and "
+                   "created again?): this batch was rolled back, nothing of it written; the change log of the batches "
+                   f"before it is in that store: put it back before going on. "
+                   f"{after_error('apply', [1], name, f'reconcile apply {plan} --yes')}\n")
+    assert len(changed_dossiers(url, original)) == 1
+
+
+# ------------------------------------------------------------------------------ concurrent applies
+
+
+def stopped_at(proc: subprocess.Popen[str]) -> None:
+    """Wait until the process stopped itself (RECONCILE_FAULT=...:STOP), its locks held."""
+    _, status = os.waitpid(proc.pid, os.WUNTRACED)
+    assert os.WIFSTOPPED(status), status
+
+
+def written_once(store: str) -> None:
+    """No dossier written by two apply batches."""
+    codes = [c for b in logged_batches(store).values() if b["kind"] == "apply" and b["outcome"] != "rolled_back"
+             for c in set(b["log"].text["dossier_code"])]
+    assert len(codes) == len(set(codes)) == 6
+
+
+def test_a_second_apply_while_one_runs_is_refused_and_no_dossier_is_written_twice(fresh: dict[str, Any]) -> None:
+    """The embedded store is one process's at a time: the second apply exits with one line (exit 2),
+    and the first one finishes."""
+    url, store, plan = fresh["url"], fresh["store"], fresh["plan"]
+    args = ("apply", str(plan), "--store", store, "--yes", "--batch-size", "1")
+    first = cli(*args, fault="after-log:2:STOP")
+    stopped_at(first)
+    code, err = run(*args)
+    assert code == 2 and len(err.splitlines()) == 1 and err.startswith("error: "), err
+    os.kill(first.pid, signal.SIGCONT)
+    _, err = first.communicate(timeout=300)
+    assert first.returncode == 0, err
+    assert [r["outcome"] for r in ap.history(store)] == ["committed"] * 6
+    written_once(store)
+    check_consistent(url, store, fresh["original"])
+    finish_and_undo(url, store, plan, fresh["original"])
+
+
 # ------------------------------------------------------------------------------------ a full disk
 
 
@@ -219,6 +499,23 @@ def test_a_full_disk_under_the_store_rolls_the_audit_back_in_one_line(
     assert runs_in(store) == ([1], {1})
     invoke(*args, expect=1)
     assert runs_in(store) == ([1, 2], {1, 2})
+
+
+def test_a_full_disk_under_the_store_stops_apply_between_batches_naming_what_was_committed(
+        district: Path, tmp_path: Path, small_disk: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The store's disk fills between batches 2 and 3: batch 3, whose log cannot be written, rolls back;
+    the message names the batches committed; with space again, the rerun finishes and undo restores all."""
+    store = str(small_disk / "store.duckdb")
+    url, plan, original = planned_into(district, tmp_path, store)
+    filled: list[Path] = []
+    act_at(monkeypatch, "before-batch:3", lambda: filled.append(fill(small_disk)))
+    err = invoke("apply", str(plan), "--store", store, "--yes", "--batch-size", "1", expect=3).stderr
+    assert err == (f"error: store {store}: cannot record the batch (this batch was rolled back, nothing of it "
+                   f"written): the disk it is on is full. {after_error('apply', [1, 2], store, f'reconcile apply {plan} --yes')}\n")
+    assert len(changed_dossiers(url, original)) == 2
+    filled[0].unlink()
+    monkeypatch.undo()
+    finish_and_undo(url, store, plan, original)
 
 
 # ------------------------------------------------------------------------- what Ctrl-C says it wrote
