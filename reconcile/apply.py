@@ -49,7 +49,7 @@ import yaml
 from sqlalchemy.engine import Connection, Engine
 
 from reconcile import planfile
-from reconcile.dberrors import disk_full, first_line
+from reconcile.dberrors import cannot_write, disk_full, first_line
 from reconcile.errors import BadInput, Interrupted, ReconcileError, Refused, wrote
 from reconcile.faults import fault
 from reconcile.model import Status
@@ -847,6 +847,14 @@ class _Target:
     def table(self, name: str) -> sa.Table:
         raise NotImplementedError
 
+    def needs(self, plan: PlanFile) -> dict[str, dict[str, tuple[str, ...]]]:
+        """The writes the plan's confirmed actions make (table -> update/insert -> columns): see probe_writes."""
+        return {}
+
+    def written_tables(self) -> list[str]:
+        """The tables apply may write."""
+        raise NotImplementedError
+
     def close(self) -> None:
         pass
 
@@ -901,6 +909,19 @@ class VendorTarget(_Target):
                           for r, stmt in self.selects.items()}
         self.set_plans: dict[tuple[tuple[str, Any], ...], tuple[bool, list[tuple[str, int, str, Any, str]]]] = {}
         self.reads: dict[tuple[str, bool], sa.Select[Any]] = {}  # each role's SELECT by an expanding IN list
+
+    def needs(self, plan: PlanFile) -> dict[str, dict[str, tuple[str, ...]]]:
+        shapes = {(a.action == "backfill", tuple(f for f, _ in a.set)) for a in plan.actions
+                  if a.confirmed and (a.action in WRITING or a.action == "backfill")}
+        out: dict[str, dict[str, set[str]]] = {}
+        for backfill, fields in shapes:
+            for f in fields:
+                tm = self.roles["dossier" if backfill else ROLE_OF[f]]
+                out.setdefault(tm.table, {}).setdefault("insert" if backfill else "update", set()).add(tm.columns[f])
+        return {t: {kind: tuple(sorted(cols)) for kind, cols in kinds.items()} for t, kinds in out.items()}
+
+    def written_tables(self) -> list[str]:
+        return [self.tables[role].name for role in self.roles if role in self.tables]
 
     def check_fields(self, plan: PlanFile) -> None:
         """Every field the plan sets has a column in a mapped table, and a value that column takes (a
@@ -964,6 +985,8 @@ class VendorTarget(_Target):
             conn = self._writer.connect()
             conn.begin()
         except sa.exc.DBAPIError as exc:
+            if cannot_write(exc):  # SQLite: BEGIN IMMEDIATE on a read-only file
+                raise Refused(f"{cannot_write_text(self, self.written_tables())}: nothing written.") from None
             raise BadInput(f"system database {mask_url(self.url)}: cannot start a write transaction: "
                            f"{first_line(exc)}. Hint: another program may hold a lock; try again.") from None
         return conn
@@ -1149,6 +1172,9 @@ class StoreTarget(_Target):
     def table(self, name: str) -> sa.Table:
         assert name == dossier.name, name
         return dossier
+
+    def written_tables(self) -> list[str]:
+        return [dossier.name]
 
     def plan_batch(self, conn: Connection, actions: list[PlanAction], lock: bool) -> Planned:
         d = dossier
@@ -1677,6 +1703,7 @@ def apply_plan(plan_path: str | Path, store_url: str | None = None, *, yes: bool
                               "nothing written. Hint: --sql FILE writes the statements for a DBA or the vendor.")
             ledger = None
             if yes:
+                probe_writes(target, target.needs(plan))
                 ledger = Ledger(store, "apply", lambda _: f"reconcile apply {plan.path} --yes")
             settled = tuple(_settle(store, target)) if yes else ()
             return _run(plan, store, target, batch_size, writable, settled, actor, ledger)
@@ -1721,8 +1748,12 @@ def _run(plan: PlanFile, store: Store, target: _Target, batch_size: int, writabl
             fault("before-batch", n)
             with target.connection(write=yes) as conn:
                 inserts = [a for a in part if a.action == "backfill"]
-                planned = target.plan_batch(conn, [a for a in part if a.action != "backfill"], lock=yes) \
-                    + (target.plan_inserts(conn, inserts, lock=yes) if inserts else [])
+                try:
+                    planned = target.plan_batch(conn, [a for a in part if a.action != "backfill"], lock=yes) \
+                        + (target.plan_inserts(conn, inserts, lock=yes) if inserts else [])
+                except sa.exc.DBAPIError as exc:  # the locked read (FOR UPDATE needs the right to write)
+                    raise _target_failed(target, exc, f"batch {n} (plan lines {part[0].line}-{part[-1].line})",
+                                         target.written_tables()) from None
                 writes = [(a, refs) for a, state, _, refs in planned if state == "write"]
                 batch_id = None
                 if ledger is not None and writes:
@@ -1820,11 +1851,59 @@ def _write_batch(plan: PlanFile, store: Store, target: _Target, conn: Connection
         _execute_refs(conn, refs, what)
     except sa.exc.DBAPIError as exc:
         conn.rollback()
-        raise ApplyFailed(f"{what}: the target rejected a statement: {first_line(exc)}; this batch was rolled "
-                          "back.") from None
+        raise _target_failed(target, exc, what, sorted({g.table.name for g, _ in refs})) from None
     fault("after-writes", write_no)
     meta = {"kind": "apply", "run_id": plan.run, "plan": plan.path, "plan_sha256": plan.sha256, "undo_of": None}
     return _log_refs_and_commit(store, target, conn, refs, meta, write_no, actor, ledger)
+
+
+def _target_failed(target: _Target, exc: sa.exc.DBAPIError, what: str, tables: list[str]) -> ReconcileError:
+    """A batch's statement the target refused, in one line without the SQL or its values (personal data)."""
+    if cannot_write(exc):
+        return Refused(f"{what}: {cannot_write_text(target, tables)}; this batch was rolled back, nothing of it "
+                       "written.")
+    why = "its disk is full" if disk_full(exc) else f"it rejected a statement: {first_line(exc)}"
+    return ApplyFailed(f"{what}: the system database failed: {why}; this batch was rolled back.")
+
+
+def cannot_write_text(target: _Target, tables: list[str]) -> str:
+    """`the account ... cannot write TABLES`, naming the account of the target's URL."""
+    user = target.engine.url.username
+    who = f"the account {user!r}" if user else "this process"
+    return (f"system database {target.describe['source']}: {who} cannot write {', '.join(tables)} (no privilege, "
+            "or the database is read-only)")
+
+
+def probe_writes(target: _Target, needs: dict[str, dict[str, tuple[str, ...]]]) -> None:
+    """Refuse (exit 3, nothing written) when the account may not make the writes a run needs (table ->
+    kind -> columns): each is tried as a statement that matches no row, in a transaction rolled back, so
+    the database's own privilege check answers (roles and column grants included). The batches'
+    statements are checked by the database again."""
+    denied = []
+    for name, kinds in sorted(needs.items()):
+        t = target.table(name)
+        for kind, cols in kinds.items():
+            try:
+                with target.connection(write=True) as conn:
+                    conn.execute(_no_row(t, kind, cols))
+            except sa.exc.DBAPIError as exc:
+                if not cannot_write(exc):
+                    raise ApplyFailed(f"system database {target.describe['source']}: cannot check the right to "
+                                      f"write {name}: {first_line(exc)}. Nothing written.") from None
+                denied.append(name)
+                break
+    if denied:
+        raise Refused(f"{cannot_write_text(target, denied)}: nothing written. Hint: apply with an account that may "
+                      "write them (UPDATE; INSERT for backfills), or --sql FILE writes the statements for a DBA.")
+
+
+def _no_row(t: sa.Table, kind: str, cols: tuple[str, ...]) -> sa.Executable:
+    """A write of `kind` (update, insert, delete) of these columns that matches no row."""
+    if kind == "update":
+        return sa.update(t).where(sa.false()).values({c: t.c[c] for c in cols})
+    if kind == "insert":
+        return sa.insert(t).from_select(list(cols), sa.select(*[t.c[c] for c in cols]).where(sa.false()))
+    return sa.delete(t).where(sa.false())
 
 
 def _log_refs_and_commit(store: Store, target: _Target, conn: Connection, refs: list[Ref], meta: dict[str, Any],

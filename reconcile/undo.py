@@ -16,9 +16,8 @@ from sqlalchemy.engine import Connection, Engine
 from reconcile.apply import (
     ABSENT, ApplyFailed, Ledger, StoreTarget, VendorTarget, Write, _current, _execute, _executemany_columns,
     _fewer_collections, _log_refs_and_commit, _logged, _Logged, _Renderer, _same, _same_url, _settle, _shown,
-    _Target,
+    _Target, _target_failed, probe_writes,
 )
-from reconcile.dberrors import first_line
 from reconcile.errors import BadInput, Refused
 from reconcile.faults import fault
 from reconcile.store import Store, batch_outcome, change_batch, connect_engine, mask_url, normalize_url, open_store
@@ -64,13 +63,14 @@ def undo_batches(batch_ids: list[int], store_url: str | None = None, *, yes: boo
     store = open_store(store_url, create=False)
     targets: dict[tuple[str, int], _Target] = {}
     logged: dict[int, _Logged] = {}
+    probed: set[tuple[Any, ...]] = set()
     try:
         ledger = Ledger(store, "undo", lambda ledger: "reconcile undo " + " ".join(
             str(b) for b in batch_ids if b not in {u for _, u in ledger.done}) + " --yes") if yes else None
         for n, batch_id in enumerate(batch_ids):
             try:
                 with _fewer_collections():  # around each batch: not while the caller runs between them
-                    result = _undo_next(store, batch_ids, n, targets, logged, system_url, ledger, actor)
+                    result = _undo_next(store, batch_ids, n, targets, logged, probed, system_url, ledger, actor)
             except (Exception, KeyboardInterrupt) as exc:
                 stopped = ledger.stopped(exc) if ledger is not None else exc
                 if stopped is exc:
@@ -86,10 +86,10 @@ def undo_batches(batch_ids: list[int], store_url: str | None = None, *, yes: boo
 
 
 def _undo_next(store: Store, batch_ids: list[int], n: int, targets: dict[tuple[str, int], _Target],
-               logged: dict[int, _Logged], system_url: str | None, ledger: Ledger | None, actor: str | None
-               ) -> UndoResult:
+               logged: dict[int, _Logged], probed: set[tuple[Any, ...]], system_url: str | None,
+               ledger: Ledger | None, actor: str | None) -> UndoResult:
     """Undo batch_ids[n]: its change rows (read with the next few batches' into `logged`), its target
-    (opened and settled once, in `targets`)."""
+    (opened and settled once, in `targets`), the writes it needs checked once (`probed`)."""
     batch_id = batch_ids[n]
     with store.connect() as conn:
         if batch_id not in logged:  # the change rows of the next few batches, with one statement
@@ -103,7 +103,22 @@ def _undo_next(store: Store, batch_ids: list[int], n: int, targets: dict[tuple[s
     if where not in targets:  # settled once: this run's own batches all get their outcome
         targets[where] = _undo_target(store, dict(batch), system_url)
         settled = tuple(_settle(store, targets[where])) if ledger is not None else ()
-    return _undo(store, targets[where], dict(batch), logged[batch_id], ledger, actor, settled, n + 1)
+    target = targets[where]
+    if ledger is not None:
+        needs = {t: {k: cols for k, cols in kinds.items() if (where, t, k, cols) not in probed}
+                 for t, kinds in _needs(logged[batch_id]).items()}
+        probe_writes(target, {t: kinds for t, kinds in needs.items() if kinds})
+        probed.update((where, t, k, cols) for t, kinds in needs.items() for k, cols in kinds.items())
+    return _undo(store, target, dict(batch), logged[batch_id], ledger, actor, settled, n + 1)
+
+
+def _needs(logged: _Logged) -> dict[str, dict[str, tuple[str, ...]]]:
+    """The writes restoring a batch makes (table -> update/insert/delete -> columns): see probe_writes."""
+    out: dict[str, dict[str, set[str]]] = {}
+    for i, (table, column) in enumerate(zip(logged.text["table_name"], logged.text["column_name"])):
+        kind = "delete" if logged.before[i] is ABSENT else "insert" if logged.after[i] is ABSENT else "update"
+        out.setdefault(table, {}).setdefault(kind, set()).add(column)
+    return {t: {kind: tuple(sorted(cols)) for kind, cols in kinds.items()} for t, kinds in out.items()}
 
 
 def _undo_target(store: Store, batch: dict[str, Any], system_url: str | None) -> _Target:
@@ -138,6 +153,9 @@ class _UndoVendorTarget(_Target):
             with self.engine.connect() as conn:
                 self.tables[name] = sa.Table(name, sa.MetaData(), autoload_with=conn)
         return self.tables[name]
+
+    def written_tables(self) -> list[str]:
+        return list(self.tables)
 
     begin_read = VendorTarget.begin_read
     begin_write = VendorTarget.begin_write
@@ -178,8 +196,7 @@ def _undo(store: Store, target: _Target, batch: dict[str, Any], logged: _Logged,
                     raise
         except sa.exc.DBAPIError as exc:
             conn.rollback()
-            raise ApplyFailed(f"{what}: the target rejected a statement: {first_line(exc)}; rolled back, nothing "
-                              "written.") from None
+            raise _target_failed(target, exc, what, list(tables)) from None
         undo_id = None
         if ledger is not None:
             fault("after-writes", n)

@@ -1,6 +1,6 @@
 """Faults: a real `reconcile audit`, `apply --yes` and `undo --yes` killed (SIGKILL) or interrupted (SIGINT)
-at every stage; the store deleted, moved or replaced under apply; concurrent applies; a full disk under
-the store; and what Ctrl-C says it wrote.
+at every stage; the store deleted, moved or replaced under apply; concurrent applies; read-only PostgreSQL
+and MariaDB accounts; a full disk under the store; and what Ctrl-C says it wrote.
 
 Each fault is checked the same way: whole runs (no rows of an unfinished audit run), whole batches (each
 batch's rows all after-values or all before-values in the vendor database), a complete change log (every
@@ -15,6 +15,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import uuid
 from datetime import date
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -23,7 +24,7 @@ import pytest
 import sqlalchemy as sa
 
 from helpers import invoke
-from test_apply import PAPER_ONLY, make_plan
+from test_apply import PAPER_ONLY, copy_vendor, make_plan
 from reconcile import apply as ap
 from reconcile.commands import AuditInputs, audit
 from reconcile.faults import FAULT_ENV
@@ -447,6 +448,100 @@ def test_a_second_apply_while_one_runs_is_refused_and_no_dossier_is_written_twic
     written_once(store)
     check_consistent(url, store, fresh["original"])
     finish_and_undo(url, store, plan, fresh["original"])
+
+
+# ---------------------------------------------------------------------------- read-only accounts
+
+
+@pytest.fixture(params=["postgresql", "mariadb"])
+def read_only(request: pytest.FixtureRequest, district: Path, tmp_path: Path) -> Iterator[dict[str, Any]]:
+    """The vendor tables on a server, audited through a new account that may only read them (dropped after)."""
+    engine = request.param
+    admin_url = request.getfixturevalue("pg_url" if engine == "postgresql" else "mariadb_url")
+    user = f"ro_{uuid.uuid4().hex[:10]}"
+    copy_vendor(f"sqlite:///{district / 'system' / 'binh-son-igate.sqlite'}", admin_url)
+    admin = sa.create_engine(admin_url)
+    database = sa.engine.make_url(admin_url).database
+    hosts = ("%%", "localhost")
+    with admin.begin() as conn:
+        if engine == "postgresql":
+            schema = conn.exec_driver_sql("SELECT current_schema()").scalar()
+            conn.exec_driver_sql(f'CREATE ROLE "{user}" LOGIN')
+            conn.exec_driver_sql(f'GRANT USAGE ON SCHEMA "{schema}" TO "{user}"')
+            conn.exec_driver_sql(f'GRANT SELECT ON ALL TABLES IN SCHEMA "{schema}" TO "{user}"')
+        else:
+            for host in hosts:
+                conn.exec_driver_sql(f"CREATE USER '{user}'@'{host}'")
+                conn.exec_driver_sql(f"GRANT SELECT ON `{database}`.* TO '{user}'@'{host}'")
+    url = sa.engine.make_url(admin_url).set(username=user).render_as_string(hide_password=False)
+    work = tmp_path / "d"
+    shutil.copytree(district, work)
+    store = str(tmp_path / "store.duckdb")
+    audit_into(work, url, store)  # reading is all an audit needs
+    plan = tmp_path / "plan.yaml"
+    make_plan(store, plan)
+
+    def grant(sql: str) -> None:
+        with admin.begin() as conn:
+            for t in sorted(WRITTEN_TABLES):
+                if engine == "postgresql":
+                    conn.exec_driver_sql(sql.format(table=f'"{t}"', user=f'"{user}"'))
+                else:
+                    for host in hosts:
+                        conn.exec_driver_sql(sql.format(table=f"`{t}`", user=f"'{user}'@'{host}'"))
+
+    yield {"engine": engine, "admin": admin_url, "url": url, "user": user, "store": store, "plan": plan,
+           "grant": grant, "source": yaml_source(plan)}
+    with admin.begin() as conn:
+        if engine == "postgresql":
+            conn.exec_driver_sql(f'DROP OWNED BY "{user}"')
+            conn.exec_driver_sql(f'DROP ROLE "{user}"')
+        else:
+            for host in hosts:
+                conn.exec_driver_sql(f"DROP USER '{user}'@'{host}'")
+    admin.dispose()
+
+
+def yaml_source(plan: Path) -> str:
+    import yaml
+
+    return str(yaml.safe_load(plan.read_text(encoding="utf-8"))["plan"]["system"]["source"])
+
+
+def test_a_read_only_account_audits_and_apply_refuses_before_the_first_batch(read_only: dict[str, Any]) -> None:
+    """An account that may only read: the audit works; apply --yes is refused before any batch (exit 3),
+    in one line naming the account and the tables, the same on PostgreSQL and MariaDB, no SQL and no
+    values; nothing is written to the system or logged."""
+    ro = read_only
+    original = cells(ro["admin"])
+    err = invoke("apply", str(ro["plan"]), "--store", ro["store"], "--yes", expect=3).stderr
+    assert err == (f"error: system database {ro['source']}: the account {ro['user']!r} cannot write HS_HOSO, "
+                   "HS_XULY_HIENTAI (no privilege, or the database is read-only): nothing written. Hint: apply with an "
+                   "account that may write them (UPDATE; INSERT for backfills), or --sql FILE writes the statements "
+                   "for a DBA.\n")
+    assert cells(ro["admin"]) == original and ap.history(ro["store"]) == []
+    invoke("apply", str(ro["plan"]), "--store", ro["store"], "--dry-run", expect=0)
+
+
+def test_a_right_to_write_revoked_during_apply_stops_it_at_that_batch(read_only: dict[str, Any],
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The check before the first batch is not all: a batch the database refuses to let the account
+    write stops apply the same way (exit 3, no SQL, no values), naming the batches committed before."""
+    ro = read_only
+    ro["grant"]("GRANT UPDATE ON {table} TO {user}")
+    original = cells(ro["admin"])
+    act_at(monkeypatch, "before-batch:2", lambda: ro["grant"]("REVOKE UPDATE ON {table} FROM {user}"))
+    err = invoke("apply", str(ro["plan"]), "--store", ro["store"], "--yes", "--batch-size", "1", expect=3).stderr
+    # PostgreSQL refuses the batch's locking read (FOR UPDATE needs the right to write), MariaDB its UPDATE
+    tables = "HS_HOSO, HS_XULY_HIENTAI" if ro["engine"] == "postgresql" else "HS_XULY_HIENTAI"
+    store, again = ro["store"], f"reconcile apply {ro['plan']} --yes"
+    assert err.startswith("error: batch 2 (plan lines "), err
+    assert err.split(": ", 2)[2] == (
+        f"system database {ro['source']}: the account {ro['user']!r} cannot write {tables} (no privilege, or the "
+        f"database is read-only); this batch was rolled back, nothing of it written. "
+        f"{after_error('apply', [1], store, again)}\n")
+    assert len(changed_dossiers(ro["admin"], original)) == 1
+    assert [r["outcome"] for r in ap.history(store)] == ["committed"]
 
 
 # ------------------------------------------------------------------------------------ a full disk
