@@ -32,7 +32,7 @@ import os
 import re
 import uuid
 from bisect import bisect_left, bisect_right
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
@@ -1956,9 +1956,7 @@ def _log_refs_and_commit(store: Store, target: _Target, conn: Connection, refs: 
         fault("after-commit", write_no)
         if not same:
             try:
-                with log.begin():  # its own store transaction, on the log's connection (a new one costs 50 ms)
-                    log.execute(sa.insert(batch_outcome).values(batch_id=batch_id, outcome="committed",
-                                                                finished_at=_now()))
+                _record_outcome(store, batch_id, "committed", log)
             except sa.exc.DBAPIError as exc:
                 raise _store_failed(store, exc, f"record that batch {batch_id} was committed (the next apply or "
                                     "undo records it, from the system's rows)") from None
@@ -1966,6 +1964,18 @@ def _log_refs_and_commit(store: Store, target: _Target, conn: Connection, refs: 
         if not same:
             log.close()
     return batch_id
+
+
+def _record_outcome(store: Store, batch_id: int, outcome: str, conn: Connection | None = None) -> bool:
+    """Record a batch's outcome in its own store transaction (on `conn`, else a new connection); False
+    when it has one already: another apply or undo settled it from the target's rows meanwhile."""
+    with (store.connect() if conn is None else nullcontext(conn)) as c:
+        try:
+            with c.begin():
+                c.execute(sa.insert(batch_outcome).values(batch_id=batch_id, outcome=outcome, finished_at=_now()))
+        except sa.exc.IntegrityError:
+            return False
+    return True
 
 
 def _change_rows(refs: list[Ref]) -> pa.Table:
@@ -2027,7 +2037,9 @@ def _now() -> str:
 
 def _settle(store: Store, target: _Target) -> Iterator[str]:
     """Give each batch logged but left without an outcome (a run killed between the log and the
-    target's commit, or between the commit and the outcome) its outcome, read from the target."""
+    target's commit, or between the commit and the outcome) its outcome, read from the target. The
+    rows are read locked, as a batch locks them: a batch another apply is still writing is waited for,
+    never recorded as rolled back while it commits."""
     if isinstance(target, StoreTarget):
         return
     described = json.dumps(target.describe, ensure_ascii=False, sort_keys=True)
@@ -2038,21 +2050,21 @@ def _settle(store: Store, target: _Target) -> Iterator[str]:
             .order_by(change_batch.c.id)) if t == described]
         logged = _logged(conn, pending)
     for batch_id in pending:
-        with target.connection(write=False) as rconn:
-            current = _current(rconn, target, logged[batch_id])
-        holds_after = all(map(_same, current, logged[batch_id].after))
-        holds_before = all(map(_same, current, logged[batch_id].before))
-        if holds_after == holds_before:  # neither (changed since) or both (cannot tell): leave it for a person
+        with target.connection(write=True) as locked:
+            current = _current(locked, target, logged[batch_id], lock=True)
+            holds_after = all(map(_same, current, logged[batch_id].after))
+            holds_before = all(map(_same, current, logged[batch_id].before))
+            # neither (changed since) or both (cannot tell): left for a person; recorded meanwhile: by its own run
+            outcome = "recovered" if holds_after else "rolled_back"
+            recorded = holds_after != holds_before and _record_outcome(store, batch_id, outcome)
+        if holds_after == holds_before:
             yield (f"batch {batch_id} was interrupted and its rows now hold neither its before- nor its after-values; "
                    "left without an outcome (check `reconcile history`).")
-            continue
-        outcome = "recovered" if holds_after else "rolled_back"
-        with store.begin() as conn:
-            conn.execute(sa.insert(batch_outcome).values(batch_id=batch_id, outcome=outcome, finished_at=_now()))
-        wrote(f"the outcome of batch {batch_id} ({outcome}) to the store {store_name(store)}")
-        yield (f"batch {batch_id} was interrupted after the target committed: recorded as committed."
-               if holds_after else f"batch {batch_id} was interrupted before the target committed: nothing of it "
-               "was written; recorded as rolled back.")
+        elif recorded:
+            wrote(f"the outcome of batch {batch_id} ({outcome}) to the store {store_name(store)}")
+            yield (f"batch {batch_id} was interrupted after the target committed: recorded as committed."
+                   if holds_after else f"batch {batch_id} was interrupted before the target committed: nothing of "
+                   "it was written; recorded as rolled back.")
 
 
 CHANGE_COLUMNS = ("dossier_code", "action", "rule", "table_name", "row_key", "column_name", "field", "before_value",

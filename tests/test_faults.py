@@ -15,6 +15,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from datetime import date
 from pathlib import Path
@@ -448,6 +449,48 @@ def test_a_second_apply_while_one_runs_is_refused_and_no_dossier_is_written_twic
     written_once(store)
     check_consistent(url, store, fresh["original"])
     finish_and_undo(url, store, plan, fresh["original"])
+
+
+# Backends waiting for one that holds locks on a table of this schema (other tests share the server).
+BLOCKED_HERE = """SELECT count(*) FROM pg_stat_activity a WHERE EXISTS (
+    SELECT 1 FROM pg_locks l JOIN pg_class c ON c.oid = l.relation JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE l.pid = ANY(pg_blocking_pids(a.pid)) AND n.nspname = current_schema())"""
+
+
+def test_an_apply_never_settles_a_batch_another_apply_is_still_committing(
+        district: Path, tmp_path: Path, pg_url: str) -> None:
+    """With a server store two applies can run at once. The second one finds the first one's last batch
+    logged without an outcome while the first one is stopped before its commit, holding the rows' locks:
+    it waits for them (FOR UPDATE), and records what the first one committed; it never records the
+    batch as rolled back while it commits, and the first one, going on, is not refused either."""
+    work = tmp_path / "d"
+    shutil.copytree(district, work)
+    copy_vendor(f"sqlite:///{work / 'system' / 'binh-son-igate.sqlite'}", pg_url)  # the store is there too
+    audit_into(work, pg_url, pg_url)
+    plan = tmp_path / "plan.yaml"
+    make_plan(pg_url, plan)
+    original = cells(pg_url)
+    args = ("apply", str(plan), "--store", pg_url, "--yes", "--batch-size", "3")  # 2 batches
+    first = cli(*args, fault="after-log:2:STOP")
+    stopped_at(first)
+    second = cli(*args)
+    engine = sa.create_engine(pg_url)
+    with engine.connect() as conn:  # the second one waits for the rows the first one holds (in this schema)
+        for _ in range(600):
+            blocked = conn.execute(sa.text(BLOCKED_HERE)).scalar()
+            conn.rollback()  # pg_stat_activity is read once a transaction
+            if blocked or second.poll() is not None:
+                break
+            time.sleep(0.1)
+    engine.dispose()
+    os.kill(first.pid, signal.SIGCONT)
+    for proc in (first, second):
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0 and "Traceback" not in err, err
+    assert [(r["id"], r["outcome"]) for r in ap.history(pg_url)] in (
+        [(1, "committed"), (2, "committed")], [(1, "committed"), (2, "recovered")])
+    written_once(pg_url)
+    check_consistent(pg_url, pg_url, original)
 
 
 # ---------------------------------------------------------------------------- read-only accounts
