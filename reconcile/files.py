@@ -29,13 +29,13 @@ def write_atomically(path: str | Path, text: str | bytes) -> None:
             f.write(text)
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 would hide reports from colleagues
         os.replace(tmp, target)
-        wrote(str(target))
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)
         raise BadInput(f"{target}: cannot write: {exc.strerror}. Hint: check the folder is writable.") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    wrote(str(target))
 
 
 def _umask() -> int:

@@ -596,7 +596,6 @@ def write_bundle(bundle: TicketBundle, out: str | Path) -> Path:
             shutil.rmtree(old, ignore_errors=True)
             path.rename(old)
         tmp.rename(path)
-        wrote(str(path))
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         if old is not None and old.is_dir() and not path.exists():
@@ -609,6 +608,7 @@ def write_bundle(bundle: TicketBundle, out: str | Path) -> Path:
         raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+    wrote(str(path))
     return path
 
 
