@@ -14,12 +14,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from reconcile.apply import (
-    ABSENT, ApplyFailed, Ledger, StoreTarget, VendorTarget, Write, _current, _execute, _executemany_columns,
+    ABSENT, ApplyFailed, StoreTarget, VendorTarget, Write, _current, _execute, _executemany_columns,
     _fewer_collections, _log_refs_and_commit, _logged, _Logged, _Renderer, _same, _same_url, _settle, _shown,
     _Target, _target_failed, probe_writes,
 )
 from reconcile.errors import BadInput, Refused
 from reconcile.faults import fault
+from reconcile.ledger import Ledger
 from reconcile.store import Store, batch_outcome, change_batch, connect_engine, mask_url, normalize_url, open_store
 
 PREFETCH = 10  # batches whose change rows undo reads with one statement

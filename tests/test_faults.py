@@ -30,7 +30,7 @@ from reconcile import apply as ap
 from reconcile.commands import AuditInputs, audit
 from reconcile.faults import FAULT_ENV
 from reconcile.simulate import simulate
-from reconcile.store import audit_run, batch_outcome, change_batch, metadata, open_store, plan_file
+from reconcile.store import audit_run, batch_outcome, change_batch, metadata, open_store, plan_file, store_name
 
 WRITTEN_TABLES = {"HS_HOSO", "HS_XULY_HIENTAI"}  # what make_plan's actions write
 
@@ -409,7 +409,7 @@ def test_a_server_store_dropped_and_created_again_under_apply_stops_it(
 
     act_at(monkeypatch, "before-batch:2", again)
     err = invoke("apply", str(plan), "--store", pg_url, "--yes", "--batch-size", "1", expect=3).stderr
-    name = ap.store_name(open_store(pg_url, create=False))
+    name = store_name(open_store(pg_url, create=False))
     assert err == (f"error: store {name} is not the store apply opened any more (another store_id: dropped and "
                    "created again?): this batch was rolled back, nothing of it written; the change log of the batches "
                    f"before it is in that store: put it back before going on. "
