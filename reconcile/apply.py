@@ -50,7 +50,7 @@ from reconcile import planfile
 from reconcile.dberrors import cannot_write, disk_full, first_line
 from reconcile.errors import BadInput, ReconcileError, Refused, wrote
 from reconcile.faults import fault
-from reconcile.ledger import Ledger, store_failed
+from reconcile.ledger import Ledger, stopping, store_failed
 from reconcile.model import Status
 from reconcile.sources.system import (
     SourceMapping, _begin_read_only, _statement, dossier_columns, load_mapping,
@@ -1607,7 +1607,7 @@ def _run(plan: PlanFile, store: Store, target: _Target, batch_size: int, writabl
     batches: list[int] = []
     by_line: dict[int, Outcome] = {}
     write_no = 0
-    try:
+    with stopping(ledger):
         for n, part in enumerate(_chunks(todo, batch_size), 1):
             fault("before-batch", n)
             with target.connection(write=yes) as conn:
@@ -1632,11 +1632,6 @@ def _run(plan: PlanFile, store: Store, target: _Target, batch_size: int, writabl
                 script += [_comment(f"batch {n}: plan lines {part[0].line}-{part[-1].line}"), begin]
                 script += [(a, o) for (a, state, *_), o in zip(planned, made) if state == "write"]
                 script.append("COMMIT;")
-    except (Exception, KeyboardInterrupt) as exc:
-        stopped = ledger.stopped(exc) if ledger is not None else exc
-        if stopped is exc:
-            raise
-        raise stopped from None
     if ledger is not None:
         ledger.check_end()
     refused = [by_line[a.line] for a in todo if by_line[a.line].state in REFUSED_STATES]

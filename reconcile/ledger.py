@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import uuid
-from typing import Callable
+from contextlib import contextmanager
+from typing import Callable, Iterator
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -37,11 +38,14 @@ class Ledger:
         return store_name(self.store)
 
     def _inode(self) -> tuple[int, int] | None:
+        """The embedded store's file at its path now (device, inode); None: none there, or a server store."""
+        if self.file is None:
+            return None
         try:
-            st = os.stat(self.file) if self.file is not None else None
+            st = os.stat(self.file)
         except FileNotFoundError:
             return None
-        return (st.st_dev, st.st_ino) if st is not None else None
+        return st.st_dev, st.st_ino
 
     def moved(self, log: Connection | None = None) -> str | None:
         """Why the store is not the one opened any more (`log`: a connection in the log's transaction, to
@@ -113,6 +117,18 @@ class Ledger:
             return exc
         listed = exc.problems != [str(exc)]  # e.g. every moved value, one a line: the note is one more
         return type(exc)(f"{exc} {note}", [*exc.problems, note] if listed else None)
+
+
+@contextmanager
+def stopping(ledger: Ledger | None) -> Iterator[None]:
+    """Inside: an error or Ctrl-C is raised again saying what the ledger's run committed (Ledger.stopped)."""
+    try:
+        yield
+    except (Exception, KeyboardInterrupt) as exc:
+        stopped = ledger.stopped(exc) if ledger is not None else exc
+        if stopped is exc:
+            raise
+        raise stopped from None
 
 
 def _batches(ids: list[int]) -> str:

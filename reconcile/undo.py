@@ -20,7 +20,7 @@ from reconcile.apply import (
 )
 from reconcile.errors import BadInput, Refused
 from reconcile.faults import fault
-from reconcile.ledger import Ledger
+from reconcile.ledger import Ledger, stopping
 from reconcile.store import Store, batch_outcome, change_batch, connect_engine, mask_url, normalize_url, open_store
 
 PREFETCH = 10  # batches whose change rows undo reads with one statement
@@ -69,14 +69,8 @@ def undo_batches(batch_ids: list[int], store_url: str | None = None, *, yes: boo
         ledger = Ledger(store, "undo", lambda ledger: "reconcile undo " + " ".join(
             str(b) for b in batch_ids if b not in {u for _, u in ledger.done}) + " --yes") if yes else None
         for n, batch_id in enumerate(batch_ids):
-            try:
-                with _fewer_collections():  # around each batch: not while the caller runs between them
-                    result = _undo_next(store, batch_ids, n, targets, logged, probed, system_url, ledger, actor)
-            except (Exception, KeyboardInterrupt) as exc:
-                stopped = ledger.stopped(exc) if ledger is not None else exc
-                if stopped is exc:
-                    raise
-                raise stopped from None
+            with stopping(ledger), _fewer_collections():  # around each batch: not while the caller runs
+                result = _undo_next(store, batch_ids, n, targets, logged, probed, system_url, ledger, actor)
             yield result
         if ledger is not None:
             ledger.check_end()
