@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 import uuid
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -30,7 +31,9 @@ from reconcile import apply as ap
 from reconcile.commands import AuditInputs, audit
 from reconcile.faults import FAULT_ENV
 from reconcile.simulate import simulate
-from reconcile.store import audit_run, batch_outcome, change_batch, metadata, open_store, plan_file, store_name
+from reconcile.store import (
+    audit_run, batch_outcome, change_batch, mask_url, metadata, normalize_url, open_store, plan_file,
+)
 
 WRITTEN_TABLES = {"HS_HOSO", "HS_XULY_HIENTAI"}  # what make_plan's actions write
 
@@ -49,8 +52,8 @@ def audit_into(work: Path, url: str, store: str) -> None:
 
 
 def planned_into(district: Path, tmp: Path, store: str) -> tuple[str, Path, dict[tuple[str, str, str], tuple[Any, ...]]]:
-    """A private copy of the district (tmp/d) audited into `store` and planned (6 writing actions, one a
-    dossier): its system URL, the plan, and the system's values as they were."""
+    """A private copy of the district (tmp/d) audited into `store` and planned (6 writing actions, one dossier
+    each): its system URL, the plan, and the system's values as they were."""
     work = tmp / "d"
     shutil.copytree(district, work)
     url = f"sqlite:///{work / 'system' / 'binh-son-igate.sqlite'}"
@@ -94,16 +97,15 @@ def cells(url: str) -> dict[tuple[str, str, str], tuple[Any, ...]]:
 
 
 def logged_batches(store: str) -> dict[int, dict[str, Any]]:
-    """Every batch: kind, outcome (None: pending), undo_of, and its change rows decoded."""
+    """Every batch: kind, outcome (None: pending), and its change rows decoded."""
     opened = open_store(store, create=False)
     with opened.connect() as conn:
-        rows = conn.execute(sa.select(change_batch.c.id, change_batch.c.kind, change_batch.c.undo_of,
-                                      batch_outcome.c.outcome)
+        rows = conn.execute(sa.select(change_batch.c.id, change_batch.c.kind, batch_outcome.c.outcome)
                             .outerjoin(batch_outcome, batch_outcome.c.batch_id == change_batch.c.id)
                             .order_by(change_batch.c.id)).all()
         logged = ap._logged(conn, [r.id for r in rows])
     opened.engine.dispose()
-    return {r.id: {"kind": r.kind, "outcome": r.outcome, "undo_of": r.undo_of, "log": logged[r.id]} for r in rows}
+    return {r.id: {"kind": r.kind, "outcome": r.outcome, "log": logged[r.id]} for r in rows}
 
 
 def check_consistent(url: str, store: str, original: dict[tuple[str, str, str], tuple[Any, ...]]) -> dict[int, bool]:
@@ -237,9 +239,9 @@ def fresh(planned: dict[str, Any]) -> dict[str, Any]:
     return planned
 
 
-def stopped_text(kind: str, done: list[int], store: str, again: str, pending: int | None = None,
-                 committing: bool = False, undid: list[int] | None = None) -> str:
-    """The message apply/undo ends with when stopped (Ledger.note): what was committed, the batch in flight."""
+def stopped_text(done: list[int], store: str, pending: int | None = None, undid: list[int] | None = None) -> str:
+    """What apply/undo says when stopped (Ledger.note): the batches committed (undo: the batches they undid),
+    and a batch logged but rolled back."""
     def batches(ids: list[int]) -> str:
         return f"batch {ids[0]}" if len(ids) == 1 else f"batches {', '.join(map(str, ids))}"
 
@@ -249,10 +251,7 @@ def stopped_text(kind: str, done: list[int], store: str, again: str, pending: in
     elif done:
         parts.append(f"{batches(done)} {'was' if len(done) == 1 else 'were'} committed (undo: `reconcile undo "
                      f"{' '.join(map(str, reversed(done)))} --store {store}`)")
-    if pending is not None and committing:
-        parts.append(f"batch {pending} was stopped during its commit: the next `reconcile apply` or `reconcile undo` "
-                     "finds out from the system's rows whether it was written (see `reconcile history`)")
-    elif pending is not None:
+    if pending is not None:
         parts.append(f"batch {pending} was rolled back (`reconcile history` shows it pending until the next apply or "
                      "undo records that)")
     return "; ".join(parts)
@@ -260,7 +259,7 @@ def stopped_text(kind: str, done: list[int], store: str, again: str, pending: in
 
 def stopped_by_ctrl_c(kind: str, done: list[int], store: str, again: str, pending: int | None = None,
                       undid: list[int] | None = None) -> str:
-    return (f"interrupted: {kind} stopped: {stopped_text(kind, done, store, again, pending, undid=undid)}; the rest "
+    return (f"interrupted: {kind} stopped: {stopped_text(done, store, pending, undid)}; the rest "
             f"was not written. Hint: `{again} --store {store}` finishes the {kind}.")
 
 
@@ -316,7 +315,7 @@ def test_undo_killed_or_interrupted_leaves_whole_batches_and_a_rerun_restores_th
 def after_error(kind: str, done: list[int], store: str, again: str, pending: int | None = None,
                 undid: list[int] | None = None) -> str:
     """What an error that stops apply/undo after some batches ends with: those batches, and the hint."""
-    text = stopped_text(kind, done, store, again, pending, undid=undid)
+    text = stopped_text(done, store, pending, undid)
     return f"{text[0].upper()}{text[1:]}. Hint: `{again} --store {store}` finishes the {kind}."
 
 
@@ -352,7 +351,10 @@ def test_a_store_deleted_moved_or_replaced_under_apply_stops_it_before_the_next_
     moved = fresh["tmp"] / "store-moved.duckdb"
 
     def act() -> None:
-        os.replace(store, moved) if how != "delete" else os.unlink(store)
+        if how == "delete":
+            os.unlink(store)
+            return
+        os.replace(store, moved)
         if how == "replace":  # a backup of the store put back in its place
             shutil.copy(fresh["tmp"] / "store.saved", store)
 
@@ -362,7 +364,7 @@ def test_a_store_deleted_moved_or_replaced_under_apply_stops_it_before_the_next_
     again = f"reconcile apply {plan} --yes"
     if len(done) == 6:  # after the last batch
         assert err == (f"error: store {store} was {gone} while apply ran: the change log of its batches went with it "
-                       f"(put that store back before going on): {stopped_text('apply', done, store, again)}.\n")
+                       f"(put that store back before going on): {stopped_text(done, store)}.\n")
     else:
         assert err == (f"error: store {store} was {gone} while apply ran: this batch was rolled back, nothing of it "
                        "written; the change log of the batches before it is in that store: put it back before going "
@@ -409,7 +411,7 @@ def test_a_server_store_dropped_and_created_again_under_apply_stops_it(
 
     act_at(monkeypatch, "before-batch:2", again)
     err = invoke("apply", str(plan), "--store", pg_url, "--yes", "--batch-size", "1", expect=3).stderr
-    name = store_name(open_store(pg_url, create=False))
+    name = mask_url(normalize_url(pg_url))
     assert err == (f"error: store {name} is not the store apply opened any more (another store_id: dropped and "
                    "created again?): this batch was rolled back, nothing of it written; the change log of the batches "
                    f"before it is in that store: put it back before going on. "
@@ -420,10 +422,19 @@ def test_a_server_store_dropped_and_created_again_under_apply_stops_it(
 # ------------------------------------------------------------------------------ concurrent applies
 
 
-def stopped_at(proc: subprocess.Popen[str]) -> None:
-    """Wait until the process stopped itself (RECONCILE_FAULT=...:STOP), its locks held."""
-    _, status = os.waitpid(proc.pid, os.WUNTRACED)
-    assert os.WIFSTOPPED(status), status
+@contextmanager
+def stopped(*args: str, fault: str) -> Iterator[subprocess.Popen[str]]:
+    """`reconcile ARGS` run until it stops itself (RECONCILE_FAULT=fault, ...:STOP), its locks held; killed
+    when the test leaves it stopped."""
+    proc = cli(*args, fault=fault)
+    try:
+        _, status = os.waitpid(proc.pid, os.WUNTRACED)
+        assert os.WIFSTOPPED(status), status
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
 
 
 def written_once(store: str) -> None:
@@ -438,13 +449,12 @@ def test_a_second_apply_while_one_runs_is_refused_and_no_dossier_is_written_twic
     and the first one finishes."""
     url, store, plan = fresh["url"], fresh["store"], fresh["plan"]
     args = ("apply", str(plan), "--store", store, "--yes", "--batch-size", "1")
-    first = cli(*args, fault="after-log:2:STOP")
-    stopped_at(first)
-    code, err = run(*args)
-    assert code == 2 and len(err.splitlines()) == 1 and err.startswith("error: "), err
-    os.kill(first.pid, signal.SIGCONT)
-    _, err = first.communicate(timeout=300)
-    assert first.returncode == 0, err
+    with stopped(*args, fault="after-log:2:STOP") as first:
+        code, err = run(*args)
+        assert code == 2 and len(err.splitlines()) == 1 and err.startswith("error: "), err
+        os.kill(first.pid, signal.SIGCONT)
+        _, err = first.communicate(timeout=300)
+        assert first.returncode == 0, err
     assert [r["outcome"] for r in ap.history(store)] == ["committed"] * 6
     written_once(store)
     check_consistent(url, store, fresh["original"])
@@ -471,22 +481,21 @@ def test_an_apply_never_settles_a_batch_another_apply_is_still_committing(
     make_plan(pg_url, plan)
     original = cells(pg_url)
     args = ("apply", str(plan), "--store", pg_url, "--yes", "--batch-size", "3")  # 2 batches
-    first = cli(*args, fault="after-log:2:STOP")
-    stopped_at(first)
-    second = cli(*args)
-    engine = sa.create_engine(pg_url)
-    with engine.connect() as conn:  # the second one waits for the rows the first one holds (in this schema)
-        for _ in range(600):
-            blocked = conn.execute(sa.text(BLOCKED_HERE)).scalar()
-            conn.rollback()  # pg_stat_activity is read once a transaction
-            if blocked or second.poll() is not None:
-                break
-            time.sleep(0.1)
-    engine.dispose()
-    os.kill(first.pid, signal.SIGCONT)
-    for proc in (first, second):
-        _, err = proc.communicate(timeout=300)
-        assert proc.returncode == 0 and "Traceback" not in err, err
+    with stopped(*args, fault="after-log:2:STOP") as first:
+        second = cli(*args)
+        engine = sa.create_engine(pg_url)
+        with engine.connect() as conn:  # the second one waits for the rows the first one holds (in this schema)
+            for _ in range(600):
+                blocked = conn.execute(sa.text(BLOCKED_HERE)).scalar()
+                conn.rollback()  # pg_stat_activity is read once a transaction
+                if blocked or second.poll() is not None:
+                    break
+                time.sleep(0.1)
+        engine.dispose()
+        os.kill(first.pid, signal.SIGCONT)
+        for proc in (first, second):
+            _, err = proc.communicate(timeout=300)
+            assert proc.returncode == 0 and "Traceback" not in err, err
     assert [(r["id"], r["outcome"]) for r in ap.history(pg_url)] in (
         [(1, "committed"), (2, "committed")], [(1, "committed"), (2, "recovered")])
     written_once(pg_url)
