@@ -30,9 +30,13 @@ PROJECT_FILE = "reconcile.yaml"
 
 
 def _consoles() -> tuple[Console, Console]:
+    """stdout and stderr. Data is printed as data: markup in values is escaped where they are printed, and
+    emoji codes are off (rich would print `file.bpmn:100:` as `file.bpmn💯`)."""
     plain = bool(os.environ.get("NO_COLOR")) or not sys.stdout.isatty()
-    out = Console(file=sys.stdout, no_color=plain, highlight=False, soft_wrap=plain, width=None if not plain else 200)
-    err = Console(file=sys.stderr, no_color=bool(os.environ.get("NO_COLOR")), highlight=False, soft_wrap=True)
+    out = Console(file=sys.stdout, no_color=plain, highlight=False, emoji=False, soft_wrap=plain,
+                  width=None if not plain else 200)
+    err = Console(file=sys.stderr, no_color=bool(os.environ.get("NO_COLOR")), highlight=False, emoji=False,
+                  soft_wrap=True)
     return out, err
 
 
