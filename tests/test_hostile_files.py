@@ -117,9 +117,10 @@ def test_member_over_the_size_limit_names_member_and_limit(tmp_path: Path, monke
     assert refused(tmp_path, audit_args(tmp_path, book)) == (
         f"error: book.xlsx: member {big.filename} is 0 MB uncompressed, over the limit of 0.005 MB. Hint: a genuine "
         "workbook this large: set RECONCILE_XLSX_MAX_MB higher, or export CSV.")
-    monkeypatch.setenv("RECONCILE_XLSX_MAX_MB", "lots")
-    assert refused(tmp_path, audit_args(tmp_path, book)) == (
-        "error: RECONCILE_XLSX_MAX_MB='lots': expected a positive number (default 1024).")
+    for value in ("lots", "nan", "0"):
+        monkeypatch.setenv("RECONCILE_XLSX_MAX_MB", value)
+        assert refused(tmp_path, audit_args(tmp_path, book)) == (
+            f"error: RECONCILE_XLSX_MAX_MB={value!r}: expected a positive number (default 1024).")
 
 
 def far_cell(data: bytes) -> bytes:

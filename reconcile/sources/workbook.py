@@ -9,6 +9,7 @@ saved value. The limits are environment variables, so that a genuine large file 
 
 from __future__ import annotations
 
+import math
 import os
 import posixpath
 import re
@@ -50,7 +51,7 @@ def limits() -> Limits:
             values[key] = float(text) if text else default
         except ValueError:
             values[key] = -1
-        if values[key] <= 0:
+        if not 0 < values[key] < math.inf:  # NaN and inf would turn the check off
             raise BadInput(f"{var}={text!r}: expected a positive number (default {default}).")
     return Limits(values["member_mb"], values["ratio"], int(values["cells"]))
 
