@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 import yaml
+from click.core import ParameterSource
 from rich.console import Console
 from rich.markup import escape
 
@@ -53,8 +54,29 @@ def _confirm(question: str, hint: str) -> None:
         raise Refused("nothing written.")
 
 
+class ReconcileCommand(click.Command):
+    """A command whose options refuse an empty value: `--as-of ''` (an unset shell variable) must not
+    quietly mean "the project file's date" or "the default store"."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        rest = super().parse_args(ctx, args)
+        for param in self.params:
+            value = ctx.params.get(param.name or "")
+            values = value if isinstance(value, tuple) else (value,)
+            if ctx.get_parameter_source(param.name or "") == ParameterSource.COMMANDLINE and any(
+                    isinstance(v, str) and not v.strip() for v in values):
+                if isinstance(param, click.Option):
+                    name = next((o for o in param.opts if o.startswith("--")), param.opts[0])
+                    raise BadInput(f"{name}: empty value. Hint: give a value, or leave {name} out for its default.")
+                raise BadInput(f"{param.human_readable_name}: empty value. Hint: give a value.")
+        return rest
+
+
 class ReconcileGroup(click.Group):
     """The one catch site: user errors print one line per problem; bugs exit 70; Ctrl-C exits 130."""
+
+    command_class = ReconcileCommand
+    group_class = type  # subgroups (workflows, rules) are ReconcileGroups: their commands check too
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
