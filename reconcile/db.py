@@ -1,0 +1,103 @@
+"""Database URLs and engines: normalising and masking URLs, and opening engines that cannot surprise
+(DuckDB never installs or loads an extension)."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, Engine, make_url
+
+from reconcile.errors import BadInput
+
+URL_HINT = "e.g. postgresql://user@host/db, mysql://user@host/db or a file path"
+
+# DuckDB loads (and by default downloads) an extension when a path names another format (a SQLite
+# file, md:, s3://...): never, for any DuckDB this package opens.
+DUCKDB_CONFIG = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
+
+_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):")
+
+
+def normalize_url(url: str) -> str:
+    """Accept plain paths and driver-less URLs; pick the drivers this package installs."""
+    if "://" not in url:
+        return f"duckdb:///{Path(url).expanduser()}"
+    for prefix, full in (
+        ("postgresql://", "postgresql+psycopg://"),
+        ("postgres://", "postgresql+psycopg://"),
+        ("mysql://", "mysql+pymysql://"),
+        ("mariadb://", "mariadb+pymysql://"),
+    ):
+        if url.startswith(prefix):
+            return full + url[len(prefix):]
+    return url
+
+
+def mask_url(url: str) -> str:
+    """The URL as it may be printed: password hidden."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a URL at all: nothing secret to hide in a path
+        return url
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (the driver's own error for a DBAPIError)."""
+    inner = getattr(exc, "orig", None) or exc
+    text = str(inner).strip().splitlines()
+    return text[0] if text else type(inner).__name__
+
+
+def connect_engine(url: str, *, what: str = "database") -> Engine:
+    """Create an engine and prove it answers; one-line BadInput otherwise."""
+    url = normalize_url(url)
+    parsed = parse_url(url, what)
+    try:
+        engine = sa.create_engine(parsed)
+    except Exception as exc:  # unknown driver
+        raise BadInput(f"{what} URL {mask_url(url)!r}: {first_line(exc)}. Hint: {URL_HINT}.") from None
+    _guard(engine)
+    try:
+        with engine.connect():
+            pass
+    except Exception as exc:
+        engine.dispose()
+        raise BadInput(f"{what} {mask_url(url)}: cannot connect: {first_line(exc)}. "
+                       "Hint: check host, port, database name and that the server is running.") from None
+    return engine
+
+
+def parse_url(url: str, what: str, hint: str = URL_HINT) -> URL:
+    """The URL parsed, with a DuckDB database that is a local file."""
+    try:
+        parsed = make_url(url)
+    except Exception as exc:
+        raise BadInput(f"{what} URL {mask_url(url)!r}: {first_line(exc)}. Hint: {hint}.") from None
+    if parsed.get_backend_name() == "duckdb" and parsed.database:
+        _check_local_path(parsed.database, what, hint)
+    return parsed
+
+
+def _check_local_path(path: str, what: str, hint: str) -> None:
+    """A DuckDB database path is a local file: DuckDB reads "md:x", "s3://..." or "postgres:..." through an
+    extension (a remote service, another server)."""
+    scheme = _SCHEME.match(path)
+    if scheme and not (os.name == "nt" and len(scheme[1]) == 1):  # C: is a Windows drive
+        raise BadInput(f"{what} {mask_url(path)}: a remote or extension database ({scheme[1]}:), not a local "
+                       f"file. Hint: {hint}; a local name with a colon: ./NAME.")
+
+
+def _guard(engine: Engine) -> None:
+    """Driver settings for every connection of `engine`: DuckDB without extension loading."""
+    dialect = engine.dialect.name
+
+    @sa.event.listens_for(engine, "do_connect")
+    def _options(_dialect: Any, _rec: Any, _args: Any, cparams: dict[str, Any]) -> None:
+        if dialect == "duckdb":
+            # duckdb-engine applies URL settings after `config`: set both, the URL cannot turn loading back on
+            cparams["config"] = {**cparams.get("config", {}), **DUCKDB_CONFIG}
+            cparams["url_config"] = {**cparams.get("url_config", {}), **DUCKDB_CONFIG}
