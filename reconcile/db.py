@@ -19,7 +19,12 @@ URL_HINT = "e.g. postgresql://user@host/db, mysql://user@host/db or a file path"
 # file, md:, s3://...): never, for any DuckDB this package opens.
 DUCKDB_CONFIG = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
 
+# Credentials in text that is not a parseable URL: in "scheme://user:SECRET@host...", SECRET runs from
+# the first colon not followed by "/" (a scheme's is) to the last "@" (as in SQLAlchemy's URL pattern).
+# And key=value passwords, parsed or not (a URL's query, libpq keyword strings).
+_SECRET_START = re.compile(r":(?!/)")
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):")
+_KEY_SECRET = re.compile(r"(?i)\b((?:password|passwd|pwd)\s*=\s*)[^\s&;]+")
 
 
 def normalize_url(url: str) -> str:
@@ -37,12 +42,24 @@ def normalize_url(url: str) -> str:
     return url
 
 
-def mask_url(url: str) -> str:
-    """The URL as it may be printed: password hidden."""
+def mask_url(text: str) -> str:
+    """A URL (or any text given where one is expected) as it may be printed: every password hidden,
+    whether the text parses as a URL or not."""
     try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # not a URL at all: nothing secret to hide in a path
-        return url
+        url = make_url(text)
+    except Exception:  # not a URL SQLAlchemy reads: hide what looks like credentials all the same
+        return _mask_text(text)
+    if url.database and _mask_text(url.database) != url.database:  # a mistyped URL taken for a file path
+        return _mask_text(text)
+    return _KEY_SECRET.sub(r"\1***", url.render_as_string(hide_password=True))
+
+
+def _mask_text(text: str) -> str:
+    at = text.rfind("@")
+    colon = _SECRET_START.search(text, 0, at) if at > 0 else None
+    if colon:
+        text = f"{text[:colon.end()]}***{text[at:]}"
+    return _KEY_SECRET.sub(r"\1***", text)
 
 
 def first_line(exc: BaseException) -> str:

@@ -541,14 +541,15 @@ def open_store(url: str | None = None, *, create: bool = True) -> Store:
     created: Path | None = None
     if full.startswith("duckdb:///") and ":memory:" not in full:
         path = Path(full[len("duckdb:///"):])
-        _check_store_file(path)
+        shown = mask_url(str(path))  # a mistyped URL taken for a path may hold a password
+        _check_store_file(path, shown)
         created = None if path.exists() else path
         if not path.exists() and not create:
-            raise BadInput(f"store {path}: no such file. Hint: run `reconcile audit` first, or pass --store.")
+            raise BadInput(f"store {shown}: no such file. Hint: run `reconcile audit` first, or pass --store.")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise BadInput(f"store {path}: cannot create its folder: {exc.strerror}.") from None
+            raise BadInput(f"store {shown}: cannot create its folder: {exc.strerror}.") from None
     engine = connect_engine(full, what="store")
     if engine.dialect.name == "duckdb":
         _tune_duckdb(engine)
@@ -577,11 +578,14 @@ def open_store(url: str | None = None, *, create: bool = True) -> Store:
     return store
 
 
-def _check_store_file(path: Path) -> None:
+def _check_store_file(path: Path, shown: str) -> None:
     """A DuckDB store path names a DuckDB file (or none yet): DuckDB would open another format's file
-    (SQLite) through an extension."""
+    (SQLite) through an extension, and a mistyped URL must not become folders."""
+    if shown != str(path):  # mask_url found credentials: a mistyped URL, never a folder to create
+        raise BadInput(f"store {shown}: a URL with a password taken for a file path. Hint: {STORE_HINT}, "
+                       "e.g. postgresql://user:password@host/db.")
     if path.is_dir():
-        raise BadInput(f"store {path}: a folder, not a file. Hint: --store FOLDER/reconcile.duckdb.")
+        raise BadInput(f"store {shown}: a folder, not a file. Hint: --store FOLDER/reconcile.duckdb.")
     if not path.is_file() or path.stat().st_size == 0:
         return
     with path.open("rb") as fh:
@@ -593,7 +597,7 @@ def _check_store_file(path: Path) -> None:
         kind, hint = "a SQLite database, not a DuckDB store", f"a vendor database is --system sqlite:///{path}; {STORE_HINT}"
     elif head.startswith(b"PK\x03\x04"):
         kind = "a Zip archive (an XLSX workbook?), not a DuckDB store"
-    raise BadInput(f"store {path}: {kind}. Hint: {hint}.")
+    raise BadInput(f"store {shown}: {kind}. Hint: {hint}.")
 
 
 def _add_columns(conn: Connection, table: sa.Table, names: tuple[str, ...]) -> None:

@@ -129,3 +129,110 @@ def test_every_duckdb_connection_loads_no_extension(tmp_path: Path) -> None:
         assert _settings(conn.connection.dbapi_connection) == [False, False]
     engine.dispose()
     assert _settings(workbench()) == [False, False]
+
+
+# ------------------------------------------------------------------------------------------ passwords
+
+def test_mask_url_hides_the_password_of_urls_that_do_not_parse() -> None:
+    assert {text: mask_url(text) for text in (
+        "postgresql://u:S3cret@db:port/x", "post gres://u:S3cret@db/x", "postgresql:/u:S3cret@db/x",
+        "/work/postgresql:/u:S3cret@db/x", "u:S3cret@db/x", "postgresql://u:S3/cr:et@db:x/d",
+        "mysql://u@db/x?password=S3cret", "host=db password=S3cret", "postgresql://u:S3cret@db/x",
+        "reports/2021@home/x.csv", "C:/data/x.csv",
+    )} == {
+        "postgresql://u:S3cret@db:port/x": "postgresql://u:***@db:port/x",
+        "post gres://u:S3cret@db/x": "post gres://u:***@db/x",
+        "postgresql:/u:S3cret@db/x": "postgresql:/u:***@db/x",
+        "/work/postgresql:/u:S3cret@db/x": "/work/postgresql:/u:***@db/x",
+        "u:S3cret@db/x": "u:***@db/x",
+        "postgresql://u:S3/cr:et@db:x/d": "postgresql://u:***@db:x/d",
+        "mysql://u@db/x?password=S3cret": "mysql://u@db/x?password=***",
+        "host=db password=S3cret": "host=db password=***",
+        "postgresql://u:S3cret@db/x": "postgresql://u:***@db/x",
+        "reports/2021@home/x.csv": "reports/2021@home/x.csv",  # no credentials: unchanged
+        "C:/data/x.csv": "C:/data/x.csv",
+    }
+
+
+BAD_URLS = {  # URLs that do not parse (or name a folder), each with a planted password
+    "bad_port": f"postgresql://clerk:{SECRET}@127.0.0.1:port/igate",
+    "space": f"post gres://clerk:{SECRET}@127.0.0.1/igate",
+    "one_slash": f"postgresql:/clerk:{SECRET}@127.0.0.1/igate",
+}
+
+
+@pytest.fixture(scope="module")
+def applied(district: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path, Path]:  # noqa: F811
+    """The demo district audited and one batch applied: (store, plan, the mapping made not writable, so
+    that tickets run apply's dry run)."""
+    tmp = tmp_path_factory.mktemp("applied")
+    _, store, mapping = audited(district, tmp)
+    plan = tmp / "plan.yaml"
+    make_plan(store, plan, reassign=1, close=0)
+    invoke("apply", str(plan), "--store", store, "--yes", expect=0)
+    readonly = tmp / "readonly.yaml"
+    readonly.write_text(mapping.read_text(encoding="utf-8").replace("writable: true", "writable: false"),
+                        encoding="utf-8")
+    return store, plan, readonly
+
+
+@pytest.mark.parametrize("bad", sorted(BAD_URLS))
+@pytest.mark.parametrize("command", ["audit --system", "audit --system --mapping", "audit --store", "history --store",
+                                     "apply --system", "undo --system", "tickets --system", "simulate --system-url",
+                                     "project file system", "project file store"])
+def test_a_password_in_a_url_that_does_not_parse_is_never_printed(tmp_path: Path, command: str, bad: str,
+                                                                  applied: tuple[str, Path, Path],
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    url = BAD_URLS[bad]
+    store, plan, readonly = applied
+    monkeypatch.chdir(tmp_path)
+    mapping = tmp_path / "m.yaml"
+    mapping.write_text(MAPPING, encoding="utf-8")
+    new_store = str(tmp_path / "new.duckdb")
+    args = {
+        "audit --system": audit_args(tmp_path, url, store=new_store),
+        "audit --system --mapping": audit_args(tmp_path, url, str(mapping), store=new_store),
+        "audit --store": audit_args(tmp_path, str(BASIC / "system"), store=url),
+        "history --store": ["history", "--store", url],
+        "apply --system": ["apply", str(plan), "--store", store, "--system", url, "--dry-run"],
+        "undo --system": ["undo", "1", "--store", store, "--system", url, "--dry-run"],
+        "tickets --system": ["tickets", "--store", store, "--plan", str(plan), "--system", url,
+                             "--mapping", str(readonly), "--out", str(tmp_path / "tickets")],
+        "simulate --system-url": ["simulate", "--out", str(tmp_path / "sim"), "--system-schema", "activiti",
+                                  "--system-url", url],
+    }.get(command)
+    if args is None:  # the URL in the project file
+        key = command.split()[-1]
+        (tmp_path / "reconcile.yaml").write_text(yaml.safe_dump({
+            "as_of": "2021-06-30", "register": [str(BASIC / "register-2021.csv")], "workflows": str(BASIC / "workflows"),
+            "system": url if key == "system" else str(BASIC / "system"),
+            "store": url if key == "store" else new_store}), encoding="utf-8")
+        args = ["audit"]
+    store_before = hashlib.sha256(Path(store).read_bytes()).hexdigest()
+    result = invoke(*args)
+    assert result.exit_code == 2, result.stderr
+    line = one_line(result)
+    assert line.startswith("error: ") and SECRET not in result.output and "clerk:***@" in line, line
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["m.yaml", *(["reconcile.yaml"] if args == ["audit"]
+                                                                           else [])])
+    assert hashlib.sha256(Path(store).read_bytes()).hexdigest() == store_before
+
+
+def test_a_password_in_a_working_url_stays_out_of_records_reports_and_tickets(tmp_path: Path, pg_url: str) -> None:
+    """PostgreSQL here trusts local connections, so a planted password connects: then every place that
+    records or shows the system URL (run record, plan, history, report, tickets, messages) has *** instead."""
+    vendor_database(pg_url)
+    url = sa.engine.make_url(pg_url).set(password=SECRET).render_as_string(hide_password=False)
+    mapping = tmp_path / "m.yaml"
+    mapping.write_text(MAPPING, encoding="utf-8")
+    store = str(tmp_path / "store.duckdb")
+    outputs = [invoke(*audit_args(tmp_path, url, str(mapping), store), "--format", "json", expect=1).output]
+    outputs.append(invoke("plan", "--store", store, "--out", str(tmp_path / "plan.yaml"), expect=0).output)
+    for args in (["apply", str(tmp_path / "plan.yaml"), "--store", store, "--system", url, "--dry-run"],
+                 ["tickets", "--store", store, "--out", str(tmp_path / "tickets")],
+                 ["report", "--store", store, "--format", "all", "--out", str(tmp_path / "report")],
+                 ["history", "--store", store], ["census", "--store", store, "--format", "json"]):
+        outputs.append(invoke(*args).output)
+    assert "***@" in outputs[0] and not any(SECRET in out for out in outputs)
+    files = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert len(files) > 10 and not [p for p in files if SECRET.encode() in p.read_bytes()]
