@@ -1,5 +1,5 @@
 """Database URLs and engines: normalising and masking URLs, and opening engines that cannot surprise
-(DuckDB never installs or loads an extension)."""
+(DuckDB never installs or loads an extension; read-only sessions for the vendor database)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,16 @@ URL_HINT = "e.g. postgresql://user@host/db, mysql://user@host/db or a file path"
 # DuckDB loads (and by default downloads) an extension when a path names another format (a SQLite
 # file, md:, s3://...): never, for any DuckDB this package opens.
 DUCKDB_CONFIG = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
+
+# Statements that make a whole session read-only, so that a COMMIT inside a read cannot leave read-only
+# mode (each read also runs in a READ ONLY transaction: see sources.system._begin_read_only).
+_READ_ONLY_SESSION = {
+    "postgresql": "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY",
+    "mysql": "SET SESSION TRANSACTION READ ONLY",
+    "mariadb": "SET SESSION TRANSACTION READ ONLY",
+    "sqlite": "PRAGMA query_only = ON",
+}
+_MULTI_STATEMENTS = 1 << 16  # MySQL client capability flag (pymysql.constants.CLIENT.MULTI_STATEMENTS)
 
 # Credentials in text that is not a parseable URL: in "scheme://user:SECRET@host...", SECRET runs from
 # the first colon not followed by "/" (a scheme's is) to the last "@" (as in SQLAlchemy's URL pattern).
@@ -69,15 +79,17 @@ def first_line(exc: BaseException) -> str:
     return text[0] if text else type(inner).__name__
 
 
-def connect_engine(url: str, *, what: str = "database") -> Engine:
-    """Create an engine and prove it answers; one-line BadInput otherwise."""
+def connect_engine(url: str, *, what: str = "database", read_only: bool = False) -> Engine:
+    """Create an engine and prove it answers; one-line BadInput otherwise. `read_only`: every session is
+    read-only and takes one statement per call (the vendor database: a mapping's `query:` cannot end its
+    transaction or run a second statement)."""
     url = normalize_url(url)
     parsed = parse_url(url, what)
     try:
         engine = sa.create_engine(parsed)
     except Exception as exc:  # unknown driver
         raise BadInput(f"{what} URL {mask_url(url)!r}: {first_line(exc)}. Hint: {URL_HINT}.") from None
-    _guard(engine)
+    _guard(engine, read_only)
     try:
         with engine.connect():
             pass
@@ -108,8 +120,10 @@ def _check_local_path(path: str, what: str, hint: str) -> None:
                        f"file. Hint: {hint}; a local name with a colon: ./NAME.")
 
 
-def _guard(engine: Engine) -> None:
-    """Driver settings for every connection of `engine`: DuckDB without extension loading."""
+def _guard(engine: Engine, read_only: bool) -> None:
+    """Driver settings for every connection of `engine`: DuckDB without extension loading, MySQL without
+    multi-statement calls; with `read_only`, PostgreSQL statements sent by the extended protocol (one
+    statement each) and the session read-only on every engine."""
     dialect = engine.dialect.name
 
     @sa.event.listens_for(engine, "do_connect")
@@ -118,3 +132,17 @@ def _guard(engine: Engine) -> None:
             # duckdb-engine applies URL settings after `config`: set both, the URL cannot turn loading back on
             cparams["config"] = {**cparams.get("config", {}), **DUCKDB_CONFIG}
             cparams["url_config"] = {**cparams.get("url_config", {}), **DUCKDB_CONFIG}
+            if read_only:
+                cparams["read_only"] = True
+        elif dialect in ("mysql", "mariadb"):
+            cparams["client_flag"] = int(cparams.get("client_flag", 0)) & ~_MULTI_STATEMENTS
+        elif dialect == "postgresql" and read_only:
+            cparams["prepare_threshold"] = 0  # every statement prepared: the extended protocol, one statement
+
+    if read_only and dialect in _READ_ONLY_SESSION:
+        @sa.event.listens_for(engine, "connect")
+        def _session(dbapi_conn: Any, _rec: Any) -> None:
+            cursor = dbapi_conn.cursor()
+            cursor.execute(_READ_ONLY_SESSION[dialect])
+            cursor.close()
+            dbapi_conn.commit()

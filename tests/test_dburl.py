@@ -119,7 +119,7 @@ def _settings(conn: Any) -> list[Any]:
 
 
 def test_every_duckdb_connection_loads_no_extension(tmp_path: Path) -> None:
-    """The store (whatever its URL says) and the scratch workbench."""
+    """The store (whatever its URL says), the scratch workbench and a DuckDB vendor database."""
     store = open_store(str(tmp_path / "a.duckdb"))
     with store.connect() as conn:
         assert _settings(conn.connection.dbapi_connection) == [False, False]
@@ -129,6 +129,12 @@ def test_every_duckdb_connection_loads_no_extension(tmp_path: Path) -> None:
         assert _settings(conn.connection.dbapi_connection) == [False, False]
     engine.dispose()
     assert _settings(workbench()) == [False, False]
+    engine = connect_engine(f"duckdb:///{tmp_path / 'a.duckdb'}", what="system database", read_only=True)
+    with engine.connect() as conn:
+        assert _settings(conn.connection.dbapi_connection) == [False, False]
+        with pytest.raises(sa.exc.DBAPIError, match="read-only"):
+            conn.exec_driver_sql("CREATE TABLE pwned (a int)")
+    engine.dispose()
 
 
 # ------------------------------------------------------------------------------------------ passwords
@@ -236,3 +242,120 @@ def test_a_password_in_a_working_url_stays_out_of_records_reports_and_tickets(tm
     assert "***@" in outputs[0] and not any(SECRET in out for out in outputs)
     files = [p for p in tmp_path.rglob("*") if p.is_file()]
     assert len(files) > 10 and not [p for p in files if SECRET.encode() in p.read_bytes()]
+
+
+# --------------------------------------------------------------- a mapping's query: (read-only, one statement)
+
+ESCAPES = {  # closing the tool's subquery, then statements of their own
+    "commit_create": "SELECT * FROM {t}) q; COMMIT; CREATE TABLE pwned (a int); SELECT * FROM (SELECT * FROM {t}",
+    "commit_alone": "SELECT * FROM {t}) q; COMMIT; SELECT * FROM (SELECT * FROM {t}",
+}
+DRIVER_REFUSAL = {"sqlite": "You can only execute one statement at a time",
+                  "postgresql": "cannot insert multiple commands into a prepared statement",
+                  "mysql": "You have an error in your SQL syntax"}
+
+
+@pytest.mark.parametrize("escape", sorted(ESCAPES))
+def test_a_mapping_query_cannot_run_a_second_statement_during_audit(tmp_path: Path, vendor_url: str,
+                                                                    escape: str) -> None:
+    vendor_database(vendor_url)
+    if vendor_url.startswith("mysql"):
+        vendor_url += "?client_flag=65536"  # the URL even asks the driver for multi-statement calls
+    query = ESCAPES[escape].format(t=quoted(vendor_url, "HS_HOSO"))
+    mapping = tmp_path / "m.yaml"
+    mapping.write_text(MAPPING.replace("  table: HS_HOSO\n", f"  query: {json.dumps(query)}\n", 1), encoding="utf-8")
+    before = checksum(vendor_url)
+    line = one_line(invoke(*audit_args(tmp_path, vendor_url, str(mapping)), expect=2))
+    dialect = sa.engine.make_url(vendor_url).get_backend_name()
+    assert re.fullmatch(rf"error: {re.escape(str(mapping))}: dossier\.query failed: .*"
+                        rf"{re.escape(DRIVER_REFUSAL[dialect])}.*\. {re.escape(HINT_QUERY)}", line), line
+    assert "pwned" not in tables(vendor_url) and checksum(vendor_url) == before
+    assert not (tmp_path / "store.duckdb").exists()
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", "postgresql", "mariadb"])
+def test_a_commit_does_not_end_the_read_only_mode_of_a_vendor_session(tmp_path: Path, dialect: str,
+                                                                     request: pytest.FixtureRequest) -> None:
+    url = (f"sqlite:///{tmp_path / 'vendor.sqlite'}" if dialect == "sqlite"
+           else request.getfixturevalue("pg_url" if dialect == "postgresql" else "mariadb_url"))
+    vendor_database(url)
+    before = checksum(url)
+    engine = connect_engine(url, what="system database", read_only=True)
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql(f"SELECT count(*) FROM {quoted(url, 'HS_HOSO')}").scalar() == 16
+        conn.commit()  # what an escaped COMMIT would do
+        for statement in ("CREATE TABLE pwned (a int)", f"DELETE FROM {quoted(url, 'HS_HOSO')}"):
+            with pytest.raises(sa.exc.DBAPIError, match="(?i)read.only|readonly"):
+                conn.exec_driver_sql(statement)
+            conn.rollback()
+    engine.dispose()
+    assert "pwned" not in tables(url) and checksum(url) == before
+
+
+def test_a_mapping_query_calling_a_writing_function_is_refused_in_one_line(tmp_path: Path, pg_url: str) -> None:
+    vendor_database(pg_url)
+    engine = sa.create_engine(pg_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE SEQUENCE counter")
+    engine.dispose()
+    mapping = tmp_path / "m.yaml"
+    query = """SELECT h.*, nextval('counter') AS n FROM "HS_HOSO" h"""
+    mapping.write_text(MAPPING.replace("  table: HS_HOSO\n", f"  query: {json.dumps(query)}\n", 1), encoding="utf-8")
+    before = checksum(pg_url)
+    line = one_line(invoke(*audit_args(tmp_path, pg_url, str(mapping)), expect=2))
+    assert line == (f"error: {mapping}: dossier.query failed: cannot execute nextval() in a read-only transaction. "
+                    f"{HINT_QUERY}")
+    engine = sa.create_engine(pg_url)
+    with engine.connect() as conn:  # the sequence never moved
+        assert conn.exec_driver_sql("SELECT is_called FROM counter").scalar() is False
+    engine.dispose()
+    assert checksum(pg_url) == before and not (tmp_path / "store.duckdb").exists()
+
+
+@pytest.fixture
+def pg_district(district: Path, tmp_path: Path, pg_url: str) -> Iterator[tuple[str, str, Path, Path]]:  # noqa: F811
+    """The demo district's vendor database in PostgreSQL, audited, and a hand-made plan of it that writes
+    the dossier table only (closes): (system URL, store, mapping, plan)."""
+    copy_vendor(f"sqlite:///{district / 'system' / 'binh-son-igate.sqlite'}", pg_url)
+    url, store, mapping = audited(district, tmp_path, pg_url)
+    plan = tmp_path / "plan.yaml"
+    make_plan(store, plan, reassign=0, close=3)
+    doc = yaml.safe_load(plan.read_text(encoding="utf-8"))
+    doc["actions"] = [a for a in doc["actions"] if a["action"] == "close"]
+    plan.write_text(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    yield url, store, mapping, plan
+
+
+def _with_task_query(mapping: Path, query: str, out: Path) -> Path:
+    doc = yaml.safe_load(mapping.read_text(encoding="utf-8"))
+    del doc["task"]["table"]
+    doc["task"]["query"] = query
+    out.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
+    return out
+
+
+def test_a_mapping_query_cannot_escape_the_dry_run_of_apply(pg_district: tuple[str, str, Path, Path],
+                                                            tmp_path: Path) -> None:
+    url, store, mapping, plan = pg_district
+    hostile = _with_task_query(mapping, ESCAPES["commit_create"].format(t='"HS_XULY_HIENTAI"'), tmp_path / "h.yaml")
+    before, store_before = checksum(url), hashlib.sha256(Path(store).read_bytes()).hexdigest()
+    line = one_line(invoke("apply", str(plan), "--store", store, "--mapping", str(hostile), "--dry-run", expect=2))
+    assert line == (f"error: {hostile}: task.query failed: cannot insert multiple commands into a prepared "
+                    f"statement. {HINT_QUERY}")
+    assert "pwned" not in tables(url) and checksum(url) == before
+    assert hashlib.sha256(Path(store).read_bytes()).hexdigest() == store_before
+
+
+def test_apply_yes_refuses_a_mapping_that_reads_through_a_query(pg_district: tuple[str, str, Path, Path],
+                                                                tmp_path: Path) -> None:
+    """apply --yes re-reads the rows it writes inside its write transaction, which cannot be read-only."""
+    url, store, mapping, plan = pg_district
+    viewed = _with_task_query(mapping, 'SELECT * FROM "HS_XULY_HIENTAI"', tmp_path / "q.yaml")
+    invoke("apply", str(plan), "--store", store, "--mapping", str(viewed), "--dry-run", expect=0)  # reads: fine
+    before = checksum(url)
+    line = one_line(invoke("apply", str(plan), "--store", store, "--mapping", str(viewed), "--yes", expect=3))
+    assert line == (f"error: {viewed}: task.query: apply --yes would run it inside its write transaction, where it "
+                    "cannot be read-only: nothing written. Hint: map task.table, or write the statements with --sql "
+                    "FILE for a DBA.")
+    assert checksum(url) == before
+    assert invoke("history", "--store", store, "--format", "json", expect=0).stdout.strip() == '{"batches":[]}'
