@@ -1,5 +1,5 @@
 """Database URLs and engines: normalising and masking URLs, and opening engines that cannot surprise
-(DuckDB never installs or loads an extension; read-only sessions for the vendor database)."""
+(no driver downloads, no SQLite file created by a typo, read-only sessions for the vendor database)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine, make_url
 
-from reconcile.errors import BadInput
+from reconcile.errors import BadInput, ReconcileError
 
 URL_HINT = "e.g. postgresql://user@host/db, mysql://user@host/db or a file path"
 
@@ -79,12 +79,14 @@ def first_line(exc: BaseException) -> str:
     return text[0] if text else type(inner).__name__
 
 
-def connect_engine(url: str, *, what: str = "database", read_only: bool = False) -> Engine:
-    """Create an engine and prove it answers; one-line BadInput otherwise. `read_only`: every session is
-    read-only and takes one statement per call (the vendor database: a mapping's `query:` cannot end its
-    transaction or run a second statement)."""
+def connect_engine(url: str, *, what: str = "database", read_only: bool = False, create: bool = False) -> Engine:
+    """Create an engine and prove it answers; one-line BadInput otherwise. A SQLite file must exist
+    unless `create`. `read_only`: every session is read-only and takes one statement per call (the
+    vendor database: a mapping's `query:` cannot end its transaction or run a second statement)."""
     url = normalize_url(url)
     parsed = parse_url(url, what)
+    if parsed.get_backend_name() == "sqlite" and not create:
+        _check_sqlite_file(parsed, what)
     try:
         engine = sa.create_engine(parsed)
     except Exception as exc:  # unknown driver
@@ -95,20 +97,49 @@ def connect_engine(url: str, *, what: str = "database", read_only: bool = False)
             pass
     except Exception as exc:
         engine.dispose()
-        raise BadInput(f"{what} {mask_url(url)}: cannot connect: {first_line(exc)}. "
-                       "Hint: check host, port, database name and that the server is running.") from None
+        raise connect_error(exc, what, parsed) from None
     return engine
 
 
 def parse_url(url: str, what: str, hint: str = URL_HINT) -> URL:
-    """The URL parsed, with a DuckDB database that is a local file."""
+    """The URL parsed, with a port that is a port, a DuckDB database that is a local file, and driver
+    options this package can check."""
     try:
         parsed = make_url(url)
-    except Exception as exc:
-        raise BadInput(f"{what} URL {mask_url(url)!r}: {first_line(exc)}. Hint: {hint}.") from None
+    except ValueError as exc:  # SQLAlchemy's message for a port that is not a number
+        port = re.search(r":\s*'(.*)'$", str(exc))
+        why = f"port {port[1]!r} is not a number" if port else "not a URL"
+        raise BadInput(f"{what} URL {mask_url(url)!r}: {why}. Hint: {hint}.") from None
+    except Exception:
+        raise BadInput(f"{what} URL {mask_url(url)!r}: not a URL. Hint: {hint}.") from None
+    if parsed.port is not None and not 0 < parsed.port < 65536:
+        raise BadInput(f"{what} URL {mask_url(url)!r}: port {parsed.port} is not a port (1-65535). Hint: {hint}.")
     if parsed.get_backend_name() == "duckdb" and parsed.database:
         _check_local_path(parsed.database, what, hint)
+    if parsed.get_backend_name() in ("mysql", "mariadb") and "charset" in parsed.query:
+        from pymysql.charset import charset_by_name  # the driver's own list
+
+        charset = str(parsed.query["charset"])
+        if charset_by_name(charset) is None:
+            raise BadInput(f"{what} URL {mask_url(url)!r}: charset {charset!r} is not a MySQL/MariaDB character "
+                           "set. Hint: ?charset=utf8mb4, or leave it out.")
     return parsed
+
+
+def connect_error(exc: BaseException, what: str, url: URL) -> ReconcileError:
+    """The one-line error for a connection that failed: an unknown URL option, or the server's own reason
+    (with the URL's password, should the driver quote it, hidden)."""
+    text = first_line(exc)
+    if url.password:
+        text = text.replace(str(url.password), "***")
+    option = (re.search(r"unexpected keyword argument '([^']*)'", text)
+              or re.search(r'invalid connection option "([^"]*)"', text))
+    if option:
+        return BadInput(f"{what} URL {mask_url(str(url))!r}: unknown option {option[1]!r} after '?'. Hint: the "
+                        "query of a database URL takes the driver's connection options only (e.g. "
+                        "?sslmode=require, ?charset=utf8mb4).")
+    return BadInput(f"{what} {mask_url(str(url))}: cannot connect: {text}. "
+                    "Hint: check host, port, database name and that the server is running.")
 
 
 def _check_local_path(path: str, what: str, hint: str) -> None:
@@ -118,6 +149,16 @@ def _check_local_path(path: str, what: str, hint: str) -> None:
     if scheme and not (os.name == "nt" and len(scheme[1]) == 1):  # C: is a Windows drive
         raise BadInput(f"{what} {mask_url(path)}: a remote or extension database ({scheme[1]}:), not a local "
                        f"file. Hint: {hint}; a local name with a colon: ./NAME.")
+
+
+def _check_sqlite_file(url: URL, what: str) -> None:
+    """A SQLite URL names an existing file (the driver would create an empty one)."""
+    database = url.database or ""
+    if database in ("", ":memory:") or database.startswith("file:"):
+        return
+    if not Path(database).is_file():
+        raise BadInput(f"{what} {database}: no such file. Hint: check the path (sqlite:///relative/path from the "
+                       "current folder, sqlite:////absolute/path).")
 
 
 def _guard(engine: Engine, read_only: bool) -> None:

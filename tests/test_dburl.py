@@ -359,3 +359,49 @@ def test_apply_yes_refuses_a_mapping_that_reads_through_a_query(pg_district: tup
                     "FILE for a DBA.")
     assert checksum(url) == before
     assert invoke("history", "--store", store, "--format", "json", expect=0).stdout.strip() == '{"batches":[]}'
+
+
+# ------------------------------------------------------------------------------ SQLite files, driver options
+
+@pytest.mark.parametrize("profile", ["mapping", "activiti"])
+def test_a_missing_sqlite_system_file_is_no_such_file_and_is_not_created(tmp_path: Path, profile: str,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    mapping = tmp_path / "m.yaml"
+    mapping.write_text(MAPPING, encoding="utf-8")
+    args = audit_args(tmp_path, "sqlite:///typo.sqlite", str(mapping) if profile == "mapping" else None)
+    what = "system database" if profile == "mapping" else "engine database"
+    line = one_line(invoke(*args, *(["--profile", "activiti"] if profile == "activiti" else []), expect=2))
+    assert line == (f"error: {what} typo.sqlite: no such file. Hint: check the path (sqlite:///relative/path from "
+                    "the current folder, sqlite:////absolute/path).")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.yaml"]
+
+
+OPTION_ERRORS = {
+    "mysql://root@127.0.0.1:3306/test?charset=bogus":
+        "system database URL 'mysql+pymysql://root@127.0.0.1:3306/test?charset=bogus': charset 'bogus' is not a "
+        "MySQL/MariaDB character set. Hint: ?charset=utf8mb4, or leave it out.",
+    "mysql://root@127.0.0.1:3306/test?colour=blue":
+        "system database URL 'mysql+pymysql://root@127.0.0.1:3306/test?colour=blue': unknown option 'colour' after "
+        "'?'. Hint: the query of a database URL takes the driver's connection options only (e.g. ?sslmode=require, "
+        "?charset=utf8mb4).",
+    "postgresql://postgres@127.0.0.1:5432/test?colour=blue":
+        "system database URL 'postgresql+psycopg://postgres@127.0.0.1:5432/test?colour=blue': unknown option "
+        "'colour' after '?'. Hint: the query of a database URL takes the driver's connection options only (e.g. "
+        "?sslmode=require, ?charset=utf8mb4).",
+    f"postgresql://postgres:{SECRET}@127.0.0.1:99999/test":
+        "system database URL 'postgresql+psycopg://postgres:***@127.0.0.1:99999/test': port 99999 is not a port "
+        "(1-65535). Hint: e.g. postgresql://user@host/db, mysql://user@host/db or a file path.",
+    f"mysql://root:{SECRET}@127.0.0.1:port/test":
+        "system database URL 'mysql+pymysql://root:***@127.0.0.1:port/test': port 'port' is not a number. Hint: "
+        "e.g. postgresql://user@host/db, mysql://user@host/db or a file path.",
+}
+
+
+@pytest.mark.parametrize("url", sorted(OPTION_ERRORS))
+def test_bad_driver_options_in_a_url_are_one_line_with_a_hint(tmp_path: Path, url: str) -> None:
+    mapping = tmp_path / "m.yaml"
+    mapping.write_text(MAPPING, encoding="utf-8")
+    line = one_line(invoke(*audit_args(tmp_path, url, str(mapping)), expect=2))
+    assert line == f"error: {OPTION_ERRORS[url]}"
+    assert not (tmp_path / "store.duckdb").exists()
