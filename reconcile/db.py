@@ -11,7 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine, make_url
 
-from reconcile.errors import BadInput, ReconcileError
+from reconcile.errors import BadInput, ReconcileError, Refused
 
 URL_HINT = "e.g. postgresql://user@host/db, mysql://user@host/db or a file path"
 
@@ -127,11 +127,17 @@ def parse_url(url: str, what: str, hint: str = URL_HINT) -> URL:
 
 
 def connect_error(exc: BaseException, what: str, url: URL) -> ReconcileError:
-    """The one-line error for a connection that failed: an unknown URL option, or the server's own reason
-    (with the URL's password, should the driver quote it, hidden)."""
+    """The one-line error for a connection that failed: the store held by another process, an unknown
+    URL option, or the server's own reason (with the URL's password, should the driver quote it, hidden)."""
     text = first_line(exc)
     if url.password:
         text = text.replace(str(url.password), "***")
+    held = re.search(r'Could not set lock on file "([^"]*)"(?:.*\(PID (\d+)\))?', text)
+    if held:
+        pid = f" (PID {held[2]})" if held[2] else ""
+        return Refused(f"{what} {held[1]}: in use by another process{pid}, such as another reconcile audit, apply "
+                       "or undo: nothing written. Hint: a DuckDB store takes one process at a time; run again when "
+                       "that one has finished.")
     option = (re.search(r"unexpected keyword argument '([^']*)'", text)
               or re.search(r'invalid connection option "([^"]*)"', text))
     if option:

@@ -361,7 +361,7 @@ def test_apply_yes_refuses_a_mapping_that_reads_through_a_query(pg_district: tup
     assert invoke("history", "--store", store, "--format", "json", expect=0).stdout.strip() == '{"batches":[]}'
 
 
-# ------------------------------------------------------------------------------ SQLite files, driver options
+# ------------------------------------------------------------ SQLite files, driver options, a store in use
 
 @pytest.mark.parametrize("profile", ["mapping", "activiti"])
 def test_a_missing_sqlite_system_file_is_no_such_file_and_is_not_created(tmp_path: Path, profile: str,
@@ -405,3 +405,26 @@ def test_bad_driver_options_in_a_url_are_one_line_with_a_hint(tmp_path: Path, ur
     line = one_line(invoke(*audit_args(tmp_path, url, str(mapping)), expect=2))
     assert line == f"error: {OPTION_ERRORS[url]}"
     assert not (tmp_path / "store.duckdb").exists()
+
+
+def test_a_store_held_by_another_process_is_refused_with_exit_3(tmp_path: Path) -> None:
+    store = tmp_path / "store.duckdb"
+    invoke(*audit_args(tmp_path, str(BASIC / "system"), store=str(store)), expect=1)
+    invoke("plan", "--store", str(store), "--out", str(tmp_path / "plan.yaml"), expect=0)
+    holder = subprocess.Popen([sys.executable, "-c", "import duckdb, sys; c = duckdb.connect(sys.argv[1]); "
+                               "print('held', flush=True); sys.stdin.read()", str(store)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        before = hashlib.sha256(store.read_bytes()).hexdigest()
+        expected = (f"error: store {store}: in use by another process (PID {holder.pid}), such as another reconcile "
+                    "audit, apply or undo: nothing written. Hint: a DuckDB store takes one process at a time; run "
+                    "again when that one has finished.")
+        for args in (audit_args(tmp_path, str(BASIC / "system"), store=str(store)),
+                     ["apply", str(tmp_path / "plan.yaml"), "--store", str(store), "--yes"],
+                     ["history", "--store", str(store)]):
+            assert one_line(invoke(*args, expect=3)) == expected
+        assert hashlib.sha256(store.read_bytes()).hexdigest() == before
+    finally:
+        holder.communicate("")
+    invoke("history", "--store", str(store), expect=0)  # free again
