@@ -1,5 +1,5 @@
 """Database URLs and engines: normalising and masking URLs, and opening engines that cannot surprise
-(no driver downloads, no SQLite file created by a typo, read-only sessions for the vendor database)."""
+(no DuckDB extension loaded, no SQLite file created by a typo, read-only sessions for the vendor database)."""
 
 from __future__ import annotations
 

@@ -594,7 +594,8 @@ def _check_store_file(path: Path, shown: str) -> None:
         return
     kind, hint = "not a DuckDB database", STORE_HINT
     if head.startswith(b"SQLite format 3\0"):
-        kind, hint = "a SQLite database, not a DuckDB store", f"a vendor database is --system sqlite:///{path}; {STORE_HINT}"
+        kind = "a SQLite database, not a DuckDB store"
+        hint = f"a vendor database is --system sqlite:///{path}; {STORE_HINT}"
     elif head.startswith(b"PK\x03\x04"):
         kind = "a Zip archive (an XLSX workbook?), not a DuckDB store"
     raise BadInput(f"store {shown}: {kind}. Hint: {hint}.")

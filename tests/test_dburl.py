@@ -210,7 +210,8 @@ def test_a_password_in_a_url_that_does_not_parse_is_never_printed(tmp_path: Path
     if args is None:  # the URL in the project file
         key = command.split()[-1]
         (tmp_path / "reconcile.yaml").write_text(yaml.safe_dump({
-            "as_of": "2021-06-30", "register": [str(BASIC / "register-2021.csv")], "workflows": str(BASIC / "workflows"),
+            "as_of": "2021-06-30", "register": [str(BASIC / "register-2021.csv")],
+            "workflows": str(BASIC / "workflows"),
             "system": url if key == "system" else str(BASIC / "system"),
             "store": url if key == "store" else new_store}), encoding="utf-8")
         args = ["audit"]

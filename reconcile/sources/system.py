@@ -88,7 +88,8 @@ def from_tables(dossiers: pa.Table, accounts: pa.Table, events: pa.Table, source
 def load_csv_profile(directory: str | Path) -> SystemData:
     d = Path(directory)
     if not d.is_dir():
-        raise BadInput(f"{mask_url(str(d))}: not a directory. Hint: --system DIR (csv export) or --system URL --mapping FILE.")
+        raise BadInput(f"{mask_url(str(d))}: not a directory. Hint: --system DIR (csv export) or --system URL "
+                       "--mapping FILE.")
     dossiers_path, events_path = d / "dossiers.csv", d / "events.csv"
     _check_csv(dossiers_path, CSV_DOSSIER_HEADER)
     accounts = pa.concat_tables(list(_csv_batches(d / "accounts.csv", CSV_ACCOUNT_HEADER)))
