@@ -32,7 +32,7 @@ import os
 import re
 import signal
 from bisect import bisect_left, bisect_right
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
@@ -52,7 +52,7 @@ from reconcile import planfile
 from reconcile.errors import BadInput, ReconcileError, Refused
 from reconcile.model import Status
 from reconcile.sources.system import (
-    SourceMapping, _begin_read_only, _statement, dossier_columns, load_mapping,
+    SourceMapping, _begin_read_only, _reading, _statement, dossier_columns, load_mapping,
 )
 from reconcile.sources import workbench
 from reconcile.sources.workbench import dossier_sql
@@ -880,7 +880,7 @@ class VendorTarget(_Target):
         if url.startswith("sqlite:///") and ":memory:" not in url and not Path(url[len("sqlite:///"):]).is_file():
             raise BadInput(f"system database {url[len('sqlite:///'):]}: no such file. Hint: run apply from the "
                            "folder the audit ran in, or pass --system URL.")
-        self.engine = connect_engine(url, what="system database")
+        self.engine = connect_engine(url, what="system database", read_only=True)  # reads; writes: _write_engine
         self._writer: Engine | None = None
         self.workbench: duckdb.DuckDBPyConnection | None = None
         self.dialect = self.engine.dialect
@@ -1047,7 +1047,10 @@ class VendorTarget(_Target):
             key = select.selected_columns["dossier_code"].element
             stmt = self.reads[(role, lock)] = _lock(select.where(key.in_(sa.bindparam("codes", expanding=True))),
                                                     conn, lock)
-        rows = [r for part in _chunks(codes, _in_chunk(conn.dialect)) for r in conn.execute(stmt, {"codes": part}).all()]
+        tm = self.roles[role]
+        with _reading(tm, self.mapping) if tm.query else nullcontext():  # the mapping's own SQL failed: one line
+            rows = [r for part in _chunks(codes, _in_chunk(conn.dialect))
+                    for r in conn.execute(stmt, {"codes": part}).all()]
         return _Rows(rows, tuple(self.positions[role]))
 
     def _sets(self, sets: tuple[tuple[str, Any], ...]) -> tuple[bool, list[tuple[str, int, str, Any, str]]]:
@@ -1467,6 +1470,16 @@ def _open_target(plan: PlanFile, store: Store, known: StoreRows, system_url: str
     return target
 
 
+def _refuse_queries(target: VendorTarget) -> None:
+    """apply --yes re-reads the dossier and task rows inside its write transaction, which cannot be
+    read-only: a mapping's `query:`, promised to run read-only, is never run there."""
+    for role, tm in target.roles.items():
+        if tm.query:
+            raise Refused(f"{target.mapping.path}: {role}.query: apply --yes would run it inside its write "
+                          "transaction, where it cannot be read-only: nothing written. Hint: map "
+                          f"{role}.table, or write the statements with --sql FILE for a DBA.")
+
+
 # ------------------------------------------------------------------------------------ apply
 
 
@@ -1549,6 +1562,8 @@ def apply_plan(plan_path: str | Path, store_url: str | None = None, *, yes: bool
             if yes and not writable:
                 raise Refused(f"{target.mapping.path}: the mapping does not declare `writable: true`: "  # type: ignore
                               "nothing written. Hint: --sql FILE writes the statements for a DBA or the vendor.")
+            if yes and isinstance(target, VendorTarget):
+                _refuse_queries(target)
             settled = tuple(_settle(store, target)) if yes else ()
             return _run(plan, store, target, yes, batch_size, writable, settled, actor)
         finally:

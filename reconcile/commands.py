@@ -112,14 +112,14 @@ def check_profile(system: str, mapping: str | None, profile: str | None = None, 
         raise BadInput("--sidecars is for --profile activiti (working days of the engine's process versions).")
     if profile == "activiti":
         if "://" not in system:
-            raise BadInput(f"--system {system}: the activiti profile reads the engine's database. "
+            raise BadInput(f"--system {mask_url(system)}: the activiti profile reads the engine's database. "
                            "Hint: --system URL, e.g. postgresql://user@host/activiti or sqlite:///activiti.db.")
         if mapping:
             raise BadInput("--mapping is for the mapping profile; the activiti profile knows the engine's tables.")
     if profile == "csv" and "://" in system:
         raise BadInput(f"--profile csv reads an export folder, not the URL {mask_url(system)}.")
     if profile == "mapping" and "://" not in system:
-        raise BadInput(f"--profile mapping reads a database URL; {system} is a folder (--profile csv).")
+        raise BadInput(f"--profile mapping reads a database URL; {mask_url(system)} is a folder (--profile csv).")
 
 
 def load_system(system: str, mapping: str | None, profile: str | None = None, sidecars: str | None = None
@@ -140,7 +140,7 @@ def _load_system(system: str, mapping: str | None) -> SystemData:
                            "(which tables and columns hold dossiers, tasks and accounts).")
         return load_mapping_profile(system, mapping)
     if mapping:
-        raise BadInput(f"--mapping is for database URLs; {system} is a folder (csv profile).")
+        raise BadInput(f"--mapping is for database URLs; {mask_url(system)} is a folder (csv profile).")
     return load_csv_profile(system)
 
 

@@ -11,6 +11,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import sqlalchemy as sa
 
+from reconcile.db import DUCKDB_CONFIG
 from reconcile.errors import BadInput
 from reconcile.model import OPEN_STATUSES
 from reconcile.normalize import normalize_text, sql_code, sql_date, sql_fold, sql_looks_like_code, sql_text
@@ -32,7 +33,7 @@ SYSTEM_DATES = ("received_at", "due_at", "due_at_revised", "finished_at", "retur
 
 def connect() -> duckdb.DuckDBPyConnection:
     """A scratch in-memory DuckDB: the workbench when the store is not DuckDB, and for digests."""
-    return duckdb.connect(":memory:")
+    return duckdb.connect(":memory:", config=DUCKDB_CONFIG)
 
 
 def _raise(problems: list[str], summary: str) -> None:
