@@ -1,0 +1,163 @@
+"""Privacy: plant a password and personal data in the inputs, run a whole flow, scan everything it wrote.
+
+The vendor database is on PostgreSQL, reached with a password in the project file's URL. Every
+register row and every vendor dossier carries one planted applicant, phone number, address and (in the
+register's notes) ID number. After audit, census, show, plan, apply, undo, history, stats, report,
+tickets, check-report and workflows diff, every stdout and stderr, every file written and every text
+value of every table of the store are searched for each planted value:
+- the password: nowhere;
+- the personal data: never on stderr, never in the vendor tickets; elsewhere only in the places the
+  README names (the store's snapshot of both sides, the office's reports and worklists, the plan
+  file's evidence and what `show` prints).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+from pathlib import Path
+
+import duckdb
+import openpyxl
+import pytest
+import sqlalchemy as sa
+
+from corpus import cli
+
+PASSWORD = "Pl4nted-Pw0rd"
+NAME = "Hoàng Thị Bí Mật"
+PHONE = "0912345678"
+ID_NUMBER = "079204001234"
+STREET = "số 17 ngõ Bí Ẩn"
+HAMLET = "thôn Ẩn Danh"
+ADDRESS = f"{STREET}, {HAMLET}, xã Bình Hòa, huyện Bình Sơn"
+PERSONAL = {"name": NAME, "phone": PHONE, "id number": ID_NUMBER, "street": STREET, "hamlet": HAMLET}
+
+# Where personal data may be, by README: the store keeps each run's snapshot of both sides (and the
+# change log, the recorded plan); the office's reports and worklists are not masked; the plan file
+# carries each action's evidence for its reviewer; `show` and `audit --format json` print the evidence.
+ALLOWED = {
+    "store", "plan.yaml", "stdout of show", "stdout of audit --format json",
+    "out/report.json", "out/report.vi.html", "out/report.en.html", "out/report.vi.md", "out/report.en.md",
+    "out/report.vi.xlsx", "out/report.en.xlsx", "out/report.vi.findings.csv", "out/report.en.findings.csv",
+    "out/report.vi.worklists.csv", "out/report.en.worklists.csv",
+}
+
+
+def _plant_register(path: Path) -> None:
+    wb = openpyxl.load_workbook(path)
+    for ws in wb.worksheets:
+        header = next(r for r in ws.iter_rows(max_row=6) if any(c.value == "Mã hồ sơ" for c in r))
+        col = {c.value: c.column for c in header if isinstance(c.value, str)}
+        for row in range(header[0].row + 1, ws.max_row + 1):
+            if not ws.cell(row, col["Mã hồ sơ"]).value:
+                continue
+            ws.cell(row, col["Tên cá nhân, tổ chức"]).value = NAME
+            ws.cell(row, col["Địa chỉ, số điện thoại"]).value = f"{ADDRESS}, {PHONE}"
+            if not ws.cell(row, col["Ghi chú"]).value:  # notes saying "Rút hồ sơ" keep their meaning
+                ws.cell(row, col["Ghi chú"]).value = f"CCCD {ID_NUMBER}"
+    wb.save(path)
+
+
+def _vendor_to_postgres(sqlite_path: Path, pg_url: str) -> None:
+    """The vendor's tables, planted, copied from the simulated SQLite file into the test's schema."""
+    con = sqlite3.connect(sqlite_path)
+    con.execute("UPDATE HS_HOSO SET CHU_HOSO = ?, SO_DIENTHOAI = ?, DIA_CHI = ?", (NAME, PHONE, ADDRESS))
+    con.commit()
+    con.close()
+    source = sa.create_engine(f"sqlite:///{sqlite_path}")
+    meta = sa.MetaData()
+    meta.reflect(source)
+    target = sa.create_engine(pg_url)
+    meta.create_all(target)
+    with source.connect() as read, target.begin() as write:
+        for table in meta.sorted_tables:
+            rows = [dict(r) for r in read.execute(table.select()).mappings()]
+            if rows:
+                write.execute(table.insert(), rows)
+    source.dispose()
+    target.dispose()
+
+
+def _texts(path: Path) -> str:
+    """A written file as the text a reader sees: workbooks cell by cell (their XML escapes non-ASCII
+    characters), JSON decoded (escapes too), anything else by its bytes."""
+    if path.suffix == ".xlsx":
+        wb = openpyxl.load_workbook(path, read_only=True)
+        return "\n".join([ws.title for ws in wb.worksheets] + [
+            str(v) for ws in wb.worksheets for row in ws.iter_rows(values_only=True) for v in row if v is not None])
+    text = path.read_bytes().decode("utf-8", "replace")
+    return json.dumps(json.loads(text), ensure_ascii=False) if path.suffix == ".json" else text
+
+
+def _store_text(path: Path) -> str:
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        tables = [r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()]
+        return "\n".join(json.dumps(con.execute(f'SELECT * FROM "{t}"').fetchall(), default=str, ensure_ascii=False)
+                         for t in tables)
+    finally:
+        con.close()
+
+
+@pytest.mark.pg
+def test_planted_password_and_personal_data_only_where_the_readme_says(tmp_path: Path, pg_url: str) -> None:
+    folder = tmp_path / "district"
+    assert cli(tmp_path, ["simulate", "--out", str(folder), "--scale", "0.01"]).exit_code == 0
+    _plant_register(folder / "register" / "so-theo-doi-ho-so-2021.xlsx")
+    system = sa.engine.make_url(pg_url).set(password=PASSWORD).render_as_string(hide_password=False)
+    _vendor_to_postgres(folder / "system" / "binh-son-igate.sqlite", system)
+    (folder / "system" / "binh-son-igate.sqlite").unlink()
+    project = folder / "reconcile.yaml"
+    project.write_text(project.read_text(encoding="utf-8").replace(
+        "system: sqlite:///system/binh-son-igate.sqlite", f"system: {json.dumps(system)}"), encoding="utf-8")
+    shutil.copytree(Path(__file__).parents[1] / "examples" / "seed", folder / "published")
+    inputs = {p for p in folder.rglob("*") if p.is_file()}
+
+    flow = [
+        ("audit", 1), ("audit --format json", 1), ("census", 1), ("plan --out plan.yaml", 0),
+        (f"apply plan.yaml --dry-run --system {system}", 0), (f"apply plan.yaml --yes --system {system}", 0),
+        ("history", 0), (f"undo 1 --yes --system {system}", 0), (f"apply plan.yaml --yes --system {system}", 0),
+        ("stats", 0), ("stats --view register", 0), ("report --format all --lang vi --lang en --out out", 0),
+        (f"tickets --out tickets --system {system}", 0), (f"tickets --out tickets-vi --lang vi --system {system}", 0),
+        ("check-report published/phu-luc-binh-son-2021-h1.tsv", 1),
+        ("workflows diff 1.004227.000.00.00.H48 2 3", 0),
+    ]
+    outputs: dict[str, str] = {}
+    for argv, code in flow:
+        result = cli(folder, argv.split())
+        assert result.exit_code == code, f"{argv}: {result.stderr}"
+        label = argv.replace(system, "URL")
+        outputs[f"stdout of {label}"] = result.stdout
+        outputs[f"stderr of {label}"] = result.stderr
+    # A source the tool may not write: the confirmed fixes (and the reviewer's confirmed backfill) become
+    # tickets too, with the SQL of apply's dry run.
+    mapping = folder / "system" / "mapping.yaml"
+    mapping.write_text(mapping.read_text(encoding="utf-8").replace("writable: true", "writable: false"), "utf-8")
+    plan = (folder / "plan.yaml").read_text(encoding="utf-8")
+    (folder / "reviewed.yaml").write_text(plan.replace("confirmed: false", "confirmed: true"), encoding="utf-8")
+    inputs |= {folder / "reviewed.yaml"}
+    for argv in (f"tickets --out tickets-planned --plan reviewed.yaml --system {system}",
+                 f"tickets --out tickets-planned-vi --lang vi --plan reviewed.yaml --system {system}"):
+        result = cli(folder, argv.split())
+        assert result.exit_code == 0, f"{argv}: {result.stderr}"
+        outputs[f"stderr of {argv.replace(system, 'URL')}"] = result.stderr
+    code = json.loads(cli(folder, ["audit", "--format", "json"]).stdout)["findings"][0]["dossier_code"] or ""
+    shown = cli(folder, ["show", code])
+    outputs["stdout of show"], outputs["stderr of show"] = shown.stdout, shown.stderr
+
+    written = {str(p.relative_to(folder)): _texts(p) for p in sorted(folder.rglob("*"))
+               if p.is_file() and p not in inputs and p.suffix != ".duckdb"}
+    places = {**outputs, **written, "store": _store_text(folder / "reconcile.duckdb")}
+    assert any(k.startswith("tickets/T") for k in places) and any(k.startswith("tickets-vi/T") for k in places)
+    assert any("planned_backfill" in k for k in places) and any("planned_close" in k for k in places)
+
+    assert [p for p, text in places.items() if PASSWORD in text] == []
+    found = {kind: sorted(p for p, text in places.items() if value in text) for kind, value in PERSONAL.items()}
+    assert {k: [p for p in v if p.startswith(("tickets", "stderr"))] for k, v in found.items()} == {
+        k: [] for k in PERSONAL}, "vendor tickets and stderr hold personal data"
+    assert {k: [p for p in v if p not in ALLOWED] for k, v in found.items()} == {k: [] for k in PERSONAL}
+    assert all(found[k] for k in ("name", "phone", "street")), "the planted values must reach the outputs"
+    tickets = "\n".join(text for p, text in places.items() if p.startswith("tickets"))
+    assert "H. T. B. M." in tickets and "*********234" in tickets, "the tickets show the planted values masked"
