@@ -2,7 +2,7 @@
 
 The vendor database is on PostgreSQL, reached with a password in the project file's URL. Every
 register row and every vendor dossier carries one planted applicant, phone number, address and (in the
-register's notes) ID number. After audit, census, show, plan, apply, undo, history, stats, report,
+register's notes, with the name, the phone number written in groups and the street again) ID number. After audit, census, show, plan, apply, undo, history, stats, report,
 tickets, check-report and workflows diff, every stdout and stderr, every file written and every text
 value of every table of the store are searched for each planted value:
 - the password: nowhere;
@@ -56,7 +56,7 @@ def _plant_register(path: Path) -> None:
             ws.cell(row, col["Tên cá nhân, tổ chức"]).value = NAME
             ws.cell(row, col["Địa chỉ, số điện thoại"]).value = f"{ADDRESS}, {PHONE}"
             if not ws.cell(row, col["Ghi chú"]).value:  # notes saying "Rút hồ sơ" keep their meaning
-                ws.cell(row, col["Ghi chú"]).value = f"CCCD {ID_NUMBER}"
+                ws.cell(row, col["Ghi chú"]).value = f"người nộp {NAME}, ĐT 0912 345 678, CCCD {ID_NUMBER}, {STREET}"
     wb.save(path)
 
 
