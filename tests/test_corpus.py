@@ -204,6 +204,17 @@ CASES: list[Case] = [
          sql(VENDOR, "UPDATE HS_HOSO SET PHIENBAN = 'v2' WHERE rowid = 3")),
     case("vendor-table-dropped", "audit", f"error: {MAPPING}: events.table 'HS_NHATKY' does not exist. Tables: "
          "DM_CANBO, HS_HOSO, HS_XULY_HIENTAI.", sql(VENDOR, "DROP TABLE HS_NHATKY")),
+    case("profile-activiti-needs-a-url", "audit --profile activiti --system csv/system", "error: --system csv/system: "
+         "the activiti profile reads the engine's database. Hint: --system URL, e.g. postgresql://user@host/activiti or "
+         "sqlite:///activiti.db."),
+    case("profile-sidecars-without-activiti", "audit --sidecars x", "error: --sidecars is for --profile activiti "
+         "(working days of the engine's process versions)."),
+    case("profile-csv-given-a-url", "audit --profile csv", "error: --profile csv reads an export folder, not the URL "
+         "sqlite:///system/binh-son-igate.sqlite."),
+    case("profile-activiti-on-a-vendor-database", "audit --profile activiti", "error: "
+         "sqlite:///system/binh-son-igate.sqlite: table ACT_RE_PROCDEF does not exist; the activiti profile needs it. "
+         "Tables: DM_CANBO, HS_HOSO, HS_NHATKY, HS_XULY_HIENTAI. Hint: point --system at the engine's database (the "
+         "Activiti 5/6, Flowable 6 or Camunda 7 schema).", edit(PROJECT, "mapping: system/mapping.yaml\n", "")),
     # ----------------------------------------------------------------------------- URLs
     case("url-unknown-scheme", "audit --system notaurl://x", "error: system database URL 'notaurl://x': Can't load "
          "plugin: sqlalchemy.dialects:notaurl. Hint: e.g. postgresql://user@host/db, mysql://user@host/db or a file "
@@ -425,6 +436,36 @@ CASES: list[Case] = [
     case("plan-alias-bomb", f"apply {PLAN} --yes", "error: plan.yaml:…",
          edit(PLAN, "actions:", alias_bomb("bomb").strip() + "\nactions:"),
          isolated=True, xfail="issue 13: YAML alias bombs in the plan file"),
+    case("plan-rules-folder-missing", "plan --rules nowhere", "error: --rules nowhere: no such directory. Hint: give "
+         "the workflow catalog folder (the one holding <procedure>/v<N>.yaml and rules.yaml files)."),
+    case("plan-out-folder-missing", "plan --out nodir/p.yaml", "error: nodir/p.yaml: folder nodir does not exist. "
+         "Hint: create it first."),
+    case("plan-command-unknown-run", "plan --run 5", "error: run 5: no such audit run in duckdb:///reconcile.duckdb. Hint: "
+         "`reconcile history`."),
+    case("plan-other-run-fingerprint", f"apply {PLAN} --yes", "error: plan.yaml: plan made for a run 1 with fingerprint "
+         "abcdefabcdefabcd, but this store's run 1 has bdb1d547b0fb65a7. Hint: plan again.",
+         edit(PLAN, "run_fingerprint: bdb1d547b0fb65a7", "run_fingerprint: abcdefabcdefabcd")),
+    case("plan-other-mapping", f"apply {PLAN} --yes", "error: plan.yaml: plan.system.mapping 'other.yaml' differs from "
+         "audit run 1's 'system/mapping.yaml'. Hint: the header is written by `reconcile plan`; plan again.",
+         edit(PLAN, '"mapping": "system/mapping.yaml"}', '"mapping": "other.yaml"}')),
+    case("plan-dossier-twice", f"apply {PLAN} --yes", "error: plan.yaml:30: dossier 000.00.53.H48-210105-0003 already "
+         "has an action at line 19. Hint: one action per dossier.",
+         edit(PLAN, "- dossier_code: 000.00.53.H48-210330-0001", "- dossier_code: 000.00.53.H48-210105-0003")),
+    case("plan-backfill-with-fingerprint", f"apply {PLAN} --yes", "error: plan.yaml:26: fingerprint "
+         "'4283bdb57f1c77cb9b1795a2b41c2405': a backfill creates a row that does not exist yet, so its fingerprint is "
+         "null. Hint: plan it again.", edit(PLAN, "  fingerprint: null", "  fingerprint: 4283bdb57f1c77cb9b1795a2b41c2405")),
+    case("plan-impossible-date", f"apply {PLAN} --yes", "error: plan.yaml:39: set.returned_at: '2021-06-31' is not a "
+         "date. Expected YYYY-MM-DD (or an ISO date and time).",
+         edit(PLAN, '"status": "returned", "returned_at": "2021-06-03"', '"status": "returned", "returned_at": "2021-06-31"'),
+         edit(PLAN, 'returned_at: "2021-06-03"', 'returned_at: "2021-06-31"')),
+    case("plan-unknown-status", f"apply {PLAN} --yes", f"error: plan.yaml:39: set.status: 'lost' is not a canonical "
+         f"status. Expected one of: {STATUSES}.",
+         edit(PLAN, '"status": "returned", "returned_at": "2021-06-03"', '"status": "lost", "returned_at": "2021-06-03"')),
+    case("plan-reason-code-not-text", f"apply {PLAN} --yes", "error: plan.yaml:54: reason_code: expected a reason code. "
+         "Hint: leave it as `reconcile plan` wrote it.", edit(PLAN, "  reason_code: step_lost_by_rule", "  reason_code: [1]")),
+    case("plan-for-an-earlier-run", "tickets --out t --plan plan.yaml", "error: plan.yaml: the plan was made for audit "
+         "run 1, not run 2. Hint: pass --run 1, or make a plan for run 2 with `reconcile plan`.",
+         command("audit", codes=(1,))),
     # ----------------------------------------------------------------------- apply and undo
     case("apply-not-writable", f"apply {PLAN} --yes", f"error: {MAPPING}: the mapping does not declare `writable: "
          "true`: nothing written. Hint: --sql FILE writes the statements for a DBA or the vendor.",
