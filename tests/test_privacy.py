@@ -1,6 +1,7 @@
 """Privacy: plant a password and personal data in the inputs, run a whole flow, scan everything it wrote.
 
-The vendor database is on PostgreSQL, reached with a password in the project file's URL. Every
+The vendor database is on PostgreSQL (the store a DuckDB file), or on MariaDB through an account of
+the test's own (the store on PostgreSQL), reached with a password in the project file's URL. Every
 register row and every vendor dossier carries one planted applicant, phone number, address and (in the
 register's notes, with the name, the phone number written in groups and the street again) ID number. After audit, census, show, plan, apply, undo, history, stats, report,
 tickets, check-report and workflows diff, every stdout and stderr, every file written and every text
@@ -16,9 +17,10 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
+import uuid
 from pathlib import Path
+from typing import Iterator
 
-import duckdb
 import openpyxl
 import pytest
 import sqlalchemy as sa
@@ -38,7 +40,7 @@ PERSONAL = {"name": NAME, "phone": PHONE, "id number": ID_NUMBER, "street": STRE
 # change log, the recorded plan); the office's reports and worklists are not masked; the plan file
 # carries each action's evidence for its reviewer; `show` and `audit --format json` print the evidence.
 ALLOWED = {
-    "store", "plan.yaml", "stdout of show", "stdout of audit --format json",
+    "store", "plan.yaml", "stdout of show CODE", "stdout of audit --format json",
     "out/report.json", "out/report.vi.html", "out/report.en.html", "out/report.vi.md", "out/report.en.md",
     "out/report.vi.xlsx", "out/report.en.xlsx", "out/report.vi.findings.csv", "out/report.en.findings.csv",
     "out/report.vi.worklists.csv", "out/report.en.worklists.csv",
@@ -60,8 +62,8 @@ def _plant_register(path: Path) -> None:
     wb.save(path)
 
 
-def _vendor_to_postgres(sqlite_path: Path, pg_url: str) -> None:
-    """The vendor's tables, planted, copied from the simulated SQLite file into the test's schema."""
+def _vendor_copy(sqlite_path: Path, url: str) -> None:
+    """The vendor's tables, planted, copied from the simulated SQLite file into the test's database."""
     con = sqlite3.connect(sqlite_path)
     con.execute("UPDATE HS_HOSO SET CHU_HOSO = ?, SO_DIENTHOAI = ?, DIA_CHI = ?", (NAME, PHONE, ADDRESS))
     con.commit()
@@ -69,7 +71,10 @@ def _vendor_to_postgres(sqlite_path: Path, pg_url: str) -> None:
     source = sa.create_engine(f"sqlite:///{sqlite_path}")
     meta = sa.MetaData()
     meta.reflect(source)
-    target = sa.create_engine(pg_url)
+    for column in (c for table in meta.sorted_tables for c in table.columns):
+        if isinstance(column.type, sa.Text):  # MariaDB keys need a length
+            column.type = sa.String(255)
+    target = sa.create_engine(url)
     meta.create_all(target)
     with source.connect() as read, target.begin() as write:
         for table in meta.sorted_tables:
@@ -91,23 +96,52 @@ def _texts(path: Path) -> str:
     return json.dumps(json.loads(text), ensure_ascii=False) if path.suffix == ".json" else text
 
 
-def _store_text(path: Path) -> str:
-    con = duckdb.connect(str(path), read_only=True)
+def _store_text(url: str) -> str:
+    """Every row of every table of the store, as text."""
+    engine = sa.create_engine(url)
     try:
-        tables = [r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()]
-        return "\n".join(json.dumps(con.execute(f'SELECT * FROM "{t}"').fetchall(), default=str, ensure_ascii=False)
-                         for t in tables)
+        with engine.connect() as conn:
+            return "\n".join(json.dumps([list(r) for r in conn.execute(sa.text(f'SELECT * FROM "{t}"'))],
+                                         default=str, ensure_ascii=False)
+                              for t in sa.inspect(conn).get_table_names())
     finally:
-        con.close()
+        engine.dispose()
 
 
-@pytest.mark.pg
-def test_planted_password_and_personal_data_only_where_the_readme_says(tmp_path: Path, pg_url: str) -> None:
+@pytest.fixture
+def mariadb_user(mariadb_url: str) -> Iterator[str]:
+    """The test's MariaDB database through an account of its own that has a password."""
+    url = sa.engine.make_url(mariadb_url)
+    user = f"u_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(mariadb_url)
+    hosts = ("%%", "localhost")  # '%' doubled: the driver formats the statement
+    with admin.begin() as conn:
+        for host in hosts:
+            conn.exec_driver_sql(f"CREATE USER '{user}'@'{host}' IDENTIFIED BY '{PASSWORD}'")
+            conn.exec_driver_sql(f"GRANT ALL ON `{url.database}`.* TO '{user}'@'{host}'")
+    yield url.set(username=user, password=PASSWORD).render_as_string(hide_password=False)
+    with admin.begin() as conn:
+        for host in hosts:
+            conn.exec_driver_sql(f"DROP USER '{user}'@'{host}'")
+    admin.dispose()
+
+
+@pytest.fixture(params=["vendor-postgresql", "vendor-mariadb-store-postgresql"])
+def servers(request: pytest.FixtureRequest) -> tuple[str, str | None]:
+    """(the vendor database's URL, the store's URL or None for the DuckDB file), each with the password."""
+    pg = sa.engine.make_url(request.getfixturevalue("pg_url")).set(password=PASSWORD)
+    if request.param == "vendor-postgresql":
+        return pg.render_as_string(hide_password=False), None
+    return request.getfixturevalue("mariadb_user"), pg.render_as_string(hide_password=False)
+
+
+def test_planted_password_and_personal_data_only_where_the_readme_says(tmp_path: Path,
+                                                                       servers: tuple[str, str | None]) -> None:
+    system, store = servers
     folder = tmp_path / "district"
     assert cli(tmp_path, ["simulate", "--out", str(folder), "--scale", "0.01"]).exit_code == 0
     _plant_register(folder / "register" / "so-theo-doi-ho-so-2021.xlsx")
-    system = sa.engine.make_url(pg_url).set(password=PASSWORD).render_as_string(hide_password=False)
-    _vendor_to_postgres(folder / "system" / "binh-son-igate.sqlite", system)
+    _vendor_copy(folder / "system" / "binh-son-igate.sqlite", system)
     (folder / "system" / "binh-son-igate.sqlite").unlink()
     project = folder / "reconcile.yaml"
     project.write_text(project.read_text(encoding="utf-8").replace(
@@ -125,12 +159,19 @@ def test_planted_password_and_personal_data_only_where_the_readme_says(tmp_path:
         ("workflows diff 1.004227.000.00.00.H48 2 3", 0),
     ]
     outputs: dict[str, str] = {}
-    for argv, code in flow:
-        result = cli(folder, argv.split())
+    shown = ""
+
+    def run(argv: str, code: int) -> str:
+        """Run it (on the server store, when there is one), keep its stdout and stderr; its stdout."""
+        words = argv.split() + (["--store", store] if store and not argv.startswith("check-report") else [])
+        result = cli(folder, words)
         assert result.exit_code == code, f"{argv}: {result.stderr}"
-        label = argv.replace(system, "URL")
-        outputs[f"stdout of {label}"] = result.stdout
-        outputs[f"stderr of {label}"] = result.stderr
+        label = argv.replace(system, "URL").replace(shown, "CODE") if shown else argv.replace(system, "URL")
+        outputs[f"stdout of {label}"], outputs[f"stderr of {label}"] = result.stdout, result.stderr
+        return result.stdout
+
+    for argv, code in flow:
+        run(argv, code)
     # A source the tool may not write: the confirmed fixes (and the reviewer's confirmed backfill) become
     # tickets too, with the SQL of apply's dry run.
     mapping = folder / "system" / "mapping.yaml"
@@ -138,18 +179,14 @@ def test_planted_password_and_personal_data_only_where_the_readme_says(tmp_path:
     plan = (folder / "plan.yaml").read_text(encoding="utf-8")
     (folder / "reviewed.yaml").write_text(plan.replace("confirmed: false", "confirmed: true"), encoding="utf-8")
     inputs |= {folder / "reviewed.yaml"}
-    for argv in (f"tickets --out tickets-planned --plan reviewed.yaml --system {system}",
-                 f"tickets --out tickets-planned-vi --lang vi --plan reviewed.yaml --system {system}"):
-        result = cli(folder, argv.split())
-        assert result.exit_code == 0, f"{argv}: {result.stderr}"
-        outputs[f"stderr of {argv.replace(system, 'URL')}"] = result.stderr
-    code = json.loads(cli(folder, ["audit", "--format", "json"]).stdout)["findings"][0]["dossier_code"] or ""
-    shown = cli(folder, ["show", code])
-    outputs["stdout of show"], outputs["stderr of show"] = shown.stdout, shown.stderr
+    run(f"tickets --out tickets-planned --plan reviewed.yaml --system {system}", 0)
+    run(f"tickets --out tickets-planned-vi --lang vi --plan reviewed.yaml --system {system}", 0)
+    shown = json.loads(run("audit --format json", 1))["findings"][0]["dossier_code"]
+    run(f"show {shown}", 0)
 
     written = {str(p.relative_to(folder)): _texts(p) for p in sorted(folder.rglob("*"))
                if p.is_file() and p not in inputs and p.suffix != ".duckdb"}
-    places = {**outputs, **written, "store": _store_text(folder / "reconcile.duckdb")}
+    places = {**outputs, **written, "store": _store_text(store or f"duckdb:///{folder / 'reconcile.duckdb'}")}
     assert any(k.startswith("tickets/T") for k in places) and any(k.startswith("tickets-vi/T") for k in places)
     assert any("planned_backfill" in k for k in places) and any("planned_close" in k for k in places)
 
