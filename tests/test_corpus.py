@@ -10,8 +10,11 @@ stands for any text within a line where the wording is not settled.
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
+from typing import Callable
 
+import openpyxl
 import pytest
 
 from corpus import (Case, case, command, edit, edit_line, remove, run_case, sql, workbook, write,
@@ -30,6 +33,7 @@ PROJECT = "reconcile.yaml"
 PLAN = "plan.yaml"
 TABLE = "published/phu-luc-binh-son-2021-h1.tsv"
 BPMN = Path(__file__).parent / "cases" / "bpmn"
+CODE = "000.00.53.H48-210105-0001"
 REASSIGN_FP = "fingerprint: 12f4e82fc4b32ca35dc56dc409f8134a"  # the plan's one reassign (line 91)
 DATE_HINT = "Expected dd/mm/yyyy, YYYY-MM-DD or an Excel date."
 LEGACY = ("byte 0x{:02x} is not UTF-8; the file looks like a legacy 8-bit encoding (Windows-1258, TCVN3/ABC or VNI). "
@@ -64,20 +68,29 @@ def bpmn(name: str, dest: str) -> object:
     return write(dest, (BPMN / name).read_bytes())
 
 
+def damaged_xlsx(rel: str) -> object:
+    """A workbook whose sheet XML is cut short (an unclosed tag), its zip intact."""
+    def spoil(d: Path) -> None:
+        _rewrite_member(d, rel, lambda sheet: sheet[:-40])
+    return spoil
+
+
+def _rewrite_member(d: Path, rel: str, change: Callable[[bytes], bytes]) -> None:
+    """Write a one-row register workbook, then rewrite its sheet's XML with `change`."""
+    workbook(rel, {"Sổ": [["STT", "Mã hồ sơ", "Nhận hồ sơ"], [1, CODE, "05/01/2021"]]})(d)
+    path = d / rel
+    with zipfile.ZipFile(path) as z:
+        members = {n: z.read(n) for n in z.namelist()}
+    members["xl/worksheets/sheet1.xml"] = change(members["xl/worksheets/sheet1.xml"])
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        for n, data in members.items():
+            z.writestr(n, data)
+
+
 def bomb_xlsx(rel: str) -> object:
     """A workbook whose one sheet is padded with whitespace: 100 kB zipped, 100 MB unzipped."""
     def spoil(d: Path) -> None:
-        import zipfile
-
-        workbook(rel, {"Sổ": [["STT", "Mã hồ sơ", "Nhận hồ sơ"], [1, "000.00.53.H48-210105-0001", "05/01/2021"]]})(d)
-        path = d / rel
-        with zipfile.ZipFile(path) as z:
-            members = {n: z.read(n) for n in z.namelist()}
-        sheet = members["xl/worksheets/sheet1.xml"]
-        members["xl/worksheets/sheet1.xml"] = sheet.replace(b"<sheetData>", b"<sheetData>" + b" " * 100_000_000, 1)
-        with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
-            for n, data in members.items():
-                z.writestr(n, data)
+        _rewrite_member(d, rel, lambda sheet: sheet.replace(b"<sheetData>", b"<sheetData>" + b" " * 100_000_000, 1))
     return spoil
 
 
@@ -120,6 +133,15 @@ CASES: list[Case] = [
     case("register-csv-two-digit-year", "audit --register r.csv", "error: r.csv, row 2, Nhận hồ sơ: '05/01/21' …",
          write("r.csv", "STT,Mã hồ sơ,Nhận hồ sơ,Tên TTHC\n1,000.00.53.H48-210105-0001,05/01/21,x\n"),
          xfail="issue 13: 04/01/21 is read as the year 21"),
+    case("register-xlsx-serial-zero", "audit --register r.xlsx", "error: r.xlsx, sheet \"Sổ\", row 2, Nhận hồ sơ: … "
+         "is not a date…", workbook("r.xlsx", {"Sổ": [["STT", "Mã hồ sơ", "Nhận hồ sơ"], [1, CODE, 0]]}),
+         lambda d: _date_format(d / "r.xlsx", "C2"),
+         absent=("00:00:00",), xfail="issue 13: an Excel serial 0 is shown as '00:00:00'"),
+    case("register-xlsx-damaged-sheet", "audit --register r.xlsx", "error: r.xlsx…", damaged_xlsx("r.xlsx"),
+         xfail="issue 13: a damaged XLSX sheet is an internal error"),
+    case("register-csv-huge-cell", "audit --register r.csv", "error: r.csv…",
+         write("r.csv", f"STT,Mã hồ sơ,Nhận hồ sơ\n1,{CODE},{'x' * 10_000_000}\n"),
+         xfail="issue 13: a 10 MB cell near the top of a CSV hits the csv module's field limit"),
     case("register-xlsx-zip-bomb", "audit --register r.xlsx", "error: r.xlsx: …", bomb_xlsx("r.xlsx"),
          isolated=True, xfail="issue 13: XLSX members' uncompressed size is not checked"),
     # ----------------------------------------------------------------------- register mapping
@@ -193,6 +215,12 @@ CASES: list[Case] = [
     case("mapping-status-values-wrong-type", "audit", f"error: {MAPPING}…status_values…",
          edit_line(MAPPING, "status_values:", "status_values: banana"),
          xfail="issue 13: mapping keys of the wrong type (status_values: banana)"),
+    case("mapping-active-values-not-a-list", "audit", f"error: {MAPPING}…active_values…",
+         edit(MAPPING, "active_values: [1]", "active_values: 1"),
+         xfail="issue 13: mapping keys of the wrong type (active_values: 1)"),
+    case("mapping-columns-a-list", "audit", f"error: {MAPPING}…columns…",
+         edit_line(MAPPING, "columns: {account:", "columns: [TAIKHOAN, HOTEN]"),
+         xfail="issue 13: mapping keys of the wrong type (columns: as a list)"),
     case("mapping-writable-quoted", f"apply {PLAN} --yes", f"error: {MAPPING}…writable…",
          edit(MAPPING, "writable: true", 'writable: "false"'), xfail="issue 13: writable: \"false\" lets apply write"),
     case("vendor-unknown-status-value", "audit", f"error: {MAPPING}: dossier.status_values: HS_HOSO.TRANGTHAI holds "
@@ -259,6 +287,8 @@ CASES: list[Case] = [
          "the minimum of 0", edit(EDU, "days: 17", "days: -3")),
     case("catalog-days-nan", "workflows check workflows", f"error: {EDU}:11:65: steps[1].days…",
          edit(EDU, "days: 17", "days: .nan"), xfail="issue 13: days: .nan passes workflows check"),
+    case("catalog-days-infinite", "workflows check workflows", f"error: {EDU}:11:65: steps[1].days…",
+         edit(EDU, "days: 17", "days: .inf"), xfail="issue 13: days: .inf passes workflows check"),
     case("catalog-procedure-missing", "workflows check workflows", f"error: {EDU}:3:1: 'procedure' is required. Keys "
          "here: name, field, version, valid_from, synthetic, steps.", edit(EDU, 'procedure: "1.004439.000.00.00.H48"\n', "")),
     case("catalog-step-name-missing", "workflows check workflows", f"error: {EDU}:11:5: steps[1]: 'name' is required. "
@@ -547,11 +577,15 @@ CASES: list[Case] = [
 
 def _xlsx_cell(d: Path, sheet: str, row: int, value: str) -> None:
     """Overwrite the received date (column H) of one register row."""
-    import openpyxl
-
     path = d / R_XLSX
     wb = openpyxl.load_workbook(path)
     wb[sheet][f"H{row}"] = value
+    wb.save(path)
+
+
+def _date_format(path: Path, cell: str) -> None:
+    wb = openpyxl.load_workbook(path)
+    wb.active[cell].number_format = "dd/mm/yyyy"
     wb.save(path)
 
 
