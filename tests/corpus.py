@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shlex
 import shutil
 import sqlite3
-import re
 import subprocess
 import sys
 from dataclasses import dataclass

@@ -167,6 +167,9 @@ CASES: list[Case] = [
     case("register-mapping-header-row-not-a-number", f"audit {CSV_CFG} --register-mapping m.yaml",
          "error: m.yaml…header_row…", write("m.yaml", "header_row: banana\n"),
          xfail="new: register mapping header_row of the wrong type is an internal error"),
+    case("register-mapping-sheets-not-a-list", "audit --register-mapping m.yaml", f"error: m.yaml…sheets…",
+         write("m.yaml", "sheets: Quý I\n"),
+         xfail="new: sheets: as one text is read letter by letter (\"sheet 'Q' not found\")"),
     # -------------------------------------------------------------------- system: csv export
     case("system-csv-unknown-status", f"audit {CSV_CFG}", f"error: {DOSSIERS}, row 8: status 'ongoing' is not a "
          f"canonical status. Expected one of: {STATUSES}.", edit(DOSSIERS, ",in_progress,", ",ongoing,")),
@@ -513,6 +516,12 @@ CASES: list[Case] = [
     case("apply-other-system", f"apply {PLAN} --yes --system sqlite:///other.sqlite", "error: --system "
          "sqlite:///other.sqlite: the plan was made from sqlite:///system/binh-son-igate.sqlite. Hint: apply a plan to "
          "the database it was audited from."),
+    case("apply-sql-folder-missing", f"apply {PLAN} --sql nodir/fix.sql", "error: nodir/fix.sql: folder nodir does "
+         "not exist. Hint: create it first."),
+    case("apply-sql-is-a-folder", f"apply {PLAN} --sql workflows", "error: workflows: cannot write: Is a directory. "
+         "Hint: check the folder is writable."),
+    case("undo-batch-not-a-number", "undo x --yes", "Usage: reconcile undo [OPTIONS] BATCH...\nTry 'reconcile undo "
+         "--help' for help.\n\nError: Invalid value for 'BATCH...': 'x' is not a valid integer."),
     case("undo-unknown-batch", "undo 1 --yes", "error: batch 1: no such batch in duckdb:///reconcile.duckdb. Hint: "
          "`reconcile history`."),
     case("undo-twice", "undo 1 --yes", "error: batch 1 was already undone by batch 2.",
@@ -527,6 +536,8 @@ CASES: list[Case] = [
          "`reconcile history`."),
     case("show-unknown-dossier", "show nope", "error: show: dossier NOPE is neither on the register nor in the system "
          "of run 1."),
+    case("show-code-with-sql", "show \"x'; DROP TABLE dossier; --\"", "error: show: dossier X';DROPTABLEDOSSIER;-- "
+         "is neither on the register nor in the system of run 1."),
     case("show-empty-code", "show ''", "error: show: empty dossier code."),
     case("report-out-is-a-file", f"report --out {PROJECT}", f"error: --out {PROJECT}: cannot create the folder: File "
          "exists. Hint: pick a writable folder."),
@@ -539,6 +550,11 @@ CASES: list[Case] = [
     case("tickets-out-holds-other-files", "tickets --out workflows", "error: --out workflows: the folder holds other "
          "files (no tickets.json of an earlier bundle). Hint: pass a new or empty folder; an earlier tickets folder is "
          "replaced whole."),
+    case("tickets-out-is-a-file", f"tickets --out {PROJECT}", f"error: --out {PROJECT}: is a file, not a folder. "
+         "Hint: pass a folder (created if missing), e.g. --out tickets/."),
+    case("report-unknown-format", "report --out out --format pdf", "Usage: reconcile report [OPTIONS]\nTry 'reconcile "
+         "report --help' for help.\n\nError: Invalid value for '--format': 'pdf' is not one of 'html', 'md', 'xlsx', "
+         "'json', 'csv', 'all'."),
     case("tickets-plan-missing", "tickets --out t --plan nope.yaml", "error: nope.yaml: no such file. Hint: "
          "`reconcile plan --out nope.yaml` writes one."),
     # ------------------------------------------------------------------------- published tables
