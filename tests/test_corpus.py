@@ -273,6 +273,8 @@ CASES: list[Case] = [
          "`reconcile audit` first, or pass --store."),
     case("store-is-a-vendor-sqlite", f"census --store {VENDOR}", f"error: store …{VENDOR}…",
          absent=("download", "extension"), xfail="issue 13: DuckDB tries to download an extension for a store path it takes for another format"),
+    case("store-remote-scheme", "audit --store md:x", "error: store …md…", absent=("download", "extension"),
+         xfail="issue 13: a remote store scheme (md:) makes DuckDB download an extension"),
     # -------------------------------------------------------------------------- catalog
     case("catalog-next-to-unknown-step", "workflows check workflows", f"error: {EDU}:11:76: step 'S02' -> 'S13': no "
          "such step. Steps here: S01, S02, S03, S04.", edit(EDU, "next: [S03]", "next: [S13]")),
