@@ -20,6 +20,7 @@ import sqlite3
 import uuid
 from pathlib import Path
 from typing import Iterator
+from urllib.parse import quote
 
 import openpyxl
 import pytest
@@ -27,7 +28,8 @@ import sqlalchemy as sa
 
 from corpus import cli
 
-PASSWORD = "Pl4nted-Pw0rd"
+PASSWORD = "Pl@nted/Pw0rd"  # written percent-encoded in URLs: both forms are searched
+SECRETS = (PASSWORD, quote(PASSWORD, safe=""))
 NAME = "Hoàng Thị Bí Mật"
 PHONE = "0912345678"
 ID_NUMBER = "079204001234"
@@ -190,7 +192,8 @@ def test_planted_password_and_personal_data_only_where_the_readme_says(tmp_path:
     assert any(k.startswith("tickets/T") for k in places) and any(k.startswith("tickets-vi/T") for k in places)
     assert any("planned_backfill" in k for k in places) and any("planned_close" in k for k in places)
 
-    assert [p for p, text in places.items() if PASSWORD in text] == []
+    assert quote(PASSWORD, safe="") in system
+    assert [p for p, text in places.items() if any(secret in text for secret in SECRETS)] == []
     found = {kind: sorted(p for p, text in places.items() if value in text) for kind, value in PERSONAL.items()}
     assert {k: [p for p in v if p.startswith(("tickets", "stderr"))] for k, v in found.items()} == {
         k: [] for k in PERSONAL}, "vendor tickets and stderr hold personal data"
