@@ -16,6 +16,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -206,4 +207,27 @@ def command(argv: str, codes: tuple[int, ...] = (0,)) -> Spoil:
     """Run a command that must succeed first (an apply before an undo, a second audit...)."""
     def spoil(d: Path) -> None:
         _ok(cli(d, shlex.split(argv)), shlex.split(argv), codes)
+    return spoil
+
+
+def xlsx_cell(rel: str, sheet: str, cell: str, value: object, number_format: str | None = None) -> Spoil:
+    """Overwrite one cell of a workbook (and its number format)."""
+    def spoil(d: Path) -> None:
+        wb = openpyxl.load_workbook(d / rel)
+        wb[sheet][cell] = value
+        if number_format:
+            wb[sheet][cell].number_format = number_format
+        wb.save(d / rel)
+    return spoil
+
+
+def xlsx_sheet_xml(rel: str, change: Callable[[bytes], bytes]) -> Spoil:
+    """Rewrite the XML of a workbook's first sheet, the zip around it intact."""
+    def spoil(d: Path) -> None:
+        with zipfile.ZipFile(d / rel) as z:
+            members = {n: z.read(n) for n in z.namelist()}
+        members["xl/worksheets/sheet1.xml"] = change(members["xl/worksheets/sheet1.xml"])
+        with zipfile.ZipFile(d / rel, "w", zipfile.ZIP_DEFLATED) as z:
+            for n, data in members.items():
+                z.writestr(n, data)
     return spoil
