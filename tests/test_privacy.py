@@ -2,10 +2,11 @@
 
 The vendor database is on PostgreSQL (the store a DuckDB file), or on MariaDB through an account of
 the test's own (the store on PostgreSQL), reached with a password in the project file's URL. Every
-register row and every vendor dossier carries one planted applicant, phone number, address and (in the
-register's notes, with the name, the phone number written in groups and the street again) ID number. After audit, census, show, plan, apply, undo, history, stats, report,
-tickets, check-report and workflows diff, every stdout and stderr, every file written and every text
-value of every table of the store are searched for each planted value:
+register row and every vendor dossier carries one planted applicant, phone number and address, and the
+register's notes an ID number (with the name, the phone number written in groups and the street again).
+After audit, census, show, plan, apply, undo, history, stats, report, tickets, check-report and
+workflows diff, every stdout and stderr, every file written and every text value of every table of the
+store are searched for each planted value:
 - the password: nowhere;
 - the personal data: never on stderr, never in the vendor tickets; elsewhere only in the places the
   README names (the store's snapshot of both sides, the office's reports and worklists, the plan
@@ -38,7 +39,7 @@ HAMLET = "thôn Ẩn Danh"
 ADDRESS = f"{STREET}, {HAMLET}, xã Bình Hòa, huyện Bình Sơn"
 PERSONAL = {"name": NAME, "phone": PHONE, "id number": ID_NUMBER, "street": STREET, "hamlet": HAMLET}
 
-# Where personal data may be, by README: the store keeps each run's snapshot of both sides (and the
+# Where personal data is kept on purpose: the store keeps each run's snapshot of both sides (and the
 # change log, the recorded plan); the office's reports and worklists are not masked; the plan file
 # carries each action's evidence for its reviewer; `show` and `audit --format json` print the evidence.
 ALLOWED = {
