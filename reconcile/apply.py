@@ -2045,7 +2045,7 @@ def summary_lines(result: ApplyResult, store_arg: str | None) -> list[str]:
         lines.append(f"skipped {guesses} unconfirmed guesses: set confirmed: true in the plan to apply them.")
     if result.batches:
         ids = " ".join(str(b) for b in reversed(result.batches))
-        store = f" --store {store_arg}" if store_arg else ""
+        store = f" --store {mask_url(store_arg)}" if store_arg else ""  # passwords are never printed
         lines.append(f"batches: {', '.join(str(b) for b in result.batches)}")
         lines.append(f"undo: reconcile undo {ids}{store}")
     return lines

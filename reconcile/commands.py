@@ -528,6 +528,9 @@ def census(store_url: str | None = None, run_id: int | None = None) -> Census:
 def plan(store_url: str | None = None, run_id: int | None = None, rules_dir: str | None = None) -> Plan:
     """The fix plan for one audit run (default: the latest), from its findings, the catalog snapshot
     and the migration rules beside the catalog the run audited (or in `rules_dir`)."""
+    if rules_dir is not None and not Path(rules_dir).is_dir():  # else a typo plans silently without rules
+        raise BadInput(f"--rules {rules_dir}: no such directory. Hint: give the workflow catalog folder (the one "
+                       "holding <procedure>/v<N>.yaml and rules.yaml files).")
     store = open_store(store_url, create=False)
     try:
         with store.connect() as conn:
