@@ -210,8 +210,8 @@ def test_ods_register_is_refused_with_a_hint(tmp_path: Path) -> None:
     ods = tmp_path / "book.ods"
     ods.write_bytes(b"PK\x03\x04")
     assert refused(tmp_path, audit_args(tmp_path, ods)) == (
-        f"error: {ods}: unsupported register format '.ods'. Expected .csv or .xlsx. Hint: save an .ods workbook "
-        "as .xlsx.")
+        f"error: {ods}: unsupported register format '.ods'. Expected .csv or .xlsx. Hint: save it as .xlsx in "
+        "LibreOffice.")
 
 
 # ------------------------------------------------------------------------------- CSV text
@@ -245,7 +245,7 @@ def test_utf16_system_export_is_named(tmp_path: Path) -> None:
     args = audit_args(tmp_path, BASIC / "register-2021.csv")
     args[args.index("--system") + 1] = str(system)
     assert refused(tmp_path, args) == (
-        'error: dossiers.csv: the file is UTF-16 text, not UTF-8. Hint: open it in a spreadsheet and save as '
+        f'error: {system / "dossiers.csv"}: the file is UTF-16 text, not UTF-8. Hint: open it in a spreadsheet and save as '
         '"CSV UTF-8".')
 
 

@@ -156,8 +156,9 @@ def load_register(paths: Iterable[str | Path], mapping: RegisterMapping | None =
         elif p.suffix.lower() in (".csv", ".txt", ".tsv"):
             batches, warnings = _open_csv(p, mapping)
         else:
+            hint = "save it as .xlsx in LibreOffice" if p.suffix.lower() == ".ods" else "export it as CSV or .xlsx"
             raise BadInput(f"{p}: unsupported register format {p.suffix or '(none)'!r}. Expected .csv or .xlsx. "
-                           "Hint: save an .ods workbook as .xlsx.")
+                           f"Hint: {hint}.")
         data.warnings += warnings
         data._parts.append((book, batches))
     if not data.files:

@@ -144,7 +144,7 @@ def _check_csv(path: Path, required: tuple[str, ...]) -> list[str]:
         raise BadInput(f"{path}: the file is empty. Expected a header: {', '.join(required)}.")
     with path.open("rb") as fh:
         head = fh.read(64 * 1024)
-    first = decode(path, head, partial=True).splitlines()[0] if head else ""
+    first = decode(path, head, partial=True, shown=str(path)).splitlines()[0] if head else ""
     header = [h.strip().strip('"') for h in next(csv.reader([first]))] if first else []
     missing = [c for c in required if c not in header]
     if missing:

@@ -24,31 +24,34 @@ _CONTAINERS = ((b"PK\x03\x04", "a zip archive (an .xlsx workbook?)"),
                (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an OLE file (an .xls workbook, or a password-protected .xlsx?)"))
 
 
-def _not_text(p: Path, head: bytes) -> str | None:
+def _not_text(name: str, head: bytes) -> str | None:
     """Why the bytes at the file's start are not UTF-8 text, if a glance tells: a wide Unicode
     encoding (a BOM, or the NUL bytes that UTF-16/32 put in ASCII text) or a workbook."""
-    for bom, name in _WIDE_BOMS:
+    for bom, encoding in _WIDE_BOMS:
         if head.startswith(bom):
-            return f"{p.name}: the file is {name} text, not UTF-8"
+            return f"{name}: the file is {encoding} text, not UTF-8"
     for magic, what in _CONTAINERS:
         if head.startswith(magic):
-            return f"{p.name}: the file is {what}, not CSV text"
+            return f"{name}: the file is {what}, not CSV text"
     sample = head[:4096]
     nuls = sample.count(0)
     if nuls and nuls * 4 >= len(sample):  # UTF-16: about every second byte of ASCII text; UTF-32: three in four
-        return f"{p.name}: the file is {'UTF-32' if nuls * 3 >= len(sample) * 2 else 'UTF-16'} text (no BOM), not UTF-8"
+        return f"{name}: the file is {'UTF-32' if nuls * 3 >= len(sample) * 2 else 'UTF-16'} text (no BOM), not UTF-8"
     return None
 
 
 _SAVE_AS = 'Hint: open it in a spreadsheet and save as "CSV UTF-8".'
 
 
-def decode(p: Path, data: bytes, partial: bool = False, first_row: int = 1, start: bool = True) -> str:
+def decode(p: Path, data: bytes, partial: bool = False, first_row: int = 1, start: bool = True,
+           shown: str | None = None) -> str:
     """UTF-8 text (BOM dropped) of `data`, read from the file's start when `start`, else from file row
     `first_row`; `partial`: a sample whose last character may be cut. Other encodings are refused:
-    UTF-16/32 and workbooks by name, a legacy 8-bit file with the row of its first bad byte."""
+    UTF-16/32 and workbooks by name, a legacy 8-bit file with the row of its first bad byte. Messages
+    name the file `shown`, by default its name (a register is known by its name; an export's files by path)."""
+    name = shown or p.name
     if start:
-        if (why := _not_text(p, data)) is not None:
+        if (why := _not_text(name, data)) is not None:
             raise BadInput(f"{why}. {_SAVE_AS}")
         if data.startswith(_UTF8_BOM):
             data = data[len(_UTF8_BOM):]
@@ -59,7 +62,7 @@ def decode(p: Path, data: bytes, partial: bool = False, first_row: int = 1, star
             return data[: exc.start].decode("utf-8")
         line = data[: exc.start].count(b"\n") + first_row
         raise BadInput(
-            f"{p.name}, row {line}: byte 0x{data[exc.start]:02x} is not UTF-8; the file looks like a legacy "
+            f"{name}, row {line}: byte 0x{data[exc.start]:02x} is not UTF-8; the file looks like a legacy "
             f"8-bit encoding (Windows-1258, TCVN3/ABC or VNI). {_SAVE_AS}"
         ) from None
 
