@@ -140,7 +140,11 @@ def _load_system(system: str, mapping: str | None) -> SystemData:
                            "(which tables and columns hold dossiers, tasks and accounts).")
         return load_mapping_profile(system, mapping)
     if mapping:
-        raise BadInput(f"--mapping is for database URLs; {mask_url(system)} is a folder (csv profile).")
+        shown = mask_url(system)
+        if Path(system).is_file():
+            raise BadInput(f"--system {shown}: a file path where --mapping needs a database URL. Hint: a SQLite file "
+                           f"is --system sqlite:///{shown}.")
+        raise BadInput(f"--mapping is for database URLs; {shown} is a folder (csv profile).")
     return load_csv_profile(system)
 
 

@@ -248,8 +248,8 @@ CASES: list[Case] = [
     case("url-bad-charset", "audit --system mysql+pymysql://root@127.0.0.1:3306/test?charset=bogus",
          "error: system database mysql+pymysql://root@127.0.0.1:3306/test?charset=bogus: …charset…",
          xfail="issue 13: mysql://…?charset=bogus prints 'NoneType' object has no attribute 'encoding'"),
-    case("url-path-where-a-url-is-needed", f"audit --system {VENDOR}", f"error: --system {VENDOR}: …sqlite:///…",
-         xfail="new: a SQLite file path with --mapping is called 'a folder (csv profile)'"),
+    case("url-path-where-a-url-is-needed", f"audit --system {VENDOR}", f"error: --system {VENDOR}: a file path where "
+         f"--mapping needs a database URL. Hint: a SQLite file is --system sqlite:///{VENDOR}."),
     case("store-unreachable-hides-password", "census --store postgresql://u:S3cret@127.0.0.1:1/db",
          "error: store postgresql+psycopg://u:***@127.0.0.1:1/db: cannot connect: connection failed: connection to "
          "server at \"127.0.0.1\", port 1 failed: Connection refused. Hint: check host, port, database name and that "
