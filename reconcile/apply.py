@@ -47,13 +47,14 @@ import yaml
 from sqlalchemy.engine import Connection, Engine
 
 from reconcile import planfile
-from reconcile.dberrors import cannot_write, disk_full, first_line
+from reconcile.db import first_line
+from reconcile.dberrors import cannot_write, disk_full
 from reconcile.errors import BadInput, ReconcileError, Refused, wrote
 from reconcile.faults import fault
 from reconcile.ledger import Ledger, stopping, store_failed
 from reconcile.model import Status
 from reconcile.sources.system import (
-    SourceMapping, _begin_read_only, _statement, dossier_columns, load_mapping,
+    SourceMapping, _begin_read_only, _reading, _statement, dossier_columns, load_mapping,
 )
 from reconcile.sources import workbench
 from reconcile.sources.workbench import dossier_sql
@@ -890,7 +891,7 @@ class VendorTarget(_Target):
         if url.startswith("sqlite:///") and ":memory:" not in url and not Path(url[len("sqlite:///"):]).is_file():
             raise BadInput(f"system database {url[len('sqlite:///'):]}: no such file. Hint: run apply from the "
                            "folder the audit ran in, or pass --system URL.")
-        self.engine = connect_engine(url, what="system database")
+        self.engine = connect_engine(url, what="system database", read_only=True)  # reads; writes: _write_engine
         self._writer: Engine | None = None
         self.workbench: duckdb.DuckDBPyConnection | None = None
         self.dialect = self.engine.dialect
@@ -1072,7 +1073,10 @@ class VendorTarget(_Target):
             key = select.selected_columns["dossier_code"].element
             stmt = self.reads[(role, lock)] = _lock(select.where(key.in_(sa.bindparam("codes", expanding=True))),
                                                     conn, lock)
-        rows = [r for part in _chunks(codes, _in_chunk(conn.dialect)) for r in conn.execute(stmt, {"codes": part}).all()]
+        tm = self.roles[role]
+        with _reading(tm, self.mapping) if tm.query else nullcontext():  # the mapping's own SQL failed: one line
+            rows = [r for part in _chunks(codes, _in_chunk(conn.dialect))
+                    for r in conn.execute(stmt, {"codes": part}).all()]
         return _Rows(rows, tuple(self.positions[role]))
 
     def _sets(self, sets: tuple[tuple[str, Any], ...]) -> tuple[bool, list[tuple[str, int, str, Any, str]]]:
@@ -1489,6 +1493,16 @@ def _open_target(plan: PlanFile, store: Store, known: StoreRows, system_url: str
     return target
 
 
+def _refuse_queries(target: VendorTarget) -> None:
+    """apply --yes re-reads the dossier and task rows inside its write transaction, which cannot be
+    read-only: a mapping's `query:`, promised to run read-only, is never run there."""
+    for role, tm in target.roles.items():
+        if tm.query:
+            raise Refused(f"{target.mapping.path}: {role}.query: apply --yes would run it inside its write "
+                          "transaction, where it cannot be read-only: nothing written. Hint: map "
+                          f"{role}.table, or write the statements with --sql FILE for a DBA.")
+
+
 # ------------------------------------------------------------------------------------ apply
 
 
@@ -1567,6 +1581,8 @@ def apply_plan(plan_path: str | Path, store_url: str | None = None, *, yes: bool
                               "nothing written. Hint: --sql FILE writes the statements for a DBA or the vendor.")
             ledger = None
             if yes:
+                if isinstance(target, VendorTarget):
+                    _refuse_queries(target)
                 probe_writes(target, target.needs(plan))
                 ledger = Ledger(store, "apply", lambda _: f"reconcile apply {plan.path} --yes")
             settled = tuple(_settle(store, target)) if yes else ()
@@ -2142,7 +2158,7 @@ def summary_lines(result: ApplyResult, store_arg: str | None) -> list[str]:
         lines.append(f"skipped {guesses} unconfirmed guesses: set confirmed: true in the plan to apply them.")
     if result.batches:
         ids = " ".join(str(b) for b in reversed(result.batches))
-        store = f" --store {store_arg}" if store_arg else ""
+        store = f" --store {mask_url(store_arg)}" if store_arg else ""  # passwords are never printed
         lines.append(f"batches: {', '.join(str(b) for b in result.batches)}")
         lines.append(f"undo: reconcile undo {ids}{store}")
     return lines

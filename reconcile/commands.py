@@ -16,6 +16,7 @@ import sqlalchemy as sa
 
 from reconcile import __version__, jsonio, planfile
 from reconcile.audit import AuditSettings, run_audit
+from reconcile.calendar import FIRST_DAY, LAST_DAY
 from reconcile.catalog import Catalog, WorkflowVersion, load_catalog
 from reconcile.dberrors import disk_full
 from reconcile.errors import BadInput, Refused, wrote
@@ -113,14 +114,14 @@ def check_profile(system: str, mapping: str | None, profile: str | None = None, 
         raise BadInput("--sidecars is for --profile activiti (working days of the engine's process versions).")
     if profile == "activiti":
         if "://" not in system:
-            raise BadInput(f"--system {system}: the activiti profile reads the engine's database. "
+            raise BadInput(f"--system {mask_url(system)}: the activiti profile reads the engine's database. "
                            "Hint: --system URL, e.g. postgresql://user@host/activiti or sqlite:///activiti.db.")
         if mapping:
             raise BadInput("--mapping is for the mapping profile; the activiti profile knows the engine's tables.")
     if profile == "csv" and "://" in system:
         raise BadInput(f"--profile csv reads an export folder, not the URL {mask_url(system)}.")
     if profile == "mapping" and "://" not in system:
-        raise BadInput(f"--profile mapping reads a database URL; {system} is a folder (--profile csv).")
+        raise BadInput(f"--profile mapping reads a database URL; {mask_url(system)} is a folder (--profile csv).")
 
 
 def load_system(system: str, mapping: str | None, profile: str | None = None, sidecars: str | None = None
@@ -141,7 +142,11 @@ def _load_system(system: str, mapping: str | None) -> SystemData:
                            "(which tables and columns hold dossiers, tasks and accounts).")
         return load_mapping_profile(system, mapping)
     if mapping:
-        raise BadInput(f"--mapping is for database URLs; {system} is a folder (csv profile).")
+        shown = mask_url(system)
+        if Path(system).is_file():
+            raise BadInput(f"--system {shown}: a file path where --mapping needs a database URL. Hint: a SQLite file "
+                           f"is --system sqlite:///{shown}.")
+        raise BadInput(f"--mapping is for database URLs; {shown} is a folder (csv profile).")
     return load_csv_profile(system)
 
 
@@ -294,7 +299,7 @@ def record_run(store: Store, loaded: Loaded, settings: AuditSettings, progress: 
         n_reg = _store_batches(store, conn, run_id, register_entry, register_sql, loaded.register.batches(),
                                lambda n: progress(f"register {n:,} rows"), texts=REGISTER_TEXTS)
         fault("audit-register", 1)
-        reg_checks = check_stored_register(conn, run_id)
+        reg_checks = check_stored_register(conn, run_id, settings.as_of)
         _store_text_keys(conn, run_id)
         books = _books(reg_checks.book_years, loaded.register.periods)
         loaded.warnings.extend(reg_checks.warnings)
@@ -374,6 +379,10 @@ def _store_text_keys(conn: sa.Connection, run_id: int) -> None:
 def audit(inputs: AuditInputs, store_url: str | None = None, progress: Progress = _quiet,
           started_at: str | None = None) -> RunReport:
     """Open and check every input, then read, store and audit them in one transaction."""
+    if not FIRST_DAY <= inputs.as_of <= LAST_DAY:
+        raise BadInput(f"--as-of: {inputs.as_of.isoformat()} is outside the dates an audit can be as of, "
+                       f"{FIRST_DAY.isoformat()}..{LAST_DAY.isoformat()}. Hint: give the date the register and the "
+                       "system were read (working days count Vietnam's holidays, known up to 2100).")
     loaded = load_inputs(inputs, progress)
     settings = AuditSettings(inputs.as_of, inputs.date_tolerance_days, inputs.paper_only_units, inputs.stall,
                              inputs.period)
@@ -533,6 +542,9 @@ def census(store_url: str | None = None, run_id: int | None = None) -> Census:
 def plan(store_url: str | None = None, run_id: int | None = None, rules_dir: str | None = None) -> Plan:
     """The fix plan for one audit run (default: the latest), from its findings, the catalog snapshot
     and the migration rules beside the catalog the run audited (or in `rules_dir`)."""
+    if rules_dir is not None and not Path(rules_dir).is_dir():  # else a typo plans silently without rules
+        raise BadInput(f"--rules {rules_dir}: no such directory. Hint: give the workflow catalog folder (the one "
+                       "holding <procedure>/v<N>.yaml and rules.yaml files).")
     store = open_store(store_url, create=False)
     try:
         with store.connect() as conn:

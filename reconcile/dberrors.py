@@ -17,13 +17,6 @@ SQLITE_FULL, SQLITE_READONLY, SQLITE_AUTH = 13, 8, 23
 DISK_FULL_TEXTS = ("No space left on device", "database or disk is full")
 
 
-def first_line(exc: BaseException) -> str:
-    """The driver's message, first line: without the SQL and parameters SQLAlchemy adds (personal data)."""
-    inner = getattr(exc, "orig", None) or exc
-    text = str(inner).strip().splitlines()
-    return text[0] if text else type(inner).__name__
-
-
 def _chain(exc: BaseException) -> Iterator[BaseException]:
     """The error, the driver's error SQLAlchemy wraps (.orig), and their causes."""
     seen: set[int] = set()

@@ -10,7 +10,8 @@ from typing import Callable, Iterator
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from reconcile.dberrors import disk_full, first_line
+from reconcile.db import first_line
+from reconcile.dberrors import disk_full
 from reconcile.errors import Interrupted, ReconcileError, Refused, wrote
 from reconcile.store import Store, meta_table, store_file, store_name
 

@@ -1,4 +1,4 @@
-"""Masking of personal data in what leaves the office (vendor tickets).
+"""Masking of personal data in what leaves the office (vendor tickets) and in messages (a log).
 
 - applicant names keep their initials: "Nguyễn Văn An" -> "N. V. A.";
 - ID numbers (12-digit CCCD, 9-digit CMND) and phone numbers keep their last 3 digits:
@@ -8,7 +8,10 @@
   "***": "thôn Long Yên, xã Bình Đông, huyện Bình Sơn, 0900844036" -> "***, huyện Bình Sơn"; an address
   with no such part (a house number and street only) is masked fully;
 - free text (notes, reasons) keeps its words, but every run of 9 or more digits (spaces, dots and
-  dashes between digits count as part of the run, so "0986 542 566" is one) keeps only its last 3.
+  dashes between digits count as part of the run, so "0986 542 566" is one) keeps only its last 3;
+  in a record, a note that repeats the record's own applicant name or an address part the address
+  mask drops has them masked too ("nộp thay cho Nguyễn Văn An" -> "nộp thay cho N. V. A."): clerks
+  write names and house numbers into notes. Other people's names in a note cannot be told from words.
 Dossier codes are not personal data and are never passed through here.
 """
 
@@ -83,13 +86,46 @@ def text(value: str | None) -> str | None:
     return _PLAIN_RUN.sub(repl, _DIGIT_RUN.sub(repl, str(value)))
 
 
+def quoted(value: str) -> str:
+    """A cell quoted in a message (stderr is a log): shown when it reads as a mistyped code, else withheld,
+    since a name or phone typed into the wrong column is personal data."""
+    if any(c.isspace() for c in value.strip()) or text(value) != value:
+        return f"a text of {len(value)} characters (not shown: it may hold personal data)"
+    return repr(value)
+
+
 # Which function masks which field, wherever tickets show it.
 FIELDS = {"applicant": name, "phone": phone, "id_number": id_number, "address": address, "note": text}
+FREE_TEXT = ("note",)
 
 
 def record(values: dict[str, object], enabled: bool = True) -> dict[str, object]:
-    """A copy of `values` with every personal field of FIELDS masked (unchanged when not enabled)."""
+    """A copy of `values` with every personal field of FIELDS masked (unchanged when not enabled); free
+    text loses the record's own name and address parts as well."""
     if not enabled:
         return dict(values)
-    return {k: (FIELDS[k](v) if k in FIELDS and isinstance(v, str) else v)  # type: ignore[operator]
-            for k, v in values.items()}
+    own = _own_values(values)
+    return {k: (_free_text(v, own) if k in FREE_TEXT else FIELDS[k](v))  # type: ignore[operator]
+            if k in FIELDS and isinstance(v, str) else v for k, v in values.items()}
+
+
+def _own_values(values: dict[str, object]) -> list[tuple[re.Pattern[str], str]]:
+    """The record's applicant name and the parts of its address that the address mask drops, each as a
+    whole-word, case-insensitive pattern with what replaces it; longest first (a street before its name)."""
+    found: list[tuple[str, str]] = []
+    applicant, addr = values.get("applicant"), values.get("address")
+    if isinstance(applicant, str):
+        found.append((applicant, name(applicant) or STAR * 3))
+    if isinstance(addr, str):
+        kept = address(addr) or ""
+        found += [(part, STAR * 3) for part in addr.split(",") if part.strip() not in kept]
+    own = {unicodedata.normalize("NFC", v.strip()): r for v, r in found if sum(c.isalpha() for c in v) >= 3}
+    return [(re.compile(rf"(?<!\w){re.escape(v)}(?!\w)", re.IGNORECASE), r)
+            for v, r in sorted(own.items(), key=lambda item: -len(item[0]))]
+
+
+def _free_text(value: str, own: list[tuple[re.Pattern[str], str]]) -> str | None:
+    value = unicodedata.normalize("NFC", value)
+    for pattern, replacement in own:
+        value = pattern.sub(lambda _: replacement, value)
+    return text(value)

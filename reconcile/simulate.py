@@ -37,6 +37,7 @@ from typing import Any
 import yaml
 
 from reconcile.calendar import is_working_day
+from reconcile.db import normalize_url, parse_url
 from reconcile.errors import BadInput
 from reconcile.files import fixed_zip
 
@@ -1552,6 +1553,8 @@ def simulate(out: Path, *, seed: int = 2021, scale: float = 1.0, register_format
         raise BadInput("--system-url is for --system-schema activiti; the vendor schema is written as SQLite.")
     if not (isinstance(scale, (int, float)) and math.isfinite(scale) and 0 < scale <= 1000):
         raise BadInput(f"scale {scale!r}: expected a number above 0 (1 = the real district, at most 1000).")
+    if system_url is not None:  # a URL that does not parse is refused before any folder is made
+        parse_url(normalize_url(system_url), "engine database")
     out = Path(out)
     for sub in ("register", "system", "workflows"):
         (out / sub).mkdir(parents=True, exist_ok=True)

@@ -38,7 +38,7 @@ from reconcile.simulate import (
     AS_OF, CLOSED, DUE_TIME, LAND_MAIN, LAND_RENEW, REJECTED, RETURNED, STOPPED, SUPPLEMENT, WITHDRAWN, _Days,
     _Dossier, _Procedure, _Step, _SystemSink, _Version,
 )
-from reconcile.store import connect_engine, mask_url
+from reconcile.db import connect_engine, mask_url
 
 SQLITE_NAME = "activiti.sqlite"
 SIDECARS = "sidecars"
@@ -212,7 +212,7 @@ class ActivitiSystem(_SystemSink):
 
     def __init__(self, url: str, days: _Days, accounts: list[tuple[str, str, str, int]],
                  procs: tuple[_Procedure, ...]) -> None:
-        self.engine = connect_engine(url, what="engine database")
+        self.engine = connect_engine(url, what="engine database", create=True)
         self.sqlite = self.engine.dialect.name == "sqlite"
         existing = [t for t in sa.inspect(self.engine).get_table_names() if t.upper().startswith("ACT_")]
         if existing:

@@ -14,8 +14,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.engine import Connection, Engine
 
+from reconcile.db import connect_engine, mask_url, normalize_url, parse_url
 from reconcile.errors import BadInput
 
 SCHEMA_VERSION = 8  # 2: wf_state and work_day (workflow census); 3: change_batch, change, batch_outcome (apply/undo);
@@ -380,53 +381,6 @@ for _ix in _INDEXES:  # created by open_store for server engines only: DuckDB's 
     _ix.table.indexes.discard(_ix)
 
 
-def normalize_url(url: str) -> str:
-    """Accept plain paths and driver-less URLs; pick the drivers this package installs."""
-    if "://" not in url:
-        return f"duckdb:///{Path(url).expanduser()}"
-    for prefix, full in (
-        ("postgresql://", "postgresql+psycopg://"),
-        ("postgres://", "postgresql+psycopg://"),
-        ("mysql://", "mysql+pymysql://"),
-        ("mariadb://", "mariadb+pymysql://"),
-    ):
-        if url.startswith(prefix):
-            return full + url[len(prefix):]
-    return url
-
-
-def mask_url(url: str) -> str:
-    """The URL as it may be printed: password hidden."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # not a URL at all: nothing secret to hide in a path
-        return url
-
-
-def connect_engine(url: str, *, what: str = "database") -> Engine:
-    """Create an engine and prove it answers; one-line BadInput otherwise."""
-    url = normalize_url(url)
-    try:
-        engine = sa.create_engine(url)
-    except Exception as exc:  # bad URL syntax or unknown driver
-        raise BadInput(f"{what} URL {mask_url(url)!r}: {_first_line(exc)}. "
-                       "Hint: e.g. postgresql://user@host/db, mysql://user@host/db or a file path.") from None
-    try:
-        with engine.connect():
-            pass
-    except Exception as exc:
-        engine.dispose()
-        raise BadInput(f"{what} {mask_url(url)}: cannot connect: {_first_line(exc)}. "
-                       "Hint: check host, port, database name and that the server is running.") from None
-    return engine
-
-
-def _first_line(exc: BaseException) -> str:
-    inner = getattr(exc, "orig", None) or exc
-    text = str(inner).strip().splitlines()
-    return text[0] if text else type(inner).__name__
-
-
 @dataclass
 class Store:
     engine: Engine
@@ -573,20 +527,29 @@ def _tune_duckdb(engine: Engine) -> None:
     engine.dispose()  # connections made before the listener get the settings too
 
 
+STORE_BACKENDS = ("duckdb", "postgresql", "mysql", "mariadb")
+STORE_HINT = "the store is a local DuckDB file (default reconcile.duckdb) or a postgresql:// or mysql:// URL"
+
+
 def open_store(url: str | None = None, *, create: bool = True) -> Store:
     """Open (and on first use create) the working store; checks the recorded schema version."""
     url = url or os.environ.get("RECONCILE_STORE") or DEFAULT_STORE
     full = normalize_url(url)
+    backend = parse_url(full, "store", STORE_HINT).get_backend_name()
+    if backend not in STORE_BACKENDS:
+        raise BadInput(f"store {mask_url(url)}: {backend}:// is not a store. Hint: {STORE_HINT}.")
     created: Path | None = None
     if full.startswith("duckdb:///") and ":memory:" not in full:
         path = Path(full[len("duckdb:///"):])
+        shown = mask_url(str(path))  # a mistyped URL taken for a path may hold a password
+        _check_store_file(path, shown)
         created = None if path.exists() else path
         if not path.exists() and not create:
-            raise BadInput(f"store {path}: no such file. Hint: run `reconcile audit` first, or pass --store.")
+            raise BadInput(f"store {shown}: no such file. Hint: run `reconcile audit` first, or pass --store.")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise BadInput(f"store {path}: cannot create its folder: {exc.strerror}.") from None
+            raise BadInput(f"store {shown}: cannot create its folder: {exc.strerror}.") from None
     engine = connect_engine(full, what="store")
     if engine.dialect.name == "duckdb":
         _tune_duckdb(engine)
@@ -613,6 +576,29 @@ def open_store(url: str | None = None, *, create: bool = True) -> Store:
         conn.execute(sa.delete(meta_table).where(meta_table.c.key == "schema_version"))
         conn.execute(sa.insert(meta_table).values(key="schema_version", value=str(SCHEMA_VERSION)))
     return store
+
+
+def _check_store_file(path: Path, shown: str) -> None:
+    """A DuckDB store path names a DuckDB file (or none yet): DuckDB would open another format's file
+    (SQLite) through an extension, and a mistyped URL must not become folders."""
+    if shown != str(path):  # mask_url found credentials: a mistyped URL, never a folder to create
+        raise BadInput(f"store {shown}: a URL with a password taken for a file path. Hint: {STORE_HINT}, "
+                       "e.g. postgresql://user:password@host/db.")
+    if path.is_dir():
+        raise BadInput(f"store {shown}: a folder, not a file. Hint: --store FOLDER/reconcile.duckdb.")
+    if not path.is_file() or path.stat().st_size == 0:
+        return
+    with path.open("rb") as fh:
+        head = fh.read(16)
+    if head[8:12] == b"DUCK":
+        return
+    kind, hint = "not a DuckDB database", STORE_HINT
+    if head.startswith(b"SQLite format 3\0"):
+        kind = "a SQLite database, not a DuckDB store"
+        hint = f"a vendor database is --system sqlite:///{path}; {STORE_HINT}"
+    elif head.startswith(b"PK\x03\x04"):
+        kind = "a Zip archive (an XLSX workbook?), not a DuckDB store"
+    raise BadInput(f"store {shown}: {kind}. Hint: {hint}.")
 
 
 def _add_columns(conn: Connection, table: sa.Table, names: tuple[str, ...]) -> None:

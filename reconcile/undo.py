@@ -137,7 +137,7 @@ class _UndoVendorTarget(_Target):
         if url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).is_file():
             raise BadInput(f"system database {url[len('sqlite:///'):]}: no such file. Hint: run undo from the "
                            "folder apply ran in, or pass --system URL.")
-        self.engine = connect_engine(url, what="system database")
+        self.engine = connect_engine(url, what="system database", read_only=True)  # reads; writes: _write_engine
         self.dialect = self.engine.dialect
         self._writer: Engine | None = None
         self.workbench: duckdb.DuckDBPyConnection | None = None

@@ -445,13 +445,13 @@ def written_once(store: str) -> None:
 
 
 def test_a_second_apply_while_one_runs_is_refused_and_no_dossier_is_written_twice(fresh: dict[str, Any]) -> None:
-    """The embedded store is one process's at a time: the second apply exits with one line (exit 2),
-    and the first one finishes."""
+    """The embedded store is one process's at a time: the second apply is refused in one line (exit 3,
+    nothing written), and the first one finishes."""
     url, store, plan = fresh["url"], fresh["store"], fresh["plan"]
     args = ("apply", str(plan), "--store", store, "--yes", "--batch-size", "1")
     with stopped(*args, fault="after-log:2:STOP") as first:
         code, err = run(*args)
-        assert code == 2 and len(err.splitlines()) == 1 and err.startswith("error: "), err
+        assert code == 3 and len(err.splitlines()) == 1 and err.startswith("error: "), err
         os.kill(first.pid, signal.SIGCONT)
         _, err = first.communicate(timeout=300)
         assert first.returncode == 0, err

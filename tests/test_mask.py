@@ -43,6 +43,14 @@ def test_record_masks_personal_fields_only_when_enabled() -> None:
     assert mask.record(row, enabled=False) == row
 
 
+def test_a_note_loses_the_records_own_name_and_address_parts() -> None:
+    row = {"applicant": "Hoàng Thị Mai", "address": "số 17 ngõ Bí Ẩn, thôn An Điềm, xã Bình Hòa, huyện Bình Sơn",
+           "note": "Ủy quyền: HOÀNG THỊ MAI (số 17 ngõ Bí Ẩn), ĐT 0912 345 678; huyện Bình Sơn trả tại xã"}
+    assert mask.record(row)["note"] == "Ủy quyền: H. T. M. (***), ĐT *******678; huyện Bình Sơn trả tại xã"
+    assert mask.record({"applicant": "Mai", "note": "Maison, Mai đến nhận"})["note"] == "Maison, M. đến nhận"
+    assert mask.record({"note": "Hoàng Thị Mai"})["note"] == "Hoàng Thị Mai"  # no record of the name: kept
+
+
 WORD = st.text(alphabet=st.sampled_from("aăâbcdđeêghiklmnoôơpqrstuưvxyáàảãạếềểễệíìỉĩịóòỏõọốồổỗộớờởỡợúùủũụứừửữựýỳỷỹỵ"
                                         "AĂÂBCDĐEÊGHIKLMNOÔƠPQRSTUƯVXY"), min_size=2, max_size=8)
 NAME = st.lists(WORD, min_size=2, max_size=5).map(" ".join)

@@ -53,7 +53,8 @@ from reconcile.normalize import fold, looks_like_code, normalize_code
 from reconcile.sources.system import (
     BATCH_ROWS, DOSSIER_FIELDS, EVENT_FIELDS, TASK_FIELDS, SystemData, _read_only, _text,
 )
-from reconcile.store import connect_engine, iter_rows, mask_url
+from reconcile.db import connect_engine, mask_url
+from reconcile.store import iter_rows
 
 # Tables the profile needs, and the columns it reads from each (upper case, as the engines document them).
 REQUIRED: dict[str, tuple[str, ...]] = {
@@ -144,7 +145,7 @@ class _Schema:
 def load_activiti_profile(url: str, sidecars: str | None = None) -> tuple[SystemData, Catalog]:
     """Check the engine's tables and read its catalog and staff now; stream instances and history later."""
     side = _load_sidecars(sidecars) if sidecars else {}
-    engine = connect_engine(url, what="engine database")
+    engine = connect_engine(url, what="engine database", read_only=True)
     where = mask_url(str(engine.url))
     try:
         with _read_only(engine) as conn:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -13,10 +14,12 @@ import pyarrow.csv as pacsv
 import sqlalchemy as sa
 import yaml
 
+from reconcile.db import connect_engine, first_line, mask_url
 from reconcile.errors import BadInput
 from reconcile.model import Status
 from reconcile.sources.csvio import line_chunks, line_offset
-from reconcile.store import connect_engine, iter_rows, mask_url
+from reconcile.sources.text import decode
+from reconcile.store import iter_rows
 
 DOSSIER_FIELDS = (
     "dossier_code", "procedure", "field", "applicant", "phone", "address", "agency", "channel",
@@ -86,7 +89,8 @@ def from_tables(dossiers: pa.Table, accounts: pa.Table, events: pa.Table, source
 def load_csv_profile(directory: str | Path) -> SystemData:
     d = Path(directory)
     if not d.is_dir():
-        raise BadInput(f"{d}: not a directory. Hint: --system DIR (csv export) or --system URL --mapping FILE.")
+        raise BadInput(f"{mask_url(str(d))}: not a directory. Hint: --system DIR (csv export) or --system URL "
+                       "--mapping FILE.")
     dossiers_path, events_path = d / "dossiers.csv", d / "events.csv"
     _check_csv(dossiers_path, CSV_DOSSIER_HEADER)
     accounts = pa.concat_tables(list(_csv_batches(d / "accounts.csv", CSV_ACCOUNT_HEADER)))
@@ -138,15 +142,9 @@ def _check_csv(path: Path, required: tuple[str, ...]) -> list[str]:
         raise BadInput(f"{path}: no such file. Hint: the csv profile needs dossiers.csv and accounts.csv.")
     if path.stat().st_size == 0:
         raise BadInput(f"{path}: the file is empty. Expected a header: {', '.join(required)}.")
-    head = path.open("rb").read(64 * 1024)
-    try:
-        head.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        if exc.start < len(head) - 4:  # not just a character cut at the sample's end
-            line = head[: exc.start].count(b"\n") + 1
-            raise BadInput(f"{path}, row {line}: not UTF-8 (legacy 8-bit "
-                           "encoding?). Hint: export the file as UTF-8.") from None
-    first = head.decode("utf-8", errors="ignore").lstrip("\ufeff").splitlines()[0] if head else ""
+    with path.open("rb") as fh:
+        head = fh.read(64 * 1024)
+    first = decode(path, head, partial=True, shown=str(path)).splitlines()[0] if head else ""
     header = [h.strip().strip('"') for h in next(csv.reader([first]))] if first else []
     missing = [c for c in required if c not in header]
     if missing:
@@ -252,20 +250,26 @@ def load_mapping(path: str | Path) -> SourceMapping:
 def load_mapping_profile(url: str, mapping_path: str | Path) -> SystemData:
     """Check the mapping against the database now (tables, columns, status values); stream later."""
     mapping = load_mapping(mapping_path)
-    engine = connect_engine(url, what="system database")
+    engine = connect_engine(url, what="system database", read_only=True)
     roles = {r: tm for r, tm in (("dossier", mapping.dossier), ("task", mapping.task), ("account", mapping.account),
                                  ("events", mapping.events)) if tm is not None}
-    with _read_only(engine) as conn:
-        stmts = {role: _statement(conn, tm, mapping) for role, tm in roles.items()}
-        status = stmts["dossier"].subquery("d").c.status
-        found = {"" if v is None else str(v) for (v,) in conn.execute(sa.select(status).distinct())}
-        unmapped = sorted(found - set(mapping.status_values))
-        if unmapped:
-            raise BadInput(f"{mapping.path}: dossier.status_values: {mapping.dossier.table or 'dossier.query'}."
-                           f"{mapping.dossier.columns['status']} holds value(s) "
-                           f"{', '.join(repr(v) for v in unmapped[:10])} with no canonical status. "
-                           "Hint: add them under status_values.")
-        acc = list(conn.execute(stmts["account"]).mappings())
+    try:
+        with _read_only(engine) as conn:
+            stmts = {role: _statement(conn, tm, mapping) for role, tm in roles.items()}
+            status = stmts["dossier"].subquery("d").c.status
+            with _reading(mapping.dossier, mapping):
+                found = {"" if v is None else str(v) for (v,) in conn.execute(sa.select(status).distinct())}
+            unmapped = sorted(found - set(mapping.status_values))
+            if unmapped:
+                raise BadInput(f"{mapping.path}: dossier.status_values: {mapping.dossier.table or 'dossier.query'}."
+                               f"{mapping.dossier.columns['status']} holds value(s) "
+                               f"{', '.join(repr(v) for v in unmapped[:10])} with no canonical status. "
+                               "Hint: add them under status_values.")
+            with _reading(mapping.account, mapping):
+                acc = list(conn.execute(stmts["account"]).mappings())
+    except BaseException:
+        engine.dispose()
+        raise
     active = set(mapping.active_values)
     accounts = pa.table({
         "account": _text([r["account"] for r in acc]),
@@ -278,19 +282,21 @@ def load_mapping_profile(url: str, mapping_path: str | Path) -> SystemData:
         with _read_only(engine) as conn:
             # The current task of each dossier (first one per code), joined here so that any schema works.
             tasks: dict[str, Any] = {}
-            if "task" in stmts:
-                for row in iter_rows(conn, stmts["task"]):
-                    tasks.setdefault(str(row.dossier_code), row)
+            if mapping.task is not None:
+                with _reading(mapping.task, mapping):
+                    for row in iter_rows(conn, stmts["task"]):
+                        tasks.setdefault(str(row.dossier_code), row)
             first = 1
-            result = conn.execution_options(yield_per=BATCH_ROWS).execute(stmts["dossier"])
-            for part in result.partitions(BATCH_ROWS):
-                yield _dossier_batch(part, tasks, mapping, first)
-                first += len(part)
+            with _reading(mapping.dossier, mapping):
+                result = conn.execution_options(yield_per=BATCH_ROWS).execute(stmts["dossier"])
+                for part in result.partitions(BATCH_ROWS):
+                    yield _dossier_batch(part, tasks, mapping, first)
+                    first += len(part)
 
     def event_batches() -> Iterator[pa.Table]:
-        if "events" not in stmts:
+        if mapping.events is None:
             return
-        with _read_only(engine) as conn:
+        with _read_only(engine) as conn, _reading(mapping.events, mapping):
             result = conn.execution_options(yield_per=BATCH_ROWS).execute(stmts["events"])
             for part in result.partitions(BATCH_ROWS):
                 rows = [r._mapping for r in part]
@@ -329,14 +335,25 @@ def _begin_read_only(conn: sa.Connection) -> None:
         conn.exec_driver_sql("SET TRANSACTION READ ONLY")  # first statement of the autobegun transaction
 
 
+@contextmanager
+def _reading(tm: TableMapping, mapping: SourceMapping) -> Iterator[None]:
+    """A database error while reading a role (the mapping's own SQL, a permission, a value) is one line."""
+    try:
+        yield
+    except sa.exc.DBAPIError as exc:
+        if tm.query:
+            raise BadInput(f"{mapping.path}: {tm.role}.query failed: {first_line(exc).rstrip('.')}. Hint: a query: "
+                           "is one SELECT statement, and it runs read-only.") from None
+        raise BadInput(f"{mapping.path}: {tm.role}.table {tm.table}: reading failed: "
+                       f"{first_line(exc).rstrip('.')}.") from None
+
+
 def _statement(conn: sa.Connection, tm: TableMapping, mapping: SourceMapping) -> sa.Select[Any]:
     """SELECT the mapped columns labelled with canonical names; names are checked against the database."""
     if tm.query:
-        source = sa.text(f"({tm.query}) AS q")  # the mapping's own SQL, by design
-        try:
+        source = sa.text(f"({tm.query}) AS q")  # the mapping's own SQL, by design; one statement, read-only
+        with _reading(tm, mapping):
             keys = list(conn.execute(sa.select(sa.text("*")).select_from(source).where(sa.false())).keys())
-        except sa.exc.DBAPIError as exc:
-            raise BadInput(f"{mapping.path}: {tm.role}.query failed: {str(exc.orig).splitlines()[0]}.") from None
         missing = [c for c in tm.columns.values() if c not in keys]
         if missing:
             raise BadInput(f"{mapping.path}: {tm.role}.query has no column {missing[0]!r}. "
