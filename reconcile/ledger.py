@@ -15,7 +15,7 @@ from reconcile.dberrors import disk_full
 from reconcile.errors import Interrupted, ReconcileError, Refused, wrote
 from reconcile.store import Store, meta_table, store_file, store_name
 
-STORE_ID = "store_id"  # store_meta key: the store's identity, recorded on first apply or undo
+STORE_ID = "store_id"  # store_meta key: the store's identity, recorded with its first batch
 
 
 class Ledger:
@@ -32,7 +32,7 @@ class Ledger:
         self.committing = False  # the in-flight batch's target commit has begun
         self.file = store_file(store)
         self.inode = self._inode()
-        self.store_id = _store_id(store)
+        self.store_id = _store_id(store)  # None: recorded with the first batch's log (opening writes nothing)
 
     @property
     def name(self) -> str:
@@ -54,11 +54,22 @@ class Ledger:
         if self.file is not None and self._inode() != self.inode:
             how = "deleted or moved away" if not self.file.exists() else "replaced by another file"
             return f"store {self.file} was {how} while {self.kind} ran"
-        if log is not None and log.execute(sa.select(meta_table.c.value).where(
-                meta_table.c.key == STORE_ID)).scalar() != self.store_id:
+        if log is not None and not self._same_id(log):
             return (f"store {self.name} is not the store {self.kind} opened any more (another {STORE_ID}: dropped "
                     "and created again?)")
         return None
+
+    def _same_id(self, log: Connection) -> bool:
+        """Whether the store holds the store_id it held when opened; a store that had none gets one in the
+        log's transaction (its first batch), so that the next batches can tell."""
+        found = _store_id(self.store, log)
+        if self.store_id is None and found is None:
+            self.store_id = uuid.uuid4().hex
+            log.execute(sa.insert(meta_table).values(key=STORE_ID, value=self.store_id))
+            return True
+        if self.store_id is None:  # recorded meanwhile by another apply or undo
+            self.store_id = found
+        return found == self.store_id
 
     def check(self, log: Connection | None = None) -> None:
         """Refuse the batch about to commit when the store moved (see `moved`)."""
@@ -136,25 +147,16 @@ def _batches(ids: list[int]) -> str:
     return f"batch {ids[0]}" if len(ids) == 1 else f"batches {', '.join(map(str, ids))}"
 
 
-def _store_id(store: Store) -> str:
-    """The store's identity (store_meta), recorded in it on first need: a store dropped and created again,
-    or another store at the same URL, has another."""
-    def read() -> str | None:
-        with store.connect() as conn:
-            return conn.execute(sa.select(meta_table.c.value).where(meta_table.c.key == STORE_ID)).scalar()
-
+def _store_id(store: Store, conn: Connection | None = None) -> str | None:
+    """The store's identity (store_meta), recorded in it by its first apply or undo batch: a store dropped
+    and created again, or another store at the same URL, has another (or none)."""
+    if conn is not None:
+        return conn.execute(sa.select(meta_table.c.value).where(meta_table.c.key == STORE_ID)).scalar()
     try:
-        found = read()
-        if found is None:
-            try:
-                with store.begin() as conn:
-                    conn.execute(sa.insert(meta_table).values(key=STORE_ID, value=uuid.uuid4().hex))
-            except sa.exc.IntegrityError:  # another apply recorded one first
-                pass
-            found = read()
+        with store.connect() as c:
+            return _store_id(store, c)
     except sa.exc.DBAPIError as exc:
-        raise store_failed(store, exc, "record batches") from None
-    return str(found)
+        raise store_failed(store, exc, "read its store_id") from None
 
 
 def store_failed(store: Store, exc: sa.exc.DBAPIError, doing: str) -> Refused:
