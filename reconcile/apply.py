@@ -48,7 +48,7 @@ import sqlalchemy as sa
 import yaml
 from sqlalchemy.engine import Connection, Engine
 
-from reconcile import planfile
+from reconcile import planfile, yamlio
 from reconcile.errors import BadInput, ReconcileError, Refused
 from reconcile.model import Status
 from reconcile.sources.system import (
@@ -85,7 +85,6 @@ FAULT_ENV = "RECONCILE_FAULT"  # tests: "<point>:<n>" kills the process (SIGKILL
 IN_CHUNK = 500
 IN_LARGE = 30_000  # see _in_chunk
 _FINGERPRINT = re.compile(r"[0-9a-f]{32}")
-YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when installed: same data, 20x faster
 # json.dumps(v, ensure_ascii=False[, sort_keys=True]) without building an encoder per call
 _JSON = json.JSONEncoder(ensure_ascii=False)
 _json_text = json.encoder.encode_basestring  # json.dumps(s, ensure_ascii=False) of a str, in C
@@ -119,37 +118,26 @@ class PlanFile:
     actions: tuple[PlanAction, ...]
 
 
-def _node_lines(node: yaml.Node | None, path: tuple[Any, ...] = (), out: dict | None = None) -> dict:
-    """Line (1-based) of every value in a composed YAML document, by key path."""
-    out = {} if out is None else out
-    if node is None:
-        return out
-    out[path] = node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
-        for k, v in node.value:
-            _node_lines(v, path + (k.value,), out)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, v in enumerate(node.value):
-            _node_lines(v, path + (i,), out)
+def _node_lines(root: yaml.Node | None) -> dict[tuple[Any, ...], int]:
+    """Line (1-based) of every value in a composed YAML document, by key path (a loop: a plan may nest as
+    deep as the parser allows)."""
+    out: dict[tuple[Any, ...], int] = {}
+    todo: list[tuple[tuple[Any, ...], yaml.Node]] = [((), root)] if root is not None else []
+    while todo:
+        path, node = todo.pop()
+        out[path] = node.start_mark.line + 1
+        if isinstance(node, yaml.MappingNode):
+            todo += [(path + (k.value,), v) for k, v in node.value]
+        elif isinstance(node, yaml.SequenceNode):
+            todo += [(path + (i,), v) for i, v in enumerate(node.value)]
     return out
 
 
 def _read_yaml(p: Path, text: str) -> tuple[Any, dict[tuple[Any, ...], int]]:
-    """PyYAML's reading of the file, with the line of every value by key path."""
-    try:
-        loader = YAML_LOADER(text)  # one parse gives the nodes (for file:line) and the data
-        try:
-            node = loader.get_single_node()
-            lines = _node_lines(node)
-            data = loader.construct_document(node) if node is not None else None
-        finally:
-            loader.dispose()
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        where = f"{p}:{mark.line + 1}:{mark.column + 1}" if mark else str(p)
-        raise BadInput(f"{where}: YAML syntax error: {exc.problem}. Hint: check the indentation and quoting "
-                       "near that line.") from None
-    return data, lines
+    """The file read by PyYAML (reconcile.yamlio: no aliases, finite numbers, dates as text), with the
+    line of every value by key path."""
+    node, data = yamlio.parse(text, str(p))
+    return data, _node_lines(node)
 
 
 def load_plan(path: str | Path) -> PlanFile:
@@ -200,10 +188,13 @@ def load_plan(path: str | Path) -> PlanFile:
     return _plan_file(p, hashlib.sha256(raw).hexdigest(), head, tuple(actions))
 
 
+_q = yamlio.shown  # a value from the file in a message: quoted, cut short
+
+
 def _check_header(head: dict[str, Any], at: Callable[..., str], problems: list[str]) -> None:
     """The plan header's format, store, run, run_fingerprint and system."""
-    if head.get("format") != PLAN_FORMAT:
-        problems.append(f"{at('plan', 'format')}: plan.format {head.get('format')!r}: this tool reads format "
+    if head.get("format") != PLAN_FORMAT or type(head.get("format")) is not int:
+        problems.append(f"{at('plan', 'format')}: plan.format {_q(head.get('format'))}: this tool reads format "
                         f"{PLAN_FORMAT}. Hint: write the plan again with this version's `reconcile plan`.")
     for key in ("store", "run_fingerprint"):
         if not isinstance(head.get(key), str) or not head.get(key):
@@ -211,7 +202,7 @@ def _check_header(head: dict[str, Any], at: Callable[..., str], problems: list[s
                             "`reconcile plan`; do not edit it.")
     run = head.get("run")
     if not isinstance(run, int) or isinstance(run, bool) or run < 1:
-        problems.append(f"{at('plan', 'run')}: plan.run {run!r} is not an audit run id. Hint: the header is "
+        problems.append(f"{at('plan', 'run')}: plan.run {_q(run)} is not an audit run id. Hint: the header is "
                         "written by `reconcile plan`; do not edit it.")
     system = head.get("system")
     if not isinstance(system, dict) or not isinstance(system.get("profile"), str) \
@@ -260,7 +251,7 @@ def _check_action(item: Any, i: int, line: int, at: Callable[..., str], problems
     if not isinstance(code, str) or not code.strip():
         problems.append(f"{at('actions', i, 'dossier_code')}: dossier_code missing or empty.")
     if kind not in ACTIONS:
-        problems.append(f"{at('actions', i, 'action')}: action {kind!r}: expected one of {', '.join(ACTIONS)}.")
+        problems.append(f"{at('actions', i, 'action')}: action {_q(kind)}: expected one of {', '.join(ACTIONS)}.")
     for key in ("rule", "reason"):
         if not isinstance(item.get(key), str) or not item[key].strip():
             problems.append(f"{at('actions', i, key)}: {key} missing or empty. Hint: every action says which "
@@ -271,14 +262,14 @@ def _check_action(item: Any, i: int, line: int, at: Callable[..., str], problems
                             "wrote it.")
     confirmed = item.get("confirmed", True)
     if not isinstance(confirmed, bool):
-        problems.append(f"{at('actions', i, 'confirmed')}: confirmed {confirmed!r}: expected true or false.")
+        problems.append(f"{at('actions', i, 'confirmed')}: confirmed {_q(confirmed)}: expected true or false.")
     fp = item.get("fingerprint")
     writes = kind in WRITING
     if kind == "backfill" and fp is not None:
-        problems.append(f"{at('actions', i, 'fingerprint')}: fingerprint {fp!r}: a backfill creates a row that "
+        problems.append(f"{at('actions', i, 'fingerprint')}: fingerprint {_q(fp)}: a backfill creates a row that "
                         "does not exist yet, so its fingerprint is null. Hint: plan it again.")
     if writes and not (isinstance(fp, str) and _FINGERPRINT.fullmatch(fp)):
-        problems.append(f"{at('actions', i, 'fingerprint')}: fingerprint {fp!r}: expected the 32-hex-digit "
+        problems.append(f"{at('actions', i, 'fingerprint')}: fingerprint {_q(fp)}: expected the 32-hex-digit "
                         "fingerprint of the dossier row the action was computed from. Hint: plan it again.")
     sets = item.get("set") or {}
     values: dict[str, Any] = {}
@@ -297,8 +288,8 @@ def _check_action(item: Any, i: int, line: int, at: Callable[..., str], problems
             problems += [f"{at('actions', i, 'set')}: a {kind} action sets {f}. Hint: add set.{f}." for f in missing]
             for pin, f in PINNED.items():
                 if pin in item and f in values and _canonical_or_none(f, item[pin]) != values[f]:
-                    problems.append(f"{at('actions', i, pin)}: {pin} {item[pin]!r} differs from set.{f} "
-                                    f"{sets[f]!r}. Hint: edit both, or neither.")
+                    problems.append(f"{at('actions', i, pin)}: {pin} {_q(item[pin])} differs from set.{f} "
+                                    f"{_q(sets[f])}. Hint: edit both, or neither.")
             if key is not None and len(problems) == had:
                 checked_sets[key] = values
     elif kind == "backfill":
@@ -329,8 +320,8 @@ def _check_backfill_set(sets: dict[str, Any], code: Any, at: Callable[..., str],
     problems += [f"{at()}: a backfill action sets {f}. Hint: add set.{f}, or plan it again."
                  for f in BACKFILL_REQUIRED if f not in sets]
     if isinstance(code, str) and "dossier_code" in values and values["dossier_code"] != code.strip():
-        problems.append(f"{at('dossier_code')}: set.dossier_code {values['dossier_code']!r} differs from the "
-                        f"action's dossier_code {code!r}. Hint: edit both, or neither.")
+        problems.append(f"{at('dossier_code')}: set.dossier_code {_q(values['dossier_code'])} differs from the "
+                        f"action's dossier_code {_q(code)}. Hint: edit both, or neither.")
     return values
 
 
@@ -358,18 +349,18 @@ def _canonical(f: str, v: Any) -> Any:
                 return datetime.fromisoformat(v) if len(v.strip()) > 10 else date.fromisoformat(v.strip())
             except ValueError:
                 pass
-        raise ValueError(f"{v!r} is not a date. Expected YYYY-MM-DD (or an ISO date and time)")
+        raise ValueError(f"{_q(v)} is not a date. Expected YYYY-MM-DD (or an ISO date and time)")
     if f == "workflow_version":
         if isinstance(v, int) and not isinstance(v, bool) and v > 0:
             return v
-        raise ValueError(f"{v!r} is not a version number")
+        raise ValueError(f"{_q(v)} is not a version number")
     if f == "status":
         if v in STATUS_NAMES:
             return v
-        raise ValueError(f"{v!r} is not a canonical status. Expected one of: {', '.join(STATUS_NAMES)}")
+        raise ValueError(f"{_q(v)} is not a canonical status. Expected one of: {', '.join(STATUS_NAMES)}")
     if isinstance(v, str) and v.strip():
         return v
-    raise ValueError(f"{v!r}: expected a non-empty text")
+    raise ValueError(f"{_q(v)}: expected a non-empty text")
 
 
 def _canonical_or_none(f: str, v: Any) -> Any:
@@ -941,13 +932,13 @@ class VendorTarget(_Target):
             vendor = self.status_inverse.get(v, [])
             if len(vendor) != 1:
                 why = "no vendor value" if not vendor else f"several vendor values ({', '.join(vendor)})"
-                raise ValueError(f"status {v!r} has {why} in {self.mapping.path} status_values. Hint: "
+                raise ValueError(f"status {_q(v)} has {why} in {self.mapping.path} status_values. Hint: "
                                  "status_values must name exactly one vendor value for it")
             v = vendor[0]
         try:
             return col.name, _coerce(v, col)
         except (ValueError, ArithmeticError) as exc:
-            raise ValueError(f"{v!r} does not fit {col.table.name}.{col.name} ({col.type}): {exc}") from None
+            raise ValueError(f"{_q(v)} does not fit {col.table.name}.{col.name} ({col.type}): {exc}") from None
 
     def begin_read(self) -> Connection:
         conn = self.engine.connect()
@@ -1131,7 +1122,7 @@ class StoreTarget(_Target):
                 try:
                     _coerce(v, dossier.c[f])
                 except ValueError as exc:
-                    problems.append(f"{plan.path}:{a.line}: set.{f}: {v!r} does not fit the store's {f}: {exc}.")
+                    problems.append(f"{plan.path}:{a.line}: set.{f}: {_q(v)} does not fit the store's {f}: {exc}.")
         if problems:
             raise BadInput(problems[0] if len(problems) == 1 else f"{plan.path}: {len(problems)} values the store "
                            "cannot take", problems)
@@ -1365,8 +1356,8 @@ def _open_checked(plan: PlanFile, store_url: str | None, recorded_in: Store | No
         recorded = json.loads(run["inputs"]).get("system", {})
         for key in ("profile", "source", "mapping"):
             if recorded.get(key) != plan.system.get(key):
-                raise BadInput(f"{plan.path}: plan.system.{key} {plan.system.get(key)!r} differs from audit run "
-                               f"{plan.run}'s {recorded.get(key)!r}. Hint: the header is written by `reconcile "
+                raise BadInput(f"{plan.path}: plan.system.{key} {_q(plan.system.get(key))} differs from audit run "
+                               f"{plan.run}'s {_q(recorded.get(key))}. Hint: the header is written by `reconcile "
                                "plan`; plan again.")
         known = _check_fingerprints(plan, store, checked=recorded_in is not None)
         _check_backfills(plan, store)

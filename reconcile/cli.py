@@ -11,11 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import click
-import yaml
 from rich.console import Console
 from rich.markup import escape
 
-from reconcile import __version__, commands, render
+from reconcile import __version__, commands, render, yamlio
 from reconcile.apply import DEFAULT_BATCH_SIZE
 from reconcile.errors import BadInput, ExitCode, ReconcileError, Refused
 from reconcile.files import write_atomically
@@ -89,12 +88,7 @@ def _project(config: str | None) -> tuple[dict[str, Any], Path]:
         if config:
             raise BadInput(f"{config}: no such file.")
         return {}, Path(".")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        raise BadInput(f"{path}:{mark.line + 1 if mark else 1}:{mark.column + 1 if mark else 1}: "
-                       f"YAML syntax error: {exc.problem}.") from None
+    data = yamlio.load(path)[1] or {}
     if not isinstance(data, dict):
         raise BadInput(f"{path}:1:1: expected a mapping of settings (store, as_of, paper_only_units, ...).")
     return data, path.parent

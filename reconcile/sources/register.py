@@ -12,8 +12,7 @@ from typing import Any, Callable, Iterable, Iterator
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
-import yaml
-
+from reconcile import yamlio
 from reconcile.errors import BadInput
 from reconcile.normalize import fold
 from reconcile.sources.csvio import line_chunks, line_offset
@@ -116,14 +115,7 @@ def load_register_mapping(path: str | Path) -> RegisterMapping:
 def _read_yaml(p: Path) -> Any:
     if not p.is_file():
         raise BadInput(f"{p}: no such file.")
-    try:
-        return yaml.safe_load(p.read_text(encoding="utf-8"))
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        where = f"{p}:{mark.line + 1}:{mark.column + 1}" if mark else str(p)
-        raise BadInput(f"{where}: YAML syntax error: {exc.problem}.") from None
-    except UnicodeDecodeError:
-        raise BadInput(f"{p}: not UTF-8 text. Hint: save the file as UTF-8.") from None
+    return yamlio.load(p)[1]
 
 
 def _as_date(v: Any) -> date:

@@ -11,8 +11,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import sqlalchemy as sa
-import yaml
-
+from reconcile import yamlio
 from reconcile.errors import BadInput
 from reconcile.model import Status
 from reconcile.sources.csvio import line_chunks, line_offset
@@ -208,12 +207,7 @@ def load_mapping(path: str | Path) -> SourceMapping:
     p = Path(path)
     if not p.is_file():
         raise BadInput(f"{p}: no such file. Hint: --mapping FILE describes the vendor schema (see README).")
-    try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        where = f"{p}:{mark.line + 1}:{mark.column + 1}" if mark else str(p)
-        raise BadInput(f"{where}: YAML syntax error: {exc.problem}.") from None
+    data = yamlio.load(p)[1]
     if not isinstance(data, dict):
         raise BadInput(f"{p}:1:1: expected a mapping with keys dossier, task, account, events.")
     problems: list[str] = []

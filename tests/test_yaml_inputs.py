@@ -1,0 +1,262 @@
+"""Hostile YAML in every file a person writes or edits: alias bombs, non-finite and out-of-range numbers,
+booleans written as text, wrong shapes, repeated keys, over-large files, and a reviewer's plan edits that
+name steps, versions or accounts the audit run does not know. Each is one line with file:line:col (or
+the plan's line), exit 2, and nothing written."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import resource
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+import sqlalchemy as sa
+
+from conftest import CASES
+from helpers import invoke
+
+BASIC = CASES / "golden" / "basic"
+BPMN = CASES / "bpmn"
+ALIAS = ("error: {path}:1:4: YAML anchor &a is used by an alias (*a): anchors and aliases are not read here. "
+         "Hint: write the value out in full where the alias is.")
+# "Billion laughs": 9 lists of 9 references to the list above: 9^9 (387 million) strings once expanded.
+BOMB = 'a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]\n' + "".join(
+    f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join([f'*{chr(97 + i)}'] * 9)}]\n" for i in range(8))
+MAPPING = """\
+writable: false
+dossier:
+  table: HS_HOSO
+  columns: {dossier_code: MA_HOSO, status: TRANGTHAI, received_at: NGAY_TIEPNHAN}
+  status_values: {2: in_progress}
+account:
+  table: DM_CANBO
+  columns: {account: TAIKHOAN, active: TRANGTHAI_HD}
+"""
+
+
+def digest(url: str) -> str:
+    """Every table's rows of a database, hashed (the order of rows does not count)."""
+    h = hashlib.sha256()
+    if url.startswith("duckdb:///"):
+        conn = duckdb.connect(url[len("duckdb:///"):], read_only=True)
+        tables = {name: conn.sql(f'SELECT * FROM "{name}"').fetchall() for (name,) in conn.sql(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'").fetchall()}
+        conn.close()
+    else:
+        engine = sa.create_engine(url)
+        with engine.connect() as c:
+            md = sa.MetaData()
+            md.reflect(c)
+            tables = {name: c.execute(sa.select(t)).all() for name, t in md.tables.items()}
+        engine.dispose()
+    for name in sorted(tables):
+        h.update(name.encode())
+        for row in sorted(repr(tuple(r)) for r in tables[name]):
+            h.update(row.encode())
+    return h.hexdigest()
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def audit_args(tmp_path: Path, *extra: str) -> list[str]:
+    return ["audit", "--register", str(BASIC / "register-2021.csv"), "--system", str(BASIC / "system"),
+            "--workflows", str(BASIC / "workflows"), "--as-of", "2021-06-30", "--store", str(tmp_path / "s.duckdb"),
+            *extra]
+
+
+def refused(tmp_path: Path, *args: str) -> str:
+    """Exit 2, no traceback, no store: the error lines."""
+    result = invoke(*args, expect=2)
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "s.duckdb").exists(), "bad input must not create or touch the store"
+    return result.stderr.strip()
+
+# ------------------------------------------------------------------------------ alias bombs
+
+
+def _bomb_case(name: str, tmp: Path) -> tuple[list[str], Path]:
+    """The command reading a bomb with the reader `name`, and the file holding the bomb (used where that
+    reader walks or prints the value)."""
+    store = ["--store", str(tmp / "s.duckdb")]
+    if name == "catalog":
+        path = write(tmp / "wf" / "land" / "v1.yaml", BOMB + "procedure: P\nname: *i\nversion: 1\nsteps: *i\n")
+        return ["workflows", "check", str(tmp / "wf")], path
+    if name == "rules":
+        shutil.copytree(BASIC / "workflows", tmp / "wf")
+        path = write(tmp / "wf" / "land" / "rules.yaml", BOMB + "procedure: '1.004227.000.00.00.H48'\nrules: *i\n")
+        return ["rules", "check", str(tmp / "wf")], path
+    side = BOMB + "steps: *i\n"
+    if name == "bpmn-sidecar":
+        write(tmp / "wf" / "land" / "v1.bpmn", (BPMN / "land-v1.bpmn").read_text(encoding="utf-8"))
+        return ["workflows", "check", str(tmp / "wf")], write(tmp / "wf" / "land" / "v1.bpmn.yaml", side)
+    if name == "import-bpmn-sidecar":
+        return (["workflows", "import-bpmn", str(BPMN / "land-v1.bpmn"), "--sidecar", str(tmp / "side.yaml")],
+                write(tmp / "side.yaml", side))
+    if name == "activiti-sidecars":
+        return (["audit", "--register", str(BASIC / "register-2021.csv"), "--system", f"sqlite:///{tmp / 'e.sqlite'}",
+                 "--profile", "activiti", "--sidecars", str(tmp / "sc"), "--as-of", "2021-06-30", *store],
+                write(tmp / "sc" / "P.yaml", side))
+    if name == "project":
+        path = write(tmp / "reconcile.yaml", BOMB + "paper_only_units: *i\n")
+        return [*audit_args(tmp), "--config", str(path)], path
+    if name == "mapping":
+        path = write(tmp / "m.yaml", BOMB + MAPPING.replace("TRANGTHAI_HD}\n", "TRANGTHAI_HD}\n  active_values: *i\n"))
+        return (["audit", "--register", str(BASIC / "register-2021.csv"), "--system", f"sqlite:///{tmp / 'v.sqlite'}",
+                 "--mapping", str(path), "--workflows", str(BASIC / "workflows"), "--as-of", "2021-06-30", *store], path)
+    if name == "register-mapping":
+        path = write(tmp / "rm.yaml", BOMB + "sheets: *i\n")
+        return audit_args(tmp, "--register-mapping", str(path)), path
+    assert name == "plan"
+    path = write(tmp / "plan.yaml", BOMB + "plan: {format: 1, store: x, run: 1, run_fingerprint: x}\nactions: *i\n")
+    return ["apply", str(path), *store], path
+
+
+READERS = ["catalog", "rules", "bpmn-sidecar", "import-bpmn-sidecar", "activiti-sidecars", "project", "mapping",
+           "register-mapping", "plan"]
+
+
+def _limited() -> None:
+    resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))  # an expanded bomb fails here, not the machine
+
+
+@pytest.mark.parametrize("reader", READERS)
+def test_alias_bomb_is_refused_by_every_yaml_reader(reader: str, tmp_path: Path) -> None:
+    args, path = _bomb_case(reader, tmp_path)
+    # A process of its own with 2 GiB of address space: an expanded bomb fails there (or times out).
+    result = subprocess.run([sys.executable, "-m", "reconcile", *args], capture_output=True, text=True, timeout=120,
+                            preexec_fn=_limited, cwd=tmp_path, env={**os.environ, "NO_COLOR": "1"})
+    assert (result.returncode, result.stderr.strip()) == (2, ALIAS.format(path=path))
+    assert not (tmp_path / "s.duckdb").exists()
+
+# ------------------------------------------------------------------------------ numbers
+
+
+@pytest.mark.parametrize(("days", "col", "what"), [
+    (".nan", 60, "'.nan' is not a finite number. Hint: write a number such as 5 or 0.5."),
+    ("-.inf", 60, "'-.inf' is not a finite number. Hint: write a number such as 5 or 0.5."),
+    ("1.0e+999", 60, "'1.0e+999' is not a finite number. Hint: write a number such as 5 or 0.5."),
+    ("5000", 60, "steps[0].days: 5000 is greater than the maximum of 1000"),
+])
+def test_step_days_that_are_not_a_real_count_are_refused_by_the_catalog_check(tmp_path: Path, days: str, col: int,
+                                                                               what: str) -> None:
+    wf = tmp_path / "wf"
+    shutil.copytree(BASIC / "workflows", wf)
+    v1 = wf / "land" / "v1.yaml"
+    text = v1.read_text(encoding="utf-8")
+    assert "days: 0.5," in text
+    v1.write_text(text.replace("days: 0.5,", f"days: {days},", 1), encoding="utf-8")
+    line = next(i for i, t in enumerate(v1.read_text(encoding="utf-8").splitlines(), 1) if f"days: {days}," in t)
+    where = f"{v1}:{line}:{col}"
+    assert refused(tmp_path, "workflows", "check", str(wf)) == f"error: {where}: {what}"
+    assert refused(tmp_path, *audit_args(tmp_path)[:5], "--workflows", str(wf), "--as-of", "2021-06-30",
+                   "--store", str(tmp_path / "s.duckdb")) == f"error: {where}: {what}"
+
+
+def test_sidecar_days_must_be_finite(tmp_path: Path) -> None:
+    side = write(tmp_path / "side.yaml", "steps:\n  S01: {days: .inf}\n")
+    assert refused(tmp_path, "workflows", "import-bpmn", str(BPMN / "land-v1.bpmn"), "--sidecar", str(side)) == (
+        f"error: {side}:2:15: '.inf' is not a finite number. Hint: write a number such as 5 or 0.5.")
+
+# ------------------------------------------------------------------------------ reading
+
+
+def test_nesting_deeper_than_the_parser_takes_is_refused(tmp_path: Path) -> None:
+    v1 = write(tmp_path / "wf" / "land" / "v1.yaml", "steps: " + "[" * 5000 + "]" * 5000 + "\n")
+    err = refused(tmp_path, "workflows", "check", str(tmp_path / "wf"))
+    assert err.startswith(f"error: {v1}:1:") and "nesting depth" in err and "Traceback" not in err
+
+
+def test_a_file_larger_than_a_settings_file_can_be_is_refused(tmp_path: Path) -> None:
+    mapping = write(tmp_path / "m.yaml", MAPPING + "# " + "x" * (1 << 20) + "\n")
+    args = ["audit", "--register", str(BASIC / "register-2021.csv"), "--system", f"sqlite:///{tmp_path / 'v.sqlite'}",
+            "--mapping", str(mapping), "--workflows", str(BASIC / "workflows"), "--as-of", "2021-06-30",
+            "--store", str(tmp_path / "s.duckdb")]
+    assert refused(tmp_path, *args) == (f"error: {mapping}: larger than 1 MiB; this kind of file is a few kB. Hint: "
+                                        "check that it is the right file.")
+
+
+# ------------------------------------------------------------------------------ plan files
+
+
+@pytest.fixture(scope="module")
+def basic_store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """The basic case audited (csv profile: apply writes the store's snapshot) and its plan file."""
+    work = tmp_path_factory.mktemp("basic")
+    store = str(work / "store.duckdb")
+    invoke(*audit_args(work)[:-1], store, expect=1)
+    invoke("plan", "--store", store, "--out", str(work / "plan.yaml"), expect=0)
+    return work, (work / "plan.yaml").read_text(encoding="utf-8")
+
+
+def edited(work: Path, tmp_path: Path, plan: str, old: str, new: str) -> Path:
+    assert old in plan
+    store = tmp_path / "store.duckdb"
+    shutil.copy(work / "store.duckdb", store)
+    return write(tmp_path / "plan.yaml", plan.replace(old, new, 1).replace(str(work / "store.duckdb"), str(store)))
+
+
+def apply_refused(plan: Path, expected: int = 2) -> str:
+    """apply --yes refused with `expected`, the store (the csv profile's system too) unchanged."""
+    store = str(plan.parent / "store.duckdb")
+    before = digest(f"duckdb:///{store}")
+    result = invoke("apply", str(plan), "--store", store, "--yes", expect=expected)
+    assert "Traceback" not in result.stderr
+    assert digest(f"duckdb:///{store}") == before
+    return result.stderr.strip()
+
+
+REASSIGN = '  assignee: vpdk.an\n  set: {"assignee": "vpdk.an"}'
+
+
+def line_of(plan: Path, code: str) -> int:
+    return next(i for i, line in enumerate(plan.read_text(encoding="utf-8").splitlines(), 1)
+                if line == f"- dossier_code: {code}")
+
+
+def test_a_key_given_twice_in_a_plan_action_is_refused_with_its_line(basic_store: tuple[Path, str],
+                                                                     tmp_path: Path) -> None:
+    work, plan = basic_store
+    path = edited(work, tmp_path, plan, REASSIGN, REASSIGN + "\n  confirmed: false")
+    line = next(i for i, text in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+                if text == "  confirmed: false" and i > line_of(path, "000.00.53.H48-210105-0012"))
+    first = line - 4
+    assert apply_refused(path) == (f"error: {path}:{line}:3: duplicate key 'confirmed' (first at {first}:3). Hint: "
+                                   "keep one; YAML would silently keep only the last.")
+
+
+def test_a_control_character_in_a_plan_file_is_one_line(basic_store: tuple[Path, str], tmp_path: Path) -> None:
+    work, plan = basic_store
+    path = edited(work, tmp_path, plan, "reason: assignee vpdk.cu", "reason: assignee\x07 vpdk.cu")
+    line = next(i for i, text in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if "\x07" in text)
+    assert apply_refused(path) == (f"error: {path}:{line}:19: YAML syntax error: control characters are not allowed "
+                                   "(#x0007). Hint: remove the control character.")
+
+
+def test_a_huge_value_in_a_plan_file_is_quoted_short(basic_store: tuple[Path, str], tmp_path: Path) -> None:
+    work, plan = basic_store
+    huge = "x" * 1_000_000
+    path = edited(work, tmp_path, plan, "  action: reassign", f"  action: {huge}")
+    line = line_of(path, "000.00.53.H48-210105-0012") + 1
+    assert apply_refused(path) == (f"error: {path}:{line}: action 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+                                   "xxxxxx… (1,000,002 characters): expected one of migrate, reassign, close, backfill, "
+                                   "escalate.")
+
+
+def test_a_plan_file_with_dates_yaml_cannot_construct_is_one_line(basic_store: tuple[Path, str],
+                                                                  tmp_path: Path) -> None:
+    work, plan = basic_store
+    old = 'set: {"status": "returned", "returned_at": "2021-01-20", "finished_at": "2021-01-20"}'
+    path = edited(work, tmp_path, plan, old, old.replace('"2021-01-20"', "2021-02-30", 1) + "  # edited")
+    line = next(i for i, text in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if "# edited" in text)
+    assert apply_refused(path) == (f"error: {path}:{line}: set.returned_at: '2021-02-30' is not a date. Expected "
+                                   "YYYY-MM-DD (or an ISO date and time).")
