@@ -374,6 +374,24 @@ def test_bad_plans_are_refused_with_file_and_line(district: Path, tmp_path: Path
     assert snapshot(url) == original and ap.history(store) == []
 
 
+@pytest.mark.parametrize("flag", ['"false"', '"no"', "'true'", "1", "yes please"])
+def test_a_writable_flag_that_is_not_a_yaml_boolean_never_lets_apply_write(district: Path, tmp_path: Path,
+                                                                           flag: str) -> None:
+    url, store, mapping = audited(district, tmp_path)
+    plan = tmp_path / "plan.yaml"
+    make_plan(store, plan)
+    text = mapping.read_text(encoding="utf-8")
+    assert "writable: true\n" in text
+    mapping.write_text(text.replace("writable: true\n", f"writable: {flag}\n"), encoding="utf-8")
+    line = next(i for i, s in enumerate(text.splitlines(), 1) if s == "writable: true")
+    original = snapshot(url)
+    err = invoke("apply", str(plan), "--store", store, "--yes", expect=2).stderr
+    shown = repr(yaml.safe_load(f"x: {flag}")["x"])
+    assert err == (f"error: {mapping}:{line}:11: writable: {shown} is not of type 'boolean'. Hint: write true or false, "
+                   "without quotes; only true lets apply write.\n")
+    assert snapshot(url) == original and ap.history(store) == []
+
+
 def _kill_run(plan: Path, store: str, fault: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, ap.FAULT_ENV: fault}
     return subprocess.run([sys.executable, "-m", "reconcile", "apply", str(plan), "--store", store, "--yes",

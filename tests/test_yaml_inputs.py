@@ -260,3 +260,63 @@ def test_a_plan_file_with_dates_yaml_cannot_construct_is_one_line(basic_store: t
     line = next(i for i, text in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if "# edited" in text)
     assert apply_refused(path) == (f"error: {path}:{line}: set.returned_at: '2021-02-30' is not a date. Expected "
                                    "YYYY-MM-DD (or an ISO date and time).")
+
+
+# ------------------------------------------------------------------------------ mappings
+
+MAPPING_HINT = 'Hint: see "System: mapping profile" in README.'
+
+
+@pytest.mark.parametrize(("old", "new", "expected"), [
+    ("writable: false", 'writable: "false"', "1:11: writable: 'false' is not of type 'boolean'. Hint: write true or "
+                                             "false, without quotes; only true lets apply write."),
+    ("writable: false", "writable: 1", "1:11: writable: 1 is not of type 'boolean'. Hint: write true or false, "
+                                       "without quotes; only true lets apply write."),
+    ("{2: in_progress}", "banana", "5:18: dossier.status_values: 'banana' is not of type 'object'. Hint: vendor "
+                                   "value: canonical status, e.g. {0: submitted, 1: received}."),
+    ("{2: in_progress}", "{2: busy}", "5:22: dossier.status_values.2: 'busy' is not one of: submitted, received, "
+                                      "rejected, in_progress, supplement_requested, awaiting_payment, withdrawn, "
+                                      "stopped, finished, returned. " + MAPPING_HINT),
+    ("TRANGTHAI_HD}\n", "TRANGTHAI_HD}\n  active_values: 1\n", "9:18: account.active_values: 1 is not of type "
+                                                               "'array'. Hint: the values that mean active, as a "
+                                                               "list: [1]."),
+    ("{dossier_code: MA_HOSO, status: TRANGTHAI, received_at: NGAY_TIEPNHAN}", "[MA_HOSO, TRANGTHAI]",
+     f"4:12: dossier.columns: a list is not of type 'object'. {MAPPING_HINT}"),
+    ("table: HS_HOSO", "table: 5", f"3:10: dossier.table: 5 is not of type 'string'. {MAPPING_HINT}"),
+    ("columns: {account: TAIKHOAN", "columns: {account: [TAIKHOAN]",
+     f"8:22: account.columns.account: a list is not of type 'string'. {MAPPING_HINT}"),
+    ("received_at: NGAY_TIEPNHAN", "received: NGAY_TIEPNHAN",
+     "4:55: dossier.columns: unknown key 'received'. Known: dossier_code, procedure, field, applicant, phone, "
+     "address, agency, channel, received_at, due_at, due_at_revised, finished_at, returned_at, status, workflow_key, "
+     f"workflow_version. {MAPPING_HINT}"),
+    ("writable: false\n", "writable: false\nwritable: true\n",
+     "2:1: duplicate key 'writable' (first at 1:1). Hint: keep one; YAML would silently keep only the last."),
+])
+def test_source_mapping_of_the_wrong_shape_is_one_line_with_its_position(tmp_path: Path, old: str, new: str,
+                                                                          expected: str) -> None:
+    assert old in MAPPING
+    mapping = write(tmp_path / "m.yaml", MAPPING.replace(old, new, 1))
+    args = ["audit", "--register", str(BASIC / "register-2021.csv"), "--system", f"sqlite:///{tmp_path / 'v.sqlite'}",
+            "--mapping", str(mapping), "--workflows", str(BASIC / "workflows"), "--as-of", "2021-06-30",
+            "--store", str(tmp_path / "s.duckdb")]
+    assert refused(tmp_path, *args) == f"error: {mapping}:{expected}"
+
+
+REGISTER_HINT = 'Hint: see "Paper register" in README (--register-mapping).'
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ('sheets: "Sổ 2021"\n', "1:9: sheets: 'Sổ 2021' is not of type 'array'. Hint: a list of sheet names: "
+                            '["Sổ 2021"].'),
+    ('header_row: "4"\n', f"1:13: header_row: '4' is not of type 'integer'. {REGISTER_HINT}"),
+    ("header_row: 0\n", f"1:13: header_row: 0 is less than the minimum of 1. {REGISTER_HINT}"),
+    ("period: {from: 2021-02-30, to: 2021-12-31}\n", "1:16: period.from: '2021-02-30' is not a 'date'. Hint: write "
+                                                     "the date as YYYY-MM-DD."),
+    ("period: {from: 2021-12-31, to: 2021-01-01}\n", "1:9: period: from 2021-12-31 is after to 2021-01-01. Hint: "
+                                                     "swap the dates."),
+    ("columns: [a, b]\n", f"1:10: columns: a list is not of type 'object'. {REGISTER_HINT}"),
+])
+def test_register_mapping_of_the_wrong_shape_is_one_line_with_its_position(tmp_path: Path, text: str,
+                                                                            expected: str) -> None:
+    rm = write(tmp_path / "rm.yaml", text)
+    assert refused(tmp_path, *audit_args(tmp_path, "--register-mapping", str(rm))) == f"error: {rm}:{expected}"
