@@ -320,3 +320,32 @@ def test_register_mapping_of_the_wrong_shape_is_one_line_with_its_position(tmp_p
                                                                             expected: str) -> None:
     rm = write(tmp_path / "rm.yaml", text)
     assert refused(tmp_path, *audit_args(tmp_path, "--register-mapping", str(rm))) == f"error: {rm}:{expected}"
+
+
+# ------------------------------------------------------------------------------ project file
+
+PROJECT_HINT = 'Hint: see "Project file" in README.'
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("as_of: [1]\n", "1:8: as_of: a list is not of type 'string'. Hint: a date, YYYY-MM-DD."),
+    ("as_of: 2021-02-30\n", "1:8: as_of: '2021-02-30' is not a date. Expected YYYY-MM-DD or dd/mm/yyyy."),
+    ("paper_only_units: {a: 1}\n", "1:19: paper_only_units: a mapping is not of type 'string', 'array'. Hint: a list "
+                                   "of unit names."),
+    ("stalled: banana\n", f"1:10: stalled: 'banana' is not of type 'object'. {PROJECT_HINT}"),
+    ("stalled: {factor: .inf}\n", "1:19: '.inf' is not a finite number. Hint: write a number such as 5 or 0.5."),
+    ("stalled: {factor: 1000}\n", f"1:19: stalled.factor: 1000 is greater than the maximum of 100.0. {PROJECT_HINT}"),
+    ("date_tolerance_days: .nan\n", "1:22: '.nan' is not a finite number. Hint: write a number such as 5 or 0.5."),
+    ("date_tolerance_days: '3'\n", f"1:22: date_tolerance_days: '3' is not of type 'integer'. {PROJECT_HINT}"),
+    ("store: 5\n", "1:8: store: 5 is not of type 'string'. Hint: a path (relative to this file) or a URL, as text."),
+    ("as-of: 2021-06-30\n", "1:1: unknown key 'as-of'. Known: as_of, register, system, mapping, workflows, sidecars, "
+                            "register_mapping, store, profile, paper_only_units, date_tolerance_days, stalled, "
+                            f"period, statistics, district. {PROJECT_HINT}"),
+    ("as_of: 2021-06-30\nas_of: 2021-06-01\n", "2:1: duplicate key 'as_of' (first at 1:1). Hint: keep one; YAML "
+                                               "would silently keep only the last."),
+    ("statistics: {fields: banana}\n", f"1:22: statistics.fields: 'banana' is not of type 'array'. {PROJECT_HINT}"),
+])
+def test_project_file_of_the_wrong_shape_is_one_line_with_its_position(tmp_path: Path, text: str,
+                                                                         expected: str) -> None:
+    config = write(tmp_path / "reconcile.yaml", text)
+    assert refused(tmp_path, *audit_args(tmp_path), "--config", str(config)) == f"error: {config}:{expected}"
