@@ -728,8 +728,8 @@ def test_a_migration_to_another_procedure_writes_its_workflow_key_and_undo_resto
     doc = yaml.safe_load(plan.read_text(encoding="utf-8"))
     moved = doc["actions"][0]
     del moved["assignee"]
-    moved |= {"action": "migrate", "rule": "reform-2025", "version": 1, "step": "X01",
-              "set": {"workflow_key": "1.003003.000.00.00.H48", "workflow_version": 1, "current_step": "X01"}}
+    moved |= {"action": "migrate", "rule": "reform-2025", "version": 1, "step": "S02",
+              "set": {"workflow_key": "1.003003.000.00.00.H48", "workflow_version": 1, "current_step": "S02"}}
     doc["actions"] = [moved]
     plan.write_text(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False), encoding="utf-8")
     original = snapshot(url)
@@ -741,7 +741,7 @@ def test_a_migration_to_another_procedure_writes_its_workflow_key_and_undo_resto
         assert conn.execute(sa.text("SELECT MA_QUYTRINH, PHIENBAN FROM HS_HOSO WHERE MA_HOSO = :c"), {"c": code}
                             ).one() == ("1.003003.000.00.00.H48", 1)
         assert conn.execute(sa.text("SELECT MA_BUOC FROM HS_XULY_HIENTAI WHERE MA_HOSO = :c"), {"c": code}
-                            ).scalar_one() == "X01"
+                            ).scalar_one() == "S02"
     engine.dispose()
     invoke("undo", "1", "--store", store, "--yes", expect=0)
     assert snapshot(url) == original

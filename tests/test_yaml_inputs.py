@@ -20,6 +20,10 @@ import sqlalchemy as sa
 
 from conftest import CASES
 from helpers import invoke
+from reconcile import apply as ap
+from reconcile import planfile
+from reconcile.commands import plan as make_plan
+from reconcile.store import open_store
 
 BASIC = CASES / "golden" / "basic"
 BPMN = CASES / "bpmn"
@@ -349,3 +353,74 @@ def test_project_file_of_the_wrong_shape_is_one_line_with_its_position(tmp_path:
                                                                          expected: str) -> None:
     config = write(tmp_path / "reconcile.yaml", text)
     assert refused(tmp_path, *audit_args(tmp_path), "--config", str(config)) == f"error: {config}:{expected}"
+
+
+# ------------------------------------------------------------------------------ plan edits against the run
+
+ESCALATE = ("- dossier_code: 000.00.53.H48-210106-0014\n  action: escalate", "- dossier_code: "
+            "000.00.53.H48-210106-0014\n  action: migrate")
+DEAD_END_SET = "fingerprint: c1d13e459a8fa6e6a49841bb9ea48f03\n  set: {}"
+
+
+@pytest.mark.parametrize(("who", "why"), [
+    ("nobody", "set.assignee 'nobody' is not an account in audit run 1's staff directory"),
+    ("vpdk.cu", "set.assignee 'vpdk.cu' is inactive in audit run 1's staff directory"),
+    ("tckh.ha", "set.assignee tckh.ha belongs to unit TCKH, not to the dossier's unit VPDK"),
+])
+def test_reassign_edited_to_an_account_the_run_does_not_allow_is_refused(basic_store: tuple[Path, str],
+                                                                         tmp_path: Path, who: str, why: str) -> None:
+    work, plan = basic_store
+    path = edited(work, tmp_path, plan, REASSIGN, REASSIGN.replace("vpdk.an", who))
+    line = line_of(path, "000.00.53.H48-210105-0012")
+    assert apply_refused(path) == (f"error: {path}:{line}: dossier 000.00.53.H48-210105-0012: {why}. Hint: active "
+                                   "accounts of VPDK: vpdk.an.")
+
+
+LAND = "1.004227.000.00.00.H48"
+
+
+@pytest.mark.parametrize(("target", "why"), [
+    ('{"workflow_version": 2, "current_step": "S99"}',
+     f"step 'S99' is not a step of version 2 of {LAND}. Hint: steps there: S01, S03, S06, S08, S10, S11, S09."),
+    ('{"workflow_version": 9, "current_step": "S03"}',
+     f"version 9 of procedure {LAND} is not in audit run 1's catalog. Hint: versions there: 1, 2."),
+    ('{"workflow_version": 2, "current_step": "S10"}',
+     f"step S10 of version 2 of {LAND} cannot reach a final step. Hint: choose a step from which the procedure can "
+     "finish: S01, S03, S06, S08, S11, S09."),
+    ('{"workflow_key": "9.999", "workflow_version": 1, "current_step": "S01"}',
+     "version 1 of procedure 9.999 is not in audit run 1's catalog. Hint: the catalog has no version of it; escalate "
+     "the dossier instead."),
+])
+def test_migrate_edited_to_a_step_the_run_catalog_lacks_is_refused(basic_store: tuple[Path, str], tmp_path: Path,
+                                                                   target: str, why: str) -> None:
+    work, plan = basic_store
+    path = edited(work, tmp_path, plan.replace(*ESCALATE), DEAD_END_SET, DEAD_END_SET.replace("{}", target))
+    line = line_of(path, "000.00.53.H48-210106-0014")
+    assert apply_refused(path) == f"error: {path}:{line}: dossier 000.00.53.H48-210106-0014: {why}"
+
+
+def test_migrate_edited_to_a_step_the_run_catalog_has_is_applied(basic_store: tuple[Path, str],
+                                                                 tmp_path: Path) -> None:
+    work, plan = basic_store
+    target = '{"workflow_version": 2, "current_step": "S08"}'
+    path = edited(work, tmp_path, plan.replace(*ESCALATE), DEAD_END_SET, DEAD_END_SET.replace("{}", target))
+    result = invoke("apply", str(path), "--store", str(tmp_path / "store.duckdb"), "--yes", expect=0)
+    assert "3 written" in result.stderr
+
+
+def test_a_plan_whose_targets_the_run_does_not_know_is_not_recorded(basic_store: tuple[Path, str],
+                                                                    tmp_path: Path) -> None:
+    work, _ = basic_store
+    shutil.copy(work / "store.duckdb", tmp_path / "store.duckdb")
+    store_url = str(tmp_path / "store.duckdb")
+    data = make_plan(store_url).to_dict()
+    reassign = next(a for a in data["actions"] if a["action"] == "reassign")
+    reassign["assignee"] = reassign["set"]["assignee"] = "nobody"
+    text = planfile.dump(data)
+    store = open_store(store_url, create=False)
+    try:
+        assert ap.record_plan(store, data, text) is False
+    finally:
+        store.engine.dispose()
+    path = write(tmp_path / "plan.yaml", text)
+    assert "'nobody' is not an account in audit run 1's staff directory" in apply_refused(path)
