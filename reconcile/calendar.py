@@ -7,6 +7,10 @@ from functools import lru_cache
 
 import holidays
 
+# The dates an audit may be as of: earlier ones are typing errors (no system then), and the holidays
+# package knows Vietnam's lunar holidays up to 2100 only (later years would count Tết as working days).
+FIRST_DAY, LAST_DAY = date(1990, 1, 1), date(2100, 12, 31)
+
 
 @lru_cache(maxsize=64)
 def _holidays(year: int) -> frozenset[date]:
@@ -18,10 +22,13 @@ def is_working_day(d: date) -> bool:
 
 
 def add_working_days(start: date, days: int) -> date:
-    """The date `days` working days after `start` (a deadline); 0 gives `start` itself."""
+    """The date `days` working days after `start` (a deadline); 0 gives `start` itself. A deadline past
+    the calendar's last day stops at date.max: only a mistyped year gets there."""
     d = start
     left = days
     while left > 0:
+        if d == date.max:
+            return d
         d += timedelta(days=1)
         if is_working_day(d):
             left -= 1

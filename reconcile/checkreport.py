@@ -15,7 +15,8 @@ from typing import Any, Collection, Sequence
 from reconcile import stats_model
 from reconcile.errors import BadInput, collect
 from reconcile.normalize import fold, normalize_text
-from reconcile.sources.register import _decode, _sniff_delimiter
+from reconcile.sources.text import check_cells, column_name, decode, sniff_delimiter
+from reconcile.sources.workbook import open_workbook, unreadable
 
 # ------------------------------------------------------------------------- layouts (DOMAIN §6)
 
@@ -195,7 +196,7 @@ class Grid:
         return self.lines[r] if self.lines else r + 1
 
     def cell(self, r: int, c: int) -> str:
-        return f"line {self.line(r)}, column {c + 1}" if self.sheet is None else f"cell {_letter(c)}{r + 1}"
+        return f"line {self.line(r)}, column {c + 1}" if self.sheet is None else f"cell {column_name(c)}{r + 1}"
 
     def rows_ref(self, r1: int, r2: int) -> str:
         word = "line" if self.sheet is None else "row"
@@ -203,18 +204,10 @@ class Grid:
         return f"{word} {a}" if a == b else f"{word}s {a}–{b}"
 
     def col(self, c: int) -> str:
-        return str(c + 1) if self.sheet is None else _letter(c)
+        return str(c + 1) if self.sheet is None else column_name(c)
 
     def cols_ref(self, c1: int, c2: int) -> str:
         return f"columns {self.col(c1)}–{self.col(c2)}"
-
-
-def _letter(c: int) -> str:
-    s, c = "", c + 1
-    while c:
-        c, rem = divmod(c - 1, 26)
-        s = chr(65 + rem) + s
-    return s
 
 
 def _check_file(p: Path) -> None:
@@ -235,15 +228,19 @@ def _read(p: Path, sheet: str | None) -> Grid:
                        "Hint: save a .xls or .ods workbook as .xlsx.")
     if sheet is not None:
         raise BadInput(f"{p}: --sheet applies to workbooks (.xlsx) only. Hint: drop --sheet.")
-    text = _decode(p, p.read_bytes())
+    text = decode(p, p.read_bytes())
     lines = text.splitlines()
-    delimiter = _sniff_delimiter(lines[:30]) if suffix == ".csv" else "\t"
+    delimiter = sniff_delimiter(lines[:30]) if suffix == ".csv" else "\t"
     if delimiter == "\t":  # TSV and text never quote: a stray '"' in prose must not swallow lines
-        return Grid(p.name, None, [line.split("\t") for line in lines])
-    rows: list[list[Any]] = []
+        rows = [line.split("\t") for line in lines]
+        for i, row in enumerate(rows):
+            check_cells(row, p.name, i + 1, "line")
+        return Grid(p.name, None, rows)
+    rows = []
     starts: list[int] = []  # a quoted field may hold line breaks: each record's first line
     reader, prev = csv.reader(io.StringIO(text), delimiter=delimiter), 0
     for row in reader:
+        check_cells(row, p.name, prev + 1, "line")
         rows.append(row)
         starts.append(prev + 1)
         prev = reader.line_num
@@ -253,11 +250,11 @@ def _read(p: Path, sheet: str | None) -> Grid:
 def _read_xlsx(p: Path, sheet: str | None) -> Grid:
     import openpyxl  # merged ranges need openpyxl; the tables are small
 
+    open_workbook(p)
     try:
         wb = openpyxl.load_workbook(p, data_only=True)
-    except Exception as exc:
-        raise BadInput(f"{p}: cannot read as a workbook: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
-                       ". Hint: save it as .xlsx, or export CSV.") from None
+    except Exception as exc:  # openpyxl reads every sheet here: name the one that fails, if one does
+        raise unreadable(p, exc) from None
     if sheet is not None and sheet not in wb.sheetnames:
         raise BadInput(f"{p.name}: sheet {sheet!r} not found. Sheets: {', '.join(map(repr, wb.sheetnames))}.")
     for name in [sheet] if sheet is not None else wb.sheetnames:
@@ -370,7 +367,7 @@ def read_table(grid: Grid, layout: str = "auto") -> Table:
     for r1, c1, r2, c2 in grid.merges:
         if r2 >= first and r1 <= last and c2 >= start and c1 <= end:
             merged |= {(r, c) for r in range(r1, r2 + 1) for c in range(c1, c2 + 1)}
-            problems.append(f"{grid.place}, cells {_letter(c1)}{r1 + 1}:{_letter(c2)}{r2 + 1}: merged cells among "
+            problems.append(f"{grid.place}, cells {column_name(c1)}{r1 + 1}:{column_name(c2)}{r2 + 1}: merged cells among "
                             "the numbers. Expected one number per cell. Hint: unmerge them and write each column's "
                             "number.")
     rows: list[Row] = []
@@ -652,7 +649,7 @@ class TextCheck:
 
 def _read_text_file(p: Path) -> str:
     _check_file(p)
-    return _decode(p, p.read_bytes())
+    return decode(p, p.read_bytes())
 
 
 # A count is a number followed by "hồ sơ" (the table's unit: dates and decree numbers are not);

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from click.core import ParameterSource
 from rich.console import Console
 from rich.markup import escape
 
@@ -31,9 +32,13 @@ PROJECT_FILE = "reconcile.yaml"
 
 
 def _consoles() -> tuple[Console, Console]:
+    """stdout and stderr. Data is printed as data: markup in values is escaped where they are printed, and
+    emoji codes are off (rich would print `file.bpmn:100:` as `file.bpmn💯`)."""
     plain = bool(os.environ.get("NO_COLOR")) or not sys.stdout.isatty()
-    out = Console(file=sys.stdout, no_color=plain, highlight=False, soft_wrap=plain, width=None if not plain else 200)
-    err = Console(file=sys.stderr, no_color=bool(os.environ.get("NO_COLOR")), highlight=False, soft_wrap=True)
+    out = Console(file=sys.stdout, no_color=plain, highlight=False, emoji=False, soft_wrap=plain,
+                  width=None if not plain else 200)
+    err = Console(file=sys.stderr, no_color=bool(os.environ.get("NO_COLOR")), highlight=False, emoji=False,
+                  soft_wrap=True)
     return out, err
 
 
@@ -50,8 +55,29 @@ def _confirm(question: str, hint: str) -> None:
         raise Refused("nothing written.")
 
 
+class ReconcileCommand(click.Command):
+    """A command whose options refuse an empty value: `--as-of ''` (an unset shell variable) must not
+    quietly mean "the project file's date" or "the default store"."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        rest = super().parse_args(ctx, args)
+        for param in self.params:
+            value = ctx.params.get(param.name or "")
+            values = value if isinstance(value, tuple) else (value,)
+            if ctx.get_parameter_source(param.name or "") == ParameterSource.COMMANDLINE and any(
+                    isinstance(v, str) and not v.strip() for v in values):
+                if isinstance(param, click.Option):
+                    name = next((o for o in param.opts if o.startswith("--")), param.opts[0])
+                    raise BadInput(f"{name}: empty value. Hint: give a value, or leave {name} out for its default.")
+                raise BadInput(f"{param.human_readable_name}: empty value. Hint: give a value.")
+        return rest
+
+
 class ReconcileGroup(click.Group):
     """The one catch site: user errors print one line per problem; bugs exit 70; Ctrl-C exits 130."""
+
+    command_class = ReconcileCommand
+    group_class = type  # subgroups (workflows, rules) are ReconcileGroups: their commands check too
 
     def invoke(self, ctx: click.Context) -> Any:
         try:

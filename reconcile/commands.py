@@ -16,6 +16,7 @@ import sqlalchemy as sa
 
 from reconcile import __version__, jsonio, planfile
 from reconcile.audit import AuditSettings, run_audit
+from reconcile.calendar import FIRST_DAY, LAST_DAY
 from reconcile.catalog import Catalog, WorkflowVersion, load_catalog
 from reconcile.errors import BadInput
 from reconcile.model import FindingKind, MatchClass
@@ -291,7 +292,7 @@ def record_run(store: Store, loaded: Loaded, settings: AuditSettings, progress: 
         run_id = store.next_run_id(conn)
         n_reg = _store_batches(store, conn, run_id, register_entry, register_sql, loaded.register.batches(),
                                lambda n: progress(f"register {n:,} rows"), texts=REGISTER_TEXTS)
-        reg_checks = check_stored_register(conn, run_id)
+        reg_checks = check_stored_register(conn, run_id, settings.as_of)
         _store_text_keys(conn, run_id)
         books = _books(reg_checks.book_years, loaded.register.periods)
         loaded.warnings.extend(reg_checks.warnings)
@@ -369,6 +370,10 @@ def _store_text_keys(conn: sa.Connection, run_id: int) -> None:
 def audit(inputs: AuditInputs, store_url: str | None = None, progress: Progress = _quiet,
           started_at: str | None = None) -> RunReport:
     """Open and check every input, then read, store and audit them in one transaction."""
+    if not FIRST_DAY <= inputs.as_of <= LAST_DAY:
+        raise BadInput(f"--as-of: {inputs.as_of.isoformat()} is outside the dates an audit can be as of, "
+                       f"{FIRST_DAY.isoformat()}..{LAST_DAY.isoformat()}. Hint: give the date the register and the "
+                       "system were read (working days count Vietnam's holidays, known up to 2100).")
     loaded = load_inputs(inputs, progress)
     settings = AuditSettings(inputs.as_of, inputs.date_tolerance_days, inputs.paper_only_units, inputs.stall,
                              inputs.period)

@@ -20,7 +20,9 @@ CODE_VARIANT_RE = re.compile(r"^[0-9A-Z]{1,3}(\.[0-9A-Z]{1,3}){1,4}-\d{6,8}-\d{3
 _SPACE = "[ \t\n\r\f\v\u00a0\u200b\u200c\u200d\ufeff]"
 _DASH = "[\u2010\u2011\u2012\u2013\u2014\u2212\uff0d]"
 _EXCEL_EPOCH = date(1899, 12, 30)
-_DMY = re.compile(r"^(\d{1,2})[/.\-](\d{1,2})[/.\-](\d{4})(?:\s.*)?$")
+_DMY = re.compile(r"^(\d{1,2})[/.\-](\d{1,2})[/.\-](\d{4}|\d{2})(?:\s.*)?$")
+# A two-digit year is read as Excel reads one typed in a cell: 00-29 are 2000-2029, 30-99 1930-1999.
+TWO_DIGIT_YEAR_PIVOT = 30
 _ISO = re.compile(r"^(\d{4})-(\d{2})-(\d{2})(?:[T\s].*)?$")
 _SERIAL = re.compile(r"^\d{4,5}(?:\.\d+)?$")
 
@@ -60,7 +62,8 @@ def fold(raw: str) -> str:
 
 
 def parse_date(raw: Any) -> date | None:
-    """dd/mm/yyyy (also - and .), ISO, Excel serial numbers and date objects. Raises ValueError."""
+    """dd/mm/yyyy (also - and ., and dd/mm/yy by Excel's pivot), ISO, Excel serial numbers and date objects.
+    Raises ValueError."""
     if raw is None:
         return None
     if isinstance(raw, datetime):
@@ -73,7 +76,8 @@ def parse_date(raw: Any) -> date | None:
     if not s:
         return None
     if m := _DMY.match(s):
-        return date(int(m[3]), int(m[2]), int(m[1]))
+        year = int(m[3]) if len(m[3]) == 4 else int(m[3]) + (2000 if int(m[3]) < TWO_DIGIT_YEAR_PIVOT else 1900)
+        return date(year, int(m[2]), int(m[1]))
     if m := _ISO.match(s):
         return date(int(m[1]), int(m[2]), int(m[3]))
     if _SERIAL.match(s):
@@ -120,17 +124,26 @@ def sql_fold(col: str) -> str:
 
 
 def sql_date(col: str) -> str:
-    # The common exact forms first (ISO by the hyphen at position 5, else dd/mm/yyyy), each tried
-    # only where it can match: a failing parse costs more than the check. The other forms only for
-    # values still without a date: inside a CASE, so that DuckDB does not hoist their shared
+    # The common exact forms first (ISO by the hyphen at position 5, else dd/mm/yyyy by the '/' five
+    # from the end), each tried only where it can match: a failing parse costs more than the check.
+    # The other forms only for values still without a date, each by its shape, as strptime's %Y also
+    # takes "21" for the year 21: inside a CASE, so that DuckDB does not hoist their shared
     # `trim(nfc_normalize(...))` out as a common subexpression computed for every row (2x the cost).
     s = f"trim(nfc_normalize({col}))"
     first = f"split_part(replace({s}, 'T', ' '), ' ', 1)"
+    dmy = "['%d/%m/%Y', '%d-%m-%Y', '%d.%m.%Y']"
+    century = f"CASE WHEN right({first}, 2) < '{TWO_DIGIT_YEAR_PIVOT}' THEN '20' ELSE '19' END"
     return (
         f"coalesce(CASE WHEN substr({col}, 5, 1) = '-' THEN TRY_CAST({col} AS DATE) "
-        f"ELSE try_strptime({col}, '%d/%m/%Y')::DATE END, "
-        f"CASE WHEN {col} IS NOT NULL THEN coalesce("
-        f"try_strptime({first}, ['%d/%m/%Y', '%d-%m-%Y', '%d.%m.%Y', '%Y-%m-%d'])::DATE, "
-        f"CASE WHEN regexp_full_match({s}, '[0-9]{{4,5}}([.][0-9]+)?') "
-        f"THEN DATE '1899-12-30' + CAST(floor(CAST({s} AS DOUBLE)) AS INTEGER) END) END)"
+        f"WHEN substr({col}, -5, 1) = '/' AND substr({col}, -3, 1) <> '/' THEN try_strptime({col}, '%d/%m/%Y')::DATE "
+        f"END, CASE WHEN {col} IS NOT NULL THEN CASE "
+        f"WHEN regexp_full_match({first}, '{SQL_DMY}[0-9]{{2}}') "
+        f"THEN try_strptime(left({first}, -2) || {century} || right({first}, 2), {dmy})::DATE "
+        f"WHEN regexp_full_match({first}, '{SQL_DMY}[0-9]{{4}}') THEN try_strptime({first}, {dmy})::DATE "
+        f"WHEN regexp_full_match({first}, '[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}') THEN try_strptime({first}, '%Y-%m-%d')::DATE "
+        f"WHEN regexp_full_match({s}, '[0-9]{{4,5}}([.][0-9]+)?') "
+        f"THEN DATE '1899-12-30' + CAST(floor(CAST({s} AS DOUBLE)) AS INTEGER) END END)"
     )
+
+
+SQL_DMY = "[0-9]{1,2}[/.-][0-9]{1,2}[/.-]"  # the day and month of dd/mm/yyyy, d.m.yy ...

@@ -11,7 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from reconcile.calendar import is_working_day
+from reconcile.calendar import FIRST_DAY, is_working_day
 from reconcile.model import OPEN_STATUSES, FindingKind
 from reconcile.sqlfuncs import json_text, obj
 from reconcile.store import (
@@ -21,7 +21,7 @@ from reconcile.store import (
 K = FindingKind
 # Statuses for which an open dossier must sit on a current task (a submitted online dossier has none yet).
 NEEDS_TASK = tuple(s.value for s in OPEN_STATUSES if s.value != "submitted")
-EARLIEST_DAY = date(1990, 1, 1)  # dates before this are typing errors, not movements
+EARLIEST_DAY = FIRST_DAY  # dates before this are typing errors, not movements
 
 # Why an open dossier cannot reach the end as things stand (census columns, in this order).
 ORPHAN_KINDS = (K.UNKNOWN_VERSION, K.STEP_NOT_IN_VERSION, K.DEAD_END_STEP, K.UNIT_WITHOUT_STAFF,

@@ -213,3 +213,12 @@ def test_a_bug_exits_70_and_says_so_and_debug_shows_it(tmp_path: Path, monkeypat
     assert not (tmp_path / "store.duckdb").exists()
     with pytest.raises(RuntimeError):
         invoke("--debug", *audit_args(tmp_path))
+
+
+def test_names_and_values_are_printed_as_data_not_as_emoji_codes_or_markup(tmp_path: Path) -> None:
+    folder = tmp_path / "cat:100:[bold]x[/bold]"
+    (folder / "land").mkdir(parents=True)
+    (folder / "land" / "v1.yaml").write_text((CASES / "catalog" / "sample" / "land" / "v1.yaml").read_text("utf-8"),
+                                             encoding="utf-8")
+    result = invoke("workflows", "check", str(folder), expect=0)
+    assert f"{folder}: valid:" in result.stdout

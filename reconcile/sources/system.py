@@ -17,6 +17,7 @@ from reconcile import errors, yamlio
 from reconcile.errors import BadInput
 from reconcile.model import Status
 from reconcile.sources.csvio import line_chunks, line_offset
+from reconcile.sources.text import decode
 from reconcile.store import connect_engine, iter_rows, mask_url
 
 DOSSIER_FIELDS = (
@@ -139,15 +140,9 @@ def _check_csv(path: Path, required: tuple[str, ...]) -> list[str]:
         raise BadInput(f"{path}: no such file. Hint: the csv profile needs dossiers.csv and accounts.csv.")
     if path.stat().st_size == 0:
         raise BadInput(f"{path}: the file is empty. Expected a header: {', '.join(required)}.")
-    head = path.open("rb").read(64 * 1024)
-    try:
-        head.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        if exc.start < len(head) - 4:  # not just a character cut at the sample's end
-            line = head[: exc.start].count(b"\n") + 1
-            raise BadInput(f"{path}, row {line}: not UTF-8 (legacy 8-bit "
-                           "encoding?). Hint: export the file as UTF-8.") from None
-    first = head.decode("utf-8", errors="ignore").lstrip("\ufeff").splitlines()[0] if head else ""
+    with path.open("rb") as fh:
+        head = fh.read(64 * 1024)
+    first = decode(path, head, partial=True).splitlines()[0] if head else ""
     header = [h.strip().strip('"') for h in next(csv.reader([first]))] if first else []
     missing = [c for c in required if c not in header]
     if missing:

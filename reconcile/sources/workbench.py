@@ -4,6 +4,7 @@ store itself when it is DuckDB), and the checks of those rows before the run com
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 
 import duckdb
 import pyarrow as pa
@@ -47,10 +48,11 @@ class RegisterChecks:
     book_years: dict[str, dict[int | None, int]]  # entries per book and year received
 
 
-def check_stored_register(conn: sa.Connection, run_id: int) -> RegisterChecks:
+def check_stored_register(conn: sa.Connection, run_id: int, as_of: date) -> RegisterChecks:
     """Checks on the register rows just stored in the run's transaction (plain column scans, any
     engine): an unparseable date raises BadInput, which rolls the run back; codes that do not look
-    like dossier codes are warnings; entries are counted per book and year received."""
+    like dossier codes, dates with a two-digit year and entries received after the audit date are
+    warnings; entries are counted per book and year received."""
     re_ = register_entry
     where = [re_.c.run_id == run_id]
     problems: list[str] = []
@@ -64,18 +66,44 @@ def check_stored_register(conn: sa.Connection, run_id: int) -> RegisterChecks:
     _raise(problems, f"{len(problems)} unparseable dates in the register")
     odd = sa.select(re_.c.source_file, re_.c.sheet, re_.c.row_no, re_.c.code_raw).where(*where, ~re_.c.code_ok)
     rows = conn.execute(odd.order_by(re_.c.entry_id).limit(MAX_LISTED)).all()
-    warnings = [f"{_where(f, sh, n)}: {v!r} does not look like a dossier code (kept). "
-                "Expected e.g. 000.00.53.H48-210105-0001." for f, sh, n, v in rows]
+    warnings = [f"{_where(f, sh, n)}: " + (f"{v!r} does not look like a dossier code" if v and v.strip() else
+                                          "no dossier code") + " (kept). Expected e.g. 000.00.53.H48-210105-0001."
+                for f, sh, n, v in rows]
     if len(rows) == MAX_LISTED:
         more = conn.execute(sa.select(sa.func.count()).select_from(odd.subquery())).scalar_one() - MAX_LISTED
         if more:
             warnings.append(f"... and {more} more rows with codes that do not look like dossier codes.")
+    warnings += _two_digit_years(conn, where)
+    late = sa.select(re_.c.source_file, re_.c.sheet, re_.c.row_no).where(*where, re_.c.received_at > as_of)
+    rows = conn.execute(late.order_by(re_.c.entry_id).limit(3)).all()
+    if rows:
+        n = conn.execute(sa.select(sa.func.count()).select_from(late.subquery())).scalar_one()
+        warnings.append(f"{n} register entr{'y was' if n == 1 else 'ies were'} received after the audit date "
+                        f"{as_of.isoformat()}: {'; '.join(_where(*r) for r in rows)}{', ...' if n > len(rows) else ''}. "
+                        "Hint: check those dates, or audit as of a later date.")
     year = sa.extract("year", re_.c.received_at)
     book_years: dict[str, dict[int | None, int]] = {}
     for book, y, n in conn.execute(sa.select(re_.c.book, year, sa.func.count()).where(*where)
                                    .group_by(re_.c.book, year)):
         book_years.setdefault(book, {})[None if y is None else int(y)] = int(n)
     return RegisterChecks(warnings, book_years)
+
+
+def _two_digit_years(conn: sa.Connection, where: list[sa.ColumnElement[bool]]) -> list[str]:
+    """How many dates were written with a two-digit year (read by Excel's pivot: 00-29 are 20xx),
+    by their shape: a separator third from the end, and not ISO's yyyy-mm-dd."""
+    re_, counts = register_entry, []
+    for field, label in REGISTER_DATES.items():
+        raw = sa.func.trim(re_.c[field.replace("_at", "_raw")])
+        short = sa.and_(re_.c[field].is_not(None), sa.or_(raw.like("%/__"), raw.like("%.__"),
+                                                          sa.and_(raw.like("%-__"), ~raw.like("____-%"))))
+        n = conn.execute(sa.select(sa.func.count()).where(*where, short)).scalar_one()
+        if n:
+            counts.append(f"{n} {label}")
+    if not counts:
+        return []
+    return [f"register dates with a two-digit year, read as 2000-2029 for 00-29 and 1930-1999 for 30-99 (as "
+            f"Excel does): {', '.join(counts)}. Hint: check them, or write the year in full."]
 
 
 def _where(file: str, sheet: str | None, row: int) -> str:
