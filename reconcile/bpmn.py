@@ -81,7 +81,8 @@ SIDECAR_SCHEMA: dict[str, Any] = {
         },
     },
 }
-SIDECAR_HINT = "Hint: a sidecar holds procedure, name, field, version, valid_from and steps: {TASK_ID: {days, unit, name}}."
+SIDECAR_HINT = ("Hint: a sidecar holds procedure, name, field, version, valid_from and steps: "
+                "{TASK_ID: {days, unit, name}}.")
 _SIDECAR = Draft202012Validator(SIDECAR_SCHEMA, format_checker=Draft202012Validator.FORMAT_CHECKER)
 _DURATION = re.compile(
     r"^P(?:(?P<y>\d+(?:[.,]\d+)?)Y)?(?:(?P<mo>\d+(?:[.,]\d+)?)M)?(?:(?P<w>\d+(?:[.,]\d+)?)W)?"

@@ -19,13 +19,14 @@ from reconcile.normalize import compare_key
 
 VERSION_FILE = re.compile(r"^v(\d+)\.(yaml|bpmn)$")
 MAX_DAYS = 1000  # working days of one step: about four years; more is a typo (and deadlines overflow)
+MAX_VERSION = 2**31 - 1  # the store's INTEGER
 
 # The keys that describe a version (also what a BPMN sidecar may give).
 VERSION_KEYS: dict[str, Any] = {
     "procedure": {"type": "string", "minLength": 1},
     "name": {"type": "string", "minLength": 1},
     "field": {"type": "string"},
-    "version": {"type": "integer"},
+    "version": {"type": "integer", "minimum": 0, "maximum": MAX_VERSION},
     "valid_from": {"type": "string", "format": "date"},
 }
 SCHEMA: dict[str, Any] = {

@@ -68,7 +68,7 @@ import yaml
 from jsonschema import Draft202012Validator
 
 from reconcile import errors, yamlio
-from reconcile.catalog import VERSION_FILE, Catalog
+from reconcile.catalog import MAX_VERSION, VERSION_FILE, Catalog
 from reconcile.yamlio import at as _at, key_node as _key, node_at as _node_at, value_node as _value
 
 RULES_FILE = re.compile(r"^(rules.*|.*\.rules)\.yaml$")
@@ -95,8 +95,8 @@ SCHEMA: dict[str, Any] = {
             "additionalProperties": False,
             "properties": {
                 "id": {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9._-]*$"},
-                "from": {"type": "integer", "minimum": 1},
-                "to": {"type": "integer", "minimum": 1},
+                "from": {"type": "integer", "minimum": 1, "maximum": MAX_VERSION},
+                "to": {"type": "integer", "minimum": 1, "maximum": MAX_VERSION},
                 "to_procedure": {"type": "string", "minLength": 1},
                 "steps": {"type": "object", "additionalProperties": {"$ref": "#/$defs/target"}},
                 "same_ids": {"type": "boolean"},

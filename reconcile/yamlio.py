@@ -90,7 +90,9 @@ def load(path: str | os.PathLike[str], max_bytes: int | None = MAX_BYTES) -> tup
 def syntax_error(where: str, text: str, e: yaml.YAMLError) -> str:
     """`file:line:col: YAML syntax error: what. Hint: ...`."""
     if isinstance(e, yaml.reader.ReaderError):  # a control character: an offset (libyaml's in UTF-8 bytes)
-        pos = e.position if e.encoding == "unicode" else len(text.encode("utf-8")[:e.position].decode("utf-8", "ignore"))
+        pos = e.position
+        if e.encoding != "unicode":
+            pos = len(text.encode("utf-8")[:pos].decode("utf-8", "ignore"))
         line = text.count("\n", 0, pos) + 1
         col = pos - text.rfind("\n", 0, pos)
         return (f"{where}:{line}:{col}: YAML syntax error: {e.reason} (#x{e.character:04x}). Hint: remove the "
@@ -99,7 +101,8 @@ def syntax_error(where: str, text: str, e: yaml.YAMLError) -> str:
         mark = e.problem_mark or e.context_mark
         at = f"{where}:{mark.line + 1}:{mark.column + 1}" if mark else where
         what = " ".join(str(e.problem or e.context).split())
-        return f"{at}: YAML syntax error: {what}. Hint: check the indentation and quoting on this line and the one above."
+        return (f"{at}: YAML syntax error: {what}. Hint: check the indentation and quoting on this line and the one "
+                "above.")
     return f"{where}: YAML error: {' '.join(str(e).split())}."
 
 

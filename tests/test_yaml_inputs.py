@@ -116,7 +116,8 @@ def _bomb_case(name: str, tmp: Path) -> tuple[list[str], Path]:
     if name == "mapping":
         path = write(tmp / "m.yaml", BOMB + MAPPING.replace("TRANGTHAI_HD}\n", "TRANGTHAI_HD}\n  active_values: *i\n"))
         return (["audit", "--register", str(BASIC / "register-2021.csv"), "--system", f"sqlite:///{tmp / 'v.sqlite'}",
-                 "--mapping", str(path), "--workflows", str(BASIC / "workflows"), "--as-of", "2021-06-30", *store], path)
+                 "--mapping", str(path), "--workflows", str(BASIC / "workflows"), "--as-of", "2021-06-30", *store],
+                path)
     if name == "register-mapping":
         path = write(tmp / "rm.yaml", BOMB + "sheets: *i\n")
         return audit_args(tmp, "--register-mapping", str(path)), path
@@ -164,6 +165,15 @@ def test_step_days_that_are_not_a_real_count_are_refused_by_the_catalog_check(tm
     assert refused(tmp_path, "workflows", "check", str(wf)) == f"error: {where}: {what}"
     assert refused(tmp_path, *audit_args(tmp_path)[:5], "--workflows", str(wf), "--as-of", "2021-06-30",
                    "--store", str(tmp_path / "s.duckdb")) == f"error: {where}: {what}"
+
+
+def test_a_version_number_the_store_cannot_hold_is_refused_by_the_catalog_check(tmp_path: Path) -> None:
+    big = 10**20
+    text = (BASIC / "workflows" / "land" / "v1.yaml").read_text(encoding="utf-8")
+    v = write(tmp_path / "wf" / "land" / f"v{big}.yaml", text.replace("version: 1", f"version: {big}"))
+    line = next(i for i, t in enumerate(v.read_text(encoding="utf-8").splitlines(), 1) if t.startswith("version:"))
+    assert refused(tmp_path, "workflows", "check", str(tmp_path / "wf")) == (
+        f"error: {v}:{line}:10: version: {big} is greater than the maximum of 2147483647")
 
 
 def test_sidecar_days_must_be_finite(tmp_path: Path) -> None:
@@ -251,9 +261,8 @@ def test_a_huge_value_in_a_plan_file_is_quoted_short(basic_store: tuple[Path, st
     huge = "x" * 1_000_000
     path = edited(work, tmp_path, plan, "  action: reassign", f"  action: {huge}")
     line = line_of(path, "000.00.53.H48-210105-0012") + 1
-    assert apply_refused(path) == (f"error: {path}:{line}: action 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
-                                   "xxxxxx… (1,000,002 characters): expected one of migrate, reassign, close, backfill, "
-                                   "escalate.")
+    assert apply_refused(path) == (f"error: {path}:{line}: action '{'x' * 59}… (1,000,002 characters): expected one "
+                                   "of migrate, reassign, close, backfill, escalate.")
 
 
 def test_a_plan_file_with_dates_yaml_cannot_construct_is_one_line(basic_store: tuple[Path, str],

@@ -203,10 +203,10 @@ _NAME = {"type": "string", "minLength": 1}
 
 def _role_schema(role: str, **extra: Any) -> dict[str, Any]:
     required = ["columns", *(["status_values"] if role == "dossier" else [])]
+    columns = {"type": "object", "additionalProperties": False, "required": list(_REQUIRED[role]),
+               "properties": {f: _NAME for f in _ROLES[role]}}
     return {"type": "object", "additionalProperties": False, "required": required,
-            "properties": {"table": _NAME, "query": _NAME, **extra,
-                           "columns": {"type": "object", "additionalProperties": False, "required": list(_REQUIRED[role]),
-                                       "properties": {f: _NAME for f in _ROLES[role]}}}}
+            "properties": {"table": _NAME, "query": _NAME, **extra, "columns": columns}}
 
 
 # The shape of a source mapping (every key, every type); what the database holds is checked when it is read.
