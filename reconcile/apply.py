@@ -140,6 +140,15 @@ def _read_yaml(p: Path, text: str) -> tuple[Any, dict[tuple[Any, ...], int]]:
     return data, _node_lines(node)
 
 
+def _action_lines(node: yaml.Node | None, data: Any) -> dict[int, int]:
+    """The line of each action (a mapping) of `data["actions"]` by id(), from the node tree it was made from."""
+    items = data.get("actions") if isinstance(data, dict) else None
+    seq = yamlio.value_node(node, "actions")
+    if not isinstance(items, list) or not isinstance(seq, yaml.SequenceNode) or len(seq.value) != len(items):
+        return {}
+    return {id(item): n.start_mark.line + 1 for item, n in zip(items, seq.value) if type(item) is dict}
+
+
 def load_plan(path: str | Path) -> PlanFile:
     """Read and check a plan file on its own; every problem with file:line and a hint."""
     p = Path(path)
@@ -150,14 +159,14 @@ def load_plan(path: str | Path) -> PlanFile:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise BadInput(f"{p}: not UTF-8. Hint: save the plan as UTF-8.") from None
-    # The layout `reconcile plan` writes is read fast (planfile); any other YAML by PyYAML, with the
-    # line of every value. The fast reading gives the line of each action; other lines are looked up
-    # (PyYAML again) only when a problem is reported.
+    # The layout `reconcile plan` writes is read fast (planfile); any other YAML by PyYAML (yamlio). Both
+    # give the line of each action; other lines are looked up (PyYAML again) only when a problem is reported.
     fast = planfile.load(text)
     lines: dict[tuple[Any, ...], int] | None = None
     if fast is None:
-        data, lines = _read_yaml(p, text)
-        item_lines: dict[int, int] = {}
+        node, data = yamlio.parse(text, str(p))
+        item_lines = _action_lines(node, data)
+        del node  # a node per value, with its marks: a plan's worth of them is not kept
     else:
         data, item_lines = fast
     problems: list[str] = []
