@@ -121,13 +121,21 @@ def _bomb_case(name: str, tmp: Path) -> tuple[list[str], Path]:
     if name == "register-mapping":
         path = write(tmp / "rm.yaml", BOMB + "sheets: *i\n")
         return audit_args(tmp, "--register-mapping", str(path)), path
-    assert name == "plan"
-    path = write(tmp / "plan.yaml", BOMB + "plan: {format: 1, store: x, run: 1, run_fingerprint: x}\nactions: *i\n")
-    return ["apply", str(path), *store], path
+    plan = "plan: {format: 1, store: x, run: 1, run_fingerprint: x}\nactions: *i\n"
+    if name == "plan":
+        return ["apply", str(write(tmp / "plan.yaml", BOMB + plan)), *store], tmp / "plan.yaml"
+    # The commands that show a plan's effect read it with apply's reader, after opening an audited store
+    # (DuckDB reserves more address space than the limit allows): 9^6 strings, without a limit.
+    path = write(tmp / "plan.yaml", BOMB.split("g:")[0] + plan.replace("*i", "*f"))
+    invoke(*audit_args(tmp)[:-1], str(tmp / "audited.duckdb"), expect=1)
+    at = ["--store", str(tmp / "audited.duckdb"), "--plan", str(path)]
+    commands = {"stats-plan": ["stats", "--view", "after-plan"], "report-plan": ["report", "--out", str(tmp / "r")],
+                "tickets-plan": ["tickets", "--out", str(tmp / "t")]}
+    return [*commands[name], *at], path
 
 
 READERS = ["catalog", "rules", "bpmn-sidecar", "import-bpmn-sidecar", "activiti-sidecars", "project", "mapping",
-           "register-mapping", "plan"]
+           "register-mapping", "plan", "stats-plan", "report-plan", "tickets-plan"]
 
 
 def _limited() -> None:
@@ -139,7 +147,8 @@ def test_alias_bomb_is_refused_by_every_yaml_reader(reader: str, tmp_path: Path)
     args, path = _bomb_case(reader, tmp_path)
     # A process of its own with 2 GiB of address space: an expanded bomb fails there (or times out).
     result = subprocess.run([sys.executable, "-m", "reconcile", *args], capture_output=True, text=True, timeout=120,
-                            preexec_fn=_limited, cwd=tmp_path, env={**os.environ, "NO_COLOR": "1"})
+                            preexec_fn=None if reader.endswith("-plan") else _limited, cwd=tmp_path,
+                            env={**os.environ, "NO_COLOR": "1"})
     assert (result.returncode, result.stderr.strip()) == (2, ALIAS.format(path=path))
     assert not (tmp_path / "s.duckdb").exists()
 
