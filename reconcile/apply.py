@@ -1438,11 +1438,11 @@ _POSITION = ("workflow_key", "workflow_version", "current_step")
 
 
 def _target_problems(conn: Connection, run_id: int, path: str, actions: Iterable[PlanAction]) -> list[str]:
-    """What the confirmed writing actions set against audit run `run_id`'s catalog and staff directory: where a dossier
-    goes (its procedure, version and step, each the action's value else the dossier's) must be a step of a
-    version the run's catalog holds, from which the procedure can finish; a new assignee must be an active
-    account of the run's staff directory, and for a `reassign`, of the dossier's unit (set.unit, else its
-    own). One line per action, `path:line` (each distinct case worked out once)."""
+    """What the confirmed writing actions set, against audit run `run_id`'s catalog and staff directory: where
+    a dossier goes (its procedure, version and step, each the action's value else the dossier's) must be a
+    step of a version the run's catalog holds, from which the procedure can finish; a new assignee must be
+    an active account of the run's staff directory, and for a `reassign`, of the dossier's unit (set.unit,
+    else its own). One line per action, `path:line` (each distinct case worked out once)."""
     todo = [(a, dict(a.set)) for a in actions if a.action in WRITING and a.confirmed]  # what apply would write
     todo = [(a, new) for a, new in todo if "assignee" in new or not new.keys().isdisjoint(_POSITION)]
     if not todo:
@@ -1480,18 +1480,19 @@ def _target_problems(conn: Connection, run_id: int, path: str, actions: Iterable
 def _target_problem(run_id: int, steps: dict[tuple[str, int], dict[str, bool]], staff: dict[str, tuple[Any, bool]],
                     action: str, procedure: Any, version: Any, step: Any, assignee: Any, unit: Any) -> str | None:
     """Why one case of _target_problems is refused, or None."""
+    named = yamlio.cut(str(procedure), yamlio.LIMIT)  # set.workflow_key may be any text of the plan's
     if version is not None:
         here = steps.get((procedure, version))
         if here is None:
             versions = sorted(v for p, v in steps if p == procedure)
-            return (f"version {version} of procedure {procedure} is not in audit run {run_id}'s catalog. Hint: "
+            return (f"version {version} of procedure {named} is not in audit run {run_id}'s catalog. Hint: "
                     + (f"versions there: {', '.join(map(str, versions))}." if versions else
                        "the catalog has no version of it; escalate the dossier instead."))
         if step is not None and step not in here:
-            return (f"step {yamlio.shown(step)} is not a step of version {version} of {procedure}. Hint: steps there: "
+            return (f"step {yamlio.shown(step)} is not a step of version {version} of {named}. Hint: steps there: "
                     f"{', '.join(here)}.")
         if step is not None and not here[step]:
-            return (f"step {step} of version {version} of {procedure} cannot reach a final step. Hint: choose a step "
+            return (f"step {step} of version {version} of {named} cannot reach a final step. Hint: choose a step "
                     f"from which the procedure can finish: {', '.join(s for s, ok in here.items() if ok)}.")
     if assignee is None:
         return None

@@ -236,13 +236,16 @@ def cut(text: str, limit: int) -> str:
 
 def path_text(path: Any, root: yaml.Node | None = None) -> str:
     """A jsonschema path as `steps[0].days` (a whole-number key of a mapping, when `root` tells: `.2`)."""
-    out, node = [], root
+    out: list[str] = []
+    node: Any = root
     for p in path:
-        if isinstance(p, int) and not isinstance(node, yaml.MappingNode):
-            out.append(f"[{p}]")
+        in_mapping = isinstance(node, yaml.MappingNode)
+        out.append(f".{p}" if in_mapping or not isinstance(p, int) else f"[{p}]")
+        if in_mapping:
+            node = value_node(node, str(p))
         else:
-            out.append(f".{p}")
-        node = node_at(node, [p]) if node is not None else None
+            node = node.value[p] if isinstance(node, yaml.SequenceNode) and isinstance(p, int) and p < len(node.value) \
+                else None
     return "".join(out).lstrip(".")
 
 
