@@ -738,14 +738,13 @@ def demo(out: Path, progress: Progress = _quiet) -> RunReport:
     """Simulate the demo district into OUT/inputs, audit it into a fresh store (OUT/findings.json,
     OUT/census.json), fix it: plan -> apply -> audit -> undo -> audit -> apply (OUT/fixes.json), and
     write the first audit's reports (OUT/report.*) and vendor tickets (OUT/tickets/)."""
-    import yaml
-
+    from reconcile.project import load_project  # it imports this module
     from reconcile.simulate import simulate
 
     inputs_dir = out / "inputs"
     progress("simulate")
     sim = simulate(inputs_dir)
-    project = yaml.safe_load(sim.config.read_text(encoding="utf-8"))
+    project = load_project(sim.config)
     store_path = inputs_dir / "reconcile.duckdb"  # the project file's store: `cd` there and `reconcile show`
     for leftover in (store_path, store_path.with_name(store_path.name + ".wal")):
         leftover.unlink(missing_ok=True)
