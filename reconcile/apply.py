@@ -64,6 +64,7 @@ from reconcile.store import (
 )
 
 PLAN_FORMAT = 1
+LOG_ATTEMPTS = 5  # a batch's log, when applies or undos on one server store keep taking the same next id
 DEFAULT_BATCH_SIZE = 5000  # per batch: one target transaction (its rows locked) and two store commits
 ACTIONS = ("migrate", "reassign", "close", "backfill", "escalate")
 WRITING = ("migrate", "reassign", "close")
@@ -1885,28 +1886,43 @@ def _log_refs_and_commit(store: Store, target: _Target, conn: Connection, refs: 
     ledger.check()  # before the store is touched: a store file deleted would be created again, empty
     log = conn if same else store.engine.connect()
     try:
-        try:
-            if not same:
-                log.begin()
-            ledger.check(log)
-            batch_id = int(log.execute(sa.select(sa.func.coalesce(sa.func.max(change_batch.c.id), 0))).scalar_one()) + 1
-            cells = None if swapped else _change_rows(refs)
-            dossiers, changes = swapped or (len(set(cells.column("dossier_code").to_pylist())), cells.num_rows)
-            log.execute(sa.insert(change_batch).values(
-                id=batch_id, target=json.dumps(target.describe, ensure_ascii=False, sort_keys=True),
-                actor=actor or _actor(), started_at=_now(), dossiers=dossiers, changes=changes, **meta))
-            if cells is None:
-                _copy_swapped(log, meta["undo_of"], batch_id)
-            else:
-                bulk_insert(log, change, cells.append_column("batch_id", pa.array([batch_id] * changes, pa.int64())))
-            if not same:
-                log.commit()
-            else:
-                log.execute(sa.insert(batch_outcome).values(batch_id=batch_id, outcome="committed",
-                                                            finished_at=_now()))
-        except sa.exc.DBAPIError as exc:
-            raise store_failed(store, exc, "record the batch (this batch was rolled back, nothing of it written)"
-                                ) from None
+        cells = None if swapped else _change_rows(refs)
+        dossiers, changes = swapped or (len(set(cells.column("dossier_code").to_pylist())), cells.num_rows)
+        for attempt in range(1, LOG_ATTEMPTS + 1):
+            try:
+                if not same:
+                    log.begin()
+                ledger.check(log)
+                batch_id = int(log.execute(sa.select(sa.func.coalesce(sa.func.max(change_batch.c.id), 0)))
+                               .scalar_one()) + 1
+                if attempt == 1:
+                    fault("batch-id", write_no)
+                log.execute(sa.insert(change_batch).values(
+                    id=batch_id, target=json.dumps(target.describe, ensure_ascii=False, sort_keys=True),
+                    actor=actor or _actor(), started_at=_now(), dossiers=dossiers, changes=changes, **meta))
+                if cells is None:
+                    _copy_swapped(log, meta["undo_of"], batch_id)
+                else:
+                    bulk_insert(log, change, cells.append_column("batch_id",
+                                                                 pa.array([batch_id] * changes, pa.int64())))
+                if not same:
+                    log.commit()
+                else:
+                    log.execute(sa.insert(batch_outcome).values(batch_id=batch_id, outcome="committed",
+                                                                finished_at=_now()))
+                break
+            except sa.exc.IntegrityError as exc:
+                # On a server store another apply or undo may log its batch between our max(id) and our
+                # INSERT: the store's key refuses the second id. Only the log rolls back (the target's
+                # transaction is open, uncommitted), so the batch is logged again under the next id.
+                if same or attempt == LOG_ATTEMPTS:
+                    raise store_failed(store, exc, "record the batch: another apply or undo kept taking its batch "
+                                       "id (this batch was rolled back, nothing of it written)") from None
+                log.rollback()
+                ledger.log_rolled_back()
+            except sa.exc.DBAPIError as exc:
+                raise store_failed(store, exc, "record the batch (this batch was rolled back, nothing of it written)"
+                                   ) from None
         if not same:
             ledger.logged(batch_id)
         fault("after-log", write_no)

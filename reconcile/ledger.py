@@ -33,6 +33,7 @@ class Ledger:
         self.file = store_file(store)
         self.inode = self._inode()
         self.store_id = _store_id(store)  # None: recorded with the first batch's log (opening writes nothing)
+        self.recording = False  # store_id is being recorded by the log transaction under way
 
     @property
     def name(self) -> str:
@@ -64,7 +65,7 @@ class Ledger:
         log's transaction (its first batch), so that the next batches can tell."""
         found = _store_id(self.store, log)
         if self.store_id is None and found is None:
-            self.store_id = uuid.uuid4().hex
+            self.store_id, self.recording = uuid.uuid4().hex, True
             log.execute(sa.insert(meta_table).values(key=STORE_ID, value=self.store_id))
             return True
         if self.store_id is None:  # recorded meanwhile by another apply or undo
@@ -78,8 +79,13 @@ class Ledger:
             earlier = "; the change log of the batches before it is in that store: put it back before going on"
             raise Refused(f"{why}: this batch was rolled back, nothing of it written{earlier if self.done else ''}.")
 
+    def log_rolled_back(self) -> None:
+        """The log transaction rolled back (to be tried again): a store_id it recorded is not recorded."""
+        if self.recording:
+            self.store_id, self.recording = None, False
+
     def logged(self, batch_id: int) -> None:
-        self.in_flight, self.committing = batch_id, False
+        self.in_flight, self.committing, self.recording = batch_id, False, False
 
     def committed(self, batch_id: int, undo_of: int | None) -> None:
         self.done.append((batch_id, undo_of))

@@ -21,6 +21,7 @@ from reconcile.apply import (
 from reconcile.errors import BadInput, Refused
 from reconcile.faults import fault
 from reconcile.ledger import Ledger, stopping
+from reconcile.sources.system import load_mapping
 from reconcile.store import Store, batch_outcome, change_batch, connect_engine, mask_url, normalize_url, open_store
 
 PREFETCH = 10  # batches whose change rows undo reads with one statement
@@ -96,6 +97,8 @@ def _undo_next(store: Store, batch_ids: list[int], n: int, targets: dict[tuple[s
     where = (batch["target"], int(batch["run_id"]))
     settled: tuple[str, ...] = ()
     if where not in targets:  # settled once: this run's own batches all get their outcome
+        if ledger is not None:
+            _refuse_if_not_writable(dict(batch))
         targets[where] = _undo_target(store, dict(batch), system_url)
         settled = tuple(_settle(store, targets[where])) if ledger is not None else ()
     target = targets[where]
@@ -114,6 +117,16 @@ def _needs(logged: _Logged) -> dict[str, dict[str, tuple[str, ...]]]:
         kind = "delete" if logged.before[i] is ABSENT else "insert" if logged.after[i] is ABSENT else "update"
         out.setdefault(table, {}).setdefault(kind, set()).add(column)
     return {t: {kind: tuple(sorted(cols)) for kind, cols in kinds.items()} for t, kinds in out.items()}
+
+
+def _refuse_if_not_writable(batch: dict[str, Any]) -> None:
+    """Undo needs no mapping (the change log names every table and column), but a mapping that no longer
+    says `writable: true` is the office's word that the tool must not write there: undo obeys it too."""
+    path = json.loads(batch["target"]).get("mapping")
+    if path and Path(path).is_file() and not load_mapping(path).writable:
+        raise Refused(f"{path}: the mapping does not declare `writable: true` (any more): nothing written. Hint: "
+                      f"set it back to true to undo batch {batch['id']}, or `reconcile undo {batch['id']} --dry-run` "
+                      "for the statements.")
 
 
 def _undo_target(store: Store, batch: dict[str, Any], system_url: str | None) -> _Target:

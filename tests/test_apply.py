@@ -393,6 +393,24 @@ def test_a_writable_flag_that_is_not_a_yaml_boolean_never_lets_apply_write(distr
     assert snapshot(url) == original and ap.history(store) == []
 
 
+def test_undo_obeys_a_mapping_that_no_longer_says_writable(district: Path, tmp_path: Path) -> None:
+    url, store, mapping = audited(district, tmp_path)
+    plan = tmp_path / "plan.yaml"
+    make_plan(store, plan)
+    invoke("apply", str(plan), "--store", store, "--yes", expect=0)
+    applied = snapshot(url)
+    text = mapping.read_text(encoding="utf-8")
+    mapping.write_text(text.replace("writable: true\n", "writable: false\n"), encoding="utf-8")
+    err = invoke("undo", "1", "--store", store, "--yes", expect=3).stderr
+    assert err == (f"error: {mapping}: the mapping does not declare `writable: true` (any more): nothing written. "
+                   "Hint: set it back to true to undo batch 1, or `reconcile undo 1 --dry-run` for the statements.\n")
+    assert snapshot(url) == applied and [b["kind"] for b in ap.history(store)] == ["apply"]
+    assert "UPDATE" in invoke("undo", "1", "--store", store, "--dry-run", expect=0).stdout
+    mapping.write_text(text, encoding="utf-8")
+    invoke("undo", "1", "--store", store, "--yes", expect=0)
+    assert snapshot(url) != applied
+
+
 def _kill_run(plan: Path, store: str, fault: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, FAULT_ENV: fault}
     return subprocess.run([sys.executable, "-m", "reconcile", "apply", str(plan), "--store", store, "--yes",

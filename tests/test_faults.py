@@ -502,6 +502,30 @@ def test_an_apply_never_settles_a_batch_another_apply_is_still_committing(
     check_consistent(pg_url, pg_url, original)
 
 
+def test_two_undos_logging_at_once_on_a_server_store_take_distinct_batch_ids(
+        district: Path, tmp_path: Path, pg_url: str) -> None:
+    """Batch ids are the store's max + 1, read in each batch's log transaction: an undo stopped between
+    that read and its INSERT, while another undo logs and commits the same id, logs again under the next id
+    (only its log rolls back; its target transaction waits, uncommitted), and both finish."""
+    work = tmp_path / "d"
+    shutil.copytree(district, work)
+    copy_vendor(f"sqlite:///{work / 'system' / 'binh-son-igate.sqlite'}", pg_url)
+    audit_into(work, pg_url, pg_url)
+    plan = tmp_path / "plan.yaml"
+    make_plan(pg_url, plan)
+    original = cells(pg_url)
+    assert run("apply", str(plan), "--store", pg_url, "--yes", "--batch-size", "3")[0] == 0  # batches 1 and 2
+    with stopped("undo", "2", "--store", pg_url, "--yes", fault="batch-id:1:STOP") as first:  # read id 3
+        assert run("undo", "1", "--store", pg_url, "--yes")[0] == 0  # logs and commits batch 3
+        os.kill(first.pid, signal.SIGCONT)
+        _, err = first.communicate(timeout=300)
+        assert first.returncode == 0 and "Traceback" not in err, err
+    assert [(r["id"], r["kind"], r["undo_of"], r["outcome"]) for r in ap.history(pg_url)] == [
+        (1, "apply", None, "committed"), (2, "apply", None, "committed"), (3, "undo", 1, "committed"),
+        (4, "undo", 2, "committed")]
+    assert cells(pg_url) == original
+
+
 # ---------------------------------------------------------------------------- read-only accounts
 
 
