@@ -405,7 +405,7 @@ def record_plan(store: Store, data: dict[str, Any], text: str) -> bool:
     actions = _check_actions(items, dict(zip(map(id, items), lines)), _nowhere, problems)
     if not problems:
         with store.connect() as conn:
-            problems = _target_problems(conn, head["run"], "", actions)
+            problems = target_problems(conn, head["run"], "", actions)
     columns = None if problems else _action_columns(actions)
     if columns is None:
         return False
@@ -1401,7 +1401,7 @@ def _open_checked(plan: PlanFile, store_url: str | None, recorded_in: Store | No
         known = _check_fingerprints(plan, store, checked=recorded_in is not None)
         if recorded_in is None:  # a recorded plan passed these when `reconcile plan` recorded it
             with store.connect() as conn:
-                problems = _target_problems(conn, plan.run, plan.path, plan.actions)
+                problems = target_problems(conn, plan.run, plan.path, plan.actions)
             if problems:
                 raise BadInput(problems[0] if len(problems) == 1 else f"{plan.path}: {len(problems)} actions set "
                                f"values audit run {plan.run} does not know", problems)
@@ -1464,7 +1464,7 @@ def _fingerprint_problems(writing: list[PlanAction], rows: pa.Table, earlier: pa
 _POSITION = ("workflow_key", "workflow_version", "current_step")
 
 
-def _target_problems(conn: Connection, run_id: int, path: str, actions: Iterable[PlanAction]) -> list[str]:
+def target_problems(conn: Connection, run_id: int, path: str, actions: Iterable[PlanAction]) -> list[str]:
     """What the confirmed writing actions set, against audit run `run_id`'s catalog and staff directory: where
     a dossier goes (its procedure, version and step, each the action's value else the dossier's) must be a
     step of a version the run's catalog holds, from which the procedure can finish; a new assignee must be
@@ -1506,7 +1506,7 @@ def _target_problems(conn: Connection, run_id: int, path: str, actions: Iterable
 
 def _target_problem(run_id: int, steps: dict[tuple[str, int], dict[str, bool]], staff: dict[str, tuple[Any, bool]],
                     action: str, procedure: Any, version: Any, step: Any, assignee: Any, unit: Any) -> str | None:
-    """Why one case of _target_problems is refused, or None."""
+    """Why one case of target_problems is refused, or None."""
     named = yamlio.cut(str(procedure), yamlio.LIMIT)  # set.workflow_key may be any text of the plan's
     if version is not None:
         here = steps.get((procedure, version))

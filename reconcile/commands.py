@@ -19,7 +19,7 @@ from reconcile.audit import AuditSettings, run_audit
 from reconcile.calendar import FIRST_DAY, LAST_DAY
 from reconcile.catalog import Catalog, WorkflowVersion, load_catalog
 from reconcile.dberrors import disk_full
-from reconcile.errors import BadInput, Refused, wrote
+from reconcile.errors import BadInput, Refused, collect, wrote
 from reconcile.faults import fault
 from reconcile.model import FindingKind, MatchClass
 from reconcile.normalize import compare_key, normalize_code
@@ -619,18 +619,22 @@ def plan_actions(conn: sa.Connection, store: Store, run_id: int, plan_path: str 
     if plan_path is None:
         built = build_plan(conn, run_id, mask_url(store.url), run_resolver(conn, run_id))
         return [PlannedAction(a.dossier_code, a.action, a.rule, a.confirmed, a.set) for a in built.actions]
-    loaded = load_run_plan(plan_path, run_id)
+    loaded = load_run_plan(conn, plan_path, run_id)
     return [PlannedAction(a.dossier_code, a.action, a.rule, a.confirmed, dict(a.set)) for a in loaded.actions]
 
 
-def load_run_plan(plan_path: str | Path, run_id: int) -> PlanFile:
-    """A reviewed plan file, refused (BadInput) unless it was made for audit run `run_id`."""
-    from reconcile.apply import load_plan
+def load_run_plan(conn: sa.Connection, plan_path: str | Path, run_id: int) -> PlanFile:
+    """A reviewed plan file, refused (BadInput) unless it was made for audit run `run_id` and what its
+    confirmed actions set is what `apply` would accept (the run's catalog and staff directory), so that
+    the statistics and tickets never show the effect of a plan apply refuses."""
+    from reconcile.apply import load_plan, target_problems
 
     loaded = load_plan(plan_path)
     if loaded.run != run_id:
         raise BadInput(f"{plan_path}: the plan was made for audit run {loaded.run}, not run {run_id}. "
                        f"Hint: pass --run {loaded.run}, or make a plan for run {run_id} with `reconcile plan`.")
+    problems = target_problems(conn, run_id, str(plan_path), loaded.actions)
+    collect(problems, f"{plan_path}: {len(problems)} actions set values audit run {run_id} does not know")
     return loaded
 
 

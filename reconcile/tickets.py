@@ -160,9 +160,10 @@ def build_tickets(store_url: str | None = None, run_id: int | None = None, *, un
     try:
         with store.connect() as conn:
             run_id = _resolve_run(store, conn, run_id)
+            loaded = None if plan_path is None else load_run_plan(conn, plan_path, run_id)
     finally:
         store.engine.dispose()
-    fix_plan = make_plan(store_url, run_id) if plan_path is None else _file_plan(load_run_plan(plan_path, run_id))
+    fix_plan = make_plan(store_url, run_id) if loaded is None else _file_plan(loaded)
     system = dict(fix_plan.header.get("system") or {})
     writable = _writable(system, mapping_path)
     system["writable"] = writable

@@ -417,6 +417,20 @@ def test_migrate_edited_to_a_step_the_run_catalog_lacks_is_refused(basic_store: 
     assert apply_refused(path) == f"error: {path}:{line}: dossier 000.00.53.H48-210106-0014: {why}"
 
 
+@pytest.mark.parametrize("command", [("stats", "--view", "after-plan"), ("report", "--format", "json"), ("tickets",)])
+def test_stats_report_and_tickets_refuse_a_plan_apply_would_refuse(basic_store: tuple[Path, str], tmp_path: Path,
+                                                                   command: tuple[str, ...]) -> None:
+    work, plan = basic_store
+    path = edited(work, tmp_path, plan, REASSIGN, REASSIGN.replace("vpdk.an", "nobody"))
+    line = line_of(path, "000.00.53.H48-210105-0012")
+    store = tmp_path / "store.duckdb"
+    before = digest(f"duckdb:///{store}")
+    result = invoke(*command, "--plan", str(path), "--store", str(store), "--out", str(tmp_path / "out"), expect=2)
+    assert result.stderr == (f"error: {path}:{line}: dossier 000.00.53.H48-210105-0012: set.assignee 'nobody' is not "
+                             "an account in audit run 1's staff directory. Hint: active accounts of VPDK: vpdk.an.\n")
+    assert digest(f"duckdb:///{store}") == before and not (tmp_path / "out").exists()
+
+
 def test_migrate_edited_to_a_step_the_run_catalog_has_is_applied(basic_store: tuple[Path, str],
                                                                  tmp_path: Path) -> None:
     work, plan = basic_store
