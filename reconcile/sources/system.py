@@ -27,6 +27,9 @@ DOSSIER_FIELDS = (
     "workflow_key", "workflow_version",
 )
 TASK_FIELDS = ("dossier_code", "current_step", "assignee", "unit", "step_entered_at", "step_due_at")
+# Facts only some profiles know, empty elsewhere: why the dossier's workflow version cannot be read from the
+# system (the activiti profile: a deleted or unreadable process definition); the unknown_version finding says it.
+NOTE_FIELDS = ("version_problem",)
 ACCOUNT_FIELDS = ("account", "name", "unit", "active")
 EVENT_FIELDS = ("dossier_code", "seq", "from_step", "to_step", "account", "at", "action")
 
@@ -53,7 +56,7 @@ class SystemData:
     source: str  # what was read, printable (password hidden)
     profile: str
     accounts: pa.Table  # account, name, unit (strings), active (bool)
-    dossier_batches: Batches  # DOSSIER_FIELDS + TASK_FIELDS[1:] + status_raw (strings) + source_row (int)
+    dossier_batches: Batches  # DOSSIER_FIELDS + TASK_FIELDS[1:] + NOTE_FIELDS + status_raw (strings) + source_row (int)
     event_batches: Batches  # EVENT_FIELDS, strings
     writable: bool = False
     where: dict[str, str] = field(default_factory=dict)  # table role -> name used in messages
@@ -62,7 +65,7 @@ class SystemData:
     @property
     def dossiers(self) -> pa.Table:
         """Every dossier at once (tests and small sources)."""
-        return _concat(list(self.dossier_batches()), DOSSIER_FIELDS + TASK_FIELDS[1:] + ("status_raw",),
+        return _concat(list(self.dossier_batches()), DOSSIER_FIELDS + TASK_FIELDS[1:] + NOTE_FIELDS + ("status_raw",),
                        {"source_row": pa.int32()})
 
     @property
@@ -80,6 +83,9 @@ def _concat(parts: list[pa.Table], fields: tuple[str, ...], extra: dict[str, pa.
 def from_tables(dossiers: pa.Table, accounts: pa.Table, events: pa.Table, source: str = "tables",
                 profile: str = "csv") -> SystemData:
     """A SystemData over in-memory tables (tests, simulations)."""
+    for f in NOTE_FIELDS:
+        if f not in dossiers.column_names:
+            dossiers = dossiers.append_column(f, pa.nulls(dossiers.num_rows, pa.string()))
     return SystemData(source, profile, accounts, lambda: iter([dossiers]), lambda: iter([events]))
 
 
@@ -93,20 +99,9 @@ def load_csv_profile(directory: str | Path) -> SystemData:
                        "--mapping FILE.")
     dossiers_path, events_path = d / "dossiers.csv", d / "events.csv"
     _check_csv(dossiers_path, CSV_DOSSIER_HEADER)
-    accounts = pa.concat_tables(list(_csv_batches(d / "accounts.csv", CSV_ACCOUNT_HEADER)))
+    acc = read_accounts_csv(d / "accounts.csv")
     if events_path.exists():
         _check_csv(events_path, CSV_EVENT_HEADER)
-    active = accounts.column("active").to_pylist()
-    bad_active = [i for i, v in enumerate(active) if (v or "").strip() not in ("0", "1")]
-    if bad_active:
-        i = bad_active[0]
-        raise BadInput(f"{d / 'accounts.csv'}, row {i + 2}: active {active[i]!r} is not 1 or 0.")
-    acc = pa.table({
-        "account": accounts.column("account"),
-        "name": accounts.column("name") if "name" in accounts.column_names else pa.nulls(accounts.num_rows, pa.string()),
-        "unit": accounts.column("unit"),
-        "active": pa.array([v.strip() == "1" for v in active], pa.bool_()),
-    })
 
     def dossier_batches() -> Iterator[pa.Table]:
         first = 2
@@ -119,7 +114,7 @@ def load_csv_profile(directory: str | Path) -> SystemData:
                 raise BadInput(f"{dossiers_path}, row {first + i}: status {status[i].as_py()!r} is not a "
                                f"canonical status. Expected one of: {', '.join(STATUS_NAMES)}.")
             cols = {f: (batch.column(f) if f in batch.column_names else pa.nulls(n, pa.string()))
-                    for f in DOSSIER_FIELDS + TASK_FIELDS[1:]}
+                    for f in DOSSIER_FIELDS + TASK_FIELDS[1:] + NOTE_FIELDS}
             cols["status_raw"] = status
             cols["source_row"] = pa.array(range(first, first + n), pa.int32())
             yield pa.table(cols)
@@ -134,6 +129,23 @@ def load_csv_profile(directory: str | Path) -> SystemData:
 
     where = {"dossier": str(dossiers_path), "account": str(d / "accounts.csv"), "events": str(events_path)}
     return SystemData(str(d), "csv", acc, dossier_batches, event_batches, writable=False, where=where)
+
+
+def read_accounts_csv(path: Path) -> pa.Table:
+    """A staff directory in the accounts.csv format: account, unit, active (1/0), optional name."""
+    parts = list(_csv_batches(path, CSV_ACCOUNT_HEADER))
+    accounts = pa.concat_tables(parts) if parts else pa.table({c: pa.array([], pa.string()) for c in CSV_ACCOUNT_HEADER})
+    active = accounts.column("active").to_pylist()
+    bad_active = [i for i, v in enumerate(active) if (v or "").strip() not in ("0", "1")]
+    if bad_active:
+        i = bad_active[0]
+        raise BadInput(f"{path}, row {i + 2}: active {active[i]!r} is not 1 or 0.")
+    return pa.table({
+        "account": accounts.column("account"),
+        "name": accounts.column("name") if "name" in accounts.column_names else pa.nulls(accounts.num_rows, pa.string()),
+        "unit": accounts.column("unit"),
+        "active": pa.array([v.strip() == "1" for v in active], pa.bool_()),
+    })
 
 
 def _check_csv(path: Path, required: tuple[str, ...]) -> list[str]:
@@ -202,10 +214,9 @@ _REQUIRED = {
 }
 
 
-def load_mapping(path: str | Path) -> SourceMapping:
-    p = Path(path)
+def _mapping_doc(p: Path, hint: str) -> dict[str, Any]:
     if not p.is_file():
-        raise BadInput(f"{p}: no such file. Hint: --mapping FILE describes the vendor schema (see README).")
+        raise BadInput(f"{p}: no such file. Hint: {hint}")
     try:
         data = yaml.safe_load(p.read_text(encoding="utf-8"))
     except yaml.MarkedYAMLError as exc:
@@ -214,23 +225,32 @@ def load_mapping(path: str | Path) -> SourceMapping:
         raise BadInput(f"{where}: YAML syntax error: {exc.problem}.") from None
     if not isinstance(data, dict):
         raise BadInput(f"{p}:1:1: expected a mapping with keys dossier, task, account, events.")
+    return data
+
+
+def _role(p: Path, data: dict[str, Any], role: str, required: bool, problems: list[str]) -> TableMapping | None:
+    """One role of a mapping file (table or query, and columns), its problems added to `problems`."""
+    spec = data.get(role)
+    if spec is None:
+        if required:
+            problems.append(f"{p}: '{role}' is required (table and columns).")
+        return None
+    if not isinstance(spec, dict) or not (spec.get("table") or spec.get("query")):
+        problems.append(f"{p}: {role}: expected 'table: NAME' (or 'query: SQL') and 'columns'.")
+        return None
+    fields = _ROLES[role]
+    cols = spec.get("columns") or {}
+    unknown = [c for c in cols if c not in fields]
+    problems += [f"{p}: {role}.columns: unknown field {c!r}. Known: {', '.join(fields)}." for c in unknown]
+    problems += [f"{p}: {role}.columns: {c!r} is required." for c in _REQUIRED[role] if c not in cols]
+    return TableMapping(role, spec.get("table"), spec.get("query"), {k: str(v) for k, v in cols.items()})
+
+
+def load_mapping(path: str | Path) -> SourceMapping:
+    p = Path(path)
+    data = _mapping_doc(p, "--mapping FILE describes the vendor schema (see README).")
     problems: list[str] = []
-    roles: dict[str, TableMapping | None] = {}
-    for role, fields in _ROLES.items():
-        spec = data.get(role)
-        if spec is None:
-            if role in ("dossier", "account"):
-                problems.append(f"{p}: '{role}' is required (table and columns).")
-            roles[role] = None
-            continue
-        if not isinstance(spec, dict) or not (spec.get("table") or spec.get("query")):
-            problems.append(f"{p}: {role}: expected 'table: NAME' (or 'query: SQL') and 'columns'.")
-            continue
-        cols = spec.get("columns") or {}
-        unknown = [c for c in cols if c not in fields]
-        problems += [f"{p}: {role}.columns: unknown field {c!r}. Known: {', '.join(fields)}." for c in unknown]
-        problems += [f"{p}: {role}.columns: {c!r} is required." for c in _REQUIRED[role] if c not in cols]
-        roles[role] = TableMapping(role, spec.get("table"), spec.get("query"), {k: str(v) for k, v in cols.items()})
+    roles = {role: _role(p, data, role, role in ("dossier", "account"), problems) for role in _ROLES}
     status_values = {str(k): str(v) for k, v in ((data.get("dossier") or {}).get("status_values") or {}).items()}
     bad = [v for v in status_values.values() if v not in STATUS_NAMES]
     problems += [f"{p}: dossier.status_values: {v!r} is not a canonical status. "
@@ -265,18 +285,10 @@ def load_mapping_profile(url: str, mapping_path: str | Path) -> SystemData:
                                f"{mapping.dossier.columns['status']} holds value(s) "
                                f"{', '.join(repr(v) for v in unmapped[:10])} with no canonical status. "
                                "Hint: add them under status_values.")
-            with _reading(mapping.account, mapping):
-                acc = list(conn.execute(stmts["account"]).mappings())
+            accounts = _read_accounts(conn, stmts["account"], mapping)
     except BaseException:
         engine.dispose()
         raise
-    active = set(mapping.active_values)
-    accounts = pa.table({
-        "account": _text([r["account"] for r in acc]),
-        "name": _text([r.get("name") for r in acc]),
-        "unit": _text([r.get("unit") for r in acc]),
-        "active": pa.array([str(r["active"]) in active for r in acc], pa.bool_()),
-    })
 
     def dossier_batches() -> Iterator[pa.Table]:
         with _read_only(engine) as conn:
@@ -306,6 +318,46 @@ def load_mapping_profile(url: str, mapping_path: str | Path) -> SystemData:
              "events": (mapping.events.table if mapping.events else None) or "events"}
     return SystemData(mask_url(str(engine.url)), "mapping", accounts, dossier_batches, event_batches,
                       writable=mapping.writable, where=where)
+
+
+def _read_accounts(conn: sa.Connection, stmt: sa.Select[Any], mapping: SourceMapping) -> pa.Table:
+    with _reading(mapping.account, mapping):
+        acc = list(conn.execute(stmt).mappings())
+    active = set(mapping.active_values)
+    return pa.table({
+        "account": _text([r["account"] for r in acc]),
+        "name": _text([r.get("name") for r in acc]),
+        "unit": _text([r.get("unit") for r in acc]),
+        "active": pa.array([str(r["active"]) in active for r in acc], pa.bool_()),
+    })
+
+
+def load_staff(path: str, url: str | None) -> pa.Table:
+    """A staff directory given apart from the system's (`--staff`): an accounts.csv-format file, or a
+    mapping file whose `account:` block is read (read-only) from the system database `url`."""
+    p = Path(path)
+    if p.suffix.lower() == ".csv":
+        return read_accounts_csv(p)
+    hint = ("--staff FILE is an accounts.csv-format file (account, unit, active) or a YAML file with a mapping's "
+            "account: block.")
+    if p.suffix.lower() not in (".yaml", ".yml"):
+        raise BadInput(f"--staff {path}: expected a .csv or .yaml file. Hint: {hint}")
+    data = _mapping_doc(p, hint)
+    problems: list[str] = []
+    tm = _role(p, data, "account", True, problems)
+    if problems or tm is None:
+        raise BadInput(problems[0] if len(problems) == 1 else f"{p}: {len(problems)} problems", problems)
+    if url is None or "://" not in url:
+        raise BadInput(f"{p}: an account: block is read from the system database, and --system is a folder. "
+                       "Hint: give the staff as an accounts.csv file.")
+    active = (data.get("account") or {}).get("active_values", [1])
+    mapping = SourceMapping(str(p), tm, None, tm, None, {}, tuple(str(v) for v in active), False)
+    engine = connect_engine(url, what="system database", read_only=True)
+    try:
+        with _read_only(engine) as conn:
+            return _read_accounts(conn, _statement(conn, tm, mapping), mapping)
+    finally:
+        engine.dispose()
 
 
 class _read_only:
@@ -396,4 +448,6 @@ def dossier_columns(dossier: dict[str, Any], status: list[Any], task: dict[str, 
     cols["source_row"] = pa.array(range(first, first + n), pa.int32())
     for f in TASK_FIELDS[1:]:
         cols[f] = _text(task.get(f) or [None] * n)
+    for f in NOTE_FIELDS:
+        cols[f] = pa.nulls(n, pa.string())
     return pa.table(cols)
