@@ -283,6 +283,7 @@ class Wait:
     task: Task | None = None
     scope: str | None = None
     due: str | None = None  # a timer's due time
+    boundaries: tuple[str, ...] = ()  # boundary timer events attached to the activity, waiting with it
 
 
 @dataclass(frozen=True, slots=True)
@@ -397,28 +398,42 @@ class EngineRows:
         one_path = len(waits) == 1
         if self.kind.collapsed:
             # Camunda 7: the instance's own row stands at its one activity; several paths are concurrent
-            # child executions; an embedded subprocess is a scope execution standing at its inner activity.
-            if one_path and waits[0].scope is None:
+            # child executions; an embedded subprocess, or an activity with boundary events, is a scope
+            # execution of its own standing at the activity.
+            def scoped(w: Wait) -> bool:
+                return w.scope is not None or bool(w.boundaries)
+
+            if one_path and not scoped(waits[0]):
                 instance["ACT_ID_"] = waits[0].act
                 out.append(pid)
             else:
-                instance.update(IS_ACTIVE_=False, ACT_ID_=waits[0].scope if one_path else None)
+                instance.update(IS_ACTIVE_=False, ACT_ID_=(waits[0].scope or waits[0].act) if one_path else None)
                 for w in waits:
                     parent = pid
                     if not one_path:
-                        parent = child(pid, w.scope or w.act, w.scope is None, False, True, w.entered)
-                        if w.scope is None:
+                        parent = child(pid, w.scope or w.act, not scoped(w), False, True, w.entered)
+                        if not scoped(w):
                             out.append(parent)
                             continue
                     out.append(child(parent, w.act, True, True, at=w.entered))
+            timers = [(exec_id, w.due) for w, exec_id in zip(waits, out) for _ in w.boundaries]
         else:
             # Activiti, Flowable: one child execution per path under the instance (or under the scope
-            # execution of the embedded subprocess holding it), the instance's own row at no activity.
+            # execution of the embedded subprocess holding it), the instance's own row at no activity;
+            # each boundary event waits in a child execution of the activity's.
+            timers = []
             for w in waits:
                 parent = pid
                 if w.scope is not None:
                     parent = child(pid, w.scope, True, True, at=w.entered)
-                out.append(child(parent, w.act, True, False, at=w.entered))
+                exec_id = child(parent, w.act, True, False, at=w.entered)
+                out.append(exec_id)
+                timers += [(child(exec_id, b, True, False, at=w.entered), w.due) for b in w.boundaries]
+        for exec_id, due in timers:
+            self.add(self.kind.timer_table, ID_=self.id(), REV_=1, TYPE_="timer", EXCLUSIVE_=True,
+                     EXECUTION_ID_=exec_id, PROCESS_INSTANCE_ID_=pid, PROC_DEF_ID_=procdef, PROCESS_DEF_ID_=procdef,
+                     RETRIES_=3, DUEDATE_=self.ts(due), HANDLER_TYPE_="trigger-timer", SUSPENSION_STATE_=1,
+                     TENANT_ID_=self.tenant(tenant))
         self.add("ACT_RU_EXECUTION", **instance)
         for row in children:
             self.add("ACT_RU_EXECUTION", **row)

@@ -287,10 +287,11 @@ def _check_tenant(conn: sa.Connection, t: _Tables, where: str, tenant: str | Non
             raise BadInput(f"{where}: --tenant {tenant}: this engine's tables have no TENANT_ID_ column. "
                            "Hint: leave out --tenant.")
         return []
-    tenants = sorted({str(v) for (v,) in conn.execute(sa.select(pd["TENANT_ID_"]).distinct()) if v})
+    tenants = sorted({str(v) for x in (pd, t["ACT_RU_EXECUTION"], t.get("ACT_HI_PROCINST")) if x is not None
+                      for (v,) in conn.execute(sa.select(x["TENANT_ID_"]).distinct()) if v})
     if tenant is not None and tenant not in tenants:
-        raise BadInput(f"{where}: --tenant {tenant}: no process definition of that tenant in ACT_RE_PROCDEF. "
-                       f"Tenants here: {', '.join(tenants) or '(none: the definitions have no TENANT_ID_)'}.")
+        raise BadInput(f"{where}: --tenant {tenant}: no process definition or instance of that tenant. "
+                       f"Tenants here: {', '.join(tenants) or '(none: no row has a TENANT_ID_)'}.")
     if tenant is None and len(tenants) > 1:
         return [f"{where}: ACT_RE_PROCDEF holds the process definitions of {len(tenants)} tenants "
                 f"({', '.join(tenants)}); all are read, and a key deployed under several tenants is one procedure "
