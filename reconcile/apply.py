@@ -39,7 +39,7 @@ from datetime import date, datetime, timezone
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable, Iterator, NamedTuple
+from typing import Any, Callable, Iterable, Iterator, NamedTuple
 
 import duckdb
 import orjson
@@ -48,7 +48,7 @@ import sqlalchemy as sa
 import yaml
 from sqlalchemy.engine import Connection, Engine
 
-from reconcile import planfile
+from reconcile import planfile, yamlio
 from reconcile.errors import BadInput, ReconcileError, Refused
 from reconcile.model import Status
 from reconcile.sources.system import (
@@ -57,8 +57,8 @@ from reconcile.sources.system import (
 from reconcile.sources import workbench
 from reconcile.sources.workbench import dossier_sql
 from reconcile.store import (
-    Store, audit_run, batch_outcome, bulk_insert, change, change_batch, connect_engine, dossier, mask_url,
-    normalize_url, open_store, plan_action, plan_file, reconciliation,
+    Store, account, audit_run, batch_outcome, bulk_insert, change, change_batch, connect_engine, dossier, mask_url,
+    normalize_url, open_store, plan_action, plan_file, reconciliation, wf_step, wf_version,
 )
 
 PLAN_FORMAT = 1
@@ -85,7 +85,6 @@ FAULT_ENV = "RECONCILE_FAULT"  # tests: "<point>:<n>" kills the process (SIGKILL
 IN_CHUNK = 500
 IN_LARGE = 30_000  # see _in_chunk
 _FINGERPRINT = re.compile(r"[0-9a-f]{32}")
-YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when installed: same data, 20x faster
 # json.dumps(v, ensure_ascii=False[, sort_keys=True]) without building an encoder per call
 _JSON = json.JSONEncoder(ensure_ascii=False)
 _json_text = json.encoder.encode_basestring  # json.dumps(s, ensure_ascii=False) of a str, in C
@@ -119,37 +118,35 @@ class PlanFile:
     actions: tuple[PlanAction, ...]
 
 
-def _node_lines(node: yaml.Node | None, path: tuple[Any, ...] = (), out: dict | None = None) -> dict:
-    """Line (1-based) of every value in a composed YAML document, by key path."""
-    out = {} if out is None else out
-    if node is None:
-        return out
-    out[path] = node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
-        for k, v in node.value:
-            _node_lines(v, path + (k.value,), out)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, v in enumerate(node.value):
-            _node_lines(v, path + (i,), out)
+def _node_lines(root: yaml.Node | None) -> dict[tuple[Any, ...], int]:
+    """Line (1-based) of every value in a composed YAML document, by key path (a loop: a plan may nest as
+    deep as the parser allows)."""
+    out: dict[tuple[Any, ...], int] = {}
+    todo: list[tuple[tuple[Any, ...], yaml.Node]] = [((), root)] if root is not None else []
+    while todo:
+        path, node = todo.pop()
+        out[path] = node.start_mark.line + 1
+        if isinstance(node, yaml.MappingNode):
+            todo += [(path + (k.value,), v) for k, v in node.value]
+        elif isinstance(node, yaml.SequenceNode):
+            todo += [(path + (i,), v) for i, v in enumerate(node.value)]
     return out
 
 
 def _read_yaml(p: Path, text: str) -> tuple[Any, dict[tuple[Any, ...], int]]:
-    """PyYAML's reading of the file, with the line of every value by key path."""
-    try:
-        loader = YAML_LOADER(text)  # one parse gives the nodes (for file:line) and the data
-        try:
-            node = loader.get_single_node()
-            lines = _node_lines(node)
-            data = loader.construct_document(node) if node is not None else None
-        finally:
-            loader.dispose()
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        where = f"{p}:{mark.line + 1}:{mark.column + 1}" if mark else str(p)
-        raise BadInput(f"{where}: YAML syntax error: {exc.problem}. Hint: check the indentation and quoting "
-                       "near that line.") from None
-    return data, lines
+    """The file read by PyYAML (reconcile.yamlio: no aliases, finite numbers, dates as text), with the
+    line of every value by key path."""
+    node, data = yamlio.parse(text, str(p))
+    return data, _node_lines(node)
+
+
+def _action_lines(node: yaml.Node | None, data: Any) -> dict[int, int]:
+    """The line of each action (a mapping) of `data["actions"]` by id(), from the node tree it was made from."""
+    items = data.get("actions") if isinstance(data, dict) else None
+    seq = yamlio.value_node(node, "actions")
+    if not isinstance(items, list) or not isinstance(seq, yaml.SequenceNode) or len(seq.value) != len(items):
+        return {}
+    return {id(item): n.start_mark.line + 1 for item, n in zip(items, seq.value) if type(item) is dict}
 
 
 def load_plan(path: str | Path) -> PlanFile:
@@ -162,14 +159,14 @@ def load_plan(path: str | Path) -> PlanFile:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise BadInput(f"{p}: not UTF-8. Hint: save the plan as UTF-8.") from None
-    # The layout `reconcile plan` writes is read fast (planfile); any other YAML by PyYAML, with the
-    # line of every value. The fast reading gives the line of each action; other lines are looked up
-    # (PyYAML again) only when a problem is reported.
+    # The layout `reconcile plan` writes is read fast (planfile); any other YAML by PyYAML (yamlio). Both
+    # give the line of each action; other lines are looked up (PyYAML again) only when a problem is reported.
     fast = planfile.load(text)
     lines: dict[tuple[Any, ...], int] | None = None
     if fast is None:
-        data, lines = _read_yaml(p, text)
-        item_lines: dict[int, int] = {}
+        node, data = yamlio.parse(text, str(p))
+        item_lines = _action_lines(node, data)
+        del node  # a node per value, with its marks: a plan's worth of them is not kept
     else:
         data, item_lines = fast
     problems: list[str] = []
@@ -200,10 +197,13 @@ def load_plan(path: str | Path) -> PlanFile:
     return _plan_file(p, hashlib.sha256(raw).hexdigest(), head, tuple(actions))
 
 
+_q = yamlio.shown  # a value from the file in a message: quoted, cut short
+
+
 def _check_header(head: dict[str, Any], at: Callable[..., str], problems: list[str]) -> None:
     """The plan header's format, store, run, run_fingerprint and system."""
-    if head.get("format") != PLAN_FORMAT:
-        problems.append(f"{at('plan', 'format')}: plan.format {head.get('format')!r}: this tool reads format "
+    if head.get("format") != PLAN_FORMAT or type(head.get("format")) is not int:
+        problems.append(f"{at('plan', 'format')}: plan.format {_q(head.get('format'))}: this tool reads format "
                         f"{PLAN_FORMAT}. Hint: write the plan again with this version's `reconcile plan`.")
     for key in ("store", "run_fingerprint"):
         if not isinstance(head.get(key), str) or not head.get(key):
@@ -211,7 +211,7 @@ def _check_header(head: dict[str, Any], at: Callable[..., str], problems: list[s
                             "`reconcile plan`; do not edit it.")
     run = head.get("run")
     if not isinstance(run, int) or isinstance(run, bool) or run < 1:
-        problems.append(f"{at('plan', 'run')}: plan.run {run!r} is not an audit run id. Hint: the header is "
+        problems.append(f"{at('plan', 'run')}: plan.run {_q(run)} is not an audit run id. Hint: the header is "
                         "written by `reconcile plan`; do not edit it.")
     system = head.get("system")
     if not isinstance(system, dict) or not isinstance(system.get("profile"), str) \
@@ -260,7 +260,7 @@ def _check_action(item: Any, i: int, line: int, at: Callable[..., str], problems
     if not isinstance(code, str) or not code.strip():
         problems.append(f"{at('actions', i, 'dossier_code')}: dossier_code missing or empty.")
     if kind not in ACTIONS:
-        problems.append(f"{at('actions', i, 'action')}: action {kind!r}: expected one of {', '.join(ACTIONS)}.")
+        problems.append(f"{at('actions', i, 'action')}: action {_q(kind)}: expected one of {', '.join(ACTIONS)}.")
     for key in ("rule", "reason"):
         if not isinstance(item.get(key), str) or not item[key].strip():
             problems.append(f"{at('actions', i, key)}: {key} missing or empty. Hint: every action says which "
@@ -271,14 +271,14 @@ def _check_action(item: Any, i: int, line: int, at: Callable[..., str], problems
                             "wrote it.")
     confirmed = item.get("confirmed", True)
     if not isinstance(confirmed, bool):
-        problems.append(f"{at('actions', i, 'confirmed')}: confirmed {confirmed!r}: expected true or false.")
+        problems.append(f"{at('actions', i, 'confirmed')}: confirmed {_q(confirmed)}: expected true or false.")
     fp = item.get("fingerprint")
     writes = kind in WRITING
     if kind == "backfill" and fp is not None:
-        problems.append(f"{at('actions', i, 'fingerprint')}: fingerprint {fp!r}: a backfill creates a row that "
+        problems.append(f"{at('actions', i, 'fingerprint')}: fingerprint {_q(fp)}: a backfill creates a row that "
                         "does not exist yet, so its fingerprint is null. Hint: plan it again.")
     if writes and not (isinstance(fp, str) and _FINGERPRINT.fullmatch(fp)):
-        problems.append(f"{at('actions', i, 'fingerprint')}: fingerprint {fp!r}: expected the 32-hex-digit "
+        problems.append(f"{at('actions', i, 'fingerprint')}: fingerprint {_q(fp)}: expected the 32-hex-digit "
                         "fingerprint of the dossier row the action was computed from. Hint: plan it again.")
     sets = item.get("set") or {}
     values: dict[str, Any] = {}
@@ -297,8 +297,8 @@ def _check_action(item: Any, i: int, line: int, at: Callable[..., str], problems
             problems += [f"{at('actions', i, 'set')}: a {kind} action sets {f}. Hint: add set.{f}." for f in missing]
             for pin, f in PINNED.items():
                 if pin in item and f in values and _canonical_or_none(f, item[pin]) != values[f]:
-                    problems.append(f"{at('actions', i, pin)}: {pin} {item[pin]!r} differs from set.{f} "
-                                    f"{sets[f]!r}. Hint: edit both, or neither.")
+                    problems.append(f"{at('actions', i, pin)}: {pin} {_q(item[pin])} differs from set.{f} "
+                                    f"{_q(sets[f])}. Hint: edit both, or neither.")
             if key is not None and len(problems) == had:
                 checked_sets[key] = values
     elif kind == "backfill":
@@ -329,8 +329,8 @@ def _check_backfill_set(sets: dict[str, Any], code: Any, at: Callable[..., str],
     problems += [f"{at()}: a backfill action sets {f}. Hint: add set.{f}, or plan it again."
                  for f in BACKFILL_REQUIRED if f not in sets]
     if isinstance(code, str) and "dossier_code" in values and values["dossier_code"] != code.strip():
-        problems.append(f"{at('dossier_code')}: set.dossier_code {values['dossier_code']!r} differs from the "
-                        f"action's dossier_code {code!r}. Hint: edit both, or neither.")
+        problems.append(f"{at('dossier_code')}: set.dossier_code {_q(values['dossier_code'])} differs from the "
+                        f"action's dossier_code {_q(code)}. Hint: edit both, or neither.")
     return values
 
 
@@ -358,18 +358,18 @@ def _canonical(f: str, v: Any) -> Any:
                 return datetime.fromisoformat(v) if len(v.strip()) > 10 else date.fromisoformat(v.strip())
             except ValueError:
                 pass
-        raise ValueError(f"{v!r} is not a date. Expected YYYY-MM-DD (or an ISO date and time)")
+        raise ValueError(f"{_q(v)} is not a date. Expected YYYY-MM-DD (or an ISO date and time)")
     if f == "workflow_version":
         if isinstance(v, int) and not isinstance(v, bool) and v > 0:
             return v
-        raise ValueError(f"{v!r} is not a version number")
+        raise ValueError(f"{_q(v)} is not a version number")
     if f == "status":
         if v in STATUS_NAMES:
             return v
-        raise ValueError(f"{v!r} is not a canonical status. Expected one of: {', '.join(STATUS_NAMES)}")
+        raise ValueError(f"{_q(v)} is not a canonical status. Expected one of: {', '.join(STATUS_NAMES)}")
     if isinstance(v, str) and v.strip():
         return v
-    raise ValueError(f"{v!r}: expected a non-empty text")
+    raise ValueError(f"{_q(v)}: expected a non-empty text")
 
 
 def _canonical_or_none(f: str, v: Any) -> Any:
@@ -385,7 +385,7 @@ def _canonical_or_none(f: str, v: Any) -> Any:
 # recorded one from those rows (its header is read and checked as ever); any other file (edited, older,
 # from elsewhere) is read and checked in full.
 
-PLAN_CHECKS = 1  # the version of load_plan's checks: bump it when they change (recorded plans are read in full)
+PLAN_CHECKS = 2  # the version of load_plan's checks: bump it when they change (recorded plans are read in full)
 _ITEM = re.compile("\n- ")  # an item of a top-level list (a literal: found fast)
 _ORJSON_STRICT = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_SUBCLASS | orjson.OPT_PASSTHROUGH_DATACLASS
 
@@ -401,6 +401,9 @@ def record_plan(store: Store, data: dict[str, Any], text: str) -> bool:
     if problems or len(lines) != len(items):
         return False
     actions = _check_actions(items, dict(zip(map(id, items), lines)), _nowhere, problems)
+    if not problems:
+        with store.connect() as conn:
+            problems = _target_problems(conn, head["run"], "", actions)
     columns = None if problems else _action_columns(actions)
     if columns is None:
         return False
@@ -941,13 +944,13 @@ class VendorTarget(_Target):
             vendor = self.status_inverse.get(v, [])
             if len(vendor) != 1:
                 why = "no vendor value" if not vendor else f"several vendor values ({', '.join(vendor)})"
-                raise ValueError(f"status {v!r} has {why} in {self.mapping.path} status_values. Hint: "
+                raise ValueError(f"status {_q(v)} has {why} in {self.mapping.path} status_values. Hint: "
                                  "status_values must name exactly one vendor value for it")
             v = vendor[0]
         try:
             return col.name, _coerce(v, col)
         except (ValueError, ArithmeticError) as exc:
-            raise ValueError(f"{v!r} does not fit {col.table.name}.{col.name} ({col.type}): {exc}") from None
+            raise ValueError(f"{_q(v)} does not fit {col.table.name}.{col.name} ({col.type}): {exc}") from None
 
     def begin_read(self) -> Connection:
         conn = self.engine.connect()
@@ -1134,7 +1137,7 @@ class StoreTarget(_Target):
                 try:
                     _coerce(v, dossier.c[f])
                 except ValueError as exc:
-                    problems.append(f"{plan.path}:{a.line}: set.{f}: {v!r} does not fit the store's {f}: {exc}.")
+                    problems.append(f"{plan.path}:{a.line}: set.{f}: {_q(v)} does not fit the store's {f}: {exc}.")
         if problems:
             raise BadInput(problems[0] if len(problems) == 1 else f"{plan.path}: {len(problems)} values the store "
                            "cannot take", problems)
@@ -1368,10 +1371,16 @@ def _open_checked(plan: PlanFile, store_url: str | None, recorded_in: Store | No
         recorded = json.loads(run["inputs"]).get("system", {})
         for key in ("profile", "source", "mapping"):
             if recorded.get(key) != plan.system.get(key):
-                raise BadInput(f"{plan.path}: plan.system.{key} {plan.system.get(key)!r} differs from audit run "
-                               f"{plan.run}'s {recorded.get(key)!r}. Hint: the header is written by `reconcile "
+                raise BadInput(f"{plan.path}: plan.system.{key} {_q(plan.system.get(key))} differs from audit run "
+                               f"{plan.run}'s {_q(recorded.get(key))}. Hint: the header is written by `reconcile "
                                "plan`; plan again.")
         known = _check_fingerprints(plan, store, checked=recorded_in is not None)
+        if recorded_in is None:  # a recorded plan passed these when `reconcile plan` recorded it
+            with store.connect() as conn:
+                problems = _target_problems(conn, plan.run, plan.path, plan.actions)
+            if problems:
+                raise BadInput(problems[0] if len(problems) == 1 else f"{plan.path}: {len(problems)} actions set "
+                               f"values audit run {plan.run} does not know", problems)
         _check_backfills(plan, store)
     except BaseException:
         store.engine.dispose()
@@ -1426,6 +1435,90 @@ def _fingerprint_problems(writing: list[PlanAction], rows: pa.Table, earlier: pa
                                                                     AND l.fingerprint = m.fingerprint))
         ORDER BY line""", {"plan": plan, "store_rows": rows, "logged": logged})
     return list(zip(*(found.column(i).to_pylist() for i in range(4))))
+
+
+_POSITION = ("workflow_key", "workflow_version", "current_step")
+
+
+def _target_problems(conn: Connection, run_id: int, path: str, actions: Iterable[PlanAction]) -> list[str]:
+    """What the confirmed writing actions set, against audit run `run_id`'s catalog and staff directory: where
+    a dossier goes (its procedure, version and step, each the action's value else the dossier's) must be a
+    step of a version the run's catalog holds, from which the procedure can finish; a new assignee must be
+    an active account of the run's staff directory, and for a `reassign`, of the dossier's unit (set.unit,
+    else its own). One line per action, `path:line` (each distinct case worked out once)."""
+    todo = [(a, dict(a.set)) for a in actions if a.action in WRITING and a.confirmed]  # what apply would write
+    todo = [(a, new) for a, new in todo if "assignee" in new or not new.keys().isdisjoint(_POSITION)]
+    if not todo:
+        return []
+    d = dossier
+    rows = _arrow(conn, sa.select(d.c.dossier_code, d.c.fingerprint, d.c.workflow_key, d.c.workflow_version,
+                                  d.c.current_step, d.c.unit).where(d.c.run_id == run_id),
+                  d.c.dossier_code, sorted({a.dossier_code for a, _ in todo})).to_pylist()
+    # the row the action was computed from (csv profile: apply rewrites the fingerprint; then the code's row)
+    now = {r["dossier_code"]: r for r in reversed(rows)} | {(r["dossier_code"], r["fingerprint"]): r for r in rows}
+    steps: dict[tuple[str, int], dict[str, bool]] = {}
+    for p, v in conn.execute(sa.select(wf_version.c.procedure, wf_version.c.version)
+                             .where(wf_version.c.run_id == run_id)):
+        steps[p, v] = {}
+    for p, v, step, final in conn.execute(sa.select(wf_step.c.procedure, wf_step.c.version, wf_step.c.step_id,
+                                                    wf_step.c.reaches_final).where(wf_step.c.run_id == run_id)
+                                          .order_by(wf_step.c.line)):
+        steps.setdefault((p, v), {})[step] = bool(final)
+    staff = {name: (unit, bool(active)) for name, unit, active in conn.execute(
+        sa.select(account.c.account, account.c.unit, account.c.active).where(account.c.run_id == run_id))}
+    known: dict[tuple[Any, ...], str | None] = {}
+    problems = []
+    for a, new in todo:
+        row = now.get((a.dossier_code, a.fingerprint)) or now.get(a.dossier_code) or {}
+        position = tuple(new[f] if f in new else row.get(f) for f in _POSITION)
+        case = (a.action, *(position if not new.keys().isdisjoint(_POSITION) else (None,) * 3),
+                new.get("assignee"), new.get("unit", row.get("unit")))
+        if case not in known:
+            known[case] = _target_problem(run_id, steps, staff, *case)
+        if known[case] is not None:
+            problems.append(f"{path}:{a.line}: dossier {a.dossier_code}: {known[case]}")
+    return problems
+
+
+def _target_problem(run_id: int, steps: dict[tuple[str, int], dict[str, bool]], staff: dict[str, tuple[Any, bool]],
+                    action: str, procedure: Any, version: Any, step: Any, assignee: Any, unit: Any) -> str | None:
+    """Why one case of _target_problems is refused, or None."""
+    named = yamlio.cut(str(procedure), yamlio.LIMIT)  # set.workflow_key may be any text of the plan's
+    if version is not None:
+        here = steps.get((procedure, version))
+        if here is None:
+            versions = sorted(v for p, v in steps if p == procedure)
+            return (f"version {version} of procedure {named} is not in audit run {run_id}'s catalog. Hint: "
+                    + (f"versions there: {', '.join(map(str, versions))}." if versions else
+                       "the catalog has no version of it; escalate the dossier instead."))
+        if step is not None and step not in here:
+            return (f"step {yamlio.shown(step)} is not a step of version {version} of {named}. Hint: steps there: "
+                    f"{', '.join(here)}.")
+        if step is not None and not here[step]:
+            return (f"step {step} of version {version} of {named} cannot reach a final step. Hint: choose a step "
+                    f"from which the procedure can finish: {', '.join(s for s, ok in here.items() if ok)}.")
+    if assignee is None:
+        return None
+    who = staff.get(assignee)
+    if who is None or not who[1]:
+        why = "is not an account in" if who is None else "is inactive in"
+        return f"set.assignee {yamlio.shown(assignee)} {why} audit run {run_id}'s staff directory. Hint: " + \
+            _colleagues(staff, unit if action == "reassign" else None)
+    if action == "reassign" and unit is not None and who[0] != unit:
+        return (f"set.assignee {assignee} belongs to unit {who[0]}, not to the dossier's unit {unit}. Hint: "
+                + _colleagues(staff, unit))
+    return None
+
+
+def _colleagues(staff: dict[str, tuple[Any, bool]], unit: Any) -> str:
+    """A hint: the active accounts of `unit` (or that there are none), or where to look."""
+    if unit is None:
+        return "name an active account (`reconcile show CODE` lists the dossier's unit)."
+    names = sorted(n for n, (u, active) in staff.items() if active and u == unit)
+    if not names:
+        return f"unit {unit} has no active account; escalate the dossier instead."
+    more = f" (and {len(names) - 10} more)" if len(names) > 10 else ""
+    return f"active accounts of {unit}: {', '.join(names[:10])}{more}."
 
 
 def _check_backfills(plan: PlanFile, store: Store) -> None:

@@ -34,8 +34,8 @@ import yaml
 from jsonschema import Draft202012Validator
 from lxml import etree
 
-from reconcile import errors
-from reconcile.catalog import VERSION_KEYS, yaml_syntax_error
+from reconcile import errors, yamlio
+from reconcile.catalog import MAX_DAYS, VERSION_KEYS
 from reconcile.normalize import normalize_text
 
 BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
@@ -73,7 +73,7 @@ SIDECAR_SCHEMA: dict[str, Any] = {
                 "type": "object",
                 "additionalProperties": False,
                 "properties": {
-                    "days": {"type": "number", "minimum": 0},
+                    "days": {"type": "number", "minimum": 0, "maximum": MAX_DAYS},
                     "unit": {"type": "string", "minLength": 1},
                     "name": {"type": "string", "minLength": 1},
                 },
@@ -81,6 +81,8 @@ SIDECAR_SCHEMA: dict[str, Any] = {
         },
     },
 }
+SIDECAR_HINT = ("Hint: a sidecar holds procedure, name, field, version, valid_from and steps: "
+                "{TASK_ID: {days, unit, name}}.")
 _SIDECAR = Draft202012Validator(SIDECAR_SCHEMA, format_checker=Draft202012Validator.FORMAT_CHECKER)
 _DURATION = re.compile(
     r"^P(?:(?P<y>\d+(?:[.,]\d+)?)Y)?(?:(?P<mo>\d+(?:[.,]\d+)?)M)?(?:(?P<w>\d+(?:[.,]\d+)?)W)?"
@@ -131,22 +133,13 @@ def parse_bpmn(data: bytes, source: str, *, procedure: str | None = None, versio
 
 
 def load_sidecar(path: str) -> dict[str, Any]:
-    """Read and check a sidecar YAML file (durations, units, names per task id)."""
-    try:
-        with open(path, encoding="utf-8-sig") as f:
-            text = f.read()
-    except OSError as e:
-        raise errors.BadInput(f"{path}: cannot read: {e.strerror}.") from None
-    except UnicodeDecodeError as e:
-        raise errors.BadInput(f"{path}: not UTF-8 text (offset {e.start}). Save the file as UTF-8.") from None
-    try:
-        data = yaml.safe_load(text)
-    except (yaml.MarkedYAMLError, yaml.reader.ReaderError) as e:
-        raise errors.BadInput(yaml_syntax_error(path, text, e)) from None
+    """Read and check a sidecar YAML file (durations, units, names per task id), file:line:col."""
+    node, data = yamlio.load(path)
     data = {} if data is None else data
-    if isinstance(data, dict) and "valid_from" in data and not isinstance(data["valid_from"], str):
-        data["valid_from"] = str(data["valid_from"])  # an unquoted YAML date
-    _check_sidecar(data, path)
+    if not isinstance(data, dict):
+        _check_sidecar(data, path)
+    problems = yamlio.schema_problems(path, node, _SIDECAR, data, SIDECAR_HINT)
+    errors.collect(problems, f"{path}: {len(problems)} problems in the sidecar.")
     return data
 
 
@@ -473,9 +466,7 @@ def _check_sidecar(data: Any, where: str) -> None:
     problems = []
     for e in sorted(_SIDECAR.iter_errors(data), key=lambda e: list(map(str, e.absolute_path))):
         path = ".".join(str(p) for p in e.absolute_path)
-        problems.append(f"{where}: {path + ': ' if path else ''}{e.message}. "
-                        "Hint: a sidecar holds procedure, name, field, version, valid_from and "
-                        "steps: {TASK_ID: {days, unit, name}}.")
+        problems.append(f"{where}: {path + ': ' if path else ''}{yamlio.schema_message(e)}. {SIDECAR_HINT}")
     errors.collect(problems, f"{where}: {len(problems)} problems in the sidecar.")
 
 

@@ -12,19 +12,21 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import yaml
-from jsonschema import Draft202012Validator, ValidationError
+from jsonschema import Draft202012Validator
 
-from reconcile import errors
+from reconcile import errors, yamlio
 from reconcile.normalize import compare_key
 
 VERSION_FILE = re.compile(r"^v(\d+)\.(yaml|bpmn)$")
+MAX_DAYS = 1000  # working days of one step: about four years; more is a typo (and deadlines overflow)
+MAX_VERSION = 2**31 - 1  # the store's INTEGER
 
 # The keys that describe a version (also what a BPMN sidecar may give).
 VERSION_KEYS: dict[str, Any] = {
     "procedure": {"type": "string", "minLength": 1},
     "name": {"type": "string", "minLength": 1},
     "field": {"type": "string"},
-    "version": {"type": "integer"},
+    "version": {"type": "integer", "minimum": 0, "maximum": MAX_VERSION},
     "valid_from": {"type": "string", "format": "date"},
 }
 SCHEMA: dict[str, Any] = {
@@ -43,7 +45,7 @@ SCHEMA: dict[str, Any] = {
                 "id": {"type": "string", "minLength": 1},
                 "name": {"type": "string"},
                 "unit": {"type": "string"},
-                "days": {"type": "number", "minimum": 0},
+                "days": {"type": "number", "minimum": 0, "maximum": MAX_DAYS},
                 "next": {"type": "array", "items": {"type": "string"}},
                 "final": {"type": "boolean"},
             },
@@ -133,14 +135,6 @@ def reachable(edges: Mapping[str, Iterable[str]], start: Iterable[str]) -> set[s
 # ---------------------------------------------------------------- loading (IO and messages)
 
 
-class _Loader(yaml.SafeLoader):
-    """Safe loader that keeps timestamps as text, so that a bad date becomes a schema error with
-    its path instead of a bare ValueError from the constructor."""
-
-
-_Loader.add_constructor("tag:yaml.org,2002:timestamp", yaml.SafeLoader.construct_yaml_str)
-
-
 @dataclass(frozen=True, slots=True)
 class _Loaded:
     version: WorkflowVersion
@@ -176,7 +170,7 @@ def load_catalog(directory: str | os.PathLike[str]) -> Catalog:
             item = _load_bpmn(path, number, file_problems, warnings)
         else:
             item = _load_file(path, number, file_problems, warnings)
-        problems.extend(sorted(file_problems, key=lambda line: _position(line, path)))
+        problems.extend(sorted(file_problems, key=lambda line: yamlio.position(line, path)))
         if item is not None:
             loaded.append(item)
     return _finish(loaded, problems, warnings, lambda n: f"{shown}: {n} problems in the workflow catalog.")
@@ -218,11 +212,7 @@ def _check_doc(doc: Any, where: str, lines: Mapping[str, int], number: int | Non
         return None
     schema_errors = sorted(_VALIDATOR.iter_errors(doc), key=lambda e: [str(p) for p in e.absolute_path])
     if schema_errors:
-        for e in schema_errors:
-            what = e.message if e.validator != "type" or not isinstance(e.instance, (dict, list)) else (
-                f"{'a mapping' if isinstance(e.instance, dict) else 'a list'} is not of type "
-                f"{', '.join(repr(t) for t in _as_list(e.validator_value))}")
-            problems.append(f"{loc.at(tuple(e.absolute_path))}: {what}")
+        problems += [f"{loc.at(tuple(e.absolute_path))}: {yamlio.schema_message(e)}" for e in schema_errors]
         return None
     return _check_version(where, number, doc, loc, problems, warnings)
 
@@ -252,52 +242,19 @@ def _load_bpmn(path: str, number: int, problems: list[str], warnings: list[str])
 
 def _load_file(path: str, number: int, problems: list[str], warnings: list[str]) -> _Loaded | None:
     try:
-        with open(path, encoding="utf-8-sig") as f:
-            text = f.read()
-    except UnicodeDecodeError as e:
-        problems.append(
-            f"{path}: not UTF-8 text (byte 0x{e.object[e.start]:02x} at offset {e.start}). "
-            "Save the file as UTF-8."
-        )
-        return None
-    except OSError as e:
-        problems.append(f"{path}: cannot read: {e.strerror}.")
-        return None
-    try:
-        node, data = _parse(text)
-    except (yaml.MarkedYAMLError, yaml.reader.ReaderError) as e:
-        problems.append(yaml_syntax_error(path, text, e))
+        node, data = yamlio.load(path)
+    except errors.BadInput as e:
+        problems.extend(e.problems)
         return None
     if node is None:
         problems.append(f"{path}:1:1: empty file. Expected keys procedure, name, version, steps.")
         return None
 
-    schema_errors = list(_VALIDATOR.iter_errors(data))
-    if schema_errors:
-        problems.extend(_schema_problem(path, node, e) for e in schema_errors)
+    schema_problems = yamlio.schema_problems(path, node, _VALIDATOR, data)
+    if schema_problems:
+        problems.extend(schema_problems)
         return None  # the checks below rely on the shape the schema guarantees
     return _check_version(path, number, data, _YamlLocator(path, node), problems, warnings)
-
-
-def yaml_syntax_error(path: str, text: str, e: yaml.MarkedYAMLError | yaml.reader.ReaderError) -> str:
-    """`file:line:col: YAML syntax error: what`. A control character (ReaderError) has an offset, not a mark."""
-    if isinstance(e, yaml.reader.ReaderError):
-        line = text.count("\n", 0, e.position) + 1
-        col = e.position - text.rfind("\n", 0, e.position)
-        return f"{path}:{line}:{col}: YAML syntax error: {e.reason} (#x{e.character:04x})"
-    mark = e.problem_mark or e.context_mark
-    at = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else path
-    return f"{at}: YAML syntax error: {e.problem or e.context}"
-
-
-def _parse(text: str) -> tuple[yaml.Node | None, Any]:
-    """The node tree (for positions) and the data constructed from that same tree."""
-    loader = _Loader(text)
-    try:
-        node = loader.get_single_node()
-        return node, loader.construct_document(node) if node is not None else None
-    finally:
-        loader.dispose()
 
 
 class _Locator(Protocol):
@@ -315,12 +272,12 @@ class _YamlLocator:
 
     def at(self, path: tuple[Any, ...], key: bool = False) -> str:
         if key:
-            parent = _node_at(self.node, path[:-1])
-            return _at(self.path, _key(parent, str(path[-1])))
-        return _at(self.path, _node_at(self.node, path))
+            parent = yamlio.node_at(self.node, path[:-1])
+            return yamlio.at(self.path, yamlio.key_node(parent, str(path[-1])))
+        return yamlio.at(self.path, yamlio.node_at(self.node, path))
 
     def line(self, index: int) -> int:
-        return int(_value(self.node, "steps").value[index].start_mark.line) + 1
+        return int(yamlio.value_node(self.node, "steps").value[index].start_mark.line) + 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -464,68 +421,3 @@ def _check_consistency(loaded: list[_Loaded]) -> list[str]:
                 "register rows with this name cannot be matched by name."
             )
     return warnings
-
-
-def _schema_problem(path: str, root: yaml.Node, error: ValidationError) -> str:
-    node = _node_at(root, error.absolute_path)
-    if error.validator == "required":
-        keys = ", ".join(str(k) for k in error.instance) or "none"
-        missing = error.message.removesuffix(" is a required property")
-        what = f"{missing} is required. Keys here: {keys}."
-    elif error.validator == "type" and isinstance(error.instance, (dict, list)):
-        # The default message repeats the whole mapping or list; its kind is enough.
-        kind = "a mapping" if isinstance(error.instance, dict) else "a list"
-        types = ", ".join(repr(t) for t in _as_list(error.validator_value))
-        what = f"{kind} is not of type {types}"
-    else:
-        what = error.message
-    steps = (f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
-    json_path = "".join(steps).lstrip(".")
-    return f"{_at(path, node)}: {json_path + ': ' if json_path else ''}{what}"
-
-
-def _as_list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else [value]
-
-
-def _node_at(node: yaml.Node, json_path: Iterable[Any]) -> yaml.Node:
-    """The deepest node along a jsonschema error path."""
-    for part in json_path:
-        if isinstance(node, yaml.MappingNode) and (child := _value(node, str(part))) is not None:
-            node = child
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
-            node = node.value[part]
-        else:
-            break
-    return node
-
-
-def _key(node: yaml.Node, key: str) -> yaml.Node | None:
-    return _pair(node, key)[0]
-
-
-def _value(node: yaml.Node, key: str) -> Any:  # Any: callers know the node kind from the schema
-    return _pair(node, key)[1]
-
-
-def _pair(node: yaml.Node, key: str) -> tuple[yaml.Node | None, yaml.Node | None]:
-    """Key and value nodes of `key`; the last one wins, as in the data PyYAML constructs."""
-    pairs = node.value if isinstance(node, yaml.MappingNode) else []
-    for k, v in reversed(pairs):
-        if isinstance(k, yaml.ScalarNode) and k.value == key:
-            return k, v
-    return None, None
-
-
-def _at(path: str, node: yaml.Node | None) -> str:
-    if node is None:
-        return path
-    return f"{path}:{node.start_mark.line + 1}:{node.start_mark.column + 1}"
-
-
-def _position(line: str, path: str) -> tuple[int, int]:
-    """(line, col) of a message that starts with `path:line:col:`, for sorting a file's problems."""
-    head = line[len(path) + 1 :].split(":", 2)
-    if len(head) > 2 and head[0].isdigit() and head[1].isdigit():
-        return int(head[0]), int(head[1])
-    return 0, 0

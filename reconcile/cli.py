@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 from dataclasses import replace
@@ -11,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-import yaml
 from click.core import ParameterSource
 from rich.console import Console
 from rich.markup import escape
@@ -21,6 +21,7 @@ from reconcile.apply import DEFAULT_BATCH_SIZE
 from reconcile.errors import BadInput, ExitCode, ReconcileError, Refused
 from reconcile.files import write_atomically
 from reconcile.i18n import LANGS
+from reconcile.project import MAX_STALL_DAYS, MAX_STALL_FACTOR, MAX_TOLERANCE_DAYS, load_project
 from reconcile.report import DEFAULT_LIMIT, FORMATS, ReportRequest
 from reconcile.report import report as write_report
 from reconcile.stats import StatsSettings, settings_from
@@ -115,15 +116,7 @@ def _project(config: str | None) -> tuple[dict[str, Any], Path]:
         if config:
             raise BadInput(f"{config}: no such file.")
         return {}, Path(".")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        raise BadInput(f"{path}:{mark.line + 1 if mark else 1}:{mark.column + 1 if mark else 1}: "
-                       f"YAML syntax error: {exc.problem}.") from None
-    if not isinstance(data, dict):
-        raise BadInput(f"{path}:1:1: expected a mapping of settings (store, as_of, paper_only_units, ...).")
-    return data, path.parent
+    return load_project(path), path.parent
 
 
 def _rel(base: Path, value: Any) -> str:
@@ -132,6 +125,13 @@ def _rel(base: Path, value: Any) -> str:
     if text.startswith("sqlite:///") and not text.startswith("sqlite:////"):
         return "sqlite:///" + str(base / text[len("sqlite:///"):])
     return text if "://" in text or Path(text).is_absolute() else str(base / text)
+
+
+def _finite(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
+    """click's FloatRange lets nan through (no comparison holds for it)."""
+    if value is not None and not math.isfinite(value):
+        raise click.BadParameter(f"{value} is not a finite number.")
+    return value
 
 
 store_option = click.option("--store", envvar="RECONCILE_STORE", metavar="URL",
@@ -156,12 +156,13 @@ store_option = click.option("--store", envvar="RECONCILE_STORE", metavar="URL",
                                                  "--profile activiti (its versions are added).")
 @click.option("--as-of", "as_of", metavar="DATE", help="Audit date, YYYY-MM-DD or dd/mm/yyyy.")
 @click.option("--register-mapping", metavar="FILE", help="YAML mapping for a register layout without official headers.")
-@click.option("--date-tolerance", type=click.IntRange(0), metavar="DAYS", help="Allowed date difference (default 0).")
+@click.option("--date-tolerance", type=click.IntRange(0, MAX_TOLERANCE_DAYS), metavar="DAYS",
+              help="Allowed date difference (default 0).")
 @click.option("--paper-only", "paper_only", multiple=True, metavar="UNIT",
               help="A unit not on the software yet: its register rows are not expected in the system.")
-@click.option("--stalled-factor", type=click.FloatRange(0), metavar="X",
+@click.option("--stalled-factor", type=click.FloatRange(0, MAX_STALL_FACTOR), metavar="X", callback=_finite,
               help="Stalled after X times the step's days without movement (default 2).")
-@click.option("--stalled-min-days", type=click.IntRange(0), metavar="N",
+@click.option("--stalled-min-days", type=click.IntRange(0, MAX_STALL_DAYS), metavar="N",
               help="...and after at least N working days (default 10).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @click.option("--config", metavar="FILE", help=f"Project file (default: ./{PROJECT_FILE} if present).")

@@ -164,7 +164,11 @@ def _load_system(system: str, mapping: str | None) -> SystemData:
                            "(which tables and columns hold dossiers, tasks and accounts).")
         return load_mapping_profile(system, mapping)
     if mapping:
-        raise BadInput(f"--mapping is for database URLs; {mask_url(system)} is a folder (csv profile).")
+        shown = mask_url(system)
+        if Path(system).is_file():
+            raise BadInput(f"--system {shown}: a file path where --mapping needs a database URL. Hint: a SQLite file "
+                           f"is --system sqlite:///{shown}.")
+        raise BadInput(f"--mapping is for database URLs; {shown} is a folder (csv profile).")
     return load_csv_profile(system)
 
 
@@ -749,14 +753,13 @@ def demo(out: Path, progress: Progress = _quiet) -> RunReport:
     """Simulate the demo district into OUT/inputs, audit it into a fresh store (OUT/findings.json,
     OUT/census.json), fix it: plan -> apply -> audit -> undo -> audit -> apply (OUT/fixes.json), and
     write the first audit's reports (OUT/report.*) and vendor tickets (OUT/tickets/)."""
-    import yaml
-
+    from reconcile.project import load_project  # it imports this module
     from reconcile.simulate import simulate
 
     inputs_dir = out / "inputs"
     progress("simulate")
     sim = simulate(inputs_dir)
-    project = yaml.safe_load(sim.config.read_text(encoding="utf-8"))
+    project = load_project(sim.config)
     store_path = inputs_dir / "reconcile.duckdb"  # the project file's store: `cd` there and `reconcile show`
     for leftover in (store_path, store_path.with_name(store_path.name + ".wal")):
         leftover.unlink(missing_ok=True)

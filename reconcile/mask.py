@@ -1,4 +1,4 @@
-"""Masking of personal data in what leaves the office (vendor tickets).
+"""Masking of personal data in what leaves the office (vendor tickets) and in messages (a log).
 
 - applicant names keep their initials: "Nguyễn Văn An" -> "N. V. A.";
 - ID numbers (12-digit CCCD, 9-digit CMND) and phone numbers keep their last 3 digits:
@@ -84,6 +84,14 @@ def text(value: str | None) -> str | None:
         return (number(run) or "") if sum(c.isdigit() for c in run) >= 9 else run
 
     return _PLAIN_RUN.sub(repl, _DIGIT_RUN.sub(repl, str(value)))
+
+
+def quoted(value: str) -> str:
+    """A cell quoted in a message (stderr is a log): shown when it reads as a mistyped code, else withheld,
+    since a name or phone typed into the wrong column is personal data."""
+    if any(c.isspace() for c in value.strip()) or text(value) != value:
+        return f"a text of {len(value)} characters (not shown: it may hold personal data)"
+    return repr(value)
 
 
 # Which function masks which field, wherever tickets show it.

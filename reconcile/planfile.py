@@ -224,6 +224,8 @@ class _Reader:
                 if not plain_key(key):
                     raise _Unsupported
                 keys.add(key)
+            if key in out:
+                raise _Unsupported  # a key given twice: PyYAML's reading (reconcile.yamlio) refuses it with its line
             i += 1
             if value:
                 v = values.get(value, values)

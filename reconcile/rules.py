@@ -67,10 +67,9 @@ from typing import Any
 import yaml
 from jsonschema import Draft202012Validator
 
-from reconcile import errors
-from reconcile.catalog import (
-    VERSION_FILE, Catalog, _at, _key, _node_at, _parse, _position, _schema_problem, _value, yaml_syntax_error,
-)
+from reconcile import errors, yamlio
+from reconcile.catalog import MAX_VERSION, VERSION_FILE, Catalog
+from reconcile.yamlio import at as _at, key_node as _key, node_at as _node_at, value_node as _value
 
 RULES_FILE = re.compile(r"^(rules.*|.*\.rules)\.yaml$")
 OUTCOMES = ("returned", "not_returned", "missing")
@@ -96,8 +95,8 @@ SCHEMA: dict[str, Any] = {
             "additionalProperties": False,
             "properties": {
                 "id": {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9._-]*$"},
-                "from": {"type": "integer", "minimum": 1},
-                "to": {"type": "integer", "minimum": 1},
+                "from": {"type": "integer", "minimum": 1, "maximum": MAX_VERSION},
+                "to": {"type": "integer", "minimum": 1, "maximum": MAX_VERSION},
                 "to_procedure": {"type": "string", "minLength": 1},
                 "steps": {"type": "object", "additionalProperties": {"$ref": "#/$defs/target"}},
                 "same_ids": {"type": "boolean"},
@@ -385,7 +384,7 @@ def load_rule_files(paths: Iterable[str], catalog: Catalog) -> RuleSet:
     for path in paths:
         file_problems: list[str] = []
         parsed.extend(_load_file(path, catalog, file_problems))
-        problems.extend(sorted(file_problems, key=lambda line: _position(line, path)))
+        problems.extend(sorted(file_problems, key=lambda line: yamlio.position(line, path)))
     problems.extend(_check_ids(parsed))
     problems.extend(_check_claims(parsed, catalog))
     problems.extend(_check_cycles(parsed))
@@ -395,55 +394,18 @@ def load_rule_files(paths: Iterable[str], catalog: Catalog) -> RuleSet:
 
 def _load_file(path: str, catalog: Catalog, problems: list[str]) -> list[_Parsed]:
     try:
-        with open(path, encoding="utf-8-sig") as f:
-            text = f.read()
-    except UnicodeDecodeError as e:
-        problems.append(f"{path}: not UTF-8 text (byte 0x{e.object[e.start]:02x} at offset {e.start}). "
-                        "Hint: save the file as UTF-8.")
-        return []
-    except OSError as e:
-        problems.append(f"{path}: cannot read: {e.strerror}. Hint: check the file's permissions.")
-        return []
-    try:
-        node, data = _parse(text)
-    except (yaml.MarkedYAMLError, yaml.reader.ReaderError) as e:
-        hint = ("remove the control character" if isinstance(e, yaml.reader.ReaderError) else
-                "check the indentation and quoting on this line and the one above")
-        problems.append(f"{yaml_syntax_error(path, text, e)}. Hint: {hint}.")
+        node, data = yamlio.load(path)
+    except errors.BadInput as e:
+        problems.extend(e.problems)
         return []
     if node is None:
         problems.append(f"{path}:1:1: empty file. Hint: expected keys procedure, rules (and optionally assign).")
         return []
-    problems.extend(_duplicate_keys(path, node))
-    schema_errors = list(_VALIDATOR.iter_errors(data))
-    if schema_errors:
-        for e in schema_errors:
-            line = _schema_problem(path, node, e)
-            problems.append(f"{line}{'' if line.endswith('.') else '.'} {FORMAT_HINT}")
+    schema_problems = yamlio.schema_problems(path, node, _VALIDATOR, data, FORMAT_HINT)
+    if schema_problems:
+        problems.extend(schema_problems)
         return []
     return _check_file(path, node, data, catalog, problems)
-
-
-def _duplicate_keys(path: str, node: yaml.Node) -> list[str]:
-    """PyYAML keeps the last of two equal keys silently; a step mapped twice must not vanish."""
-    out = []
-    todo = [node]
-    while todo:
-        n = todo.pop()
-        if isinstance(n, yaml.MappingNode):
-            first: dict[str, yaml.Node] = {}
-            for k, v in n.value:
-                if isinstance(k, yaml.ScalarNode):
-                    if k.value in first:
-                        mark = first[k.value].start_mark
-                        out.append(f"{_at(path, k)}: duplicate key '{k.value}' (first at {mark.line + 1}:"
-                                   f"{mark.column + 1}). Hint: keep one; YAML would silently keep only the last.")
-                    else:
-                        first[k.value] = k
-                todo.append(v)
-        elif isinstance(n, yaml.SequenceNode):
-            todo.extend(n.value)
-    return out
 
 
 def _check_file(path: str, node: yaml.MappingNode, data: dict[str, Any], catalog: Catalog,

@@ -374,6 +374,24 @@ def test_bad_plans_are_refused_with_file_and_line(district: Path, tmp_path: Path
     assert snapshot(url) == original and ap.history(store) == []
 
 
+@pytest.mark.parametrize("flag", ['"false"', '"no"', "'true'", "1", "yes please"])
+def test_a_writable_flag_that_is_not_a_yaml_boolean_never_lets_apply_write(district: Path, tmp_path: Path,
+                                                                           flag: str) -> None:
+    url, store, mapping = audited(district, tmp_path)
+    plan = tmp_path / "plan.yaml"
+    make_plan(store, plan)
+    text = mapping.read_text(encoding="utf-8")
+    assert "writable: true\n" in text
+    mapping.write_text(text.replace("writable: true\n", f"writable: {flag}\n"), encoding="utf-8")
+    line = next(i for i, s in enumerate(text.splitlines(), 1) if s == "writable: true")
+    original = snapshot(url)
+    err = invoke("apply", str(plan), "--store", store, "--yes", expect=2).stderr
+    shown = repr(yaml.safe_load(f"x: {flag}")["x"])
+    assert err == (f"error: {mapping}:{line}:11: writable: {shown} is not of type 'boolean'. Hint: write true or false, "
+                   "without quotes; only true lets apply write.\n")
+    assert snapshot(url) == original and ap.history(store) == []
+
+
 def _kill_run(plan: Path, store: str, fault: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, ap.FAULT_ENV: fault}
     return subprocess.run([sys.executable, "-m", "reconcile", "apply", str(plan), "--store", store, "--yes",
@@ -710,8 +728,8 @@ def test_a_migration_to_another_procedure_writes_its_workflow_key_and_undo_resto
     doc = yaml.safe_load(plan.read_text(encoding="utf-8"))
     moved = doc["actions"][0]
     del moved["assignee"]
-    moved |= {"action": "migrate", "rule": "reform-2025", "version": 1, "step": "X01",
-              "set": {"workflow_key": "1.003003.000.00.00.H48", "workflow_version": 1, "current_step": "X01"}}
+    moved |= {"action": "migrate", "rule": "reform-2025", "version": 1, "step": "S02",
+              "set": {"workflow_key": "1.003003.000.00.00.H48", "workflow_version": 1, "current_step": "S02"}}
     doc["actions"] = [moved]
     plan.write_text(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False), encoding="utf-8")
     original = snapshot(url)
@@ -723,7 +741,7 @@ def test_a_migration_to_another_procedure_writes_its_workflow_key_and_undo_resto
         assert conn.execute(sa.text("SELECT MA_QUYTRINH, PHIENBAN FROM HS_HOSO WHERE MA_HOSO = :c"), {"c": code}
                             ).one() == ("1.003003.000.00.00.H48", 1)
         assert conn.execute(sa.text("SELECT MA_BUOC FROM HS_XULY_HIENTAI WHERE MA_HOSO = :c"), {"c": code}
-                            ).scalar_one() == "X01"
+                            ).scalar_one() == "S02"
     engine.dispose()
     invoke("undo", "1", "--store", store, "--yes", expect=0)
     assert snapshot(url) == original

@@ -177,8 +177,8 @@ def test_bad_sidecar_is_refused_with_its_path(tmp_path: Path) -> None:
         load_sidecar(str(path))
     hint = "Hint: a sidecar holds procedure, name, field, version, valid_from and steps: {TASK_ID: {days, unit, name}}."
     assert caught.value.problems == [
-        f"{path}: steps.S01: Additional properties are not allowed ('owner' was unexpected). {hint}",
-        f"{path}: steps.S01.days: -1 is less than the minimum of 0. {hint}",
+        f"{path}:2:19: steps.S01: unknown key 'owner'. Known: days, unit, name. {hint}",
+        f"{path}:2:15: steps.S01.days: -1 is less than the minimum of 0. {hint}",
     ]
 
 
@@ -257,9 +257,9 @@ def test_catalog_from_docs_validates_like_files() -> None:
         "within a version.",
         "engine P:2: steps[0].next[0]: step 'A' -> 'X': no such step. Steps here: A.",
         "engine P:2: steps: no final step. Mark the step(s) that end the procedure with final: true.",
-        "engine Q:1: 'procedure' is a required property",
-        "engine Q:1: 'version' is a required property",
-        "engine Q:1: 'steps' is a required property",
+        "engine Q:1: 'procedure' is required. Keys here: name.",
+        "engine Q:1: 'version' is required. Keys here: name.",
+        "engine Q:1: 'steps' is required. Keys here: name.",
         "engine P:1 again: procedure: procedure 'P' version 1 is also defined in engine P:2. "
         "Keep one file per version.",
     ]

@@ -246,11 +246,13 @@ def test_file_not_in_utf8_is_reported(catalog_dir: Path) -> None:
     (catalog_dir / "v1.yaml").write_bytes("procedure: P1\nname: Thủ tục\n".encode("utf-16"))
 
     assert problems_of() == [
-        "workflows/v1.yaml: not UTF-8 text (byte 0xff at offset 0). Save the file as UTF-8."
+        "workflows/v1.yaml:1: not UTF-8 text (byte 0xff at offset 0). Hint: save the file as UTF-8."
     ]
 
 
 # ---------------------------------------------------------------- errors: one file
+
+HINT = ". Hint: check the indentation and quoting on this line and the one above."
 
 
 @pytest.mark.parametrize(
@@ -258,24 +260,23 @@ def test_file_not_in_utf8_is_reported(catalog_dir: Path) -> None:
     [
         pytest.param(
             "procedure: P1\nname: a\nversion: 1\nsteps:\n  - id: A\n    name: x: y\n",
-            "workflows/land/v1.yaml:6:12: YAML syntax error: mapping values are not allowed here",
+            "workflows/land/v1.yaml:6:12: YAML syntax error: mapping values are not allowed in this context" + HINT,
             id="mapping-value",
         ),
         pytest.param(
             "procedure: P1\nsteps: [\n",
-            "workflows/land/v1.yaml:3:1: YAML syntax error: "
-            "expected the node content, but found '<stream end>'",
+            "workflows/land/v1.yaml:3:1: YAML syntax error: did not find expected node content" + HINT,
             id="unclosed-flow",
         ),
         pytest.param(
             "procedure: P1\n---\nprocedure: P2\n",
-            "workflows/land/v1.yaml:2:1: YAML syntax error: but found another document",
+            "workflows/land/v1.yaml:2:1: YAML syntax error: but found another document" + HINT,
             id="two-documents",
         ),
         pytest.param(
             'procedure: P1\nname: "a\x07"\n',
-            "workflows/land/v1.yaml:2:9: YAML syntax error: special characters are not allowed "
-            "(#x0007)",
+            "workflows/land/v1.yaml:2:9: YAML syntax error: control characters are not allowed "
+            "(#x0007). Hint: remove the control character.",
             id="control-character",
         ),
         pytest.param(
@@ -433,8 +434,7 @@ def test_problems_in_several_files_are_all_reported_in_one_error(catalog_dir: Pa
         "workflows/a/v1.yaml:4:1: no final step. "
         "Mark the step(s) that end the procedure with final: true.",
         "workflows/a/v1.yaml:5:46: step 'A' -> 'C': no such step. Steps here: A, B.",
-        "workflows/a/v2.yaml:3:1: YAML syntax error: "
-        "expected the node content, but found '<stream end>'",
+        "workflows/a/v2.yaml:3:1: YAML syntax error: did not find expected node content" + HINT,
         "workflows/b/v1.yaml:3:10: version 7 does not match the file name v1.yaml. "
         "Set version: 1 or rename the file.",
         # a/v1.yaml has errors of its own, yet it still claims (P1, 1).

@@ -446,7 +446,9 @@ def test_staff_from_a_mapping_account_block(pg_url: str, tmp_path: Path) -> None
     staff.write_text("account:\n  table: dm_canbo\n  columns: {account: taikhoan, unit: phong}\n", encoding="utf-8")
     result = invoke("audit", "--register", str(d.register), "--system", pg_url, "--profile", "activiti",
                     "--as-of", AS_OF, "--store", str(tmp_path / "z.duckdb"), "--staff", str(staff), expect=2)
-    assert result.stderr == f"error: {staff}: account.columns: 'active' is required.\n"
+    assert result.stderr == (f"error: {staff}:3:12: account.columns: 'active' is required. Keys here: account, unit. "
+                             "Hint: --staff FILE is an accounts.csv-format file (account, unit, active) or a YAML file "
+                             "with a mapping's account: block.\n")
     assert not (tmp_path / "z.duckdb").exists()
 
 

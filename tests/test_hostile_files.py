@@ -345,7 +345,8 @@ def test_hidden_sheets_are_named_and_can_be_left_out(tmp_path: Path) -> None:
     mapping.write_text("hidden_sheets: maybe\n", encoding="utf-8")
     (tmp_path / "store.duckdb").unlink()  # written by the first audit
     assert refused(tmp_path, audit_args(tmp_path, book, "--register-mapping", str(mapping))) == (
-        f"error: {mapping}: hidden_sheets: expected skip or read, got 'maybe'.")
+        f"error: {mapping}:1:16: hidden_sheets: 'maybe' is not one of: skip, read. Hint: skip (leave hidden sheets "
+        "out) or read (read them, with a warning).")
 
 
 def formula_without_value(wb: openpyxl.Workbook) -> None:

@@ -133,8 +133,10 @@ def test_a_plan_recorded_for_another_run_or_store_is_not_trusted(district: Path,
         conn.execute(sa.delete(plan_action))  # the CLI's own record of it, gone
         conn.execute(sa.delete(plan_file))
     data = result.to_dict()
-    for head in ({"run": 2}, {"run_fingerprint": "0" * 16}):  # the same text recorded for another run
-        assert ap.record_plan(store, data | {"plan": data["plan"] | head}, text)
+    # the same text recorded for another run: run 2 is not in this store (its catalog and staff directory
+    # hold none of the plan's targets: not recorded); run 1 with another fingerprint is recorded
+    assert not ap.record_plan(store, data | {"plan": data["plan"] | {"run": 2}}, text)
+    assert ap.record_plan(store, data | {"plan": data["plan"] | {"run_fingerprint": "0" * 16}}, text)
     store.engine.dispose()
     assert recorded(plan, store_url) is None
     invoke("apply", str(plan), "--store", store_url, "--dry-run", expect=0)
@@ -145,7 +147,7 @@ def test_a_plan_recorded_for_another_run_or_store_is_not_trusted(district: Path,
     store = open_store(store_url, create=False)
     assert not ap.record_plan(store, data, text)
     with store.connect() as conn:
-        assert conn.execute(sa.select(sa.func.count()).select_from(plan_file)).scalar() == 2
+        assert conn.execute(sa.select(sa.func.count()).select_from(plan_file)).scalar() == 1
     store.engine.dispose()
 
 

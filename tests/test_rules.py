@@ -157,11 +157,12 @@ BAD = [
      ["3:37: rule 'a': step 'S03' is still in version 2; a rule from a version to itself maps only steps the "
       "version lost. Hint: map it in a rule to another version, or remove it."]),
     ("YAML syntax", HEAD + "  - id: a\n    from: 1\n   to: 2\n",
-     ["5:4: YAML syntax error: expected <block end>, but found '<block mapping start>'. Hint: check the "
+     ["5:4: YAML syntax error: did not find expected '-' indicator. Hint: check the "
       "indentation and quoting on this line and the one above."]),
     ("schema: type and unknown key", HEAD + "  - {id: a, from: one, to: 2, steps: {S02: S03}, wen: {unit: X}}\n",
-     [f"3:5: rules[0]: Additional properties are not allowed ('wen' was unexpected). {FORMAT}",
-      f"3:19: rules[0].from: 'one' is not of type 'integer'. {FORMAT}"]),
+     [f"3:19: rules[0].from: 'one' is not of type 'integer'. {FORMAT}",
+      f"3:50: rules[0]: unknown key 'wen'. Known: id, from, to, to_procedure, steps, same_ids, when, assign, guess, "
+      f"confirmed_by, note. {FORMAT}"]),
     ("schema: required key", HEAD + "  - {id: a, from: 1, steps: {S02: S03}}\n",
      [f"3:5: rules[0]: 'to' is required. Keys here: id, from, steps. {FORMAT}"]),
     ("schema: bad date", HEAD + "  - {id: a, from: 1, to: 2, when: {received_before: 2025-13-01}, steps: {S02: S03}}\n",

@@ -169,9 +169,10 @@ def test_register_mapping_with_unknown_field_is_refused(tmp_path: Path) -> None:
     (tmp_path / "m.yaml").write_text("columns: {code: Số}\n", encoding="utf-8")
     with pytest.raises(Exception) as err:
         load_register_mapping(tmp_path / "m.yaml")
-    assert str(err.value) == (f"{tmp_path / 'm.yaml'}: columns: unknown field 'code'. Expected some of: stt, "
+    assert str(err.value) == (f"{tmp_path / 'm.yaml'}:1:11: columns: unknown key 'code'. Known: stt, "
                               "dossier_code, procedure, quantity, applicant, address, agency, received_at, due_at, "
-                              "transferred_at, returned_at, signed, note.")
+                              'transferred_at, returned_at, signed, note. Hint: see "Paper register" in README '
+                              "(--register-mapping).")
 
 
 def test_default_mapping_is_empty() -> None:

@@ -12,8 +12,9 @@ from typing import Any, Callable, Iterable, Iterator
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
-import yaml
+from jsonschema import Draft202012Validator
 
+from reconcile import yamlio
 from reconcile.errors import BadInput, collect
 from reconcile.normalize import fold
 from reconcile.sources.csvio import line_chunks, line_offset
@@ -92,52 +93,50 @@ class RegisterData:
             "book", pa.array([], pa.string())).append_column("entry_id", pa.array([], pa.int32()))
 
 
+_DATE = {"type": "string", "format": "date", "hint": "write the date as YYYY-MM-DD"}
+# The shape of a register mapping, every key and type (file:line:col for each problem).
+REGISTER_MAPPING_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "columns": {"type": "object", "additionalProperties": False,
+                    "properties": {f: {"type": "string", "minLength": 1} for f in FIELDS}},
+        "header_row": {"type": "integer", "minimum": 1, "maximum": 1_048_576},  # Excel's last row
+        "sheets": {"type": "array", "items": {"type": ["string", "integer"]},
+                   "hint": 'a list of sheet names: ["Sổ 2021"]'},
+        "period": {"type": "object", "additionalProperties": False, "required": ["from", "to"],
+                   "properties": {"from": _DATE, "to": _DATE}},
+        "book": {"type": "string", "minLength": 1},
+        "hidden_sheets": {"enum": ["skip", "read"], "hint": "skip (leave hidden sheets out) or read (read them, "
+                                                            "with a warning)"},
+    },
+}
+_REGISTER_MAPPING = Draft202012Validator(REGISTER_MAPPING_SCHEMA, format_checker=Draft202012Validator.FORMAT_CHECKER)
+REGISTER_MAPPING_HINT = 'Hint: see "Paper register" in README (--register-mapping).'
+
+
 def load_register_mapping(path: str | Path) -> RegisterMapping:
+    """A register mapping file, its every key and type checked (file:line:col, exit 2)."""
     p = Path(path)
-    data = _read_yaml(p)
-    if not isinstance(data, dict):
-        raise BadInput(f"{p}:1:1: expected a mapping with 'columns'. Hint: see README, 'Register mapping'.")
-    cols = data.get("columns") or {}
-    unknown = sorted(set(cols) - set(FIELDS))
-    if unknown:
-        raise BadInput(f"{p}: columns: unknown field {unknown[0]!r}. Expected some of: {', '.join(FIELDS)}.")
-    period = None
-    if "period" in data:
-        try:
-            period = (_as_date(data["period"]["from"]), _as_date(data["period"]["to"]))
-        except (KeyError, TypeError, ValueError):
-            raise BadInput(f"{p}: period: expected {{from: YYYY-MM-DD, to: YYYY-MM-DD}}.") from None
-    sheets = data.get("sheets") or ()
-    hidden = data.get("hidden_sheets")
-    if hidden not in (None, "skip", "read"):
-        raise BadInput(f"{p}: hidden_sheets: expected skip or read, got {hidden!r}.")
-    return RegisterMapping(
-        columns={k: str(v) for k, v in cols.items()},
-        header_row=data.get("header_row"),
-        sheets=tuple(str(s) for s in sheets),
-        period=period,
-        book=data.get("book"),
-        hidden_sheets=hidden,
-    )
-
-
-def _read_yaml(p: Path) -> Any:
     if not p.is_file():
         raise BadInput(f"{p}: no such file.")
-    try:
-        return yaml.safe_load(p.read_text(encoding="utf-8"))
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        where = f"{p}:{mark.line + 1}:{mark.column + 1}" if mark else str(p)
-        raise BadInput(f"{where}: YAML syntax error: {exc.problem}.") from None
-    except UnicodeDecodeError:
-        raise BadInput(f"{p}: not UTF-8 text. Hint: save the file as UTF-8.") from None
-
-
-def _as_date(v: Any) -> date:
-    if isinstance(v, date):
-        return v
-    return date.fromisoformat(str(v))
+    node, data = yamlio.load(p)
+    if not isinstance(data, dict):
+        raise BadInput(f"{p}:1:1: expected a mapping with 'columns'. {REGISTER_MAPPING_HINT}")
+    problems = yamlio.schema_problems(str(p), node, _REGISTER_MAPPING, data, REGISTER_MAPPING_HINT)
+    period = data.get("period")
+    if not problems and period is not None and period["from"] > period["to"]:
+        problems.append(f"{yamlio.at(str(p), yamlio.value_node(node, 'period'))}: period: from {period['from']} is "
+                        f"after to {period['to']}. Hint: swap the dates.")
+    collect(problems, f"{p}: {len(problems)} problems in the register mapping")
+    return RegisterMapping(
+        columns=dict(data.get("columns") or {}),
+        header_row=data.get("header_row"),
+        sheets=tuple(str(s) for s in data.get("sheets") or ()),
+        period=(date.fromisoformat(period["from"]), date.fromisoformat(period["to"])) if period else None,
+        book=data.get("book"),
+        hidden_sheets=data.get("hidden_sheets"),
+    )
 
 
 def load_register(paths: Iterable[str | Path], mapping: RegisterMapping | None = None) -> RegisterData:

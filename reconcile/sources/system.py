@@ -12,8 +12,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import sqlalchemy as sa
-import yaml
+from jsonschema import Draft202012Validator
 
+from reconcile import errors, yamlio
 from reconcile.db import connect_engine, first_line, mask_url
 from reconcile.errors import BadInput
 from reconcile.model import Status
@@ -212,58 +213,77 @@ _REQUIRED = {
     "account": ("account", "active"),
     "events": ("dossier_code",),
 }
+_NAME = {"type": "string", "minLength": 1}
 
 
-def _mapping_doc(p: Path, hint: str) -> dict[str, Any]:
-    if not p.is_file():
-        raise BadInput(f"{p}: no such file. Hint: {hint}")
-    try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        where = f"{p}:{mark.line + 1}:{mark.column + 1}" if mark else str(p)
-        raise BadInput(f"{where}: YAML syntax error: {exc.problem}.") from None
+def _role_schema(role: str, **extra: Any) -> dict[str, Any]:
+    required = ["columns", *(["status_values"] if role == "dossier" else [])]
+    columns = {"type": "object", "additionalProperties": False, "required": list(_REQUIRED[role]),
+               "properties": {f: _NAME for f in _ROLES[role]}}
+    return {"type": "object", "additionalProperties": False, "required": required,
+            "properties": {"table": _NAME, "query": _NAME, **extra, "columns": columns}}
+
+
+# The shape of a source mapping (every key, every type); what the database holds is checked when it is read.
+MAPPING_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["dossier", "account"],
+    "properties": {
+        "profile": {"enum": ["mapping"]},
+        "writable": {"type": "boolean", "hint": "write true or false, without quotes; only true lets apply write"},
+        "dossier": _role_schema("dossier", status_values={"type": "object", "minProperties": 1,
+                                                          "additionalProperties": {"enum": list(STATUS_NAMES)},
+                                                          "hint": "vendor value: canonical status, e.g. "
+                                                                  "{0: submitted, 1: received}"}),
+        "task": _role_schema("task"),
+        "account": _role_schema("account", active_values={"type": "array", "minItems": 1,
+                                                          "items": {"type": ["string", "integer", "boolean"]},
+                                                          "hint": "the values that mean active, as a list: [1]"}),
+        "events": _role_schema("events"),
+    },
+}
+_MAPPING = Draft202012Validator(MAPPING_SCHEMA)
+MAPPING_HINT = 'Hint: see "System: mapping profile" in README.'
+
+
+# A staff file (`--staff FILE.yaml`): a mapping's account: block alone, read from the --system database.
+STAFF_SCHEMA: dict[str, Any] = {"type": "object", "additionalProperties": False, "required": ["account"],
+                                "properties": {"account": MAPPING_SCHEMA["properties"]["account"]}}
+_STAFF = Draft202012Validator(STAFF_SCHEMA)
+STAFF_HINT = ("Hint: --staff FILE is an accounts.csv-format file (account, unit, active) or a YAML file with a "
+              "mapping's account: block.")
+
+
+def _checked_mapping(p: Path, validator: Draft202012Validator, keys: str, hint: str) -> dict[str, Any]:
+    """A mapping file's document, its every key and type checked against `validator` (file:line:col, exit 2)."""
+    node, data = yamlio.load(p)
     if not isinstance(data, dict):
-        raise BadInput(f"{p}:1:1: expected a mapping with keys dossier, task, account, events.")
+        raise BadInput(f"{p}:1:1: expected a mapping with keys {keys}. {hint}")
+    problems = yamlio.schema_problems(str(p), node, validator, data, hint)
+    for role in _ROLES:
+        spec = data.get(role)
+        if isinstance(spec, dict) and not (spec.get("table") or spec.get("query")):
+            problems.append(f"{yamlio.at(str(p), yamlio.key_node(node, role))}: {role}: expected 'table: NAME' (or "
+                            f"'query: SQL'). {hint}")
+    errors.collect(sorted(problems, key=lambda line: yamlio.position(line, str(p))),
+                   f"{p}: {len(problems)} problems in the mapping")
     return data
 
 
-def _role(p: Path, data: dict[str, Any], role: str, required: bool, problems: list[str]) -> TableMapping | None:
-    """One role of a mapping file (table or query, and columns), its problems added to `problems`."""
-    spec = data.get(role)
-    if spec is None:
-        if required:
-            problems.append(f"{p}: '{role}' is required (table and columns).")
-        return None
-    if not isinstance(spec, dict) or not (spec.get("table") or spec.get("query")):
-        problems.append(f"{p}: {role}: expected 'table: NAME' (or 'query: SQL') and 'columns'.")
-        return None
-    fields = _ROLES[role]
-    cols = spec.get("columns") or {}
-    unknown = [c for c in cols if c not in fields]
-    problems += [f"{p}: {role}.columns: unknown field {c!r}. Known: {', '.join(fields)}." for c in unknown]
-    problems += [f"{p}: {role}.columns: {c!r} is required." for c in _REQUIRED[role] if c not in cols]
-    return TableMapping(role, spec.get("table"), spec.get("query"), {k: str(v) for k, v in cols.items()})
-
-
 def load_mapping(path: str | Path) -> SourceMapping:
+    """A source mapping file, its every key and type checked (file:line:col, exit 2)."""
     p = Path(path)
-    data = _mapping_doc(p, "--mapping FILE describes the vendor schema (see README).")
-    problems: list[str] = []
-    roles = {role: _role(p, data, role, role in ("dossier", "account"), problems) for role in _ROLES}
-    status_values = {str(k): str(v) for k, v in ((data.get("dossier") or {}).get("status_values") or {}).items()}
-    bad = [v for v in status_values.values() if v not in STATUS_NAMES]
-    problems += [f"{p}: dossier.status_values: {v!r} is not a canonical status. "
-                 f"Expected one of: {', '.join(STATUS_NAMES)}." for v in bad]
-    if not status_values and "dossier" in data:
-        problems.append(f"{p}: dossier.status_values is required: vendor status value -> canonical status.")
-    if problems:
-        raise BadInput(problems[0] if len(problems) == 1 else f"{p}: {len(problems)} problems", problems)
-    active = (data.get("account") or {}).get("active_values", [1])
+    if not p.is_file():
+        raise BadInput(f"{p}: no such file. Hint: --mapping FILE describes the vendor schema (see README).")
+    data = _checked_mapping(p, _MAPPING, "dossier, task, account, events", MAPPING_HINT)
+    roles = {role: TableMapping(role, spec.get("table"), spec.get("query"), dict(spec["columns"]))
+             for role in _ROLES if (spec := data.get(role)) is not None}
     return SourceMapping(
-        path=str(p), dossier=roles["dossier"], task=roles.get("task"), account=roles["account"],  # type: ignore[arg-type]
-        events=roles.get("events"), status_values=status_values,
-        active_values=tuple(str(v) for v in active), writable=bool(data.get("writable", False)),
+        path=str(p), dossier=roles["dossier"], task=roles.get("task"), account=roles["account"],
+        events=roles.get("events"), status_values={str(k): v for k, v in data["dossier"]["status_values"].items()},
+        active_values=tuple(str(v) for v in data["account"].get("active_values", [1])),
+        writable=data.get("writable", False),
     )
 
 
@@ -338,20 +358,18 @@ def load_staff(path: str, url: str | None) -> pa.Table:
     p = Path(path)
     if p.suffix.lower() == ".csv":
         return read_accounts_csv(p)
-    hint = ("--staff FILE is an accounts.csv-format file (account, unit, active) or a YAML file with a mapping's "
-            "account: block.")
     if p.suffix.lower() not in (".yaml", ".yml"):
-        raise BadInput(f"--staff {path}: expected a .csv or .yaml file. Hint: {hint}")
-    data = _mapping_doc(p, hint)
-    problems: list[str] = []
-    tm = _role(p, data, "account", True, problems)
-    if problems or tm is None:
-        raise BadInput(problems[0] if len(problems) == 1 else f"{p}: {len(problems)} problems", problems)
+        raise BadInput(f"--staff {path}: expected a .csv or .yaml file. {STAFF_HINT}")
+    if not p.is_file():
+        raise BadInput(f"{p}: no such file. {STAFF_HINT}")
+    data = _checked_mapping(p, _STAFF, "account", STAFF_HINT)
     if url is None or "://" not in url:
         raise BadInput(f"{p}: an account: block is read from the system database, and --system is a folder. "
                        "Hint: give the staff as an accounts.csv file.")
-    active = (data.get("account") or {}).get("active_values", [1])
-    mapping = SourceMapping(str(p), tm, None, tm, None, {}, tuple(str(v) for v in active), False)
+    spec = data["account"]
+    tm = TableMapping("account", spec.get("table"), spec.get("query"), dict(spec["columns"]))
+    mapping = SourceMapping(str(p), tm, None, tm, None, {}, tuple(str(v) for v in spec.get("active_values", [1])),
+                            False)
     engine = connect_engine(url, what="system database", read_only=True)
     try:
         with _read_only(engine) as conn:

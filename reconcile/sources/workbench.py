@@ -11,6 +11,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import sqlalchemy as sa
 
+from reconcile import mask
 from reconcile.db import DUCKDB_CONFIG
 from reconcile.errors import BadInput
 from reconcile.model import OPEN_STATUSES
@@ -67,7 +68,7 @@ def check_stored_register(conn: sa.Connection, run_id: int, as_of: date) -> Regi
     _raise(problems, f"{len(problems)} unparseable dates in the register")
     odd = sa.select(re_.c.source_file, re_.c.sheet, re_.c.row_no, re_.c.code_raw).where(*where, ~re_.c.code_ok)
     rows = conn.execute(odd.order_by(re_.c.entry_id).limit(MAX_LISTED)).all()
-    warnings = [f"{_where(f, sh, n)}: " + (f"{v!r} does not look like a dossier code" if v and v.strip() else
+    warnings = [f"{_where(f, sh, n)}: " + (f"{mask.quoted(v)} does not look like a dossier code" if v and v.strip() else
                                           "no dossier code") + " (kept). Expected e.g. 000.00.53.H48-210105-0001."
                 for f, sh, n, v in rows]
     if len(rows) == MAX_LISTED:
