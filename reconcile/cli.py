@@ -395,7 +395,8 @@ def plan(out: str | None, run_id: int | None, rules_dir: str | None, store: str 
                                                   "instead of OUT/system/activiti.sqlite.")
 @click.option("--engine", "engine_kind", type=click.Choice(["activiti6", "activiti7", "flowable6", "camunda7"]),
               default="activiti6", show_default=True,
-              help="activiti: whose tables to write (Activiti 7 has no identity tables: its staff goes to accounts.csv).")
+              help="activiti: whose tables to write (Activiti 7 has no identity tables: its staff goes to "
+                   "accounts.csv).")
 def simulate(out: str, seed: int, scale: float, register_format: str, system_format: str, system_schema: str,
              system_url: str | None, engine_kind: str) -> None:
     """Generate the demo district (Bình Sơn 2021-H1): register, system, catalog and ground truth."""
@@ -405,7 +406,8 @@ def simulate(out: str, seed: int, scale: float, register_format: str, system_for
     with err.status("simulating", spinner="dots") as status:
         result = run(Path(out), seed=seed, scale=scale, register_format=register_format,
                      system_format=system_format, system_schema=system_schema, system_url=system_url,
-                     engine_kind=engine_kind, progress=lambda stage, done, total: status.update(f"simulating: {stage} {done:,}/{total:,}"))
+                     engine_kind=engine_kind,
+                     progress=lambda stage, done, total: status.update(f"simulating: {stage} {done:,}/{total:,}"))
     err.print(f"wrote {result.register_entries:,} register entries and {result.system_dossiers:,} system dossiers "
               f"into {out}")
 

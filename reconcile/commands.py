@@ -27,7 +27,7 @@ from reconcile import stats as stats_mod
 from reconcile.stats import StatsSettings
 from reconcile.stats_model import StatsTable
 from reconcile.sources.register import RegisterData, RegisterMapping, load_register, load_register_mapping
-from reconcile.sources.system import SystemData, load_csv_profile, load_mapping_profile
+from reconcile.sources.system import SystemData, check_staff_file, load_csv_profile, load_mapping_profile, load_staff
 from reconcile.sources.workbench import (
     DOSSIER_TEXTS, REGISTER_TEXTS, SystemDigest, account_sql, check_stored_dossiers, check_stored_register, dossier_sql,
     event_sql, register_sql, with_normalised_text,
@@ -145,8 +145,6 @@ def load_system(system: str, mapping: str | None, profile: str | None = None, si
     else:
         data = _load_system(system, mapping)
     if staff is not None:
-        from reconcile.sources.system import load_staff
-
         data.accounts = load_staff(staff, system)
         data.where["account"] = staff
     if data.accounts.num_rows == 0:
@@ -232,6 +230,8 @@ class Loaded:
 
 def load_inputs(inputs: AuditInputs, progress: Progress = _quiet) -> Loaded:
     check_profile(inputs.system, inputs.mapping, inputs.profile, inputs.sidecars, inputs.tenant, inputs.schema)
+    if inputs.staff is not None:
+        check_staff_file(inputs.staff)
     progress("catalog")
     if inputs.workflows is None and inputs.profile != "activiti":
         raise BadInput("audit: missing --workflows. Hint: the catalog folder; only --profile activiti reads it "

@@ -256,8 +256,8 @@ def insert_rows(conn: sa.Connection, kind: EngineKind, rows: dict[str, list[dict
         batch = rows.get(table)
         if batch:
             names = [c for c, _ in cols]
-            conn.execute(sa.text(f"INSERT INTO {table} ({', '.join(names)}) VALUES "
-                                 f"({', '.join(':' + c for c in names)})"), [{c: r.get(c) for c in names} for r in batch])
+            sql = f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join(':' + c for c in names)})"
+            conn.execute(sa.text(sql), [{c: r.get(c) for c in names} for r in batch])
             batch.clear()
 
 
@@ -336,8 +336,8 @@ class EngineRows:
 
     def deploy(self, deployment: str, name: str, at: str, resources: dict[str, bytes], tenant: str | None = None
                ) -> None:
-        self.add("ACT_RE_DEPLOYMENT", ID_=deployment, NAME_=name, TENANT_ID_=self.tenant(tenant), DEPLOY_TIME_=self.ts(at),
-                 SOURCE_="process application")
+        self.add("ACT_RE_DEPLOYMENT", ID_=deployment, NAME_=name, TENANT_ID_=self.tenant(tenant),
+                 DEPLOY_TIME_=self.ts(at), SOURCE_="process application")
         for resource, data in resources.items():
             self.add("ACT_GE_BYTEARRAY", ID_=self.id(), REV_=1, NAME_=resource, DEPLOYMENT_ID_=deployment, BYTES_=data,
                      GENERATED_=False, TENANT_ID_=tenant, TYPE_=1, CREATE_TIME_=self.ts(at))
@@ -451,14 +451,16 @@ class EngineRows:
         if w.task is not None:
             t = w.task
             self.add("ACT_RU_TASK", ID_=t.id, REV_=1, EXECUTION_ID_=exec_id, PROC_INST_ID_=pid, PROC_DEF_ID_=procdef,
-                     NAME_=t.name, TASK_DEF_KEY_=w.act, ASSIGNEE_=t.assignee, PRIORITY_=50, CREATE_TIME_=self.ts(w.entered),
-                     DUE_DATE_=self.ts(t.due), SUSPENSION_STATE_=2 if suspended else 1, TENANT_ID_=self.tenant(tenant))
+                     NAME_=t.name, TASK_DEF_KEY_=w.act, ASSIGNEE_=t.assignee, PRIORITY_=50,
+                     CREATE_TIME_=self.ts(w.entered), DUE_DATE_=self.ts(t.due), SUSPENSION_STATE_=2 if suspended else 1,
+                     TENANT_ID_=self.tenant(tenant))
             if t.group is not None:
                 self.add("ACT_RU_IDENTITYLINK", ID_=self.id(), REV_=1, GROUP_ID_=t.group, TYPE_="candidate",
                          TASK_ID_=t.id, TENANT_ID_=tenant)
         if w.kind == "timerCatch":
-            self.add(self.kind.timer_table, ID_=self.id(), REV_=1, TYPE_="timer", EXCLUSIVE_=True, EXECUTION_ID_=exec_id,
-                     PROCESS_INSTANCE_ID_=pid, PROC_DEF_ID_=procdef, PROCESS_DEF_ID_=procdef, RETRIES_=3,
+            self.add(self.kind.timer_table, ID_=self.id(), REV_=1, TYPE_="timer", EXCLUSIVE_=True,
+                     EXECUTION_ID_=exec_id, PROCESS_INSTANCE_ID_=pid, PROC_DEF_ID_=procdef, PROCESS_DEF_ID_=procdef,
+                     RETRIES_=3,
                      DUEDATE_=self.ts(w.due), HANDLER_TYPE_="trigger-timer", HANDLER_CFG_=w.act, ELEMENT_ID_=w.act,
                      SUSPENSION_STATE_=1, TENANT_ID_=self.tenant(tenant))
         if w.kind == "messageCatch":
@@ -474,9 +476,10 @@ class EngineRows:
         """An activity instance (ACT_HI_ACTINST), typed as the engine types it."""
         hi = self.instances[pid]
         types = self.kind.activity_types or ACTIVITY_TYPES
-        self.add("ACT_HI_ACTINST", ID_=self.id(), REV_=1, PROC_DEF_ID_=hi["PROC_DEF_ID_"], PROC_DEF_KEY_=hi["PROC_DEF_KEY_"],
-                 PROC_INST_ID_=pid, ROOT_PROC_INST_ID_=hi["ROOT_PROC_INST_ID_"], EXECUTION_ID_=exec_id, ACT_ID_=act,
-                 TASK_ID_=task, CALL_PROC_INST_ID_=called, ACT_NAME_=name, ACT_TYPE_=types.get(kind, ACTIVITY_TYPES.get(kind, kind)),
+        self.add("ACT_HI_ACTINST", ID_=self.id(), REV_=1, PROC_DEF_ID_=hi["PROC_DEF_ID_"],
+                 PROC_DEF_KEY_=hi["PROC_DEF_KEY_"], PROC_INST_ID_=pid, ROOT_PROC_INST_ID_=hi["ROOT_PROC_INST_ID_"],
+                 EXECUTION_ID_=exec_id, ACT_ID_=act, TASK_ID_=task, CALL_PROC_INST_ID_=called, ACT_NAME_=name,
+                 ACT_TYPE_=types.get(kind, ACTIVITY_TYPES.get(kind, kind)),
                  ASSIGNEE_=assignee, START_TIME_=self.ts(start), END_TIME_=self.ts(end),
                  DURATION_=None if end is None else _millis_between(start, end), DELETE_REASON_=reason,
                  TENANT_ID_=hi["TENANT_ID_"], ACT_INST_STATE_=0)
@@ -485,9 +488,10 @@ class EngineRows:
                      start: str, end: str | None, reason: str | None = None) -> None:
         """A user task's history: its task instance and its activity instance."""
         hi = self.instances[pid]
-        self.add("ACT_HI_TASKINST", ID_=task_id, REV_=1, PROC_DEF_ID_=hi["PROC_DEF_ID_"], PROC_DEF_KEY_=hi["PROC_DEF_KEY_"],
-                 TASK_DEF_KEY_=key, PROC_INST_ID_=pid, ROOT_PROC_INST_ID_=hi["ROOT_PROC_INST_ID_"],
-                 EXECUTION_ID_=exec_id, NAME_=name, ASSIGNEE_=assignee, START_TIME_=self.ts(start), END_TIME_=self.ts(end),
+        self.add("ACT_HI_TASKINST", ID_=task_id, REV_=1, PROC_DEF_ID_=hi["PROC_DEF_ID_"],
+                 PROC_DEF_KEY_=hi["PROC_DEF_KEY_"], TASK_DEF_KEY_=key, PROC_INST_ID_=pid,
+                 ROOT_PROC_INST_ID_=hi["ROOT_PROC_INST_ID_"], EXECUTION_ID_=exec_id, NAME_=name, ASSIGNEE_=assignee,
+                 START_TIME_=self.ts(start), END_TIME_=self.ts(end),
                  DURATION_=None if end is None else _millis_between(start, end), DELETE_REASON_=reason, PRIORITY_=50,
                  TENANT_ID_=hi["TENANT_ID_"])
         self.activity(pid, exec_id, key, "userTask", start, end, assignee=assignee, task=task_id, name=name)
@@ -642,7 +646,11 @@ class ActivitiSystem(_SystemSink):
         self.days = days
         self.procs = procs
         self.deployments = plan_deployments(procs)
-        self.out = EngineRows(self.kind, self.engine.dialect.name == "sqlite", int(self.deployments[-1].id) + 1)
+        # Ids are numbered as the engine numbers them; a definition whose resource is missing gets one kept
+        # aside per procedure, so that its id is the same on every engine.
+        self._spare = {process_key(p.code): str(int(self.deployments[-1].id) + 1 + i) for i, p in enumerate(procs)}
+        self.out = EngineRows(self.kind, self.engine.dialect.name == "sqlite",
+                              int(self.deployments[-1].id) + len(procs) + 1)
         self._by_version: dict[tuple[str, int], list[Deployment]] = {}
         for dep in self.deployments:
             self._by_version.setdefault((dep.key, dep.logical), []).append(dep)
@@ -661,7 +669,7 @@ class ActivitiSystem(_SystemSink):
         if d.version > len(p.versions):  # a version the catalog lacks: its resource is missing
             if key not in self._broken:
                 last = max(dep.version for dep in self.deployments if dep.key == key)
-                dep_id = self.out.id()
+                dep_id = self._spare[key]
                 at = datetime.combine(self.days.dates[d.recv], datetime.min.time())
                 self._broken[key] = Deployment(dep_id, f"{key}:{last + 1}:{dep_id}", key, last + 1, 0, at,
                                                f"{p.folder}.bpmn20.xml", None)

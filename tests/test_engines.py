@@ -94,7 +94,7 @@ def code(day: str, n: int = 1, agency: str = "000.00.53.H48") -> str:
 
 
 D = {  # dossier -> its code (received day in 2021)
-    "task": code("06-28"), "receive": code("06-22"), "timer": code("06-21"), "call": code("06-18"),
+    "task": code("06-28"), "receive": code("05-24"), "timer": code("06-21"), "call": code("06-18"),
     "subprocess": code("06-17"), "parallel": code("06-16"), "restarted": code("06-14"), "stalled": code("05-05"),
     "no_definition": code("06-21", 2), "implicit_end": code("06-21", 3), "unreadable": code("06-21", 4),
     "no_staff_unit": code("06-10"), "returned": code("06-01"),
@@ -143,7 +143,8 @@ def build(url: str, kind: EngineKind, folder: Path, schema_url: str | None = Non
         out.variable(pid, "applicant", "string", applicant)
         out.variable(pid, "due_at", "date", due)
         if on_register:
-            register.append({"code": c, "applicant": applicant, "received": started[:10], "due": due[:10], "returned": ""})
+            register.append({"code": c, "applicant": applicant, "received": started[:10], "due": due[:10],
+                             "returned": ""})
         return pid
 
     def done(pid: str, *steps: tuple[str, str, str, str]) -> None:
@@ -174,9 +175,10 @@ def build(url: str, kind: EngineKind, folder: Path, schema_url: str | None = Non
     # A user task with a reminder timer on it.
     pid = dossier("task", "2021-06-28 08:00:00")
     waiting(pid, [task("S01", "2021-06-28 08:00:00", "mc.lan", "MOTCUA")])
-    # A receive task (no task row): waiting for the cadastral office's message.
-    pid = dossier("receive", "2021-06-22 08:00:00")
-    done(pid, (*s01, "2021-06-22 08:00:00", "2021-06-25 09:00:00"))
+    # A receive task (no task row): waiting for the cadastral office's message since it left the first
+    # step, a month after that step started (the last task started; the activities say it moved since).
+    pid = dossier("receive", "2021-05-24 08:00:00")
+    done(pid, (*s01, "2021-05-24 08:00:00", "2021-06-25 09:00:00"))
     waiting(pid, [Wait("S02", "receiveTask", "2021-06-25 09:00:00")])
     # An intermediate timer after the receive task: the dossier belongs to S02 meanwhile.
     pid = dossier("timer", "2021-06-21 08:00:00")
@@ -256,9 +258,9 @@ def build(url: str, kind: EngineKind, folder: Path, schema_url: str | None = Non
         create_indexes(conn, kind)
     engine.dispose()
     return District(url, kind, write_register(folder, register), write_staff(folder), missing,
-                    f"its BPMN cannot be read: {url_shown(url)} ACT_GE_BYTEARRAY deployment 301 resource {resource}:1:1: "
-                    "malformed XML: Start tag expected, '<' not found. Hint: open the file in a BPMN modeller and "
-                    "export it again.")
+                    f"its BPMN cannot be read: {url_shown(url)} ACT_GE_BYTEARRAY deployment 301 resource "
+                    f"{resource}:1:1: malformed XML: Start tag expected, '<' not found. Hint: open the file in a BPMN "
+                    "modeller and export it again.")
 
 
 def url_shown(url: str) -> str:
@@ -272,7 +274,8 @@ def write_register(folder: Path, rows: list[dict[str, str]]) -> Path:
         out.writerow(["STT", "Mã hồ sơ", "Tên TTHC", "Tên cá nhân, tổ chức", "Nhận hồ sơ", "Hẹn trả kết quả",
                       "Trả kết quả", "Ghi chú"])
         for i, r in enumerate(rows, 1):
-            out.writerow([i, r["code"], NAME, r["applicant"], dmy(r["received"]), dmy(r["due"]), dmy(r["returned"]), ""])
+            out.writerow([i, r["code"], NAME, r["applicant"], dmy(r["received"]), dmy(r["due"]), dmy(r["returned"]),
+                          ""])
     return path
 
 
@@ -435,7 +438,8 @@ def test_staff_from_a_mapping_account_block(pg_url: str, tmp_path: Path) -> None
     engine = sa.create_engine(pg_url)
     with engine.begin() as conn:
         conn.exec_driver_sql("CREATE TABLE dm_canbo (taikhoan VARCHAR(64), phong VARCHAR(64), hoatdong INTEGER)")
-        conn.execute(sa.text("INSERT INTO dm_canbo VALUES (:a, :u, :x)"), [{"a": a, "u": u, "x": x} for a, _, u, x in STAFF])
+        conn.execute(sa.text("INSERT INTO dm_canbo VALUES (:a, :u, :x)"),
+                     [{"a": a, "u": u, "x": x} for a, _, u, x in STAFF])
     engine.dispose()
     staff = tmp_path / "staff.yaml"
     staff.write_text("account:\n  table: dm_canbo\n  columns: {account: taikhoan, unit: phong, active: hoatdong}\n"

@@ -542,8 +542,9 @@ class _Judge:
             self.good[version.procedure, version.version] = version.reachable_final()
         unit = (step.unit if step is not None else None) or place.unit
         staff = self.staff
+        good = self.good[version.procedure, version.version] if version is not None else frozenset()
         return (version is not None and step is None,
-                step is not None and version is not None and step.id not in self.good[version.procedure, version.version],
+                step is not None and step.id not in good,
                 staff.known and unit is not None and unit not in staff.staffed,
                 staff.known and place.assignee is not None and place.assignee not in staff.active,
                 _text_time(place.entered) if place.entered is not None else "",
@@ -793,7 +794,8 @@ def _dossier_batch(part: list[Any], places: dict[str, list[_Place]], definitions
             per_row["version_problem"][i] = found.problem
         if here:
             place = judge.pick(here, wf)
-            per_row["current_step"][i], per_row["assignee"][i], per_row["unit"][i] = place.step, place.assignee, place.unit
+            per_row["current_step"][i], per_row["assignee"][i] = place.step, place.assignee
+            per_row["unit"][i] = place.unit
             per_row["step_entered_at"][i], per_row["step_due_at"][i] = place.entered, place.due
             if status is Status.FINISHED:
                 per_row["final_entered"][i] = place.entered

@@ -135,7 +135,8 @@ def load_csv_profile(directory: str | Path) -> SystemData:
 def read_accounts_csv(path: Path) -> pa.Table:
     """A staff directory in the accounts.csv format: account, unit, active (1/0), optional name."""
     parts = list(_csv_batches(path, CSV_ACCOUNT_HEADER))
-    accounts = pa.concat_tables(parts) if parts else pa.table({c: pa.array([], pa.string()) for c in CSV_ACCOUNT_HEADER})
+    empty = pa.table({c: pa.array([], pa.string()) for c in CSV_ACCOUNT_HEADER})
+    accounts = pa.concat_tables(parts) if parts else empty
     active = accounts.column("active").to_pylist()
     bad_active = [i for i, v in enumerate(active) if (v or "").strip() not in ("0", "1")]
     if bad_active:
@@ -143,7 +144,8 @@ def read_accounts_csv(path: Path) -> pa.Table:
         raise BadInput(f"{path}, row {i + 2}: active {active[i]!r} is not 1 or 0.")
     return pa.table({
         "account": accounts.column("account"),
-        "name": accounts.column("name") if "name" in accounts.column_names else pa.nulls(accounts.num_rows, pa.string()),
+        "name": (accounts.column("name") if "name" in accounts.column_names
+                 else pa.nulls(accounts.num_rows, pa.string())),
         "unit": accounts.column("unit"),
         "active": pa.array([v.strip() == "1" for v in active], pa.bool_()),
     })
@@ -352,16 +354,22 @@ def _read_accounts(conn: sa.Connection, stmt: sa.Select[Any], mapping: SourceMap
     })
 
 
+def check_staff_file(path: str) -> Path:
+    """A --staff file is a .csv or a .yaml file that exists (checked before any input is read)."""
+    p = Path(path)
+    if p.suffix.lower() not in (".csv", ".yaml", ".yml"):
+        raise BadInput(f"--staff {path}: expected a .csv or .yaml file. {STAFF_HINT}")
+    if not p.is_file():
+        raise BadInput(f"--staff {path}: no such file. {STAFF_HINT}")
+    return p
+
+
 def load_staff(path: str, url: str | None) -> pa.Table:
     """A staff directory given apart from the system's (`--staff`): an accounts.csv-format file, or a
     mapping file whose `account:` block is read (read-only) from the system database `url`."""
-    p = Path(path)
+    p = check_staff_file(path)
     if p.suffix.lower() == ".csv":
         return read_accounts_csv(p)
-    if p.suffix.lower() not in (".yaml", ".yml"):
-        raise BadInput(f"--staff {path}: expected a .csv or .yaml file. {STAFF_HINT}")
-    if not p.is_file():
-        raise BadInput(f"{p}: no such file. {STAFF_HINT}")
     data = _checked_mapping(p, _STAFF, "account", STAFF_HINT)
     if url is None or "://" not in url:
         raise BadInput(f"{p}: an account: block is read from the system database, and --system is a folder. "
