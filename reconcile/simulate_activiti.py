@@ -219,6 +219,7 @@ ACTIVITY_TYPES = {"timerCatch": "intermediateCatchEvent", "messageCatch": "inter
 # Keys and indexes as the engines create them (names from the Activiti 6 DDL), built once the rows are in.
 KEYS = {"ACT_GE_PROPERTY": ("NAME_",), "ACT_ID_MEMBERSHIP": ("USER_ID_", "GROUP_ID_")}
 INDEXES = (
+    ("ACT_UNIQ_PROCDEF", "ACT_RE_PROCDEF", "KEY_, VERSION_, TENANT_ID_", True),
     ("ACT_IDX_BYTEAR_DEPL", "ACT_GE_BYTEARRAY", "DEPLOYMENT_ID_", False),
     ("ACT_IDX_EXEC_BUSKEY", "ACT_RU_EXECUTION", "BUSINESS_KEY_", False),
     ("ACT_IDX_EXE_PROCINST", "ACT_RU_EXECUTION", "PROC_INST_ID_", False),

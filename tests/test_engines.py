@@ -332,7 +332,7 @@ def test_every_planted_finding_is_found_and_none_invented(district: District, tm
             "version is left out of the catalog and its open dossiers are reported as unknown_version. Why: "
             + district.unreadable_why.removeprefix("its BPMN cannot be read: ")) in stderr
 
-    state = {c: s for c, s in shown_dossiers(district, tmp_path, SON, *staff).items()}
+    state, moves = read(district, SON, *staff)
     assert state[D["receive"]] == ("S02", None, "in_progress")
     assert state[D["timer"]] == ("S02", None, "in_progress")  # the timer after the receive task
     assert state[D["call"]] == ("S03", "thue.an", "in_progress")  # the called instance's task
@@ -341,22 +341,32 @@ def test_every_planted_finding_is_found_and_none_invented(district: District, tm
     assert state[D["restarted"]] == ("S01", "mc.lan", "received")
     assert state[D["task"]] == ("S01", "mc.lan", "received")
     assert state[D["no_staff_unit"]] == ("S06", None, "finished")
+    # The restarted dossier's history holds its first instance; the called instance's task is a move.
+    assert moves[D["restarted"]] == [(None, "S01", None), ("S01", None, "Khởi động lại quy trình"), (None, "S01", None)]
+    assert moves[D["call"]] == [(None, "S01", None), ("S01", "S02", None), ("S02", "T1", None), ("T1", "S03", None),
+                                ("S03", "SUB1", None)]
 
 
-def shown_dossiers(d: District, tmp_path: Path, tenant: str, *extra: str) -> dict[str, tuple[str | None, ...]]:
+def read(d: District, tenant: str, *extra: str) -> tuple[dict[str, tuple[str | None, ...]],
+                                                          dict[str, list[tuple[str | None, ...]]]]:
+    """Each dossier's (current step, assignee, status) and its moves (from, to, action), as the profile reads them."""
     from reconcile.commands import load_system
 
     system, _ = load_system(d.url, None, "activiti", None, tenant, None, extra[1] if extra else None)
-    return {r["dossier_code"]: (r["current_step"], r["assignee"], r["status"]) for r in system.dossiers.to_pylist()}
+    state = {r["dossier_code"]: (r["current_step"], r["assignee"], r["status"]) for r in system.dossiers.to_pylist()}
+    moves: dict[str, list[tuple[str | None, ...]]] = {}
+    for e in sorted(system.events.to_pylist(), key=lambda e: (e["dossier_code"], int(e["seq"]))):
+        moves.setdefault(e["dossier_code"], []).append((e["from_step"], e["to_step"], e["action"]))
+    return state, moves
 
 
 def test_two_tenants_with_the_same_key_load_as_one_procedure_each(district: District, tmp_path: Path) -> None:
     staff = () if district.kind.identity else ("--staff", str(district.staff))
     pairs, report, stderr = audit(district, tmp_path, *staff)
     assert without_implicit_end(pairs) == PLANTED | {("missing_in_register", OTHER_DISTRICT)}
-    assert (f"warning: {url_shown(district.url)}: ACT_RE_PROCDEF holds the process definitions of 2 tenants "
-            f"({HAI}, {SON}); all are read, and a key deployed under several tenants is one procedure per tenant, "
-            "KEY@TENANT. Hint: --tenant ID audits one district.") in stderr
+    assert (f"warning: {url_shown(district.url)}: the engine serves 2 tenants ({HAI}, {SON}); all are read, and a "
+            "process key deployed under several tenants is one procedure per tenant, KEY@TENANT. Hint: --tenant ID "
+            "audits one district.") in stderr
     keys = {f["dossier_code"]: f["evidence"]["system"]["workflow_key"] for f in report["findings"]}
     assert keys[OTHER_DISTRICT] == f"{KEY}@{HAI}" and keys[D["parallel"]] == f"{KEY}@{SON}"
 

@@ -293,9 +293,9 @@ def _check_tenant(conn: sa.Connection, t: _Tables, where: str, tenant: str | Non
         raise BadInput(f"{where}: --tenant {tenant}: no process definition or instance of that tenant. "
                        f"Tenants here: {', '.join(tenants) or '(none: no row has a TENANT_ID_)'}.")
     if tenant is None and len(tenants) > 1:
-        return [f"{where}: ACT_RE_PROCDEF holds the process definitions of {len(tenants)} tenants "
-                f"({', '.join(tenants)}); all are read, and a key deployed under several tenants is one procedure "
-                "per tenant, KEY@TENANT. Hint: --tenant ID audits one district."]
+        return [f"{where}: the engine serves {len(tenants)} tenants ({', '.join(tenants)}); all are read, and a "
+                "process key deployed under several tenants is one procedure per tenant, KEY@TENANT. Hint: "
+                "--tenant ID audits one district."]
     return []
 
 
