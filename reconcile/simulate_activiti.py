@@ -658,7 +658,6 @@ class ActivitiSystem(_SystemSink):
         self._broken: dict[str, Deployment] = {}
         self._names = {(p.code, s.id): s.name for p in procs for v in p.versions
                        for s in (v.deployed or ()) + v.steps}
-        self._open = 0
         with self.engine.begin() as conn:
             create_tables(conn, self.kind)
         if self.kind.schema_version:
@@ -700,14 +699,13 @@ class ActivitiSystem(_SystemSink):
         if is_open:
             current = task_ids[-1] if history and history[-1]["end"] is None else out.id()
             entered = f"{iso[d.entered]} {d.entered_t}"
-            task = Task(current, self._names.get((p.code, d.step or "")), d.assignee, d.unit,
-                        f"{iso[d.step_due]} {DUE_TIME}")
-            (exec_id,) = out.wait(pid, dep.procdef_id, [Wait(d.step, "userTask", entered, task)], code=d.code,
+            now = Task(current, self._names.get((p.code, d.step or "")), d.assignee, d.unit,
+                       f"{iso[d.step_due]} {DUE_TIME}")
+            (exec_id,) = out.wait(pid, dep.procdef_id, [Wait(d.step, "userTask", entered, now)], code=d.code,
                                   suspended=d.status == SUPPLEMENT, variables=variables)
-            self._open += 1
-        for task, task_id in zip(history, task_ids):
-            out.task_history(pid, exec_id, task_id, task["key"], self._names.get((p.code, task["key"])),
-                             task["assignee"], task["start"], task["end"], task["reason"])
+        for past, task_id in zip(history, task_ids):
+            out.task_history(pid, exec_id, task_id, past["key"], self._names.get((p.code, past["key"])),
+                             past["assignee"], past["start"], past["end"], past["reason"])
         if not is_open:
             out.end(pid, f"{iso[d.ret]} {d.ret_t}", DELETE_REASONS.get(d.status))
         if len(out.rows["ACT_HI_PROCINST"]) >= self.BATCH:

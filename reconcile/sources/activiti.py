@@ -54,7 +54,7 @@ from __future__ import annotations
 
 import re
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -503,7 +503,7 @@ def _business_key_warnings(conn: sa.Connection, t: _Tables, where: str, tenant: 
 def _accounts(conn: sa.Connection, t: _Tables, where: str) -> tuple[pa.Table, str]:
     """Users with their groups, and where they were read (for messages)."""
     u, m = t.get("ACT_ID_USER"), t.get("ACT_ID_MEMBERSHIP")
-    rows: list[Any] = []
+    rows: Sequence[Any] = ()
     if u is not None:
         joined = u.clause.outerjoin(m.clause, m["USER_ID_"] == u["ID_"]) if m is not None else u.clause
         group = m["GROUP_ID_"] if m is not None else sa.null()
@@ -662,7 +662,7 @@ def _instances(t: _Tables, tenant: str | None) -> sa.Select[Any]:
         cond = first_start.c.code == code
         return sa.and_(cond, first_start.c.tenant == sa.func.coalesce(ten, "")) if "tenant" in first_start.c else cond
 
-    running_from = e.clause
+    running_from: Any = e.clause
     if h is not None:
         running_from = running_from.outerjoin(h.clause, h["PROC_INST_ID_"] == e["ID_"])
     received: Any = start
@@ -760,16 +760,16 @@ def _status(row: Any, places: list[_Place], version: WorkflowVersion | None) -> 
         return status, f"deleted: {row.reason}"
     if row.suspension is not None and int(row.suspension) == SUSPENDED:
         return STATUS_RULES["suspended"], "suspended"
-    steps = {p.step for p in places}
-    if version is not None and steps and None not in steps:
-        if all((s := version.step(x)) is not None and s.final for x in steps):
+    named = {p.step for p in places if p.step is not None}
+    if version is not None and named and all(p.step is not None for p in places):
+        if all((s := version.step(x)) is not None and s.final for x in named):
             return STATUS_RULES["final step"], "running"
-        if steps == {version.steps[0].id}:
+        if named == {version.steps[0].id}:
             return STATUS_RULES["first step"], "running"
     return STATUS_RULES["running"], "running"
 
 
-def _dossier_batch(part: list[Any], places: dict[str, list[_Place]], definitions: dict[str, _Definition],
+def _dossier_batch(part: Sequence[Any], places: dict[str, list[_Place]], definitions: dict[str, _Definition],
                    judge: _Judge, first: int) -> pa.Table:
     """Column-wise: variables and times are converted by Arrow; Python decides status and place per instance."""
     n = len(part)
@@ -783,7 +783,7 @@ def _dossier_batch(part: list[Any], places: dict[str, list[_Place]], definitions
     for i, row in enumerate(part):
         found = definitions.get(str(row.procdef)) if row.procdef is not None else None
         key, version = (found.procedure, found.version) if found is not None else (None, None)
-        wf = judge.catalog.get(key, version) if found is not None else None
+        wf = judge.catalog.get(found.procedure, found.version) if found is not None else None
         here = places.get(str(row.pid), []) if row.ended is None else []
         status, raw = _status(row, here, wf)
         per_row["status"][i], per_row["status_raw"][i] = status.value, raw
