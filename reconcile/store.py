@@ -23,7 +23,8 @@ SCHEMA_VERSION = 9  # 2: wf_state and work_day (workflow census); 3: change_batc
 # 4: migration_step, and wf_state's migrates_to_* columns (superseded_version; added to older stores by ALTER TABLE);
 # 5: stats_group (the statistics of each run's own period); 6: no indexes in a DuckDB store (dropped from older ones);
 # 7: dossier.fingerprint nullable (closed dossiers get none); 8: plan_file, plan_action (the plans `reconcile plan`
-# wrote); 9: dossier.version_problem (why the system's workflow version cannot be read; added to older stores by ALTER TABLE)
+# wrote); 9: dossier.version_problem (why the system's workflow version cannot be read; added to older stores by
+# ALTER TABLE)
 DEFAULT_STORE = "reconcile.duckdb"
 
 metadata = sa.MetaData()
