@@ -157,6 +157,11 @@ store_option = click.option("--store", envvar="RECONCILE_STORE", metavar="URL",
               help="How to read --system: mapping (a URL + --mapping), csv (an export folder), activiti (the ACT_* "
                    "tables of Activiti/Flowable/Camunda 7, catalog included). Default: a URL is mapping, a folder csv.")
 @click.option("--sidecars", metavar="DIR", help="activiti: <KEY>[.v<N>].yaml files with working days per task.")
+@click.option("--tenant", metavar="ID", help="activiti: audit one tenant (district) of an engine that serves several.")
+@click.option("--schema", metavar="NAME", help="activiti: the database schema holding the ACT_* tables "
+                                               "(default: the connection's, e.g. public).")
+@click.option("--staff", metavar="FILE", help="The staff directory, instead of the system's: an accounts.csv file "
+                                              "(account, unit, active) or a YAML file with a mapping's account: block.")
 @click.option("--workflows", metavar="DIR", help="Workflow catalog folder (v<N>.yaml files); optional with "
                                                  "--profile activiti (its versions are added).")
 @click.option("--as-of", "as_of", metavar="DATE", help="Audit date, YYYY-MM-DD or dd/mm/yyyy.")
@@ -173,7 +178,8 @@ store_option = click.option("--store", envvar="RECONCILE_STORE", metavar="URL",
 @click.option("--config", metavar="FILE", help=f"Project file (default: ./{PROJECT_FILE} if present).")
 @store_option
 def audit(register: tuple[str, ...], system: str | None, mapping: str | None, profile: str | None,
-          sidecars: str | None, workflows: str | None, as_of: str | None, register_mapping: str | None,
+          sidecars: str | None, tenant: str | None, schema: str | None, staff: str | None,
+          workflows: str | None, as_of: str | None, register_mapping: str | None,
           date_tolerance: int | None, paper_only: tuple[str, ...], stalled_factor: float | None,
           stalled_min_days: int | None, fmt: str, config: str | None, store: str | None) -> None:
     """Load the register, the system and the catalog as one run and report every finding.
@@ -202,6 +208,8 @@ def audit(register: tuple[str, ...], system: str | None, mapping: str | None, pr
     inputs = commands.AuditInputs(
         register=tuple(regs), system=str(system), workflows=workflows,
         profile=None if profile is None else str(profile), sidecars=path(sidecars, "sidecars"),
+        tenant=_setting(tenant, project, "tenant"), schema=_setting(schema, project, "schema"),
+        staff=path(staff, "staff"),
         as_of=as_of_value if isinstance(as_of_value, date) else commands.parse_as_of(str(as_of_value)),
         mapping=mapping,
         register_mapping=path(register_mapping, "register_mapping"),
@@ -220,6 +228,13 @@ def audit(register: tuple[str, ...], system: str | None, mapping: str | None, pr
     else:
         render.audit_table(report, out)
     sys.exit(int(ExitCode.FINDINGS if report.findings else ExitCode.OK))
+
+
+def _setting(cli_value: str | None, project: dict[str, Any], key: str) -> str | None:
+    """The option, else the project file's value (as text)."""
+    if cli_value is not None:
+        return cli_value
+    return None if project.get(key) is None else str(project[key])
 
 
 def _stall_rule(doc: Any, factor: float | None, min_days: int | None) -> StallRule:
@@ -388,8 +403,12 @@ def plan(out: str | None, run_id: int | None, rules_dir: str | None, store: str 
                    "(ACT_* tables, deployed BPMN, hundreds of redeployed versions).")
 @click.option("--system-url", metavar="URL", help="activiti: write the engine tables into this (empty) database "
                                                   "instead of OUT/system/activiti.sqlite.")
+@click.option("--engine", "engine_kind", type=click.Choice(["activiti6", "activiti7", "flowable6", "camunda7"]),
+              default="activiti6", show_default=True,
+              help="activiti: whose tables to write (Activiti 7 has no identity tables: its staff goes to "
+                   "accounts.csv).")
 def simulate(out: str, seed: int, scale: float, register_format: str, system_format: str, system_schema: str,
-             system_url: str | None) -> None:
+             system_url: str | None, engine_kind: str) -> None:
     """Generate the demo district (Bình Sơn 2021-H1): register, system, catalog and ground truth."""
     from reconcile.simulate import simulate as run
 
@@ -398,6 +417,7 @@ def simulate(out: str, seed: int, scale: float, register_format: str, system_for
     with err.status("simulating", spinner="dots") as status:
         result = run(Path(out), seed=seed, scale=scale, register_format=register_format,
                      system_format=system_format, system_schema=system_schema, system_url=system_url,
+                     engine_kind=engine_kind,
                      progress=lambda stage, done, total: status.update(f"simulating: {stage} {done:,}/{total:,}"))
     err.print(f"wrote {result.register_entries:,} register entries and {result.system_dossiers:,} system dossiers "
               f"into {out}")

@@ -29,7 +29,7 @@ from reconcile import stats as stats_mod
 from reconcile.stats import StatsSettings
 from reconcile.stats_model import StatsTable
 from reconcile.sources.register import RegisterData, RegisterMapping, load_register, load_register_mapping
-from reconcile.sources.system import SystemData, load_csv_profile, load_mapping_profile
+from reconcile.sources.system import SystemData, check_staff_file, load_csv_profile, load_mapping_profile, load_staff
 from reconcile.sources.workbench import (
     DOSSIER_TEXTS, REGISTER_TEXTS, SystemDigest, account_sql, check_stored_dossiers, check_stored_register, dossier_sql,
     event_sql, register_sql, with_normalised_text,
@@ -64,6 +64,9 @@ class AuditInputs:
     paper_only_units: tuple[str, ...] = ()
     profile: str | None = None  # mapping, csv or activiti; None: a URL is mapping, a folder csv
     sidecars: str | None = None  # activiti: working days per process key and version
+    tenant: str | None = None  # activiti: read one tenant (district) of a shared engine
+    schema: str | None = None  # activiti: the database schema holding the engine's tables
+    staff: str | None = None  # the staff directory, instead of the system's (accounts.csv or a mapping's account:)
     stall: StallRule = StallRule()
     period: tuple[date, date] | None = None  # the statistics' reporting period (default: the half-year)
 
@@ -106,12 +109,18 @@ def parse_as_of(text: str, what: str = "--as-of") -> date:
 PROFILES = ("mapping", "csv", "activiti")
 
 
-def check_profile(system: str, mapping: str | None, profile: str | None = None, sidecars: str | None = None) -> None:
+def check_profile(system: str, mapping: str | None, profile: str | None = None, sidecars: str | None = None,
+                  tenant: str | None = None, schema: str | None = None) -> None:
     """The system options fit together (before any input is read)."""
     if profile is not None and profile not in PROFILES:
         raise BadInput(f"--profile {profile}: expected one of {', '.join(PROFILES)}.")
     if sidecars and profile != "activiti":
         raise BadInput("--sidecars is for --profile activiti (working days of the engine's process versions).")
+    for option, value in (("--tenant", tenant), ("--schema", schema)):
+        if value is not None and profile != "activiti":
+            raise BadInput(f"{option} is for --profile activiti (the engine's tenants and database schema).")
+        if value is not None and not value.strip():
+            raise BadInput(f"{option}: an empty value. Hint: leave the option out.")
     if profile == "activiti":
         if "://" not in system:
             raise BadInput(f"--system {mask_url(system)}: the activiti profile reads the engine's database. "
@@ -124,15 +133,28 @@ def check_profile(system: str, mapping: str | None, profile: str | None = None, 
         raise BadInput(f"--profile mapping reads a database URL; {mask_url(system)} is a folder (--profile csv).")
 
 
-def load_system(system: str, mapping: str | None, profile: str | None = None, sidecars: str | None = None
+def load_system(system: str, mapping: str | None, profile: str | None = None, sidecars: str | None = None,
+                tenant: str | None = None, schema: str | None = None, staff: str | None = None
                 ) -> tuple[SystemData, Catalog | None]:
-    """The system source, and with the activiti profile the catalog deployed in the engine."""
-    check_profile(system, mapping, profile, sidecars)
+    """The system source, and with the activiti profile the catalog deployed in the engine; `staff`
+    replaces the system's staff directory. A system with no staff at all is said once, in its warnings."""
+    check_profile(system, mapping, profile, sidecars, tenant, schema)
+    deployed = None
     if profile == "activiti":
         from reconcile.sources.activiti import load_activiti_profile
 
-        return load_activiti_profile(system, sidecars)
-    return _load_system(system, mapping), None
+        data, deployed = load_activiti_profile(system, sidecars, tenant=tenant, schema=schema)
+    else:
+        data = _load_system(system, mapping)
+    if staff is not None:
+        data.accounts = load_staff(staff, system)
+        data.where["account"] = staff
+    if data.accounts.num_rows == 0:
+        data.warnings.append(f"{data.where.get('account', 'accounts')}: no staff accounts, so assignee_inactive and "
+                             "unit_without_staff are not checked. Hint: --staff FILE gives the staff directory (an "
+                             "accounts.csv file: account, unit, active; or a YAML file with a mapping's account: "
+                             "block, read from the --system database).")
+    return data, deployed
 
 
 def _load_system(system: str, mapping: str | None) -> SystemData:
@@ -209,7 +231,9 @@ class Loaded:
 
 
 def load_inputs(inputs: AuditInputs, progress: Progress = _quiet) -> Loaded:
-    check_profile(inputs.system, inputs.mapping, inputs.profile, inputs.sidecars)
+    check_profile(inputs.system, inputs.mapping, inputs.profile, inputs.sidecars, inputs.tenant, inputs.schema)
+    if inputs.staff is not None:
+        check_staff_file(inputs.staff)
     progress("catalog")
     if inputs.workflows is None and inputs.profile != "activiti":
         raise BadInput("audit: missing --workflows. Hint: the catalog folder; only --profile activiti reads it "
@@ -219,13 +243,14 @@ def load_inputs(inputs: AuditInputs, progress: Progress = _quiet) -> Loaded:
     progress("register")
     register = load_register(inputs.register, reg_mapping)
     progress("system")
-    system, deployed = load_system(inputs.system, inputs.mapping, inputs.profile, inputs.sidecars)
+    system, deployed = load_system(inputs.system, inputs.mapping, inputs.profile, inputs.sidecars, inputs.tenant,
+                                   inputs.schema, inputs.staff)
     catalog = _merge_catalogs(deployed, files)
     rules = _load_rules(inputs.workflows, catalog)
+    options = {"mapping": inputs.mapping, "sidecars": inputs.sidecars, "tenant": inputs.tenant,
+               "schema": inputs.schema, "staff": inputs.staff}
     inputs_doc = {
-        "system": {"profile": system.profile, "source": system.source,
-                   **({"mapping": inputs.mapping} if inputs.mapping else {}),
-                   **({"sidecars": inputs.sidecars} if inputs.sidecars else {})},
+        "system": {"profile": system.profile, "source": system.source, **{k: v for k, v in options.items() if v}},
         "workflows": {"dir": inputs.workflows, "versions": len(catalog.versions),
                       **({"engine_versions": len(deployed.versions)} if deployed is not None else {}),
                       **({"rules": len(rules.rules)} if rules is not None else {})},

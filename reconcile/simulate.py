@@ -1536,9 +1536,9 @@ rules:
 
 def simulate(out: Path, *, seed: int = 2021, scale: float = 1.0, register_format: str = "xlsx",
              system_format: str = "sqlite", progress: Progress | None = None, system_schema: str = "vendor",
-             system_url: str | None = None) -> SimulationResult:
+             system_url: str | None = None, engine_kind: str = "activiti6") -> SimulationResult:
     """Write the demo district under `out` (deterministic for a given seed and scale); with
-    system_schema "activiti" the system is a workflow-engine database (see simulate_activiti)."""
+    system_schema "activiti" the system is a workflow-engine database of `engine_kind` (see simulate_activiti)."""
     if register_format not in REGISTER_FORMATS:
         raise BadInput(f"register format {register_format!r}: expected one of {', '.join(REGISTER_FORMATS)}.")
     if system_format not in SYSTEM_FORMATS:
@@ -1551,6 +1551,13 @@ def simulate(out: Path, *, seed: int = 2021, scale: float = 1.0, register_format
                        "Hint: leave out --system-format csv.")
     if system_url is not None and not engine:
         raise BadInput("--system-url is for --system-schema activiti; the vendor schema is written as SQLite.")
+    if engine_kind != "activiti6" and not engine:
+        raise BadInput(f"--engine {engine_kind} is for --system-schema activiti.")
+    if engine:
+        from reconcile.simulate_activiti import ENGINES
+
+        if engine_kind not in ENGINES:
+            raise BadInput(f"--engine {engine_kind}: expected one of {', '.join(ENGINES)}.")
     if not (isinstance(scale, (int, float)) and math.isfinite(scale) and 0 < scale <= 1000):
         raise BadInput(f"scale {scale!r}: expected a number above 0 (1 = the real district, at most 1000).")
     if system_url is not None:  # a URL that does not parse is refused before any folder is made
@@ -1575,7 +1582,7 @@ def simulate(out: Path, *, seed: int = 2021, scale: float = 1.0, register_format
         if system_url is None:
             system_path.unlink(missing_ok=True)
         engine_url = system_url or f"sqlite:///{system_path}"
-        system = engine_sink = ActivitiSystem(engine_url, gen.days, gen.accounts, gen.procs)
+        system = engine_sink = ActivitiSystem(engine_url, gen.days, gen.accounts, gen.procs, engine_kind)
         mapping_path = None
     elif system_format == "sqlite":
         system_path = out / "system" / SQLITE_NAME
@@ -1596,12 +1603,15 @@ def simulate(out: Path, *, seed: int = 2021, scale: float = 1.0, register_format
     gen.progress("register", 1, 1)
     if mapping_path is not None:
         mapping_path.write_text(MAPPING_YAML, encoding="utf-8")
-    sidecars = None
+    sidecars = staff = None
     if engine:
-        from reconcile.simulate_activiti import SIDECARS, write_sidecars
+        from reconcile.simulate_activiti import SIDECARS, STAFF_FILE, write_sidecars, write_staff
 
         sidecars = out / "system" / SIDECARS
         write_sidecars(sidecars, gen.procs, engine_sink.deployments)
+        if not engine_sink.kind.identity:  # an engine without identity tables: the staff comes as a file
+            staff = out / "system" / STAFF_FILE
+            write_staff(staff, gen.accounts)
 
     workflows = out / "workflows"
     texts = catalog_texts() | rules_texts(gen.active)
@@ -1620,6 +1630,8 @@ def simulate(out: Path, *, seed: int = 2021, scale: float = 1.0, register_format
         system_line = system_url or f"sqlite:///{system_path.relative_to(out).as_posix()}"
         inputs = [inputs[0], f"system: {_yaml_str(system_line)}", "profile: activiti",
                   f"sidecars: {sidecars.relative_to(out).as_posix()}", "store: reconcile.duckdb"]
+        if staff is not None:
+            inputs.append(f"staff: {staff.relative_to(out).as_posix()}")
     config.write_text(PROJECT_YAML + _statistics_yaml() + "\n".join(inputs) + "\n", encoding="utf-8")
     truth = out / "ground_truth.json"
     truth.write_text(_ground_truth(gen, emitter), encoding="utf-8")

@@ -115,6 +115,9 @@ def record_state(conn: Connection, run_id: int, as_of: date, rule: StallRule) ->
     unit = sa.func.coalesce(here.c.unit, b.c.unit)
     staff = (sa.select(sa.func.count()).where(acc.c.run_id == run_id, acc.c.unit == unit, acc.c.active.is_(True))
              .scalar_subquery())
+    # A system with no staff directory at all (an engine whose users live in LDAP or Keycloak) cannot
+    # say who is active: the staff checks are left unknown (NULL) rather than failed for everyone.
+    directory = sa.exists().where(acc.c.run_id == run_id)
     assignee_known = sa.exists().where(acc.c.run_id == run_id, acc.c.account == b.c.assignee)
     assignee_active = sa.exists().where(acc.c.run_id == run_id, acc.c.account == b.c.assignee,
                                         acc.c.active.is_(True))
@@ -132,10 +135,12 @@ def record_state(conn: Connection, run_id: int, as_of: date, rule: StallRule) ->
             unit.label("step_unit"), here.c.days.label("step_days"),
             other_version(sa.func.max, lambda c: c < b.c.version).label("earlier_version_with_step"),
             other_version(sa.func.min, lambda c: c > b.c.version).label("later_version_with_step"),
-            sa.case((unit.is_(None), sa.null()), else_=staff).label("unit_staff"),
+            sa.case((unit.is_(None), sa.null()), (~directory, sa.null()), else_=staff).label("unit_staff"),
             b.c.assignee,
-            sa.case((b.c.assignee.is_(None), sa.null()), else_=assignee_known).label("assignee_known"),
-            sa.case((b.c.assignee.is_(None), sa.null()), else_=assignee_active).label("assignee_active"),
+            sa.case((b.c.assignee.is_(None), sa.null()), (~directory, sa.null()),
+                    else_=assignee_known).label("assignee_known"),
+            sa.case((b.c.assignee.is_(None), sa.null()), (~directory, sa.null()),
+                    else_=assignee_active).label("assignee_active"),
             moved.label("since"),
             (now - then.c.number).label("idle_days"),
             sa.case((threshold > rule.min_days, sa.func.ceil(threshold)), else_=rule.min_days)
@@ -194,6 +199,7 @@ def workflow_findings(conn: Connection, run_id: int) -> None:
             workflow_key=w.c.procedure, workflow_version=w.c.pinned_version, current_step=w.c.step,
             latest_catalog_version=latest, versions_with_step=_versions_with_step(run_id),
             reason=sa.case(
+                (d.c.version_problem.is_not(None), d.c.version_problem),
                 (w.c.procedure.is_(None), "the dossier has no workflow key"),
                 (latest.is_(None), "the workflow key is not in the catalog"),
                 (w.c.pinned_version.is_(None), "no workflow version pinned, and no catalog version has its step"),

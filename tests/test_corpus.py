@@ -243,7 +243,7 @@ CASES: list[Case] = [
     case("profile-activiti-on-a-vendor-database", "audit --profile activiti", "error: "
          "sqlite:///system/binh-son-igate.sqlite: table ACT_RE_PROCDEF does not exist; the activiti profile needs it. "
          "Tables: DM_CANBO, HS_HOSO, HS_NHATKY, HS_XULY_HIENTAI. Hint: point --system at the engine's database (the "
-         "Activiti 5/6, Flowable 6 or Camunda 7 schema).", edit(PROJECT, "mapping: system/mapping.yaml\n", "")),
+         "Activiti 5/6/7, Flowable 6 or Camunda 7 schema).", edit(PROJECT, "mapping: system/mapping.yaml\n", "")),
     # ----------------------------------------------------------------------------- URLs
     case("url-unknown-scheme", "audit --system notaurl://x", "error: system database URL 'notaurl://x': Can't load "
          "plugin: sqlalchemy.dialects:notaurl. Hint: e.g. postgresql://user@host/db, mysql://user@host/db or a file "

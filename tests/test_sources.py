@@ -354,3 +354,53 @@ def test_closed_dossiers_have_no_fingerprint_and_older_stores_allow_none(store_u
     assert {len(fp or "") for status, fp in rows if status in open_} == {32}
     assert {fp for status, fp in rows if status not in open_} == {None}
     assert len({status in open_ for status, _ in rows}) == 2  # both kinds present
+
+
+def test_a_store_of_schema_8_gets_the_version_problem_column(store_url: str) -> None:
+    """Schema 9 added dossier.version_problem (why the system's workflow version cannot be read): an
+    older store gets the column when opened, and its earlier runs read as before."""
+    from reconcile.store import SCHEMA_VERSION, dossier, meta_table, open_store
+
+    args = ("audit", "--register", str(BASIC / "register-2021.csv"), "--system", str(BASIC / "system"),
+            "--workflows", str(BASIC / "workflows"), "--as-of", "2021-06-30", "--store", store_url, "--format", "json")
+    first = json.loads(invoke(*args, expect=1).stdout)
+    store = open_store(store_url)
+    with store.begin() as conn:  # the store as schema 8 left it
+        conn.exec_driver_sql("ALTER TABLE dossier DROP COLUMN version_problem")
+        conn.execute(sa.update(meta_table).where(meta_table.c.key == "schema_version").values(value="8"))
+    store.engine.dispose()
+    second = json.loads(invoke(*args, expect=1).stdout)
+    assert second["findings"] == first["findings"]
+    store = open_store(store_url, create=False)
+    with store.connect() as conn:
+        problems = conn.execute(sa.select(dossier.c.run_id, dossier.c.version_problem).distinct()).all()
+        version = conn.execute(sa.select(meta_table.c.value).where(meta_table.c.key == "schema_version")).scalar()
+    store.engine.dispose()
+    assert sorted(problems) == [(1, None), (2, None)] and version == str(SCHEMA_VERSION)
+
+
+def test_a_system_without_staff_is_said_once_and_not_checked_for_staff(tmp_path: Path) -> None:
+    """An empty staff directory cannot say who is active: assignee_inactive and unit_without_staff are not
+    checked (every assigned dossier would be one), said once; --staff gives the directory back."""
+    system = tmp_path / "system"
+    system.mkdir()
+    for name in ("dossiers.csv", "events.csv"):
+        (system / name).write_bytes((BASIC / "system" / name).read_bytes())
+    (system / "accounts.csv").write_text("account,unit,active\n", encoding="utf-8")
+    args = ["audit", "--register", str(BASIC / "register-2021.csv"), "--system", str(system), "--workflows",
+            str(BASIC / "workflows"), "--as-of", "2021-06-30", "--format", "json"]
+    full = json.loads(invoke(*args[:4], str(BASIC / "system"), *args[5:], "--store", str(tmp_path / "a.duckdb"),
+                             expect=1).stdout)
+    staff_kinds = {"assignee_inactive", "unit_without_staff"}
+    assert {f["kind"] for f in full["findings"]} & staff_kinds
+    result = invoke(*args, "--store", str(tmp_path / "b.duckdb"), expect=1)
+    empty = json.loads(result.stdout)
+    assert empty["findings"] == [f for f in full["findings"] if f["kind"] not in staff_kinds]
+    assert [line for line in result.stderr.splitlines() if "staff" in line] == [
+        f"warning: {system / 'accounts.csv'}: no staff accounts, so assignee_inactive and unit_without_staff are not "
+        "checked. Hint: --staff FILE gives the staff directory (an accounts.csv file: account, unit, active; or a "
+        "YAML file with a mapping's account: block, read from the --system database)."]
+    given = invoke(*args, "--store", str(tmp_path / "c.duckdb"), "--staff", str(BASIC / "system" / "accounts.csv"),
+                   expect=1)
+    assert json.loads(given.stdout)["findings"] == full["findings"]
+    assert "staff" not in given.stderr

@@ -361,8 +361,8 @@ PROJECT_HINT = 'Hint: see "Project file" in README.'
     ("date_tolerance_days: '3'\n", f"1:22: date_tolerance_days: '3' is not of type 'integer'. {PROJECT_HINT}"),
     ("store: 5\n", "1:8: store: 5 is not of type 'string'. Hint: a path (relative to this file) or a URL, as text."),
     ("as-of: 2021-06-30\n", "1:1: unknown key 'as-of'. Known: as_of, register, system, mapping, workflows, sidecars, "
-                            "register_mapping, store, profile, paper_only_units, date_tolerance_days, stalled, "
-                            f"period, statistics, district. {PROJECT_HINT}"),
+                            "register_mapping, store, staff, profile, tenant, schema, paper_only_units, "
+                            f"date_tolerance_days, stalled, period, statistics, district. {PROJECT_HINT}"),
     ("as_of: 2021-06-30\nas_of: 2021-06-01\n", "2:1: duplicate key 'as_of' (first at 1:1). Hint: keep one; YAML "
                                                "would silently keep only the last."),
     ("statistics: {fields: banana}\n", f"1:22: statistics.fields: 'banana' is not of type 'array'. {PROJECT_HINT}"),

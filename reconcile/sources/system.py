@@ -28,6 +28,9 @@ DOSSIER_FIELDS = (
     "workflow_key", "workflow_version",
 )
 TASK_FIELDS = ("dossier_code", "current_step", "assignee", "unit", "step_entered_at", "step_due_at")
+# Facts only some profiles know, empty elsewhere: why the dossier's workflow version cannot be read from the
+# system (the activiti profile: a deleted or unreadable process definition); the unknown_version finding says it.
+NOTE_FIELDS = ("version_problem",)
 ACCOUNT_FIELDS = ("account", "name", "unit", "active")
 EVENT_FIELDS = ("dossier_code", "seq", "from_step", "to_step", "account", "at", "action")
 
@@ -54,7 +57,7 @@ class SystemData:
     source: str  # what was read, printable (password hidden)
     profile: str
     accounts: pa.Table  # account, name, unit (strings), active (bool)
-    dossier_batches: Batches  # DOSSIER_FIELDS + TASK_FIELDS[1:] + status_raw (strings) + source_row (int)
+    dossier_batches: Batches  # DOSSIER_FIELDS + TASK_FIELDS[1:] + NOTE_FIELDS + status_raw (strings) + source_row (int)
     event_batches: Batches  # EVENT_FIELDS, strings
     writable: bool = False
     where: dict[str, str] = field(default_factory=dict)  # table role -> name used in messages
@@ -63,7 +66,7 @@ class SystemData:
     @property
     def dossiers(self) -> pa.Table:
         """Every dossier at once (tests and small sources)."""
-        return _concat(list(self.dossier_batches()), DOSSIER_FIELDS + TASK_FIELDS[1:] + ("status_raw",),
+        return _concat(list(self.dossier_batches()), DOSSIER_FIELDS + TASK_FIELDS[1:] + NOTE_FIELDS + ("status_raw",),
                        {"source_row": pa.int32()})
 
     @property
@@ -81,6 +84,9 @@ def _concat(parts: list[pa.Table], fields: tuple[str, ...], extra: dict[str, pa.
 def from_tables(dossiers: pa.Table, accounts: pa.Table, events: pa.Table, source: str = "tables",
                 profile: str = "csv") -> SystemData:
     """A SystemData over in-memory tables (tests, simulations)."""
+    for f in NOTE_FIELDS:
+        if f not in dossiers.column_names:
+            dossiers = dossiers.append_column(f, pa.nulls(dossiers.num_rows, pa.string()))
     return SystemData(source, profile, accounts, lambda: iter([dossiers]), lambda: iter([events]))
 
 
@@ -94,20 +100,9 @@ def load_csv_profile(directory: str | Path) -> SystemData:
                        "--mapping FILE.")
     dossiers_path, events_path = d / "dossiers.csv", d / "events.csv"
     _check_csv(dossiers_path, CSV_DOSSIER_HEADER)
-    accounts = pa.concat_tables(list(_csv_batches(d / "accounts.csv", CSV_ACCOUNT_HEADER)))
+    acc = read_accounts_csv(d / "accounts.csv")
     if events_path.exists():
         _check_csv(events_path, CSV_EVENT_HEADER)
-    active = accounts.column("active").to_pylist()
-    bad_active = [i for i, v in enumerate(active) if (v or "").strip() not in ("0", "1")]
-    if bad_active:
-        i = bad_active[0]
-        raise BadInput(f"{d / 'accounts.csv'}, row {i + 2}: active {active[i]!r} is not 1 or 0.")
-    acc = pa.table({
-        "account": accounts.column("account"),
-        "name": accounts.column("name") if "name" in accounts.column_names else pa.nulls(accounts.num_rows, pa.string()),
-        "unit": accounts.column("unit"),
-        "active": pa.array([v.strip() == "1" for v in active], pa.bool_()),
-    })
 
     def dossier_batches() -> Iterator[pa.Table]:
         first = 2
@@ -120,7 +115,7 @@ def load_csv_profile(directory: str | Path) -> SystemData:
                 raise BadInput(f"{dossiers_path}, row {first + i}: status {status[i].as_py()!r} is not a "
                                f"canonical status. Expected one of: {', '.join(STATUS_NAMES)}.")
             cols = {f: (batch.column(f) if f in batch.column_names else pa.nulls(n, pa.string()))
-                    for f in DOSSIER_FIELDS + TASK_FIELDS[1:]}
+                    for f in DOSSIER_FIELDS + TASK_FIELDS[1:] + NOTE_FIELDS}
             cols["status_raw"] = status
             cols["source_row"] = pa.array(range(first, first + n), pa.int32())
             yield pa.table(cols)
@@ -135,6 +130,25 @@ def load_csv_profile(directory: str | Path) -> SystemData:
 
     where = {"dossier": str(dossiers_path), "account": str(d / "accounts.csv"), "events": str(events_path)}
     return SystemData(str(d), "csv", acc, dossier_batches, event_batches, writable=False, where=where)
+
+
+def read_accounts_csv(path: Path) -> pa.Table:
+    """A staff directory in the accounts.csv format: account, unit, active (1/0), optional name."""
+    parts = list(_csv_batches(path, CSV_ACCOUNT_HEADER))
+    empty = pa.table({c: pa.array([], pa.string()) for c in CSV_ACCOUNT_HEADER})
+    accounts = pa.concat_tables(parts) if parts else empty
+    active = accounts.column("active").to_pylist()
+    bad_active = [i for i, v in enumerate(active) if (v or "").strip() not in ("0", "1")]
+    if bad_active:
+        i = bad_active[0]
+        raise BadInput(f"{path}, row {i + 2}: active {active[i]!r} is not 1 or 0.")
+    return pa.table({
+        "account": accounts.column("account"),
+        "name": (accounts.column("name") if "name" in accounts.column_names
+                 else pa.nulls(accounts.num_rows, pa.string())),
+        "unit": accounts.column("unit"),
+        "active": pa.array([v.strip() == "1" for v in active], pa.bool_()),
+    })
 
 
 def _check_csv(path: Path, required: tuple[str, ...]) -> list[str]:
@@ -235,22 +249,36 @@ _MAPPING = Draft202012Validator(MAPPING_SCHEMA)
 MAPPING_HINT = 'Hint: see "System: mapping profile" in README.'
 
 
+# A staff file (`--staff FILE.yaml`): a mapping's account: block alone, read from the --system database.
+STAFF_SCHEMA: dict[str, Any] = {"type": "object", "additionalProperties": False, "required": ["account"],
+                                "properties": {"account": MAPPING_SCHEMA["properties"]["account"]}}
+_STAFF = Draft202012Validator(STAFF_SCHEMA)
+STAFF_HINT = ("Hint: --staff FILE is an accounts.csv-format file (account, unit, active) or a YAML file with a "
+              "mapping's account: block.")
+
+
+def _checked_mapping(p: Path, validator: Draft202012Validator, keys: str, hint: str) -> dict[str, Any]:
+    """A mapping file's document, its every key and type checked against `validator` (file:line:col, exit 2)."""
+    node, data = yamlio.load(p)
+    if not isinstance(data, dict):
+        raise BadInput(f"{p}:1:1: expected a mapping with keys {keys}. {hint}")
+    problems = yamlio.schema_problems(str(p), node, validator, data, hint)
+    for role in _ROLES:
+        spec = data.get(role)
+        if isinstance(spec, dict) and not (spec.get("table") or spec.get("query")):
+            problems.append(f"{yamlio.at(str(p), yamlio.key_node(node, role))}: {role}: expected 'table: NAME' (or "
+                            f"'query: SQL'). {hint}")
+    errors.collect(sorted(problems, key=lambda line: yamlio.position(line, str(p))),
+                   f"{p}: {len(problems)} problems in the mapping")
+    return data
+
+
 def load_mapping(path: str | Path) -> SourceMapping:
     """A source mapping file, its every key and type checked (file:line:col, exit 2)."""
     p = Path(path)
     if not p.is_file():
         raise BadInput(f"{p}: no such file. Hint: --mapping FILE describes the vendor schema (see README).")
-    node, data = yamlio.load(p)
-    if not isinstance(data, dict):
-        raise BadInput(f"{p}:1:1: expected a mapping with keys dossier, task, account, events. {MAPPING_HINT}")
-    problems = yamlio.schema_problems(str(p), node, _MAPPING, data, MAPPING_HINT)
-    for role in _ROLES:
-        spec = data.get(role)
-        if isinstance(spec, dict) and not (spec.get("table") or spec.get("query")):
-            problems.append(f"{yamlio.at(str(p), yamlio.key_node(node, role))}: {role}: expected 'table: NAME' (or "
-                            f"'query: SQL'). {MAPPING_HINT}")
-    errors.collect(sorted(problems, key=lambda line: yamlio.position(line, str(p))),
-                   f"{p}: {len(problems)} problems in the mapping")
+    data = _checked_mapping(p, _MAPPING, "dossier, task, account, events", MAPPING_HINT)
     roles = {role: TableMapping(role, spec.get("table"), spec.get("query"), dict(spec["columns"]))
              for role in _ROLES if (spec := data.get(role)) is not None}
     return SourceMapping(
@@ -279,18 +307,10 @@ def load_mapping_profile(url: str, mapping_path: str | Path) -> SystemData:
                                f"{mapping.dossier.columns['status']} holds value(s) "
                                f"{', '.join(repr(v) for v in unmapped[:10])} with no canonical status. "
                                "Hint: add them under status_values.")
-            with _reading(mapping.account, mapping):
-                acc = list(conn.execute(stmts["account"]).mappings())
+            accounts = _read_accounts(conn, stmts["account"], mapping)
     except BaseException:
         engine.dispose()
         raise
-    active = set(mapping.active_values)
-    accounts = pa.table({
-        "account": _text([r["account"] for r in acc]),
-        "name": _text([r.get("name") for r in acc]),
-        "unit": _text([r.get("unit") for r in acc]),
-        "active": pa.array([str(r["active"]) in active for r in acc], pa.bool_()),
-    })
 
     def dossier_batches() -> Iterator[pa.Table]:
         with _read_only(engine) as conn:
@@ -320,6 +340,50 @@ def load_mapping_profile(url: str, mapping_path: str | Path) -> SystemData:
              "events": (mapping.events.table if mapping.events else None) or "events"}
     return SystemData(mask_url(str(engine.url)), "mapping", accounts, dossier_batches, event_batches,
                       writable=mapping.writable, where=where)
+
+
+def _read_accounts(conn: sa.Connection, stmt: sa.Select[Any], mapping: SourceMapping) -> pa.Table:
+    with _reading(mapping.account, mapping):
+        acc = list(conn.execute(stmt).mappings())
+    active = set(mapping.active_values)
+    return pa.table({
+        "account": _text([r["account"] for r in acc]),
+        "name": _text([r.get("name") for r in acc]),
+        "unit": _text([r.get("unit") for r in acc]),
+        "active": pa.array([str(r["active"]) in active for r in acc], pa.bool_()),
+    })
+
+
+def check_staff_file(path: str) -> Path:
+    """A --staff file is a .csv or a .yaml file that exists (checked before any input is read)."""
+    p = Path(path)
+    if p.suffix.lower() not in (".csv", ".yaml", ".yml"):
+        raise BadInput(f"--staff {path}: expected a .csv or .yaml file. {STAFF_HINT}")
+    if not p.is_file():
+        raise BadInput(f"--staff {path}: no such file. {STAFF_HINT}")
+    return p
+
+
+def load_staff(path: str, url: str | None) -> pa.Table:
+    """A staff directory given apart from the system's (`--staff`): an accounts.csv-format file, or a
+    mapping file whose `account:` block is read (read-only) from the system database `url`."""
+    p = check_staff_file(path)
+    if p.suffix.lower() == ".csv":
+        return read_accounts_csv(p)
+    data = _checked_mapping(p, _STAFF, "account", STAFF_HINT)
+    if url is None or "://" not in url:
+        raise BadInput(f"{p}: an account: block is read from the system database, and --system is a folder. "
+                       "Hint: give the staff as an accounts.csv file.")
+    spec = data["account"]
+    tm = TableMapping("account", spec.get("table"), spec.get("query"), dict(spec["columns"]))
+    mapping = SourceMapping(str(p), tm, None, tm, None, {}, tuple(str(v) for v in spec.get("active_values", [1])),
+                            False)
+    engine = connect_engine(url, what="system database", read_only=True)
+    try:
+        with _read_only(engine) as conn:
+            return _read_accounts(conn, _statement(conn, tm, mapping), mapping)
+    finally:
+        engine.dispose()
 
 
 class _read_only:
@@ -410,4 +474,6 @@ def dossier_columns(dossier: dict[str, Any], status: list[Any], task: dict[str, 
     cols["source_row"] = pa.array(range(first, first + n), pa.int32())
     for f in TASK_FIELDS[1:]:
         cols[f] = _text(task.get(f) or [None] * n)
+    for f in NOTE_FIELDS:
+        cols[f] = pa.nulls(n, pa.string())
     return pa.table(cols)

@@ -231,7 +231,7 @@ def dossier_sql(raw: str, normalised: tuple[str, ...] = (), open_fingerprints: b
             TRY_CAST(TRY_CAST(trim(n.workflow_version) AS DOUBLE) AS INTEGER) AS workflow_version,
             n.workflow_version AS raw_workflow_version,
             nullif(trim(n.current_step), '') AS current_step, nullif(trim(n.assignee), '') AS assignee,
-            nullif(trim(n.unit), '') AS unit,
+            nullif(trim(n.unit), '') AS unit, n.version_problem,
             {fingerprint} AS fingerprint
         FROM n {" ".join(join for _, join in texts.values())}
         )
