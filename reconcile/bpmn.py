@@ -302,6 +302,7 @@ class _Graph:
     side: dict[str, str]  # non-interrupting boundary event -> the task it is attached to
     boundaries: dict[str, list[etree._Element]]  # task id -> its interrupting boundary events
     lanes: dict[str, str]  # flow node id -> its innermost named lane
+    step_set: frozenset[str] = frozenset()
 
     @classmethod
     def build(cls, process: etree._Element, source: str, warnings: list[str]) -> _Graph:
@@ -339,6 +340,9 @@ class _Graph:
                 warnings.append(f"{source}:{el.sourceline}: {kind} '{node}' not imported "
                                 "(the catalog has no place for it).")
 
+        for node in [n for n, el in nodes.items() if el.get("attachedToRef") in left_out]:
+            left_out.add(node)  # a boundary event of what was left out goes with it
+            del nodes[node]
         outgoing: dict[str, list[str]] = {n: [] for n in nodes}
         flowing: set[str] = set()  # nodes a sequence flow or a link leaves
         for f in flows:
@@ -369,6 +373,7 @@ class _Graph:
             else:
                 outgoing[task].append(node)  # the event cancels the task: a way out of it
                 boundaries.setdefault(task, []).append(el)
+        problems.sort(key=lambda p: line_of(p, source))
         errors.collect(problems, f"{source}: {len(problems)} problems in the BPMN process '{pid}'.")
 
         ends = frozenset(n for n, el in nodes.items() if _local(el) == "endEvent" or n not in flowing)
@@ -387,7 +392,7 @@ class _Graph:
             label = next((name for name in named if name), None)  # an unnamed lane: the lane around it
             for ref in lane.iterchildren(f"{{{BPMN_NS}}}flowNodeRef") if label else ():
                 lanes[(ref.text or "").strip()] = label
-        return cls(source, pid, nodes, steps, outgoing, ends, side, boundaries, lanes)
+        return cls(source, pid, nodes, steps, outgoing, ends, side, boundaries, lanes, frozenset(steps))
 
     def exits(self, node: str) -> tuple[list[str], bool]:
         """Steps reachable from `node` through non-step nodes (in flow order), and whether an end is."""
@@ -400,7 +405,7 @@ class _Graph:
             if here in seen:
                 continue
             seen.add(here)
-            if here in self.steps:
+            if here in self.step_set:
                 found.append(here)
             else:
                 ends = ends or here in self.ends
@@ -420,7 +425,7 @@ class _Graph:
         exits = {s: self.exits(s) for s in self.steps}
         entries: list[str] = []
         for start in self.starts():
-            entries += [s for s in self.exits(start)[0] + ([start] if start in self.steps else [])
+            entries += [s for s in self.exits(start)[0] + ([start] if start in self.step_set else [])
                         if s not in entries]
         following = {s: exits[s][0] for s in self.steps}
         main = reachable(following, entries)
@@ -452,7 +457,7 @@ class _Graph:
                 if node in seen:
                     continue
                 seen.add(node)
-                if node in self.steps:
+                if node in self.step_set:
                     order.append(node)
                 following.extend(self.outgoing[node])
             queue = following
