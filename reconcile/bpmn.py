@@ -232,18 +232,25 @@ def _pick_process(root: etree._Element, source: str, process_id: str | None) -> 
         raise errors.BadInput(f"{source}:{processes[0].sourceline}: no process '{process_id}'; the processes here: "
                               f"{listed}. {PICK_HINT}")
     if len(processes) == 1:
-        return processes[0]
+        return _identified(processes[0], source)
     executable = [p for p in processes if p.get("isExecutable") == "true"]
     if len(executable) == 1:
-        return executable[0]
+        return _identified(executable[0], source)
     # Pools of outside parties (the applicant, another agency) are often empty processes.
     with_tasks = [p for p in processes if any(_local(c) in STEP_KINDS | SUBPROCESS_KINDS for c in p)]
     if len(with_tasks) == 1:
-        return with_tasks[0]
+        return _identified(with_tasks[0], source)
     marked = "none" if not executable else f"{len(executable)}"
     holding = f"{len(with_tasks)} hold tasks" if with_tasks else "none holds a task"
     raise errors.BadInput(f"{source}:{processes[1].sourceline}: {len(processes)} processes, {marked} marked "
                           f"isExecutable=\"true\" and {holding}: {listed}. {PICK_HINT}")
+
+
+def _identified(process: etree._Element, source: str) -> etree._Element:
+    if not process.get("id"):
+        raise errors.BadInput(f"{source}:{process.sourceline}: the <process> element has no id. Hint: give the "
+                              "process an id in the modeller (it is the procedure's key).")
+    return process
 
 
 def _pool(root: etree._Element, process: etree._Element) -> str:
@@ -319,6 +326,10 @@ class _Graph:
                 continue
             node = el.get("id") or "(no id)"
             if kind in FLOW_KINDS:
+                if not el.get("id"):
+                    problems.append(f"{source}:{el.sourceline}: {kind} with no id. Hint: give every element an "
+                                    "id in the modeller (flows refer to them by id).")
+                    continue
                 if node in first_line:
                     problems.append(f"{source}:{el.sourceline}: duplicate element id '{node}'; first at line "
                                     f"{first_line[node]}. Hint: element ids must be unique.")

@@ -367,6 +367,23 @@ def test_flow_with_no_target_is_refused_saying_so() -> None:
     ]
 
 
+def test_elements_without_an_id_are_refused_with_their_line_and_a_hint() -> None:
+    data = (BPMN / "dangling-task.bpmn").read_bytes()
+    with pytest.raises(BadInput) as caught:
+        parse_bpmn(data.replace(b'<process id="p" name="P">', b'<process name="P">'), "p.bpmn")
+    assert caught.value.problems == [
+        "p.bpmn:3: the <process> element has no id. Hint: give the process an id in the modeller (it is the "
+        "procedure's key)."
+    ]
+    with pytest.raises(BadInput) as caught:
+        parse_bpmn(data.replace(b'<userTask id="B"', b'<userTask'), "p.bpmn")
+    assert caught.value.problems == [
+        "p.bpmn:9: sequence flow 'f3' target 'B': no such element in process 'p'. Hint: reconnect the flow in the "
+        "modeller.",
+        "p.bpmn:11: userTask with no id. Hint: give every element an id in the modeller (flows refer to them by id).",
+    ]
+
+
 def test_bad_sidecar_is_refused_with_its_path(tmp_path: Path) -> None:
     path = tmp_path / "v1.bpmn.yaml"
     path.write_text("steps:\n  S01: {days: -1, owner: X}\n", encoding="utf-8")
