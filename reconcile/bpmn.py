@@ -135,6 +135,10 @@ def parse_bpmn(data: bytes, source: str, *, procedure: str | None = None, versio
             no_days.append(node)
             step["days"] = 0
         steps.append({**step, **shape.flags(node)})
+    if not any(s["final"] or s.get("may_end") for s in steps):
+        raise errors.BadInput(f"{source}:{process.sourceline}: no path of process '{process.get('id')}' reaches an "
+                              "end: every task leads on to another for ever. Hint: connect the task that ends the "
+                              "procedure to an end event in the modeller.")
     if no_days:
         warnings.append(f"{source}:{process.sourceline}: {_count(len(no_days), 'step')} of {len(steps)} "
                         f"{'has' if len(no_days) == 1 else 'have'} no duration (no dueDate, interrupting timer or "

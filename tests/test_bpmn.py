@@ -517,8 +517,9 @@ def test_import_bpmn_refuses_a_process_without_a_reachable_end(tmp_path: Path) -
                     .replace('<endEvent id="end"/>', ""), encoding="utf-8")
 
     result = invoke("workflows", "import-bpmn", str(path), expect=2)
-    assert result.stderr == (f"error: {path}:3: no final step. Mark the step(s) that end the procedure "
-                             "with final: true.\n")
+    assert result.stderr == (f"error: {path}:3: no path of process 'p' reaches an end: every task leads on to "
+                             "another for ever. Hint: connect the task that ends the procedure to an end event in "
+                             "the modeller.\n")
     assert not result.stdout
 
 
