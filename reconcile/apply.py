@@ -28,9 +28,7 @@ import gc
 import getpass
 import hashlib
 import json
-import os
 import re
-import signal
 from bisect import bisect_left, bisect_right
 from contextlib import contextmanager, nullcontext
 from collections import Counter
@@ -49,7 +47,11 @@ import yaml
 from sqlalchemy.engine import Connection, Engine
 
 from reconcile import planfile, yamlio
-from reconcile.errors import BadInput, ReconcileError, Refused
+from reconcile.db import first_line
+from reconcile.dberrors import cannot_write, disk_full
+from reconcile.errors import BadInput, ReconcileError, Refused, wrote
+from reconcile.faults import fault
+from reconcile.ledger import Ledger, stopping, store_failed
 from reconcile.model import Status
 from reconcile.sources.system import (
     SourceMapping, _begin_read_only, _reading, _statement, dossier_columns, load_mapping,
@@ -58,7 +60,7 @@ from reconcile.sources import workbench
 from reconcile.sources.workbench import dossier_sql
 from reconcile.store import (
     Store, account, audit_run, batch_outcome, bulk_insert, change, change_batch, connect_engine, dossier, mask_url,
-    normalize_url, open_store, plan_action, plan_file, reconciliation, wf_step, wf_version,
+    normalize_url, open_store, plan_action, plan_file, reconciliation, store_name, wf_step, wf_version,
 )
 
 PLAN_FORMAT = 1
@@ -81,7 +83,6 @@ REQUIRED_SET = {"migrate": ("workflow_version", "current_step"), "reassign": ("a
 PINNED = {"version": "workflow_version", "step": "current_step", "assignee": "assignee", "returned_at": "returned_at"}
 STATUS_NAMES = tuple(s.value for s in Status)
 REFUSED_STATES = ("stale", "missing", "ambiguous")
-FAULT_ENV = "RECONCILE_FAULT"  # tests: "<point>:<n>" kills the process (SIGKILL) at that point of write batch n
 IN_CHUNK = 500
 IN_LARGE = 30_000  # see _in_chunk
 _FINGERPRINT = re.compile(r"[0-9a-f]{32}")
@@ -409,13 +410,15 @@ def record_plan(store: Store, data: dict[str, Any], text: str) -> bool:
         return False
     sha256 = hashlib.sha256(text.encode("utf-8")).hexdigest()
     with store.begin() as conn:
-        if _recorded_id(conn, sha256, head) is None:
-            plan_id = int(conn.execute(sa.select(sa.func.coalesce(sa.func.max(plan_file.c.id), 0))).scalar_one()) + 1
-            conn.execute(sa.insert(plan_file).values(
-                id=plan_id, sha256=sha256, run_id=head["run"], run_fingerprint=head["run_fingerprint"],
-                checks=PLAN_CHECKS, written_at=_now(), actions=len(actions)))
-            bulk_insert(conn, plan_action, columns.append_column(
-                "plan_id", pa.repeat(pa.scalar(plan_id, pa.int32()), columns.num_rows)))
+        if _recorded_id(conn, sha256, head) is not None:
+            return True
+        plan_id = int(conn.execute(sa.select(sa.func.coalesce(sa.func.max(plan_file.c.id), 0))).scalar_one()) + 1
+        conn.execute(sa.insert(plan_file).values(
+            id=plan_id, sha256=sha256, run_id=head["run"], run_fingerprint=head["run_fingerprint"],
+            checks=PLAN_CHECKS, written_at=_now(), actions=len(actions)))
+        bulk_insert(conn, plan_action, columns.append_column(
+            "plan_id", pa.repeat(pa.scalar(plan_id, pa.int32()), columns.num_rows)))
+    wrote(f"the plan's record in the store {store_name(store)}")
     return True
 
 
@@ -847,6 +850,14 @@ class _Target:
     def table(self, name: str) -> sa.Table:
         raise NotImplementedError
 
+    def needs(self, plan: PlanFile) -> dict[str, dict[str, tuple[str, ...]]]:
+        """The writes the plan's confirmed actions make (table -> update/insert -> columns): see probe_writes."""
+        return {}
+
+    def written_tables(self) -> list[str]:
+        """The tables apply may write."""
+        raise NotImplementedError
+
     def close(self) -> None:
         pass
 
@@ -901,6 +912,19 @@ class VendorTarget(_Target):
                           for r, stmt in self.selects.items()}
         self.set_plans: dict[tuple[tuple[str, Any], ...], tuple[bool, list[tuple[str, int, str, Any, str]]]] = {}
         self.reads: dict[tuple[str, bool], sa.Select[Any]] = {}  # each role's SELECT by an expanding IN list
+
+    def needs(self, plan: PlanFile) -> dict[str, dict[str, tuple[str, ...]]]:
+        shapes = {(a.action == "backfill", tuple(f for f, _ in a.set)) for a in plan.actions
+                  if a.confirmed and (a.action in WRITING or a.action == "backfill")}
+        out: dict[str, dict[str, set[str]]] = {}
+        for backfill, fields in shapes:
+            for f in fields:
+                tm = self.roles["dossier" if backfill else ROLE_OF[f]]
+                out.setdefault(tm.table, {}).setdefault("insert" if backfill else "update", set()).add(tm.columns[f])
+        return {t: {kind: tuple(sorted(cols)) for kind, cols in kinds.items()} for t, kinds in out.items()}
+
+    def written_tables(self) -> list[str]:
+        return [self.tables[role].name for role in self.roles if role in self.tables]
 
     def check_fields(self, plan: PlanFile) -> None:
         """Every field the plan sets has a column in a mapped table, and a value that column takes (a
@@ -964,8 +988,10 @@ class VendorTarget(_Target):
             conn = self._writer.connect()
             conn.begin()
         except sa.exc.DBAPIError as exc:
+            if cannot_write(exc):  # SQLite: BEGIN IMMEDIATE on a read-only file
+                raise Refused(f"{cannot_write_text(self, self.written_tables())}: nothing written.") from None
             raise BadInput(f"system database {mask_url(self.url)}: cannot start a write transaction: "
-                           f"{_first_line(exc)}. Hint: another program may hold a lock; try again.") from None
+                           f"{first_line(exc)}. Hint: another program may hold a lock; try again.") from None
         return conn
 
     def table(self, name: str) -> sa.Table:
@@ -1153,6 +1179,9 @@ class StoreTarget(_Target):
         assert name == dossier.name, name
         return dossier
 
+    def written_tables(self) -> list[str]:
+        return [dossier.name]
+
     def plan_batch(self, conn: Connection, actions: list[PlanAction], lock: bool) -> Planned:
         d = dossier
         cols = [d.c.source_row, d.c.dossier_code, d.c.fingerprint, d.c.status_raw, *[d.c[f] for f in ROLE_OF]]
@@ -1314,12 +1343,6 @@ _ARROW_TYPES = {int: pa.int64(), str: pa.string(), bool: pa.bool_()}
 def _chunks(items: list[Any], n: int) -> Iterator[list[Any]]:
     for i in range(0, len(items), n):
         yield items[i:i + n]
-
-
-def _first_line(exc: BaseException) -> str:
-    inner = getattr(exc, "orig", None) or exc
-    text = str(inner).strip().splitlines()
-    return text[0] if text else type(inner).__name__
 
 
 # ---------------------------------------------------------------------------------- plan checks
@@ -1612,12 +1635,6 @@ class ApplyFailed(ReconcileError):
     """The target rejected a statement: that batch rolled back; earlier batches stay committed."""
 
 
-def _fault(point: str, batch_no: int) -> None:
-    spec = os.environ.get(FAULT_ENV, "")
-    if spec and spec == f"{point}:{batch_no}":
-        os.kill(os.getpid(), signal.SIGKILL)
-
-
 def _comment(text: str) -> str:
     return "-- " + " ".join(str(text).split())  # no line break can end the comment
 
@@ -1655,18 +1672,24 @@ def apply_plan(plan_path: str | Path, store_url: str | None = None, *, yes: bool
             if yes and not writable:
                 raise Refused(f"{target.mapping.path}: the mapping does not declare `writable: true`: "  # type: ignore
                               "nothing written. Hint: --sql FILE writes the statements for a DBA or the vendor.")
-            if yes and isinstance(target, VendorTarget):
-                _refuse_queries(target)
+            ledger = None
+            if yes:
+                if isinstance(target, VendorTarget):
+                    _refuse_queries(target)
+                probe_writes(target, target.needs(plan))
+                ledger = Ledger(store, "apply", lambda _: f"reconcile apply {plan.path} --yes")
             settled = tuple(_settle(store, target)) if yes else ()
-            return _run(plan, store, target, yes, batch_size, writable, settled, actor)
+            return _run(plan, store, target, batch_size, writable, settled, actor, ledger)
         finally:
             target.close()
     finally:
         store.engine.dispose()
 
 
-def _run(plan: PlanFile, store: Store, target: _Target, yes: bool, batch_size: int, writable: bool,
-         settled: tuple[str, ...], actor: str | None) -> ApplyResult:
+def _run(plan: PlanFile, store: Store, target: _Target, batch_size: int, writable: bool, settled: tuple[str, ...],
+         actor: str | None, ledger: Ledger | None) -> ApplyResult:
+    """The plan's batches: written and logged with a ledger (apply --yes), else only shown."""
+    yes = ledger is not None
     outcomes: list[Outcome] = []
     todo = []
     for a in plan.actions:
@@ -1693,31 +1716,33 @@ def _run(plan: PlanFile, store: Store, target: _Target, yes: bool, batch_size: i
     batches: list[int] = []
     by_line: dict[int, Outcome] = {}
     write_no = 0
-    for n, part in enumerate(_chunks(todo, batch_size), 1):
-        with target.connection(write=yes) as conn:
-            inserts = [a for a in part if a.action == "backfill"]
-            planned = target.plan_batch(conn, [a for a in part if a.action != "backfill"], lock=yes) \
-                + (target.plan_inserts(conn, inserts, lock=yes) if inserts else [])
-            writes = [(a, refs) for a, state, _, refs in planned if state == "write"]
-            batch_id = None
-            if yes and writes:
-                write_no += 1
+    with stopping(ledger):
+        for n, part in enumerate(_chunks(todo, batch_size), 1):
+            fault("before-batch", n)
+            with target.connection(write=yes) as conn:
+                inserts = [a for a in part if a.action == "backfill"]
                 try:
-                    batch_id = _write_batch(plan, store, target, conn, writes, write_no, actor)
-                except ApplyFailed as exc:
-                    done = (f"batches {', '.join(map(str, batches))} committed before it (undo: reconcile undo "
-                            f"{' '.join(str(b) for b in reversed(batches))})" if batches else
-                            "no batch committed before it")
-                    raise ApplyFailed(f"{exc} {done}.") from None
-                batches.append(batch_id)
-        state_of = {"write": "written" if yes else "would_write"}
-        made = [Outcome(a.line, a.dossier_code, a.action, a.rule, state_of.get(state, state), detail, refs,
-                        batch_id if state == "write" else None, render) for a, state, detail, refs in planned]
-        by_line.update(zip((a.line for a, *_ in planned), made))
-        if writes:
-            script += [_comment(f"batch {n}: plan lines {part[0].line}-{part[-1].line}"), begin]
-            script += [(a, o) for (a, state, *_), o in zip(planned, made) if state == "write"]
-            script.append("COMMIT;")
+                    planned = target.plan_batch(conn, [a for a in part if a.action != "backfill"], lock=yes) \
+                        + (target.plan_inserts(conn, inserts, lock=yes) if inserts else [])
+                except sa.exc.DBAPIError as exc:  # the locked read (FOR UPDATE needs the right to write)
+                    raise _target_failed(target, exc, f"batch {n} (plan lines {part[0].line}-{part[-1].line})",
+                                         target.written_tables()) from None
+                writes = [(a, refs) for a, state, _, refs in planned if state == "write"]
+                batch_id = None
+                if ledger is not None and writes:
+                    write_no += 1
+                    batch_id = _write_batch(plan, store, target, conn, writes, write_no, actor, ledger)
+                    batches.append(batch_id)
+            state_of = {"write": "written" if yes else "would_write"}
+            made = [Outcome(a.line, a.dossier_code, a.action, a.rule, state_of.get(state, state), detail, refs,
+                            batch_id if state == "write" else None, render) for a, state, detail, refs in planned]
+            by_line.update(zip((a.line for a, *_ in planned), made))
+            if writes:
+                script += [_comment(f"batch {n}: plan lines {part[0].line}-{part[-1].line}"), begin]
+                script += [(a, o) for (a, state, *_), o in zip(planned, made) if state == "write"]
+                script.append("COMMIT;")
+    if ledger is not None:
+        ledger.check_end()
     refused = [by_line[a.line] for a in todo if by_line[a.line].state in REFUSED_STATES]
     if refused:
         script.append(_comment(f"refused ({len(refused)}), not written:"))
@@ -1786,54 +1811,139 @@ def _executemany_columns(conn: Connection, stmt: sa.Update, columns: dict[str, l
 
 
 def _write_batch(plan: PlanFile, store: Store, target: _Target, conn: Connection,
-                 writes: list[tuple[PlanAction, tuple[Ref, ...]]], write_no: int, actor: str | None) -> int:
+                 writes: list[tuple[PlanAction, tuple[Ref, ...]]], write_no: int, actor: str | None,
+                 ledger: Ledger) -> int:
     refs = [r for _, rs in writes for r in rs]
     what = f"batch {write_no} (plan lines {writes[0][0].line}-{writes[-1][0].line})"
     try:
         _execute_refs(conn, refs, what)
     except sa.exc.DBAPIError as exc:
         conn.rollback()
-        raise ApplyFailed(f"{what}: the target rejected a statement: {_first_line(exc)}; this batch was rolled "
-                          "back, earlier batches stay (see `reconcile history`).") from None
+        raise _target_failed(target, exc, what, sorted({g.table.name for g, _ in refs})) from None
+    fault("after-writes", write_no)
     meta = {"kind": "apply", "run_id": plan.run, "plan": plan.path, "plan_sha256": plan.sha256, "undo_of": None}
-    return _log_refs_and_commit(store, target, conn, refs, meta, write_no, actor)
+    return _log_refs_and_commit(store, target, conn, refs, meta, write_no, actor, ledger)
+
+
+def _target_failed(target: _Target, exc: sa.exc.DBAPIError, what: str, tables: list[str]) -> ReconcileError:
+    """A batch's statement the target refused, in one line without the SQL or its values (personal data)."""
+    if cannot_write(exc):
+        return Refused(f"{what}: {cannot_write_text(target, tables)}; this batch was rolled back, nothing of it "
+                       "written.")
+    why = "its disk is full" if disk_full(exc) else f"it rejected a statement: {first_line(exc)}"
+    return ApplyFailed(f"{what}: the system database failed: {why}; this batch was rolled back.")
+
+
+def cannot_write_text(target: _Target, tables: list[str]) -> str:
+    """`the account ... cannot write TABLES`, naming the account of the target's URL."""
+    user = target.engine.url.username
+    who = f"the account {user!r}" if user else "this process"
+    return (f"system database {target.describe['source']}: {who} cannot write {', '.join(tables)} (no privilege, "
+            "or the database is read-only)")
+
+
+def probe_writes(target: _Target, needs: dict[str, dict[str, tuple[str, ...]]]) -> None:
+    """Refuse (exit 3, nothing written) when the account may not make the writes a run needs (table ->
+    kind -> columns): each is tried as a statement that matches no row, in a transaction rolled back, so
+    the database's own privilege check answers (roles and column grants included). The batches'
+    statements are checked by the database again."""
+    denied = []
+    for name, kinds in sorted(needs.items()):
+        t = target.table(name)
+        for kind, cols in kinds.items():
+            try:
+                with target.connection(write=True) as conn:
+                    conn.execute(_no_row(t, kind, cols))
+            except sa.exc.DBAPIError as exc:
+                if not cannot_write(exc):
+                    raise ApplyFailed(f"system database {target.describe['source']}: cannot check the right to "
+                                      f"write {name}: {first_line(exc)}. Nothing written.") from None
+                denied.append(name)
+                break
+    if denied:
+        raise Refused(f"{cannot_write_text(target, denied)}: nothing written. Hint: apply with an account that may "
+                      "write them (UPDATE; INSERT for backfills), or --sql FILE writes the statements for a DBA.")
+
+
+def _no_row(t: sa.Table, kind: str, cols: tuple[str, ...]) -> sa.Executable:
+    """A write of `kind` (update, insert, delete) of these columns that matches no row."""
+    if kind == "update":
+        return sa.update(t).where(sa.false()).values({c: t.c[c] for c in cols})
+    if kind == "insert":
+        return sa.insert(t).from_select(list(cols), sa.select(*[t.c[c] for c in cols]).where(sa.false()))
+    return sa.delete(t).where(sa.false())
 
 
 def _log_refs_and_commit(store: Store, target: _Target, conn: Connection, refs: list[Ref], meta: dict[str, Any],
-                         write_no: int, actor: str | None, swapped: tuple[int, int] | None = None) -> int:
-    """Record the batch and its change rows, commit the target, record the outcome (see module doc).
+                         write_no: int, actor: str | None, ledger: Ledger, swapped: tuple[int, int] | None = None
+                         ) -> int:
+    """Record the batch and its change rows, commit the target, record the outcome (see module doc);
+    the store is checked to be the one opened before the log and before the target's commit (`ledger`).
     `swapped` (an undo): its dossiers and changes; its change rows are those of batch meta["undo_of"]
     with before- and after-values swapped, copied in the store (`refs` is not read)."""
     same = isinstance(target, StoreTarget)
+    ledger.check()  # before the store is touched: a store file deleted would be created again, empty
     log = conn if same else store.engine.connect()
     try:
-        if not same:
-            log.begin()
-        batch_id = int(log.execute(sa.select(sa.func.coalesce(sa.func.max(change_batch.c.id), 0))).scalar_one()) + 1
-        cells = None if swapped else _change_rows(refs)
-        dossiers, changes = swapped or (len(set(cells.column("dossier_code").to_pylist())), cells.num_rows)
-        log.execute(sa.insert(change_batch).values(
-            id=batch_id, target=json.dumps(target.describe, ensure_ascii=False, sort_keys=True),
-            actor=actor or _actor(), started_at=_now(), dossiers=dossiers, changes=changes, **meta))
-        if cells is None:
-            _copy_swapped(log, meta["undo_of"], batch_id)
-        else:
-            bulk_insert(log, change, cells.append_column("batch_id", pa.array([batch_id] * changes, pa.int64())))
-        if not same:
-            log.commit()
-        _fault("after-log", write_no)
-        if same:
-            log.execute(sa.insert(batch_outcome).values(batch_id=batch_id, outcome="committed", finished_at=_now()))
-        conn.commit()
-        _fault("after-commit", write_no)
-        if not same:
-            with log.begin():  # its own store transaction, on the log's connection (a new one costs 50 ms)
+        try:
+            if not same:
+                log.begin()
+            ledger.check(log)
+            batch_id = int(log.execute(sa.select(sa.func.coalesce(sa.func.max(change_batch.c.id), 0))).scalar_one()) + 1
+            cells = None if swapped else _change_rows(refs)
+            dossiers, changes = swapped or (len(set(cells.column("dossier_code").to_pylist())), cells.num_rows)
+            log.execute(sa.insert(change_batch).values(
+                id=batch_id, target=json.dumps(target.describe, ensure_ascii=False, sort_keys=True),
+                actor=actor or _actor(), started_at=_now(), dossiers=dossiers, changes=changes, **meta))
+            if cells is None:
+                _copy_swapped(log, meta["undo_of"], batch_id)
+            else:
+                bulk_insert(log, change, cells.append_column("batch_id", pa.array([batch_id] * changes, pa.int64())))
+            if not same:
+                log.commit()
+            else:
                 log.execute(sa.insert(batch_outcome).values(batch_id=batch_id, outcome="committed",
                                                             finished_at=_now()))
+        except sa.exc.DBAPIError as exc:
+            raise store_failed(store, exc, "record the batch (this batch was rolled back, nothing of it written)"
+                                ) from None
+        if not same:
+            ledger.logged(batch_id)
+        fault("after-log", write_no)
+        ledger.check()  # last, before the target commits
+        ledger.committing = True
+        try:
+            conn.commit()
+        except sa.exc.DBAPIError as exc:
+            if same:
+                raise store_failed(store, exc, "commit the batch (this batch was rolled back, nothing of it "
+                                    "written)") from None
+            raise ApplyFailed(f"batch {batch_id}: the system database failed to commit it: "
+                              f"{'its disk is full' if disk_full(exc) else first_line(exc)}.") from None
+        ledger.committed(batch_id, meta["undo_of"])
+        fault("after-commit", write_no)
+        if not same:
+            try:
+                _record_outcome(store, batch_id, "committed", log)
+            except sa.exc.DBAPIError as exc:
+                raise store_failed(store, exc, f"record that batch {batch_id} was committed (the next apply or "
+                                    "undo records it, from the system's rows)") from None
     finally:
         if not same:
             log.close()
     return batch_id
+
+
+def _record_outcome(store: Store, batch_id: int, outcome: str, conn: Connection | None = None) -> bool:
+    """Record a batch's outcome in its own store transaction (on `conn`, else a new connection); False
+    when it has one already: another apply or undo settled it from the target's rows meanwhile."""
+    with (store.connect() if conn is None else nullcontext(conn)) as c:
+        try:
+            with c.begin():
+                c.execute(sa.insert(batch_outcome).values(batch_id=batch_id, outcome=outcome, finished_at=_now()))
+        except sa.exc.IntegrityError:
+            return False
+    return True
 
 
 def _change_rows(refs: list[Ref]) -> pa.Table:
@@ -1895,7 +2005,9 @@ def _now() -> str:
 
 def _settle(store: Store, target: _Target) -> Iterator[str]:
     """Give each batch logged but left without an outcome (a run killed between the log and the
-    target's commit, or between the commit and the outcome) its outcome, read from the target."""
+    target's commit, or between the commit and the outcome) its outcome, read from the target. The
+    rows are read locked, as a batch locks them: a batch another apply is still writing is waited for,
+    never recorded as rolled back while it commits."""
     if isinstance(target, StoreTarget):
         return
     described = json.dumps(target.describe, ensure_ascii=False, sort_keys=True)
@@ -1906,20 +2018,21 @@ def _settle(store: Store, target: _Target) -> Iterator[str]:
             .order_by(change_batch.c.id)) if t == described]
         logged = _logged(conn, pending)
     for batch_id in pending:
-        with target.connection(write=False) as rconn:
-            current = _current(rconn, target, logged[batch_id])
-        holds_after = all(map(_same, current, logged[batch_id].after))
-        holds_before = all(map(_same, current, logged[batch_id].before))
-        if holds_after == holds_before:  # neither (changed since) or both (cannot tell): leave it for a person
+        with target.connection(write=True) as locked:
+            current = _current(locked, target, logged[batch_id], lock=True)
+            holds_after = all(map(_same, current, logged[batch_id].after))
+            holds_before = all(map(_same, current, logged[batch_id].before))
+            # neither (changed since) or both (cannot tell): left for a person; recorded meanwhile: by its own run
+            outcome = "recovered" if holds_after else "rolled_back"
+            recorded = holds_after != holds_before and _record_outcome(store, batch_id, outcome)
+        if holds_after == holds_before:
             yield (f"batch {batch_id} was interrupted and its rows now hold neither its before- nor its after-values; "
                    "left without an outcome (check `reconcile history`).")
-            continue
-        outcome = "recovered" if holds_after else "rolled_back"
-        with store.begin() as conn:
-            conn.execute(sa.insert(batch_outcome).values(batch_id=batch_id, outcome=outcome, finished_at=_now()))
-        yield (f"batch {batch_id} was interrupted after the target committed: recorded as committed."
-               if holds_after else f"batch {batch_id} was interrupted before the target committed: nothing of it "
-               "was written; recorded as rolled back.")
+        elif recorded:
+            wrote(f"the outcome of batch {batch_id} ({outcome}) to the store {store_name(store)}")
+            yield (f"batch {batch_id} was interrupted after the target committed: recorded as committed."
+                   if holds_after else f"batch {batch_id} was interrupted before the target committed: nothing of "
+                   "it was written; recorded as rolled back.")
 
 
 CHANGE_COLUMNS = ("dossier_code", "action", "rule", "table_name", "row_key", "column_name", "field", "before_value",

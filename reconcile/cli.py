@@ -12,13 +12,15 @@ from pathlib import Path
 from typing import Any
 
 import click
+import sqlalchemy as sa
 from click.core import ParameterSource
 from rich.console import Console
 from rich.markup import escape
 
 from reconcile import __version__, commands, render
 from reconcile.apply import DEFAULT_BATCH_SIZE
-from reconcile.errors import BadInput, ExitCode, ReconcileError, Refused
+from reconcile.db import first_line
+from reconcile.errors import WRITTEN, BadInput, ExitCode, Interrupted, ReconcileError, Refused, wrote
 from reconcile.files import write_atomically
 from reconcile.i18n import LANGS
 from reconcile.project import MAX_STALL_DAYS, MAX_STALL_FACTOR, MAX_TOLERANCE_DAYS, load_project
@@ -74,29 +76,37 @@ class ReconcileCommand(click.Command):
 
 
 class ReconcileGroup(click.Group):
-    """The one catch site: user errors print one line per problem; bugs exit 70; Ctrl-C exits 130."""
+    """The one catch site: user errors print one line per problem; bugs exit 70; Ctrl-C exits 130, saying
+    what was written before it (errors.WRITTEN), if anything."""
 
     command_class = ReconcileCommand
     group_class = type  # subgroups (workflows, rules) are ReconcileGroups: their commands check too
 
     def invoke(self, ctx: click.Context) -> Any:
+        WRITTEN.clear()
         try:
             return super().invoke(ctx)
         except ReconcileError as exc:
             if ctx.meta.get("debug"):
                 raise
+            prefix = "interrupted" if isinstance(exc, Interrupted) else "error"
             for line in exc.problems:
-                click.echo(f"error: {line}", err=True)
+                click.echo(f"{prefix}: {line}", err=True)
             ctx.exit(int(exc.exit_code))
-        except KeyboardInterrupt:
-            click.echo("interrupted: nothing was written.", err=True)
+        except KeyboardInterrupt:  # what was written says so itself (errors.wrote): stores roll back, files are whole
+            click.echo(f"interrupted: wrote {', '.join(WRITTEN)} before stopping; nothing else was written." if WRITTEN
+                       else "interrupted: nothing was written.", err=True)
             ctx.exit(int(ExitCode.INTERRUPTED))
         except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
             raise
         except Exception as exc:  # a bug: say so, never look like "findings"
             if ctx.meta.get("debug"):
                 raise
-            click.echo(f"internal error (this is a bug, please report it): {type(exc).__name__}: {exc}", err=True)
+            # a database error's text carries its SQL and parameters (personal data): its first line only
+            text = first_line(exc) if isinstance(exc, sa.exc.StatementError) else str(exc)
+            click.echo(f"internal error (this is a bug, please report it): {type(exc).__name__}: {text}", err=True)
+            for note in getattr(exc, "__notes__", ()):
+                click.echo(note, err=True)
             ctx.exit(int(ExitCode.INTERNAL))
 
 
@@ -384,6 +394,7 @@ def simulate(out: str, seed: int, scale: float, register_format: str, system_for
     from reconcile.simulate import simulate as run
 
     _, err = _consoles()
+    wrote(f"part of the district in {out}")  # many files, each as it is made: an interruption leaves some
     with err.status("simulating", spinner="dots") as status:
         result = run(Path(out), seed=seed, scale=scale, register_format=register_format,
                      system_format=system_format, system_schema=system_schema, system_url=system_url,
@@ -398,6 +409,7 @@ def demo(out: str) -> None:
     """Simulate the demo district, audit it, fix it and report: DIR/findings.json, census.json, fixes.json,
     report.*."""
     _, err = _consoles()
+    wrote(f"part of the demo in {out}")  # simulates, audits, applies and reports: an interruption leaves some
     with err.status("demo", spinner="dots") as status:
         result = commands.demo(Path(out), progress=lambda s: status.update(f"demo: {s}"))
     err.print(f"audit run {result.run['id']}: {sum(result.summary.values()):,} findings; "

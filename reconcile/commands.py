@@ -18,7 +18,9 @@ from reconcile import __version__, jsonio, planfile
 from reconcile.audit import AuditSettings, run_audit
 from reconcile.calendar import FIRST_DAY, LAST_DAY
 from reconcile.catalog import Catalog, WorkflowVersion, load_catalog
-from reconcile.errors import BadInput
+from reconcile.dberrors import disk_full
+from reconcile.errors import BadInput, Refused, wrote
+from reconcile.faults import fault
 from reconcile.model import FindingKind, MatchClass
 from reconcile.normalize import compare_key, normalize_code
 from reconcile.files import write_atomically
@@ -34,8 +36,8 @@ from reconcile.sources.workbench import (
 )
 from reconcile.store import (
     Store, account, audit_run, batch_outcome, change, change_batch, dossier, finding, insert_select, insert_stream,
-    mask_url, migration_step, open_store, reconciliation, register_book, register_entry, step_event, text_key,
-    wf_step, wf_transition, wf_version,
+    mask_url, migration_step, open_store, reconciliation, register_book, register_entry, step_event, store_name,
+    text_key, wf_step, wf_transition, wf_version,
 )
 from reconcile.wfstate import CENSUS_KINDS, CensusRow, StallRule
 from reconcile.wfstate import census as census_rows
@@ -296,6 +298,7 @@ def record_run(store: Store, loaded: Loaded, settings: AuditSettings, progress: 
         run_id = store.next_run_id(conn)
         n_reg = _store_batches(store, conn, run_id, register_entry, register_sql, loaded.register.batches(),
                                lambda n: progress(f"register {n:,} rows"), texts=REGISTER_TEXTS)
+        fault("audit-register", 1)
         reg_checks = check_stored_register(conn, run_id, settings.as_of)
         _store_text_keys(conn, run_id)
         books = _books(reg_checks.book_years, loaded.register.periods)
@@ -305,6 +308,7 @@ def record_run(store: Store, loaded: Loaded, settings: AuditSettings, progress: 
                                system.dossier_batches(), lambda n: progress(f"system {n:,} dossiers"),
                                sys_digest.add, DOSSIER_TEXTS)
         check_stored_dossiers(conn, run_id, system.where.get("dossier", "dossiers"))
+        fault("audit-system", 1)
         insert_select(store, conn, account, account_sql, system.accounts, run_id)
         _store_batches(store, conn, run_id, step_event, event_sql, system.event_batches())
         versions, steps, transitions = _catalog_tables(loaded.catalog, run_id)
@@ -332,6 +336,7 @@ def record_run(store: Store, loaded: Loaded, settings: AuditSettings, progress: 
             periods=json.dumps(books, ensure_ascii=False, default=str),
             register_entries=n_reg, system_dossiers=n_sys,
         ))
+        fault("audit-commit", 1)
     return run_id
 
 
@@ -384,9 +389,14 @@ def audit(inputs: AuditInputs, store_url: str | None = None, progress: Progress 
     store = open_store(store_url)
     try:
         run_id = record_run(store, loaded, settings, progress, started_at)
-    except BaseException:
+    except BaseException as exc:
         store.discard_if_created()
+        if isinstance(exc, Exception) and disk_full(exc):
+            raise Refused(f"store {store_name(store)}: the disk it is on is full: the audit was rolled back, nothing "
+                          "written. Hint: free space on that disk, or pass --store on another one.") from None
         raise
+    wrote(f"audit run {run_id} to the store {store_name(store)}")
+    fault("audit-committed", 1)
     try:
         report = run_report(store, run_id)
     finally:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from enum import IntEnum
 
+from reconcile.faults import fault
+
 
 class ExitCode(IntEnum):
     OK = 0
@@ -32,6 +34,22 @@ class Refused(ReconcileError):
     """The tool refused to write (stale plan, no --yes)."""
 
     exit_code = ExitCode.REFUSED
+
+
+class Interrupted(ReconcileError):
+    """Ctrl-C after something was written: the message says what was (batches, files, runs)."""
+
+    exit_code = ExitCode.INTERRUPTED
+
+
+# What this process wrote so far (files, audit runs, batches), for an honest message when Ctrl-C stops
+# it: the CLI empties it before each command and names its items after an interruption.
+WRITTEN: list[str] = []
+
+
+def wrote(what: str) -> None:
+    WRITTEN.append(what)
+    fault("wrote", len(WRITTEN))
 
 
 def collect(problems: list[str], summary: str) -> None:

@@ -10,7 +10,7 @@ import zipfile
 from datetime import datetime
 from pathlib import Path
 
-from reconcile.errors import BadInput
+from reconcile.errors import BadInput, wrote
 
 
 def write_atomically(path: str | Path, text: str | bytes) -> None:
@@ -35,6 +35,7 @@ def write_atomically(path: str | Path, text: str | bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    wrote(str(target))
 
 
 def _umask() -> int:

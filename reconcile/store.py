@@ -629,3 +629,15 @@ def iter_rows(conn: Connection, stmt: Any, batch: int = 10_000) -> Iterator[Any]
     result = conn.execution_options(yield_per=batch).execute(stmt)
     for part in result.partitions():
         yield from part
+
+
+def store_file(store: Store) -> Path | None:
+    """An embedded store's file; None for a server store (or one in memory)."""
+    url = store.url
+    return Path(url[len("duckdb:///"):]) if url.startswith("duckdb:///") and ":memory:" not in url else None
+
+
+def store_name(store: Store) -> str:
+    """The store as a command's --store takes it: an embedded store's path, else its URL (password hidden)."""
+    file = store_file(store)
+    return str(file) if file is not None else mask_url(store.url)

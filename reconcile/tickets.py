@@ -47,7 +47,7 @@ import sqlalchemy as sa
 import yaml
 
 from reconcile import mask, reasons
-from reconcile.errors import BadInput
+from reconcile.errors import BadInput, wrote
 from reconcile.i18n import catalog, check_lang, day, number, t
 from reconcile.plan import Action, Plan
 from reconcile.report_csv import to_csv
@@ -608,6 +608,7 @@ def write_bundle(bundle: TicketBundle, out: str | Path) -> Path:
         raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+    wrote(str(path))
     return path
 
 

@@ -14,10 +14,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from reconcile.apply import (
-    ABSENT, ApplyFailed, StoreTarget, VendorTarget, Write, _current, _execute, _executemany_columns, _fewer_collections,
-    _first_line, _log_refs_and_commit, _logged, _Logged, _Renderer, _same, _same_url, _settle, _shown, _Target,
+    ABSENT, ApplyFailed, StoreTarget, VendorTarget, Write, _current, _execute, _executemany_columns,
+    _fewer_collections, _log_refs_and_commit, _logged, _Logged, _Renderer, _same, _same_url, _settle, _shown,
+    _Target, _target_failed, probe_writes,
 )
 from reconcile.errors import BadInput, Refused
+from reconcile.faults import fault
+from reconcile.ledger import Ledger, stopping
 from reconcile.store import Store, batch_outcome, change_batch, connect_engine, mask_url, normalize_url, open_store
 
 PREFETCH = 10  # batches whose change rows undo reads with one statement
@@ -61,28 +64,56 @@ def undo_batches(batch_ids: list[int], store_url: str | None = None, *, yes: boo
     store = open_store(store_url, create=False)
     targets: dict[tuple[str, int], _Target] = {}
     logged: dict[int, _Logged] = {}
+    probed: set[tuple[Any, ...]] = set()
     try:
+        ledger = Ledger(store, "undo", lambda ledger: "reconcile undo " + " ".join(
+            str(b) for b in batch_ids if b not in {u for _, u in ledger.done}) + " --yes") if yes else None
         for n, batch_id in enumerate(batch_ids):
-            with _fewer_collections():  # around each batch: not while the caller runs between them
-                with store.connect() as conn:
-                    if batch_id not in logged:  # the change rows of the next few batches, with one statement
-                        logged = _logged(conn, batch_ids[n:n + PREFETCH])
-                    batch = conn.execute(sa.select(change_batch).where(change_batch.c.id == batch_id)
-                                         ).mappings().first()
-                if batch is None:
-                    raise BadInput(f"batch {batch_id}: no such batch in {mask_url(store.url)}. Hint: `reconcile "
-                                   "history`.")
-                where = (batch["target"], int(batch["run_id"]))
-                settled: tuple[str, ...] = ()
-                if where not in targets:  # settled once: this run's own batches all get their outcome
-                    targets[where] = _undo_target(store, dict(batch), system_url)
-                    settled = tuple(_settle(store, targets[where])) if yes else ()
-                result = _undo(store, targets[where], dict(batch), logged[batch_id], yes, actor, settled)
+            with stopping(ledger), _fewer_collections():  # around each batch: not while the caller runs
+                result = _undo_next(store, batch_ids, n, targets, logged, probed, system_url, ledger, actor)
             yield result
+        if ledger is not None:
+            ledger.check_end()
     finally:
         for target in targets.values():
             target.close()
         store.engine.dispose()
+
+
+def _undo_next(store: Store, batch_ids: list[int], n: int, targets: dict[tuple[str, int], _Target],
+               logged: dict[int, _Logged], probed: set[tuple[Any, ...]], system_url: str | None,
+               ledger: Ledger | None, actor: str | None) -> UndoResult:
+    """Undo batch_ids[n]: its change rows (read with the next few batches' into `logged`), its target
+    (opened and settled once, in `targets`), the writes it needs checked once (`probed`)."""
+    batch_id = batch_ids[n]
+    with store.connect() as conn:
+        if batch_id not in logged:  # the change rows of the next few batches, with one statement
+            logged.clear()
+            logged.update(_logged(conn, batch_ids[n:n + PREFETCH]))
+        batch = conn.execute(sa.select(change_batch).where(change_batch.c.id == batch_id)).mappings().first()
+    if batch is None:
+        raise BadInput(f"batch {batch_id}: no such batch in {mask_url(store.url)}. Hint: `reconcile history`.")
+    where = (batch["target"], int(batch["run_id"]))
+    settled: tuple[str, ...] = ()
+    if where not in targets:  # settled once: this run's own batches all get their outcome
+        targets[where] = _undo_target(store, dict(batch), system_url)
+        settled = tuple(_settle(store, targets[where])) if ledger is not None else ()
+    target = targets[where]
+    if ledger is not None:
+        needs = {t: {k: cols for k, cols in kinds.items() if (where, t, k, cols) not in probed}
+                 for t, kinds in _needs(logged[batch_id]).items()}
+        probe_writes(target, {t: kinds for t, kinds in needs.items() if kinds})
+        probed.update((where, t, k, cols) for t, kinds in needs.items() for k, cols in kinds.items())
+    return _undo(store, target, dict(batch), logged[batch_id], ledger, actor, settled, n + 1)
+
+
+def _needs(logged: _Logged) -> dict[str, dict[str, tuple[str, ...]]]:
+    """The writes restoring a batch makes (table -> update/insert/delete -> columns): see probe_writes."""
+    out: dict[str, dict[str, set[str]]] = {}
+    for i, (table, column) in enumerate(zip(logged.text["table_name"], logged.text["column_name"])):
+        kind = "delete" if logged.before[i] is ABSENT else "insert" if logged.after[i] is ABSENT else "update"
+        out.setdefault(table, {}).setdefault(kind, set()).add(column)
+    return {t: {kind: tuple(sorted(cols)) for kind, cols in kinds.items()} for t, kinds in out.items()}
 
 
 def _undo_target(store: Store, batch: dict[str, Any], system_url: str | None) -> _Target:
@@ -118,14 +149,17 @@ class _UndoVendorTarget(_Target):
                 self.tables[name] = sa.Table(name, sa.MetaData(), autoload_with=conn)
         return self.tables[name]
 
+    def written_tables(self) -> list[str]:
+        return list(self.tables)
+
     begin_read = VendorTarget.begin_read
     begin_write = VendorTarget.begin_write
     close = VendorTarget.close
 
 
-def _undo(store: Store, target: _Target, batch: dict[str, Any], logged: _Logged, yes: bool, actor: str | None,
-          settled: tuple[str, ...]) -> UndoResult:
-    bid = int(batch["id"])
+def _undo(store: Store, target: _Target, batch: dict[str, Any], logged: _Logged, ledger: Ledger | None,
+          actor: str | None, settled: tuple[str, ...], n: int) -> UndoResult:
+    bid, yes = int(batch["id"]), ledger is not None
     with store.connect() as conn:
         outcome = conn.execute(sa.select(batch_outcome.c.outcome).where(batch_outcome.c.batch_id == bid)).scalar()
         undone = conn.execute(
@@ -140,29 +174,31 @@ def _undo(store: Store, target: _Target, batch: dict[str, Any], logged: _Logged,
         raise Refused(f"batch {bid} was already undone by batch {undone}.")
     text = logged.text
     tables = {name: target.table(name) for name in dict.fromkeys(text["table_name"])}
+    what = f"undo of batch {bid}"
     with target.connection(write=yes) as conn:
-        bulk = _bulk(conn, logged) if yes else {}
-        rest = [i for g, at in logged.groups.items() if g not in bulk for i in at]
-        # the rows written in bulk are checked by their compare-and-set UPDATEs; the others are read first
-        if rest and not all(map(_same, _current(conn, target, logged, yes, rest), [logged.after[i] for i in rest])):
-            _refuse_moved(conn, target, logged, bid, yes)
-        undo_id = None
-        if yes:
-            what = f"undo of batch {bid}"
-            try:
-                _write_back(conn, logged, tables, bulk, rest, what)
-            except sa.exc.DBAPIError as exc:
-                conn.rollback()
-                raise ApplyFailed(f"{what}: the target rejected a statement: {_first_line(exc)}; rolled back, "
-                                  "nothing written.") from None
-            except ApplyFailed:  # a compare-and-set matched fewer rows: list the values that moved, if any
-                conn.rollback()
+        try:
+            bulk = _bulk(conn, logged) if yes else {}
+            rest = [i for g, at in logged.groups.items() if g not in bulk for i in at]
+            # the rows written in bulk are checked by their compare-and-set UPDATEs; the others are read first
+            if rest and not all(map(_same, _current(conn, target, logged, yes, rest), [logged.after[i] for i in rest])):
                 _refuse_moved(conn, target, logged, bid, yes)
-                raise
+            if yes:
+                try:
+                    _write_back(conn, logged, tables, bulk, rest, what)
+                except ApplyFailed:  # a compare-and-set matched fewer rows: list the values that moved, if any
+                    conn.rollback()
+                    _refuse_moved(conn, target, logged, bid, yes)
+                    raise
+        except sa.exc.DBAPIError as exc:
+            conn.rollback()
+            raise _target_failed(target, exc, what, list(tables)) from None
+        undo_id = None
+        if ledger is not None:
+            fault("after-writes", n)
             meta = {"kind": "undo", "run_id": batch["run_id"], "plan": batch["plan"],
                     "plan_sha256": batch["plan_sha256"], "undo_of": bid}
-            undo_id = _log_refs_and_commit(store, target, conn, [], meta, 1, actor,
-                                      swapped=(len(set(text["dossier_code"])), len(logged.keys)))
+            undo_id = _log_refs_and_commit(store, target, conn, [], meta, n, actor, ledger,
+                                           swapped=(len(set(text["dossier_code"])), len(logged.keys)))
     rows = len(set(zip(text["table_name"], text["row_key"])))
     return UndoResult("undo" if yes else "dry_run", bid, undo_id, rows, lambda: _writes_back(logged, tables),
                       _Renderer(target.dialect), len(logged.keys), settled)

@@ -25,6 +25,7 @@ from reconcile import apply as ap
 from reconcile import undo as un
 from reconcile import cli
 from reconcile.commands import AuditInputs, audit
+from reconcile.faults import FAULT_ENV
 from reconcile.simulate import simulate
 from reconcile.sources.system import load_mapping
 from reconcile.store import audit_run, change, change_batch, dossier, mask_url, open_store
@@ -393,7 +394,7 @@ def test_a_writable_flag_that_is_not_a_yaml_boolean_never_lets_apply_write(distr
 
 
 def _kill_run(plan: Path, store: str, fault: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, ap.FAULT_ENV: fault}
+    env = {**os.environ, FAULT_ENV: fault}
     return subprocess.run([sys.executable, "-m", "reconcile", "apply", str(plan), "--store", store, "--yes",
                            "--batch-size", "1"], env=env, capture_output=True, text=True, timeout=120)
 
