@@ -512,8 +512,8 @@ CASES: list[Case] = [
     case("plan-command-unknown-run", "plan --run 5", "error: run 5: no such audit run in duckdb:///reconcile.duckdb. Hint: "
          "`reconcile history`."),
     case("plan-other-run-fingerprint", f"apply {PLAN} --yes", "error: plan.yaml: plan made for a run 1 with fingerprint "
-         "abcdefabcdefabcd, but this store's run 1 has bdb1d547b0fb65a7. Hint: plan again.",
-         edit(PLAN, "run_fingerprint: bdb1d547b0fb65a7", "run_fingerprint: abcdefabcdefabcd")),
+         "abcdefabcdefabcd, but this store's run 1 has 2e85539624f75978. Hint: plan again.",
+         edit(PLAN, "run_fingerprint: 2e85539624f75978", "run_fingerprint: abcdefabcdefabcd")),
     case("plan-other-mapping", f"apply {PLAN} --yes", "error: plan.yaml: plan.system.mapping 'other.yaml' differs from "
          "audit run 1's 'system/mapping.yaml'. Hint: the header is written by `reconcile plan`; plan again.",
          edit(PLAN, '"mapping": "system/mapping.yaml"}', '"mapping": "other.yaml"}')),
