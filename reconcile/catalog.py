@@ -48,6 +48,9 @@ SCHEMA: dict[str, Any] = {
                 "days": {"type": "number", "minimum": 0, "maximum": MAX_DAYS},
                 "next": {"type": "array", "items": {"type": "string"}},
                 "final": {"type": "boolean"},
+                "may_end": {"type": "boolean"},
+                "start": {"type": "boolean"},
+                "side_of": {"type": "string", "minLength": 1},
             },
         }
     },
@@ -62,8 +65,11 @@ class Step:
     unit: str | None
     days: float
     next: tuple[str, ...]
-    final: bool
+    final: bool  # the result step: every path after it ends with no other step
     line: int
+    may_end: bool = False  # the procedure may end right after it on some branch (a rejection); not the result
+    start: bool = False  # an entry (a first step after a start event) when a version has several
+    side_of: str | None = None  # first step of a side path a non-interrupting event opens while this step waits
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,12 +86,17 @@ class WorkflowVersion:
         return next((s for s in self.steps if s.id == step_id), None)
 
     def reachable_final(self) -> frozenset[str]:
-        """Ids of the steps from which some final step can be reached (final steps included)."""
+        """Ids of the steps from which the end can be reached: final steps, steps that may end the
+        procedure, and the steps leading to them."""
         backwards: dict[str, list[str]] = {s.id: [] for s in self.steps}
         for s in self.steps:
             for target in s.next:
                 backwards.setdefault(target, []).append(s.id)
-        return frozenset(reachable(backwards, (s.id for s in self.steps if s.final)))
+        return frozenset(reachable(backwards, (s.id for s in self.steps if s.final or s.may_end)))
+
+    def starts(self) -> tuple[Step, ...]:
+        """The entries: the steps marked start, else the first step."""
+        return tuple(s for s in self.steps if s.start) or self.steps[:1]
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,15 +190,16 @@ def load_catalog(directory: str | os.PathLike[str]) -> Catalog:
 def catalog_from_docs(docs: Iterable[tuple[dict[str, Any], str]]) -> Catalog:
     """A catalog from already-parsed version documents (doc, where), validated like version files:
     one BadInput naming `where` lists every error; graph and naming warnings are kept."""
-    return _catalog_from_docs((doc, where, {}) for doc, where in docs)
+    return _catalog_from_docs((doc, where, {}, 0) for doc, where in docs)
 
 
-def _catalog_from_docs(docs: Iterable[tuple[dict[str, Any], str, Mapping[str, int]]]) -> Catalog:
+def _catalog_from_docs(docs: Iterable[tuple[dict[str, Any], str, Mapping[str, int], int]]) -> Catalog:
+    """(doc, where, step id -> line, line of the document's own element or 0) per version."""
     problems: list[str] = []
     warnings: list[str] = []
     loaded: list[_Loaded] = []
-    for doc, where, lines in docs:
-        item = _check_doc(doc, where, lines, None, problems, warnings)
+    for doc, where, lines, doc_line in docs:
+        item = _check_doc(doc, where, lines, doc_line, None, problems, warnings)
         if item is not None:
             loaded.append(item)
     return _finish(loaded, problems, warnings, lambda n: f"{n} problems in the workflow versions.")
@@ -204,9 +216,9 @@ def _finish(loaded: list[_Loaded], problems: list[str], warnings: list[str],
     return Catalog(tuple(versions), tuple(warnings))
 
 
-def _check_doc(doc: Any, where: str, lines: Mapping[str, int], number: int | None, problems: list[str],
-               warnings: list[str]) -> _Loaded | None:
-    loc = _DocLocator(where, doc if isinstance(doc, dict) else {}, lines)
+def _check_doc(doc: Any, where: str, lines: Mapping[str, int], doc_line: int, number: int | None,
+               problems: list[str], warnings: list[str]) -> _Loaded | None:
+    loc = _DocLocator(where, doc if isinstance(doc, dict) else {}, lines, doc_line)
     if not isinstance(doc, dict):
         problems.append(f"{where}: expected a mapping with keys procedure, name, version, steps.")
         return None
@@ -237,7 +249,7 @@ def _load_bpmn(path: str, number: int, problems: list[str], warnings: list[str])
         problems.append(f"{path}: cannot read: {e.strerror}.")
         return None
     warnings.extend(imported.warnings)
-    return _check_doc(imported.doc, path, imported.step_lines, number, problems, warnings)
+    return _check_doc(imported.doc, path, imported.step_lines, imported.line, number, problems, warnings)
 
 
 def _load_file(path: str, number: int, problems: list[str], warnings: list[str]) -> _Loaded | None:
@@ -285,12 +297,15 @@ class _DocLocator:
     where: str
     doc: dict[str, Any]
     lines: Mapping[str, int]  # step id -> line in the source, when known (BPMN elements)
+    doc_line: int = 0  # line of the element the whole document comes from (a BPMN <process>), when known
 
     def at(self, path: tuple[Any, ...], key: bool = False) -> str:
         if len(path) > 1 and path[0] == "steps" and isinstance(path[1], int):
             step_id = self.doc["steps"][path[1]].get("id")
             if step_id in self.lines:
                 return f"{self.where}:{self.lines[step_id]}"
+        if self.doc_line:
+            return f"{self.where}:{self.doc_line}"
         steps = (f"[{p}]" if isinstance(p, int) else f".{p}" for p in path)
         json_path = "".join(steps).lstrip(".")
         return f"{self.where}: {json_path}" if json_path else self.where
@@ -330,6 +345,9 @@ def _check_version(
                 next=tuple(raw.get("next", ())),
                 final=bool(raw.get("final", False)),
                 line=line,
+                may_end=bool(raw.get("may_end", False)),
+                start=bool(raw.get("start", False)),
+                side_of=raw.get("side_of"),
             )
         )
     listed = ", ".join(first_line)
@@ -340,7 +358,12 @@ def _check_version(
                     f"{loc.at(('steps', i, 'next', j))}: step '{step.id}' -> '{target}': no such step. "
                     f"Steps here: {listed}."
                 )
-    if not any(s.final for s in steps):
+        if step.side_of is not None and step.side_of not in first_line:
+            problems.append(
+                f"{loc.at(('steps', i, 'side_of'))}: step '{step.id}' is a side path of '{step.side_of}': "
+                f"no such step. Steps here: {listed}."
+            )
+    if not any(s.final or s.may_end for s in steps):
         problems.append(
             f"{loc.at(('steps',), key=True)}: no final step. "
             "Mark the step(s) that end the procedure with final: true."
@@ -352,19 +375,7 @@ def _check_version(
         )
 
     if not problems:  # graph warnings only make sense on a well-formed graph
-        start = steps[0].id
-        forward = reachable({s.id: s.next for s in steps}, [start])
-        for i, step in enumerate(steps):
-            at = loc.at(("steps", i, "id"))
-            if step.id not in forward:
-                warnings.append(
-                    f"{at}: step '{step.id}' cannot be reached from the first step '{start}'."
-                )
-            if not step.final and not step.next:
-                warnings.append(
-                    f"{at}: step '{step.id}' is not final and has no next step; "
-                    "dossiers there cannot finish."
-                )
+        warnings.extend(_graph_warnings(steps, loc))
 
     valid_from = data.get("valid_from")
     version = WorkflowVersion(
@@ -378,6 +389,26 @@ def _check_version(
     )
     where = {key: loc.at((key,)) for key in ("procedure", "name", "field")}
     return _Loaded(version, where)
+
+
+def _graph_warnings(steps: list[Step], loc: _Locator) -> list[str]:
+    """Steps no entry leads to (a side path counts from the step it opens beside), and steps with no way on."""
+    starts = [s.id for s in steps if s.start] or [steps[0].id]
+    edges: dict[str, list[str]] = {s.id: list(s.next) for s in steps}
+    for s in steps:
+        if s.side_of is not None:
+            edges[s.side_of].append(s.id)
+    forward = reachable(edges, starts)
+    quoted = [f"'{s}'" for s in starts]
+    origin = f"the first step {quoted[0]}" if len(starts) == 1 else f"any start step ({', '.join(quoted)})"
+    warnings = []
+    for i, step in enumerate(steps):
+        at = loc.at(("steps", i, "id"))
+        if step.id not in forward:
+            warnings.append(f"{at}: step '{step.id}' cannot be reached from {origin}.")
+        if not step.final and not step.may_end and not step.next:
+            warnings.append(f"{at}: step '{step.id}' is not final and has no next step; dossiers there cannot finish.")
+    return warnings
 
 
 def _check_duplicates(loaded: list[_Loaded]) -> list[str]:

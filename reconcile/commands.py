@@ -191,7 +191,7 @@ def _catalog_tables(catalog: Catalog, run_id: int) -> tuple[list[dict[str, Any]]
         for s in v.steps:
             steps.append({"run_id": run_id, "procedure": v.procedure, "version": v.version, "step_id": s.id,
                           "name": s.name, "unit": s.unit, "days": float(s.days), "final": s.final,
-                          "reaches_final": s.id in good, "line": s.line})
+                          "reaches_final": s.id in good, "line": s.line, "may_end": s.may_end})
             transitions += [{"run_id": run_id, "procedure": v.procedure, "version": v.version,
                              "from_step": s.id, "to_step": t} for t in s.next]
     return versions, steps, transitions

@@ -408,7 +408,7 @@ def _catalog(conn: Connection, run_id: int) -> dict[tuple[str, int], WorkflowVer
         steps.setdefault((s["procedure"], s["version"]), []).append(Step(
             s["step_id"], s["name"] or "", s["unit"], s["days"], tuple(nexts.get((s["procedure"], s["version"],
                                                                                   s["step_id"]), ())),
-            s["final"], s["line"] or 0))
+            s["final"], s["line"] or 0, bool(s["may_end"])))
     out = {}
     for v in conn.execute(sa.select(wf_version).where(wf_version.c.run_id == run_id)).mappings():
         key = (v["procedure"], v["version"])

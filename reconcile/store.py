@@ -19,12 +19,12 @@ from sqlalchemy.engine import Connection, Engine
 from reconcile.db import connect_engine, mask_url, normalize_url, parse_url
 from reconcile.errors import BadInput
 
-SCHEMA_VERSION = 9  # 2: wf_state and work_day (workflow census); 3: change_batch, change, batch_outcome (apply/undo);
+SCHEMA_VERSION = 10  # 2: wf_state and work_day (workflow census); 3: change_batch, change, batch_outcome (apply/undo);
 # 4: migration_step, and wf_state's migrates_to_* columns (superseded_version; added to older stores by ALTER TABLE);
 # 5: stats_group (the statistics of each run's own period); 6: no indexes in a DuckDB store (dropped from older ones);
 # 7: dossier.fingerprint nullable (closed dossiers get none); 8: plan_file, plan_action (the plans `reconcile plan`
 # wrote); 9: dossier.version_problem (why the system's workflow version cannot be read; added to older stores by
-# ALTER TABLE)
+# ALTER TABLE); 10: wf_step.may_end (a step after which the procedure may end; added likewise)
 DEFAULT_STORE = "reconcile.duckdb"
 
 metadata = sa.MetaData()
@@ -196,6 +196,7 @@ wf_step = _table(
     sa.Column("final", sa.Boolean, nullable=False),
     sa.Column("reaches_final", sa.Boolean, nullable=False),
     sa.Column("line", sa.Integer),
+    sa.Column("may_end", sa.Boolean),  # null in runs of schema 8 and before (none had such steps)
 )
 
 wf_transition = _table(
@@ -578,6 +579,8 @@ def open_store(url: str | None = None, *, create: bool = True) -> Store:
             _drop_not_null(conn, dossier.c.fingerprint)
         if found is not None and int(found) < 9:
             _add_columns(conn, dossier, ("version_problem",))
+        if found is not None and int(found) < 10:
+            _add_columns(conn, wf_step, ("may_end",))
         conn.execute(sa.delete(meta_table).where(meta_table.c.key == "schema_version"))
         conn.execute(sa.insert(meta_table).values(key="schema_version", value=str(SCHEMA_VERSION)))
     return store

@@ -32,12 +32,14 @@ def import_bpmn(path: str, *, procedure: str | None = None, version: int | None 
     side = bpmn.load_sidecar(sidecar) if sidecar else None
     imported = bpmn.parse_bpmn(data, path, procedure=procedure, version=version, process_id=process_id,
                                sidecar=side)
-    # The result must load as a catalog version: the same checks as a v<N>.yaml file (a final step...).
-    _catalog_from_docs([(imported.doc, path, imported.step_lines)])
+    # The result must load as a catalog version: the same checks, and the same graph warnings (steps no
+    # entry leads to, steps with no way on), as the file gets in a catalog folder from `workflows check`.
+    checked = _catalog_from_docs([(imported.doc, path, imported.step_lines, imported.line)])
     text = bpmn.to_yaml(imported.doc)
     if out:
         write_atomically(out, text)
-    return ImportResult(text, imported.warnings, out)
+    warnings = sorted(imported.warnings + checked.warnings, key=lambda w: bpmn.line_of(w, path))
+    return ImportResult(text, tuple(warnings), out)
 
 
 @dataclass(frozen=True, slots=True)

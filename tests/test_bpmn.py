@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import shutil
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -34,14 +36,19 @@ def problems(name: str, **kwargs: object) -> list[str]:
 def test_camunda_modeler_export_becomes_steps_with_gateways_as_transitions() -> None:
     result = imported("land-v1.bpmn")
 
-    assert result.warnings == ()
+    assert result.warnings == (
+        "land-v1.bpmn:6: 1 step of 8 has no duration (no dueDate, interrupting timer or sidecar entry), so its "
+        "days are set to 0: 'S03'.",
+        "land-v1.bpmn:73: non-interrupting boundary event 'Timer_S03' (timer) on 'S03' leads to no task: not a "
+        "way out of the task; its timer is not the task's duration.",
+    )
     assert result.doc["procedure"] == "Process_DatDai"
     assert result.doc["name"] == "Đăng ký biến động quyền sử dụng đất"
     assert result.doc["version"] == 1
     assert [(s["id"], s["unit"], s["days"], s["next"], s["final"]) for s in result.doc["steps"]] == [
         ("S01", "MOTCUA", 0.5, ["S02"], False),  # candidateGroups, dueDate PT4H
         ("S02", "MOTCUA", 1, ["S03"], False),  # lane
-        ("S03", "VPDK", 5, ["S04"], False),  # lane, timer boundary event P5D
+        ("S03", "VPDK", 0, ["S04"], False),  # lane; its P5D timer does not interrupt it: no duration
         ("S04", "VPDK", 2, ["S06", "S08"], False),  # through the exclusive gateway
         ("S06", "THUE", 3, ["S07"], False),
         ("S08", "LANHDAO", 1, ["S09"], False),
@@ -80,10 +87,9 @@ def test_other_engines_attributes_sidecar_and_unsupported_elements_are_reported(
         "mixed-engines.bpmn:6: step 'tiepnhan' has candidate groups MOTCUA, VANTHU; the first, 'MOTCUA', "
         "is its unit.",
         "mixed-engines.bpmn:6: step 'tiepnhan': the sidecar gives 1 days, the BPMN 0.5; the BPMN wins.",
-        "mixed-engines.bpmn:9: boundary event 'loi' (error) on 'thamdinh': its outgoing flow is followed as a "
-        "way out of the task; its trigger is not modelled.",
         "mixed-engines.bpmn:14: subProcess 'kiemtra' imported as one step; its 2 inner task(s) are not imported.",
-        "mixed-engines.bpmn:24: step 'kyduyet': dueDate 'P2M' is not a duration in days, weeks or hours; ignored.",
+        "mixed-engines.bpmn:24: step 'kyduyet': dueDate 'P2M' is not a duration in days, weeks or hours (up to "
+        "1000 working days); ignored.",
         "mixed-engines.bpmn:36: dataObject 'giayto' not imported (the catalog has no place for it).",
     )
 
@@ -106,10 +112,10 @@ def test_task_without_name_or_duration_gets_its_id_and_zero_days_with_warnings()
 
     assert [(s["id"], s["name"], s.get("unit"), s["days"]) for s in result.doc["steps"]] == [
         ("A", "Tiếp nhận", None, 0), ("B", "B", None, 0)]
-    assert result.warnings == (
-        "p.bpmn:6: step 'A' has no duration (no dueDate, timer or sidecar entry); days set to 0.",
+    assert result.warnings == (  # one warning for every step with no duration
+        "p.bpmn:3: 2 steps of 2 have no duration (no dueDate, interrupting timer or sidecar entry), so their days "
+        "are set to 0: 'A', 'B'.",
         "p.bpmn:11: task 'B' has no name; its id is used.",
-        "p.bpmn:11: step 'B' has no duration (no dueDate, timer or sidecar entry); days set to 0.",
     )
 
 
@@ -123,10 +129,198 @@ def test_to_yaml_round_trips_through_the_catalog_loader(tmp_path: Path) -> None:
                            "version: 1\nvalid_from: '2021-01-01'\nsteps:\n- id: S01\n  name: Tiếp nhận hồ sơ\n"
                            "  unit: MOTCUA\n  days: 0.5\n  next: [S02]\n")
     version = load_catalog(tmp_path).versions[0]
-    assert yaml.safe_load(text)["steps"] == [{k: v for k, v in s.items() if v not in ([], False)}
+    assert yaml.safe_load(text)["steps"] == [{k: v for k, v in s.items() if v is not False and v != []}
                                              for s in doc["steps"]]
     assert [(s.id, s.next, s.final) for s in version.steps] == [
         (s["id"], tuple(s["next"]), s["final"]) for s in doc["steps"]]
+
+
+# ---------------------------------------------------------------- the standard as the engines read it
+
+
+def shape(result) -> list[tuple[str, ...]]:  # type: ignore[no-untyped-def]
+    """Each step as (id, unit, days, next, then the flags it carries: final, may_end, start, side_of=X)."""
+    flags = []
+    for s in result.doc["steps"]:
+        marks = [k for k in ("final", "may_end", "start") if s.get(k)]
+        marks += [f"side_of={s['side_of']}"] if s.get("side_of") else []
+        flags.append((s["id"], s.get("unit"), s["days"], s["next"], *marks))
+    return flags
+
+
+def test_non_interrupting_boundary_events_open_side_steps_and_interrupting_ones_are_exits() -> None:
+    """A reminder timer (PT5M) opens a side path: its tasks are not in the task's next, never final because
+    of it, and the 5 minutes are not the task's days; the interrupting timer (P10D) is a way out and the
+    task's duration."""
+    result = imported("boundary-events.bpmn")
+
+    assert shape(result) == [
+        ("S03", "VPDK", 10, ["S04", "E"]),
+        ("S04", "MOTCUA", 1, [], "final"),
+        ("E", "LANHDAO", 0, [], "final"),
+        ("R1", "VPDK", 0, ["R2"], "side_of=S03"),
+        ("R2", None, 0, [], "may_end"),
+    ]
+    assert result.warnings == (
+        "boundary-events.bpmn:3: 3 steps of 5 have no duration (no dueDate, interrupting timer or sidecar entry), "
+        "so their days are set to 0: 'E', 'R1', 'R2'.",
+        "boundary-events.bpmn:7: non-interrupting boundary event 'nhac' (timer) on 'S03' opens a side path to "
+        "'R1': not a way out of the task; its timer is not the task's duration.",
+        "boundary-events.bpmn:16: non-interrupting boundary event 'bosung' (message) on 'S03' leads to no task: "
+        "not a way out of the task.",
+    )
+    catalog = catalog_from_docs([(result.doc, "x")])
+    assert catalog.warnings == ()  # the side path is reachable from the step it waits beside
+    assert catalog.versions[0].reachable_final() == {"S03", "S04", "E", "R1", "R2"}
+
+
+def test_event_subprocesses_are_not_steps_and_their_triggers_are_noted() -> None:
+    result = imported("event-subprocess.bpmn")
+
+    assert shape(result) == [("A", "MOTCUA", 0.5, ["B"]), ("B", "TUPHAP", 1, [], "final")]
+    assert result.warnings == (
+        "event-subprocess.bpmn:11: event subprocess 'huy' (triggered by message) not imported: it runs only when "
+        "its trigger fires; its 1 inner task(s) are not steps.",
+        "event-subprocess.bpmn:20: event subprocess 'nhac' (triggered by timer, non-interrupting) not imported: it "
+        "runs only when its trigger fires; its 1 inner task(s) are not steps.",
+    )
+
+
+def test_a_link_throw_event_continues_at_the_catch_event_of_the_same_name() -> None:
+    result = imported("link-events.bpmn")
+    assert shape(result) == [("A", "MOTCUA", 0.5, ["B"]), ("B", "TUPHAP", 1, [], "final")]
+    assert result.warnings == ()
+
+    data = (BPMN / "link-events.bpmn").read_bytes().replace(b'<bpmn:linkEventDefinition name="trang2"/>\n    </bpmn:'
+                                                            b'intermediateThrowEvent>', b'<bpmn:linkEventDefinition '
+                                                            b'name="trang3"/>\n    </bpmn:intermediateThrowEvent>')
+    with pytest.raises(BadInput) as caught:
+        parse_bpmn(data, "p.bpmn")
+    assert caught.value.problems == [
+        "p.bpmn:8: link throw event 'toPage2' (link 'trang3'): no link catch event of that name in process "
+        "'hotich'. Hint: give the catch event's link the same name in the modeller."
+    ]
+
+
+def test_compensation_handlers_are_left_out_before_the_graph_checks(tmp_path: Path) -> None:
+    """The handler has no flow in or out: it is left out with a warning, not refused for having no way out."""
+    result = imported("compensation.bpmn")
+
+    assert shape(result) == [("thu", "KETOAN", 1, ["xuly"]), ("xuly", "MOTCUA", 2, [], "final")]
+    assert result.warnings == (
+        "compensation.bpmn:10: compensation handler 'hoan' (serviceTask) not imported: it runs only when "
+        "compensation is thrown.",
+    )
+
+
+def test_an_activity_without_outgoing_flow_ends_its_token_with_a_warning(tmp_path: Path) -> None:
+    """B has no outgoing flow: every engine ends its token there, so it is a way to the end (final), and A,
+    whose gateway may also end the process, may end it."""
+    result = imported("dangling-task.bpmn")
+
+    assert shape(result) == [("A", None, 0, ["B"], "may_end"), ("B", None, 0, [], "final")]
+    assert result.warnings == (
+        "dangling-task.bpmn:3: 2 steps of 2 have no duration (no dueDate, interrupting timer or sidecar entry), so "
+        "their days are set to 0: 'A', 'B'.",
+        "dangling-task.bpmn:11: userTask 'B' has no outgoing sequence flow: its token ends there (an implicit end).",
+    )
+    (tmp_path / "p").mkdir()
+    shutil.copy(BPMN / "dangling-task.bpmn", tmp_path / "p" / "v1.bpmn")
+    check = invoke("workflows", "check", str(tmp_path), expect=0)
+    assert check.stdout == f"{tmp_path}: valid: 1 procedures, 1 versions, 2 steps, 2 warnings\n"
+
+
+def test_units_come_from_groups_owners_named_lanes_the_pool_then_the_assignee_never_an_id() -> None:
+    """Candidate groups in any namespace, potentialOwner's group(...), the innermost named lane (an unnamed
+    lane takes the name of the lane around it; a lane with no name around it gives nothing), the pool; an
+    element id is never a unit."""
+    data = (BPMN / "units.bpmn").read_bytes()
+    units = {s["id"]: s.get("unit") for s in parse_bpmn(data, "u.bpmn").doc["steps"]}
+    assert units == {"groups": "MOTCUA", "owner": "LANHDAO", "performer": "Văn phòng đăng ký",
+                     "lane": "Văn phòng đăng ký", "pool": "UBND huyện Bình Sơn", "person": "UBND huyện Bình Sơn"}
+
+    no_pool = parse_bpmn(data.replace(b' processRef="ubnd"', b""), "u.bpmn")
+    units = {s["id"]: s.get("unit") for s in no_pool.doc["steps"]}
+    assert units["person"] == "motcua.dung"  # the assignee, last
+    assert units["performer"] == "Văn phòng đăng ký"  # a named lane beats the humanPerformer (a person)
+    assert "pool" not in units or units["pool"] is None  # ${approver} is an expression, and no lane is named
+    assert "u.bpmn:38: step 'pool': assignee '${approver}' is an expression, not a unit; skipped." in no_pool.warnings
+    ids = {el.decode() for el in re.findall(rb'id="([^"]+)"', data)}
+    assert not ids & {s.get("unit") for s in no_pool.doc["steps"]}
+
+
+def test_every_first_task_after_a_start_is_an_entry_and_import_warns_like_check(tmp_path: Path) -> None:
+    """Two start events, the second forking at once: D, A and B are all entries; only X, which nothing
+    leads to, is unreachable, and import-bpmn says so exactly as workflows check does."""
+    result = imported("fork-after-start.bpmn")
+    assert shape(result)[:4] == [("D", None, 0, ["C"], "start"), ("C", None, 0, [], "final"),
+                                 ("A", None, 0, ["C"], "start"), ("B", None, 0, ["C"], "start")]
+
+    (tmp_path / "bpmn" / "p").mkdir(parents=True)
+    (tmp_path / "yaml" / "p").mkdir(parents=True)
+    path, out = tmp_path / "bpmn" / "p" / "v1.bpmn", tmp_path / "yaml" / "p" / "v1.yaml"
+    shutil.copy(BPMN / "fork-after-start.bpmn", path)
+    imported_ = invoke("workflows", "import-bpmn", str(path), "--out", str(out), expect=0)
+    unreachable = f"warning: {path}:24: step 'X' cannot be reached from any start step ('D', 'A', 'B')."
+    assert imported_.stderr.splitlines()[1:] == [unreachable, f"wrote {out}"]
+    checked = invoke("workflows", "check", str(tmp_path / "bpmn"), expect=0)
+    assert checked.stderr.splitlines() == imported_.stderr.splitlines()[:2]
+    assert invoke("workflows", "check", str(tmp_path / "yaml"), expect=0).stderr == (  # the YAML says the same
+        f"warning: {out}:24:7: step 'X' cannot be reached from any start step ('D', 'A', 'B').\n")
+
+
+def test_the_executable_process_else_the_only_one_with_tasks_else_every_pool_named(tmp_path: Path) -> None:
+    data = (BPMN / "collaboration.bpmn").read_bytes()
+    assert parse_bpmn(data, "c.bpmn").doc["procedure"] == "ubnd"  # the only one isExecutable="true"
+
+    drawn = data.replace(b'isExecutable="true"', b'isExecutable="false"')
+    only = drawn.replace(b'<bpmn:task id="nop" name="N\xe1\xbb\x99p h\xe1\xbb\x93 s\xc6\xa1"/>', b"")
+    only = only.replace(b'targetRef="nop"', b'targetRef="e1"').replace(b'sourceRef="nop" targetRef="e1"', b"")
+    assert parse_bpmn(only, "c.bpmn").doc["procedure"] == "ubnd"  # the applicant's pool holds no task
+
+    with pytest.raises(BadInput) as caught:
+        parse_bpmn(drawn, "c.bpmn")
+    assert caught.value.problems == [
+        "c.bpmn:15: 2 processes, none marked isExecutable=\"true\" and 2 hold tasks: 'Công dân' (congdan), "
+        "'UBND xã' (ubnd). Hint: pick one with --process ID (in a catalog folder: process: ID in the sidecar "
+        "v<N>.bpmn.yaml)."
+    ]
+    (tmp_path / "w" / "p").mkdir(parents=True)
+    (tmp_path / "w" / "p" / "v1.bpmn").write_bytes(drawn)
+    (tmp_path / "w" / "p" / "v1.bpmn.yaml").write_text("process: ubnd\n", encoding="utf-8")
+    assert load_catalog(tmp_path / "w").versions[0].procedure == "ubnd"
+
+
+def test_a_step_that_may_end_the_process_on_one_branch_is_not_the_final_step() -> None:
+    """S02 (appraisal) may end with a rejection; the result step is S04."""
+    result = imported("rejection.bpmn")
+    assert shape(result) == [("S01", "MOTCUA", 0.5, ["S02"]), ("S02", "VPDK", 5, ["S03"], "may_end"),
+                             ("S03", "LANHDAO", 1, ["S04"]), ("S04", "MOTCUA", 0.5, [], "final")]
+    text = to_yaml(result.doc)
+    assert "  next: [S03]\n  may_end: true\n" in text
+    version = catalog_from_docs([(yaml.safe_load(text), "x")]).versions[0]
+    assert [(s.id, s.final, s.may_end) for s in version.steps] == [
+        ("S01", False, False), ("S02", False, True), ("S03", False, False), ("S04", True, False)]
+
+
+def test_well_formed_xml_parses_whatever_its_namespace_uris_say() -> None:
+    """A namespace URI holding a space and an undeclared prefix break Namespaces in XML, not XML."""
+    result = imported("namespaces.bpmn")
+    assert shape(result) == [("A", "MOTCUA", 1, [], "final")]
+
+
+def test_a_process_with_no_task_is_refused_with_its_line_and_a_hint(tmp_path: Path) -> None:
+    path = tmp_path / "empty.bpmn"  # a timer between a start and an end event: nothing a dossier waits on
+    path.write_text('<?xml version="1.0"?>\n<definitions xmlns="http://www.omg.org/spec/BPMN/20100524/MODEL">\n'
+                    '  <process id="p">\n    <startEvent id="s"/><sequenceFlow id="f1" sourceRef="s" targetRef="t"/>\n'
+                    '    <intermediateCatchEvent id="t"><timerEventDefinition/></intermediateCatchEvent>\n'
+                    '    <sequenceFlow id="f2" sourceRef="t" targetRef="e"/><endEvent id="e"/>\n  </process>\n'
+                    '</definitions>\n', encoding="utf-8")
+    out = tmp_path / "v1.yaml"
+    result = invoke("workflows", "import-bpmn", str(path), "--out", str(out), expect=2)
+    assert result.stderr == (f"error: {path}:3: process 'p' has no task: a catalog version needs at least one "
+                             "step. Hint: export the process that holds the procedure's tasks.\n")
+    assert not out.exists() and not result.stdout
 
 
 # ---------------------------------------------------------------- bad input
@@ -147,11 +341,13 @@ def test_file_without_process_is_refused() -> None:
 
 
 def test_several_processes_are_listed_and_an_unknown_pick_too() -> None:
+    pools = "'Đăng ký hộ kinh doanh' (hokinhdoanh), 'Thay đổi hộ kinh doanh' (hokinhdoanh_thaydoi)"
+    hint = "Hint: pick one with --process ID (in a catalog folder: process: ID in the sidecar v<N>.bpmn.yaml)."
     assert problems("two-processes.bpmn") == [
-        "two-processes.bpmn:10: 2 processes (hokinhdoanh, hokinhdoanh_thaydoi). Hint: pick one with --process ID."
+        f'two-processes.bpmn:10: 2 processes, none marked isExecutable="true" and 2 hold tasks: {pools}. {hint}'
     ]
     assert problems("two-processes.bpmn", process_id="nope") == [
-        "two-processes.bpmn:3: no process 'nope'. Processes here: hokinhdoanh, hokinhdoanh_thaydoi."
+        f"two-processes.bpmn:3: no process 'nope'; the processes here: {pools}. {hint}"
     ]
 
 
@@ -162,10 +358,29 @@ def test_flow_to_a_missing_element_is_refused() -> None:
     ]
 
 
-def test_task_without_outgoing_flow_is_refused() -> None:
-    assert problems("dangling-task.bpmn") == [
-        "dangling-task.bpmn:11: userTask 'B' has no outgoing sequence flow and is not an end event. "
-        "Hint: connect it to the next element or to an end event."
+def test_flow_with_no_target_is_refused_saying_so() -> None:
+    data = (BPMN / "flow-to-missing.bpmn").read_bytes().replace(b'targetRef="B_deleted"', b"")
+    with pytest.raises(BadInput) as caught:
+        parse_bpmn(data, "p.bpmn")
+    assert caught.value.problems == [
+        "p.bpmn:7: sequence flow 'f2' has no targetRef. Hint: reconnect the flow in the modeller."
+    ]
+
+
+def test_elements_without_an_id_are_refused_with_their_line_and_a_hint() -> None:
+    data = (BPMN / "dangling-task.bpmn").read_bytes()
+    with pytest.raises(BadInput) as caught:
+        parse_bpmn(data.replace(b'<process id="p" name="P">', b'<process name="P">'), "p.bpmn")
+    assert caught.value.problems == [
+        "p.bpmn:3: the <process> element has no id. Hint: give the process an id in the modeller (it is the "
+        "procedure's key)."
+    ]
+    with pytest.raises(BadInput) as caught:
+        parse_bpmn(data.replace(b'<userTask id="B"', b'<userTask'), "p.bpmn")
+    assert caught.value.problems == [
+        "p.bpmn:9: sequence flow 'f3' target 'B': no such element in process 'p'. Hint: reconnect the flow in the "
+        "modeller.",
+        "p.bpmn:11: userTask with no id. Hint: give every element an id in the modeller (flows refer to them by id).",
     ]
 
 
@@ -175,7 +390,8 @@ def test_bad_sidecar_is_refused_with_its_path(tmp_path: Path) -> None:
 
     with pytest.raises(BadInput) as caught:
         load_sidecar(str(path))
-    hint = "Hint: a sidecar holds procedure, name, field, version, valid_from and steps: {TASK_ID: {days, unit, name}}."
+    hint = ("Hint: a sidecar holds procedure, name, field, version, valid_from, process and steps: {TASK_ID: {days, "
+            "unit, name}}.")
     assert caught.value.problems == [
         f"{path}:2:19: steps.S01: unknown key 'owner'. Known: days, unit, name. {hint}",
         f"{path}:2:15: steps.S01.days: -1 is less than the minimum of 0. {hint}",
@@ -222,15 +438,15 @@ def test_catalog_reports_bad_bpmn_and_sidecar_version_mismatch(tmp_path: Path, m
                                                                ) -> None:
     monkeypatch.chdir(tmp_path)
     Path("workflows/a").mkdir(parents=True)
-    shutil.copy(BPMN / "dangling-task.bpmn", "workflows/a/v1.bpmn")
+    shutil.copy(BPMN / "flow-to-missing.bpmn", "workflows/a/v1.bpmn")
     shutil.copy(BPMN / "land-v1.bpmn", "workflows/a/v2.bpmn")
     Path("workflows/a/v2.bpmn.yaml").write_text("version: 3\n", encoding="utf-8")
 
     with pytest.raises(BadInput) as caught:
         load_catalog("workflows")
     assert caught.value.problems == [
-        "workflows/a/v1.bpmn:11: userTask 'B' has no outgoing sequence flow and is not an end event. "
-        "Hint: connect it to the next element or to an end event.",
+        "workflows/a/v1.bpmn:7: sequence flow 'f2' target 'B_deleted': no such element in process 'p'. "
+        "Hint: reconnect the flow in the modeller.",
         "workflows/a/v2.bpmn.yaml: version 3 does not match the file name v2.bpmn. "
         "Set version: 2 or remove it from the sidecar.",
     ]
@@ -285,8 +501,10 @@ def test_import_bpmn_writes_out_file_whole_and_nothing_on_error(tmp_path: Path) 
 
     bad = tmp_path / "v2.yaml"
     result = invoke("workflows", "import-bpmn", str(BPMN / "two-processes.bpmn"), "--out", str(bad), expect=2)
-    assert result.stderr == (f"error: {BPMN / 'two-processes.bpmn'}:10: 2 processes (hokinhdoanh, "
-                             "hokinhdoanh_thaydoi). Hint: pick one with --process ID.\n")
+    assert result.stderr == (f"error: {BPMN / 'two-processes.bpmn'}:10: 2 processes, none marked "
+                             "isExecutable=\"true\" and 2 hold tasks: 'Đăng ký hộ kinh doanh' (hokinhdoanh), 'Thay "
+                             "đổi hộ kinh doanh' (hokinhdoanh_thaydoi). Hint: pick one with --process ID (in a catalog "
+                             "folder: process: ID in the sidecar v<N>.bpmn.yaml).\n")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["v1.yaml"]
 
 
@@ -299,18 +517,21 @@ def test_import_bpmn_refuses_a_process_without_a_reachable_end(tmp_path: Path) -
                     .replace('<endEvent id="end"/>', ""), encoding="utf-8")
 
     result = invoke("workflows", "import-bpmn", str(path), expect=2)
-    assert result.stderr == (f"error: {path}: steps: no final step. Mark the step(s) that end the procedure "
-                             "with final: true.\n")
+    assert result.stderr == (f"error: {path}:3: no path of process 'p' reaches an end: every task leads on to "
+                             "another for ever. Hint: connect the task that ends the procedure to an end event in "
+                             "the modeller.\n")
+    assert not result.stdout
 
 
 def test_workflows_check_counts_and_errors(tmp_path: Path) -> None:
     shutil.copytree(CASES / "catalog" / "sample", tmp_path / "ok")
     shutil.copy(BPMN / "land-v2.bpmn", tmp_path / "ok" / "land" / "v3.bpmn")
     result = invoke("workflows", "check", str(tmp_path / "ok"), expect=0)
-    assert result.stdout == f"{tmp_path / 'ok'}: valid: 3 procedures, 4 versions, 20 steps, 1 warnings\n"
-    assert result.stderr == (f"warning: {tmp_path / 'ok' / 'land' / 'v3.bpmn'}: name: name 'Đăng ký biến động "
-                             "quyền sử dụng đất' is also used by procedure '1.004227.000.00.00.H48'; register "
-                             "rows with this name cannot be matched by name.\n")
+    assert result.stdout == f"{tmp_path / 'ok'}: valid: 3 procedures, 4 versions, 20 steps, 3 warnings\n"
+    v3 = tmp_path / "ok" / "land" / "v3.bpmn"
+    assert result.stderr.splitlines()[2] == (
+        f"warning: {v3}:6: name 'Đăng ký biến động quyền sử dụng đất' is also used by procedure "
+        "'1.004227.000.00.00.H48'; register rows with this name cannot be matched by name.")
 
     (tmp_path / "bad" / "x").mkdir(parents=True)
     shutil.copy(BPMN / "malformed.bpmn", tmp_path / "bad" / "x" / "v1.bpmn")
@@ -318,3 +539,43 @@ def test_workflows_check_counts_and_errors(tmp_path: Path) -> None:
     assert result.stderr == (f"error: {tmp_path / 'bad' / 'x' / 'v1.bpmn'}:6:13: malformed XML: Opening and "
                              "ending tag mismatch: userTask line 5 and process. Hint: open the file in a BPMN "
                              "modeller and export it again.\n")
+
+
+# ---------------------------------------------------------------- what the engine profile makes of it
+
+
+def test_a_dossier_waiting_on_a_step_that_may_end_the_process_is_in_progress_not_finished(tmp_path: Path) -> None:
+    """Every deployment of the main land procedure's v3 gets a rejection branch: its gateway after S03 may
+    also go to the end event. S03 may end the process but is not its result: the dossiers waiting there
+    are in progress, none of them finished."""
+    from lxml import etree
+
+    from reconcile.simulate import LAND_MAIN, simulate
+    from reconcile.simulate_activiti import process_key
+    from reconcile.sources.activiti import load_activiti_profile
+
+    district = simulate(tmp_path / "d", scale=0.02, register_format="csv", system_schema="activiti")
+    con = sqlite3.connect(district.system)
+    changed = 0
+    for rowid, data in con.execute("SELECT rowid, BYTES_ FROM ACT_GE_BYTEARRAY").fetchall():
+        root = etree.fromstring(data)
+        ns = {"b": root.nsmap[None]}
+        if not root.xpath("//b:userTask[@id='S03A']", namespaces=ns):
+            continue  # not v3
+        gateway = root.xpath("//b:sequenceFlow[@sourceRef='S03']/@targetRef", namespaces=ns)[0]
+        end = root.xpath("//b:endEvent/@id", namespaces=ns)[0]
+        process = root.xpath("//b:process", namespaces=ns)[0]
+        etree.SubElement(process, f"{{{ns['b']}}}sequenceFlow", id="reject", sourceRef=gateway, targetRef=end)
+        con.execute("UPDATE ACT_GE_BYTEARRAY SET BYTES_ = ? WHERE rowid = ?", (etree.tostring(root), rowid))
+        changed += 1
+    con.commit()
+    con.close()
+    assert changed > 0
+
+    system, catalog = load_activiti_profile(district.system_source, str(district.sidecars))
+    key = process_key(LAND_MAIN)
+    v3 = [v for v in catalog.versions if v.procedure == key and v.step("S03A") is not None]
+    on_s03 = [r for r in system.dossiers.to_pylist() if r["workflow_key"] == key and r["current_step"] == "S03"
+              and str(r["workflow_version"]) in {str(v.version) for v in v3}]
+    assert on_s03 and {r["status"] for r in on_s03} <= {"in_progress", "supplement_requested"}
+    assert all((v.step("S03").may_end, v.step("S03").final) == (True, False) for v in v3)  # type: ignore[union-attr]

@@ -156,6 +156,40 @@ def test_reachable_final_leaves_out_steps_that_cannot_finish(catalog_dir: Path) 
     assert version.reachable_final() == {"A", "B", "D"}
 
 
+def test_steps_that_may_end_starts_and_side_paths_are_optional_keys(catalog_dir: Path) -> None:
+    """may_end counts as a way to the end (S04: a rejection; R: a reminder's side path), start marks every
+    entry and side_of makes a side path reachable from the step it waits beside: no warning here. Older
+    files, without the keys, load as before (the other tests)."""
+    write(catalog_dir, {"a/v1.yaml": """\
+        procedure: P1
+        name: Thủ tục một
+        version: 1
+        steps:
+          - {id: A, name: a, days: 1, start: true, next: [S04]}
+          - {id: B, name: b, days: 1, start: true, next: [S04]}
+          - {id: S04, name: thẩm định, days: 1, next: [S05], may_end: true}
+          - {id: R, name: nhắc việc, days: 0, side_of: S04, may_end: true}
+          - {id: S05, name: c, days: 1, next: [S05]}
+        """})
+    catalog = load_catalog("workflows")
+    version = catalog.versions[0]
+
+    assert catalog.warnings == ()
+    assert version.reachable_final() == {"A", "B", "S04", "R"}  # S05 loops for ever
+    assert [(s.id, s.final, s.may_end, s.start, s.side_of) for s in version.steps] == [
+        ("A", False, False, True, None), ("B", False, False, True, None), ("S04", False, True, False, None),
+        ("R", False, True, False, "S04"), ("S05", False, False, False, None)]
+    assert [s.id for s in version.starts()] == ["A", "B"]
+
+
+def test_a_side_path_of_an_unknown_step_is_refused_with_its_position(catalog_dir: Path) -> None:
+    write(catalog_dir, {"land/v1.yaml": SIMPLE + "  - {id: R, name: nhắc, days: 0, side_of: X, may_end: true}\n"})
+
+    assert problems_of() == [
+        "workflows/land/v1.yaml:7:43: step 'R' is a side path of 'X': no such step. Steps here: A, B, R."
+    ]
+
+
 # ---------------------------------------------------------------- warnings
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import duckdb
@@ -84,3 +85,56 @@ def test_census_without_an_audit_run_is_a_clear_error(tmp_path: Path) -> None:
     result = invoke("census", "--store", str(tmp_path / "none.duckdb"), expect=2)
     assert result.stderr.strip() == (f"error: store {tmp_path / 'none.duckdb'}: no such file. Hint: run "
                                      "`reconcile audit` first, or pass --store.")
+
+
+def audit_of(root: Path, store: str) -> dict:
+    result = invoke("audit", "--register", str(root / "register-2021.csv"), "--system", str(root / "system"),
+                    "--workflows", str(root / "workflows"), "--as-of", "2021-06-30", "--store", store,
+                    "--format", "json", expect=1)
+    return json.loads(result.stdout)
+
+
+def with_s10_may_end(tmp_path: Path) -> Path:
+    """The basic scenario with v2's S10 ("waiting for another agency") marked as a step after which the
+    procedure may end (the other agency refuses): a dossier there is waiting, not stuck."""
+    root = tmp_path / "basic"
+    shutil.copytree(BASIC, root)
+    v2 = root / "workflows" / "land" / "v2.yaml"
+    text = v2.read_text(encoding="utf-8")
+    v2.write_text(text.replace("    days: 3\n  - id: S11", "    days: 3\n    may_end: true\n  - id: S11"),
+                  encoding="utf-8")
+    assert v2.read_text(encoding="utf-8") != text
+    return root
+
+
+def test_a_dossier_on_a_step_that_may_end_the_procedure_is_no_dead_end(store_url: str, tmp_path: Path) -> None:
+    report = audit_of(with_s10_may_end(tmp_path), store_url)
+    on_s10 = "000.00.53.H48-210106-0014"
+    assert [f["kind"] for f in report["findings"] if f["dossier_code"] == on_s10] == []
+    assert "dead_end_step" not in report["summary"]
+    rows = {(r["procedure"], r["version"], r["step"]): r for r in census(store_url)["rows"]}
+    assert (rows[(LAND, 2, "S10")]["open"], rows[(LAND, 2, "S10")]["orphaned"]) == (1, 0)
+
+
+def test_a_store_of_schema_8_gets_the_may_end_column(store_url: str, tmp_path: Path) -> None:
+    import sqlalchemy as sa
+
+    from reconcile.store import SCHEMA_VERSION, meta_table, open_store, wf_step
+
+    root = with_s10_may_end(tmp_path)
+    audit_of(root, store_url)
+    store = open_store(store_url, create=False)
+    with store.begin() as conn:  # the store as schema 8 left it
+        conn.exec_driver_sql("ALTER TABLE wf_step DROP COLUMN may_end")
+        conn.execute(sa.update(meta_table).where(meta_table.c.key == "schema_version").values(value="8"))
+    store.engine.dispose()
+    report = audit_of(root, store_url)
+    assert report["run"]["id"] == 2 and "dead_end_step" not in report["summary"]
+    store = open_store(store_url, create=False)
+    with store.connect() as conn:
+        version = conn.execute(sa.select(meta_table.c.value).where(meta_table.c.key == "schema_version")).scalar()
+        may_end = dict(conn.execute(sa.select(wf_step.c.run_id, wf_step.c.may_end)
+                                    .where(wf_step.c.step_id == "S10", wf_step.c.version == 2)).all())
+    store.engine.dispose()
+    assert version == str(SCHEMA_VERSION)
+    assert may_end == {1: None, 2: True}  # run 1's rows were written before the column existed

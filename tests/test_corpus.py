@@ -53,6 +53,7 @@ LAUGHS = ('<?xml version="1.0"?>\n<!DOCTYPE d [<!ENTITY a "aaaaaaaaaa">'
           + ']>\n<definitions xmlns="http://www.omg.org/spec/BPMN/20100524/MODEL"><process id="p" name="&h;">'
           '<startEvent id="s"/></process></definitions>\n')
 PYTHON_TAG = "!!python/object/apply:os.system ['touch pwned']"
+PICK_HINT = "Hint: pick one with --process ID (in a catalog folder: process: ID in the sidecar v<N>.bpmn.yaml)."
 
 
 def alias_bomb(key: str, levels: int = 6) -> str:
@@ -334,11 +335,19 @@ CASES: list[Case] = [
     case("bpmn-no-process", "workflows check workflows", f"error: {EDU_DIR}/v2.bpmn:2: no BPMN <process> element (root "
          "<definitions>). Hint: export a BPMN 2.0 process diagram, not a collaboration-only or DMN file.",
          bpmn("no-process.bpmn", f"{EDU_DIR}/v2.bpmn")),
-    case("bpmn-two-processes", "workflows check workflows", f"error: {EDU_DIR}/v2.bpmn:10: 2 processes (hokinhdoanh, "
-         "hokinhdoanh_thaydoi). Hint: pick one with --process ID.", bpmn("two-processes.bpmn", f"{EDU_DIR}/v2.bpmn")),
-    case("bpmn-dangling-task", "workflows check workflows", f"error: {EDU_DIR}/v2.bpmn:11: userTask 'B' has no "
-         "outgoing sequence flow and is not an end event. Hint: connect it to the next element or to an end event.",
-         bpmn("dangling-task.bpmn", f"{EDU_DIR}/v2.bpmn")),
+    case("bpmn-two-processes", "workflows check workflows", f"error: {EDU_DIR}/v2.bpmn:10: 2 processes, none marked "
+         "isExecutable=\"true\" and 2 hold tasks: 'Đăng ký hộ kinh doanh' (hokinhdoanh), 'Thay đổi hộ kinh doanh' "
+         f"(hokinhdoanh_thaydoi). {PICK_HINT}", bpmn("two-processes.bpmn", f"{EDU_DIR}/v2.bpmn")),
+    case("bpmn-link-without-catch", "workflows check workflows", f"error: {EDU_DIR}/v2.bpmn:8: link throw event "
+         "'toPage2' (link 'trang2'): no link catch event of that name in process 'hotich'. Hint: give the catch event's "
+         "link the same name in the modeller.", bpmn("link-events.bpmn", f"{EDU_DIR}/v2.bpmn"),
+         edit(f"{EDU_DIR}/v2.bpmn", '<bpmn:linkEventDefinition name="trang2"/>\n    </bpmn:intermediateCatchEvent>',
+              '<bpmn:linkEventDefinition name="trang 2"/>\n    </bpmn:intermediateCatchEvent>')),
+    case("bpmn-no-task", "workflows check workflows", f"error: {EDU_DIR}/v2.bpmn:3: process 'p' has no task: a "
+         "catalog version needs at least one step. Hint: export the process that holds the procedure's tasks.",
+         bpmn("dangling-task.bpmn", f"{EDU_DIR}/v2.bpmn"), edit(f"{EDU_DIR}/v2.bpmn", '<userTask id="A" name="Tiếp '
+         'nhận"/>', '<manualTask id="A" isForCompensation="true"/>'), edit(f"{EDU_DIR}/v2.bpmn", '<userTask id="B" '
+         'name="Thẩm định"/>', '<intermediateCatchEvent id="B"/>')),
     case("bpmn-external-entity", "workflows check workflows", f"error: {EDU_DIR}/v2.bpmn:3:91: malformed XML: "
          "Attribute references external entity 'x'. Hint: open the file in a BPMN modeller and export it again.",
          write(f"{EDU_DIR}/v2.bpmn", XXE)),
@@ -349,14 +358,15 @@ CASES: list[Case] = [
          "XML: Attribute references external entity 'x'. Hint: open the file in a BPMN modeller and export it again.",
          write("x.bpmn", XXE)),
     case("bpmn-import-unknown-process", "workflows import-bpmn x.bpmn --out out.yaml --process nope",
-         "error: x.bpmn:3: no process 'nope'. Processes here: hokinhdoanh, hokinhdoanh_thaydoi.",
+         "error: x.bpmn:3: no process 'nope'; the processes here: 'Đăng ký hộ kinh doanh' (hokinhdoanh), 'Thay đổi hộ "
+         f"kinh doanh' (hokinhdoanh_thaydoi). {PICK_HINT}",
          bpmn("two-processes.bpmn", "x.bpmn")),
     case("bpmn-import-out-folder-missing", "workflows import-bpmn x.bpmn --out nodir/out.yaml", "error: nodir/out.yaml: "
          "folder nodir does not exist. Hint: create it first.", bpmn("land-v1.bpmn", "x.bpmn")),
     case("bpmn-import-missing", "workflows import-bpmn nope.bpmn", "error: nope.bpmn: cannot read: No such file or "
          "directory. Hint: give the path of a .bpmn file."),
     case("bpmn-sidecar-wrong-type", "workflows import-bpmn x.bpmn --sidecar s.yaml", "error: s.yaml:1:8: steps: 5 "
-         "is not of type 'object'. Hint: a sidecar holds procedure, name, field, version, valid_from and steps: "
+         "is not of type 'object'. Hint: a sidecar holds procedure, name, field, version, valid_from, process and steps: "
          "{TASK_ID: {days, unit, name}}.", bpmn("land-v1.bpmn", "x.bpmn"), write("s.yaml", "steps: 5\n")),
     # ------------------------------------------------------------------------ migration rules
     case("rules-target-step-unknown", "rules check", f"error: {RULES}:18:18: rule 'v2-to-v3': target step 'S99' is "
@@ -502,8 +512,8 @@ CASES: list[Case] = [
     case("plan-command-unknown-run", "plan --run 5", "error: run 5: no such audit run in duckdb:///reconcile.duckdb. Hint: "
          "`reconcile history`."),
     case("plan-other-run-fingerprint", f"apply {PLAN} --yes", "error: plan.yaml: plan made for a run 1 with fingerprint "
-         "abcdefabcdefabcd, but this store's run 1 has bdb1d547b0fb65a7. Hint: plan again.",
-         edit(PLAN, "run_fingerprint: bdb1d547b0fb65a7", "run_fingerprint: abcdefabcdefabcd")),
+         "abcdefabcdefabcd, but this store's run 1 has 2e85539624f75978. Hint: plan again.",
+         edit(PLAN, "run_fingerprint: 2e85539624f75978", "run_fingerprint: abcdefabcdefabcd")),
     case("plan-other-mapping", f"apply {PLAN} --yes", "error: plan.yaml: plan.system.mapping 'other.yaml' differs from "
          "audit run 1's 'system/mapping.yaml'. Hint: the header is written by `reconcile plan`; plan again.",
          edit(PLAN, '"mapping": "system/mapping.yaml"}', '"mapping": "other.yaml"}')),

@@ -44,6 +44,9 @@ def without_s07(data: bytes) -> bytes:
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
 
 
+INTERRUPTING = LAND_V1.replace(b'name="Qu\xc3\xa1 h\xe1\xba\xa1n" cancelActivity="false"', b'name="Qu\xc3\xa1 h\xe1\xba\xa1n"')
+assert INTERRUPTING != LAND_V1
+
 # Version pairs in the style of Camunda Modeler exports; land v1 -> v2 exercises every pairing rule.
 PAIRS = {
     "land v1 -> v2": (LAND_V1, LAND_V2),
@@ -51,7 +54,8 @@ PAIRS = {
         b'camunda:candidateGroups="LANHDAO" camunda:dueDate="P1D"',
         b'camunda:candidateGroups="PHOCHUTICH" camunda:dueDate="P3D"')),
     "S08 renamed": (LAND_V1, LAND_V1.replace('name="Ký duyệt"'.encode(), 'name="Lãnh đạo ký duyệt"'.encode())),
-    "timer of S03": (LAND_V1, LAND_V1.replace(b">P5D<", b">P7D<")),
+    # S03's timer made interrupting: only then is it the step's time limit (a non-interrupting one is a reminder).
+    "timer of S03": (INTERRUPTING, INTERRUPTING.replace(b">P5D<", b">P7D<")),
     "S07 taken out": (LAND_V1, without_s07(LAND_V1)),
 }
 

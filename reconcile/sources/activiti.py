@@ -764,7 +764,7 @@ def _status(row: Any, places: list[_Place], version: WorkflowVersion | None) -> 
     if version is not None and named and all(p.step is not None for p in places):
         if all((s := version.step(x)) is not None and s.final for x in named):
             return STATUS_RULES["final step"], "running"
-        if named == {version.steps[0].id}:
+        if named <= {s.id for s in version.starts()}:  # waiting at an entry (several starts: any of them)
             return STATUS_RULES["first step"], "running"
     return STATUS_RULES["running"], "running"
 
