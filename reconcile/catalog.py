@@ -35,12 +35,14 @@ SCHEMA: dict[str, Any] = {
     "required": ["procedure", "name", "version", "steps"],
     "properties": {
         **VERSION_KEYS,
-        "steps": {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/step"}},
+        "steps": {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/step"},
+                  "hint": "a version lists its steps, e.g. - {id: S01, name: Tiếp nhận, days: 1, next: [S02]}"},
     },
     "$defs": {
         "step": {
             "type": "object",
             "required": ["id", "name", "days"],
+            "additionalProperties": False,  # a misspelt key (`may-end`) is an error, not silently nothing
             "properties": {
                 "id": {"type": "string", "minLength": 1},
                 "name": {"type": "string"},
@@ -56,6 +58,7 @@ SCHEMA: dict[str, Any] = {
     },
 }
 _VALIDATOR = Draft202012Validator(SCHEMA, format_checker=Draft202012Validator.FORMAT_CHECKER)
+FORMAT_HINT = 'Hint: see "Workflow catalog" in README (procedure, name, version, steps: id, name, unit, days, next).'
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,7 +227,9 @@ def _check_doc(doc: Any, where: str, lines: Mapping[str, int], doc_line: int, nu
         return None
     schema_errors = sorted(_VALIDATOR.iter_errors(doc), key=lambda e: [str(p) for p in e.absolute_path])
     if schema_errors:
-        problems += [f"{loc.at(tuple(e.absolute_path))}: {yamlio.schema_message(e)}" for e in schema_errors]
+        problems += [f"{loc.at(tuple(e.absolute_path))}: {yamlio.schema_message(e).rstrip('.')}. "
+                     + (f"Hint: {e.schema['hint']}." if isinstance(e.schema, dict) and "hint" in e.schema
+                        else FORMAT_HINT) for e in schema_errors]
         return None
     return _check_version(where, number, doc, loc, problems, warnings)
 
@@ -262,7 +267,7 @@ def _load_file(path: str, number: int, problems: list[str], warnings: list[str])
         problems.append(f"{path}:1:1: empty file. Expected keys procedure, name, version, steps.")
         return None
 
-    schema_problems = yamlio.schema_problems(path, node, _VALIDATOR, data)
+    schema_problems = yamlio.schema_problems(path, node, _VALIDATOR, data, FORMAT_HINT)
     if schema_problems:
         problems.extend(schema_problems)
         return None  # the checks below rely on the shape the schema guarantees

@@ -21,7 +21,7 @@ from typing import Any
 from reconcile.catalog import Step, WorkflowVersion
 from reconcile.normalize import compare_key, fold
 
-COMPARED = ("name", "unit", "days", "final")
+COMPARED = ("name", "unit", "days", "final", "may_end", "start", "side_of")
 
 
 @dataclass(frozen=True, slots=True)

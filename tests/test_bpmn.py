@@ -12,7 +12,7 @@ import yaml
 
 from helpers import invoke
 from reconcile.bpmn import load_sidecar, parse_bpmn, to_yaml
-from reconcile.catalog import catalog_from_docs, load_catalog
+from reconcile.catalog import FORMAT_HINT, catalog_from_docs, load_catalog
 from reconcile.errors import BadInput
 
 from conftest import CASES
@@ -473,9 +473,9 @@ def test_catalog_from_docs_validates_like_files() -> None:
         "within a version.",
         "engine P:2: steps[0].next[0]: step 'A' -> 'X': no such step. Steps here: A.",
         "engine P:2: steps: no final step. Mark the step(s) that end the procedure with final: true.",
-        "engine Q:1: 'procedure' is required. Keys here: name.",
-        "engine Q:1: 'version' is required. Keys here: name.",
-        "engine Q:1: 'steps' is required. Keys here: name.",
+        f"engine Q:1: 'procedure' is required. Keys here: name. {FORMAT_HINT}",
+        f"engine Q:1: 'version' is required. Keys here: name. {FORMAT_HINT}",
+        f"engine Q:1: 'steps' is required. Keys here: name. {FORMAT_HINT}",
         "engine P:1 again: procedure: procedure 'P' version 1 is also defined in engine P:2. "
         "Keep one file per version.",
     ]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from reconcile.catalog import Step, load_catalog, reachable
+from reconcile.catalog import FORMAT_HINT, Step, load_catalog, reachable
 from reconcile.errors import BadInput
 
 SAMPLE = Path(__file__).parent / "cases" / "catalog" / "sample"
@@ -329,51 +329,60 @@ def test_unreadable_yaml_is_one_line_with_position(
     assert problems_of() == [expected]
 
 
+STEPS_HINT = "Hint: a version lists its steps, e.g. - {id: S01, name: Tiếp nhận, days: 1, next: [S02]}."
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
         pytest.param(
             "# procedure 42\n\nprocedure: P1\nname: a\nsteps: []\n",
             ["workflows/land/v1.yaml:3:1: 'version' is required. "
-             "Keys here: procedure, name, steps.",
-             "workflows/land/v1.yaml:5:8: steps: [] should be non-empty"],
+             "Keys here: procedure, name, steps. " + FORMAT_HINT,
+             "workflows/land/v1.yaml:5:8: steps: [] should be non-empty. " + STEPS_HINT],
             id="required-and-empty-steps",
         ),
         pytest.param(
             SIMPLE.replace("days: 1, final", "days: abc, final"),
-            ["workflows/land/v1.yaml:6:38: steps[1].days: 'abc' is not of type 'number'"],
+            ["workflows/land/v1.yaml:6:38: steps[1].days: 'abc' is not of type 'number'. " + FORMAT_HINT],
             id="days-type",
         ),
         pytest.param(
             SIMPLE.replace("days: 1, next", "days: -1, next"),
-            ["workflows/land/v1.yaml:5:36: steps[0].days: -1 is less than the minimum of 0"],
+            ["workflows/land/v1.yaml:5:36: steps[0].days: -1 is less than the minimum of 0. " + FORMAT_HINT],
             id="days-negative",
         ),
         pytest.param(
             SIMPLE.replace("{id: B, name: Trả kết quả, ", "{id: B, "),
             ["workflows/land/v1.yaml:6:5: steps[1]: 'name' is required. "
-             "Keys here: id, days, final."],
+             "Keys here: id, days, final. " + FORMAT_HINT],
             id="step-name-required",
         ),
         pytest.param(
             SIMPLE + "valid_from: 2021-02-31\n",
-            ["workflows/land/v1.yaml:7:13: valid_from: '2021-02-31' is not a 'date'"],
+            ["workflows/land/v1.yaml:7:13: valid_from: '2021-02-31' is not a 'date'. " + FORMAT_HINT],
             id="impossible-date",
         ),
         pytest.param(
             SIMPLE.replace("version: 1", "version: '1'").replace("next: [B]", "next: B"),
-            ["workflows/land/v1.yaml:3:10: version: '1' is not of type 'integer'",
-             "workflows/land/v1.yaml:5:45: steps[0].next: 'B' is not of type 'array'"],
+            ["workflows/land/v1.yaml:3:10: version: '1' is not of type 'integer'. " + FORMAT_HINT,
+             "workflows/land/v1.yaml:5:45: steps[0].next: 'B' is not of type 'array'. " + FORMAT_HINT],
             id="types-sorted-by-position",
         ),
         pytest.param(
             "procedure: P1\nname: a\nversion: 1\nsteps: {A: {}}\n",
-            ["workflows/land/v1.yaml:4:8: steps: a mapping is not of type 'array'"],
+            ["workflows/land/v1.yaml:4:8: steps: a mapping is not of type 'array'. " + STEPS_HINT],
             id="steps-mapping",
         ),
         pytest.param(
+            SIMPLE.replace("final: true}", "final: true, may-end: true}"),
+            ["workflows/land/v1.yaml:6:54: steps[1]: unknown key 'may-end'. Known: id, name, unit, days, next, final, "
+             "may_end, start, side_of. " + FORMAT_HINT],
+            id="step-key-misspelt",
+        ),
+        pytest.param(
             "- procedure: P1\n",
-            ["workflows/land/v1.yaml:1:1: a list is not of type 'object'"],
+            ["workflows/land/v1.yaml:1:1: a list is not of type 'object'. " + FORMAT_HINT],
             id="top-level-list",
         ),
     ],

@@ -288,23 +288,31 @@ CASES: list[Case] = [
          "that end the procedure with final: true.", edit(EDU, "final: true", "final: false")),
     case("catalog-version-not-file-name", "workflows check workflows", f"error: {EDU}:6:10: version 2 does not match "
          "the file name v1.yaml. Set version: 1 or rename the file.", edit(EDU, "version: 1", "version: 2")),
-    case("catalog-days-not-a-number", "workflows check workflows", f"error: {EDU}:11:65: steps[1].days: 'lots' is not "
-         "of type 'number'", edit(EDU, "days: 17", "days: lots")),
-    case("catalog-days-negative", "workflows check workflows", f"error: {EDU}:11:65: steps[1].days: -3 is less than "
-         "the minimum of 0", edit(EDU, "days: 17", "days: -3")),
+    case("catalog-days-not-a-number", "workflows check workflows", f"error: {EDU}:11:65: steps[1].days: 'lots' is "
+         f"not of type 'number'. Hint: see \"Workflow catalog\" in README (procedure, name, version, steps: id, "
+         f"name, unit, days, next).", edit(EDU, "days: 17", "days: lots")),
+    case("catalog-days-negative", "workflows check workflows", f"error: {EDU}:11:65: steps[1].days: -3 is less "
+         f"than the minimum of 0. Hint: see \"Workflow catalog\" in README (procedure, name, version, steps: id, "
+         f"name, unit, days, next).", edit(EDU, "days: 17", "days: -3")),
     case("catalog-days-nan", "workflows check workflows", f"error: {EDU}:11:65: '.nan' is not a finite number. "
          f"Hint: write a number such as 5 or 0.5.",
          edit(EDU, "days: 17", "days: .nan")),
     case("catalog-days-infinite", "workflows check workflows", f"error: {EDU}:11:65: '.inf' is not a finite "
          f"number. Hint: write a number such as 5 or 0.5.",
          edit(EDU, "days: 17", "days: .inf")),
-    case("catalog-procedure-missing", "workflows check workflows", f"error: {EDU}:3:1: 'procedure' is required. Keys "
-         "here: name, field, version, valid_from, synthetic, steps.",
+    case("catalog-procedure-missing", "workflows check workflows", f"error: {EDU}:3:1: 'procedure' is required. "
+         f"Keys here: name, field, version, valid_from, synthetic, steps. Hint: see \"Workflow catalog\" in README "
+         f"(procedure, name, version, steps: id, name, unit, days, next).",
          edit(EDU, 'procedure: "1.004439.000.00.00.H48"\n', "")),
-    case("catalog-step-name-missing", "workflows check workflows", f"error: {EDU}:11:5: steps[1]: 'name' is required. "
-         "Keys here: id, nam, unit, days, next, final.", edit(EDU, 'name: "Thẩm định', 'nam: "Thẩm định')),
-    case("catalog-valid-from-not-a-date", "workflows check workflows", f"error: {EDU}:7:13: valid_from: '2020-02-30' "
-         "is not a 'date'", edit(EDU, "valid_from: 2020-01-01", "valid_from: 2020-02-30")),
+    case("catalog-step-name-missing", "workflows check workflows", f"error: {EDU}:11:5: steps[1]: 'name' is "
+         f"required. Keys here: id, nam, unit, days, next, final. Hint: see \"Workflow catalog\" in README "
+         f"(procedure, name, version, steps: id, name, unit, days, next).\n"
+         f"error: {EDU}:11:15: steps[1]: unknown key 'nam'. Known: id, name, unit, days, next, final, may_end, "
+         f"start, side_of. Hint: see \"Workflow catalog\" in README (procedure, name, version, steps: id, name, "
+         f"unit, days, next).", edit(EDU, 'name: "Thẩm định', 'nam: "Thẩm định')),
+    case("catalog-valid-from-not-a-date", "workflows check workflows", f"error: {EDU}:7:13: valid_from: "
+         f"'2020-02-30' is not a 'date'. Hint: see \"Workflow catalog\" in README (procedure, name, version, "
+         f"steps: id, name, unit, days, next).", edit(EDU, "valid_from: 2020-01-01", "valid_from: 2020-02-30")),
     case("catalog-python-tag", "workflows check workflows", f"error: {EDU_DIR}/v2.yaml:1:1: unsupported YAML tag "
          f"!!python/object/apply:os.system. Hint: these files hold plain data (text, numbers, lists and mappings): "
          f"remove the tag.",

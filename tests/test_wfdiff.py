@@ -107,6 +107,16 @@ def test_a_step_with_no_unit_is_never_paired_by_position() -> None:
     assert (d.removed, d.added, d.replaced) == (("B",), ("C",), ())
 
 
+def test_a_step_that_comes_to_may_end_the_process_or_to_open_a_side_path_is_a_change() -> None:
+    steps = [{"id": "A", "name": "a", "days": 1, "next": ["B", "R"]}, {"id": "B", "name": "b", "days": 1, "final": True},
+             {"id": "R", "name": "r", "days": 1}]
+    later = [{**steps[0], "may_end": True}, steps[1], {**steps[2], "side_of": "A"}]
+    a, b = catalog_from_docs([({"procedure": "P", "name": "p", "version": n, "steps": s}, f"v{n}")
+                              for n, s in ((1, steps), (2, later))]).versions
+    assert diff_versions(a, b).changed == (ChangedStep("A", (FieldChange("may_end", False, True),)),
+                                           ChangedStep("R", (FieldChange("side_of", None, "A"),)))
+
+
 # ---------------------------------------------------------------- cross-check with SpiffWorkflow
 
 

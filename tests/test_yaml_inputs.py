@@ -22,6 +22,7 @@ from conftest import CASES
 from helpers import invoke
 from reconcile import apply as ap
 from reconcile import planfile
+from reconcile.catalog import FORMAT_HINT
 from reconcile.commands import plan as make_plan
 from reconcile.store import open_store
 
@@ -159,7 +160,7 @@ def test_alias_bomb_is_refused_by_every_yaml_reader(reader: str, tmp_path: Path)
     (".nan", 60, "'.nan' is not a finite number. Hint: write a number such as 5 or 0.5."),
     ("-.inf", 60, "'-.inf' is not a finite number. Hint: write a number such as 5 or 0.5."),
     ("1.0e+999", 60, "'1.0e+999' is not a finite number. Hint: write a number such as 5 or 0.5."),
-    ("5000", 60, "steps[0].days: 5000 is greater than the maximum of 1000"),
+    ("5000", 60, f"steps[0].days: 5000 is greater than the maximum of 1000. {FORMAT_HINT}"),
 ])
 def test_step_days_that_are_not_a_real_count_are_refused_by_the_catalog_check(tmp_path: Path, days: str, col: int,
                                                                                what: str) -> None:
@@ -182,7 +183,7 @@ def test_a_version_number_the_store_cannot_hold_is_refused_by_the_catalog_check(
     v = write(tmp_path / "wf" / "land" / f"v{big}.yaml", text.replace("version: 1", f"version: {big}"))
     line = next(i for i, t in enumerate(v.read_text(encoding="utf-8").splitlines(), 1) if t.startswith("version:"))
     assert refused(tmp_path, "workflows", "check", str(tmp_path / "wf")) == (
-        f"error: {v}:{line}:10: version: {big} is greater than the maximum of 2147483647")
+        f"error: {v}:{line}:10: version: {big} is greater than the maximum of 2147483647. {FORMAT_HINT}")
 
 
 def test_sidecar_days_must_be_finite(tmp_path: Path) -> None:
