@@ -18,7 +18,7 @@ demo: $(VENV)/.installed
 	$(BIN)/reconcile demo --out $(DEMO)
 
 test: $(VENV)/.installed
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto
 
 bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/bench_audit.py
