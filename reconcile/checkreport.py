@@ -237,7 +237,7 @@ _NUMBERING = re.compile(r"\(?([0-9]+)\)?")
 
 def _is_numbering(cells: Sequence[Any]) -> bool:
     """A column-numbering row: (1) (2) … or 1 2 …, consecutive."""
-    found = [_NUMBERING.fullmatch(text_of(c)) for c in cells]
+    found = [_NUMBERING.fullmatch(text_of(c)) for c in cells if text_of(c)]  # a column without a number: blank
     nums = [int(m[1]) for m in found if m]
     return len(found) > 2 and len(nums) == len(found) and all(b == a + 1 for a, b in zip(nums, nums[1:]))
 
@@ -384,8 +384,8 @@ def read_table(grid: Grid, layout: str = "auto") -> Table:
         return table
     counts = tuple(c.measure for c in columns if c.measure and not c.percent)
     percents = tuple(c.measure for c in columns if c.measure and c.percent)
-    match = next((x for x in PRESETS.values() if x.keys == counts and not percents and not left_out), None)
-    cols = match.as_columns() if match else Columns(counts, percents)
+    match = next((x for x in PRESETS.values() if x.keys == counts), None)  # the form's columns, whatever beside
+    cols = Columns(counts, percents, dict(match.columns) if match else None)
     table = _parse(grid, b, columns, cols, match.name if match else "header", notes + left_out)
     table.layout_from = f"header {grid.rows_ref(header[0], header[1])} recognised"
     return table

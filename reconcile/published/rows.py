@@ -30,7 +30,7 @@ class Row:
 
 
 STT = re.compile(r"[0-9]+\.?")
-_ROMAN = re.compile(r"(?=[IVXLC])(?:X{0,3})(?:IX|IV|V?I{0,3})\.?", re.IGNORECASE)
+_ROMAN = re.compile(r"(?=[IVX])X{0,3}(?:IX|IV|V?I{0,3})\.?")
 _SUB = re.compile(r"[0-9]+\.[0-9]+\.?|[a-zđ][).]?|[-+*•–]")
 _GRAND = {words(x) for x in GRAND_LABELS}
 _LEVELS = [words(x) for x in LEVEL_LABELS]
@@ -45,12 +45,14 @@ def kind(stt: str, label: str) -> tuple[str, str]:
     rest = ws
     while rest and rest[0] in ("tong", "cong", "so"):
         rest = rest[1:]
-    if _ROMAN.fullmatch(stt) or any(ws[i:i + 2] == lv for lv in _LEVELS for i in range(min(len(ws), 4))):
+    if _ROMAN.fullmatch(stt):
+        return "section", ""
+    if _SUB.fullmatch(stt) or (not stt and label[:1] in "-+•"):
+        return "sub", ""
+    if any(ws[i:i + 2] == lv for lv in _LEVELS for i in range(min(len(ws), 4))):
         return "section", ""
     if rest != ws and rest:
         return "group", "".join(rest).removeprefix("linhvuc")
-    if _SUB.fullmatch(stt) or (not stt and label[:1] in "-+•"):
-        return "sub", ""
     return "detail", ""
 
 
