@@ -180,6 +180,8 @@ def _check_tree(cols: Columns, rows: list[Row], kinds: list[tuple[str, str]],
             children[id(r)] = []
         elif k == "sub" and item is not None:
             children.setdefault(id(item), []).append(r)
+        elif k == "sub" and section is not None:  # "- Phòng X" right under "Cấp huyện"
+            children[id(section)].append(r)
         else:
             item = r
             if section is not None:
