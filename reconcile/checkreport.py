@@ -359,6 +359,7 @@ def read_table(grid: Grid, layout: str = "auto") -> Table:
     if extra:  # a notes column right of the numbers
         cols = grid.cols_ref(extra[0], extra[-1]) if len(extra) > 1 else f"column {grid.col(extra[0])}"
         notes.append(f"{cols} right of the numbers ignored (not counts)")
+    _no_shifted_rows(grid, b)
     if header is not None:
         columns, left_out = _by_meaning(grid, b, header[2])
         if not any(c.measure for c in columns):
@@ -391,6 +392,26 @@ def read_table(grid: Grid, layout: str = "auto") -> Table:
     return table
 
 
+def _no_shifted_rows(grid: Grid, b: Block) -> None:
+    """A row with numbers right of the table's last column has its cells shifted: most often a count written
+    "59,010" without quotes in a comma-separated file, split into "59" and "010". Never read it shifted."""
+    problems = []
+    for r in range(b.first, b.last + 1):
+        row = grid.cells[r]
+        if not any(looks_numeric(v) for v in row[b.end + 1:]):
+            continue
+        texts = [text_of(v) for v in row]
+        split = next((f"{a},{z}" for a, z in zip(texts[b.start:], texts[b.start + 1:])
+                      if re.fullmatch(r"[0-9]{1,3}", a) and re.fullmatch(r"[0-9]{3}", z)), None)
+        why = (f"'{split}' written without quotes splits into two cells" if split and grid.sheet is None
+               else "a cell too many")
+        problems.append(f"{grid.place}, {grid.rows_ref(r, r)}: numbers right of the table's last column "
+                        f"{grid.col(b.end)}: its cells are shifted ({why}). Expected {b.end - b.start + 1} number "
+                        "columns like the other rows. Hint: quote counts that hold a comma (\"59,010\") or write "
+                        "them without separators.")
+    collect(problems, f"{grid.place}: {len(problems)} rows with shifted cells")
+
+
 def _refuse_header(grid: Grid, b: Block, header: tuple[int, int, list[list[str]]], columns: list[Column]) -> None:
     leaf = header[2][0][-1] if header[2] and header[2][0] else ""
     found = " | ".join(c.header for c in columns)
@@ -404,8 +425,9 @@ def _refuse_header(grid: Grid, b: Block, header: tuple[int, int, list[list[str]]
 
 def _refuse_width(grid: Grid, b: Block, layout: str, chosen: Preset | None) -> None:
     width = b.end - b.start + 1
-    pct = [c for c in range(b.start, b.end + 1)
-           if any("%" in text_of(grid.at(r, c)) for r in range(b.first, b.last + 1))]
+    pct = [c for c in range(b.start, b.end + 1)  # "48,6%", or "48,6": one or two decimals cannot be thousands
+           if any("%" in text_of(grid.at(r, c)) or re.fullmatch(r"[0-9]{1,3}[,.][0-9]{1,2}", text_of(grid.at(r, c)))
+                  for r in range(b.first, b.last + 1))]
     rounded = [c for c in range(b.start, b.end + 1)
                if any(re.search(r"ng[aà]n|ngh[iì]n", text_of(grid.at(r, c))) for r in range(b.first, b.last + 1))]
     cause = ""

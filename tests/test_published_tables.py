@@ -323,3 +323,36 @@ def test_prose_forms_are_read_and_their_denominators_named(tmp_path: Path) -> No
     assert 'line 4: 810 hồ sơ = trong hạn of "Tổng cộng"' in confirmed  # "chưa đến hạn" is within time
     assert triples(doc) == [("3 Lĩnh vực xây dựng",
                              "text line 5: 9,2% = trễ hạn / đã giải quyết (in tenths of a percent)", 92, 91)]
+
+
+# ------------------------------------------------------------------------------- never misread silently
+
+
+def test_unquoted_comma_count_in_a_csv_is_refused_not_shifted(tmp_path: Path) -> None:
+    path = tmp_path / "t.csv"
+    path.write_text("STT,Tên thủ tục,Tổng số,Đã giải quyết,Đúng hạn,Trễ hạn,Đang giải quyết\n"
+                    "1,Đăng ký đất đai lần đầu,100,90,85,5,10\n"
+                    "2,Đăng ký biến động đất đai,59,010,59000,58000,1000,10\n", encoding="utf-8")
+    assert refused(str(path)) == (
+        "error: t.csv, line 3: numbers right of the table's last column 7: its cells are shifted ('59,010' written "
+        "without quotes splits into two cells). Expected 5 number columns like the other rows. Hint: quote counts "
+        "that hold a comma (\"59,010\") or write them without separators.")
+
+
+@pytest.mark.parametrize("header, rows, cause", [
+    ([], LEVEL_ROWS, "(1 of them percentages: column 7)"),
+    ([], [r[:3] + [f"{r[3] / 1000:.2f}".replace(".", ",") + " ngàn"] + r[4:7] for r in SERVICE_ROWS],
+     "(rounded figures in column 4)"),
+])
+def test_tables_without_header_are_refused_with_the_real_cause(tmp_path: Path, header: Grid, rows: Grid,
+                                                               cause: str) -> None:
+    message = refused(write(tmp_path / "t.csv", header, rows))
+    assert cause in message and "fit no preset" in message
+
+
+def test_biểu_06_by_position_still_reads_when_it_adds_up(tmp_path: Path) -> None:
+    rows = [[1, "Lĩnh vực thử", 100, 10, 85, 5, 90, 20, 60, 10, 10, 6, 4],
+            [2, "Lĩnh vực khác", 50, 5, 40, 5, 45, 5, 38, 2, 5, 5, 0]]
+    doc = check(write(tmp_path / "t.csv", [], rows), expect=0)
+    assert (doc["layout"], doc["layout_from"]) == ("official", "no header; 11 number columns")
+    assert "read by position as the official layout: 10 of 10 identity checks hold" in doc["notes"]
