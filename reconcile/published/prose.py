@@ -117,8 +117,13 @@ def _check_paragraph(n: int, line: str, cols: Columns, table: list[tuple[str, di
     votes = Counter(i for c in counts for i in {i for i, _ in c.matches}).most_common(2)
     context = votes[0][0] if votes and (len(votes) == 1 or votes[0][1] > votes[1][1]) else None
 
+    # Rows the paragraph names ("Cấp xã trễ hạn 100 hồ sơ") come first, then the one most counts come from.
+    said = " " + " ".join(words(line)) + " "
+    named_rows = {i for i, (name, _) in enumerate(table)
+                  if (label := " ".join(words(_label(name)))) and f" {label} " in said}
+
     def ranked(c: _Claim) -> list[tuple[int, tuple[str, ...]]]:
-        return sorted(c.matches, key=lambda m: m[0] != context)
+        return sorted(c.matches, key=lambda m: (m[0] not in named_rows, m[0] != context))
 
     def label(keys: tuple[str, ...]) -> str:
         return " + ".join(cols.label(k) for k in keys)
@@ -189,6 +194,12 @@ def _of_named(value: int, table: list[tuple[str, dict[str, int]]], cols: Columns
             if v.get(k) == value:
                 return f"{value} = {cols.label(k)} of {_quoted(name)}"
     return ""
+
+
+def _label(name: str) -> str:
+    """A row's label without its STT ("II Cấp huyện" → "Cấp huyện")."""
+    head, _, rest = name.partition(" ")
+    return rest if rest and re.fullmatch(r"[0-9IVX]+\.?", head) else name
 
 
 def _quoted(name: str) -> str:

@@ -120,9 +120,11 @@ def cell_meaning(text: str) -> str | None:
 
 def nearest(text: str) -> str:
     """The vocabulary's phrase closest to an unknown header cell, for the refusal's hint."""
-    key = " ".join(words(text))
+    ws = words(text)
     phrases = {" ".join(words(p)): p for ps in PHRASES.values() for p in ps}
-    best = difflib.get_close_matches(key, list(phrases), n=1, cutoff=0.0)
+    shared = max((len(set(ws) & set(k.split())) for k in phrases), default=0)
+    pool = [k for k in phrases if len(set(ws) & set(k.split())) == shared]  # most words in common first
+    best = difflib.get_close_matches(" ".join(ws), pool, n=1, cutoff=0.0)
     return phrases[best[0]] if best else "tổng số"
 
 
