@@ -117,13 +117,13 @@ def _check_paragraph(n: int, line: str, cols: Columns, table: list[tuple[str, di
     votes = Counter(i for c in counts for i in {i for i, _ in c.matches}).most_common(2)
     context = votes[0][0] if votes and (len(votes) == 1 or votes[0][1] > votes[1][1]) else None
 
-    # Rows the paragraph names ("Cấp xã trễ hạn 100 hồ sơ") come first, then the one most counts come from.
+    # The row most counts come from first, then rows the paragraph names ("Cấp xã trễ hạn 100 hồ sơ").
     said = " " + " ".join(words(line)) + " "
     named_rows = {i for i, (name, _) in enumerate(table)
                   if (label := " ".join(words(_label(name)))) and f" {label} " in said}
 
     def ranked(c: _Claim) -> list[tuple[int, tuple[str, ...]]]:
-        return sorted(c.matches, key=lambda m: (m[0] not in named_rows, m[0] != context))
+        return sorted(c.matches, key=lambda m: (m[0] != context, m[0] not in named_rows))
 
     def label(keys: tuple[str, ...]) -> str:
         return " + ".join(cols.label(k) for k in keys)
