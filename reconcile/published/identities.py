@@ -79,7 +79,7 @@ def allowed(cols: Columns) -> tuple[list[Identity], list[str]]:
     def need(name: str, keys: Sequence[str]) -> bool:
         missing = [k for k in keys if k not in have]
         if missing:
-            skipped.append(f"{name}: not checked, the table has no {' and no '.join(repr(MEASURES[k]) for k in missing)}"
+            skipped.append(f"{name}: the table has no {' and no '.join(repr(MEASURES[k]) for k in missing)}"
                            " column")
         return not missing
 
@@ -109,10 +109,10 @@ def allowed(cols: Columns) -> tuple[list[Identity], list[str]]:
     for key in cols.percents:
         parent = PARENT.get(key, "total")
         if key == "total":
-            skipped.append(f"{cols.pct_label(key)}: not checked, a share of the total has no denominator")
+            skipped.append(f"{cols.pct_label(key)}: a share of the total has no denominator")
         elif key not in have or parent not in have:
             missing = [k for k in (key, parent) if k not in have]
-            skipped.append(f"{cols.pct_label(key)}: not checked, the table has no "
+            skipped.append(f"{cols.pct_label(key)}: the table has no "
                            f"{' and no '.join(repr(MEASURES[k]) for k in missing)} column")
     return out, skipped
 

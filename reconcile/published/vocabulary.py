@@ -34,7 +34,7 @@ PHRASES: dict[str, tuple[str, ...]] = {
     "carried_over": ("kỳ trước", "từ kỳ trước", "kỳ trước chuyển sang", "kỳ trước chuyển qua", "chuyển kỳ",
                      "tồn kỳ trước", "năm trước chuyển sang", "chuyển tiếp", "tồn trước"),
     "new": ("mới tiếp nhận", "tiếp nhận mới", "nhận mới", "trong kỳ", "mới", "phát sinh"),
-    "online": ("trực tuyến", "qua mạng", "dịch vụ công trực tuyến", "trực tuyến mức độ 3 4"),
+    "online": ("trực tuyến", "qua mạng", "dịch vụ công trực tuyến", "trực tuyến mức độ 3, 4"),
     "in_person": ("trực tiếp", "tại bộ phận một cửa", "trực tiếp dịch vụ bưu chính", "trực tiếp và bưu chính",
                   "trực tiếp bưu chính", "tiếp nhận mới trực tiếp", "mới tiếp nhận trực tiếp"),
     "postal": ("bưu chính", "dịch vụ bưu chính", "bưu điện", "qua bưu điện", "bưu chính công ích"),
