@@ -437,9 +437,14 @@ def _refuse_width(grid: Grid, b: Block, layout: str, chosen: Preset | None) -> N
     elif rounded:
         cause = f" (rounded figures in column{'s' if len(rounded) > 1 else ''} " \
                 f"{', '.join(grid.col(c) for c in rounded)})"
-    expected = f"{len(chosen.columns)} for --layout {layout}" if layout in PRESETS and chosen else _EXPECTED
+    if layout in PRESETS and chosen:
+        other = [x.name for x in PRESETS.values() if len(x.columns) == width]
+        raise BadInput(f"{grid.place}, {grid.rows_ref(b.first, b.last)}: {width} number columns "
+                       f"({grid.cols_ref(b.start, b.end)}){cause}; expected {len(chosen.columns)} for --layout "
+                       f"{layout}. Hint: " + (f"--layout {other[0]} has {width}; " if other else "")
+                       + "drop --layout to read the columns by their header.")
     raise BadInput(f"{grid.place}, {grid.rows_ref(b.first, b.last)}: no header, and {width} number columns "
-                   f"({grid.cols_ref(b.start, b.end)}){cause} fit no preset: expected {expected}. Hint: keep the "
+                   f"({grid.cols_ref(b.start, b.end)}){cause} fit no preset: expected {_EXPECTED}. Hint: keep the "
                    "table's header rows above the numbers so its columns are read by meaning.")
 
 

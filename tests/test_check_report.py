@@ -381,9 +381,8 @@ def test_wrong_number_of_columns_is_refused(tmp_path: Path) -> None:
         "(official Biểu 06) or 12 (extended: withdrawn and returned apart). Hint: keep the table's header rows above "
         "the numbers so its columns are read by meaning.")
     assert bad(str(SEED_TABLE), "--layout", "official") == (
-        "error: phu-luc-binh-son-2021-h1.tsv, lines 1–8: no header, and 12 number columns (columns 3–14) fit no "
-        "preset: expected 11 for --layout official. Hint: keep the table's header rows above the numbers so its "
-        "columns are read by meaning.")
+        "error: phu-luc-binh-son-2021-h1.tsv, lines 1–8: 12 number columns (columns 3–14); expected 11 for --layout "
+        "official. Hint: --layout extended has 12; drop --layout to read the columns by their header.")
 
 
 def test_numbered_row_without_numbers_is_refused_but_a_section_heading_is_skipped(tmp_path: Path) -> None:
