@@ -12,11 +12,11 @@ from typing import Any, Sequence
 
 from reconcile.errors import BadInput, collect
 from reconcile.published import vocabulary as vocab
-from reconcile.published.identities import Columns, Identity, Violation, allowed, check_row
+from reconcile.published.identities import Columns, Violation, allowed, check_row
 from reconcile.published.numbers import (Cell, Num, Pct, decide_separator, is_blank, looks_numeric, parse_cell,
                                          parse_count, strip_footnote, text_of)
 from reconcile.published.prose import check_text
-from reconcile.published.rows import STT, Row, check_rows
+from reconcile.published.rows import STT, Row, check_rows, kind
 from reconcile.sources.text import check_cells, column_name, decode, sniff_delimiter
 from reconcile.sources.workbook import open_workbook, unreadable
 
@@ -99,7 +99,8 @@ def check_report(path: str | Path, layout: str = "auto", text: str | Path | None
         confirmed, unchecked = found.confirmed, found.unchecked
         if not confirmed and not unchecked:
             notes.append(f"{text}: no counts (\"N hồ sơ\", \"N HS\", \"N bộ\") or percentages found in the text")
-    return CheckResult(str(p), table.layout, table.layout_from, len(table.rows), tuple(violations),
+    return CheckResult(str(p), table.layout, table.layout_from, sum(bool(r.values) for r in table.rows),
+                       tuple(violations),
                        tuple(table.notes + notes), tuple(confirmed), tuple(unchecked), tuple(table.described),
                        tuple(skipped + _summarise(row_unchecked)))
 
@@ -272,10 +273,14 @@ def _locate(grid: Grid) -> Block:
     return Block(rows[0], rows[-1], start, end, label)
 
 
-def _header(grid: Grid, b: Block) -> tuple[int, int, list[list[str]]] | None:
-    """(first row, last row, the header cells above each number column, top to bottom) of the header block
-    right above the data, if any. Merged cells name every column they span; in text files a group label
-    spans the empty cells right of it above a row of labels."""
+Header = tuple[int, int, list[list[str]]]
+
+
+def _header(grid: Grid, b: Block) -> tuple[Header | None, int]:
+    """((first row, last row, the header cells above each number column, top to bottom) of the header block
+    right above the data, if any; the data's first row, section headings right above it included). Merged
+    cells name every column they span; in text files a group label spans the empty cells right of it above a
+    row of labels."""
     fill: dict[tuple[int, int], Any] = {}
     for r1, c1, r2, c2 in grid.merges:
         if r1 < b.first:
@@ -283,6 +288,7 @@ def _header(grid: Grid, b: Block) -> tuple[int, int, list[list[str]]] | None:
             fill |= {(r, c): top_left for r in range(r1, min(r2, b.first - 1) + 1) for c in range(c1, c2 + 1)}
     block: list[int] = []
     r = b.first - 1
+    top = b.first  # the data's first row, section headings right above it included
     while r >= 0:
         row = [fill.get((r, c), grid.at(r, c)) for c in range(max(len(grid.cells[r]), b.end + 1))]
         if _is_numbering(row[b.start:b.end + 1]):
@@ -290,10 +296,15 @@ def _header(grid: Grid, b: Block) -> tuple[int, int, list[list[str]]] | None:
             continue
         if len({text_of(v) for v in row} - {""}) < 2:
             break
+        if not any(text_of(v) and not looks_numeric(v) for v in row[b.start:b.end + 1]):
+            if block:
+                break
+            top, r = r, r - 1  # a section heading right above the data ("I | Cấp tỉnh"), not a header row
+            continue
         block.insert(0, r)
         r -= 1
     if not block:
-        return None
+        return None, top
     cell = {(r, c): text_of(fill.get((r, c), grid.at(r, c))) for r in block for c in range(b.start, b.end + 1)}
     if not grid.merges:
         for i, r in enumerate(block[:-1]):
@@ -308,7 +319,7 @@ def _header(grid: Grid, b: Block) -> tuple[int, int, list[list[str]]] | None:
             if t and (not pieces or pieces[-1] != t):
                 pieces.append(t)
         paths.append(pieces)
-    return (block[0], block[-1], paths) if any(paths) else None
+    return ((block[0], block[-1], paths) if any(paths) else None), top
 
 
 @dataclass(frozen=True, slots=True)
@@ -351,7 +362,8 @@ def _by_meaning(grid: Grid, b: Block, paths: list[list[str]]) -> tuple[list[Colu
 def read_table(grid: Grid, layout: str = "auto") -> Table:
     """Locate the numbers, read each column's meaning (header, else a preset by position), parse the rows."""
     b = _locate(grid)
-    header = _header(grid, b)
+    header, top = _header(grid, b)
+    b = Block(top, b.last, b.start, b.end, b.label)
     width = b.end - b.start + 1
     notes = [f"table: {grid.rows_ref(b.first, b.last)}, numbers in {grid.cols_ref(b.start, b.end)}"]
     extra = sorted({c for r in range(b.first, b.last + 1) for c, v in enumerate(grid.cells[r])
@@ -412,7 +424,7 @@ def _no_shifted_rows(grid: Grid, b: Block) -> None:
     collect(problems, f"{grid.place}: {len(problems)} rows with shifted cells")
 
 
-def _refuse_header(grid: Grid, b: Block, header: tuple[int, int, list[list[str]]], columns: list[Column]) -> None:
+def _refuse_header(grid: Grid, b: Block, header: Header, columns: list[Column]) -> None:
     leaf = header[2][0][-1] if header[2] and header[2][0] else ""
     found = " | ".join(c.header for c in columns)
     raise BadInput(
@@ -448,7 +460,7 @@ def _refuse_width(grid: Grid, b: Block, layout: str, chosen: Preset | None) -> N
                    "table's header rows above the numbers so its columns are read by meaning.")
 
 
-def _same_as_preset(grid: Grid, header: tuple[int, int, list[list[str]]], columns: list[Column],
+def _same_as_preset(grid: Grid, header: Header, columns: list[Column],
                     chosen: Preset) -> None:
     for col, key in zip(columns, chosen.keys):
         if col.measure is not None and (col.measure != key or col.percent):
@@ -510,6 +522,8 @@ def _parse(grid: Grid, b: Block, columns: list[Column], cols: Columns, layout: s
         if all(not text_of(grid.at(r, c.index)) for c in used):
             if not STT.fullmatch(stt):  # a section heading ("I. Cấp huyện") or a note
                 notes.append(f"{grid.rows_ref(r, r)} skipped: no numbers ({name!r})")
+                if kind(stt, label)[0] == "section":  # kept without values: its rows are its section's
+                    rows.append(Row(stt, label, {}, grid.rows_ref(r, r)))
                 continue
             problems.append(f"{grid.place}, {grid.rows_ref(r, r)}: row {name!r} has no numbers. Expected "
                             f"{len(used)} numbers, a dash where none is given. Hint: write the numbers the source "
@@ -549,7 +563,6 @@ def _parse(grid: Grid, b: Block, columns: list[Column], cols: Columns, layout: s
     return Table(layout, "", cols, rows, notes, described)
 
 
-_STT = STT  # the old name, for callers of the module
 
 
 def _read_text_file(p: Path) -> str:

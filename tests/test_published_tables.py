@@ -356,3 +356,29 @@ def test_biểu_06_by_position_still_reads_when_it_adds_up(tmp_path: Path) -> No
     doc = check(write(tmp_path / "t.csv", [], rows), expect=0)
     assert (doc["layout"], doc["layout_from"]) == ("official", "no header; 11 number columns")
     assert "read by position as the official layout: 10 of 10 identity checks hold" in doc["notes"]
+
+
+SECTION_HEADER: Grid = [["STT", "Đơn vị", "Tiếp nhận", "Đã giải quyết", "Đang giải quyết"]]
+SECTION_ROWS: Grid = [
+    ["I", "CẤP TỈNH", None, None, None],
+    [1, "Sở Tư pháp", 100, 90, 10],
+    [2, "Sở Xây dựng", 50, 45, 5],
+    [None, "Cộng", 150, 135, 15],
+    ["II", "CẤP HUYỆN", None, None, None],
+    [1, "Huyện An Lão", 70, 60, 10],
+    [2, "Huyện Ba Tơ", 30, 30, 0],
+    [None, "Cộng", 100, 90, 10],
+    [None, "Tổng cộng", 250, 225, 25],
+]
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".xlsx"])
+def test_section_headings_with_their_own_cộng_rows(tmp_path: Path, suffix: str) -> None:
+    doc = check(write(tmp_path / f"ok{suffix}", SECTION_HEADER, SECTION_ROWS), expect=0)
+    assert doc["rows"] == 7 and "Tổng cộng: the sum of Cộng (I CẤP TỈNH), Cộng (II CẤP HUYỆN)" in doc["notes"]
+    rows = [list(r) for r in SECTION_ROWS]
+    rows[7][2] = 101  # the district section's "Cộng" one too many
+    assert triples(check(write(tmp_path / f"t{suffix}", SECTION_HEADER, rows), expect=1)) == [
+        ("Cộng", "tổng số = đã giải quyết + đang giải quyết", 101, 100),
+        ("Cộng (II CẤP HUYỆN)", "tổng số: Cộng (II CẤP HUYỆN) = (1) + (2)", 101, 100),
+        ("Tổng cộng", "tổng số: Tổng cộng = Cộng (I CẤP TỈNH) + Cộng (II CẤP HUYỆN)", 250, 251)]

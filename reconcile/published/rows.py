@@ -43,8 +43,10 @@ def kind(stt: str, label: str) -> tuple[str, str]:
     if ws in _GRAND or (ws[:1] == ("cong",) and len(ws) == 1):
         return "grand", ""
     rest = ws
-    while rest and rest[0] in ("tong", "cong", "so"):
+    if rest[:1] in (("tong",), ("cong",)):  # "Tổng (cộng|số) lĩnh vực X"; "Sở Tư pháp" is no total
         rest = rest[1:]
+        while rest and rest[0] in ("cong", "so"):
+            rest = rest[1:]
     if _ROMAN.fullmatch(stt):
         return "section", ""
     if _SUB.fullmatch(stt) or (not stt and label[:1] in "-+•"):
@@ -143,8 +145,8 @@ def check_rows(cols: Columns, identities: Sequence[Identity],
     out: dict[int, list[Violation]] = {}
     unchecked: list[str] = []
     for r in rows:
-        out[id(r)], why = check_row(cols, identities, r.name, r.values)
-        unchecked += why
+        out[id(r)], why = check_row(cols, identities, r.name, r.values) if r.values else ([], [])
+        unchecked += why  # a heading ("I. Cấp huyện") has no values and nothing to check
     kinds = [kind(r.stt, r.label) for r in rows]
     if any(k in ("section", "sub") for k, _ in kinds):
         notes = _check_tree(cols, rows, kinds, out)
@@ -161,6 +163,7 @@ def _check_tree(cols: Columns, rows: list[Row], kinds: list[tuple[str, str]],
     children: dict[int, list[Row]] = {}
     section: Row | None = None
     item: Row | None = None
+    alias: dict[int, Row] = {}  # a section's "Cộng" row, named after its section
 
     def has_numbers(r: Row | None) -> bool:
         return r is not None and any(isinstance(r.values.get(k), Num) for k in cols.counts)
@@ -168,8 +171,10 @@ def _check_tree(cols: Columns, rows: list[Row], kinds: list[tuple[str, str]],
     for r, (k, _) in zip(rows, kinds):
         if k == "grand":
             if r.label.strip().casefold() == "cộng" and section is not None and not has_numbers(section):
-                top.append(r)  # the number-less section's own total
-                children[id(r)] = children.pop(id(section), [])
+                named = Row(r.stt, f"{r.label} ({section.name})", r.values, r.where)  # which "Cộng" it is
+                alias[id(r)] = named
+                top.append(named)  # the number-less section's own total
+                children[id(named)] = children.pop(id(section), [])
                 section = item = None
                 continue
             grands.append(r)
@@ -197,10 +202,11 @@ def _check_tree(cols: Columns, rows: list[Row], kinds: list[tuple[str, str]],
         else:  # a heading: the grand total adds its rows
             tops += parts
     for r in rows:
-        parts = children.get(id(r), [])
+        named = alias.get(id(r), r)
+        parts = children.get(id(named), [])
         if parts and has_numbers(r):
-            out[id(r)] += against(cols, r, parts)
-            notes.append(f"{r.name}: the sum of {', '.join(_refs(parts))}")
+            out[id(r)] += against(cols, named, parts)
+            notes.append(f"{named.name}: the sum of {', '.join(_refs(parts))}")
     for g in grands:
         if tops:
             out[id(g)] += against(cols, g, tops)
