@@ -7,6 +7,7 @@ import io
 import re
 from collections import Counter
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -187,6 +188,16 @@ def _read(p: Path, sheet: str | None) -> Grid:
     return Grid(p.name, None, rows, lines=tuple(starts))
 
 
+def _shown(cell: Any) -> Any:
+    """A cell's value; a number formatted as a percentage (0.486 shown as 48,6%) as the text it shows."""
+    v = cell.value
+    fmt = str(getattr(cell, "number_format", "") or "")
+    if isinstance(v, (int, float)) and not isinstance(v, bool) and "%" in fmt:
+        decimals = len(fmt.partition(".")[2].partition("%")[0]) if "." in fmt else 0
+        return f"{Decimal(repr(v)) * 100:.{decimals}f}".replace(".", ",") + "%"
+    return v
+
+
 def _read_xlsx(p: Path, sheet: str | None) -> Grid:
     import openpyxl  # merged ranges need openpyxl; the tables are small
 
@@ -199,8 +210,8 @@ def _read_xlsx(p: Path, sheet: str | None) -> Grid:
         raise BadInput(f"{p.name}: sheet {sheet!r} not found. Sheets: {', '.join(map(repr, wb.sheetnames))}.")
     for name in [sheet] if sheet is not None else wb.sheetnames:
         ws = wb[name]
-        cells = [list(r) for r in ws.iter_rows(min_row=1, min_col=1, max_row=ws.max_row, max_col=ws.max_column,
-                                               values_only=True)]
+        cells = [[_shown(c) for c in r] for r in ws.iter_rows(min_row=1, min_col=1, max_row=ws.max_row,
+                                                               max_col=ws.max_column)]
         merges = tuple((m.min_row - 1, m.min_col - 1, m.max_row - 1, m.max_col - 1) for m in ws.merged_cells.ranges)
         grid = Grid(p.name, name, cells, merges)
         if sheet is not None or any(len(cols) >= 2 for cols in _number_rows(grid)):

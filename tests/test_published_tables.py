@@ -382,3 +382,20 @@ def test_section_headings_with_their_own_cộng_rows(tmp_path: Path, suffix: str
         ("Cộng", "tổng số = đã giải quyết + đang giải quyết", 101, 100),
         ("Cộng (II CẤP HUYỆN)", "tổng số: Cộng (II CẤP HUYỆN) = (1) + (2)", 101, 100),
         ("Tổng cộng", "tổng số: Tổng cộng = Cộng (I CẤP TỈNH) + Cộng (II CẤP HUYỆN)", 250, 251)]
+
+
+def test_xlsx_percentage_stored_as_a_fraction_is_read_as_shown(tmp_path: Path) -> None:
+    path = tmp_path / "t.xlsx"
+    write(path, SERVICE_HEADER, SERVICE_ROWS)
+    wb = openpyxl.load_workbook(path)
+    ws = wb.active
+    for r, shown in zip(range(4, 8), (0, 0.596, 1, 0.497)):  # the "Tỷ lệ" column typed as 0.596 shown as 59.6%
+        ws.cell(r, 8).value = shown
+        ws.cell(r, 8).number_format = "0.0%"
+    wb.save(path)
+    assert check(str(path), expect=0)["violations"] == []
+    ws.cell(6, 8).value = 0.9996
+    ws.cell(6, 8).number_format = "0.00%"
+    wb.save(path)
+    assert triples(check(str(path), expect=1)) == [
+        ("Mức độ 4", "tỷ lệ trực tuyến (%) = trực tuyến / tổng số (in hundredths of a percent)", 9996, 10000)]
