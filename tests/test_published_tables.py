@@ -134,7 +134,8 @@ def test_percentage_cell_that_does_not_match_gives_both_percentages(tmp_path: Pa
     rows = edit(FIELD_ROWS, "Lĩnh vực xây dựng", 6, "26,0%")
     doc = check(write(tmp_path / "t.csv", FIELD_HEADER, rows), expect=1)
     assert doc["violations"] == [{
-        "row": "3 Lĩnh vực xây dựng", "identity": "tỷ lệ trực tuyến (%) = trực tuyến / tổng số (in tenths of a percent)",
+        "row": "3 Lĩnh vực xây dựng",
+        "identity": "tỷ lệ trực tuyến (%) = trực tuyến / tổng số (in tenths of a percent)",
         "left": 260, "right": 250, "difference": 10,
         "percent": {"printed": "26,0%", "computed": "25,0%", "difference": "+1,0"}}]
 
