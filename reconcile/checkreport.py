@@ -409,8 +409,8 @@ def read_table(grid: Grid, layout: str = "auto") -> Table:
     counts = tuple(c.measure for c in columns if c.measure and not c.percent)
     percents = tuple(c.measure for c in columns if c.measure and c.percent)
     match = next((x for x in PRESETS.values() if x.keys == counts), None)  # the form's columns, whatever beside
-    cols = Columns(counts, percents, dict(match.columns) if match else None)
-    table = _parse(grid, b, columns, cols, match.name if match else "header", notes + left_out)
+    measures = Columns(counts, percents, dict(match.columns) if match else None)
+    table = _parse(grid, b, columns, measures, match.name if match else "header", notes + left_out)
     table.layout_from = f"header {grid.rows_ref(header[0], header[1])} recognised"
     return table
 

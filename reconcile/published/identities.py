@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Mapping, Sequence
 
-from reconcile.published.numbers import Cell, Num, Pct, in_units, percent_text
+from reconcile.published.numbers import Cell, Num, Pct, counts, in_units, percent_text
 from reconcile.published.vocabulary import MEASURES, PARENT
 
 
@@ -100,7 +100,7 @@ def allowed(cols: Columns) -> tuple[list[Identity], list[str]]:
     progress = ["within_time"] + (["due_now"] if "due_now" in have else []) + ["overdue"]
     if need("đang giải quyết = trong hạn (+ đến hạn) + quá hạn", ["in_progress"] + progress):
         out.append(Identity("in_progress", cols.order(progress)))
-    apart = [k for k in ("withdrawn", "returned", "supplement") if k in have]
+    apart: list[str] = [k for k in ("withdrawn", "returned", "supplement") if k in have]
     if need("tổng số = đã giải quyết + đang giải quyết (+ rút + trả lại + chờ bổ sung)",
             ("total", "resolved", "in_progress")):
         out.append(Identity("total", cols.order(["resolved", "in_progress"] + apart)))
@@ -117,10 +117,6 @@ def allowed(cols: Columns) -> tuple[list[Identity], list[str]]:
     return out, skipped
 
 
-def _slack(c: Cell) -> int:
-    return c.slack if isinstance(c, Num) else 0
-
-
 def check_row(cols: Columns, identities: Sequence[Identity], name: str,
               values: Mapping[str, Cell]) -> tuple[list[Violation], list[str]]:
     """A row's broken identities. A part not given turns "=" into "≥ the parts given"; a left side not
@@ -133,11 +129,11 @@ def check_row(cols: Columns, identities: Sequence[Identity], name: str,
             unchecked.append(f"{name}: {cols.formula(i)} not checked ({cols.label(i.left)} not given)")
             continue
         given = [k for k in i.parts if isinstance(values.get(k), Num)]
-        minus = [k for k in i.minus if isinstance(values.get(k), Num)]
+        plus, minus = counts(values.get(k) for k in i.parts), counts(values.get(k) for k in i.minus)
         if len(minus) < len(i.minus):
             continue
-        right = sum(values[k].value for k in given) - sum(values[k].value for k in minus)  # type: ignore[union-attr]
-        slack = _slack(left) + sum(_slack(values[k]) for k in given + minus)
+        right = sum(c.value for c in plus) - sum(c.value for c in minus)
+        slack = left.slack + sum(c.slack for c in plus + minus)
         if i.at_most:
             if left.value > right + slack:
                 out.append(Violation(name, cols.formula(i), left.value, right))
@@ -163,15 +159,15 @@ def ratios(key: str, values: Mapping[str, Cell]) -> list[tuple[str, Fraction, Fr
     nums = [(MEASURES[key], [key])]
     if key == "on_time" and isinstance(values.get("early"), Num):
         nums.append((f"{MEASURES['early']} + {MEASURES['on_time']}", ["early", "on_time"]))
-    out = []
+    out: list[tuple[str, Fraction, Fraction]] = []
     if not isinstance(den, Num):
         return out
     for how, keys in nums:
-        parts = [values.get(k) for k in keys]
-        if not all(isinstance(p, Num) for p in parts):
+        parts = counts(values.get(k) for k in keys)
+        if len(parts) < len(keys):
             continue
-        n = sum(p.value for p in parts)  # type: ignore[union-attr]
-        s = sum(p.slack for p in parts)  # type: ignore[union-attr]
+        n = sum(p.value for p in parts)
+        s = sum(p.slack for p in parts)
         lo_den, hi_den = den.value + den.slack, max(den.value - den.slack, 0)
         if hi_den == 0:
             continue

@@ -38,6 +38,11 @@ _ROUNDED = re.compile(r"([0-9]+(?:[.,][0-9]+)?)\s*(ngàn|nghìn|ngan|nghin)\.?",
 _DECIMAL = re.compile(r"[0-9]{1,3}(?:[.,][0-9]+)?")
 
 
+def counts(cells: Iterable[Cell]) -> list[Num]:
+    """The counts among cells (percentages and cells not given dropped)."""
+    return [c for c in cells if isinstance(c, Num)]
+
+
 def strip_footnote(s: str) -> str:
     while True:
         t = _FOOTNOTE.sub("", s).strip()

@@ -120,7 +120,7 @@ def _check_paragraph(n: int, line: str, cols: Columns, table: list[tuple[str, di
     # The row most counts come from first, then rows the paragraph names ("Cấp xã trễ hạn 100 hồ sơ").
     said = " " + " ".join(words(line)) + " "
     named_rows = {i for i, (name, _) in enumerate(table)
-                  if (label := " ".join(words(_label(name)))) and f" {label} " in said}
+                  if (said_as := " ".join(words(_label(name)))) and f" {said_as} " in said}
 
     def ranked(c: _Claim) -> list[tuple[int, tuple[str, ...]]]:
         return sorted(c.matches, key=lambda m: (m[0] != context, m[0] not in named_rows))
@@ -159,9 +159,9 @@ def _check_percent(n: int, pct: str, claim: _Claim | None, cols: Columns, table:
         dens = [parents.pop()] if len(parents) == 1 else []
         if dens and dens[0] != "total":
             dens.append("total")  # on-time over received, as some reports compute it
-        for parent in dens:
-            if table[i][1].get(parent):
-                candidates.append((i, keys, parent, Fraction(100 * claim.value, table[i][1][parent])))
+        for den in dens:
+            if table[i][1].get(den):
+                candidates.append((i, keys, den, Fraction(100 * claim.value, table[i][1][den])))
     if not candidates:
         out.unchecked.append(f"line {n}: {pct}%: its count {claim.text} is not in the table" if not claim.matches
                              else f"line {n}: {pct}%: {claim.text} is in a column without a denominator")

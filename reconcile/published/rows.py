@@ -9,7 +9,7 @@ from typing import Mapping, Sequence
 
 from reconcile.normalize import fold
 from reconcile.published.identities import Columns, Identity, Violation, check_row
-from reconcile.published.numbers import Cell, Num
+from reconcile.published.numbers import Cell, Num, counts
 from reconcile.published.vocabulary import GRAND_LABELS, LEVEL_LABELS, words
 
 
@@ -59,10 +59,10 @@ def kind(stt: str, label: str) -> tuple[str, str]:
 
 
 def _sum(rows: Sequence[Row], key: str) -> Cell:
-    cells = [r.values.get(key) for r in rows]
-    if not all(isinstance(c, Num) for c in cells):
+    cells = counts(r.values.get(key) for r in rows)
+    if len(cells) < len(rows):
         return None
-    return Num(sum(c.value for c in cells), sum(c.slack for c in cells))  # type: ignore[union-attr]
+    return Num(sum(c.value for c in cells), sum(c.slack for c in cells))
 
 
 def _refs(rows: Sequence[Row]) -> list[str]:
@@ -87,9 +87,9 @@ def against(cols: Columns, total: Row, parts: Sequence[Row]) -> list[Violation]:
         t = total.values.get(key)
         if not isinstance(t, Num):
             continue
-        given = [p.values.get(key) for p in parts if isinstance(p.values.get(key), Num)]
-        s = sum(c.value for c in given)  # type: ignore[union-attr]
-        slack = t.slack + sum(c.slack for c in given)  # type: ignore[union-attr]
+        given = counts(p.values.get(key) for p in parts)
+        s = sum(c.value for c in given)
+        slack = t.slack + sum(c.slack for c in given)
         if len(given) == len(parts) and abs(t.value - s) > slack:
             out.append(Violation(total.name, f"{cols.label(key)}: {total.name} = {formula}", t.value, s))
         elif len(given) < len(parts) and t.value + slack < s:
