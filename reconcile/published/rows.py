@@ -179,6 +179,8 @@ def _check_tree(cols: Columns, rows: list[Row], kinds: list[tuple[str, str]],
                 continue
             grands.append(r)
             section = item = None
+        elif k == "group":  # "Tổng lĩnh vực X" beside sections: only its own identities
+            continue
         elif k == "section":
             section, item = r, None
             top.append(r)
