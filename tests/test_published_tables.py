@@ -13,6 +13,7 @@ import openpyxl
 import pytest
 
 from helpers import invoke
+from reconcile.published.vocabulary import describe
 
 Grid = list[list[Any]]
 
@@ -400,3 +401,8 @@ def test_xlsx_percentage_stored_as_a_fraction_is_read_as_shown(tmp_path: Path) -
     wb.save(path)
     assert triples(check(str(path), expect=1)) == [
         ("Mức độ 4", "tỷ lệ trực tuyến (%) = trực tuyến / tổng số (in hundredths of a percent)", 9996, 10000)]
+
+
+def test_readme_lists_the_vocabulary_as_the_code_has_it() -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    assert [line for line in describe() if line not in readme] == []

@@ -168,6 +168,9 @@ def resolve(path: list[str], before: str | None) -> tuple[str | None, bool]:
     return leaf, pct
 
 
+_MARKERS = {AMBIGUOUS: "(its group decides)", GENERIC: "(count of its group)", NEUTRAL: "(group naming nothing)"}
+
+
 def describe() -> list[str]:
-    """The vocabulary as README lines."""
-    return [f"{MEASURES.get(k, k)}: {', '.join(ps)}" for k, ps in PHRASES.items()]
+    """The vocabulary as the README's table rows (a test keeps the README in step)."""
+    return [f"| {_MARKERS.get(k, k)} | {MEASURES.get(k, '')} | {', '.join(ps)} |" for k, ps in PHRASES.items()]
