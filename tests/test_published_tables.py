@@ -406,3 +406,14 @@ def test_xlsx_percentage_stored_as_a_fraction_is_read_as_shown(tmp_path: Path) -
 def test_readme_lists_the_vocabulary_as_the_code_has_it() -> None:
     readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
     assert [line for line in describe() if line not in readme] == []
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".xlsx"])
+def test_on_time_rate_over_early_and_on_time_columns(tmp_path: Path, suffix: str) -> None:
+    header = [["STT", "Lĩnh vực", "Đã giải quyết", "Trước hạn", "Đúng hạn", "Trễ hạn", "Tỷ lệ trước hạn và đúng hạn (%)"]]
+    rows: Grid = [[1, "Lĩnh vực A", 100, 20, 70, 10, "90,0"], [2, "Lĩnh vực B", 50, 10, 35, 5, "90,0"]]
+    assert check(write(tmp_path / f"ok{suffix}", header, rows), expect=0)["violations"] == []
+    rows[1][6] = "91,0"
+    assert triples(check(write(tmp_path / f"t{suffix}", header, rows), expect=1)) == [(
+        "2 Lĩnh vực B", "tỷ lệ đúng hạn (kể cả trước hạn) (%) = (trước hạn + đúng hạn) / đã giải quyết (in tenths of a "
+        "percent)", 910, 900)]

@@ -110,6 +110,8 @@ def allowed(cols: Columns) -> tuple[list[Identity], list[str]]:
         parent = PARENT.get(key, "total")
         if key == "total":
             skipped.append(f"{cols.pct_label(key)}: a share of the total has no denominator")
+        elif key == "on_time_early" and {"early", "on_time"} <= have and parent in have:
+            pass  # "tỷ lệ trước hạn và đúng hạn" over the two columns
         elif key not in have or parent not in have:
             missing = [k for k in (key, parent) if k not in have]
             skipped.append(f"{cols.pct_label(key)}: the table has no "
@@ -157,8 +159,10 @@ def ratios(key: str, values: Mapping[str, Cell]) -> list[tuple[str, Fraction, Fr
     parent = PARENT.get(key, "total")
     den = values.get(parent)
     nums = [(MEASURES[key], [key])]
+    if key == "on_time_early" and "on_time_early" not in values:
+        nums = [(f"({MEASURES['early']} + {MEASURES['on_time']})", ["early", "on_time"])]
     if key == "on_time" and isinstance(values.get("early"), Num):
-        nums.append((f"{MEASURES['early']} + {MEASURES['on_time']}", ["early", "on_time"]))
+        nums.append((f"({MEASURES['early']} + {MEASURES['on_time']})", ["early", "on_time"]))
     out: list[tuple[str, Fraction, Fraction]] = []
     if not isinstance(den, Num):
         return out
