@@ -317,7 +317,7 @@ def _header(grid: Grid, b: Block) -> tuple[Header | None, int]:
     if not block:
         return None, top
     cell = {(r, c): text_of(fill.get((r, c), grid.at(r, c))) for r in block for c in range(b.start, b.end + 1)}
-    if not grid.merges:
+    if not any(r1 <= block[-1] and r2 >= block[0] for r1, _, r2, _ in grid.merges):  # a header typed unmerged
         for i, r in enumerate(block[:-1]):
             for c in range(b.start + 1, b.end + 1):
                 if not cell[r, c] and cell[r, c - 1] and any(cell[x, c] for x in block[i + 1:]):

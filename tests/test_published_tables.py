@@ -152,6 +152,16 @@ def test_merged_workbook_header_reads_the_same(tmp_path: Path) -> None:
     assert len(check(str(path), expect=1)["violations"]) == 2
 
 
+def test_unmerged_workbook_header_under_a_merged_title_reads_the_same(tmp_path: Path) -> None:
+    path = tmp_path / "t.xlsx"
+    write(path, FIELD_HEADER, FIELD_BREAK)
+    wb = openpyxl.load_workbook(path)
+    wb.active.merge_cells("A1:O1")  # the title merged, the header typed cell by cell
+    wb.save(path)
+    doc = check(str(path), expect=1)
+    assert len(doc["violations"]) == 2 and "%online" in [c["measure"] for c in doc["columns"]]
+
+
 # ---------------------------------------------------------------------------------- per-level table
 # "Toàn tỉnh" first, then Roman-numeral sections cấp tỉnh / huyện / xã with their units; "chưa đến hạn" and
 # "đến hạn" columns; an on-time percentage with one decimal.
