@@ -354,8 +354,10 @@ def _by_meaning(grid: Grid, b: Block, paths: list[list[str]]) -> tuple[list[Colu
         key = f"%{measure}" if pct and measure else measure
         if measure is None:
             leaf = path[-1] if path else ""
-            why = (f"'quá hạn' with no group saying resolved or in progress" if path and
-                   vocab.cell_meaning(leaf) == vocab.AMBIGUOUS else
+            meaning = vocab.cell_meaning(leaf) if leaf else None
+            why = ("'quá hạn' with no group saying resolved or in progress" if meaning == vocab.AMBIGUOUS else
+                   "it counts something the identities do not use (procedures, services, units, digitised or paid dossiers, "
+                   "ratings)" if meaning == vocab.OTHER else
                    f"not in the vocabulary (nearest: {vocab.nearest(leaf)!r})" if leaf else "no header")
             notes.append(f"column {grid.col(c)} {header!r} left out: {why}")
         elif key in seen:

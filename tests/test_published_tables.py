@@ -242,7 +242,8 @@ SERVICE_ROWS: Grid = [
 def test_per_service_level_percentage_mismatch_gives_both_percentages(tmp_path: Path, suffix: str) -> None:
     rows = edit(SERVICE_ROWS, "Mức độ 4", 7, "99,96")
     doc = check(write(tmp_path / f"t{suffix}", SERVICE_HEADER, rows), expect=1)
-    assert "column C 'Số TTHC' left out: not in the vocabulary (nearest: 'số hồ sơ')" in \
+    assert "column C 'Số TTHC' left out: it counts something the identities do not use (procedures, services, " \
+           "units, digitised or paid dossiers, ratings)" in \
         [n.replace("column 3 ", "column C ") for n in doc["notes"]]
     assert doc["violations"] == [{
         "row": "Mức độ 4", "identity": "tỷ lệ trực tuyến (%) = trực tuyến / tổng số (in hundredths of a percent)",

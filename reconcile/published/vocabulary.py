@@ -26,6 +26,7 @@ PARENT: dict[str, str] = {k: "resolved" for k in RESOLVED[1:]} | {k: "in_progres
 GENERIC = "(count)"  # "Tổng số", "Số lượng": the count of the group above it (the total at the top)
 AMBIGUOUS = "(quá hạn)"  # late when resolved, overdue when in progress: the group (or the column before) decides
 NEUTRAL = "(group)"  # "Trong đó", "Kết quả giải quyết": a group that names no measure
+OTHER = "(not dossiers)"  # "Số TTHC", "Số thủ tục": counts something else, left out
 
 # Header and prose phrases, matched word by word after `fold` (case and accents do not matter);
 # where several match one cell, the longest wins ("chưa đến hạn" over "đến hạn").
@@ -55,6 +56,8 @@ PHRASES: dict[str, tuple[str, ...]] = {
     "supplement": ("bổ sung", "chờ bổ sung", "yêu cầu bổ sung", "bổ sung hồ sơ", "tạm dừng"),
     AMBIGUOUS: ("quá hạn",),
     GENERIC: ("tổng số", "tổng", "số lượng", "số hồ sơ", "cộng", "tổng cộng", "hồ sơ"),
+    OTHER: ("tthc", "thủ tục", "thủ tục hành chính", "số thủ tục", "dịch vụ công", "số đơn vị", "đơn vị", "số hóa",
+            "thanh toán", "thanh toán trực tuyến", "hài lòng", "đánh giá", "lệ phí", "phí"),
     NEUTRAL: ("trong đó", "kết quả giải quyết", "chia ra", "bao gồm", "hình thức tiếp nhận", "kết quả",
               "tình hình giải quyết", "số liệu", "hình thức nhận"),
 }
@@ -112,7 +115,7 @@ def cell_meaning(text: str) -> str | None:
         return "on_time_early"
     if specific:
         return specific[-1]
-    for marker in (GENERIC, NEUTRAL):
+    for marker in (OTHER, GENERIC, NEUTRAL):
         if marker in found:
             return marker
     return None
@@ -148,6 +151,8 @@ def resolve(path: list[str], before: str | None) -> tuple[str | None, bool]:
         if m is not None and m in MEASURES:
             context = m
     leaf = meanings[-1] if meanings else None  # the cell right above the numbers; a group never stands in for it
+    if leaf == OTHER:
+        return None, False
     if leaf == NEUTRAL:
         leaf = None
     if leaf is None and not pct:
@@ -168,7 +173,8 @@ def resolve(path: list[str], before: str | None) -> tuple[str | None, bool]:
     return leaf, pct
 
 
-_MARKERS = {AMBIGUOUS: "(its group decides)", GENERIC: "(count of its group)", NEUTRAL: "(group naming nothing)"}
+_MARKERS = {AMBIGUOUS: "(its group decides)", GENERIC: "(count of its group)", NEUTRAL: "(group naming nothing)",
+            OTHER: "(not a count of dossiers: left out)"}
 
 
 def describe() -> list[str]:
