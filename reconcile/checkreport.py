@@ -351,13 +351,13 @@ def _by_meaning(grid: Grid, b: Block, paths: list[list[str]]) -> tuple[list[Colu
         c = b.start + i
         measure, pct = vocab.resolve(path, before) if path else (None, False)
         header = " / ".join(path) or "(empty)"
-        key = f"%{measure}" if pct and measure else measure
+        key = f"%{measure}" if pct else str(measure)
         if measure is None:
             leaf = path[-1] if path else ""
             meaning = vocab.cell_meaning(leaf) if leaf else None
             why = ("'quá hạn' with no group saying resolved or in progress" if meaning == vocab.AMBIGUOUS else
-                   "it counts something the identities do not use (procedures, services, units, digitised or paid dossiers, "
-                   "ratings)" if meaning == vocab.OTHER else
+                   "it counts something the identities do not use (procedures, services, units, digitised or "
+                   "paid dossiers, ratings)" if meaning == vocab.OTHER else
                    f"not in the vocabulary (nearest: {vocab.nearest(leaf)!r})" if leaf else "no header")
             notes.append(f"column {grid.col(c)} {header!r} left out: {why}")
         elif key in seen:
@@ -365,7 +365,7 @@ def _by_meaning(grid: Grid, b: Block, paths: list[list[str]]) -> tuple[list[Colu
                          f"{'tỷ lệ ' if pct else ''}{vocab.MEASURES[measure]!r} like column {grid.col(seen[key])}")
             measure = None
         else:
-            seen[key] = c  # type: ignore[index]
+            seen[key] = c
         out.append(Column(c, measure, pct, header))
         if measure and not pct:
             before = measure

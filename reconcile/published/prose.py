@@ -7,6 +7,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
+from typing import Callable
 
 from reconcile.normalize import normalize_text
 from reconcile.published.identities import Columns, Violation
@@ -141,7 +142,7 @@ def _check_paragraph(n: int, line: str, cols: Columns, table: list[tuple[str, di
 
 
 def _check_percent(n: int, pct: str, claim: _Claim | None, cols: Columns, table: list[tuple[str, dict[str, int]]],
-                   ranked: object, out: TextCheck) -> None:
+                   ranked: Callable[[_Claim], list[tuple[int, tuple[str, ...]]]], out: TextCheck) -> None:
     if claim is None:
         out.unchecked.append(f"line {n}: {pct}%: no count (\"N hồ sơ\") before it in the sentence")
         return
@@ -152,7 +153,7 @@ def _check_percent(n: int, pct: str, claim: _Claim | None, cols: Columns, table:
     candidates: list[tuple[int | None, tuple[str, ...], str | None, Fraction]] = []
     if claim.of:  # "4.561/5.650 hồ sơ (99,7%)": the text's own ratio, and b is named from the table
         candidates.append((None, claim.keys, None, Fraction(100 * claim.value, claim.of)))
-    for i, keys in ranked(claim):  # type: ignore[operator]
+    for i, keys in ranked(claim):
         if "total" in keys:
             continue  # a share of the total has no denominator
         parents = {PARENT.get(k, "total") for k in keys}
@@ -167,16 +168,16 @@ def _check_percent(n: int, pct: str, claim: _Claim | None, cols: Columns, table:
                              else f"line {n}: {pct}%: {claim.text} is in a column without a denominator")
         return
     good = [x for x in candidates if abs(printed - x[3]) <= half]
-    i, keys, parent, exact = (good or candidates)[0]
+    at, keys, parent, exact = (good or candidates)[0]
     if parent is None:  # the text's own denominator
         where = _of_named(claim.of or 0, table, cols)
         shown = f"{claim.text} as written" + (f", the denominator being {where}" if where else "")
-        row_name = table[ranked(claim)[0][0]][0] if claim.matches else ""  # type: ignore[operator]
+        row_name = table[ranked(claim)[0][0]][0] if claim.matches else ""
     else:  # the formula names the denominator used: its parent (đã giải quyết) or the received (tổng số)
         shown = f"{' + '.join(cols.label(k) for k in keys)} / {cols.label(parent)}"
-        row_name = table[i][0]  # type: ignore[index]
+        row_name = table[at][0] if at is not None else ""
     if good:
-        ratio = f"{claim.value} / {table[i][1][parent]}" if parent and i is not None else claim.text
+        ratio = f"{claim.value} / {table[at][1][parent]}" if parent and at is not None else claim.text
         out.confirmed.append(f"line {n}: {pct}% = {shown}" + (f" of {_quoted(row_name)}" if parent else "")
                              + f" ({ratio} = {percent_text(exact, 2)}%)")
     else:
