@@ -6,13 +6,18 @@ from __future__ import annotations
 
 import csv
 import json
+from fractions import Fraction
 from pathlib import Path
 from typing import Any, Callable
 
 import openpyxl
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from helpers import invoke
+from reconcile.checkreport import check_report
+from reconcile.published.numbers import percent_text
 from reconcile.published.vocabulary import describe
 
 Grid = list[list[Any]]
@@ -431,3 +436,38 @@ def test_on_time_rate_over_early_and_on_time_columns(tmp_path: Path, suffix: str
     assert triples(check(write(tmp_path / f"t{suffix}", header, rows), expect=1)) == [(
         "2 Lĩnh vực B", "tỷ lệ đúng hạn (kể cả trước hạn) (%) = (trước hạn + đúng hạn) / đã giải quyết (in tenths of a "
         "percent)", 910, 900)]
+
+
+# ------------------------------------------------------------------------------------- property
+
+_small = st.integers(min_value=0, max_value=40000)
+
+
+@st.composite
+def field_rows(draw: st.DrawFn) -> Grid:
+    """Per-field rows in FIELD_HEADER's columns that add up, and their "Tổng cộng" row."""
+    rows: Grid = []
+    for i in range(1, draw(st.integers(min_value=1, max_value=5)) + 1):
+        early, on_time, late, within, overdue, returned = (draw(_small) for _ in range(6))
+        resolved, progress = early + on_time + late, within + overdue
+        total = resolved + progress + returned
+        carried = draw(st.integers(min_value=0, max_value=total))
+        online = draw(st.integers(min_value=0, max_value=total))
+        rows.append([i, f"Lĩnh vực {i}", total, carried, total - carried, online, None, resolved, early, on_time, late,
+                     progress, within, overdue, returned])
+    rows.append([None, "Tổng cộng"] + [sum(r[c] for r in rows) if c != 6 else None for c in range(2, 15)])
+    for r in rows:
+        r[6] = percent_text(Fraction(100 * r[5], r[2]), 1) + "%" if r[2] else "-"
+    return rows
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=field_rows(), sep=st.sampled_from([dotted, commas, lambda v: v]), data=st.data())
+def test_tables_that_add_up_pass_and_one_changed_count_is_found(tmp_path: Path, rows: Grid,
+                                                                sep: Callable[[Any], Any], data: st.DataObject) -> None:
+    path = Path(write(tmp_path / "t.csv", FIELD_HEADER, cells(rows, sep)))
+    assert check_report(path).violations == ()
+    r = data.draw(st.integers(min_value=0, max_value=len(rows) - 2))
+    c = data.draw(st.sampled_from([2, 3, 4, 5, 7, 8, 9, 10, 11, 12, 13, 14]))
+    rows[r][c] += data.draw(st.sampled_from([1, 2, 1000]))
+    assert check_report(write(tmp_path / "b.csv", FIELD_HEADER, cells(rows, sep))).violations != ()
