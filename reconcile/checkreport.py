@@ -268,6 +268,9 @@ def _locate(grid: Grid) -> Block:
         raise BadInput(f"{grid.place}: no statistics table: no row holds two numbers or more. Expected rows of a "
                        f"label and its numbers. {_NO_TABLE_HINT}")
     end = Counter(numbers[r][-1] for r in rows).most_common(1)[0][0]
+    per_column = Counter(c for r in rows for c in numbers[r])
+    while per_column[end + 1] >= max(2, len(rows) / 4):  # a last column with many dashes ("Tỷ lệ": "-")
+        end += 1
     rows = [r for r in rows if sum(c <= end for c in numbers[r]) >= 2]
     texty = Counter(c for r in rows for c, v in enumerate(grid.cells[r][:end])
                     if not looks_numeric(v) and not is_blank(v))

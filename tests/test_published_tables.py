@@ -471,3 +471,11 @@ def test_tables_that_add_up_pass_and_one_changed_count_is_found(tmp_path: Path, 
     c = data.draw(st.sampled_from([2, 3, 4, 5, 7, 8, 9, 10, 11, 12, 13, 14]))
     rows[r][c] += data.draw(st.sampled_from([1, 2, 1000]))
     assert check_report(write(tmp_path / "b.csv", FIELD_HEADER, cells(rows, sep))).violations != ()
+
+
+def test_last_column_with_many_dashes_is_still_part_of_the_table(tmp_path: Path) -> None:
+    header = [["STT", "Lĩnh vực", "Đã giải quyết", "Đúng hạn", "Trễ hạn", "Tỷ lệ đúng hạn (%)"]]
+    rows: Grid = [[1, "A", 0, 0, 0, "-"], [2, "B", 0, 0, 0, "-"], [3, "C", 0, 0, 0, "-"], [4, "D", 10, 9, 1, "90"],
+                  [5, "E", 5, 4, 1, "81"]]
+    assert triples(check(write(tmp_path / "t.csv", header, rows), expect=1)) == [
+        ("5 E", "tỷ lệ đúng hạn (%) = đúng hạn / đã giải quyết (in percent)", 81, 80)]
