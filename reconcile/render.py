@@ -276,8 +276,10 @@ def check_report_table(result: Any, console: Console) -> None:
         for name in ("row", "identity", "left", "right", "difference"):
             t.add_column(name, justify="left" if name in ("row", "identity") else "right")
         for v in result.violations:
-            t.add_row(escape(v.row), escape(v.identity), str(v.left), str(v.right), f"{v.difference:+d}")
+            t.add_row(escape(v.row), escape(v.identity), *v.shown())
         console.print(t)
+    for line in result.not_checked:
+        console.print(f"not checked: {escape(line)}")
     for line in result.confirmed:
         console.print(f"[green]confirmed:[/] {escape(line)}")
     for line in result.unchecked:

@@ -307,34 +307,49 @@ def test_unrecognised_header_names_what_was_found_and_expected(tmp_path: Path) -
     path.write_text("STT,Lĩnh vực," + ",".join(f"Cột {i}" for i in range(1, 13)) + "\n"
                     "1,Lĩnh vực đất đai," + ",".join(map(str, OK_EXTENDED)) + "\n", encoding="utf-8")
     found = " | ".join(f"Cột {i}" for i in range(1, 13))
+    # Columns are read by meaning now: a header that names no measure is refused, never read by position.
     assert bad(str(path)) == (
-        f"error: t.csv, line 1: header not recognised: column 3 'Cột 1' is not 'tổng số' (and 11 more). Found: {found}. "
-        "Expected the extended layout (12 columns, withdrawn and returned apart): tổng số | trực tuyến | kỳ trước "
-        "chuyển qua | nhận trực tiếp | đã giải quyết | đúng hạn | trễ hạn | đang giải quyết | trong hạn | quá hạn | "
-        "rút | trả lại. Hint: keep the form's column order and labels (case and accents do not matter), or delete the "
-        "header rows to check by column count.")
+        f"error: t.csv, line 1: header not recognised: no column names a measure; column 3 'Cột 1' is nearest to "
+        f"'còn hạn'. Found: {found}. Expected header words such as tổng số, trực tuyến, kỳ trước, đã giải quyết, "
+        "đúng hạn, trễ hạn, đang giải quyết, quá hạn (the README lists the vocabulary; case and accents do not "
+        "matter). Hint: write the form's column labels, or delete the header rows to read the 11 or 12 columns of a "
+        "preset by position.")
 
 
 def test_non_numeric_cells_are_each_located(tmp_path: Path) -> None:
-    rows = [[1, "Lĩnh vực thử"] + OK_EXTENDED, [2, "Lĩnh vực khác"] + changed(OK_EXTENDED, c3="12a", c5="")]
+    rows = [[1, "Lĩnh vực thử"] + OK_EXTENDED, [2, "Lĩnh vực khác"] + changed(OK_EXTENDED, c3="12a", c5="4,5")]
     result = invoke("check-report", tsv(tmp_path / "t.tsv", rows), expect=2)
     assert result.stderr.splitlines() == [
-        "error: t.tsv, line 2, column 5: '12a' in the column 'kỳ trước chuyển qua' of '2 Lĩnh vực khác' is not a "
-        "count. Expected a whole number such as 15.256 or 15256. Hint: counts have no decimals; \".\" separates "
-        "thousands.",
-        "error: t.tsv, line 2, column 7: empty cell in the column 'đã giải quyết' of '2 Lĩnh vực khác'. Expected a "
-        "number, 0 when none. Hint: write 0 where nothing was counted.",
+        "error: t.tsv, line 2, column 5: '12a' is not a count (the column 'kỳ trước chuyển qua' of '2 Lĩnh vực "
+        "khác'). Hint: counts are whole numbers (15.256 or 15256); \"-\" where none is given.",
+        "error: t.tsv, line 2, column 7: '4,5' is not a count: a whole number has no decimals (\",\" is the decimal "
+        "separator in Vietnamese) (the column 'đã giải quyết' of '2 Lĩnh vực khác'). Hint: counts are whole numbers "
+        "(15.256 or 15256); \"-\" where none is given.",
     ]
 
 
-def test_comma_in_a_count_is_a_decimal_and_is_refused_with_its_cell(tmp_path: Path) -> None:
+def test_empty_or_dash_cell_is_not_given_never_zero(tmp_path: Path) -> None:
+    # Issue 15: a dash or an empty cell is "not given". Before, an empty cell was refused and "-" read as 0.
+    rows = [[1, "Lĩnh vực thử"] + changed(OK_EXTENDED, c5=""), [2, "Lĩnh vực khác"] + changed(OK_EXTENDED, c9="-")]
+    doc = run_json(tsv(tmp_path / "t.tsv", rows), expect=0)
+    assert "1 Lĩnh vực thử: đã giải quyết = đúng hạn + trễ hạn not checked (đã giải quyết not given)" \
+        in doc["not_checked"]
+    rows[1] = [2, "Lĩnh vực khác"] + changed(OK_EXTENDED, c9=11, c10="-")  # trong hạn 11 > đang giải quyết 10
+    assert triples(run_json(tsv(tmp_path / "t.tsv", rows), expect=1)) == [(
+        "2 Lĩnh vực khác", "đang giải quyết ≥ trong hạn (quá hạn not given)", 10, 11, -1)]
+
+
+def test_comma_separator_is_read_when_the_file_says_so_and_refused_when_it_disagrees(tmp_path: Path) -> None:
+    # Issue 15: the thousands separator is decided per file. One "15,256" and no "." grouping: 15256.
     rows = [list(r) for r in OFFICIAL_ROWS]
     rows[2][2] = "15,256"
-    book = biểu_06_workbook(tmp_path / "b.xlsx", rows)
-    assert bad(book) == (
-        "error: b.xlsx, sheet \"Biểu 06\", cell C9: '15,256' in the column 'tổng số' of '3 Lĩnh vực xây dựng' is not "
-        "a whole number: \",\" is the decimal separator in Vietnamese. Expected a whole number such as 15.256 or "
-        "15256. Hint: counts have no decimals; \".\" separates thousands.")
+    doc = run_json(biểu_06_workbook(tmp_path / "a.xlsx", rows), expect=0)
+    assert 'numbers: "," separates thousands in this file (59,010 is 59010)' in doc["notes"]
+    rows[0][2] = "1.200"  # both separators in one file: ambiguous, refused
+    assert bad(biểu_06_workbook(tmp_path / "b.xlsx", rows)) == (
+        "error: b.xlsx, sheet \"Biểu 06\": thousands separators disagree: '1.200' at cell C7 uses \".\" but "
+        "'15,256' at cell C9 uses \",\". Expected one separator per file. Hint: write every count the same way "
+        "(15.256 or 15256).")
 
 
 def test_merged_cells_among_the_numbers_are_refused(tmp_path: Path) -> None:
@@ -354,20 +369,20 @@ def test_workbook_without_a_table_is_refused(tmp_path: Path) -> None:
     wb.active.append(["Số liệu: xem phụ lục"])
     wb.save(tmp_path / "b.xlsx")
     assert bad(str(tmp_path / "b.xlsx")) == (
-        "error: b.xlsx: no statistics table in any sheet ('Ghi chú'): no row ends in numbers. Expected rows of STT, "
-        "label and 11 (official Biểu 06) or 12 (extended: withdrawn and returned apart) numbers. Hint: numbers pasted "
-        "as one text cell or as a picture cannot be read: export the table as CSV or XLSX.")
+        "error: b.xlsx: no statistics table in any sheet ('Ghi chú'): no row holds two numbers or more. Expected rows "
+        "of a label and its numbers. Hint: numbers pasted as one text cell or as a picture cannot be read: export the "
+        "table as CSV or XLSX.")
 
 
 def test_wrong_number_of_columns_is_refused(tmp_path: Path) -> None:
     path = tsv(tmp_path / "t.tsv", [[1, "Lĩnh vực thử"] + OK_EXTENDED[:10]] * 2)
     assert bad(path) == (
-        "error: t.tsv, lines 1–2: found 10 number columns (columns 3–12); expected 11 (official Biểu 06) or 12 "
-        "(extended: withdrawn and returned apart). Hint: remove extra columns (percentages, notes) or add the "
-        "missing ones.")
+        "error: t.tsv, lines 1–2: no header, and 10 number columns (columns 3–12) fit no preset: expected 11 "
+        "(official Biểu 06) or 12 (extended: withdrawn and returned apart). Hint: keep the table's header rows above "
+        "the numbers so its columns are read by meaning.")
     assert bad(str(SEED_TABLE), "--layout", "official") == (
-        "error: phu-luc-binh-son-2021-h1.tsv, lines 1–8: found 12 number columns (columns 3–14); expected 11 for "
-        "--layout official. Hint: remove extra columns (percentages, notes) or add the missing ones.")
+        "error: phu-luc-binh-son-2021-h1.tsv, lines 1–8: 12 number columns (columns 3–14); expected 11 for --layout "
+        "official. Hint: --layout extended has 12; drop --layout to read the columns by their header.")
 
 
 def test_numbered_row_without_numbers_is_refused_but_a_section_heading_is_skipped(tmp_path: Path) -> None:
@@ -375,8 +390,8 @@ def test_numbered_row_without_numbers_is_refused_but_a_section_heading_is_skippe
     doc = run_json(tsv(tmp_path / "ok.tsv", rows), expect=0)
     assert "line 3 skipped: no numbers ('II Cấp xã')" in doc["notes"] and doc["rows"] == 2
     assert bad(tsv(tmp_path / "t.tsv", rows[1:2] + [[3, "Lĩnh vực trống"]] + rows[4:])) == (
-        "error: t.tsv, line 2: row '3 Lĩnh vực trống' has no numbers. Expected 12 numbers, 0 when none. Hint: write "
-        "0 where nothing was counted.")
+        "error: t.tsv, line 2: row '3 Lĩnh vực trống' has no numbers. Expected 12 numbers, a dash where none is "
+        "given. Hint: write the numbers the source gives, \"-\" where it gives none.")
 
 
 def test_table_is_found_on_a_later_sheet_and_a_ratio_column_is_ignored(tmp_path: Path) -> None:
@@ -385,8 +400,9 @@ def test_table_is_found_on_a_later_sheet_and_a_ratio_column_is_ignored(tmp_path:
     wb.create_sheet("Ghi chú", 0).append(["Số liệu: xem biểu 06"])
     wb.save(book)
     doc = run_json(book, expect=0)
-    assert doc["notes"][:2] == ["table: rows 7–9, numbers in columns C–M", "column N right of the numbers ignored "
-                                                                           "(not counts)"]
+    # A column without a header is named and left out (issue 15), not taken for the form's.
+    assert doc["layout"] == "official"
+    assert doc["notes"][:2] == ["table: rows 7–9, numbers in columns C–N", "column N '(empty)' left out: no header"]
     assert bad(book, "--sheet", "Ghi chú").startswith('error: b.xlsx, sheet "Ghi chú": no statistics table')
     assert bad(book, "--sheet", "Biểu 6") == "error: b.xlsx: sheet 'Biểu 6' not found. Sheets: 'Ghi chú', 'Biểu 06'."
 
@@ -403,7 +419,8 @@ def test_missing_and_unsupported_files(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("cell, value", [
-    ("15.256", 15256), ("15256", 15256), (" 1 234 ", 1234), ("-", 0), (None, None), ("", None), (12.0, 12), (7, 7),
+    ("15.256", 15256), ("15256", 15256), (" 1 234 ", 1234), ("-", None), (None, None), ("", None), (12.0, 12), (7, 7),
+    ("1.234*", 1234), ("1.234¹", 1234),
 ])
 def test_parse_count_reads_vietnamese_counts(cell: Any, value: int | None) -> None:
     assert parse_count(cell) == value

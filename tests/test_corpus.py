@@ -44,7 +44,7 @@ HEADER_FOUND = ("'STT', 'Mã', 'Tên TTHC', 'Số lượng hồ sơ (bộ)', 'T�
 NO_HEADER_HINT = ("Expected headers such as: STT, Mã hồ sơ, Tên TTHC, Nhận hồ sơ, Trả kết quả. "
                   "Hint: map your layout with --register-mapping FILE.")
 LAND_V3_STEPS = "S01, S03, S03A, S03B, S04, S06A, S07, S08, S09"
-NUMBER_HINT = 'Expected a whole number such as 15.256 or 15256. Hint: counts have no decimals; "." separates thousands.'
+NUMBER_HINT = 'Hint: counts are whole numbers (15.256 or 15256); "-" where none is given.'
 XXE = ('<?xml version="1.0"?>\n<!DOCTYPE d [<!ENTITY x SYSTEM "file:///etc/passwd">]>\n'
        '<definitions xmlns="http://www.omg.org/spec/BPMN/20100524/MODEL"><process id="p" name="&x;">'
        '<startEvent id="s"/></process></definitions>\n')
@@ -604,31 +604,35 @@ CASES: list[Case] = [
     case("tickets-plan-missing", "tickets --out t --plan nope.yaml", "error: nope.yaml: no such file. Hint: "
          "`reconcile plan --out nope.yaml` writes one."),
     # ------------------------------------------------------------------------- published tables
-    case("table-comma-thousands", f"check-report {TABLE}", "error: phu-luc-binh-son-2021-h1.tsv, line 7, column 3: "
-         "'15,256' in the column 'tổng số' of 'Tổng' is not a whole number: \",\" is the decimal separator in "
-         f"Vietnamese. {NUMBER_HINT}", edit(TABLE, "15256", "15,256")),
+    # Issue 15: the separator is decided per file (one "15,256" alone is 15256); both in one file is refused.
+    case("table-separators-disagree", f"check-report {TABLE}", "error: phu-luc-binh-son-2021-h1.tsv: thousands "
+         "separators disagree: '14.629' at line 8, column 3 uses \".\" but '15,256' at line 7, column 3 uses \",\". "
+         "Expected one separator per file. Hint: write every count the same way (15.256 or 15256).",
+         edit(TABLE, "15256", "15,256"), edit(TABLE, "14629", "14.629")),
     case("table-text-in-a-number-cell", f"check-report {TABLE}", "error: phu-luc-binh-son-2021-h1.tsv, line 7, "
-         f"column 3: 'mười' in the column 'tổng số' of 'Tổng' is not a count. {NUMBER_HINT}",
+         f"column 3: 'mười' is not a count (the column 'tổng số' of 'Tổng'). {NUMBER_HINT}",
          edit(TABLE, "\t15256\t", "\tmười\t")),
     case("table-negative-count", f"check-report {TABLE}", "error: phu-luc-binh-son-2021-h1.tsv, line 7, column 3: "
-         f"'-15256' in the column 'tổng số' of 'Tổng' is not a count. {NUMBER_HINT}", edit(TABLE, "15256", "-15256")),
-    case("table-empty-cell", f"check-report {TABLE}", "error: phu-luc-binh-son-2021-h1.tsv, line 7, column 3: empty "
-         "cell in the column 'tổng số' of 'Tổng'. Expected a number, 0 when none. Hint: write 0 where nothing was "
-         "counted.", edit(TABLE, "\t15256\t", "\t\t")),
+         f"'-15256' is not a count (the column 'tổng số' of 'Tổng'). {NUMBER_HINT}", edit(TABLE, "15256", "-15256")),
+    # An empty cell is "not given" now (issue 15); a numbered row with no number at all is still refused.
+    case("table-row-without-numbers", f"check-report {TABLE}", "error: phu-luc-binh-son-2021-h1.tsv, line 3: row "
+         "'10 Lĩnh vực bảo vệ môi trường' has no numbers. Expected 12 numbers, a dash where none is given. Hint: "
+         "write the numbers the source gives, \"-\" where it gives none.",
+         edit_line(TABLE, "10\tLĩnh vực bảo vệ môi trường", "10\tLĩnh vực bảo vệ môi trường")),
     case("table-missing", "check-report nope.tsv", "error: nope.tsv: no such file."),
     case("table-empty-file", "check-report x.tsv", "error: x.tsv: the file is empty. Expected a statistics table: STT, "
          "label and 11 (Biểu 06) or 12 numbers a row.", write("x.tsv", "")),
-    case("table-no-numbers", "check-report x.tsv", "error: x.tsv: no statistics table: no row ends in numbers. Expected "
-         "rows of STT, label and 11 (official Biểu 06) or 12 (extended: withdrawn and returned apart) numbers. Hint: "
-         "numbers pasted as one text cell or as a picture cannot be read: export the table as CSV or XLSX.",
+    case("table-no-numbers", "check-report x.tsv", "error: x.tsv: no statistics table: no row holds two numbers or "
+         "more. Expected rows of a label and its numbers. Hint: numbers pasted as one text cell or as a picture cannot "
+         "be read: export the table as CSV or XLSX.",
          write("x.tsv", "hello\nworld\n")),
     case("table-unsupported-format", "check-report x.pdf", "error: x.pdf: unsupported table format '.pdf'. Expected "
          ".csv, .tsv, .txt or .xlsx. Hint: save a .xls or .ods workbook as .xlsx.", write("x.pdf", "%PDF")),
     case("table-xlsx-not-a-zip", "check-report x.xlsx", "error: x.xlsx: damaged workbook: File is not a zip file. "
          "Hint: open it in Excel or LibreOffice and save it again.", write("x.xlsx", b"PK\x03\x04garbage")),
     case("table-wrong-layout", f"check-report {TABLE} --layout official", "error: phu-luc-binh-son-2021-h1.tsv, lines "
-         "1–8: found 12 number columns (columns 3–14); expected 11 for --layout official. Hint: remove extra columns "
-         "(percentages, notes) or add the missing ones."),
+         "1–8: 12 number columns (columns 3–14); expected 11 for --layout official. Hint: --layout extended has 12; "
+         "drop --layout to read the columns by their header."),
     case("table-unknown-sheet", "check-report x.xlsx --sheet Nope", "error: x.xlsx: sheet 'Nope' not found. Sheets: "
          "'Biểu'.", workbook("x.xlsx", {"Biểu": [["STT", "Lĩnh vực"], [1, "a"]]})),
     case("table-xlsx-zip-bomb", "check-report r.xlsx",

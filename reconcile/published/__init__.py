@@ -1,0 +1,1 @@
+"""Published statistics tables: numbers, header vocabulary, identities, row totals, prose."""
