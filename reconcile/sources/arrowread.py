@@ -76,7 +76,8 @@ def _adbc_renders(engine: sa.Engine, stmt: sa.Select[Any]) -> bool:
     as stored (a declared DATETIME, BOOLEAN or NUMERIC is converted by SQLAlchemy: read there)."""
     if engine.dialect.name != "sqlite":
         return True  # PostgreSQL: checked on the result's Arrow types (_as_text)
-    return all(c.type.result_processor(engine.dialect, None) is None for c in stmt.selected_columns)
+    dialect = engine.dialect
+    return all(c.type.dialect_impl(dialect).result_processor(dialect, None) is None for c in stmt.selected_columns)
 
 
 def _adbc_connect(backend: str, uri: str) -> Any | None:
