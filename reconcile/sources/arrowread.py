@@ -14,15 +14,18 @@ connection is the caller's read-only one (see sources.system._read_only).
 from __future__ import annotations
 
 import os
+import queue
 import re
+import threading
 from contextlib import AbstractContextManager, closing
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, TypeVar
 from urllib.parse import quote
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import sqlalchemy as sa
 
+T = TypeVar("T")
 READERS = ("auto", "adbc", "sqlalchemy")
 # RECONCILE_VENDOR_READER=sqlalchemy turns the ADBC drivers off (auto: ADBC where it applies).
 READER_ENV = "RECONCILE_VENDOR_READER"
@@ -54,7 +57,58 @@ def adbc_uri(url: sa.engine.URL) -> str | None:
 
 def text_batches(engine: sa.Engine, stmt: sa.Select[Any], rows: int,
                  read_only: Callable[[], AbstractContextManager[sa.Connection]]) -> Iterator[pa.Table]:
-    """The rows of `stmt` (labelled columns) as tables of string columns, `rows` at most each."""
+    """The rows of `stmt` (labelled columns) as tables of string columns, `rows` at most each, read
+    ahead in a thread while the caller stores the previous batch."""
+    return prefetch(_text_batches(engine, stmt, rows, read_only))
+
+
+def prefetch(batches: Iterator[T], depth: int = 2) -> Iterator[T]:
+    """`batches` produced in a thread of their own, at most `depth` ahead: the drivers read without
+    the GIL, so reading the next batch overlaps with storing this one (two cores, not one). The
+    producer's error is raised here; stopping early stops (and closes) the producer."""
+    out: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: tuple[str, Any]) -> bool:
+        while not stop.is_set():
+            try:
+                out.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for batch in batches:
+                if not put(("batch", batch)):
+                    break
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, raised there
+            put(("error", exc))
+        else:
+            put(("end", None))
+        finally:
+            close = getattr(batches, "close", None)
+            if close is not None:
+                close()  # in this thread: the connections it opened are used and closed here only
+
+    worker = threading.Thread(target=produce, name="vendor-read", daemon=True)
+    worker.start()
+    try:
+        while True:
+            kind, value = out.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise value
+            yield value
+    finally:
+        stop.set()
+        worker.join()
+
+
+def _text_batches(engine: sa.Engine, stmt: sa.Select[Any], rows: int,
+                  read_only: Callable[[], AbstractContextManager[sa.Connection]]) -> Iterator[pa.Table]:
     uri = adbc_uri(engine.url) if reader_choice() != "sqlalchemy" else None
     if uri is not None and _adbc_renders(engine, stmt):
         conn = _adbc_connect(engine.url.get_backend_name(), uri)

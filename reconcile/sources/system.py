@@ -520,4 +520,6 @@ def dossier_columns(dossier: dict[str, Any], status: list[Any], task: dict[str, 
         cols[f] = _text(task.get(f) or [None] * n)
     for f in NOTE_FIELDS:
         cols[f] = pa.nulls(n, pa.string())
+    for f in REPEATING_DOSSIER:  # as the csv profile reads them: few distinct values, a fraction of the memory
+        cols[f] = pc.dictionary_encode(cols[f])
     return pa.table(cols)
