@@ -222,3 +222,53 @@ def test_a_status_value_that_appears_after_the_check_is_one_line(tmp_path: Path,
     engine.dispose()
     with pytest.raises(BadInput, match=r"HS_HOSO\.TRANGTHAI holds value\(s\) '42' with no canonical status"):
         list(data.dossier_batches())
+
+
+def test_read_ahead_hands_over_every_batch_the_producers_error_and_stops_with_the_consumer() -> None:
+    assert list(arrowread.prefetch(iter(range(10)), depth=2)) == list(range(10))
+
+    def failing() -> Any:
+        yield 1
+        raise BadInput("row 2: broken")
+
+    got = []
+    with pytest.raises(BadInput, match="row 2: broken"):
+        for x in arrowread.prefetch(failing()):
+            got.append(x)
+    assert got == [1]
+
+    closed = []
+
+    def endless() -> Any:
+        try:
+            n = 0
+            while True:
+                yield n
+                n += 1
+        finally:
+            closed.append(True)  # the producer's connection would be closed here
+
+    reader = arrowread.prefetch(endless(), depth=1)
+    assert [next(reader) for _ in range(3)] == [0, 1, 2]
+    reader.close()
+    assert closed == [True]
+
+
+def test_mariadb_columns_read_by_the_server_side_cursor_are_str_of_the_sqlalchemy_values(mariadb_url: str) -> None:
+    engine = sa.create_engine(mariadb_url)
+    types = ["varchar(20)", "int", "bigint", "tinyint(1)", "date", "datetime(6)", "decimal(8,2)", "double", "text"]
+    values = [("a", 1, 2**40, 1, dt.date(2021, 1, 2), dt.datetime(2021, 1, 2, 3, 4, 5), Decimal("1.50"), 1.0, "ư"),
+              ("b", -1, None, 0, None, dt.datetime(2021, 1, 2, 3, 4, 5, 250_000), None, 2.5, None),
+              (None, None, 3, None, dt.date(1000, 1, 1), None, Decimal("-0.01"), None, "")]
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f"CREATE TABLE t ({', '.join(f'c{i} {t}' for i, t in enumerate(types))})")
+        table = sa.Table("t", sa.MetaData(), autoload_with=conn)
+        conn.execute(table.insert(), [{f"c{i}": v for i, v in enumerate(row)} for row in values])
+    ro = connect_engine(mariadb_url, what="system database", read_only=True)
+    assert arrowread.adbc_uri(ro.url) is None
+    stmt = sa.select(sa.Table("t", sa.MetaData(), autoload_with=engine))
+    got = _read(ro, stmt)
+    assert got == _str_of_sqlalchemy(engine, stmt)
+    assert got["c5"][:2] == ["2021-01-02 03:04:05", "2021-01-02 03:04:05.250000"] and got["c6"][0] == "1.50"
+    ro.dispose()
+    engine.dispose()
