@@ -135,7 +135,10 @@ def main() -> None:
     mapping = str(data / "system" / "mapping.yaml")
     sources = {"sqlite": f"sqlite:///{sqlite_file}"}
     if not args.no_pg:
-        sources["postgresql"] = pg_copy(sqlite_file)
+        try:
+            sources["postgresql"] = pg_copy(sqlite_file)
+        except Exception as exc:  # noqa: BLE001
+            print(f"PostgreSQL unreachable, its rows left out: {str(exc).splitlines()[0]}", file=sys.stderr)
     print(f"\n| dossier table, {args.size:,} rows | from | wall s | CPU s | peak MB |")
     print("|---|---|---:|---:|---:|")
     for source, url in sources.items():
