@@ -59,7 +59,7 @@ def text_batches(engine: sa.Engine, stmt: sa.Select[Any], rows: int,
                  read_only: Callable[[], AbstractContextManager[sa.Connection]]) -> Iterator[pa.Table]:
     """The rows of `stmt` (labelled columns) as tables of string columns, `rows` at most each, read
     ahead in a thread while the caller stores the previous batch."""
-    return prefetch(_text_batches(engine, stmt, rows, read_only), depth=1)
+    return prefetch(_text_batches(engine, stmt, rows, read_only))
 
 
 def prefetch(batches: Iterator[T], depth: int = 2) -> Iterator[T]:
