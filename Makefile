@@ -26,6 +26,8 @@ bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/bench_census.py
 	$(BIN)/python benchmarks/bench_apply.py
 	$(BIN)/python benchmarks/bench_report.py
+	$(BIN)/python benchmarks/bench_vendor_read.py
+	$(BIN)/python benchmarks/bench_vendor.py --runs 3
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache bench-data

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import csv
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
@@ -18,9 +19,9 @@ from reconcile import errors, yamlio
 from reconcile.db import connect_engine, first_line, mask_url
 from reconcile.errors import BadInput
 from reconcile.model import Status
+from reconcile.sources import arrowread, workbench
 from reconcile.sources.csvio import line_chunks, line_offset
 from reconcile.sources.text import decode
-from reconcile.store import iter_rows
 
 DOSSIER_FIELDS = (
     "dossier_code", "procedure", "field", "applicant", "phone", "address", "agency", "channel",
@@ -313,28 +314,21 @@ def load_mapping_profile(url: str, mapping_path: str | Path) -> SystemData:
         raise
 
     def dossier_batches() -> Iterator[pa.Table]:
-        with _read_only(engine) as conn:
-            # The current task of each dossier (first one per code), joined here so that any schema works.
-            tasks: dict[str, Any] = {}
+        # The current task of each dossier (the first one per code) is joined in SQL: the task table
+        # goes into a scratch DuckDB once, and each dossier batch is joined to it there.
+        with closing(workbench.connect()) as wb:
             if mapping.task is not None:
-                with _reading(mapping.task, mapping):
-                    for row in iter_rows(conn, stmts["task"]):
-                        tasks.setdefault(str(row.dossier_code), row)
+                _load_tasks(wb, _role_batches(engine, stmts["task"], mapping.task, mapping))
             first = 1
-            with _reading(mapping.dossier, mapping):
-                result = conn.execution_options(yield_per=BATCH_ROWS).execute(stmts["dossier"])
-                for part in result.partitions(BATCH_ROWS):
-                    yield _dossier_batch(part, tasks, mapping, first)
-                    first += len(part)
+            for part in _role_batches(engine, stmts["dossier"], mapping.dossier, mapping):
+                yield _dossier_table(part, wb if mapping.task is not None else None, mapping, first)
+                first += part.num_rows
 
     def event_batches() -> Iterator[pa.Table]:
         if mapping.events is None:
             return
-        with _read_only(engine) as conn, _reading(mapping.events, mapping):
-            result = conn.execution_options(yield_per=BATCH_ROWS).execute(stmts["events"])
-            for part in result.partitions(BATCH_ROWS):
-                rows = [r._mapping for r in part]
-                yield pa.table({f: _text([r.get(f) for r in rows]) for f in EVENT_FIELDS})
+        for part in _role_batches(engine, stmts["events"], mapping.events, mapping):
+            yield _fields(part, EVENT_FIELDS)
 
     where = {"dossier": mapping.dossier.table or "dossier.query", "account": mapping.account.table or "account.query",
              "events": (mapping.events.table if mapping.events else None) or "events"}
@@ -418,7 +412,7 @@ def _reading(tm: TableMapping, mapping: SourceMapping) -> Iterator[None]:
     """A database error while reading a role (the mapping's own SQL, a permission, a value) is one line."""
     try:
         yield
-    except sa.exc.DBAPIError as exc:
+    except (sa.exc.DBAPIError, arrowread.DriverError) as exc:
         if tm.query:
             raise BadInput(f"{mapping.path}: {tm.role}.query failed: {first_line(exc).rstrip('.')}. Hint: a query: "
                            "is one SELECT statement, and it runs read-only.") from None
@@ -453,13 +447,63 @@ def _text(values: list[Any]) -> pa.Array:
     return pa.array([None if v is None else str(v) for v in values], pa.string())
 
 
-def _dossier_batch(part: list[Any], tasks: dict[str, Any], m: SourceMapping, first: int) -> pa.Table:
-    rows = [r._mapping for r in part]
-    found = [tasks.get(str(r["dossier_code"])) for r in rows]
-    return dossier_columns({f: [r.get(f) for r in rows] for f in DOSSIER_FIELDS if f != "status"},
-                           [r["status"] for r in rows],
-                           {f: [t._mapping.get(f) if t is not None else None for t in found] for f in TASK_FIELDS[1:]},
-                           m, first)
+def _role_batches(engine: sa.Engine, stmt: sa.Select[Any], tm: TableMapping,
+                  mapping: SourceMapping) -> Iterator[pa.Table]:
+    """A role's rows as text columns, batch by batch, read-only (ADBC where it applies: arrowread)."""
+    with _reading(tm, mapping):
+        yield from arrowread.text_batches(engine, stmt, BATCH_ROWS, lambda: _read_only(engine))
+
+
+def _fields(part: pa.Table, fields: tuple[str, ...]) -> pa.Table:
+    """The batch's columns in `fields` order, a field the mapping leaves out all NULL."""
+    n = part.num_rows
+    return pa.table({f: part.column(f) if f in part.column_names else pa.nulls(n, pa.string()) for f in fields})
+
+
+def _load_tasks(wb: duckdb.DuckDBPyConnection, batches: Iterator[pa.Table]) -> None:
+    """Keep the first task row of each dossier code (in the task table's order) in `wb`'s table task."""
+    wb.execute("CREATE TEMP TABLE task_row (n BIGINT, " + ", ".join(f"{f} VARCHAR" for f in TASK_FIELDS) + ")")
+    n = 0
+    for part in batches:
+        batch = _fields(part, TASK_FIELDS).append_column("n", pa.array(range(n, n + part.num_rows), pa.int64()))
+        wb.register("batch", batch)
+        wb.execute(f"INSERT INTO task_row SELECT n, {', '.join(TASK_FIELDS)} FROM batch")
+        wb.unregister("batch")
+        n += part.num_rows
+    wb.execute("CREATE TEMP TABLE task AS SELECT * EXCLUDE (n) FROM task_row WHERE dossier_code IS NOT NULL "
+               "QUALIFY row_number() OVER (PARTITION BY dossier_code ORDER BY n) = 1")
+    wb.execute("DROP TABLE task_row")
+
+
+def _dossier_table(part: pa.Table, wb: duckdb.DuckDBPyConnection | None, m: SourceMapping, first: int) -> pa.Table:
+    """The raw system table of a dossier batch: its fields, the mapped status, and its current task's
+    fields (joined in `wb`, in the batch's order)."""
+    n = part.num_rows
+    raw_status = pc.fill_null(part.column("status"), "")
+    keys = pa.array(list(m.status_values), pa.string())
+    at = pc.index_in(raw_status, value_set=keys)
+    if at.null_count:  # the values were checked when the source was opened: changed since
+        bad = raw_status[pc.index(pc.is_null(at), True).as_py()].as_py()
+        raise BadInput(f"{m.path}: dossier.status_values: {m.dossier.table or 'dossier.query'}."
+                       f"{m.dossier.columns['status']} holds value(s) {bad!r} with no canonical status. "
+                       "Hint: add them under status_values.")
+    cols = dict(zip(DOSSIER_FIELDS, _fields(part, DOSSIER_FIELDS).columns))
+    cols["status"] = pa.array(list(m.status_values.values()), pa.string()).take(at)
+    cols["status_raw"] = raw_status
+    cols["source_row"] = pa.array(range(first, first + n), pa.int32())
+    if wb is None:
+        task = pa.table({f: pa.nulls(n, pa.string()) for f in TASK_FIELDS[1:]})
+    else:
+        wb.register("batch", pa.table({"dossier_code": part.column("dossier_code"),
+                                       "i": pa.array(range(n), pa.int64())}))
+        task = wb.sql(f"SELECT {', '.join('t.' + f for f in TASK_FIELDS[1:])} FROM batch b LEFT JOIN task t "
+                          "ON t.dossier_code = b.dossier_code ORDER BY b.i").to_arrow_table()
+        wb.unregister("batch")
+    for f in TASK_FIELDS[1:]:
+        cols[f] = task.column(f)
+    for f in NOTE_FIELDS:
+        cols[f] = pa.nulls(n, pa.string())
+    return pa.table(cols)
 
 
 def dossier_columns(dossier: dict[str, Any], status: list[Any], task: dict[str, Any], m: SourceMapping,
@@ -476,4 +520,6 @@ def dossier_columns(dossier: dict[str, Any], status: list[Any], task: dict[str, 
         cols[f] = _text(task.get(f) or [None] * n)
     for f in NOTE_FIELDS:
         cols[f] = pa.nulls(n, pa.string())
+    for f in REPEATING_DOSSIER:  # as the csv profile reads them: few distinct values, a fraction of the memory
+        cols[f] = pc.dictionary_encode(cols[f])
     return pa.table(cols)
