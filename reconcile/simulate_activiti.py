@@ -267,7 +267,10 @@ def create_indexes(conn: sa.Connection, kind: EngineKind) -> None:
         if table in kind.tables:
             conn.exec_driver_sql(f"CREATE {'UNIQUE ' if unique else ''}INDEX {name} ON {table} ({columns})")
     if conn.dialect.name == "postgresql":
-        conn.exec_driver_sql("ANALYZE")  # planner statistics, as autovacuum keeps them on a live engine
+        # planner statistics, as autovacuum keeps them on a live engine; these tables only: a bare
+        # ANALYZE walks every table of the database and deadlocks with other sessions' DDL
+        for table in kind.tables:
+            conn.exec_driver_sql(f"ANALYZE {table}")
 
 
 # ------------------------------------------------------------------------------ rows as an engine writes them
