@@ -18,7 +18,7 @@ from click.core import ParameterSource
 from rich.console import Console
 from rich.markup import escape
 
-from reconcile import __version__, commands, render
+from reconcile import __version__, commands, jsonio, render
 from reconcile.apply import DEFAULT_BATCH_SIZE
 from reconcile.db import first_line
 from reconcile.errors import WRITTEN, BadInput, ExitCode, Interrupted, ReconcileError, Refused, wrote
@@ -163,7 +163,9 @@ def _progress(err: Console, wanted: bool | None, prefix: str) -> Iterator[Progre
         with err.status(prefix, spinner="dots") as status:
             yield LiveProgress(lambda text: status.update(escape(text)), prefix)
     else:
-        yield LineProgress(sys.stderr, prefix)
+        lines = LineProgress(sys.stderr, prefix)
+        yield lines
+        lines.done()  # the last stage's line; after an error the error is the last line
 
 
 store_option = click.option("--store", envvar="RECONCILE_STORE", metavar="URL",
@@ -245,13 +247,14 @@ def audit(register: tuple[str, ...], system: str | None, mapping: str | None, pr
     out, err = _consoles()
     store = path(store, "store")
     with _progress(err, show_progress, "audit") as progress:
-        report = commands.audit(inputs, store, progress=progress)
+        report = commands.audit(inputs, store, progress=progress, with_findings=False)
     render.warnings(report.warnings, err)
-    if fmt == "json":
-        click.echo(render.to_json(report.to_dict(), pretty=sys.stdout.isatty()))
+    if fmt == "json":  # streamed from the store: a 10M audit's findings never sit whole in memory
+        jsonio.dump_with_list(report.to_dict(), "findings", commands.findings_of(store, report.run["id"]),
+                              sys.stdout, pretty=sys.stdout.isatty())
     else:
         render.audit_table(report, out)
-    sys.exit(int(ExitCode.FINDINGS if report.findings else ExitCode.OK))
+    sys.exit(int(ExitCode.FINDINGS if report.summary else ExitCode.OK))
 
 
 def _setting(cli_value: str | None, project: dict[str, Any], key: str) -> str | None:

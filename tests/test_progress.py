@@ -10,7 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from reconcile import jsonio
+from reconcile.commands import run_report
 from reconcile.progress import LineProgress, LiveProgress, rate
+from reconcile.store import open_store
 from reconcile.simulate import simulate
 from tests.helpers import invoke
 
@@ -92,7 +95,7 @@ def test_audit_with_progress_prints_stages_rows_and_rates_on_stderr_only(distric
                       "storing the system's step events", "matching the codes",
                       "finding missing and unclosed dossiers", "comparing dates and fields",
                       "finding duplicate codes and numbering gaps", "workflow state of open dossiers",
-                      "workflow findings", "statistics", "committing", "reading the findings"]
+                      "workflow findings", "statistics", "committing", "reading the results"]
     counts = json.loads(result.stdout)["run"]["counts"]
     register, system = lines[3], lines[5]
     assert re.fullmatch(LOAD.format(what="register", unit="rows"), register), register
@@ -125,3 +128,24 @@ def test_an_audit_refused_while_checking_ends_with_the_error_not_a_summary_of_th
     assert stderr[-1] == ("error: so-theo-doi-ho-so-2021.csv, row 2, Nhận hồ sơ: '31/02/2021' is not a date. "
                           "Expected dd/mm/yyyy, YYYY-MM-DD or an Excel date.")
     assert not (tmp_path / "s.duckdb").exists()
+
+
+@pytest.mark.parametrize("pretty", [False, True])
+@pytest.mark.parametrize("items", [[], [{"kind": "a", "details": {"x": [1, 2], "note": "two\nlines"}}, {"k": None}],
+                                   list(range(5))])
+def test_a_list_written_in_chunks_is_the_same_text_as_the_whole_document(pretty: bool, items: list[object]) -> None:
+    head = {"run": {"id": 3, "periods": [{"book": "Sổ 1"}]}, "summary": {"a": 1}, "findings": ["replaced"]}
+    out = io.StringIO()
+    jsonio.dump_with_list(head, "findings", iter(items), out, pretty, chunk=2)
+    assert out.getvalue() == jsonio.dumps({"run": head["run"], "summary": head["summary"], "findings": items},
+                                          pretty) + "\n"
+
+
+def test_audit_json_streams_the_same_findings_as_the_report_holds(district: Path, tmp_path: Path) -> None:
+    store = tmp_path / "s.duckdb"
+    result = invoke("audit", "--config", str(district / "reconcile.yaml"), "--store", str(store), "--format", "json",
+                    expect=1)
+    streamed = json.loads(result.stdout)
+    held = run_report(open_store(str(store), create=False)).to_dict()
+    assert streamed == json.loads(jsonio.dumps(held))
+    assert sum(streamed["summary"].values()) == len(streamed["findings"]) > 10
