@@ -47,7 +47,6 @@ if TYPE_CHECKING:
     from reconcile.apply import PlanFile
 
 
-
 @dataclass(frozen=True, slots=True)
 class AuditInputs:
     register: tuple[str, ...]
