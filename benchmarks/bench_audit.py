@@ -7,7 +7,7 @@ held to: the audit's CPU time at most 3.5x datacompy/polars's on the same files 
 
 With --ten-million (or BENCH_10M=1) it also audits 10M dossiers once (datacompy needs about 9 GB
 there and is left out), held to 11x the 1M audit's time and 2 GB peak. Each size's data is
-simulated once into bench-data/ (10M: about 25 minutes and 4.5 GB of CSV).
+simulated once into bench-data/ (10M: about 20 minutes and 5.2 GB of CSV).
 
     python benchmarks/bench_audit.py [--sizes 100000 1000000] [--runs 3] [--ten-million]
 """
@@ -183,8 +183,10 @@ def main() -> None:
               f"for {s2 / s1:.0f}x the dossiers")
     if TEN_MILLION in by_size and 1_000_000 in by_size:
         big, one = by_size[TEN_MILLION]["reconcile"], by_size[1_000_000]["reconcile"]
-        ok = big.wall <= SCALING * one.wall and big.peak <= PEAK_10M_MB
-        print(f"10M audit: {big.wall / one.wall:.1f}x the 1M time ({big.cpu / one.cpu:.1f}x its CPU), peak "
+        # Both ratios must hold: on a busy host the wall-time ratio alone flatters the longer run.
+        ratio = max(big.wall / one.wall, big.cpu / one.cpu)
+        ok = ratio <= SCALING and big.peak <= PEAK_10M_MB
+        print(f"10M audit: {big.wall / one.wall:.1f}x the 1M time, {big.cpu / one.cpu:.1f}x its CPU, peak "
               f"{big.peak / 1024:.2f} GB (held to <= {SCALING:.0f}x and <= {PEAK_10M_MB / 1024:.0f} GB): "
               + ("ok" if ok else "OVER"))
     for size, _, counts in rows:
