@@ -6,6 +6,8 @@ DEMO   := reports/binh-son-2021-h1
 
 .PHONY: demo test bench clean
 
+# `make bench BENCH_10M=1` adds the 10M-dossier audit (its data simulated once into bench-data/: 5.2 GB, ~20 min).
+
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
@@ -21,7 +23,7 @@ test: $(VENV)/.installed
 	$(BIN)/python -m pytest -q -n auto
 
 bench: $(VENV)/.installed
-	$(BIN)/python benchmarks/bench_audit.py
+	$(BIN)/python benchmarks/bench_audit.py $(if $(BENCH_10M),--ten-million)
 	$(BIN)/python benchmarks/bench_workflows.py
 	$(BIN)/python benchmarks/bench_census.py
 	$(BIN)/python benchmarks/bench_apply.py

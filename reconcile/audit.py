@@ -13,6 +13,7 @@ from sqlalchemy.engine import Connection
 
 from reconcile.model import CLOSED_STATUSES, OUTCOME_STATUSES, FindingKind, MatchClass, Outcome
 from reconcile.normalize import compare_key
+from reconcile.progress import QUIET, Progress
 from reconcile.sqlfuncs import days_between, json_agg, json_text, obj
 from reconcile.store import (
     bulk_insert, dossier, finding, reconciliation, register_book, register_entry, text_key, wf_version,
@@ -90,18 +91,25 @@ def _insert_findings(conn: Connection, run_id: int, kind: FindingKind | None, se
     return conn.execute(stmt).rowcount or 0
 
 
-def run_audit(conn: Connection, run_id: int, settings: AuditSettings) -> None:
+def run_audit(conn: Connection, run_id: int, settings: AuditSettings, progress: Progress = QUIET) -> None:
     """Classify every code of the union of both sides, then record every finding of the run."""
+    progress.stage("matching the codes")
     reg, sys_ = _representatives(run_id)
     _classify(conn, run_id, settings, reg, sys_)
     # From here on the reconciliation table names each code's representative rows: plain joins.
     r, s = register_entry.alias("r"), dossier.alias("s")
+    progress.stage("finding missing and unclosed dossiers")
     _class_findings(conn, run_id, r, s)
+    progress.stage("comparing dates and fields")
     _pair_findings(conn, run_id, settings, r, s)
+    progress.stage("finding duplicate codes and numbering gaps")
     _duplicate_findings(conn, run_id)
     _numbering_findings(conn, run_id)
+    progress.stage("workflow state of open dossiers")
     record_state(conn, run_id, settings.as_of, settings.stall)
+    progress.stage("workflow findings")
     workflow_findings(conn, run_id)
+    progress.stage("statistics")
     store_groups(conn, run_id, settings.stats_period())
 
 

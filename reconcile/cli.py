@@ -6,10 +6,11 @@ import json
 import math
 import os
 import sys
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import click
 import sqlalchemy as sa
@@ -17,12 +18,13 @@ from click.core import ParameterSource
 from rich.console import Console
 from rich.markup import escape
 
-from reconcile import __version__, commands, render
+from reconcile import __version__, commands, jsonio, render
 from reconcile.apply import DEFAULT_BATCH_SIZE
 from reconcile.db import first_line
 from reconcile.errors import WRITTEN, BadInput, ExitCode, Interrupted, ReconcileError, Refused, wrote
 from reconcile.files import write_atomically
 from reconcile.i18n import LANGS
+from reconcile.progress import QUIET, LineProgress, LiveProgress, Progress
 from reconcile.project import MAX_STALL_DAYS, MAX_STALL_FACTOR, MAX_TOLERANCE_DAYS, load_project
 from reconcile.report import DEFAULT_LIMIT, FORMATS, ReportRequest
 from reconcile.report import report as write_report
@@ -144,6 +146,28 @@ def _finite(ctx: click.Context, param: click.Parameter, value: float | None) -> 
     return value
 
 
+progress_option = click.option(
+    "--progress/--no-progress", "show_progress", default=None,
+    help="Show each stage, with rows and rows/s while loading, on stderr. Default: on a terminal only (one live "
+         "line); --progress elsewhere (a log, a CI job) prints a plain line as each stage ends and every 10 s of "
+         "loading.")
+
+
+@contextmanager
+def _progress(err: Console, wanted: bool | None, prefix: str) -> Iterator[Progress]:
+    """The command's progress on stderr: a live line on a terminal, plain lines when asked for elsewhere,
+    nothing otherwise (stdout carries the payload and is never written to)."""
+    if wanted is False or (wanted is None and not err.is_terminal):
+        yield QUIET
+    elif err.is_terminal:
+        with err.status(prefix, spinner="dots") as status:
+            yield LiveProgress(lambda text: status.update(escape(text)), prefix)
+    else:
+        lines = LineProgress(sys.stderr, prefix)
+        yield lines
+        lines.done()  # the last stage's line; after an error the error is the last line
+
+
 store_option = click.option("--store", envvar="RECONCILE_STORE", metavar="URL",
                             help="Working store: a file path (embedded DuckDB) or a PostgreSQL/MariaDB URL. "
                                  "Default: ./reconcile.duckdb.")
@@ -177,11 +201,13 @@ store_option = click.option("--store", envvar="RECONCILE_STORE", metavar="URL",
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @click.option("--config", metavar="FILE", help=f"Project file (default: ./{PROJECT_FILE} if present).")
 @store_option
+@progress_option
 def audit(register: tuple[str, ...], system: str | None, mapping: str | None, profile: str | None,
           sidecars: str | None, tenant: str | None, schema: str | None, staff: str | None,
           workflows: str | None, as_of: str | None, register_mapping: str | None,
           date_tolerance: int | None, paper_only: tuple[str, ...], stalled_factor: float | None,
-          stalled_min_days: int | None, fmt: str, config: str | None, store: str | None) -> None:
+          stalled_min_days: int | None, fmt: str, config: str | None, store: str | None,
+          show_progress: bool | None) -> None:
     """Load the register, the system and the catalog as one run and report every finding.
 
     Exit code 1 when there are findings, 0 when none, 2 for bad input.
@@ -220,14 +246,15 @@ def audit(register: tuple[str, ...], system: str | None, mapping: str | None, pr
     )
     out, err = _consoles()
     store = path(store, "store")
-    with err.status("auditing", spinner="dots") as status:
-        report = commands.audit(inputs, store, progress=lambda s: status.update(f"auditing: {s}"))
+    with _progress(err, show_progress, "audit") as progress:
+        report = commands.audit(inputs, store, progress=progress, with_findings=False)
     render.warnings(report.warnings, err)
-    if fmt == "json":
-        click.echo(render.to_json(report.to_dict(), pretty=sys.stdout.isatty()))
+    if fmt == "json":  # streamed from the store: a 10M audit's findings never sit whole in memory
+        jsonio.dump_with_list(report.to_dict(), "findings", commands.findings_of(store, report.run["id"]),
+                              sys.stdout, pretty=sys.stdout.isatty())
     else:
         render.audit_table(report, out)
-    sys.exit(int(ExitCode.FINDINGS if report.findings else ExitCode.OK))
+    sys.exit(int(ExitCode.FINDINGS if report.summary else ExitCode.OK))
 
 
 def _setting(cli_value: str | None, project: dict[str, Any], key: str) -> str | None:
@@ -430,8 +457,8 @@ def demo(out: str) -> None:
     report.*."""
     _, err = _consoles()
     wrote(f"part of the demo in {out}")  # simulates, audits, applies and reports: an interruption leaves some
-    with err.status("demo", spinner="dots") as status:
-        result = commands.demo(Path(out), progress=lambda s: status.update(f"demo: {s}"))
+    with _progress(err, None, "demo") as progress:
+        result = commands.demo(Path(out), progress=progress)
     err.print(f"audit run {result.run['id']}: {sum(result.summary.values()):,} findings; "
               f"wrote findings.json, census.json, fixes.json, report.* (html, md, xlsx, json, csv) and tickets/ to {out}")
     console, store = _consoles()[0], str(Path(out) / "inputs" / "reconcile.duckdb")

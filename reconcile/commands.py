@@ -25,6 +25,7 @@ from reconcile.model import FindingKind, MatchClass
 from reconcile.normalize import compare_key, normalize_code
 from reconcile.files import write_atomically
 from reconcile.plan import Plan, Resolver, Target, build_plan, without_gc
+from reconcile.progress import QUIET, Progress
 from reconcile import stats as stats_mod
 from reconcile.stats import StatsSettings
 from reconcile.stats_model import StatsTable
@@ -36,20 +37,14 @@ from reconcile.sources.workbench import (
 )
 from reconcile.store import (
     Store, account, audit_run, batch_outcome, change, change_batch, dossier, finding, insert_select, insert_stream,
-    mask_url, migration_step, open_store, reconciliation, register_book, register_entry, step_event, store_name,
-    text_key, wf_step, wf_transition, wf_version,
+    iter_rows, mask_url, migration_step, open_store, reconciliation, register_book, register_entry, step_event,
+    store_name, text_key, wf_step, wf_transition, wf_version,
 )
 from reconcile.wfstate import CENSUS_KINDS, CensusRow, StallRule
 from reconcile.wfstate import census as census_rows
 
 if TYPE_CHECKING:
     from reconcile.apply import PlanFile
-
-Progress = Callable[[str], None]
-
-
-def _quiet(_: str) -> None:
-    pass
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,19 +225,19 @@ class Loaded:
     rules: Any = None  # rules.RuleSet: the migration rules beside the catalog folder (None: none there)
 
 
-def load_inputs(inputs: AuditInputs, progress: Progress = _quiet) -> Loaded:
+def load_inputs(inputs: AuditInputs, progress: Progress = QUIET) -> Loaded:
     check_profile(inputs.system, inputs.mapping, inputs.profile, inputs.sidecars, inputs.tenant, inputs.schema)
     if inputs.staff is not None:
         check_staff_file(inputs.staff)
-    progress("catalog")
+    progress.stage("reading the catalog")
     if inputs.workflows is None and inputs.profile != "activiti":
         raise BadInput("audit: missing --workflows. Hint: the catalog folder; only --profile activiti reads it "
                        "from the engine.")
     files = load_catalog(inputs.workflows) if inputs.workflows is not None else None
     reg_mapping = load_register_mapping(inputs.register_mapping) if inputs.register_mapping else RegisterMapping()
-    progress("register")
+    progress.stage("opening the register")
     register = load_register(inputs.register, reg_mapping)
-    progress("system")
+    progress.stage("opening the system")
     system, deployed = load_system(inputs.system, inputs.mapping, inputs.profile, inputs.sidecars, inputs.tenant,
                                    inputs.schema, inputs.staff)
     catalog = _merge_catalogs(deployed, files)
@@ -314,28 +309,32 @@ def _catalog_digest(catalog: Catalog) -> str:
     return h.hexdigest()[:16]
 
 
-def record_run(store: Store, loaded: Loaded, settings: AuditSettings, progress: Progress = _quiet,
+def record_run(store: Store, loaded: Loaded, settings: AuditSettings, progress: Progress = QUIET,
                started_at: str | None = None) -> int:
     """Read, store, check and audit one run in one transaction: all of it lands, or none. Stored rows
     are checked before the audit; a value that does not parse rolls the whole run back."""
     system = loaded.system
     with store.begin() as conn:
         run_id = store.next_run_id(conn)
+        progress.stage("storing the register")
         n_reg = _store_batches(store, conn, run_id, register_entry, register_sql, loaded.register.batches(),
-                               lambda n: progress(f"register {n:,} rows"), texts=REGISTER_TEXTS)
+                               progress.rows, texts=REGISTER_TEXTS)
         fault("audit-register", 1)
+        progress.stage("checking the register")
         reg_checks = check_stored_register(conn, run_id, settings.as_of)
         _store_text_keys(conn, run_id)
         books = _books(reg_checks.book_years, loaded.register.periods)
         loaded.warnings.extend(reg_checks.warnings)
         sys_digest = SystemDigest()
+        progress.stage("storing the system", "dossiers")
         n_sys = _store_batches(store, conn, run_id, dossier, partial(dossier_sql, open_fingerprints=True),
-                               system.dossier_batches(), lambda n: progress(f"system {n:,} dossiers"),
-                               sys_digest.add, DOSSIER_TEXTS)
+                               system.dossier_batches(), progress.rows, sys_digest.add, DOSSIER_TEXTS)
+        progress.stage("checking the system")
         check_stored_dossiers(conn, run_id, system.where.get("dossier", "dossiers"))
         fault("audit-system", 1)
         insert_select(store, conn, account, account_sql, system.accounts, run_id)
-        _store_batches(store, conn, run_id, step_event, event_sql, system.event_batches())
+        progress.stage("storing the system's step events", "events")
+        _store_batches(store, conn, run_id, step_event, event_sql, system.event_batches(), progress.rows)
         versions, steps, transitions = _catalog_tables(loaded.catalog, run_id)
         migrations = _migration_rows(loaded.rules, run_id) if loaded.rules is not None else []
         for table, rows in ((wf_version, versions), (wf_step, steps), (wf_transition, transitions),
@@ -344,8 +343,8 @@ def record_run(store: Store, loaded: Loaded, settings: AuditSettings, progress: 
                 conn.execute(sa.insert(table), rows)
         if books:
             conn.execute(sa.insert(register_book), [{"run_id": run_id, **b} for b in books])
-        progress("audit")
-        run_audit(conn, run_id, settings)
+        run_audit(conn, run_id, settings, progress)
+        progress.stage("committing")
         # Contents, not paths: the same data audited from anywhere has the same fingerprint.
         if loaded.hashes is not None:
             loaded.inputs_doc["register"] = loaded.hashes.result()
@@ -401,9 +400,10 @@ def _store_text_keys(conn: sa.Connection, run_id: int) -> None:
         conn.execute(sa.insert(text_key), rows)
 
 
-def audit(inputs: AuditInputs, store_url: str | None = None, progress: Progress = _quiet,
-          started_at: str | None = None) -> RunReport:
-    """Open and check every input, then read, store and audit them in one transaction."""
+def audit(inputs: AuditInputs, store_url: str | None = None, progress: Progress = QUIET,
+          started_at: str | None = None, with_findings: bool = True) -> RunReport:
+    """Open and check every input, then read, store and audit them in one transaction; the report
+    of the run (without its findings when `with_findings` is false: see findings_of)."""
     if not FIRST_DAY <= inputs.as_of <= LAST_DAY:
         raise BadInput(f"--as-of: {inputs.as_of.isoformat()} is outside the dates an audit can be as of, "
                        f"{FIRST_DAY.isoformat()}..{LAST_DAY.isoformat()}. Hint: give the date the register and the "
@@ -422,11 +422,21 @@ def audit(inputs: AuditInputs, store_url: str | None = None, progress: Progress 
         raise
     wrote(f"audit run {run_id} to the store {store_name(store)}")
     fault("audit-committed", 1)
+    progress.stage("reading the results")
     try:
-        report = run_report(store, run_id)
+        report = run_report(store, run_id, with_findings)
     finally:
         store.engine.dispose()
     return replace(report, warnings=loaded.warnings)
+
+
+def findings_of(store_url: str | None, run_id: int) -> Iterator[dict[str, Any]]:
+    """iter_findings of a run in the store at `store_url`."""
+    store = open_store(store_url, create=False)
+    try:
+        yield from iter_findings(store, run_id)
+    finally:
+        store.engine.dispose()
 
 
 def _started_at() -> str:
@@ -445,15 +455,31 @@ def _resolve_run(store: Store, conn: sa.Connection, run_id: int | None) -> int:
     return run_id
 
 
-def run_report(store: Store, run_id: int | None = None) -> RunReport:
-    """Read one run back from the store, sorted so that the same run always renders the same."""
+def iter_findings(store: Store, run_id: int) -> Iterator[dict[str, Any]]:
+    """The run's findings sorted so that the same run always renders the same (kind, code, details),
+    each parsed only as it is yielded: while they are sorted the rows stay the JSON text they are
+    stored as (at 10M dossiers the parsed findings took 0.9 GB)."""
+    order = {k.value: i for i, k in enumerate(FindingKind)}
+    stmt = sa.select(finding.c.kind, finding.c.severity, finding.c.dossier_code, finding.c.details,
+                     finding.c.evidence).where(finding.c.run_id == run_id)
+    with store.connect() as conn:
+        rows = [((order.get(kind, 99), code or "", jsonio.dumps(jsonio.loads(details), sort_keys=True)),
+                 kind, severity, code, details, evidence)
+                for kind, severity, code, details, evidence in iter_rows(conn, stmt)]
+    rows.sort(key=lambda row: row[0])
+    for _, kind, severity, code, details, evidence in rows:
+        yield {"kind": kind, "severity": severity, "dossier_code": code, "details": jsonio.loads(details),
+               "evidence": jsonio.loads(evidence)}
+
+
+def run_report(store: Store, run_id: int | None = None, with_findings: bool = True) -> RunReport:
+    """Read one run back from the store: its summary, breakdown and (unless `with_findings` is false,
+    for a caller that streams them with iter_findings) its findings."""
     with store.connect() as conn:
         run_id = _resolve_run(store, conn, run_id)
         run = conn.execute(sa.select(audit_run).where(audit_run.c.id == run_id)).mappings().one()
-        rows = conn.execute(
-            sa.select(finding.c.kind, finding.c.severity, finding.c.dossier_code, finding.c.details,
-                      finding.c.evidence).where(finding.c.run_id == run_id)
-        ).all()
+        counts = dict(conn.execute(sa.select(finding.c.kind, sa.func.count()).where(finding.c.run_id == run_id)
+                                   .group_by(finding.c.kind)).all())
         classes = dict(conn.execute(
             sa.select(reconciliation.c["class"], sa.func.count()).where(reconciliation.c.run_id == run_id)
             .group_by(reconciliation.c["class"])).all())
@@ -466,17 +492,7 @@ def run_report(store: Store, run_id: int | None = None) -> RunReport:
                    reconciliation.c["class"] == MatchClass.PAPER_ONLY_UNIT.value)
             .group_by(register_entry.c.agency)).all()
         breakdown = _breakdown(conn, run_id)
-    order = {k.value: i for i, k in enumerate(FindingKind)}
-    findings = [
-        {"kind": k, "severity": sev, "dossier_code": code, "details": jsonio.loads(det), "evidence": jsonio.loads(ev)}
-        for k, sev, code, det, ev in rows
-    ]
-    findings.sort(key=lambda f: (order.get(f["kind"], 99), f["dossier_code"] or "",
-                                 jsonio.dumps(f["details"], sort_keys=True)))
-    summary = {k.value: 0 for k in FindingKind}
-    for f in findings:
-        summary[f["kind"]] += 1
-    summary = {k: v for k, v in summary.items() if v}
+    summary = {k.value: int(counts[k.value]) for k in FindingKind if counts.get(k.value)}
     run_doc = {
         "id": run["id"], "as_of": run["as_of"].isoformat(), "started_at": run["started_at"],
         "tool_version": run["tool_version"], "fingerprint": run["fingerprint"],
@@ -486,6 +502,7 @@ def run_report(store: Store, run_id: int | None = None) -> RunReport:
         "paper_only_units": {a or "": int(n) for a, n in sorted(paper_only, key=lambda x: x[0] or "")},
         "inputs": json.loads(run["inputs"]), "settings": json.loads(run["settings"]),
     }
+    findings = list(iter_findings(store, run_id)) if with_findings else []
     return RunReport(run_doc, summary, findings, breakdown)
 
 
@@ -763,7 +780,7 @@ def _plain(d: dict[str, Any]) -> dict[str, Any]:
 DEMO_STARTED_AT = "2021-07-01T08:00:00+00:00"
 
 
-def demo(out: Path, progress: Progress = _quiet) -> RunReport:
+def demo(out: Path, progress: Progress = QUIET) -> RunReport:
     """Simulate the demo district into OUT/inputs, audit it into a fresh store (OUT/findings.json,
     OUT/census.json), fix it: plan -> apply -> audit -> undo -> audit -> apply (OUT/fixes.json), and
     write the first audit's reports (OUT/report.*) and vendor tickets (OUT/tickets/)."""
@@ -771,7 +788,7 @@ def demo(out: Path, progress: Progress = _quiet) -> RunReport:
     from reconcile.simulate import simulate
 
     inputs_dir = out / "inputs"
-    progress("simulate")
+    progress.stage("simulating")
     sim = simulate(inputs_dir)
     project = load_project(sim.config)
     store_path = inputs_dir / "reconcile.duckdb"  # the project file's store: `cd` there and `reconcile show`
@@ -791,9 +808,9 @@ def demo(out: Path, progress: Progress = _quiet) -> RunReport:
             "fixes.json": _demo_fixes(inputs, store_path, inputs_dir / "plan.yaml", report, progress)}
     for name, doc in docs.items():
         (out / name).write_text(jsonio.dumps(doc, pretty=True) + "\n", encoding="utf-8")
-    progress("report")
+    progress.stage("reports")
     _demo_reports(out, store_path, report.run["id"], project)
-    progress("tickets")
+    progress.stage("tickets")
     from reconcile.tickets import tickets
 
     tickets(str(store_path), out / "tickets", report.run["id"])  # masked: what the vendor would receive
@@ -817,16 +834,16 @@ def _demo_fixes(inputs: AuditInputs, store_path: Path, plan_path: Path, before: 
     from reconcile.undo import undo
 
     store = str(store_path)
-    progress("plan")
+    progress.stage("plan")
     fix_plan = plan(store)
     write_plan(fix_plan, plan_path, store)
-    progress("apply")
+    progress.stage("apply")
     applied = apply_plan(plan_path, store, yes=True, actor="demo")
     after = audit(inputs, store, progress, started_at=DEMO_STARTED_AT)
-    progress("undo")
+    progress.stage("undo")
     undone = [undo(b, store, yes=True, actor="demo") for b in reversed(applied.batches)]
     restored = audit(inputs, store, progress, started_at=DEMO_STARTED_AT)
-    progress("apply again")
+    progress.stage("apply again")
     again = apply_plan(plan_path, store, yes=True, actor="demo")
     return {
         "plan": {"run": before.run["id"], "counts": fix_plan.counts(), "validation": fix_plan.validation},
