@@ -13,7 +13,7 @@ from typing import Any, Sequence
 
 from reconcile.errors import BadInput, collect
 from reconcile.published import vocabulary as vocab
-from reconcile.published.identities import Columns, Violation, allowed, check_row
+from reconcile.published.identities import Columns, Denominator, Violation, allowed, check_row, choose_denominators
 from reconcile.published.numbers import (Cell, Num, Pct, decide_separator, is_blank, looks_numeric, parse_cell,
                                          parse_count, strip_footnote, text_of)
 from reconcile.published.prose import check_text
@@ -89,7 +89,10 @@ def check_report(path: str | Path, layout: str = "auto", text: str | Path | None
     p = Path(path)
     table = read_table(_read(p, sheet), layout)
     identities, skipped = allowed(table.columns)
-    violations, notes, row_unchecked = check_rows(table.columns, identities, table.rows)
+    table.columns, taken = choose_denominators(table.columns, [r.values for r in table.rows])
+    notes = _denominators_taken(table, taken)
+    violations, row_notes, row_unchecked = check_rows(table.columns, identities, table.rows)
+    notes += row_notes
     if {"withdrawn", "returned", "supplement"} & set(table.columns.counts):
         notes.append(_CONVENTION)
     confirmed: list[str] = []
@@ -104,6 +107,27 @@ def check_report(path: str | Path, layout: str = "auto", text: str | Path | None
                        tuple(violations),
                        tuple(table.notes + notes), tuple(confirmed), tuple(unchecked), tuple(table.described),
                        tuple(skipped + _summarise(row_unchecked)))
+
+
+def _denominators_taken(table: Table, taken: list[Denominator]) -> list[str]:
+    """Say which denominator a percentage column was computed over where it is not the vocabulary's, in the
+    notes and in its JSON `columns` entry (`denominator`, on every percentage column that is checked)."""
+    notes = []
+    chosen = {d.key: d for d in taken}
+    for c in table.described:
+        measure = c["measure"]
+        if not measure.startswith("%") or measure == "%total":
+            continue
+        key = measure[1:]
+        if table.columns.denominator(key) not in table.columns.counts:
+            continue  # not checked: `not_checked` says why
+        c["denominator"] = table.columns.denominator(key)
+        d = chosen.get(key)
+        if d is not None:
+            notes.append(f"column {c['column']} {c['header']!r} is over {vocab.MEASURES[d.over]!r}, not "
+                         f"{vocab.MEASURES[d.usual]!r}: {d.held} of {d.checked} rows hold over "
+                         f"{vocab.MEASURES[d.over]!r}, {d.usual_held} over {vocab.MEASURES[d.usual]!r}")
+    return notes
 
 
 def _summarise(lines: list[str]) -> list[str]:

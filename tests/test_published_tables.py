@@ -211,6 +211,43 @@ def test_per_level_table_section_that_misses_its_units_is_found(tmp_path: Path, 
                             ("2 Huyện Ba Tơ", "đang giải quyết = trong hạn + đến hạn + quá hạn", 200, 205)]
 
 
+def on_time_rates(rows: Grid, over: int) -> Grid:
+    """LEVEL_ROWS with "Tỷ lệ đúng hạn (%)" computed over column `over` (2: received, 3: resolved)."""
+    return [r[:6] + [percent_text(Fraction(100 * r[4], r[over]), 1)] + r[7:] for r in rows]
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".xlsx"])
+@pytest.mark.parametrize("over, denominator, note", [
+    (3, "resolved", None),
+    (2, "total", "column 7 'Đã giải quyết / Tỷ lệ đúng hạn (%)' is over 'tổng số', not 'đã giải quyết': 8 of 8 "
+                 "rows hold over 'tổng số', 0 over 'đã giải quyết'"),
+])
+def test_on_time_rate_over_resolved_or_over_received_is_read_as_the_table_computes_it(
+        tmp_path: Path, suffix: str, over: int, denominator: str, note: str | None) -> None:
+    rows = on_time_rates(LEVEL_ROWS, over)
+    assert over == 2 or [r[6] for r in rows] == [r[6] for r in LEVEL_ROWS]  # the published table's own rates
+    doc = check(write(tmp_path / f"t{suffix}", LEVEL_HEADER, rows), expect=0)
+    assert doc["violations"] == []
+    assert [c.get("denominator") for c in doc["columns"] if c["measure"].startswith("%")] == [denominator]
+    said = [n.replace("column G ", "column 7 ") for n in doc["notes"] if " is over " in n]
+    assert said == ([note] if note else [])
+    out = invoke("check-report", write(tmp_path / f"u{suffix}", LEVEL_HEADER, rows), expect=0).stdout
+    assert (f"note: {note}" in out.replace("column G ", "column 7 ")) if note else " is over " not in out
+
+
+@pytest.mark.parametrize("over, formula, printed, computed, difference", [
+    (3, "đúng hạn / đã giải quyết", "97,0%", "97,2%", "-0,2"),
+    (2, "đúng hạn / tổng số", "87,3%", "87,5%", "-0,2"),
+])
+def test_one_broken_on_time_rate_is_found_over_the_denominator_its_column_uses(
+        tmp_path: Path, over: int, formula: str, printed: str, computed: str, difference: str) -> None:
+    rows = edit(on_time_rates(LEVEL_ROWS, over), "Sở Xây dựng", 6, printed[:-1])
+    doc = check(write(tmp_path / "t.csv", LEVEL_HEADER, rows), expect=1)
+    assert [(v["row"], v["identity"], v["percent"]) for v in doc["violations"]] == [(
+        "2 Sở Xây dựng", f"tỷ lệ đúng hạn (%) = {formula} (in tenths of a percent)",
+        {"printed": printed, "computed": computed, "difference": difference})]
+
+
 def test_per_level_table_with_unnumbered_levels_and_sub_rows(tmp_path: Path) -> None:
     rows = [["", "Toàn huyện", 300, 290, 280, 10, "96,6", 10, 10, 0, 0],
             ["", "Cấp huyện", 200, 195, 190, 5, "97,4", 5, 5, 0, 0],
