@@ -383,6 +383,58 @@ def test_prose_forms_are_read_and_their_denominators_named(tmp_path: Path) -> No
                              "text line 5: 9,2% = trễ hạn / đã giải quyết (in tenths of a percent)", 92, 91)]
 
 
+LEVEL_PROSE = """\
+Cấp huyện đã giải quyết 7.600 hồ sơ, đúng hạn 7.400 hồ sơ, đạt 97,4%; đang giải quyết 400 hồ sơ, trong đó \
+300 hồ sơ chưa đến hạn, 60 hồ sơ đến hạn.
+Cấp xã tiếp nhận 12.000 hồ sơ, đúng hạn 11.700 hồ sơ, đạt 97,5%.
+Cấp tỉnh đã giải quyết 4.600 hồ sơ, đúng hạn 4.500 hồ sơ, đạt 97,0%.
+"""
+
+
+def test_prose_chưa_đến_hạn_and_on_time_rates_over_resolved_or_received(tmp_path: Path) -> None:
+    # The table has "Chưa đến hạn" and "Đến hạn" apart: the longer phrase decides, and "chưa đến hạn" after 300
+    # labels 300, not 60. 97,4% is over resolved, 97,5% over received; 97,0% is neither (97,8% over resolved,
+    # 90,0% over received).
+    text = tmp_path / "bao-cao.txt"
+    text.write_text(LEVEL_PROSE, encoding="utf-8")
+    doc = check(write(tmp_path / "t.csv", LEVEL_HEADER, LEVEL_ROWS), "--text", str(text), expect=1)
+    assert doc["confirmed"] == [
+        'line 1: 7.600 hồ sơ = đã giải quyết of "II Cấp huyện"',
+        'line 1: 7.400 hồ sơ = đúng hạn of "II Cấp huyện"',
+        'line 1: 400 hồ sơ = đang giải quyết of "II Cấp huyện"',
+        'line 1: 300 hồ sơ = trong hạn of "II Cấp huyện"',
+        'line 1: 60 hồ sơ = đến hạn of "II Cấp huyện"',
+        'line 1: 97,4% = đúng hạn / đã giải quyết of "II Cấp huyện" (7400 / 7600 = 97,37%)',
+        'line 2: 12.000 hồ sơ = tổng số of "III Cấp xã"',
+        'line 2: 11.700 hồ sơ = đúng hạn of "III Cấp xã"',
+        'line 2: 97,5% = đúng hạn / tổng số of "III Cấp xã" (11700 / 12000 = 97,50%)',
+        'line 3: 4.600 hồ sơ = đã giải quyết of "I Cấp tỉnh"',
+        'line 3: 4.500 hồ sơ = đúng hạn of "I Cấp tỉnh"']
+    assert [(v["row"], v["identity"], v["percent"]) for v in doc["violations"]] == [(
+        "I Cấp tỉnh", "text line 3: 97,0% = đúng hạn / đã giải quyết (in tenths of a percent)",
+        {"printed": "97,0%", "computed": "97,8%", "difference": "-0,8"})]
+
+
+ROUNDED_PROSE = """\
+Mức độ 2 tiếp nhận 4,52 ngàn hồ sơ; mức độ 3 tiếp nhận 10,1 nghìn hồ sơ, trực tuyến 6 ngàn hồ sơ, chiếm 59,6%.
+Toàn tỉnh tiếp nhận 17,2 ngàn hồ sơ.
+"""
+
+
+def test_prose_counts_in_ngàn_or_nghìn_are_read_with_their_rounding(tmp_path: Path) -> None:
+    # 4,52 ngàn is 4.515–4.525, 10,1 nghìn 10.050–10.150, 6 ngàn 5.500–6.500; 17,2 ngàn (17.150–17.250) is
+    # not the total 17.090; the percentage is over the cell (6.000), not the rounded figure.
+    text = tmp_path / "bao-cao.txt"
+    text.write_text(ROUNDED_PROSE, encoding="utf-8")
+    doc = check(write(tmp_path / "t.csv", SERVICE_HEADER, SERVICE_ROWS), "--text", str(text), expect=0)
+    assert doc["confirmed"] == [
+        'line 1: 4,52 ngàn hồ sơ = tổng số of "Mức độ 2" (4520, within its rounding)',
+        'line 1: 10,1 nghìn hồ sơ = tổng số of "Mức độ 3" (10070, within its rounding)',
+        'line 1: 6 ngàn hồ sơ = trực tuyến of "Mức độ 3" (6000, within its rounding)',
+        'line 1: 59,6% = trực tuyến / tổng số of "Mức độ 3" (6000 / 10070 = 59,58%)']
+    assert doc["unchecked"] == ["line 2: 17,2 ngàn hồ sơ (17150–17250): not in the table"]
+
+
 # ------------------------------------------------------------------------------- never misread silently
 
 
