@@ -365,10 +365,14 @@ Lĩnh vực xây dựng: trễ hạn 100 hồ sơ, chiếm 9,2%.
 """
 
 
-def test_prose_forms_are_read_and_their_denominators_named(tmp_path: Path) -> None:
+def check_prose(tmp_path: Path, header: Grid, rows: Grid, prose: str, expect: int) -> dict[str, Any]:
     text = tmp_path / "bao-cao.txt"
-    text.write_text(PROSE, encoding="utf-8")
-    doc = check(write(tmp_path / "t.csv", FIELD_HEADER, FIELD_ROWS), "--text", str(text), expect=1)
+    text.write_text(prose, encoding="utf-8")
+    return check(write(tmp_path / "t.csv", header, rows), "--text", str(text), expect=expect)
+
+
+def test_prose_forms_are_read_and_their_denominators_named(tmp_path: Path) -> None:
+    doc = check_prose(tmp_path, FIELD_HEADER, FIELD_ROWS, PROSE, expect=1)
     confirmed = doc["confirmed"]
     assert 'line 1: 69.210 hồ sơ = tổng số of "Tổng cộng"' in confirmed
     assert 'line 1: 34.221 hồ sơ = trực tuyến of "Tổng cộng"' in confirmed
@@ -395,9 +399,7 @@ def test_prose_chưa_đến_hạn_and_on_time_rates_over_resolved_or_received(tm
     # The table has "Chưa đến hạn" and "Đến hạn" apart: the longer phrase decides, and "chưa đến hạn" after 300
     # labels 300, not 60. 97,4% is over resolved, 97,5% over received; 97,0% is neither (97,8% over resolved,
     # 90,0% over received).
-    text = tmp_path / "bao-cao.txt"
-    text.write_text(LEVEL_PROSE, encoding="utf-8")
-    doc = check(write(tmp_path / "t.csv", LEVEL_HEADER, LEVEL_ROWS), "--text", str(text), expect=1)
+    doc = check_prose(tmp_path, LEVEL_HEADER, LEVEL_ROWS, LEVEL_PROSE, expect=1)
     assert doc["confirmed"] == [
         'line 1: 7.600 hồ sơ = đã giải quyết of "II Cấp huyện"',
         'line 1: 7.400 hồ sơ = đúng hạn of "II Cấp huyện"',
@@ -424,9 +426,7 @@ Toàn tỉnh tiếp nhận 17,2 ngàn hồ sơ.
 def test_prose_counts_in_ngàn_or_nghìn_are_read_with_their_rounding(tmp_path: Path) -> None:
     # 4,52 ngàn is 4.515–4.525, 10,1 nghìn 10.050–10.150, 6 ngàn 5.500–6.500; 17,2 ngàn (17.150–17.250) is
     # not the total 17.090; the percentage is over the cell (6.000), not the rounded figure.
-    text = tmp_path / "bao-cao.txt"
-    text.write_text(ROUNDED_PROSE, encoding="utf-8")
-    doc = check(write(tmp_path / "t.csv", SERVICE_HEADER, SERVICE_ROWS), "--text", str(text), expect=0)
+    doc = check_prose(tmp_path, SERVICE_HEADER, SERVICE_ROWS, ROUNDED_PROSE, expect=0)
     assert doc["confirmed"] == [
         'line 1: 4,52 ngàn hồ sơ = tổng số of "Mức độ 2" (4520, within its rounding)',
         'line 1: 10,1 nghìn hồ sơ = tổng số of "Mức độ 3" (10070, within its rounding)',
