@@ -354,6 +354,17 @@ def test_ambiguous_quá_hạn_without_a_group_or_neighbour_is_left_out_by_name(t
     assert "column 3 'Quá hạn' left out: 'quá hạn' with no group saying resolved or in progress" in doc["notes"]
 
 
+def test_tỷ_lệ_giải_quyết_is_the_resolved_share_not_the_column_before(tmp_path: Path) -> None:
+    header = [["STT", "Lĩnh vực", "Tiếp nhận", "Đã giải quyết", "Đúng hạn", "Trễ hạn", "Tỷ lệ giải quyết (%)"]]
+    rows: Grid = [[1, "Lĩnh vực A", 1000, 900, 850, 50, "90,0"], [2, "Lĩnh vực B", 500, 480, 470, 10, "96,0"]]
+    doc = check(write(tmp_path / "ok.csv", header, rows), expect=0)
+    assert doc["columns"][-1] == {"column": "7", "header": "Tỷ lệ giải quyết (%)", "measure": "%resolved",
+                                  "denominator": "total"}
+    rows[1][6] = "97,0"
+    assert triples(check(write(tmp_path / "t.csv", header, rows), expect=1)) == [
+        ("2 Lĩnh vực B", "tỷ lệ đã giải quyết (%) = đã giải quyết / tổng số (in tenths of a percent)", 970, 960)]
+
+
 # --------------------------------------------------------------------------------------------- prose
 
 PROSE = """\
