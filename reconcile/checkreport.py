@@ -9,7 +9,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, NoReturn, Sequence
 
 from reconcile.errors import BadInput, collect
 from reconcile.published import vocabulary as vocab
@@ -249,6 +249,8 @@ def _read_xlsx(p: Path, sheet: str | None) -> Grid:
 
 @dataclass
 class Table:
+    """A table read: its layout, how it was decided, its measures, rows, notes and each column as described."""
+
     layout: str
     layout_from: str
     columns: Columns
@@ -423,25 +425,23 @@ def read_table(grid: Grid, layout: str = "auto") -> Table:
         chosen = preset or next((x for x in PRESETS.values() if len(x.columns) == width), None)
         if chosen is None or len(chosen.columns) != width:
             _refuse_width(grid, b, layout, chosen)
-        assert chosen is not None
         if header is not None and preset is not None:
             _same_as_preset(grid, header, columns, chosen)
-        positional = [Column(b.start + i, k, False, n) for i, (k, n) in enumerate(chosen.columns)]
-        table = _parse(grid, b, positional, chosen.as_columns(), chosen.name, notes)
         how = "given by --layout" if preset else f"no header; {width} number columns"
         if header is not None:
             how += f"; header {grid.rows_ref(header[0], header[1])} recognised"
-        elif preset is None:
+        positional = [Column(b.start + i, k, False, n) for i, (k, n) in enumerate(chosen.columns)]
+        table = _parse(grid, b, positional, chosen.as_columns(), (chosen.name, how), notes)
+        if header is None and preset is None:
             _consistent(grid, b, table, chosen)
-        table.layout_from = how
         return table
     counts = tuple(c.measure for c in columns if c.measure and not c.percent)
     percents = tuple(c.measure for c in columns if c.measure and c.percent)
     match = next((x for x in PRESETS.values() if x.keys == counts), None)  # the form's columns, whatever beside
     measures = Columns(counts, percents, dict(match.columns) if match else None)
-    table = _parse(grid, b, columns, measures, match.name if match else "header", notes + left_out)
-    table.layout_from = f"header {grid.rows_ref(header[0], header[1])} recognised"
-    return table
+    return _parse(grid, b, columns, measures, (match.name if match else "header",
+                                               f"header {grid.rows_ref(header[0], header[1])} recognised"),
+                  notes + left_out)
 
 
 def _no_shifted_rows(grid: Grid, b: Block) -> None:
@@ -464,7 +464,7 @@ def _no_shifted_rows(grid: Grid, b: Block) -> None:
     collect(problems, f"{grid.place}: {len(problems)} rows with shifted cells")
 
 
-def _refuse_header(grid: Grid, b: Block, header: Header, columns: list[Column]) -> None:
+def _refuse_header(grid: Grid, b: Block, header: Header, columns: list[Column]) -> NoReturn:
     leaf = header[2][0][-1] if header[2] and header[2][0] else ""
     found = " | ".join(c.header for c in columns)
     raise BadInput(
@@ -475,7 +475,7 @@ def _refuse_header(grid: Grid, b: Block, header: Header, columns: list[Column]) 
         "column labels, or delete the header rows to read the 11 or 12 columns of a preset by position.")
 
 
-def _refuse_width(grid: Grid, b: Block, layout: str, chosen: Preset | None) -> None:
+def _refuse_width(grid: Grid, b: Block, layout: str, chosen: Preset | None) -> NoReturn:
     width = b.end - b.start + 1
     pct = [c for c in range(b.start, b.end + 1)  # "48,6%", or "48,6": one or two decimals cannot be thousands
            if any("%" in text_of(grid.at(r, c)) or re.fullmatch(r"[0-9]{1,3}[,.][0-9]{1,2}", text_of(grid.at(r, c)))
@@ -500,8 +500,8 @@ def _refuse_width(grid: Grid, b: Block, layout: str, chosen: Preset | None) -> N
                    "table's header rows above the numbers so its columns are read by meaning.")
 
 
-def _same_as_preset(grid: Grid, header: Header, columns: list[Column],
-                    chosen: Preset) -> None:
+def _same_as_preset(grid: Grid, header: Header, columns: list[Column], chosen: Preset) -> None:
+    """A header read together with --layout must say what the preset has in each column it names."""
     for col, key in zip(columns, chosen.keys):
         if col.measure is not None and (col.measure != key or col.percent):
             raise BadInput(f"{grid.place}, {grid.rows_ref(header[0], header[1])}: column {grid.col(col.index)} "
@@ -530,8 +530,9 @@ def _consistent(grid: Grid, b: Block, table: Table, chosen: Preset) -> None:
     table.notes.append(f"read by position as the {chosen.name} layout: {held} of {total} identity checks hold")
 
 
-def _parse(grid: Grid, b: Block, columns: list[Column], cols: Columns, layout: str, notes: list[str]) -> Table:
-    """Every row's cells as numbers; every problem located and collected."""
+def _parse(grid: Grid, b: Block, columns: list[Column], cols: Columns, layout: tuple[str, str],
+           notes: list[str]) -> Table:
+    """Every row's cells as numbers; every problem located and collected. `layout`: its name, how it was decided."""
     problems: list[str] = []
     merged: set[tuple[int, int]] = set()
     for r1, c1, r2, c2 in grid.merges:
@@ -600,9 +601,7 @@ def _parse(grid: Grid, b: Block, columns: list[Column], cols: Columns, layout: s
     described = [{"column": grid.col(c.index), "header": c.header,
                   "measure": (("%" if c.percent else "") + c.measure) if c.measure else "(left out)"}
                  for c in columns]
-    return Table(layout, "", cols, rows, notes, described)
-
-
+    return Table(layout[0], layout[1], cols, rows, notes, described)
 
 
 def _read_text_file(p: Path) -> str:

@@ -137,7 +137,7 @@ def check_row(cols: Columns, identities: Sequence[Identity], name: str,
         given = [k for k in i.parts if isinstance(values.get(k), Num)]
         plus, minus = counts(values.get(k) for k in i.parts), counts(values.get(k) for k in i.minus)
         if len(minus) < len(i.minus):
-            continue
+            continue  # "trực tuyến ≤ tổng số − kỳ trước" bounds nothing without kỳ trước
         right = sum(c.value for c in plus) - sum(c.value for c in minus)
         slack = left.slack + sum(c.slack for c in plus + minus)
         if i.at_most:

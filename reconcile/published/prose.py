@@ -72,10 +72,10 @@ def check_text(text: str, cols: Columns, rows: list[Row]) -> TextCheck:
 def named(text: str, cols: Columns) -> tuple[str, ...]:
     """The table's measures the words name; "quá hạn" names both late and overdue."""
     keys: list[str] = []
+    expand = {AMBIGUOUS: ("late", "overdue")}
+    if "on_time_early" not in cols.counts and {"early", "on_time"} <= set(cols.counts):
+        expand["on_time_early"] = ("early", "on_time")  # "trước hạn và đúng hạn": the two columns summed
     for m in matches(words(text)):
-        expand = {AMBIGUOUS: ("late", "overdue")}
-        if "on_time_early" not in cols.counts and {"early", "on_time"} <= set(cols.counts):
-            expand["on_time_early"] = ("early", "on_time")  # "trước hạn và đúng hạn": the two columns summed
         for k in expand.get(m.key, (m.key,)):
             k = k if k in cols.counts else _ALIAS.get(k, k)
             if k in cols.counts and k not in keys:
