@@ -527,6 +527,23 @@ def test_readme_lists_the_vocabulary_as_the_code_has_it() -> None:
     assert [line for line in describe() if line not in readme] == []
 
 
+@pytest.mark.parametrize("command", [
+    "check-report examples/published/theo-cap.csv --text examples/published/bao-cao-theo-cap.txt",
+    "check-report examples/seed/phu-luc-binh-son-2021-h1.tsv --text examples/seed/bao-cao-binh-son-2021-h1.txt"])
+def test_readme_check_report_examples_are_real_output(command: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Every line but the table's frame (its width follows the terminal) as the README shows it.
+    root = Path(__file__).parent.parent
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    shown = readme.split(f"$ reconcile {command}\n", 1)[1].split("```", 1)[0]
+    monkeypatch.chdir(root)
+    out = invoke(*command.split(), expect=1).stdout
+
+    def lines(text: str) -> list[str]:
+        return [line for line in text.splitlines() if line[:1] not in "┏┃┡│└"]
+
+    assert lines(out) == lines(shown)
+
+
 @pytest.mark.parametrize("suffix", [".csv", ".xlsx"])
 def test_on_time_rate_over_early_and_on_time_columns(tmp_path: Path, suffix: str) -> None:
     header = [["STT", "Lĩnh vực", "Đã giải quyết", "Trước hạn", "Đúng hạn", "Trễ hạn", "Tỷ lệ trước hạn và đúng hạn (%)"]]
