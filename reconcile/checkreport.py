@@ -9,11 +9,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, NoReturn, Sequence
 
 from reconcile.errors import BadInput, collect
 from reconcile.published import vocabulary as vocab
-from reconcile.published.identities import Columns, Violation, allowed, check_row
+from reconcile.published.identities import Columns, Denominator, Violation, allowed, check_row, choose_denominators
 from reconcile.published.numbers import (Cell, Num, Pct, decide_separator, is_blank, looks_numeric, parse_cell,
                                          parse_count, strip_footnote, text_of)
 from reconcile.published.prose import check_text
@@ -89,7 +89,10 @@ def check_report(path: str | Path, layout: str = "auto", text: str | Path | None
     p = Path(path)
     table = read_table(_read(p, sheet), layout)
     identities, skipped = allowed(table.columns)
-    violations, notes, row_unchecked = check_rows(table.columns, identities, table.rows)
+    table.columns, taken = choose_denominators(table.columns, [r.values for r in table.rows])
+    notes = _denominators_taken(table, taken)
+    violations, row_notes, row_unchecked = check_rows(table.columns, identities, table.rows)
+    notes += row_notes
     if {"withdrawn", "returned", "supplement"} & set(table.columns.counts):
         notes.append(_CONVENTION)
     confirmed: list[str] = []
@@ -104,6 +107,27 @@ def check_report(path: str | Path, layout: str = "auto", text: str | Path | None
                        tuple(violations),
                        tuple(table.notes + notes), tuple(confirmed), tuple(unchecked), tuple(table.described),
                        tuple(skipped + _summarise(row_unchecked)))
+
+
+def _denominators_taken(table: Table, taken: list[Denominator]) -> list[str]:
+    """Say which denominator a percentage column was computed over where it is not the vocabulary's, in the
+    notes and in its JSON `columns` entry (`denominator`, on every percentage column that is checked)."""
+    notes = []
+    chosen = {d.key: d for d in taken}
+    for c in table.described:
+        measure = c["measure"]
+        if not measure.startswith("%") or measure == "%total":
+            continue
+        key = measure[1:]
+        if table.columns.denominator(key) not in table.columns.counts:
+            continue  # not checked: `not_checked` says why
+        c["denominator"] = table.columns.denominator(key)
+        d = chosen.get(key)
+        if d is not None:
+            notes.append(f"column {c['column']} {c['header']!r} is over {vocab.MEASURES[d.over]!r}, not "
+                         f"{vocab.MEASURES[d.usual]!r}: {d.held} of {d.checked} rows hold over "
+                         f"{vocab.MEASURES[d.over]!r}, {d.usual_held} over {vocab.MEASURES[d.usual]!r}")
+    return notes
 
 
 def _summarise(lines: list[str]) -> list[str]:
@@ -225,6 +249,8 @@ def _read_xlsx(p: Path, sheet: str | None) -> Grid:
 
 @dataclass
 class Table:
+    """A table read: its layout, how it was decided, its measures, rows, notes and each column as described."""
+
     layout: str
     layout_from: str
     columns: Columns
@@ -399,25 +425,23 @@ def read_table(grid: Grid, layout: str = "auto") -> Table:
         chosen = preset or next((x for x in PRESETS.values() if len(x.columns) == width), None)
         if chosen is None or len(chosen.columns) != width:
             _refuse_width(grid, b, layout, chosen)
-        assert chosen is not None
         if header is not None and preset is not None:
             _same_as_preset(grid, header, columns, chosen)
-        positional = [Column(b.start + i, k, False, n) for i, (k, n) in enumerate(chosen.columns)]
-        table = _parse(grid, b, positional, chosen.as_columns(), chosen.name, notes)
         how = "given by --layout" if preset else f"no header; {width} number columns"
         if header is not None:
             how += f"; header {grid.rows_ref(header[0], header[1])} recognised"
-        elif preset is None:
+        positional = [Column(b.start + i, k, False, n) for i, (k, n) in enumerate(chosen.columns)]
+        table = _parse(grid, b, positional, chosen.as_columns(), (chosen.name, how), notes)
+        if header is None and preset is None:
             _consistent(grid, b, table, chosen)
-        table.layout_from = how
         return table
     counts = tuple(c.measure for c in columns if c.measure and not c.percent)
     percents = tuple(c.measure for c in columns if c.measure and c.percent)
     match = next((x for x in PRESETS.values() if x.keys == counts), None)  # the form's columns, whatever beside
     measures = Columns(counts, percents, dict(match.columns) if match else None)
-    table = _parse(grid, b, columns, measures, match.name if match else "header", notes + left_out)
-    table.layout_from = f"header {grid.rows_ref(header[0], header[1])} recognised"
-    return table
+    return _parse(grid, b, columns, measures, (match.name if match else "header",
+                                               f"header {grid.rows_ref(header[0], header[1])} recognised"),
+                  notes + left_out)
 
 
 def _no_shifted_rows(grid: Grid, b: Block) -> None:
@@ -440,7 +464,7 @@ def _no_shifted_rows(grid: Grid, b: Block) -> None:
     collect(problems, f"{grid.place}: {len(problems)} rows with shifted cells")
 
 
-def _refuse_header(grid: Grid, b: Block, header: Header, columns: list[Column]) -> None:
+def _refuse_header(grid: Grid, b: Block, header: Header, columns: list[Column]) -> NoReturn:
     leaf = header[2][0][-1] if header[2] and header[2][0] else ""
     found = " | ".join(c.header for c in columns)
     raise BadInput(
@@ -451,7 +475,7 @@ def _refuse_header(grid: Grid, b: Block, header: Header, columns: list[Column]) 
         "column labels, or delete the header rows to read the 11 or 12 columns of a preset by position.")
 
 
-def _refuse_width(grid: Grid, b: Block, layout: str, chosen: Preset | None) -> None:
+def _refuse_width(grid: Grid, b: Block, layout: str, chosen: Preset | None) -> NoReturn:
     width = b.end - b.start + 1
     pct = [c for c in range(b.start, b.end + 1)  # "48,6%", or "48,6": one or two decimals cannot be thousands
            if any("%" in text_of(grid.at(r, c)) or re.fullmatch(r"[0-9]{1,3}[,.][0-9]{1,2}", text_of(grid.at(r, c)))
@@ -476,8 +500,8 @@ def _refuse_width(grid: Grid, b: Block, layout: str, chosen: Preset | None) -> N
                    "table's header rows above the numbers so its columns are read by meaning.")
 
 
-def _same_as_preset(grid: Grid, header: Header, columns: list[Column],
-                    chosen: Preset) -> None:
+def _same_as_preset(grid: Grid, header: Header, columns: list[Column], chosen: Preset) -> None:
+    """A header read together with --layout must say what the preset has in each column it names."""
     for col, key in zip(columns, chosen.keys):
         if col.measure is not None and (col.measure != key or col.percent):
             raise BadInput(f"{grid.place}, {grid.rows_ref(header[0], header[1])}: column {grid.col(col.index)} "
@@ -506,8 +530,9 @@ def _consistent(grid: Grid, b: Block, table: Table, chosen: Preset) -> None:
     table.notes.append(f"read by position as the {chosen.name} layout: {held} of {total} identity checks hold")
 
 
-def _parse(grid: Grid, b: Block, columns: list[Column], cols: Columns, layout: str, notes: list[str]) -> Table:
-    """Every row's cells as numbers; every problem located and collected."""
+def _parse(grid: Grid, b: Block, columns: list[Column], cols: Columns, layout: tuple[str, str],
+           notes: list[str]) -> Table:
+    """Every row's cells as numbers; every problem located and collected. `layout`: its name, how it was decided."""
     problems: list[str] = []
     merged: set[tuple[int, int]] = set()
     for r1, c1, r2, c2 in grid.merges:
@@ -576,9 +601,7 @@ def _parse(grid: Grid, b: Block, columns: list[Column], cols: Columns, layout: s
     described = [{"column": grid.col(c.index), "header": c.header,
                   "measure": (("%" if c.percent else "") + c.measure) if c.measure else "(left out)"}
                  for c in columns]
-    return Table(layout, "", cols, rows, notes, described)
-
-
+    return Table(layout[0], layout[1], cols, rows, notes, described)
 
 
 def _read_text_file(p: Path) -> str:

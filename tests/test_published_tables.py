@@ -211,6 +211,43 @@ def test_per_level_table_section_that_misses_its_units_is_found(tmp_path: Path, 
                             ("2 Huyện Ba Tơ", "đang giải quyết = trong hạn + đến hạn + quá hạn", 200, 205)]
 
 
+def on_time_rates(rows: Grid, over: int) -> Grid:
+    """LEVEL_ROWS with "Tỷ lệ đúng hạn (%)" computed over column `over` (2: received, 3: resolved)."""
+    return [r[:6] + [percent_text(Fraction(100 * r[4], r[over]), 1)] + r[7:] for r in rows]
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".xlsx"])
+@pytest.mark.parametrize("over, denominator, note", [
+    (3, "resolved", None),
+    (2, "total", "column 7 'Đã giải quyết / Tỷ lệ đúng hạn (%)' is over 'tổng số', not 'đã giải quyết': 8 of 8 "
+                 "rows hold over 'tổng số', 0 over 'đã giải quyết'"),
+])
+def test_on_time_rate_over_resolved_or_over_received_is_read_as_the_table_computes_it(
+        tmp_path: Path, suffix: str, over: int, denominator: str, note: str | None) -> None:
+    rows = on_time_rates(LEVEL_ROWS, over)
+    assert over == 2 or [r[6] for r in rows] == [r[6] for r in LEVEL_ROWS]  # the published table's own rates
+    doc = check(write(tmp_path / f"t{suffix}", LEVEL_HEADER, rows), expect=0)
+    assert doc["violations"] == []
+    assert [c.get("denominator") for c in doc["columns"] if c["measure"].startswith("%")] == [denominator]
+    said = [n.replace("column G ", "column 7 ") for n in doc["notes"] if " is over " in n]
+    assert said == ([note] if note else [])
+    out = invoke("check-report", write(tmp_path / f"u{suffix}", LEVEL_HEADER, rows), expect=0).stdout
+    assert (f"note: {note}" in out.replace("column G ", "column 7 ")) if note else " is over " not in out
+
+
+@pytest.mark.parametrize("over, formula, printed, computed, difference", [
+    (3, "đúng hạn / đã giải quyết", "97,0%", "97,2%", "-0,2"),
+    (2, "đúng hạn / tổng số", "87,3%", "87,5%", "-0,2"),
+])
+def test_one_broken_on_time_rate_is_found_over_the_denominator_its_column_uses(
+        tmp_path: Path, over: int, formula: str, printed: str, computed: str, difference: str) -> None:
+    rows = edit(on_time_rates(LEVEL_ROWS, over), "Sở Xây dựng", 6, printed[:-1])
+    doc = check(write(tmp_path / "t.csv", LEVEL_HEADER, rows), expect=1)
+    assert [(v["row"], v["identity"], v["percent"]) for v in doc["violations"]] == [(
+        "2 Sở Xây dựng", f"tỷ lệ đúng hạn (%) = {formula} (in tenths of a percent)",
+        {"printed": printed, "computed": computed, "difference": difference})]
+
+
 def test_per_level_table_with_unnumbered_levels_and_sub_rows(tmp_path: Path) -> None:
     rows = [["", "Toàn huyện", 300, 290, 280, 10, "96,6", 10, 10, 0, 0],
             ["", "Cấp huyện", 200, 195, 190, 5, "97,4", 5, 5, 0, 0],
@@ -317,6 +354,17 @@ def test_ambiguous_quá_hạn_without_a_group_or_neighbour_is_left_out_by_name(t
     assert "column 3 'Quá hạn' left out: 'quá hạn' with no group saying resolved or in progress" in doc["notes"]
 
 
+def test_tỷ_lệ_giải_quyết_is_the_resolved_share_not_the_column_before(tmp_path: Path) -> None:
+    header = [["STT", "Lĩnh vực", "Tiếp nhận", "Đã giải quyết", "Đúng hạn", "Trễ hạn", "Tỷ lệ giải quyết (%)"]]
+    rows: Grid = [[1, "Lĩnh vực A", 1000, 900, 850, 50, "90,0"], [2, "Lĩnh vực B", 500, 480, 470, 10, "96,0"]]
+    doc = check(write(tmp_path / "ok.csv", header, rows), expect=0)
+    assert doc["columns"][-1] == {"column": "7", "header": "Tỷ lệ giải quyết (%)", "measure": "%resolved",
+                                  "denominator": "total"}
+    rows[1][6] = "97,0"
+    assert triples(check(write(tmp_path / "t.csv", header, rows), expect=1)) == [
+        ("2 Lĩnh vực B", "tỷ lệ đã giải quyết (%) = đã giải quyết / tổng số (in tenths of a percent)", 970, 960)]
+
+
 # --------------------------------------------------------------------------------------------- prose
 
 PROSE = """\
@@ -328,10 +376,14 @@ Lĩnh vực xây dựng: trễ hạn 100 hồ sơ, chiếm 9,2%.
 """
 
 
-def test_prose_forms_are_read_and_their_denominators_named(tmp_path: Path) -> None:
+def check_prose(tmp_path: Path, header: Grid, rows: Grid, prose: str, expect: int) -> dict[str, Any]:
     text = tmp_path / "bao-cao.txt"
-    text.write_text(PROSE, encoding="utf-8")
-    doc = check(write(tmp_path / "t.csv", FIELD_HEADER, FIELD_ROWS), "--text", str(text), expect=1)
+    text.write_text(prose, encoding="utf-8")
+    return check(write(tmp_path / "t.csv", header, rows), "--text", str(text), expect=expect)
+
+
+def test_prose_forms_are_read_and_their_denominators_named(tmp_path: Path) -> None:
+    doc = check_prose(tmp_path, FIELD_HEADER, FIELD_ROWS, PROSE, expect=1)
     confirmed = doc["confirmed"]
     assert 'line 1: 69.210 hồ sơ = tổng số of "Tổng cộng"' in confirmed
     assert 'line 1: 34.221 hồ sơ = trực tuyến of "Tổng cộng"' in confirmed
@@ -344,6 +396,54 @@ def test_prose_forms_are_read_and_their_denominators_named(tmp_path: Path) -> No
     assert 'line 4: 810 hồ sơ = trong hạn of "Tổng cộng"' in confirmed  # "chưa đến hạn" is within time
     assert triples(doc) == [("3 Lĩnh vực xây dựng",
                              "text line 5: 9,2% = trễ hạn / đã giải quyết (in tenths of a percent)", 92, 91)]
+
+
+LEVEL_PROSE = """\
+Cấp huyện đã giải quyết 7.600 hồ sơ, đúng hạn 7.400 hồ sơ, đạt 97,4%; đang giải quyết 400 hồ sơ, trong đó \
+300 hồ sơ chưa đến hạn, 60 hồ sơ đến hạn.
+Cấp xã tiếp nhận 12.000 hồ sơ, đúng hạn 11.700 hồ sơ, đạt 97,5%.
+Cấp tỉnh đã giải quyết 4.600 hồ sơ, đúng hạn 4.500 hồ sơ, đạt 97,0%.
+"""
+
+
+def test_prose_chưa_đến_hạn_and_on_time_rates_over_resolved_or_received(tmp_path: Path) -> None:
+    # The table has "Chưa đến hạn" and "Đến hạn" apart: the longer phrase decides, and "chưa đến hạn" after 300
+    # labels 300, not 60. 97,4% is over resolved, 97,5% over received; 97,0% is neither (97,8% over resolved,
+    # 90,0% over received).
+    doc = check_prose(tmp_path, LEVEL_HEADER, LEVEL_ROWS, LEVEL_PROSE, expect=1)
+    assert doc["confirmed"] == [
+        'line 1: 7.600 hồ sơ = đã giải quyết of "II Cấp huyện"',
+        'line 1: 7.400 hồ sơ = đúng hạn of "II Cấp huyện"',
+        'line 1: 400 hồ sơ = đang giải quyết of "II Cấp huyện"',
+        'line 1: 300 hồ sơ = trong hạn of "II Cấp huyện"',
+        'line 1: 60 hồ sơ = đến hạn of "II Cấp huyện"',
+        'line 1: 97,4% = đúng hạn / đã giải quyết of "II Cấp huyện" (7400 / 7600 = 97,37%)',
+        'line 2: 12.000 hồ sơ = tổng số of "III Cấp xã"',
+        'line 2: 11.700 hồ sơ = đúng hạn of "III Cấp xã"',
+        'line 2: 97,5% = đúng hạn / tổng số of "III Cấp xã" (11700 / 12000 = 97,50%)',
+        'line 3: 4.600 hồ sơ = đã giải quyết of "I Cấp tỉnh"',
+        'line 3: 4.500 hồ sơ = đúng hạn of "I Cấp tỉnh"']
+    assert [(v["row"], v["identity"], v["percent"]) for v in doc["violations"]] == [(
+        "I Cấp tỉnh", "text line 3: 97,0% = đúng hạn / đã giải quyết (in tenths of a percent)",
+        {"printed": "97,0%", "computed": "97,8%", "difference": "-0,8"})]
+
+
+ROUNDED_PROSE = """\
+Mức độ 2 tiếp nhận 4,52 ngàn hồ sơ; mức độ 3 tiếp nhận 10,1 nghìn hồ sơ, trực tuyến 6 ngàn hồ sơ, chiếm 59,6%.
+Toàn tỉnh tiếp nhận 17,2 ngàn hồ sơ.
+"""
+
+
+def test_prose_counts_in_ngàn_or_nghìn_are_read_with_their_rounding(tmp_path: Path) -> None:
+    # 4,52 ngàn is 4.515–4.525, 10,1 nghìn 10.050–10.150, 6 ngàn 5.500–6.500; 17,2 ngàn (17.150–17.250) is
+    # not the total 17.090; the percentage is over the cell (6.000), not the rounded figure.
+    doc = check_prose(tmp_path, SERVICE_HEADER, SERVICE_ROWS, ROUNDED_PROSE, expect=0)
+    assert doc["confirmed"] == [
+        'line 1: 4,52 ngàn hồ sơ = tổng số of "Mức độ 2" (4520, within its rounding)',
+        'line 1: 10,1 nghìn hồ sơ = tổng số of "Mức độ 3" (10070, within its rounding)',
+        'line 1: 6 ngàn hồ sơ = trực tuyến of "Mức độ 3" (6000, within its rounding)',
+        'line 1: 59,6% = trực tuyến / tổng số of "Mức độ 3" (6000 / 10070 = 59,58%)']
+    assert doc["unchecked"] == ["line 2: 17,2 ngàn hồ sơ (17150–17250): not in the table"]
 
 
 # ------------------------------------------------------------------------------- never misread silently
@@ -425,6 +525,23 @@ def test_xlsx_percentage_stored_as_a_fraction_is_read_as_shown(tmp_path: Path) -
 def test_readme_lists_the_vocabulary_as_the_code_has_it() -> None:
     readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
     assert [line for line in describe() if line not in readme] == []
+
+
+@pytest.mark.parametrize("command", [
+    "check-report examples/published/theo-cap.csv --text examples/published/bao-cao-theo-cap.txt",
+    "check-report examples/seed/phu-luc-binh-son-2021-h1.tsv --text examples/seed/bao-cao-binh-son-2021-h1.txt"])
+def test_readme_check_report_examples_are_real_output(command: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Every line but the table's frame (its width follows the terminal) as the README shows it.
+    root = Path(__file__).parent.parent
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    shown = readme.split(f"$ reconcile {command}\n", 1)[1].split("```", 1)[0]
+    monkeypatch.chdir(root)
+    out = invoke(*command.split(), expect=1).stdout
+
+    def lines(text: str) -> list[str]:
+        return [line for line in text.splitlines() if line[:1] not in "┏┃┡│└"]
+
+    assert lines(out) == lines(shown)
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".xlsx"])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from typing import Any, Mapping, Sequence
 
@@ -55,6 +55,10 @@ class Columns:
     counts: tuple[str, ...]
     percents: tuple[str, ...] = ()  # measures with a percentage column
     labels: Mapping[str, str] | None = None  # a preset's labels; else the vocabulary's
+    over: Mapping[str, str] | None = None  # a percentage's denominator where the table's is not the vocabulary's
+
+    def denominator(self, key: str) -> str:
+        return (self.over or {}).get(key) or PARENT.get(key, "total")
 
     def label(self, key: str) -> str:
         return (self.labels or {}).get(key) or MEASURES[key]
@@ -133,7 +137,7 @@ def check_row(cols: Columns, identities: Sequence[Identity], name: str,
         given = [k for k in i.parts if isinstance(values.get(k), Num)]
         plus, minus = counts(values.get(k) for k in i.parts), counts(values.get(k) for k in i.minus)
         if len(minus) < len(i.minus):
-            continue
+            continue  # "trực tuyến ≤ tổng số − kỳ trước" bounds nothing without kỳ trước
         right = sum(c.value for c in plus) - sum(c.value for c in minus)
         slack = left.slack + sum(c.slack for c in plus + minus)
         if i.at_most:
@@ -153,10 +157,9 @@ def check_row(cols: Columns, identities: Sequence[Identity], name: str,
     return out, unchecked
 
 
-def ratios(key: str, values: Mapping[str, Cell]) -> list[tuple[str, Fraction, Fraction]]:
-    """(how, lowest, highest) of 100 × key / its parent as the cells allow (rounded figures give a range);
+def ratios(key: str, parent: str, values: Mapping[str, Cell]) -> list[tuple[str, Fraction, Fraction]]:
+    """(how, lowest, highest) of 100 × key / parent as the cells allow (rounded figures give a range);
     "đúng hạn" also as (trước hạn + đúng hạn) when the table has both."""
-    parent = PARENT.get(key, "total")
     den = values.get(parent)
     nums = [(MEASURES[key], [key])]
     if key == "on_time_early" and "on_time_early" not in values:
@@ -183,13 +186,8 @@ def ratios(key: str, values: Mapping[str, Cell]) -> list[tuple[str, Fraction, Fr
 def check_percent(cols: Columns, name: str, key: str, values: Mapping[str, Cell]) -> Violation | None:
     """A percentage cell against its ratio, to the precision it is printed with."""
     p = values.get(f"%{key}")
-    if not isinstance(p, Pct):
-        return None
-    found = ratios(key, values)
-    if not found:
-        return None
-    half = Fraction(1, 2 * 10 ** p.decimals)
-    if any(lo - half <= p.value <= hi + half for _, lo, hi in found):
+    found = ratios(key, cols.denominator(key), values)
+    if not isinstance(p, Pct) or not found or _holds(p, found):
         return None
     how, lo, hi = found[0]
     exact = (lo + hi) / 2
@@ -197,3 +195,55 @@ def check_percent(cols: Columns, name: str, key: str, values: Mapping[str, Cell]
         p.decimals, f"in units of 10^-{p.decimals} percent")
     return Violation(name, f"{cols.pct_label(key)} = {how} ({unit})", in_units(p.value, p.decimals),
                      in_units(exact, p.decimals), (percent_text(p.value, p.decimals), percent_text(exact, p.decimals)))
+
+
+def _holds(p: Pct, found: Sequence[tuple[str, Fraction, Fraction]]) -> bool:
+    """Whether a printed percentage is one of the ratios, to half a unit of its last digit."""
+    half = Fraction(1, 2 * 10 ** p.decimals)
+    return any(lo - half <= p.value <= hi + half for _, lo, hi in found)
+
+
+def denominators(key: str) -> tuple[str, ...]:
+    """A percentage's denominators: the vocabulary's, then the other one provinces use (a share of those
+    resolved or in progress is sometimes computed over all received)."""
+    parent = PARENT.get(key, "total")
+    return (parent, "total") if parent != "total" else (parent,)
+
+
+@dataclass(frozen=True, slots=True)
+class Denominator:
+    """The denominator a table's percentage column was computed over, read from its cells."""
+
+    key: str  # the measure of the percentage
+    over: str  # the denominator taken
+    usual: str  # the vocabulary's
+    held: int  # rows whose cell holds over `over`
+    usual_held: int  # … over the vocabulary's
+    checked: int  # rows with a cell and a ratio to check it against
+
+
+def choose_denominators(cols: Columns, rows: Sequence[Mapping[str, Cell]]) -> tuple[Columns, list[Denominator]]:
+    """Each percentage column over the vocabulary's denominator, unless the other one holds on more of its rows:
+    a whole column computed over received is the table's convention, not one error a row. A cell that holds
+    over neither stays a violation (against the denominator the column uses)."""
+    over: dict[str, str] = {}
+    taken: list[Denominator] = []
+    for key in cols.percents:
+        usual = PARENT.get(key, "total")
+        if usual not in cols.counts:
+            continue  # not checked at all (allowed() says why)
+        held: dict[str, int] = {}
+        checked = 0
+        for values in rows:
+            p = values.get(f"%{key}")
+            if not isinstance(p, Pct):
+                continue
+            found = {d: ratios(key, d, values) for d in denominators(key) if d in cols.counts}
+            checked += any(found.values())
+            for d, ratio in found.items():
+                held[d] = held.get(d, 0) + (bool(ratio) and _holds(p, ratio))
+        best = max(held, key=lambda d: (held[d], d == usual), default=usual)
+        if best != usual and held[best] > held.get(usual, 0):
+            over[key] = best
+            taken.append(Denominator(key, best, usual, held[best], held.get(usual, 0), checked))
+    return (replace(cols, over=over) if over else cols), taken

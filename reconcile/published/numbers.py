@@ -44,6 +44,7 @@ def counts(cells: Iterable[Cell]) -> list[Num]:
 
 
 def strip_footnote(s: str) -> str:
+    """The text without its footnote marks, however many are stacked ("1.234*¹")."""
     while True:
         t = _FOOTNOTE.sub("", s).strip()
         if t == s:
@@ -52,6 +53,7 @@ def strip_footnote(s: str) -> str:
 
 
 def text_of(v: Any) -> str:
+    """A cell as text, normalised; a whole float (an XLSX 15256.0) without its ".0"."""
     if isinstance(v, float) and v.is_integer():
         v = int(v)
     return (normalize_text(v) or "") if v is not None else ""
@@ -132,6 +134,7 @@ def looks_numeric(v: Any) -> bool:
 
 
 def is_blank(v: Any) -> bool:
+    """Empty or a dash: not given."""
     s = strip_footnote(text_of(v))
     return not s or s in DASHES
 

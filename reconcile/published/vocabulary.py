@@ -40,7 +40,8 @@ PHRASES: dict[str, tuple[str, ...]] = {
                   "trực tiếp bưu chính", "tiếp nhận mới trực tiếp", "mới tiếp nhận trực tiếp"),
     "postal": ("bưu chính", "dịch vụ bưu chính", "bưu điện", "qua bưu điện", "bưu chính công ích"),
     "resolved": ("đã giải quyết", "đã xử lý", "giải quyết xong", "đã trả kết quả", "đã có kết quả",
-                 "hồ sơ đã giải quyết", "số hồ sơ đã giải quyết", "đã giải quyết xong"),
+                 "hồ sơ đã giải quyết", "số hồ sơ đã giải quyết", "đã giải quyết xong", "hồ sơ giải quyết",
+                 "tỷ lệ giải quyết"),
     "early": ("trước hạn", "trả trước hạn", "sớm hạn", "giải quyết trước hạn"),
     "on_time": ("đúng hạn", "đúng thời hạn", "trả đúng hạn", "trả đúng thời hạn", "đúng hẹn", "giải quyết đúng hạn"),
     "on_time_early": ("đúng hạn kể cả trước hạn", "trước hạn và đúng hạn", "đúng hạn và trước hạn",
@@ -79,7 +80,7 @@ _TABLE = sorted(((words(p), key) for key, ps in PHRASES.items() for p in ps), ke
 
 @dataclass(frozen=True, slots=True)
 class Match:
-    key: str  # a MEASURES key, GENERIC, AMBIGUOUS or NEUTRAL
+    key: str  # a MEASURES key, GENERIC, AMBIGUOUS, NEUTRAL or OTHER
     start: int  # word index
     length: int
 
@@ -98,6 +99,7 @@ def matches(ws: tuple[str, ...]) -> list[Match]:
 
 
 def is_percent(text: str) -> bool:
+    """Whether a header cell names a percentage ("Tỷ lệ …", "%")."""
     ws = words(text)
     return "%" in ws or any(_sub(ws, words(p)) for p in PERCENT_WORDS)
 
@@ -107,7 +109,7 @@ def _sub(ws: tuple[str, ...], phrase: tuple[str, ...]) -> bool:
 
 
 def cell_meaning(text: str) -> str | None:
-    """What one header cell says: a measure, GENERIC, AMBIGUOUS, NEUTRAL, or None (not in the vocabulary).
+    """What one header cell says: a measure, GENERIC, AMBIGUOUS, NEUTRAL, OTHER, or None (not in the vocabulary).
     Several measures in one cell: the most specific (the one latest in the cell, "Tổng số đã giải quyết")."""
     found = [m.key for m in matches(words(text))]
     specific = [k for k in found if k in MEASURES or k == AMBIGUOUS]
@@ -132,6 +134,7 @@ def nearest(text: str) -> str:
 
 
 def family(key: str | None) -> str | None:
+    """The group a measure belongs to (received, resolved or in progress), by the measure heading it."""
     if key in RECEIVED:
         return "total"
     if key in RESOLVED:
