@@ -35,8 +35,8 @@ from reconcile.sources.workbench import (
     event_sql, register_sql, with_normalised_text,
 )
 from reconcile.store import (
-    Store, account, audit_run, batch_outcome, change, change_batch, dossier, finding, insert_select, insert_stream,
-    mask_url, migration_step, open_store, reconciliation, register_book, register_entry, step_event, store_name,
+    Store, account, audit_run, batch_outcome, begin_fill, change, change_batch, dossier, filled, finding, insert_select,
+    insert_stream, mask_url, migration_step, open_store, reconciliation, register_book, register_entry, step_event, store_name,
     text_key, wf_step, wf_transition, wf_version,
 )
 from reconcile.wfstate import CENSUS_KINDS, CensusRow, StallRule
@@ -321,9 +321,11 @@ def record_run(store: Store, loaded: Loaded, settings: AuditSettings, progress: 
     system = loaded.system
     with store.begin() as conn:
         run_id = store.next_run_id(conn)
+        dropped = begin_fill(conn)  # a first run on PostgreSQL: indexes built after the loads
         n_reg = _store_batches(store, conn, run_id, register_entry, register_sql, loaded.register.batches(),
                                lambda n: progress(f"register {n:,} rows"), texts=REGISTER_TEXTS)
         fault("audit-register", 1)
+        filled(conn, dropped, register_entry)
         reg_checks = check_stored_register(conn, run_id, settings.as_of)
         _store_text_keys(conn, run_id)
         books = _books(reg_checks.book_years, loaded.register.periods)
@@ -332,6 +334,7 @@ def record_run(store: Store, loaded: Loaded, settings: AuditSettings, progress: 
         n_sys = _store_batches(store, conn, run_id, dossier, partial(dossier_sql, open_fingerprints=True),
                                system.dossier_batches(), lambda n: progress(f"system {n:,} dossiers"),
                                sys_digest.add, DOSSIER_TEXTS)
+        filled(conn, dropped, dossier)
         check_stored_dossiers(conn, run_id, system.where.get("dossier", "dossiers"))
         fault("audit-system", 1)
         insert_select(store, conn, account, account_sql, system.accounts, run_id)
@@ -344,8 +347,10 @@ def record_run(store: Store, loaded: Loaded, settings: AuditSettings, progress: 
                 conn.execute(sa.insert(table), rows)
         if books:
             conn.execute(sa.insert(register_book), [{"run_id": run_id, **b} for b in books])
+        filled(conn, dropped, account, step_event, text_key, wf_version, wf_step, wf_transition, migration_step,
+               register_book)
         progress("audit")
-        run_audit(conn, run_id, settings)
+        run_audit(conn, run_id, settings, dropped)
         # Contents, not paths: the same data audited from anywhere has the same fingerprint.
         if loaded.hashes is not None:
             loaded.inputs_doc["register"] = loaded.hashes.result()
