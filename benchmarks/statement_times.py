@@ -8,6 +8,7 @@ The statements are shown by their first words and the tables they name, one line
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 import time
@@ -28,6 +29,7 @@ def _label(statement: str) -> str:
 
 
 _TABLES: set[str] = set()
+DUMP = os.environ.get("STATEMENT_TIMES_SQL")  # a file to append the SQL of statements slower than 1 s
 
 
 def install() -> None:
@@ -40,8 +42,12 @@ def install() -> None:
         conn.info.setdefault("_t0", []).append(time.perf_counter())
 
     @sa.event.listens_for(sa.engine.Engine, "after_cursor_execute")
-    def _after(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
-        TIMES[_label(statement)].append(time.perf_counter() - conn.info["_t0"].pop())
+    def _after(conn: Any, cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        elapsed = time.perf_counter() - conn.info["_t0"].pop()
+        TIMES[_label(statement)].append(elapsed)
+        if DUMP and elapsed > 1.0:  # the slow statements' SQL, for EXPLAIN ANALYZE
+            with open(DUMP, "a") as fh:
+                fh.write(f"-- {elapsed:.2f} s {_label(statement)}\n{statement}\n-- {parameters!r}\n\n")
 
 
 def report(top: int) -> None:

@@ -1,0 +1,149 @@
+"""A server store's load path and session: the settings every connection gets (and their override),
+indexes built after a first run's loads, planner statistics fresh after each fill, and a first run
+killed half-way leaving the store's indexes as they were. Real PostgreSQL and MariaDB servers."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from helpers import invoke
+from test_golden import BASIC, audit_basic
+
+from reconcile.errors import BadInput
+from reconcile.faults import FAULT_ENV
+from reconcile.store import _INDEXES, SERVER_SETTINGS, audit_run, finding, open_store, server_settings
+
+OVERRIDE = "RECONCILE_STORE_SETTINGS"
+
+
+# ------------------------------------------------------------------------------ settings, parsed
+
+def test_settings_are_the_defaults_with_the_override_on_top() -> None:
+    assert server_settings("postgresql", "") == SERVER_SETTINGS["postgresql"]
+    got = server_settings("postgresql", " work_mem = 64MB , enable_nestloop=off")
+    assert got == {**SERVER_SETTINGS["postgresql"], "work_mem": "64MB", "enable_nestloop": "off"}
+    assert server_settings("mariadb", "sort_buffer_size=8M")["sort_buffer_size"] == "8M"
+    assert server_settings("duckdb", "") == {}
+
+
+@pytest.mark.parametrize("dialect, text, message", [
+    ("postgresql", "shared_buffers=1GB", "RECONCILE_STORE_SETTINGS: 'shared_buffers=1GB' is not a postgresql store "
+                                         "setting. Hint: name=value, comma-separated, with a name among"),
+    ("postgresql", "work_mem", "RECONCILE_STORE_SETTINGS: 'work_mem' is not a postgresql store setting."),
+    ("postgresql", "work_mem=1GB; DROP TABLE finding", "the value is not a plain number or size. Hint:"),
+    ("mariadb", "sort_buffer_size=big", "the value is not a plain number or size. Hint:"),
+    ("mariadb", "work_mem=64MB", "is not a mysql store setting"),
+])
+def test_a_bad_setting_is_bad_input_naming_it(dialect: str, text: str, message: str) -> None:
+    with pytest.raises(BadInput) as exc:
+        server_settings(dialect, text)
+    assert message in str(exc.value) and "\n" not in str(exc.value)
+
+
+def test_a_bad_setting_stops_a_command_in_one_line_with_exit_2(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(OVERRIDE, "work_mem=lots of it")
+    result = invoke("history", "--store", pg_url, expect=2)
+    assert result.stderr.startswith("error: RECONCILE_STORE_SETTINGS: 'work_mem=lots of it': the value is not")
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+
+
+# ------------------------------------------------------------------------------ settings, in the session
+
+def test_every_postgresql_store_session_has_the_settings_and_the_override(
+        pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(OVERRIDE, "work_mem=96MB,max_parallel_workers_per_gather=0")
+    store = open_store(pg_url)
+    try:
+        for _ in range(2):  # a fresh connection each time, and one back from the pool
+            with store.connect() as conn:
+                shown = {name: conn.exec_driver_sql(f"SHOW {name}").scalar()
+                         for name in ("work_mem", "maintenance_work_mem", "jit", "max_parallel_workers_per_gather")}
+                assert shown == {"work_mem": "96MB", "maintenance_work_mem": "512MB", "jit": "off",
+                                 "max_parallel_workers_per_gather": "0"}
+                assert conn.exec_driver_sql("SELECT current_setting('transaction_read_only')").scalar() == "off"
+            store.engine.dispose()
+    finally:
+        store.engine.dispose()
+
+
+def test_every_mariadb_store_session_has_the_settings_and_the_override(
+        mariadb_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(OVERRIDE, "sort_buffer_size=32M")
+    store = open_store(mariadb_url)
+    try:
+        with store.connect() as conn:
+            got = conn.exec_driver_sql("SELECT @@session.sort_buffer_size, @@session.join_buffer_size, "
+                                       "@@session.max_heap_table_size").one()
+        assert tuple(got) == (32 << 20, 64 << 20, 256 << 20)
+    finally:
+        store.engine.dispose()
+
+
+# ------------------------------------------------------------------------------ load path, PostgreSQL
+
+def _pg_indexes(url: str) -> set[str]:
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        names = set(conn.exec_driver_sql("SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()")
+                    .scalars())
+    engine.dispose()
+    return names
+
+
+def _analyzed(url: str) -> dict[str, float]:
+    """Rows per table as the planner's statistics say (ANALYZE ran: not -1 or 0)."""
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        rows = dict(conn.exec_driver_sql(
+            "SELECT c.relname, c.reltuples FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = current_schema() AND c.relkind = 'r'").all())
+    engine.dispose()
+    return rows
+
+
+def test_a_first_audit_on_postgresql_builds_every_index_and_leaves_fresh_statistics(pg_url: str) -> None:
+    audit_basic(pg_url)
+    assert {str(ix.name) for ix in _INDEXES} <= _pg_indexes(pg_url)
+    planner = _analyzed(pg_url)
+    store = open_store(pg_url, create=False)
+    with store.connect() as conn:
+        actual = {t: conn.execute(sa.select(sa.func.count()).select_from(sa.table(t))).scalar_one()
+                  for t in ("register_entry", "dossier", "reconciliation", "wf_state", "finding", "step_event")}
+    store.engine.dispose()
+    assert all(n > 0 for n in actual.values())
+    assert {t: planner[t] for t in actual} == {t: float(n) for t, n in actual.items()}
+    second = audit_basic(pg_url)  # a store with a run keeps its indexes while it loads the next
+    assert second["run"]["id"] == 2 and {str(ix.name) for ix in _INDEXES} <= _pg_indexes(pg_url)
+    assert _analyzed(pg_url)["finding"] == 2 * planner["finding"]
+
+
+def test_a_first_postgresql_audit_killed_after_its_loads_leaves_the_indexes_and_no_rows(pg_url: str) -> None:
+    audit_basic(pg_url)  # creates the schema, then empty it again so the next audit is a first run
+    store = open_store(pg_url, create=False)
+    with store.begin() as conn:
+        for name in ("finding", "wf_state", "reconciliation", "dossier", "register_entry", "stats_group",
+                     "work_day", "step_event", "account", "text_key", "register_book", "wf_version", "wf_step",
+                     "wf_transition", "migration_step", "audit_run"):
+            conn.exec_driver_sql(f'DELETE FROM "{name}"')
+    store.engine.dispose()
+    before = _pg_indexes(pg_url)
+    env = {k: v for k, v in os.environ.items() if k != FAULT_ENV} | {FAULT_ENV: "audit-system:1:KILL"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "reconcile", "audit", "--register", str(BASIC / "register-2021.csv"),
+         "--system", str(BASIC / "system"), "--workflows", str(BASIC / "workflows"), "--as-of", "2021-06-30",
+         "--store", pg_url], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == -signal.SIGKILL
+    assert _pg_indexes(pg_url) == before and {str(ix.name) for ix in _INDEXES} <= before
+    store = open_store(pg_url, create=False)
+    with store.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(audit_run)).scalar_one() == 0
+        assert conn.execute(sa.select(sa.func.count()).select_from(finding)).scalar_one() == 0
+    store.engine.dispose()
+    assert audit_basic(pg_url)["run"]["id"] == 1
