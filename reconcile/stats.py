@@ -28,7 +28,9 @@ from reconcile.errors import BadInput
 from reconcile.model import FindingKind as K
 from reconcile.normalize import fold
 from reconcile.stats_model import CONVENTIONS, COUNTS, LAYOUTS, VIEWS, Note, StatsRow, StatsTable, columns_for
-from reconcile.store import bulk_insert, dossier, register_entry, stats_group, text_key, wf_state, wf_version
+from reconcile.store import (
+    TABLE_OPTS, bulk_insert, dossier, register_entry, stats_group, text_key, wf_state, wf_version,
+)
 from reconcile.wfstate import FLAG
 
 # Open dossiers on these cannot move in the system: the statistics' "stuck" column.
@@ -301,9 +303,11 @@ def _overlay_table(conn: Connection, overlay: list[Overlay]) -> sa.Table:
     table = sa.Table("stats_overlay", sa.MetaData(), sa.Column("dossier_code", sa.String(80)),
                      sa.Column("status", sa.String(32)), sa.Column("finished_at", sa.Date),
                      sa.Column("returned_at", sa.Date), sa.Column("unstuck", sa.Boolean),
-                     prefixes=["TEMPORARY"])
+                     prefixes=["TEMPORARY"], **TABLE_OPTS)
     table.drop(conn, checkfirst=True)
     table.create(conn)
+    if conn.dialect.name != "duckdb":  # MariaDB joins an unindexed table by a scan of it per dossier
+        sa.Index("ix_stats_overlay_code", table.c.dossier_code).create(conn)
     bulk_insert(conn, table, pa.table({  # the engine's fast path: a plan can hold tens of thousands of actions
         "dossier_code": pa.array([o.dossier_code for o in overlay], pa.string()),
         "status": pa.array([o.status for o in overlay], pa.string()),

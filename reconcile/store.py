@@ -36,12 +36,12 @@ KEY = sa.String(120)
 
 
 # Exact (binary) comparison of codes and names on MariaDB, whatever the database's default collation.
-_TABLE_OPTS = {f"{d}_{k}": v for d in ("mysql", "mariadb")
+TABLE_OPTS = {f"{d}_{k}": v for d in ("mysql", "mariadb")
                for k, v in (("charset", "utf8mb4"), ("collate", "utf8mb4_bin"))}
 
 
 def _table(name: str, *columns: Any) -> sa.Table:
-    return sa.Table(name, metadata, *columns, **_TABLE_OPTS)
+    return sa.Table(name, metadata, *columns, **TABLE_OPTS)
 
 
 def _run_id() -> sa.Column[Any]:
