@@ -25,7 +25,7 @@ SCHEMA_VERSION = 11  # 2: wf_state and work_day (workflow census); 3: change_bat
 # 7: dossier.fingerprint nullable (closed dossiers get none); 8: plan_file, plan_action (the plans `reconcile plan`
 # wrote); 9: dossier.version_problem (why the system's workflow version cannot be read; added to older stores by
 # ALTER TABLE); 10: wf_step.may_end (a step after which the procedure may end; added likewise); 11: indexes by row
-# on server stores (register_entry.entry_id, dossier.source_row, reconciliation's both)
+# on server stores (register_entry.entry_id, dossier.source_row, reconciliation.source_row)
 DEFAULT_STORE = "reconcile.duckdb"
 
 metadata = sa.MetaData()
@@ -385,7 +385,6 @@ _INDEXES = [
     sa.Index("ix_register_entry_id", register_entry.c.run_id, register_entry.c.entry_id),
     sa.Index("ix_dossier_row", dossier.c.run_id, dossier.c.source_row),
     sa.Index("ix_reconciliation_row", reconciliation.c.run_id, reconciliation.c.source_row),
-    sa.Index("ix_reconciliation_entry", reconciliation.c.run_id, reconciliation.c.entry_id),
 ]
 for _ix in _INDEXES:  # created by open_store for server engines only: DuckDB's ART indexes cost more than they save
     _ix.table.indexes.discard(_ix)

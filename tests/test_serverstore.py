@@ -4,11 +4,14 @@ killed half-way leaving the store's indexes as they were. Real PostgreSQL and Ma
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
+from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -147,3 +150,33 @@ def test_a_first_postgresql_audit_killed_after_its_loads_leaves_the_indexes_and_
         assert conn.execute(sa.select(sa.func.count()).select_from(finding)).scalar_one() == 0
     store.engine.dispose()
     assert audit_basic(pg_url)["run"]["id"] == 1
+
+
+# ------------------------------------------------------------------------------ the plan's statistics view
+
+def test_the_after_plan_groups_from_the_stored_groups_equal_grouping_every_dossier(
+        demo_run: tuple[Path, Any], tmp_path: Path) -> None:
+    """The plan's view is the run's stored groups, less the planned dossiers as they are, plus them as
+    the plan leaves them: the same counts as grouping the whole run with the plan applied."""
+    import shutil
+    from collections import Counter
+
+    from reconcile import stats
+    from reconcile.commands import plan_overlay
+
+    store_path = tmp_path / "store.duckdb"  # a copy: the demo's store is shared by other tests
+    shutil.copy(demo_run[0] / "inputs" / "reconcile.duckdb", store_path)
+    store = open_store(str(store_path), create=False)
+    try:
+        with store.connect() as conn:
+            run = conn.execute(sa.select(audit_run.c.as_of, audit_run.c.settings).where(audit_run.c.id == 1)).one()
+            period = json.loads(run.settings)["period"]
+            start, end = date.fromisoformat(period["from"]), date.fromisoformat(period["to"])
+            overlay = plan_overlay(conn, store, 1, None)
+            ov = stats._overlay_table(conn, overlay)
+            delta = stats._after_plan_groups(conn, 1, ov, start, end)
+            full = conn.execute(stats._grouped(stats._system_source(1, ov), start, end)).all()
+    finally:
+        store.engine.dispose()
+    assert len(overlay) > 50 and delta
+    assert Counter(tuple(g) for g in delta) == Counter(tuple(g) for g in full)
