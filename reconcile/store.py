@@ -476,9 +476,16 @@ def bulk_insert(conn: Connection, table: sa.Table, data: pa.Table) -> None:
         cursor = conn.connection.dbapi_connection.cursor()
         with cursor.copy(f'COPY "{table.name}" ({names}) FROM STDIN WITH (FORMAT csv)') as copy:
             copy.write(buf.getvalue())
-    else:  # MariaDB and others: multi-row INSERTs through the driver's executemany
+    else:  # MariaDB (PyMySQL): multi-row INSERTs through the driver's executemany
+        # Straight to the driver, column by column: SQLAlchemy's work per row and per value (dicts, bind
+        # processors) cost more than the driver's own. LOAD DATA LOCAL is not used: a client that
+        # allows it lets the server read any file the client can.
+        quote = conn.dialect.identifier_preparer.quote
+        sql = (f"INSERT INTO {quote(table.name)} ({', '.join(quote(c) for c in cols)}) "
+               f"VALUES ({', '.join(['%s'] * len(cols))})")
+        cursor = conn.connection.dbapi_connection.cursor()
         for batch in data.to_batches(max_chunksize=20_000):
-            conn.execute(table.insert(), batch.to_pylist())
+            cursor.executemany(sql, list(zip(*(col.to_pylist() for col in batch.columns))))
 
 
 def insert_select(store: "Store", conn: Connection, table: sa.Table, select: Callable[[str], str], data: pa.Table,

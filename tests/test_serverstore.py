@@ -180,3 +180,36 @@ def test_the_after_plan_groups_from_the_stored_groups_equal_grouping_every_dossi
         store.engine.dispose()
     assert len(overlay) > 50 and delta
     assert Counter(tuple(g) for g in delta) == Counter(tuple(g) for g in full)
+
+
+# ------------------------------------------------------------------------------ the bulk path, value by value
+
+AWKWARD = ["plain", "", None, 'quote " and, comma', "new\nline\r\ttab", "back\\slash \\N", "Đặng Văn Giàng",
+           "NULL", "😀 emoji", "x" * 80]
+
+
+@pytest.mark.parametrize("server", ["pg_url", "mariadb_url"])
+def test_the_bulk_load_keeps_every_value_as_it_was(server: str, request: pytest.FixtureRequest) -> None:
+    """COPY (PostgreSQL) and the driver's multi-row INSERTs (MariaDB) keep NULL apart from '', quotes,
+    separators, backslashes, line breaks, Unicode, dates and booleans."""
+    import pyarrow as pa
+
+    from reconcile.store import account, bulk_insert
+
+    n = len(AWKWARD)
+    data = pa.table({"run_id": pa.array([7] * n, pa.int32()), "account": pa.array([f"a{i}" for i in range(n)]),
+                     "name": pa.array(AWKWARD, pa.string()),
+                     "unit": pa.array(AWKWARD[::-1], pa.string()).dictionary_encode(),
+                     "active": pa.array([i % 3 == 0 if i != 4 else None for i in range(n)], pa.bool_())
+                     .fill_null(False)})
+    store = open_store(request.getfixturevalue(server))
+    try:
+        with store.begin() as conn:
+            bulk_insert(conn, account, data)
+        with store.connect() as conn:
+            got = conn.execute(sa.select(account.c.name, account.c.unit, account.c.active)
+                               .where(account.c.run_id == 7).order_by(account.c.account)).all()
+    finally:
+        store.engine.dispose()
+    order = sorted(range(n), key=lambda i: f"a{i}")
+    assert [tuple(r) for r in got] == [(AWKWARD[i], AWKWARD[::-1][i], bool(i % 3 == 0 and i != 4)) for i in order]
