@@ -26,6 +26,7 @@ bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/bench_census.py
 	$(BIN)/python benchmarks/bench_apply.py
 	$(BIN)/python benchmarks/bench_report.py
+	$(BIN)/python benchmarks/bench_store.py
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache bench-data

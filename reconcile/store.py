@@ -19,13 +19,12 @@ from sqlalchemy.engine import Connection, Engine
 from reconcile.db import connect_engine, mask_url, normalize_url, parse_url
 from reconcile.errors import BadInput
 
-SCHEMA_VERSION = 11  # 2: wf_state and work_day (workflow census); 3: change_batch, change, batch_outcome (apply/undo);
+SCHEMA_VERSION = 10  # 2: wf_state and work_day (workflow census); 3: change_batch, change, batch_outcome (apply/undo);
 # 4: migration_step, and wf_state's migrates_to_* columns (superseded_version; added to older stores by ALTER TABLE);
 # 5: stats_group (the statistics of each run's own period); 6: no indexes in a DuckDB store (dropped from older ones);
 # 7: dossier.fingerprint nullable (closed dossiers get none); 8: plan_file, plan_action (the plans `reconcile plan`
 # wrote); 9: dossier.version_problem (why the system's workflow version cannot be read; added to older stores by
-# ALTER TABLE); 10: wf_step.may_end (a step after which the procedure may end; added likewise); 11: indexes by row
-# on server stores (register_entry.entry_id, dossier.source_row, reconciliation.source_row)
+# ALTER TABLE); 10: wf_step.may_end (a step after which the procedure may end; added likewise)
 DEFAULT_STORE = "reconcile.duckdb"
 
 metadata = sa.MetaData()
@@ -381,10 +380,6 @@ _INDEXES = [
     sa.Index("ix_work_day", work_day.c.run_id, work_day.c.day),
     sa.Index("ix_plan_file_sha256", plan_file.c.sha256),
     sa.Index("ix_plan_action_plan", plan_action.c.plan_id, plan_action.c.line),
-    # Joins by row (schema 11): reconciliation -> its representative rows, wf_state -> dossier.
-    sa.Index("ix_register_entry_id", register_entry.c.run_id, register_entry.c.entry_id),
-    sa.Index("ix_dossier_row", dossier.c.run_id, dossier.c.source_row),
-    sa.Index("ix_reconciliation_row", reconciliation.c.run_id, reconciliation.c.source_row),
 ]
 for _ix in _INDEXES:  # created by open_store for server engines only: DuckDB's ART indexes cost more than they save
     _ix.table.indexes.discard(_ix)
