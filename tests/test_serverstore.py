@@ -213,3 +213,28 @@ def test_the_bulk_load_keeps_every_value_as_it_was(server: str, request: pytest.
         store.engine.dispose()
     order = sorted(range(n), key=lambda i: f"a{i}")
     assert [tuple(r) for r in got] == [(AWKWARD[i], AWKWARD[::-1][i], bool(i % 3 == 0 and i != 4)) for i in order]
+
+
+def test_a_mariadb_store_has_the_indexes_by_row_also_when_opened_from_schema_10(mariadb_url: str) -> None:
+    from reconcile.store import _MARIADB_INDEXES, meta_table
+
+    def indexes() -> set[str]:
+        engine = sa.create_engine(mariadb_url)
+        with engine.connect() as conn:
+            names = set(conn.exec_driver_sql("SELECT index_name FROM information_schema.statistics "
+                                             "WHERE table_schema = DATABASE()").scalars())
+        engine.dispose()
+        return names
+
+    wanted = {str(ix.name) for ix in _MARIADB_INDEXES}
+    open_store(mariadb_url).engine.dispose()
+    assert wanted <= indexes()
+    engine = sa.create_engine(mariadb_url)
+    with engine.begin() as conn:  # a store written by the previous schema: no such indexes
+        for ix in _MARIADB_INDEXES:
+            conn.exec_driver_sql(f"DROP INDEX {ix.name} ON {ix.table.name}")
+        conn.execute(sa.update(meta_table).where(meta_table.c.key == "schema_version").values(value="10"))
+    engine.dispose()
+    assert not wanted & indexes()
+    open_store(mariadb_url).engine.dispose()
+    assert wanted <= indexes()
