@@ -622,10 +622,9 @@ def server_settings(dialect: str, override: str | None = None) -> dict[str, str]
     return settings
 
 
-def _tune_server(engine: Engine) -> None:
+def _tune_server(engine: Engine, settings: dict[str, str]) -> None:
     """Apply server_settings to each new connection of a server store."""
     dialect = engine.dialect.name
-    settings = server_settings(dialect)
 
     @sa.event.listens_for(engine, "connect")
     def _settings(dbapi_conn: Any, _: Any) -> None:
@@ -669,11 +668,13 @@ def open_store(url: str | None = None, *, create: bool = True) -> Store:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise BadInput(f"store {shown}: cannot create its folder: {exc.strerror}.") from None
+    # Checked before connecting: a bad override opens nothing. (An embedded store has its own setting.)
+    settings = server_settings(backend) if backend != "duckdb" else {}
     engine = connect_engine(full, what="store")
     if engine.dialect.name == "duckdb":
         _tune_duckdb(engine)
     else:
-        _tune_server(engine)
+        _tune_server(engine, settings)
     store = Store(engine, full, created)
     with engine.begin() as conn:
         found = None

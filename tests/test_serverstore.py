@@ -50,6 +50,11 @@ def test_a_bad_setting_is_bad_input_naming_it(dialect: str, text: str, message: 
     assert message in str(exc.value) and "\n" not in str(exc.value)
 
 
+def test_the_server_settings_leave_an_embedded_store_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(OVERRIDE, "work_mem=64MB")
+    open_store(str(tmp_path / "s.duckdb")).engine.dispose()
+
+
 def test_a_bad_setting_stops_a_command_in_one_line_with_exit_2(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(OVERRIDE, "work_mem=lots of it")
     result = invoke("history", "--store", pg_url, expect=2)
