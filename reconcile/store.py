@@ -397,9 +397,9 @@ for _ix in _INDEXES + _MARIADB_INDEXES:  # created by open_store for server engi
 def begin_fill(conn: Connection) -> set[str]:
     """Before an audit fills a PostgreSQL store that holds no run yet: drop the indexes of the run's
     tables, which `filled` builds once each table is full (one sort per index instead of an index
-    insertion per row). A store with runs keeps
-    its indexes, whose rebuild would cost every earlier run's rows. The drop is part of the run's
-    transaction: a run that fails leaves the indexes as they were. Returns the names dropped."""
+    insertion per row). A store with runs keeps its indexes, whose rebuild would cost every earlier
+    run's rows. The drop is part of the run's transaction: a run that fails leaves the indexes as
+    they were. Returns the names dropped."""
     if conn.dialect.name != "postgresql" or conn.execute(sa.select(audit_run.c.id).limit(1)).first() is not None:
         return set()
     dropped = set()
