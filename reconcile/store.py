@@ -19,12 +19,13 @@ from sqlalchemy.engine import Connection, Engine
 from reconcile.db import connect_engine, mask_url, normalize_url, parse_url
 from reconcile.errors import BadInput
 
-SCHEMA_VERSION = 10  # 2: wf_state and work_day (workflow census); 3: change_batch, change, batch_outcome (apply/undo);
+SCHEMA_VERSION = 11  # 2: wf_state and work_day (workflow census); 3: change_batch, change, batch_outcome (apply/undo);
 # 4: migration_step, and wf_state's migrates_to_* columns (superseded_version; added to older stores by ALTER TABLE);
 # 5: stats_group (the statistics of each run's own period); 6: no indexes in a DuckDB store (dropped from older ones);
 # 7: dossier.fingerprint nullable (closed dossiers get none); 8: plan_file, plan_action (the plans `reconcile plan`
 # wrote); 9: dossier.version_problem (why the system's workflow version cannot be read; added to older stores by
-# ALTER TABLE); 10: wf_step.may_end (a step after which the procedure may end; added likewise)
+# ALTER TABLE); 10: wf_step.may_end (a step after which the procedure may end; added likewise); 11: indexes by row
+# on MariaDB stores (_MARIADB_INDEXES)
 DEFAULT_STORE = "reconcile.duckdb"
 
 metadata = sa.MetaData()
@@ -35,12 +36,12 @@ KEY = sa.String(120)
 
 
 # Exact (binary) comparison of codes and names on MariaDB, whatever the database's default collation.
-_TABLE_OPTS = {f"{d}_{k}": v for d in ("mysql", "mariadb")
+TABLE_OPTS = {f"{d}_{k}": v for d in ("mysql", "mariadb")
                for k, v in (("charset", "utf8mb4"), ("collate", "utf8mb4_bin"))}
 
 
 def _table(name: str, *columns: Any) -> sa.Table:
-    return sa.Table(name, metadata, *columns, **_TABLE_OPTS)
+    return sa.Table(name, metadata, *columns, **TABLE_OPTS)
 
 
 def _run_id() -> sa.Column[Any]:
@@ -381,8 +382,50 @@ _INDEXES = [
     sa.Index("ix_plan_file_sha256", plan_file.c.sha256),
     sa.Index("ix_plan_action_plan", plan_action.c.plan_id, plan_action.c.line),
 ]
-for _ix in _INDEXES:  # created by open_store for server engines only: DuckDB's ART indexes cost more than they save
-    _ix.table.indexes.discard(_ix)
+# Joins by row, on MariaDB only (schema 11): it joins a derived table to a big one by index lookups or by a
+# nested loop (measured at 100k dossiers: the reconciliation INSERT 5.5 s with them, over 170 s without).
+# PostgreSQL hash-joins these with its statistics; building them would cost its audit seconds for nothing.
+_MARIADB_INDEXES = [
+    sa.Index("ix_register_entry_id", register_entry.c.run_id, register_entry.c.entry_id),
+    sa.Index("ix_dossier_row", dossier.c.run_id, dossier.c.source_row),
+    sa.Index("ix_reconciliation_row", reconciliation.c.run_id, reconciliation.c.source_row),
+]
+for _ix in _INDEXES + _MARIADB_INDEXES:  # created by open_store for server engines only: DuckDB's ART indexes
+    _ix.table.indexes.discard(_ix)       # cost more than they save
+
+
+def begin_fill(conn: Connection) -> set[str]:
+    """Before an audit fills a PostgreSQL store that holds no run yet: drop the indexes of the run's
+    tables, which `filled` builds once each table is full (one sort per index instead of an index
+    insertion per row). A store with runs keeps its indexes, whose rebuild would cost every earlier
+    run's rows. The drop is part of the run's transaction: a run that fails leaves the indexes as
+    they were. Returns the names dropped."""
+    if conn.dialect.name != "postgresql" or conn.execute(sa.select(audit_run.c.id).limit(1)).first() is not None:
+        return set()
+    dropped = set()
+    for ix in _INDEXES:
+        if ix.table.name in _RUN_TABLES:
+            conn.exec_driver_sql(f'DROP INDEX IF EXISTS "{ix.name}"')
+            dropped.add(str(ix.name))
+    return dropped
+
+
+_RUN_TABLES = ("register_entry", "dossier", "reconciliation", "finding", "wf_state", "work_day")
+
+
+def filled(conn: Connection, dropped: set[str], *tables: sa.Table) -> None:
+    """After a run's rows went into `tables`: build their indexes dropped by `begin_fill`, then fresh
+    planner statistics (PostgreSQL). Autovacuum cannot see rows of a transaction still open, and without
+    statistics the planner guesses a handful of rows per run and picks nested loops over 1M rows.
+    (MariaDB: ANALYZE TABLE would commit the run's transaction; InnoDB estimates from its indexes.)"""
+    if conn.dialect.name != "postgresql":
+        return
+    for table in tables:
+        for ix in _INDEXES:
+            if ix.table is table and ix.name in dropped:
+                ix.create(conn)
+                dropped.discard(str(ix.name))
+        conn.exec_driver_sql(f'ANALYZE "{table.name}"')
 
 
 @dataclass
@@ -437,9 +480,16 @@ def bulk_insert(conn: Connection, table: sa.Table, data: pa.Table) -> None:
         cursor = conn.connection.dbapi_connection.cursor()
         with cursor.copy(f'COPY "{table.name}" ({names}) FROM STDIN WITH (FORMAT csv)') as copy:
             copy.write(buf.getvalue())
-    else:  # MariaDB and others: multi-row INSERTs through the driver's executemany
+    else:  # MariaDB (PyMySQL): multi-row INSERTs through the driver's executemany
+        # Straight to the driver, column by column: SQLAlchemy's work per row and per value (dicts, bind
+        # processors) cost more than the driver's own. LOAD DATA LOCAL is not used: a client that
+        # allows it lets the server read any file the client can.
+        quote = conn.dialect.identifier_preparer.quote
+        sql = (f"INSERT INTO {quote(table.name)} ({', '.join(quote(c) for c in cols)}) "
+               f"VALUES ({', '.join(['%s'] * len(cols))})")
+        cursor = conn.connection.dbapi_connection.cursor()
         for batch in data.to_batches(max_chunksize=20_000):
-            conn.execute(table.insert(), batch.to_pylist())
+            cursor.executemany(sql, list(zip(*(col.to_pylist() for col in batch.columns))))
 
 
 def insert_select(store: "Store", conn: Connection, table: sa.Table, select: Callable[[str], str], data: pa.Table,
@@ -531,6 +581,70 @@ def _tune_duckdb(engine: Engine) -> None:
     engine.dispose()  # connections made before the listener get the settings too
 
 
+# Session settings of every connection to a server store (RECONCILE_STORE_SETTINGS overrides them, name=value
+# comma-separated). A server's defaults are sized for many small transactions: PostgreSQL's 4 MB work_mem
+# sends the audit's 1M-row hash joins and sorts to disk in batches, and its JIT compiles each big statement
+# for longer than it runs. Values apply to this tool's sessions only, never to the server.
+SERVER_SETTINGS: dict[str, dict[str, str]] = {
+    "postgresql": {"work_mem": "256MB", "maintenance_work_mem": "512MB", "hash_mem_multiplier": "2",
+                   "jit": "off", "temp_buffers": "64MB"},
+    "mysql": {"sort_buffer_size": "64M", "join_buffer_size": "64M", "tmp_table_size": "256M",
+              "max_heap_table_size": "256M"},
+}
+# Further settings an override may name (a closed list: names reach SQL text on MariaDB).
+_MORE_SETTINGS = {
+    "postgresql": ("max_parallel_workers_per_gather", "random_page_cost", "effective_cache_size",
+                   "synchronous_commit", "enable_nestloop"),
+    "mysql": ("join_cache_level", "optimizer_search_depth", "read_rnd_buffer_size", "bulk_insert_buffer_size"),
+}
+_SETTING_VALUE = re.compile(r"[A-Za-z0-9_.]{1,32}")
+_MYSQL_SIZE = re.compile(r"(\d+)([KMG]?)", re.IGNORECASE)
+
+
+def server_settings(dialect: str, override: str | None = None) -> dict[str, str]:
+    """The session settings of a server store: SERVER_SETTINGS, with RECONCILE_STORE_SETTINGS's
+    name=value pairs (or `override`) on top. A name this dialect does not know, or a value that is
+    not a plain word or size, is bad input."""
+    family = "mysql" if dialect in ("mysql", "mariadb") else dialect
+    settings = dict(SERVER_SETTINGS.get(family, {}))
+    text = os.environ.get("RECONCILE_STORE_SETTINGS", "") if override is None else override
+    known = sorted({*settings, *_MORE_SETTINGS.get(family, ())})
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, eq, value = (x.strip() for x in item.partition("="))
+        where = f"RECONCILE_STORE_SETTINGS: {item!r}"
+        if not eq or name.lower() not in known:
+            raise BadInput(f"{where} is not a {family} store setting. Hint: name=value, comma-separated, "
+                           f"with a name among {', '.join(known)}.")
+        if not _SETTING_VALUE.fullmatch(value) or (family == "mysql" and not _MYSQL_SIZE.fullmatch(value)):
+            raise BadInput(f"{where}: the value is not a plain number or size. Hint: e.g. work_mem=128MB "
+                           "(PostgreSQL) or sort_buffer_size=32M (MariaDB).")
+        settings[name.lower()] = value
+    return settings
+
+
+def _tune_server(engine: Engine, settings: dict[str, str]) -> None:
+    """Apply server_settings to each new connection of a server store."""
+    dialect = engine.dialect.name
+
+    @sa.event.listens_for(engine, "connect")
+    def _settings(dbapi_conn: Any, _: Any) -> None:
+        with dbapi_conn.cursor() as cur:
+            for name, value in settings.items():
+                if dialect == "postgresql":  # set_config binds both: nothing from the environment in SQL text
+                    cur.execute("SELECT set_config(%s, %s, false)", (name, value))
+                else:  # SET cannot bind a name: the name is from the closed list, the value a checked size
+                    cur.execute(f"SET SESSION {name} = %s", (_mysql_bytes(value),))
+        if dialect == "postgresql":
+            dbapi_conn.commit()  # psycopg opened a transaction for set_config: leave the session idle
+
+    engine.dispose()  # connections made before the listener get the settings too
+
+
+def _mysql_bytes(value: str) -> int:
+    number, unit = _MYSQL_SIZE.fullmatch(value).groups()  # type: ignore[union-attr]  # checked by server_settings
+    return int(number) << {"": 0, "k": 10, "m": 20, "g": 30}[unit.lower()]
+
+
 STORE_BACKENDS = ("duckdb", "postgresql", "mysql", "mariadb")
 STORE_HINT = "the store is a local DuckDB file (default reconcile.duckdb) or a postgresql:// or mysql:// URL"
 
@@ -554,9 +668,13 @@ def open_store(url: str | None = None, *, create: bool = True) -> Store:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise BadInput(f"store {shown}: cannot create its folder: {exc.strerror}.") from None
+    # Checked before connecting: a bad override opens nothing. (An embedded store has its own setting.)
+    settings = server_settings(backend) if backend != "duckdb" else {}
     engine = connect_engine(full, what="store")
     if engine.dialect.name == "duckdb":
         _tune_duckdb(engine)
+    else:
+        _tune_server(engine, settings)
     store = Store(engine, full, created)
     with engine.begin() as conn:
         found = None
@@ -575,6 +693,9 @@ def open_store(url: str | None = None, *, create: bool = True) -> Store:
                 ix.create(conn, checkfirst=True)
             elif found is not None:
                 conn.exec_driver_sql(f'DROP INDEX IF EXISTS "{ix.name}"')
+        if store.dialect in ("mysql", "mariadb"):
+            for ix in _MARIADB_INDEXES:
+                ix.create(conn, checkfirst=True)
         if found is not None and int(found) < 7:  # after the indexes: DuckDB alters no indexed table
             _drop_not_null(conn, dossier.c.fingerprint)
         if found is not None and int(found) < 9:
