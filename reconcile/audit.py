@@ -308,18 +308,19 @@ def _duplicate_findings(conn: Connection, run_id: int) -> None:
     re_, d = register_entry, dossier
     sides = (
         (re_, "register", "the same code on several register rows", "register_rows",
-         obj(file=re_.c.source_file, sheet=re_.c.sheet, row=re_.c.row_no, stt=re_.c.stt_raw, code=re_.c.code_raw)),
+         obj(file=re_.c.source_file, sheet=re_.c.sheet, row=re_.c.row_no, stt=re_.c.stt_raw, code=re_.c.code_raw),
+         re_.c.entry_id),
         (d, "system", "the same code on several system records", "system_rows",
-         obj(row=d.c.source_row, status=d.c.status)),
+         obj(row=d.c.source_row, status=d.c.status), d.c.source_row),
     )
-    for t, side, reason, rows_key, row in sides:
+    for t, side, reason, rows_key, row, order in sides:
         dup = (sa.select(t.c.dossier_code).where(t.c.run_id == run_id, t.c.dossier_code.is_not(None))
                .group_by(t.c.dossier_code).having(sa.func.count() > 1))
         select = (
             sa.select(t.c.dossier_code,
                       json_text(obj(side=sa.literal_column(f"'{side}'"), count=sa.func.count(),
                                     reason=sa.literal_column(f"'{reason}'"))).label("details"),
-                      json_text(obj(**{rows_key: json_agg(row)})).label("evidence"))
+                      json_text(obj(**{rows_key: json_agg(row, order)})).label("evidence"))
             .where(t.c.run_id == run_id, t.c.dossier_code.in_(dup))
             .group_by(t.c.dossier_code)
         )

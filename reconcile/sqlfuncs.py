@@ -17,10 +17,16 @@ class json_object(FunctionElement[Any]):
 
 
 class json_agg(FunctionElement[Any]):
-    """Aggregate JSON values into a JSON array."""
+    """Aggregate JSON values into a JSON array, in the order of `order_by` (json_agg(value, order_by)):
+    without one each engine keeps its own scan order, and the same run's evidence would differ by store."""
 
     inherit_cache = True
     type = sa.Text()
+
+
+def _agg_args(element: json_agg, compiler: Any, **kw: Any) -> str:
+    value, order_by = list(element.clauses)
+    return f"{compiler.process(value, **kw)} ORDER BY {compiler.process(order_by, **kw)}"
 
 
 class json_text(FunctionElement[Any]):
@@ -57,18 +63,19 @@ def _json_object_pg(element: json_object, compiler: Any, **kw: Any) -> str:
 
 @compiles(json_agg)
 def _json_agg(element: json_agg, compiler: Any, **kw: Any) -> str:
-    return f"json_group_array({compiler.process(element.clauses, **kw)})"
+    # DuckDB's json_group_array is a macro, which takes no ORDER BY; list() is an aggregate and does
+    return f"to_json(list({_agg_args(element, compiler, **kw)}))"
 
 
 @compiles(json_agg, "postgresql")
 def _json_agg_pg(element: json_agg, compiler: Any, **kw: Any) -> str:
-    return f"json_agg({compiler.process(element.clauses, **kw)})"
+    return f"json_agg({_agg_args(element, compiler, **kw)})"
 
 
 @compiles(json_agg, "mysql")
 @compiles(json_agg, "mariadb")
 def _json_agg_my(element: json_agg, compiler: Any, **kw: Any) -> str:
-    return f"JSON_ARRAYAGG({compiler.process(element.clauses, **kw)})"
+    return f"JSON_ARRAYAGG({_agg_args(element, compiler, **kw)})"
 
 
 @compiles(json_text)

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import json
 
+import sqlalchemy as sa
+from duckdb_engine import Dialect as DuckDBDialect
+from sqlalchemy.dialects import mysql, postgresql
+
 from helpers import check_golden, invoke, stable
 
 from conftest import CASES
+from reconcile.sqlfuncs import json_agg
 
 BASIC = CASES / "golden" / "basic"
 
@@ -84,3 +89,13 @@ def test_audit_without_inputs_names_what_is_missing(tmp_path, monkeypatch) -> No
     result = invoke("audit", "--format", "json", expect=2)
     assert result.stderr.strip() == ("error: audit: missing --register, --system, --workflows, --as-of. "
                                      "Hint: `reconcile audit --help`, or set them in reconcile.yaml.")
+
+
+def test_evidence_lists_are_ordered_the_same_on_every_engine() -> None:
+    """A duplicate code's rows are aggregated in register (or system) row order on every store engine:
+    an aggregate without ORDER BY follows each engine's scan order, which PostgreSQL's parallel scans
+    change from run to run at 1M rows."""
+    t = sa.table("t", sa.column("v"), sa.column("row_no"))
+    for dialect in (DuckDBDialect(), postgresql.dialect(), mysql.dialect()):
+        sql = str(sa.select(json_agg(t.c.v, t.c.row_no)).compile(dialect=dialect))
+        assert "ORDER BY t.row_no)" in sql, sql
