@@ -417,6 +417,7 @@ def audit(inputs: AuditInputs, store_url: str | None = None, progress: Progress 
         raise BadInput(f"--as-of: {inputs.as_of.isoformat()} is outside the dates an audit can be as of, "
                        f"{FIRST_DAY.isoformat()}..{LAST_DAY.isoformat()}. Hint: give the date the register and the "
                        "system were read (working days count Vietnam's holidays, known up to 2100).")
+    started_at = started_at or _started_at()  # when the audit started, not when its long run is recorded
     loaded = load_inputs(inputs, progress)
     settings = AuditSettings(inputs.as_of, inputs.date_tolerance_days, inputs.paper_only_units, inputs.stall,
                              inputs.period)

@@ -99,3 +99,19 @@ def test_evidence_lists_are_ordered_the_same_on_every_engine() -> None:
     for dialect in (DuckDBDialect(), postgresql.dialect(), mysql.dialect()):
         sql = str(sa.select(json_agg(t.c.v, t.c.row_no)).compile(dialect=dialect))
         assert "ORDER BY t.row_no)" in sql, sql
+
+
+def test_started_at_is_when_the_audit_started_not_when_it_was_recorded(tmp_path, monkeypatch) -> None:
+    """A 10M audit runs for minutes before its run row is written: started_at is read before loading."""
+    import reconcile.commands as commands
+    loaded: list[bool] = []
+    real_load = commands.load_inputs
+
+    def load_inputs(*args, **kwargs):
+        loaded.append(True)
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(commands, "load_inputs", load_inputs)
+    monkeypatch.setattr(commands, "_started_at", lambda: "after loading" if loaded else "before loading")
+    report = audit_basic(str(tmp_path / "s.duckdb"))
+    assert loaded and report["run"]["started_at"] == "before loading"
