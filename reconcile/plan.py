@@ -259,9 +259,13 @@ def _proposed(proc: str, version: int, step: str, earlier: int | None,
         return None
     if newest.step(step) is not None and newest.version != version:
         return Target(proc, newest.version, step, (), confirmed=False)
-    diff = diff_versions(source, newest)
+    diff = _version_diff(source, newest)
     paired = next((r.added for r in diff.replaced if r.removed == step), None)
     return Target(proc, newest.version, paired, (), confirmed=False) if paired else None
+
+
+# Once per pair of versions, not once per orphan dossier: the step comparison (DeepDiff) is not cheap.
+_version_diff = functools.lru_cache(maxsize=256)(diff_versions)
 
 
 class _Deadlines:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from datetime import date
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +19,7 @@ from SpiffWorkflow.bpmn.util.diff import SpecDiff
 
 from helpers import invoke
 from reconcile.bpmn import parse_bpmn
-from reconcile.catalog import WorkflowVersion, catalog_from_docs
+from reconcile.catalog import Step, WorkflowVersion, catalog_from_docs
 from reconcile.store import audit_run, dossier, open_store, wf_state
 from reconcile.wfdiff import ChangedStep, FieldChange, Replacement, diff_versions
 
@@ -115,6 +117,21 @@ def test_a_step_that_comes_to_may_end_the_process_or_to_open_a_side_path_is_a_ch
                               for n, s in ((1, steps), (2, later))]).versions
     assert diff_versions(a, b).changed == (ChangedStep("A", (FieldChange("may_end", False, True),)),
                                            ChangedStep("R", (FieldChange("side_of", None, "A"),)))
+
+
+
+def test_a_name_written_differently_or_days_of_another_number_type_is_no_change() -> None:
+    """Names compare as compare_key sees them, days by value (the store may hand back 2 for 2.0); the
+    change lists the values as each version writes them."""
+    a, b = (replace(version(LAND_V1, n), steps=()) for n in (1, 2))
+    first = Step("S01", "Tiếp nhận  hồ sơ", "Bộ phận một cửa", 2.0, (), False, 1)
+    same = replace(first, name="tiếp nhận hồ sơ", days=Decimal(2))
+    d = diff_versions(replace(a, steps=(first,)), replace(b, steps=(same,)))
+    assert d.empty
+
+    later = replace(same, unit=None, final=True)
+    assert diff_versions(replace(a, steps=(first,)), replace(b, steps=(later,))).changed == (ChangedStep("S01", (
+        FieldChange("unit", "Bộ phận một cửa", None), FieldChange("final", False, True))),)
 
 
 # ---------------------------------------------------------------- cross-check with SpiffWorkflow
