@@ -607,7 +607,7 @@ def plan(store_url: str | None = None, run_id: int | None = None, rules_dir: str
         store.engine.dispose()
 
 
-@fewer_collections()
+@fewer_collections(paused=True)
 def write_plan(result: Plan, out: str | Path | None, store_url: str | None = None) -> str:
     """The plan file's text (`result.to_yaml()`), written to `out` when given (else the caller prints
     it), and recorded in the store the plan was made from (apply.record_plan): apply then reads that

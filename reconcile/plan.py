@@ -114,13 +114,13 @@ class Plan:
                                        "deadline_impact": self.deadline_impact},
                 "actions": [a.to_dict() for a in self.actions]}
 
-    @fewer_collections()
+    @fewer_collections(paused=True)
     def to_yaml(self) -> str:
         """The plan file's text: YAML in the layout `apply` reads fast (see reconcile.planfile)."""
         return planfile.dump(self.to_dict())
 
 
-@fewer_collections()
+@fewer_collections(paused=True)
 def build_plan(conn: Connection, run_id: int, store_url: str, resolver: Resolver | None = None) -> Plan:
     run = conn.execute(sa.select(audit_run).where(audit_run.c.id == run_id)).mappings().one()
     as_of: date = run["as_of"]
