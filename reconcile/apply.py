@@ -24,7 +24,6 @@ Safety model:
 
 from __future__ import annotations
 
-import gc
 import getpass
 import hashlib
 import json
@@ -51,6 +50,7 @@ from reconcile.db import first_line
 from reconcile.dberrors import cannot_write, disk_full
 from reconcile.errors import BadInput, ReconcileError, Refused, wrote
 from reconcile.faults import fault
+from reconcile.gctune import fewer_collections
 from reconcile.ledger import Ledger, stopping, store_failed
 from reconcile.model import Status
 from reconcile.sources.system import (
@@ -1644,21 +1644,7 @@ def _render(stmt: Any, dialect: sa.Dialect) -> str:
     return str(stmt.compile(dialect=dialect, compile_kwargs={"literal_binds": True})).replace("\n", " ") + ";"
 
 
-@contextmanager
-def _fewer_collections() -> Iterator[None]:
-    """Apply and undo keep many objects alive (the plan's actions, the batch's rows, the outcomes): the
-    cyclic garbage collector, which rescans every live object each time enough new ones were made,
-    runs less often while they work (first threshold 50,000 instead of 700; 100k fixes: apply 28 -> 24
-    s). The thresholds are restored after."""
-    old = gc.get_threshold()
-    gc.set_threshold(max(old[0], 50_000), *old[1:])
-    try:
-        yield
-    finally:
-        gc.set_threshold(*old)
-
-
-@_fewer_collections()
+@fewer_collections()
 def apply_plan(plan_path: str | Path, store_url: str | None = None, *, yes: bool = False,
                batch_size: int = DEFAULT_BATCH_SIZE, system_url: str | None = None,
                mapping_path: str | None = None, actor: str | None = None) -> ApplyResult:

@@ -180,10 +180,12 @@ def load_catalog(directory: str | os.PathLike[str]) -> Catalog:
         path = os.path.join(shown, *parts)
         number = int(VERSION_FILE.match(parts[-1])[1])  # type: ignore[index]
         file_problems: list[str] = []
-        if path.endswith(".bpmn"):
-            item = _load_bpmn(path, number, file_problems, warnings)
-        else:
-            item = _load_file(path, number, file_problems, warnings)
+        load = _load_bpmn if path.endswith(".bpmn") else _load_file
+        try:
+            item = load(path, number, file_problems, warnings)
+        except errors.BadInput as e:  # the file cannot be read or parsed: no version from it, its problems
+            file_problems.extend(e.problems)
+            item = None
         problems.extend(sorted(file_problems, key=lambda line: yamlio.position(line, path)))
         if item is not None:
             loaded.append(item)
@@ -235,7 +237,7 @@ def _check_doc(doc: Any, where: str, lines: Mapping[str, int], doc_line: int, nu
 
 
 def _load_bpmn(path: str, number: int, problems: list[str], warnings: list[str]) -> _Loaded | None:
-    """A v<N>.bpmn file, with its optional v<N>.bpmn.yaml sidecar beside it."""
+    """A v<N>.bpmn file, with its optional v<N>.bpmn.yaml sidecar beside it. BadInput: it cannot be read."""
     from reconcile import bpmn  # lxml is only needed when the catalog holds BPMN
 
     sidecar_path = path + ".yaml"
@@ -247,25 +249,17 @@ def _load_bpmn(path: str, number: int, problems: list[str], warnings: list[str])
         with open(path, "rb") as f:
             data = f.read()
         imported = bpmn.parse_bpmn(data, path, version=number, sidecar=sidecar)
-    except errors.BadInput as e:
-        problems.extend(e.problems)
-        return None
     except OSError as e:
-        problems.append(f"{path}: cannot read: {e.strerror}.")
-        return None
+        raise errors.BadInput(f"{path}: cannot read: {e.strerror}.") from None
     warnings.extend(imported.warnings)
     return _check_doc(imported.doc, path, imported.step_lines, imported.line, number, problems, warnings)
 
 
 def _load_file(path: str, number: int, problems: list[str], warnings: list[str]) -> _Loaded | None:
-    try:
-        node, data = yamlio.load(path)
-    except errors.BadInput as e:
-        problems.extend(e.problems)
-        return None
+    """A v<N>.yaml file. BadInput: it cannot be read, or is not YAML, or is empty."""
+    node, data = yamlio.load(path)
     if node is None:
-        problems.append(f"{path}:1:1: empty file. Expected keys procedure, name, version, steps.")
-        return None
+        raise errors.BadInput(f"{path}:1:1: empty file. Expected keys procedure, name, version, steps.")
 
     schema_problems = yamlio.schema_problems(path, node, _VALIDATOR, data, FORMAT_HINT)
     if schema_problems:

@@ -24,7 +24,8 @@ from reconcile.faults import fault
 from reconcile.model import FindingKind, MatchClass
 from reconcile.normalize import compare_key, normalize_code
 from reconcile.files import write_atomically
-from reconcile.plan import Plan, Resolver, Target, build_plan, without_gc
+from reconcile.gctune import fewer_collections
+from reconcile.plan import Plan, Resolver, Target, build_plan
 from reconcile.progress import QUIET, Progress
 from reconcile import stats as stats_mod
 from reconcile.stats import StatsSettings
@@ -607,7 +608,7 @@ def plan(store_url: str | None = None, run_id: int | None = None, rules_dir: str
         store.engine.dispose()
 
 
-@without_gc
+@fewer_collections(paused=True)
 def write_plan(result: Plan, out: str | Path | None, store_url: str | None = None) -> str:
     """The plan file's text (`result.to_yaml()`), written to `out` when given (else the caller prints
     it), and recorded in the store the plan was made from (apply.record_plan): apply then reads that

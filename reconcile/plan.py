@@ -19,15 +19,13 @@ that changed since. The plan also validates itself and reports the deadline impa
 
 from __future__ import annotations
 
-import functools
-import gc
 import heapq
 import math
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any, TypeVar
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -35,6 +33,7 @@ from sqlalchemy.engine import Connection
 from reconcile import planfile
 from reconcile.calendar import add_working_days
 from reconcile.catalog import Step, WorkflowVersion
+from reconcile.gctune import fewer_collections
 from reconcile.model import FindingKind, MatchClass
 from reconcile.reasons import reason
 from reconcile.store import (
@@ -48,22 +47,6 @@ K = FindingKind
 PLAN_FORMAT = 1
 CLOSE_STATUS = {"returned": "returned", "withdrawn": "withdrawn", "rejected": "rejected"}
 ORPHANED = sum(FLAG[k] for k in ORPHAN_KINDS)
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def without_gc(f: F) -> F:
-    """`f` run with Python's cycle collector paused: building or writing 100k actions makes millions of
-    objects (no cycles), and the collector would walk all of them again and again (0.5 s of 2)."""
-    @functools.wraps(f)
-    def run(*args: Any, **kwargs: Any) -> Any:
-        if not gc.isenabled():
-            return f(*args, **kwargs)
-        gc.disable()
-        try:
-            return f(*args, **kwargs)
-        finally:
-            gc.enable()
-    return run  # type: ignore[return-value]
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,13 +114,13 @@ class Plan:
                                        "deadline_impact": self.deadline_impact},
                 "actions": [a.to_dict() for a in self.actions]}
 
-    @without_gc
+    @fewer_collections(paused=True)
     def to_yaml(self) -> str:
         """The plan file's text: YAML in the layout `apply` reads fast (see reconcile.planfile)."""
         return planfile.dump(self.to_dict())
 
 
-@without_gc
+@fewer_collections(paused=True)
 def build_plan(conn: Connection, run_id: int, store_url: str, resolver: Resolver | None = None) -> Plan:
     run = conn.execute(sa.select(audit_run).where(audit_run.c.id == run_id)).mappings().one()
     as_of: date = run["as_of"]

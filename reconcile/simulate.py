@@ -223,56 +223,64 @@ LAND_RENEW = "1.004199.000.00.00.H48"
 V2_EDITED_ON = date(2021, 4, 12)  # the day v2 of the main land procedure was edited in place
 
 _RECEIVE = ("S01", "Tiếp nhận hồ sơ", "MOTCUA", 0.5)
+# Steps the versions of one procedure share unchanged, named once so each version lists only what it is.
+_TAX_CHECK = ("S03", "Kiểm tra hồ sơ, gửi thông tin địa chính đến cơ quan thuế", "VPDKDD", 2)
+_TAX_PAY = ("S04", "Thông báo và thu nghĩa vụ tài chính", "THUE", 0)
+_MAIN_SIGN = ("S07", "Ký Giấy chứng nhận (Sở Tài nguyên và Môi trường)", "LANHDAO", 3)
+_MAIN_TO_COUNTER = ("S08", "Cập nhật cơ sở dữ liệu, chuyển kết quả về Bộ phận một cửa", "VPDKDD", 1)
+_MAIN_RETURN = ("S09", "Trả kết quả", "MOTCUA", 0.5)
+_RENEW_SIGN = ("S04", "Ký Giấy chứng nhận", "LANHDAO", 2)
+_RENEW_RETURN = ("S06", "Trả kết quả", "MOTCUA", 0.5)
 
 _MAIN_V1 = (
     _RECEIVE,
     ("S02", "Phân công thụ lý hồ sơ", "VPDKDD", 0.5),
     ("S03", "Kiểm tra hồ sơ, gửi thông tin địa chính đến cơ quan thuế", "VPDKDD", 1.5),
-    ("S04", "Thông báo và thu nghĩa vụ tài chính", "THUE", 0),
+    _TAX_PAY,
     ("S05", "Xác nhận hoàn thành nghĩa vụ tài chính", "VPDKDD", 0.5),
     ("S06", "Cập nhật hồ sơ, in Giấy chứng nhận", "VPDKDD", 2.5),
-    ("S07", "Ký Giấy chứng nhận (Sở Tài nguyên và Môi trường)", "LANHDAO", 3),
-    ("S08", "Cập nhật cơ sở dữ liệu, chuyển kết quả về Bộ phận một cửa", "VPDKDD", 1),
-    ("S09", "Trả kết quả", "MOTCUA", 0.5),
+    _MAIN_SIGN,
+    _MAIN_TO_COUNTER,
+    _MAIN_RETURN,
 )
 _MAIN_V2_DEPLOYED = tuple(
     (s[0], "Cập nhật biến động, in Giấy chứng nhận", s[2], s[3]) if s[0] == "S06" else s for s in _MAIN_V1
 )
 _MAIN_V2 = (
     _RECEIVE,
-    ("S03", "Kiểm tra hồ sơ, gửi thông tin địa chính đến cơ quan thuế", "VPDKDD", 2),
-    ("S04", "Thông báo và thu nghĩa vụ tài chính", "THUE", 0),
+    _TAX_CHECK,
+    _TAX_PAY,
     ("S06", "Cập nhật biến động, in Giấy chứng nhận", "VPDKDD", 3),
-    ("S07", "Ký Giấy chứng nhận (Sở Tài nguyên và Môi trường)", "LANHDAO", 3),
-    ("S08", "Cập nhật cơ sở dữ liệu, chuyển kết quả về Bộ phận một cửa", "VPDKDD", 1),
-    ("S09", "Trả kết quả", "MOTCUA", 0.5),
+    _MAIN_SIGN,
+    _MAIN_TO_COUNTER,
+    _MAIN_RETURN,
 )
 _MAIN_V3 = (
     _RECEIVE,
-    ("S03", "Kiểm tra hồ sơ, gửi thông tin địa chính đến cơ quan thuế", "VPDKDD", 2),
+    _TAX_CHECK,
     ("S03A", "Gửi lấy ý kiến cơ quan, đơn vị liên quan", "VPDKDD", 1),
     ("S03B", "Tiếp nhận ý kiến, hoàn thiện hồ sơ", "VPDKDD", 1),
-    ("S04", "Thông báo và thu nghĩa vụ tài chính", "THUE", 0),
+    _TAX_PAY,
     ("S06A", "Chỉnh lý biến động, in Giấy chứng nhận", "VPDKDD", 3),
     ("S07", "Giám đốc Chi nhánh Văn phòng đăng ký đất đai ký Giấy chứng nhận", "VPDKDD", 3),
-    ("S08", "Cập nhật cơ sở dữ liệu, chuyển kết quả về Bộ phận một cửa", "VPDKDD", 1),
-    ("S09", "Trả kết quả", "MOTCUA", 0.5),
+    _MAIN_TO_COUNTER,
+    _MAIN_RETURN,
 )
 _RENEW_V1 = (
     _RECEIVE,
     ("S02", "Kiểm tra hồ sơ, xác nhận thông tin thửa đất", "VPDKDD", 2),
     ("S03", "In Giấy chứng nhận", "VPDKDD", 1.5),
-    ("S04", "Ký Giấy chứng nhận", "LANHDAO", 2),
+    _RENEW_SIGN,
     ("S05", "Cập nhật cơ sở dữ liệu, chuyển kết quả", "VPDKDD", 0.5),
-    ("S06", "Trả kết quả", "MOTCUA", 0.5),
+    _RENEW_RETURN,
 )
 _RENEW_V2 = (
     _RECEIVE,
     ("S02A", "Kiểm tra hồ sơ, in Giấy chứng nhận", "VPDKDD", 3.5),
     ("S02B", "Đo đạc, chỉnh lý bản đồ địa chính khi ranh giới thửa đất thay đổi", "DODAC", 2),
-    ("S04", "Ký Giấy chứng nhận", "LANHDAO", 2),
+    _RENEW_SIGN,
     ("S05", "Cập nhật hồ sơ địa chính, chuyển kết quả", "VPDKDD", 0.5),
-    ("S06", "Trả kết quả", "MOTCUA", 0.5),
+    _RENEW_RETURN,
 )
 
 

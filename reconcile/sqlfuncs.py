@@ -2,45 +2,56 @@
 
 from __future__ import annotations
 
-from typing import Any
+from string import Formatter
+from typing import Any, ClassVar
 
 import sqlalchemy as sa
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 
 
-class json_object(FunctionElement[Any]):
+class _Portable(FunctionElement[Any]):
+    """A function whose SQL differs by engine: `sql` maps a dialect name ("" for the rest) to a template
+    over the compiled arguments, `{all}` (all of them, comma-separated) or `{0}`, `{1}`... (one each)."""
+
+    inherit_cache = True
+    sql: ClassVar[dict[str, str]] = {}
+
+
+class json_object(_Portable):
     """json_object(k1, v1, k2, v2, ...) as a JSON value (nestable)."""
 
     inherit_cache = True
     type = sa.Text()
+    sql = {"": "json_object({all})", "postgresql": "json_build_object({all})"}
 
 
-class json_agg(FunctionElement[Any]):
+class json_agg(_Portable):
     """Aggregate JSON values into a JSON array, in the order of `order_by` (json_agg(value, order_by)):
-    without one each engine keeps its own scan order, and the same run's evidence would differ by store."""
+    without one each engine keeps its own scan order, and the same run's evidence would differ by store.
+    DuckDB's json_group_array is a macro, which takes no ORDER BY; list() is an aggregate and does."""
 
     inherit_cache = True
     type = sa.Text()
+    sql = {"": "to_json(list({0} ORDER BY {1}))", "postgresql": "json_agg({0} ORDER BY {1})",
+           "mysql": "JSON_ARRAYAGG({0} ORDER BY {1})", "mariadb": "JSON_ARRAYAGG({0} ORDER BY {1})"}
 
 
-def _agg_args(element: json_agg, compiler: Any, **kw: Any) -> str:
-    value, order_by = list(element.clauses)
-    return f"{compiler.process(value, **kw)} ORDER BY {compiler.process(order_by, **kw)}"
-
-
-class json_text(FunctionElement[Any]):
+class json_text(_Portable):
     """A JSON value as text, for storing in a Text column."""
 
     inherit_cache = True
     type = sa.Text()
+    sql = {"": "{all}", "duckdb": "CAST({all} AS VARCHAR)", "postgresql": "CAST({all} AS VARCHAR)"}
 
 
-class days_between(FunctionElement[Any]):
+class days_between(_Portable):
     """days_between(a, b) = b - a in days, for two dates."""
 
     inherit_cache = True
     type = sa.Integer()
+    sql = {"": "CAST(julianday({1}) - julianday({0}) AS INTEGER)", "duckdb": "date_diff('day', {0}, {1})",
+           "postgresql": "({1} - {0})", "mysql": "DATEDIFF({1}, {0})", "mariadb": "DATEDIFF({1}, {0})"}
 
 
 def obj(**pairs: Any) -> json_object:
@@ -51,64 +62,16 @@ def obj(**pairs: Any) -> json_object:
     return json_object(*args)
 
 
-@compiles(json_object)
-def _json_object(element: json_object, compiler: Any, **kw: Any) -> str:
-    return f"json_object({compiler.process(element.clauses, **kw)})"
-
-
-@compiles(json_object, "postgresql")
-def _json_object_pg(element: json_object, compiler: Any, **kw: Any) -> str:
-    return f"json_build_object({compiler.process(element.clauses, **kw)})"
-
-
-@compiles(json_agg)
-def _json_agg(element: json_agg, compiler: Any, **kw: Any) -> str:
-    # DuckDB's json_group_array is a macro, which takes no ORDER BY; list() is an aggregate and does
-    return f"to_json(list({_agg_args(element, compiler, **kw)}))"
-
-
-@compiles(json_agg, "postgresql")
-def _json_agg_pg(element: json_agg, compiler: Any, **kw: Any) -> str:
-    return f"json_agg({_agg_args(element, compiler, **kw)})"
-
-
-@compiles(json_agg, "mysql")
-@compiles(json_agg, "mariadb")
-def _json_agg_my(element: json_agg, compiler: Any, **kw: Any) -> str:
-    return f"JSON_ARRAYAGG({_agg_args(element, compiler, **kw)})"
-
-
-@compiles(json_text)
-def _json_text(element: json_text, compiler: Any, **kw: Any) -> str:
-    return compiler.process(element.clauses, **kw)
-
-
-@compiles(json_text, "duckdb")
-@compiles(json_text, "postgresql")
-def _json_text_cast(element: json_text, compiler: Any, **kw: Any) -> str:
-    return f"CAST({compiler.process(element.clauses, **kw)} AS VARCHAR)"
-
-
-@compiles(days_between)
-def _days_between(element: days_between, compiler: Any, **kw: Any) -> str:
-    a, b = list(element.clauses)
-    return f"CAST(julianday({compiler.process(b, **kw)}) - julianday({compiler.process(a, **kw)}) AS INTEGER)"
-
-
-@compiles(days_between, "duckdb")
-def _days_between_duck(element: days_between, compiler: Any, **kw: Any) -> str:
-    a, b = list(element.clauses)
-    return f"date_diff('day', {compiler.process(a, **kw)}, {compiler.process(b, **kw)})"
-
-
-@compiles(days_between, "postgresql")
-def _days_between_pg(element: days_between, compiler: Any, **kw: Any) -> str:
-    a, b = list(element.clauses)
-    return f"({compiler.process(b, **kw)} - {compiler.process(a, **kw)})"
-
-
-@compiles(days_between, "mysql")
-@compiles(days_between, "mariadb")
-def _days_between_my(element: days_between, compiler: Any, **kw: Any) -> str:
-    a, b = list(element.clauses)
-    return f"DATEDIFF({compiler.process(b, **kw)}, {compiler.process(a, **kw)})"
+@compiles(_Portable)
+def _compile(element: _Portable, compiler: Any, **kw: Any) -> str:
+    template = element.sql.get(compiler.dialect.name, element.sql[""])
+    if "{all}" in template:
+        return template.format(all=compiler.process(element.clauses, **kw))
+    # Each argument compiled once, in the order the template shows them: compiling names and registers
+    # its bound parameters, so the statement reads as if written by hand.
+    args = list(element.clauses)
+    done: dict[int, str] = {}
+    for _, name, _, _ in Formatter().parse(template):
+        if name is not None and int(name) not in done:
+            done[int(name)] = compiler.process(args[int(name)], **kw)
+    return template.format(*(done.get(i, "") for i in range(len(args))))

@@ -15,11 +15,12 @@ from sqlalchemy.engine import Connection, Engine
 
 from reconcile.apply import (
     ABSENT, ApplyFailed, StoreTarget, VendorTarget, Write, _current, _execute, _executemany_columns,
-    _fewer_collections, _log_refs_and_commit, _logged, _Logged, _Renderer, _same, _same_url, _settle, _shown,
+    _log_refs_and_commit, _logged, _Logged, _Renderer, _same, _same_url, _settle, _shown,
     _Target, _target_failed, probe_writes,
 )
 from reconcile.errors import BadInput, Refused
 from reconcile.faults import fault
+from reconcile.gctune import fewer_collections
 from reconcile.ledger import Ledger, stopping
 from reconcile.sources.system import load_mapping
 from reconcile.store import Store, batch_outcome, change_batch, connect_engine, mask_url, normalize_url, open_store
@@ -70,7 +71,7 @@ def undo_batches(batch_ids: list[int], store_url: str | None = None, *, yes: boo
         ledger = Ledger(store, "undo", lambda ledger: "reconcile undo " + " ".join(
             str(b) for b in batch_ids if b not in {u for _, u in ledger.done}) + " --yes") if yes else None
         for n, batch_id in enumerate(batch_ids):
-            with stopping(ledger), _fewer_collections():  # around each batch: not while the caller runs
+            with stopping(ledger), fewer_collections():  # around each batch: not while the caller runs
                 result = _undo_next(store, batch_ids, n, targets, logged, probed, system_url, ledger, actor)
             yield result
         if ledger is not None:
