@@ -19,6 +19,7 @@ that changed since. The plan also validates itself and reports the deadline impa
 
 from __future__ import annotations
 
+import functools
 import heapq
 import math
 from collections import Counter
