@@ -75,7 +75,7 @@ def time_store(kind: str, size: int, runs: int) -> dict[str, float]:
         for _ in range(runs):
             store = fresh_store(kind, tmp)
             for name, cmd in commands(data, store, tmp).items():
-                elapsed, _, _ = measure(cmd, {"NO_COLOR": "1"})
+                elapsed = measure(cmd, {"NO_COLOR": "1"})[0].wall
                 times.setdefault(name, []).append(elapsed)
                 print(f"  {kind:10} {size:>9,} {name:6} {elapsed:7.2f} s", file=sys.stderr)
     finally:
