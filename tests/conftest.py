@@ -70,15 +70,3 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:
 
     out = tmp_path_factory.mktemp("demo") / "binh-son-2021-h1"
     return out, demo(out)
-
-
-@pytest.fixture(scope="session")
-def district(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The demo district simulated small (scale 0.05: an XLSX register and the vendor's SQLite database),
-    once per session. Read-only: a test that writes copies it first. Modules that need another
-    district define their own `district` fixture, which takes precedence."""
-    from reconcile.simulate import simulate
-
-    out = tmp_path_factory.mktemp("district")
-    simulate(out, scale=0.05)
-    return out

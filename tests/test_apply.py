@@ -35,6 +35,13 @@ VENDOR_TABLES = ("HS_HOSO", "HS_XULY_HIENTAI", "DM_CANBO", "HS_NHATKY")
 
 
 @pytest.fixture(scope="module")
+def district(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("district")
+    simulate(out, scale=0.05)
+    return out
+
+
+@pytest.fixture(scope="module")
 def csv_district(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("csv-district")
     simulate(out, scale=0.05, register_format="csv", system_format="csv")

@@ -30,11 +30,19 @@ from test_apply import PAPER_ONLY, copy_vendor, make_plan
 from reconcile import apply as ap
 from reconcile.commands import AuditInputs, audit
 from reconcile.faults import FAULT_ENV
+from reconcile.simulate import simulate
 from reconcile.store import (
     audit_run, batch_outcome, change_batch, mask_url, metadata, normalize_url, open_store, plan_file,
 )
 
 WRITTEN_TABLES = {"HS_HOSO", "HS_XULY_HIENTAI"}  # what make_plan's actions write
+
+
+@pytest.fixture(scope="module")
+def district(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("district")
+    simulate(out, scale=0.05)
+    return out
 
 
 def audit_into(work: Path, url: str, store: str) -> None:

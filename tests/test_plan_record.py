@@ -16,7 +16,15 @@ from reconcile import apply as ap
 from reconcile import undo as un
 from reconcile import commands
 from reconcile.commands import AuditInputs, audit
+from reconcile.simulate import simulate
 from reconcile.store import SCHEMA_VERSION, meta_table, open_store, plan_action, plan_file
+
+
+@pytest.fixture(scope="module")
+def district(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("district")
+    simulate(out, scale=0.05)
+    return out
 
 
 def planned(district: Path, tmp: Path, store_url: str) -> Path:
