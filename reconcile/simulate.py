@@ -1,9 +1,9 @@
 """Deterministic demo district: Bình Sơn's one-stop shop, first half of 2021 (DESIGN §10).
 
 `simulate(out)` writes the paper register book of 2021, a vendor-shaped system database (SQLite +
-mapping, or the csv export profile), the workflow catalog, the project file and `ground_truth.json`
-(every planted defect, and the open dossiers with no pinned version with the version the audit
-must infer for them). At scale 1 the system's view of the period reproduces the calibration table
+mapping, or the csv export profile), a copy of the workflow catalog it draws from (the repository's
+`workflows/`), the project file and `ground_truth.json` (every planted defect, and the open dossiers
+with no pinned version with the version the audit must infer for them). At scale 1 the system's view of the period reproduces the calibration table
 `reconcile/data/binh_son_2021h1.yaml` exactly, per field and column.
 
 How it works, in two passes so that a million dossiers stream in bounded memory:
@@ -26,7 +26,6 @@ import json
 import math
 import random
 import sqlite3
-import textwrap
 import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -37,6 +36,7 @@ from typing import Any
 import yaml
 
 from reconcile.calendar import is_working_day
+from reconcile.catalog import Step, WorkflowVersion, catalog_from_docs, load_catalog
 from reconcile.db import normalize_url, parse_url
 from reconcile.errors import BadInput
 from reconcile.files import fixed_zip
@@ -45,6 +45,10 @@ Progress = Callable[[str, int, int], None]
 
 CALIBRATION = Path(__file__).parent / "data" / "binh_son_2021h1.yaml"
 CALIBRATION_REF = "reconcile/data/binh_son_2021h1.yaml"
+# The demo catalog is the repository's top-level workflows/; reconcile/data/workflows links to it so that
+# it ships as package data (a non-editable install) and a checkout reads the committed files themselves.
+CATALOG = Path(__file__).parent / "data" / "workflows"
+DISTRICT = Path(__file__).parent / "data" / "binh_son_district.yaml"  # what the catalog does not say
 PERIOD_FROM = date(2021, 1, 1)
 AS_OF = date(2021, 6, 30)
 CARRIED_FROM = date(2020, 9, 1)  # carried-over dossiers were received from here to 31/12/2020
@@ -168,7 +172,7 @@ class _Version:
     valid_from: date
     steps: tuple[_Step, ...]  # as the vendor system holds it now (what the catalog file says)
     deployed: tuple[_Step, ...] | None = None  # as first deployed, when edited in place since
-    comment: str = ""
+    edited_on: date | None = None  # the day of that edit
     side: tuple[str, ...] = ()  # steps off the ordinary route: only planted dossiers sit there
 
     @property
@@ -193,201 +197,59 @@ class _Procedure:
         return self.versions[-1]
 
 
-def _chain(specs: Iterable[tuple[str, str, str, float]], branches: dict[str, tuple[str, ...]] | None = None,
-           ) -> tuple[_Step, ...]:
-    """Steps in order, each leading to the next (or to `branches[id]`); the last one is final."""
-    items = list(specs)
-    steps = []
-    for i, (sid, name, unit, days) in enumerate(items):
-        last = i == len(items) - 1
-        nxt = () if last else (branches or {}).get(sid, (items[i + 1][0],))
-        steps.append(_Step(sid, name, unit, days, nxt, last))
-    return tuple(steps)
-
-
-AG_VPDKDD = "Chi nhánh Văn phòng đăng ký đất đai huyện Bình Sơn"
-AG_TUPHAP = "Phòng Tư pháp huyện Bình Sơn"
-AG_TCKH = "Phòng Tài chính - Kế hoạch huyện Bình Sơn"
-AG_KTHT = "Phòng Kinh tế và Hạ tầng huyện Bình Sơn"
-AG_LDTBXH = "Phòng Lao động - Thương binh và Xã hội huyện Bình Sơn"
-AG_BHXH = "Bảo hiểm xã hội huyện Bình Sơn"
-AG_VHTT = "Phòng Văn hóa và Thông tin huyện Bình Sơn"
-AG_TNMT = "Phòng Tài nguyên và Môi trường huyện Bình Sơn"
-AG_GDDT = "Phòng Giáo dục và Đào tạo huyện Bình Sơn"
-
 F_LAND = "Lĩnh vực đất đai"
-F_SECURITY = "Lĩnh vực đăng ký biện pháp bảo đảm"
 
 LAND_MAIN = "1.004227.000.00.00.H48"
 LAND_RENEW = "1.004199.000.00.00.H48"
-V2_EDITED_ON = date(2021, 4, 12)  # the day v2 of the main land procedure was edited in place
-
-_RECEIVE = ("S01", "Tiếp nhận hồ sơ", "MOTCUA", 0.5)
-# Steps the versions of one procedure share unchanged, named once so each version lists only what it is.
-_TAX_CHECK = ("S03", "Kiểm tra hồ sơ, gửi thông tin địa chính đến cơ quan thuế", "VPDKDD", 2)
-_TAX_PAY = ("S04", "Thông báo và thu nghĩa vụ tài chính", "THUE", 0)
-_MAIN_SIGN = ("S07", "Ký Giấy chứng nhận (Sở Tài nguyên và Môi trường)", "LANHDAO", 3)
-_MAIN_TO_COUNTER = ("S08", "Cập nhật cơ sở dữ liệu, chuyển kết quả về Bộ phận một cửa", "VPDKDD", 1)
-_MAIN_RETURN = ("S09", "Trả kết quả", "MOTCUA", 0.5)
-_RENEW_SIGN = ("S04", "Ký Giấy chứng nhận", "LANHDAO", 2)
-_RENEW_RETURN = ("S06", "Trả kết quả", "MOTCUA", 0.5)
-
-_MAIN_V1 = (
-    _RECEIVE,
-    ("S02", "Phân công thụ lý hồ sơ", "VPDKDD", 0.5),
-    ("S03", "Kiểm tra hồ sơ, gửi thông tin địa chính đến cơ quan thuế", "VPDKDD", 1.5),
-    _TAX_PAY,
-    ("S05", "Xác nhận hoàn thành nghĩa vụ tài chính", "VPDKDD", 0.5),
-    ("S06", "Cập nhật hồ sơ, in Giấy chứng nhận", "VPDKDD", 2.5),
-    _MAIN_SIGN,
-    _MAIN_TO_COUNTER,
-    _MAIN_RETURN,
-)
-_MAIN_V2_DEPLOYED = tuple(
-    (s[0], "Cập nhật biến động, in Giấy chứng nhận", s[2], s[3]) if s[0] == "S06" else s for s in _MAIN_V1
-)
-_MAIN_V2 = (
-    _RECEIVE,
-    _TAX_CHECK,
-    _TAX_PAY,
-    ("S06", "Cập nhật biến động, in Giấy chứng nhận", "VPDKDD", 3),
-    _MAIN_SIGN,
-    _MAIN_TO_COUNTER,
-    _MAIN_RETURN,
-)
-_MAIN_V3 = (
-    _RECEIVE,
-    _TAX_CHECK,
-    ("S03A", "Gửi lấy ý kiến cơ quan, đơn vị liên quan", "VPDKDD", 1),
-    ("S03B", "Tiếp nhận ý kiến, hoàn thiện hồ sơ", "VPDKDD", 1),
-    _TAX_PAY,
-    ("S06A", "Chỉnh lý biến động, in Giấy chứng nhận", "VPDKDD", 3),
-    ("S07", "Giám đốc Chi nhánh Văn phòng đăng ký đất đai ký Giấy chứng nhận", "VPDKDD", 3),
-    _MAIN_TO_COUNTER,
-    _MAIN_RETURN,
-)
-_RENEW_V1 = (
-    _RECEIVE,
-    ("S02", "Kiểm tra hồ sơ, xác nhận thông tin thửa đất", "VPDKDD", 2),
-    ("S03", "In Giấy chứng nhận", "VPDKDD", 1.5),
-    _RENEW_SIGN,
-    ("S05", "Cập nhật cơ sở dữ liệu, chuyển kết quả", "VPDKDD", 0.5),
-    _RENEW_RETURN,
-)
-_RENEW_V2 = (
-    _RECEIVE,
-    ("S02A", "Kiểm tra hồ sơ, in Giấy chứng nhận", "VPDKDD", 3.5),
-    ("S02B", "Đo đạc, chỉnh lý bản đồ địa chính khi ranh giới thửa đất thay đổi", "DODAC", 2),
-    _RENEW_SIGN,
-    ("S05", "Cập nhật hồ sơ địa chính, chuyển kết quả", "VPDKDD", 0.5),
-    _RENEW_RETURN,
-)
 
 
-def _simple(days: int, unit: str, signer: str = "LANHDAO") -> tuple[_Step, ...]:
-    """Receive -> unit processes -> leader signs -> counter returns: the non-land route."""
-    sign = 0.5 if days <= 3 else (1.0 if days < 10 else 2.0)
-    return _chain([
-        _RECEIVE,
-        ("S02", "Thẩm định, xử lý hồ sơ", unit, days - 1 - sign),
-        ("S03", "Ký duyệt kết quả", signer, sign),
-        ("S04", "Trả kết quả", "MOTCUA", 0.5),
-    ])
+def _steps(steps: Iterable[Step]) -> tuple[_Step, ...]:
+    return tuple(_Step(s.id, s.name, s.unit or "", s.days, s.next, s.final) for s in steps)
 
 
-def _single(code: str, name: str, fld: str, folder: str, days: int, agency: str, weight: float,
-            steps: tuple[_Step, ...]) -> _Procedure:
-    return _Procedure(code, name, fld, folder, days, agency, weight, (_Version(1, date(2020, 1, 1), steps),))
+def load_procedures(catalog: Path = CATALOG, district: Path = DISTRICT) -> tuple[_Procedure, ...]:
+    """The demo district's procedures: versions and steps from the catalog folder (validated by the
+    catalog loader), what the catalog does not say (agency, share, time limit, steps off the route,
+    in-place edits) from the district file. BadInput: the two disagree, or the catalog warns."""
+    loaded = load_catalog(catalog)
+    if loaded.warnings:  # the demo's catalog loads cleanly: a warning here is an edit gone wrong
+        raise BadInput(f"{loaded.warnings[0]} Hint: the demo district's catalog must load without warnings.")
+    by_folder: dict[str, list[WorkflowVersion]] = {}
+    for v in loaded.versions:
+        by_folder.setdefault(Path(v.path).relative_to(catalog).parent.as_posix(), []).append(v)
+    doc = yaml.safe_load(district.read_text(encoding="utf-8"))
+    if unlisted := sorted(set(by_folder) - {p["folder"] for p in doc["procedures"]}):
+        raise BadInput(f"{catalog / unlisted[0]}: a procedure the district file does not list. "
+                       f"Hint: add it to {district} with its agency, share and time limit.")
+    edits = {(e["folder"], e["version"]): e for e in doc.get("edited") or ()}
+    out = []
+    for p in doc["procedures"]:
+        where = catalog / p["folder"]
+        versions = by_folder.get(p["folder"], [])  # the catalog sorts them by number
+        if [v.version for v in versions] != list(range(1, len(versions) + 1)) or \
+                any(v.valid_from is None for v in versions):
+            raise BadInput(f"{where}: expected versions v1.yaml, v2.yaml... with no gap, each with valid_from "
+                           f"(found {', '.join(f'v{v.version}' for v in versions) or 'none'}).")
+        if len({v.procedure for v in versions}) != 1:
+            raise BadInput(f"{where}: its versions name different procedure codes.")
+        side = {int(k): tuple(ids) for k, ids in (p.get("off_route") or {}).items()}
+        out.append(_Procedure(
+            versions[-1].procedure, versions[-1].name, versions[-1].field or "", p["folder"], int(p["days"]),
+            p["agency"], float(p["share"]),
+            tuple(_Version(v.version, v.valid_from, _steps(v.steps), *_edit(v, edits.get((p["folder"], v.version))),
+                           side=side.get(v.version, ())) for v in versions if v.valid_from is not None)))
+    return tuple(out)
 
 
-PROCEDURES: tuple[_Procedure, ...] = (
-    _Procedure(
-        LAND_MAIN, "Đăng ký biến động quyền sử dụng đất, quyền sở hữu tài sản gắn liền với đất", F_LAND,
-        "dat-dai-dang-ky-bien-dong", 10, AG_VPDKDD, 0.55, (
-            _Version(1, date(2020, 7, 1), _chain(_MAIN_V1, {"S03": ("S04", "S06")}),
-                     comment="First version: counter, assignment, checks, tax, payment confirmed, "
-                             "certificate, signature by the Department (Sở TN&MT), database, hand-over."),
-            _Version(2, date(2021, 2, 22), _chain(_MAIN_V2, {"S03": ("S04", "S06")}),
-                     deployed=_chain(_MAIN_V2_DEPLOYED, {"S03": ("S04", "S06")}),
-                     comment=f"Deployed 2021-02-22 with v1's steps (S06 renamed); edited in place on "
-                             f"{V2_EDITED_ON.isoformat()}: S02 merged into S03 and S05 into S06, both removed. "
-                             "Dossiers that sat on S02 or S05 then point at steps this version no longer has."),
-            _Version(3, date(2021, 5, 10),
-                     _chain(_MAIN_V3, {"S03": ("S04", "S06A", "S03A"), "S03B": ("S03A",)}),
-                     comment="S06 replaced by S06A (same job, new id); the signature S07 moves from the "
-                             "Department (LANHDAO) to the branch office director (VPDKDD). S03 may ask "
-                             "related bodies for comments (S03A, S03B); the edit that added the loop lost "
-                             "its way back: S03B leads to S03A only, so a dossier there can never finish.",
-                     side=("S03A", "S03B")),
-        )),
-    _Procedure(
-        LAND_RENEW, "Cấp đổi Giấy chứng nhận quyền sử dụng đất, quyền sở hữu nhà ở và tài sản khác gắn liền "
-        "với đất", F_LAND, "dat-dai-cap-doi-gcn", 7, AG_VPDKDD, 0.20, (
-            _Version(1, date(2020, 1, 1), _chain(_RENEW_V1)),
-            _Version(2, date(2021, 4, 1), _chain(_RENEW_V2, {"S02A": ("S04", "S02B")}),
-                     comment="S02 and S03 merged into S02A; S05 renamed. When a parcel's boundary changed, "
-                             "S02A sends the dossier to the survey team (DODAC, S02B), whose accounts have "
-                             "all been deactivated: nobody can act on S02B.",
-                     side=("S02B",)),
-        )),
-    _single("1.003003.000.00.00.H48", "Đăng ký, cấp Giấy chứng nhận quyền sử dụng đất, quyền sở hữu nhà ở và "
-            "tài sản khác gắn liền với đất lần đầu", F_LAND, "dat-dai-cap-gcn-lan-dau", 30, AG_VPDKDD, 0.12,
-            _chain([
-                _RECEIVE,
-                ("S02", "Kiểm tra hồ sơ, lấy ý kiến Ủy ban nhân dân xã", "VPDKDD", 10),
-                ("S03", "Thẩm định, trình ký", "TNMT", 8),
-                ("S04", "Thông báo và thu nghĩa vụ tài chính", "THUE", 0),
-                ("S05", "Ủy ban nhân dân huyện ký Giấy chứng nhận", "LANHDAO", 5),
-                ("S06", "In Giấy chứng nhận, cập nhật cơ sở dữ liệu", "VPDKDD", 6),
-                ("S07", "Trả kết quả", "MOTCUA", 0.5),
-            ])),
-    _single("1.004203.000.00.00.H48", "Tách thửa hoặc hợp thửa đất", F_LAND, "dat-dai-tach-hop-thua", 15,
-            AG_VPDKDD, 0.13,
-            _chain([
-                _RECEIVE,
-                ("S02", "Đo đạc, kiểm tra hồ sơ", "VPDKDD", 7),
-                ("S03", "Chỉnh lý hồ sơ địa chính, in Giấy chứng nhận", "VPDKDD", 3.5),
-                ("S04", "Ký Giấy chứng nhận", "LANHDAO", 3),
-                ("S05", "Trả kết quả", "MOTCUA", 1),
-            ])),
-    _single("1.000656.000.00.00.H48", "Đăng ký thế chấp quyền sử dụng đất, tài sản gắn liền với đất", F_SECURITY,
-            "bao-dam-dang-ky-the-chap", 3, AG_VPDKDD, 0.7, _simple(3, "VPDKDD", signer="VPDKDD")),
-    _single("1.000679.000.00.00.H48", "Xóa đăng ký thế chấp quyền sử dụng đất, tài sản gắn liền với đất",
-            F_SECURITY, "bao-dam-xoa-the-chap", 3, AG_VPDKDD, 0.3, _simple(3, "VPDKDD", signer="VPDKDD")),
-    _single("1.000893.000.00.00.H48", "Đăng ký kết hôn có yếu tố nước ngoài", "Lĩnh vực hộ tịch",
-            "ho-tich-ket-hon-yeu-to-nuoc-ngoai", 15, AG_TUPHAP, 0.3, _simple(15, "TUPHAP")),
-    _single("1.001022.000.00.00.H48", "Thay đổi, cải chính, bổ sung hộ tịch, xác định lại dân tộc",
-            "Lĩnh vực hộ tịch", "ho-tich-cai-chinh", 3, AG_TUPHAP, 0.7, _simple(3, "TUPHAP")),
-    _single("2.000815.000.00.00.H48", "Chứng thực bản sao từ bản chính giấy tờ, văn bản do cơ quan tổ chức có "
-            "thẩm quyền của nước ngoài cấp", "Lĩnh vực chứng thực", "chung-thuc-ban-sao-nuoc-ngoai", 2, AG_TUPHAP,
-            0.4, _simple(2, "TUPHAP")),
-    _single("2.000913.000.00.00.H48", "Chứng thực hợp đồng, giao dịch liên quan đến tài sản là động sản",
-            "Lĩnh vực chứng thực", "chung-thuc-hop-dong-dong-san", 2, AG_TUPHAP, 0.6, _simple(2, "TUPHAP")),
-    _single("2.000046.000.00.00.H48", "Đăng ký thành lập hộ kinh doanh",
-            "Lĩnh vực thành lập và hoạt động của hộ kinh doanh", "ho-kinh-doanh-thanh-lap", 3, AG_TCKH, 0.6,
-            _simple(3, "TCKH")),
-    _single("2.000575.000.00.00.H48", "Đăng ký thay đổi nội dung đăng ký hộ kinh doanh",
-            "Lĩnh vực thành lập và hoạt động của hộ kinh doanh", "ho-kinh-doanh-thay-doi", 3, AG_TCKH, 0.4,
-            _simple(3, "TCKH")),
-    _single("1.009994.000.00.00.H48", "Cấp giấy phép xây dựng mới đối với nhà ở riêng lẻ", "Lĩnh vực xây dựng",
-            "xay-dung-giay-phep-nha-o", 15, AG_KTHT, 1.0, _simple(15, "KTHT")),
-    _single("1.002271.000.00.00.H48", "Giải quyết chế độ trợ cấp thờ cúng liệt sĩ",
-            "Lĩnh vực lao động, thương binh và xã hội", "ldtbxh-tro-cap-tho-cung", 12, AG_LDTBXH, 1.0,
-            _simple(12, "LDTBXH")),
-    _single("1.001860.000.00.00.H48", "Cấp lại, điều chỉnh thông tin trên sổ bảo hiểm xã hội, thẻ bảo hiểm y tế",
-            "Lĩnh vực bảo hiểm xã hội", "bhxh-cap-lai-so-the", 5, AG_BHXH, 1.0, _simple(5, "BHXH", signer="BHXH")),
-    _single("1.001029.000.00.00.H48", "Cấp Giấy phép kinh doanh dịch vụ karaoke", "Lĩnh vực văn hóa cơ sở",
-            "van-hoa-karaoke", 5, AG_VHTT, 1.0, _simple(5, "VHTT")),
-    _single("1.004662.000.00.00.H48", "Cấp Giấy chứng nhận đủ điều kiện hoạt động điểm cung cấp dịch vụ trò chơi "
-            "điện tử công cộng", "Lĩnh vực viễn thông và Internet", "vien-thong-tro-choi-dien-tu", 4, AG_VHTT, 1.0,
-            _simple(4, "VHTT")),
-    _single("1.004138.000.00.00.H48", "Xác nhận đăng ký kế hoạch bảo vệ môi trường", "Lĩnh vực bảo vệ môi trường",
-            "moi-truong-ke-hoach-bvmt", 10, AG_TNMT, 1.0, _simple(10, "TNMT")),
-    _single("1.004439.000.00.00.H48", "Cho phép trường mẫu giáo, trường mầm non hoạt động giáo dục",
-            "Lĩnh vực giáo dục và đào tạo", "giao-duc-mam-non", 20, AG_GDDT, 1.0, _simple(20, "GDDT")),
-    _single("1.001776.000.00.00.H48", "Thực hiện, điều chỉnh, thôi hưởng trợ cấp xã hội hàng tháng",
-            "Lĩnh vực bảo trợ xã hội", "bao-tro-tro-cap-hang-thang", 10, AG_LDTBXH, 1.0, _simple(10, "LDTBXH")),
-)
+def _edit(v: WorkflowVersion, entry: dict[str, Any] | None) -> tuple[tuple[_Step, ...] | None, date | None]:
+    """(steps as first deployed, day of the in-place edit) of a version the district file says was edited;
+    the deployed steps are in the catalog's format and validated like a version file."""
+    if entry is None:
+        return None, None
+    doc = {"procedure": v.procedure, "name": v.name, "version": v.version, "steps": entry["deployed"]}
+    deployed = catalog_from_docs([(doc, f"{DISTRICT.name}: edited {entry['folder']} v{v.version}")])
+    return _steps(deployed.versions[0].steps), entry["edited_on"]
+
 
 # Staff per unit: (active accounts, deactivated accounts).
 STAFF = {"MOTCUA": (5, 1), "VPDKDD": (8, 2), "THUE": (3, 1), "LANHDAO": (3, 1), "TNMT": (3, 1), "TUPHAP": (3, 0),
@@ -539,7 +401,7 @@ class _Dossier:
                  "status", "version", "pinned", "step", "unit", "assignee", "entered", "entered_t", "step_due",
                  "path", "applicant", "phone", "address")
     code: str
-    proc: int  # index into PROCEDURES
+    proc: int  # index into the district's procedures (load_procedures)
     cat: int  # calibration category
     carried: int
     recv: int
@@ -627,14 +489,14 @@ def load_calibration(path: Path = CALIBRATION) -> dict[str, Any]:
 class _Generator:
     """The plan (packed keys), the planted dossiers and the per-dossier builder, for one seed and scale."""
 
-    def __init__(self, seed: int, scale: float, progress: Progress | None) -> None:
+    def __init__(self, seed: int, scale: float, progress: Progress | None, procs: tuple[_Procedure, ...]) -> None:
         self.seed, self.scale = seed, scale
         self.progress = progress or (lambda stage, done, total: None)
         self.days = _Days()
         self.rng = random.Random(seed)
         self.calibration = load_calibration()
         self.rows = self.calibration["rows"]
-        self.procs = PROCEDURES
+        self.procs = procs
         self.proc_index = {p.code: i for i, p in enumerate(self.procs)}
         self.field_procs = [[i for i, p in enumerate(self.procs) if p.field == row["field"]] for row in self.rows]
         self.land_row = next(i for i, r in enumerate(self.rows) if r["field"] == F_LAND)
@@ -644,7 +506,8 @@ class _Generator:
     # ------------------------------------------------------------------------------ staff
 
     def _accounts(self) -> None:
-        rng = random.Random(f"staff:{self.seed}")
+        # The district's staff, not the seed's: the committed rules' `assign` names these accounts.
+        rng = random.Random("staff:2021")
         self.accounts: list[tuple[str, str, str, int]] = []
         self.active: dict[str, list[str]] = {}
         self.inactive: dict[str, list[str]] = {}
@@ -971,7 +834,9 @@ class _Generator:
 
         main_v2 = self.procs[self.proc_index[LAND_MAIN]].versions[1]
         deployed = {s.id: s for s in main_v2.deployed or ()}
-        edited = D.at_or_before(V2_EDITED_ON - timedelta(days=1))
+        if main_v2.edited_on is None:
+            raise BadInput(f"{DISTRICT}: the main land procedure's v2 needs its in-place edit (edited:).")
+        edited = D.at_or_before(main_v2.edited_on - timedelta(days=1))
         for plant in self.plants:
             kind = plant.kind
             if kind in ("missing_in_system", "paper_only", "bad_code"):
@@ -1002,7 +867,7 @@ class _Generator:
                 self.findings.append({"kind": "step_not_in_version", "dossier_code": code})
                 # On the step since before the April edit, not moved since: far beyond any threshold.
                 self.findings.append({"kind": "stalled", "dossier_code": code})
-                # The migration rules (rules_texts) move v2's lost S02/S05 on to v3, in place then v2-to-v3.
+                # The migration rules (workflows/.../rules.yaml) move v2's lost S02/S05 on to v3, in place then v2-to-v3.
                 self.findings.append({"kind": "superseded_version", "dossier_code": code})
             elif kind == "unknown_version":
                 p = self.procs[d.proc]
@@ -1471,72 +1336,8 @@ class _XlsxRegister(_RegisterSink):
         self.path.write_bytes(fixed_zip(buf.getvalue(), FIXED_TIME))
 
 
-# ============================================================================ catalog files
-
-
 def _yaml_str(s: str) -> str:
     return json.dumps(s, ensure_ascii=False)
-
-
-def _days_text(days: float) -> str:
-    return str(int(days)) if float(days).is_integer() else str(days)
-
-
-def catalog_texts() -> dict[str, str]:
-    """Relative path -> YAML text of every workflow version file."""
-    out = {}
-    for p in PROCEDURES:
-        for v in p.versions:
-            head = " ".join(filter(None, (
-                f"{p.name}: version {v.number}, as the vendor system holds it now.", v.comment,
-                "Procedure code and step split are synthetic (invented for the demo district).",
-            )))
-            lines = [f"# {line}" for line in textwrap.wrap(head, 98)]
-            lines += [
-                f"procedure: {_yaml_str(p.code)}",
-                f"name: {_yaml_str(p.name)}",
-                f"field: {_yaml_str(p.field)}",
-                f"version: {v.number}",
-                f"valid_from: {v.valid_from.isoformat()}",
-                "synthetic: true",
-                "steps:",
-            ]
-            for s in v.steps:
-                nxt = ", ".join(s.next)
-                lines.append(f"  - {{id: {s.id}, name: {_yaml_str(s.name)}, unit: {s.unit}, days: "
-                             f"{_days_text(s.days)}, next: [{nxt}], final: {'true' if s.final else 'false'}}}")
-            out[f"{p.folder}/v{v.number}.yaml"] = "\n".join(lines) + "\n"
-    return out
-
-
-def rules_texts(active: dict[str, list[str]]) -> dict[str, str]:
-    """Relative path -> YAML text of the migration rules: the main land procedure's removed steps
-    (the in-place edit of v2, then v3's new ids); each unit's default account is its first active one."""
-    p = next(p for p in PROCEDURES if p.code == LAND_MAIN)
-    units = sorted({s.unit for v in p.versions for s in v.steps if active.get(s.unit)})
-    assign = ", ".join(f"{u}: {sorted(active[u])[0]}" for u in units)
-    head = f"Migration rules of {p.name} (written by `reconcile simulate`; see `reconcile rules check`)."
-    comment = "".join(f"# {line}\n" for line in textwrap.wrap(head, 98))
-    text = comment + f"""\
-procedure: {_yaml_str(p.code)}
-assign: {{{assign}}}  # unit -> default account for a migrated dossier
-rules:
-  - id: v1-to-v2
-    from: 1
-    to: 2
-    steps: {{S02: S03, S05: S06}}  # S02 merged into S03, S05 into S06
-    same_ids: true
-  - id: v2-edit-{V2_EDITED_ON.isoformat()}
-    from: 2
-    to: 2  # the in-place edit: dossiers pinned to v2 still on S02 or S05
-    steps: {{S02: S03, S05: S06}}
-  - id: v2-to-v3
-    from: 2
-    to: 3
-    steps: {{S06: S06A}}  # same job, new id
-    same_ids: true
-"""
-    return {f"{p.folder}/rules.yaml": text}
 
 
 # ============================================================================ entry point
@@ -1544,9 +1345,11 @@ rules:
 
 def simulate(out: Path, *, seed: int = 2021, scale: float = 1.0, register_format: str = "xlsx",
              system_format: str = "sqlite", progress: Progress | None = None, system_schema: str = "vendor",
-             system_url: str | None = None, engine_kind: str = "activiti6") -> SimulationResult:
+             system_url: str | None = None, engine_kind: str = "activiti6", catalog: Path = CATALOG,
+             ) -> SimulationResult:
     """Write the demo district under `out` (deterministic for a given seed and scale); with
-    system_schema "activiti" the system is a workflow-engine database of `engine_kind` (see simulate_activiti)."""
+    system_schema "activiti" the system is a workflow-engine database of `engine_kind` (see simulate_activiti).
+    The district's procedures are the workflow catalog `catalog` (workflows/ by default), copied to OUT/workflows."""
     if register_format not in REGISTER_FORMATS:
         raise BadInput(f"register format {register_format!r}: expected one of {', '.join(REGISTER_FORMATS)}.")
     if system_format not in SYSTEM_FORMATS:
@@ -1574,7 +1377,8 @@ def simulate(out: Path, *, seed: int = 2021, scale: float = 1.0, register_format
     for sub in ("register", "system", "workflows"):
         (out / sub).mkdir(parents=True, exist_ok=True)
 
-    gen = _Generator(seed, scale, progress)
+    procs = load_procedures(catalog)
+    gen = _Generator(seed, scale, progress, procs)
     gen.plan()
     gen.build_plants()
 
@@ -1622,12 +1426,7 @@ def simulate(out: Path, *, seed: int = 2021, scale: float = 1.0, register_format
             write_staff(staff, gen.accounts)
 
     workflows = out / "workflows"
-    texts = catalog_texts() | rules_texts(gen.active)
-    for k, (rel, text) in enumerate(sorted(texts.items()), 1):
-        path = workflows / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-        gen.progress("workflows", k, len(texts))
+    _copy_catalog(catalog, workflows, gen.progress)
 
     config = out / "reconcile.yaml"
     inputs = [f"register: [{register_path.relative_to(out).as_posix()}]",
@@ -1648,6 +1447,17 @@ def simulate(out: Path, *, seed: int = 2021, scale: float = 1.0, register_format
         config=config, ground_truth=truth, register_entries=emitter.rows_written, system_dossiers=emitter.dossiers,
         system_url=engine_url, sidecars=sidecars,
     )
+
+
+def _copy_catalog(catalog: Path, out: Path, progress: Progress) -> None:
+    """The catalog's version files, BPMN sidecars and rules files, byte for byte, so that the district
+    folder is whole by itself (its project file says `workflows: workflows`)."""
+    files = sorted(p.relative_to(catalog) for p in catalog.rglob("*")
+                   if p.is_file() and p.name.endswith((".yaml", ".bpmn")))
+    for k, rel in enumerate(files, 1):
+        (out / rel).parent.mkdir(parents=True, exist_ok=True)
+        (out / rel).write_bytes((catalog / rel).read_bytes())
+        progress("workflows", k, len(files))
 
 
 def _statistics_yaml() -> str:
