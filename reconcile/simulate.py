@@ -1373,11 +1373,11 @@ def simulate(out: Path, *, seed: int = 2021, scale: float = 1.0, register_format
         raise BadInput(f"scale {scale!r}: expected a number above 0 (1 = the real district, at most 1000).")
     if system_url is not None:  # a URL that does not parse is refused before any folder is made
         parse_url(normalize_url(system_url), "engine database")
+    procs = load_procedures(catalog)  # a catalog the simulator cannot use is refused before any folder is made
     out = Path(out)
     for sub in ("register", "system", "workflows"):
         (out / sub).mkdir(parents=True, exist_ok=True)
 
-    procs = load_procedures(catalog)
     gen = _Generator(seed, scale, progress, procs)
     gen.plan()
     gen.build_plants()
