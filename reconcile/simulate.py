@@ -3,8 +3,9 @@
 `simulate(out)` writes the paper register book of 2021, a vendor-shaped system database (SQLite +
 mapping, or the csv export profile), a copy of the workflow catalog it draws from (the repository's
 `workflows/`), the project file and `ground_truth.json` (every planted defect, and the open dossiers
-with no pinned version with the version the audit must infer for them). At scale 1 the system's view of the period reproduces the calibration table
-`reconcile/data/binh_son_2021h1.yaml` exactly, per field and column.
+with no pinned version with the version the audit must infer for them). At scale 1 the system's view
+of the period reproduces the calibration table `reconcile/data/binh_son_2021h1.yaml` exactly, per
+field and column.
 
 How it works, in two passes so that a million dossiers stream in bounded memory:
 1. Plan: every dossier of the calibration table becomes one packed integer (received day, random
@@ -222,23 +223,31 @@ def load_procedures(catalog: Path = CATALOG, district: Path = DISTRICT) -> tuple
         raise BadInput(f"{catalog / unlisted[0]}: a procedure the district file does not list. "
                        f"Hint: add it to {district} with its agency, share and time limit.")
     edits = {(e["folder"], e["version"]): e for e in doc.get("edited") or ()}
+    return tuple(_procedure(p, by_folder.get(p["folder"], []), edits, catalog / p["folder"])
+                 for p in doc["procedures"])
+
+
+def _procedure(entry: dict[str, Any], versions: list[WorkflowVersion], edits: dict[tuple[str, int], Any],
+               where: Path) -> _Procedure:
+    """One procedure of the district file with its catalog versions (sorted by number)."""
+    numbers = [v.version for v in versions]
+    if not versions or numbers != list(range(1, len(versions) + 1)) or any(v.valid_from is None for v in versions):
+        raise BadInput(f"{where}: expected versions v1.yaml, v2.yaml... with no gap, each with valid_from "
+                       f"(found {', '.join(f'v{n}' for n in numbers) or 'none'}).")
+    if len({v.procedure for v in versions}) != 1:
+        raise BadInput(f"{where}: its versions name different procedure codes.")
+    side = {int(k): tuple(ids) for k, ids in (entry.get("off_route") or {}).items()}
     out = []
-    for p in doc["procedures"]:
-        where = catalog / p["folder"]
-        versions = by_folder.get(p["folder"], [])  # the catalog sorts them by number
-        if [v.version for v in versions] != list(range(1, len(versions) + 1)) or \
-                any(v.valid_from is None for v in versions):
-            raise BadInput(f"{where}: expected versions v1.yaml, v2.yaml... with no gap, each with valid_from "
-                           f"(found {', '.join(f'v{v.version}' for v in versions) or 'none'}).")
-        if len({v.procedure for v in versions}) != 1:
-            raise BadInput(f"{where}: its versions name different procedure codes.")
-        side = {int(k): tuple(ids) for k, ids in (p.get("off_route") or {}).items()}
-        out.append(_Procedure(
-            versions[-1].procedure, versions[-1].name, versions[-1].field or "", p["folder"], int(p["days"]),
-            p["agency"], float(p["share"]),
-            tuple(_Version(v.version, v.valid_from, _steps(v.steps), *_edit(v, edits.get((p["folder"], v.version))),
-                           side=side.get(v.version, ())) for v in versions if v.valid_from is not None)))
-    return tuple(out)
+    for v in versions:
+        assert v.valid_from is not None  # checked above
+        if unknown := [s for s in side.get(v.version, ()) if v.step(s) is None]:
+            raise BadInput(f"{where}: off_route of v{v.version} names {unknown[0]}, not a step of v{v.version}. "
+                           f"Hint: correct {DISTRICT.name} or the version file.")
+        deployed, edited_on = _edit(v, edits.get((entry["folder"], v.version)))
+        out.append(_Version(v.version, v.valid_from, _steps(v.steps), deployed, edited_on, side.get(v.version, ())))
+    latest = versions[-1]
+    return _Procedure(latest.procedure, latest.name, latest.field or "", entry["folder"], int(entry["days"]),
+                      entry["agency"], float(entry["share"]), tuple(out))
 
 
 def _edit(v: WorkflowVersion, entry: dict[str, Any] | None) -> tuple[tuple[_Step, ...] | None, date | None]:

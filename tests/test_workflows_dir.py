@@ -108,3 +108,15 @@ def test_a_catalog_edit_that_leaves_a_step_unreachable_is_refused(tmp_path: Path
                                        r"'S01'\. Hint: the demo district's catalog must load without warnings\."):
         simulate(tmp_path / "d", catalog=edited, **SMALL)
     assert not (tmp_path / "d").exists()
+
+
+def test_a_district_file_naming_a_step_the_catalog_lacks_is_refused(tmp_path: Path) -> None:
+    district = tmp_path / DISTRICT.name
+    text = DISTRICT.read_text(encoding="utf-8")
+    assert text.count("off_route: {3: [S03A, S03B]}") == 1
+    district.write_text(text.replace("off_route: {3: [S03A, S03B]}", "off_route: {3: [S03A, S03C]}"),
+                        encoding="utf-8")
+    with pytest.raises(BadInput) as e:
+        load_procedures(CATALOG, district)
+    assert str(e.value) == (f"{CATALOG / 'dat-dai-dang-ky-bien-dong'}: off_route of v3 names S03C, not a step of "
+                            f"v3. Hint: correct {DISTRICT.name} or the version file.")
