@@ -12,6 +12,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+import yaml
 
 from helpers import invoke
 from reconcile.catalog import load_catalog
@@ -51,9 +52,8 @@ def test_the_simulator_reads_the_top_level_folder_which_ships_as_package_data() 
     files = {p for p in WORKFLOWS.rglob("*") if p.is_file() and p.suffix in (".yaml", ".bpmn")}
     assert files and files <= shipped
     # Every procedure of the catalog is one the simulator draws dossiers for, in the district file's order.
-    assert [p.folder for p in load_procedures()] == [line.split(",")[0].split()[-1] for line in
-                                                     DISTRICT.read_text(encoding="utf-8").splitlines()
-                                                     if line.startswith("  - {folder: ")]
+    listed = [p["folder"] for p in yaml.safe_load(DISTRICT.read_text(encoding="utf-8"))["procedures"]]
+    assert [p.folder for p in load_procedures()] == listed
     assert {p.parent.name for p in WORKFLOWS.rglob("v*.yaml")} == {p.folder for p in load_procedures()}
 
 
