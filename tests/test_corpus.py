@@ -303,7 +303,8 @@ CASES: list[Case] = [
     case("catalog-procedure-missing", "workflows check workflows", f"error: {EDU}:3:1: 'procedure' is required. "
          f"Keys here: name, field, version, valid_from, synthetic, steps. Hint: see \"Workflow catalog\" in README "
          f"(procedure, name, version, steps: id, name, unit, days, next).",
-         edit(EDU, 'procedure: "1.004439.000.00.00.H48"\n', "")),
+         edit(EDU, 'procedure: "1.004439.000.00.00.H48"  # the code the system stores on each dossier (its workflow '
+              'key); the same in every version\n', "")),
     case("catalog-step-name-missing", "workflows check workflows", f"error: {EDU}:11:5: steps[1]: 'name' is "
          f"required. Keys here: id, nam, unit, days, next, final. Hint: see \"Workflow catalog\" in README "
          f"(procedure, name, version, steps: id, name, unit, days, next).\n"
