@@ -280,7 +280,7 @@ wf_state = _table(
     sa.Column("migrates_to_version", sa.Integer),
     sa.Column("migrates_to_step", KEY),
     sa.Column("migration_rules", sa.String(255)),  # rule ids of the hops, comma-separated
-    sa.Column("flags", sa.Integer, nullable=False),  # see wfstate.FLAG: the findings this dossier has
+    sa.Column("flags", sa.Integer, nullable=False),  # see workflow.state.FLAG: the findings this dossier has
 )
 # Columns schema 4 added to wf_state (open_store adds them to a store made by an older version).
 WF_STATE_V4 = ("migrates_to_procedure", "migrates_to_version", "migrates_to_step", "migration_rules")

@@ -1546,7 +1546,7 @@ def simulate(out: Path, *, seed: int = 2021, scale: float = 1.0, register_format
              system_format: str = "sqlite", progress: Progress | None = None, system_schema: str = "vendor",
              system_url: str | None = None, engine_kind: str = "activiti6") -> SimulationResult:
     """Write the demo district under `out` (deterministic for a given seed and scale); with
-    system_schema "activiti" the system is a workflow-engine database of `engine_kind` (see simulate_activiti)."""
+    system_schema "activiti" the system is a workflow-engine database of `engine_kind` (see demo.activiti)."""
     if register_format not in REGISTER_FORMATS:
         raise BadInput(f"register format {register_format!r}: expected one of {', '.join(REGISTER_FORMATS)}.")
     if system_format not in SYSTEM_FORMATS:

@@ -1,6 +1,6 @@
 """Vendor tickets (DESIGN §6): what only the vendor can fix, grouped per (procedure, version, cause).
 
-From an audit run and its plan (`commands.plan`):
+From an audit run and its plan (`fix.commands.plan`):
 - every `escalate` action goes to the ticket of its dossier's procedure, version and cause: the
   dossier's first orphan finding (unknown_version, step_not_in_version, dead_end_step,
   unit_without_staff, assignee_inactive), or the migration target's problem
@@ -543,7 +543,7 @@ def _csv_header(lang: str) -> list[str]:
 
 
 def tickets_csv(bundle: TicketBundle) -> str:
-    """One row per dossier, through report_csv.to_csv: a BOM so that Excel reads the UTF-8
+    """One row per dossier, through util.csvtext.to_csv: a BOM so that Excel reads the UTF-8
     Vietnamese, and text cells a spreadsheet would run as a formula quoted."""
     lang = bundle.lang
     rows = [[x.id, x.procedure, x.version, t("tk.code", lang, code=x.cause, label=_cause_label(x.cause, lang)),
