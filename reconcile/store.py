@@ -16,8 +16,8 @@ import pyarrow.csv as pacsv
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from reconcile.db import connect_engine, mask_url, normalize_url, parse_url
 from reconcile.errors import BadInput
+from reconcile.util.db import connect_engine, mask_url, normalize_url, parse_url
 
 SCHEMA_VERSION = 11  # 2: wf_state and work_day (workflow census); 3: change_batch, change, batch_outcome (apply/undo);
 # 4: migration_step, and wf_state's migrates_to_* columns (superseded_version; added to older stores by ALTER TABLE);
@@ -228,7 +228,7 @@ finding = _table(
     sa.Column("evidence", sa.Text, nullable=False),  # JSON
 )
 
-# The statistics' grouped count of the run's own reporting period (see reconcile.stats), stored by
+# The statistics' grouped count of the run's own reporting period (see reconcile.stats.tables), stored by
 # the audit: the system and register views of that period read these few hundred rows.
 stats_group = _table(
     "stats_group",
@@ -280,7 +280,7 @@ wf_state = _table(
     sa.Column("migrates_to_version", sa.Integer),
     sa.Column("migrates_to_step", KEY),
     sa.Column("migration_rules", sa.String(255)),  # rule ids of the hops, comma-separated
-    sa.Column("flags", sa.Integer, nullable=False),  # see wfstate.FLAG: the findings this dossier has
+    sa.Column("flags", sa.Integer, nullable=False),  # see workflow.state.FLAG: the findings this dossier has
 )
 # Columns schema 4 added to wf_state (open_store adds them to a store made by an older version).
 WF_STATE_V4 = ("migrates_to_procedure", "migrates_to_version", "migrates_to_step", "migration_rules")
@@ -501,7 +501,7 @@ def insert_select(store: "Store", conn: Connection, table: sa.Table, select: Cal
         return 0
     if store.dialect == "duckdb":
         return _duckdb_insert(conn, table, select, data, run_id)
-    from reconcile.sources.workbench import select_arrow
+    from reconcile.util.scratch import select_arrow
 
     out = select_arrow(select("raw"), {"raw": data})
     out = out.append_column("run_id", pa.repeat(pa.scalar(run_id, pa.int32()), out.num_rows))
@@ -766,3 +766,16 @@ def store_name(store: Store) -> str:
     """The store as a command's --store takes it: an embedded store's path, else its URL (password hidden)."""
     file = store_file(store)
     return str(file) if file is not None else mask_url(store.url)
+
+
+def resolve_run(store: Store, conn: sa.Connection, run_id: int | None) -> int:
+    """The given audit run, checked to exist, or the latest one (BadInput: none)."""
+    if run_id is None:
+        latest = store.latest_run_id(conn)
+        if latest is None:
+            raise BadInput(f"store {mask_url(store.url)}: no audit run yet. Hint: run `reconcile audit` first.")
+        return int(latest)
+    exists = conn.execute(sa.select(audit_run.c.id).where(audit_run.c.id == run_id)).scalar()
+    if exists is None:
+        raise BadInput(f"run {run_id}: no such audit run in {mask_url(store.url)}. Hint: `reconcile history`.")
+    return run_id

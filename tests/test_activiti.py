@@ -18,9 +18,9 @@ import yaml
 
 from helpers import invoke
 
-from reconcile.catalog import load_catalog
-from reconcile.simulate import LAND_MAIN, SimulationResult, _Step, load_procedures, simulate
-from reconcile.simulate_activiti import ENGINES, MAIN_DEPLOYMENTS, bpmn_xml, process_key
+from reconcile.workflow.catalog import load_catalog
+from reconcile.demo.simulate import LAND_MAIN, SimulationResult, _Step, load_procedures, simulate
+from reconcile.demo.activiti import ENGINES, MAIN_DEPLOYMENTS, bpmn_xml, process_key
 from reconcile.sources.activiti import load_activiti_profile
 
 SCALE = 0.05

@@ -11,7 +11,7 @@ import pytest
 
 from conftest import CASES
 from helpers import invoke
-from reconcile.checkreport import check_report, parse_count
+from reconcile.stats.checkreport import check_report, parse_count
 
 ROOT = Path(__file__).parent.parent
 SEED_TABLE = ROOT / "examples" / "seed" / "phu-luc-binh-son-2021-h1.tsv"

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from helpers import REGEN
-from reconcile.commands import RunReport
+from reconcile.audit.results import RunReport
 from reconcile.model import FindingKind
 
 REPO = Path(__file__).resolve().parent.parent

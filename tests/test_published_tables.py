@@ -16,9 +16,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from helpers import invoke
-from reconcile.checkreport import check_report
-from reconcile.published.numbers import percent_text
-from reconcile.published.vocabulary import describe
+from reconcile.stats.checkreport import check_report
+from reconcile.stats.published.numbers import percent_text
+from reconcile.stats.published.vocabulary import describe
 
 Grid = list[list[Any]]
 

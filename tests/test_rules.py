@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from reconcile.catalog import load_catalog
-from reconcile.rules import Facts, RuleSet, load_rules
-from reconcile.simulate import LAND_MAIN, SimulationResult, simulate
+from reconcile.workflow.catalog import load_catalog
+from reconcile.workflow.rules import Facts, RuleSet, load_rules
+from reconcile.demo.simulate import LAND_MAIN, SimulationResult, simulate
 from tests.conftest import CASES
 from tests.helpers import invoke
 

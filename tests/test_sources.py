@@ -16,8 +16,9 @@ from helpers import invoke
 
 from conftest import CASES
 from reconcile.sources.register import RegisterMapping, load_register, load_register_mapping
-from reconcile.sources.system import _begin_read_only
-from reconcile.sources.workbench import register_sql, select_arrow
+from reconcile.util.db import begin_read_only
+from reconcile.sources.workbench import register_sql
+from reconcile.util.scratch import select_arrow
 
 BASIC = CASES / "golden" / "basic"
 VENDOR_STATUS = {"submitted": 0, "received": 1, "in_progress": 2, "supplement_requested": 3,
@@ -112,7 +113,7 @@ def test_vendor_reads_are_read_only(vendor_url: str) -> None:
     vendor_database(vendor_url)
     engine = sa.create_engine(vendor_url)
     with engine.connect() as conn:
-        _begin_read_only(conn)
+        begin_read_only(conn)
         assert conn.exec_driver_sql('SELECT count(*) FROM "HS_HOSO"' if engine.dialect.name != "mysql"
                                     else "SELECT count(*) FROM HS_HOSO").scalar() == 16
         with pytest.raises(sa.exc.DBAPIError):

@@ -15,10 +15,10 @@ import pytest
 import yaml
 
 from helpers import invoke
-from reconcile.catalog import load_catalog
+from reconcile.workflow.catalog import load_catalog
 from reconcile.errors import BadInput
-from reconcile.rules import load_rules
-from reconcile.simulate import CATALOG, DISTRICT, load_procedures, simulate
+from reconcile.workflow.rules import load_rules
+from reconcile.demo.simulate import CATALOG, DISTRICT, load_procedures, simulate
 
 REPO = Path(__file__).resolve().parent.parent
 WORKFLOWS = REPO / "workflows"

@@ -20,10 +20,10 @@ import sqlalchemy as sa
 
 from conftest import CASES
 from helpers import invoke
-from reconcile import apply as ap
-from reconcile import planfile
-from reconcile.catalog import FORMAT_HINT
-from reconcile.commands import plan as make_plan
+from reconcile.fix import apply as ap
+from reconcile.fix import planfile
+from reconcile.workflow.catalog import FORMAT_HINT
+from reconcile.fix.commands import plan as make_plan
 from reconcile.store import open_store
 
 BASIC = CASES / "golden" / "basic"

@@ -14,12 +14,12 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 from jsonschema import Draft202012Validator
 
-from reconcile import yamlio
 from reconcile.errors import BadInput, collect
-from reconcile.normalize import fold
 from reconcile.sources.csvio import line_chunks, line_offset
 from reconcile.sources.text import MAX_CELL_CHARS, check_cells, column_name, decode, long_cell, sniff_delimiter
 from reconcile.sources.workbook import open_workbook, password_protected, read_sheet
+from reconcile.util import yamlio
+from reconcile.util.normalize import fold
 
 # Canonical register fields and the headers that name them (DOMAIN §5), compared after `fold`.
 HEADERS: dict[str, tuple[str, ...]] = {
