@@ -28,7 +28,7 @@ import time
 from datetime import date
 from pathlib import Path
 
-from reconcile.demo.simulate import MAPPING_YAML, SQLITE_SCHEMA
+from reconcile.demo.district import MAPPING_YAML, SQLITE_SCHEMA
 from reconcile.store import SCHEMA_VERSION
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -19,7 +19,8 @@ import yaml
 from helpers import invoke
 
 from reconcile.workflow.catalog import load_catalog
-from reconcile.demo.simulate import LAND_MAIN, SimulationResult, _Step, load_procedures, simulate
+from reconcile.demo.district import LAND_MAIN, SimulationResult, DemoStep, load_procedures
+from reconcile.demo.simulate import simulate
 from reconcile.demo.activiti import ENGINES, MAIN_DEPLOYMENTS, bpmn_xml, process_key
 from reconcile.sources.activiti import load_activiti_profile
 
@@ -294,7 +295,7 @@ def test_a_warning_repeated_by_identical_redeploys_is_given_once(engine_district
     """Every v1 deployment of the main procedure gets a task nothing leads to: one warning, with a count."""
     main = load_procedures()[0]
     main_v1 = main.versions[0]
-    odd = bpmn_xml(MAIN_KEY, main.name, main_v1.steps + (_Step("SX", "Bước thừa", "VPDKDD", 1, ("S09",), False),))
+    odd = bpmn_xml(MAIN_KEY, main.name, main_v1.steps + (DemoStep("SX", "Bước thừa", "VPDKDD", 1, ("S09",), False),))
     copy = tmp_path / "engine.sqlite"
     shutil.copy(engine_district.system, copy)
     con = sqlite3.connect(copy)

@@ -550,7 +550,9 @@ def test_a_dossier_waiting_on_a_step_that_may_end_the_process_is_in_progress_not
     are in progress, none of them finished."""
     from lxml import etree
 
-    from reconcile.demo.simulate import LAND_MAIN, simulate
+    from reconcile.demo.district import LAND_MAIN
+
+    from reconcile.demo.simulate import simulate
     from reconcile.demo.activiti import process_key
     from reconcile.sources.activiti import load_activiti_profile
 

@@ -13,7 +13,8 @@ import pytest
 
 from reconcile.workflow.catalog import load_catalog
 from reconcile.workflow.rules import Facts, RuleSet, load_rules
-from reconcile.demo.simulate import LAND_MAIN, SimulationResult, simulate
+from reconcile.demo.district import LAND_MAIN, SimulationResult
+from reconcile.demo.simulate import simulate
 from tests.conftest import CASES
 from tests.helpers import invoke
 

@@ -24,7 +24,8 @@ import yaml
 from reconcile.workflow.catalog import load_catalog
 from reconcile.errors import BadInput
 from reconcile.util.normalize import compare_key, fold, looks_like_code, normalize_code, parse_date
-from reconcile.demo.simulate import CALIBRATION, CATALOG, SimulationResult, load_calibration, simulate
+from reconcile.demo.district import CALIBRATION, CATALOG, SimulationResult, load_calibration
+from reconcile.demo.simulate import simulate
 
 PERIOD_FROM, AS_OF = date(2021, 1, 1), date(2021, 6, 30)
 PAPER_ONLY = {"UBND xã Bình Tân Phú", "UBND xã Bình Hải"}

@@ -19,7 +19,7 @@ from helpers import invoke
 from reconcile.stats import tables as stats
 from reconcile.audit import groups
 from reconcile.stats.commands import StatsRequest, statistics
-from reconcile.demo.simulate import load_calibration
+from reconcile.demo.district import load_calibration
 from reconcile.stats.model import COUNTS, StatsTable
 from reconcile.store import audit_run, dossier, open_store, wf_state, wf_version
 from reconcile.workflow.state import FLAG

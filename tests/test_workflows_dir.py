@@ -18,7 +18,8 @@ from helpers import invoke
 from reconcile.workflow.catalog import load_catalog
 from reconcile.errors import BadInput
 from reconcile.workflow.rules import load_rules
-from reconcile.demo.simulate import CATALOG, DISTRICT, load_procedures, simulate
+from reconcile.demo.district import CATALOG, DISTRICT, load_procedures
+from reconcile.demo.simulate import simulate
 
 REPO = Path(__file__).resolve().parent.parent
 WORKFLOWS = REPO / "workflows"

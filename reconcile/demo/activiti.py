@@ -38,9 +38,9 @@ from xml.etree import ElementTree as ET
 import sqlalchemy as sa
 import yaml
 
-from reconcile.demo.simulate import (
-    AS_OF, CLOSED, DUE_TIME, LAND_MAIN, LAND_RENEW, REJECTED, RETURNED, STOPPED, SUPPLEMENT, WITHDRAWN, _Days,
-    _Dossier, _Procedure, _Step, _SystemSink, _Version,
+from reconcile.demo.district import (
+    AS_OF, CLOSED, DUE_TIME, LAND_MAIN, LAND_RENEW, REJECTED, STOPPED, SUPPLEMENT, WITHDRAWN, Days,
+    Dossier, DemoProcedure, DemoStep, SystemSink, DemoVersion,
 )
 from reconcile.errors import BadInput
 from reconcile.util.db import connect_engine, mask_url
@@ -533,7 +533,7 @@ def process_key(code: str) -> str:
 # ------------------------------------------------------------------------------ BPMN and sidecars
 
 
-def bpmn_xml(key: str, name: str, steps: tuple[_Step, ...]) -> bytes:
+def bpmn_xml(key: str, name: str, steps: tuple[DemoStep, ...]) -> bytes:
     """One process as Activiti Modeler exports it: start, user tasks routed to candidate groups,
     an exclusive gateway where a task has several successors, one end event after the final tasks."""
     ET.register_namespace("", BPMN)
@@ -561,7 +561,7 @@ def bpmn_xml(key: str, name: str, steps: tuple[_Step, ...]) -> bytes:
     return ET.tostring(root, encoding="UTF-8", xml_declaration=True) + b"\n"
 
 
-def sidecar(p: _Procedure, v: _Version) -> dict[str, Any]:
+def sidecar(p: DemoProcedure, v: DemoVersion) -> dict[str, Any]:
     """What the BPMN does not say: the field, and each task's working days."""
     return {"name": p.name, "field": p.field, "steps": {s.id: {"days": s.days} for s in v.steps}}
 
@@ -581,7 +581,7 @@ class Deployment:
     xml: bytes | None
 
 
-def plan_deployments(procs: tuple[_Procedure, ...], first_id: int = 1) -> list[Deployment]:
+def plan_deployments(procs: tuple[DemoProcedure, ...], first_id: int = 1) -> list[Deployment]:
     """Every deployment of every procedure, in deployment order per procedure; the main land procedure
     is redeployed MAIN_DEPLOYMENTS times, spread over its versions in proportion to how long each was current."""
     out: list[Deployment] = []
@@ -609,7 +609,7 @@ def plan_deployments(procs: tuple[_Procedure, ...], first_id: int = 1) -> list[D
     return out
 
 
-def write_sidecars(folder: Path, procs: tuple[_Procedure, ...], deployments: list[Deployment]) -> None:
+def write_sidecars(folder: Path, procs: tuple[DemoProcedure, ...], deployments: list[Deployment]) -> None:
     """One sidecar per procedure and catalog version, named by the first engine version it applies to."""
     folder.mkdir(parents=True, exist_ok=True)
     first: dict[tuple[str, int], int] = {}
@@ -633,13 +633,13 @@ def write_staff(path: Path, accounts: list[tuple[str, str, str, int]]) -> None:
 # ------------------------------------------------------------------------------ the sink
 
 
-class ActivitiSystem(_SystemSink):
+class ActivitiSystem(SystemSink):
     """Writes dossiers as process instances of the planned deployments (see the module docstring)."""
 
     BATCH = 20_000
 
-    def __init__(self, url: str, days: _Days, accounts: list[tuple[str, str, str, int]],
-                 procs: tuple[_Procedure, ...], engine: str = "activiti6") -> None:
+    def __init__(self, url: str, days: Days, accounts: list[tuple[str, str, str, int]],
+                 procs: tuple[DemoProcedure, ...], engine: str = "activiti6") -> None:
         self.kind = ENGINES[engine]
         self.engine = connect_engine(url, what="engine database", create=True)
         existing = [t for t in sa.inspect(self.engine).get_table_names() if t.upper().startswith("ACT_")]
@@ -667,7 +667,7 @@ class ActivitiSystem(_SystemSink):
             self.out.add("ACT_GE_PROPERTY", NAME_="schema.version", VALUE_=self.kind.schema_version, REV_=1)
         self.out.staff(accounts)
 
-    def _definition(self, d: _Dossier, p: _Procedure) -> Deployment:
+    def _definition(self, d: Dossier, p: DemoProcedure) -> Deployment:
         key = process_key(p.code)
         if d.version > len(p.versions):  # a version the catalog lacks: its resource is missing
             if key not in self._broken:
@@ -682,7 +682,7 @@ class ActivitiSystem(_SystemSink):
         i = bisect.bisect_right([dep.deployed_at for dep in deps], received) - 1
         return deps[max(i, 0)]
 
-    def add(self, d: _Dossier, p: _Procedure, events: list[tuple[Any, ...]]) -> None:
+    def add(self, d: Dossier, p: DemoProcedure, events: list[tuple[Any, ...]]) -> None:
         iso, out = self.days.iso, self.out
         dep = self._definition(d, p)
         pid = out.id()
@@ -733,7 +733,7 @@ class ActivitiSystem(_SystemSink):
             self.engine.dispose()
 
 
-def _task_history(events: list[tuple[Any, ...]], d: _Dossier) -> list[dict[str, Any]]:
+def _task_history(events: list[tuple[Any, ...]], d: Dossier) -> list[dict[str, Any]]:
     """ACT_HI_TASKINST rows from the vendor-shaped history (code, seq, from, to, account, at, action):
     a move to a step starts a task; the move out of it ends it, by the account that made the move."""
     tasks: list[dict[str, Any]] = []
