@@ -206,6 +206,7 @@ def missing(shown: list[str], real: str) -> str | None:
 
 def check_session(blocks_: list[Block], session: Session) -> None:
     for block in blocks_:
+        session.cwd = session.root  # `cd` holds to the end of its block
         for command in commands(block):
             where = f"{block.page.relative_to(ROOT)}:{command.line}"
             code, real = run(command, session, where)
