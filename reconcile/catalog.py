@@ -58,7 +58,8 @@ SCHEMA: dict[str, Any] = {
     },
 }
 _VALIDATOR = Draft202012Validator(SCHEMA, format_checker=Draft202012Validator.FORMAT_CHECKER)
-FORMAT_HINT = 'Hint: see "Workflow catalog" in README (procedure, name, version, steps: id, name, unit, days, next).'
+FORMAT_HINT = ('Hint: see "Workflow catalog" in docs/file-formats.md (procedure, name, version, steps: id, name, unit, '
+               'days, next).')
 
 
 @dataclass(frozen=True, slots=True)

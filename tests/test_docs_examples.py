@@ -1,5 +1,5 @@
-"""Every example in README.md and docs/ is run: shell sessions against the demo district, file formats through the
-real loaders. The conventions are docs/README.md's ("How the examples are written"); this file is their referee."""
+"""Every example in README.md and docs/ is run: shell sessions against the demo district, file formats through
+the real loaders. The conventions are docs/README.md's ("How the examples are written"); this file is their referee."""
 
 from __future__ import annotations
 
@@ -205,12 +205,13 @@ def missing(shown: list[str], real: str) -> str | None:
 
 
 def check_session(blocks_: list[Block], session: Session) -> None:
+    """A page's sessions in order, as one terminal: a `cd` holds for the rest of the page."""
     for block in blocks_:
-        session.cwd = session.root  # `cd` holds to the end of its block
         for command in commands(block):
             where = f"{block.page.relative_to(ROOT)}:{command.line}"
             code, real = run(command, session, where)
-            assert code == command.exit_code, f"{where}: `{command.text}` exited {code}, not {command.exit_code}\n{real}"
+            assert code == command.exit_code, (
+                f"{where}: `{command.text}` exited {code}, not {command.exit_code}\n{real}")
             line = missing(command.shown, real)
             assert line is None, f"{where}: `{command.text}`: this shown line is not in the output:\n{line}\n" \
                                  f"--- real output ---\n{real}"
@@ -349,3 +350,37 @@ def anchors(page: Path) -> set[str]:
 
 def test_the_readme_stays_a_front_door() -> None:
     assert len((ROOT / "README.md").read_text(encoding="utf-8").splitlines()) <= 350
+
+
+def test_the_readme_has_a_line_for_every_command() -> None:
+    import click
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    names = []
+    for name, command in main.commands.items():
+        subs = list(command.commands) if isinstance(command, click.Group) else []
+        names += [f"{name} {sub}" for sub in subs] or [name]
+    rows = [line for line in readme.splitlines() if line.startswith("| [`reconcile ")]
+    table = "\n".join(rows)
+    missing_ = [n for n in names if not re.search(rf"`reconcile {n.split()[0]}\b[^`]*{''.join(n.split()[1:])}", table)]
+    assert missing_ == [] and len(rows) == len(main.commands)
+
+
+def test_every_test_the_safety_page_cites_exists() -> None:
+    """docs/safety.md holds each promise to named tests (`file.py::name`, `name`, `name_*`): each must be there."""
+    defined = {}
+    for path in (ROOT / "tests").glob("test_*.py"):
+        defined[path.name] = set(re.findall(r"^def (test_\w+)", path.read_text(encoding="utf-8"), re.M))
+    everywhere = set().union(*defined.values())
+    cited = re.findall(r"`(?:(test_\w+\.py)::)?(test_[\w*]+)(\.py)?`", (ROOT / "docs" / "safety.md").read_text("utf-8"))
+    assert len(cited) >= 25
+    unknown = []
+    for file, name, is_file in cited:
+        if is_file:
+            if f"{name}.py" not in defined:
+                unknown.append(f"{name}.py")
+            continue
+        names = defined.get(file, set()) if file else everywhere
+        if not any(re.fullmatch(name.replace("*", r"\w*"), n) for n in names):
+            unknown.append(f"{file}::{name}" if file else name)
+    assert unknown == []
