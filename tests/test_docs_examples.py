@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner
 
@@ -100,7 +101,7 @@ def commands(block: Block) -> list[Command]:
 
 @dataclass
 class Session:
-    """A reader's terminal: starts at the repository root after `make demo` (a copy of it, in a temporary folder)."""
+    """A reader's terminal: starts at the repository root after `make demo` (a stand-in, in a temporary folder)."""
     root: Path
     demo_output: str
     cwd: Path = field(init=False)
@@ -353,8 +354,6 @@ def test_the_readme_stays_a_front_door() -> None:
 
 
 def test_the_readme_has_a_line_for_every_command() -> None:
-    import click
-
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     names = []
     for name, command in main.commands.items():
@@ -362,8 +361,8 @@ def test_the_readme_has_a_line_for_every_command() -> None:
         names += [f"{name} {sub}" for sub in subs] or [name]
     rows = [line for line in readme.splitlines() if line.startswith("| [`reconcile ")]
     table = "\n".join(rows)
-    missing_ = [n for n in names if not re.search(rf"`reconcile {n.split()[0]}\b[^`]*{''.join(n.split()[1:])}", table)]
-    assert missing_ == [] and len(rows) == len(main.commands)
+    absent = [n for n in names if not re.search(rf"`reconcile {n.split()[0]}\b[^`]*{''.join(n.split()[1:])}", table)]
+    assert absent == [] and len(rows) == len(main.commands)
 
 
 def test_every_test_the_safety_page_cites_exists() -> None:
