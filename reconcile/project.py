@@ -55,7 +55,7 @@ SCHEMA: dict[str, Any] = {
     },
 }
 _VALIDATOR = Draft202012Validator(SCHEMA)
-HINT = 'Hint: see "Project file" in README.'
+HINT = 'Hint: see "Project file" in docs/file-formats.md.'
 
 
 def load_project(path: Path) -> dict[str, Any]:

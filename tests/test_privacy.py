@@ -9,7 +9,7 @@ workflows diff, every stdout and stderr, every file written and every text value
 store are searched for each planted value:
 - the password: nowhere;
 - the personal data: never on stderr, never in the vendor tickets; elsewhere only in the places the
-  README names (the store's snapshot of both sides, the office's reports and worklists, the plan
+  safety page names (the store's snapshot of both sides, the office's reports and worklists, the plan
   file's evidence and what `show` prints).
 """
 

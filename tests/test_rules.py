@@ -117,7 +117,7 @@ R = "  - {id: a, from: 1, to: 2, steps: {S02: S03}}\n"
 STEPS1 = "S01, S02, S03, S05, S05B, S06, S09"
 STEPS2 = "S01, S03, S06, S08, S09, S10"
 PROCS = f"{LAND}, {COMMUNE}"
-FORMAT = "Hint: see the migration rules format (procedure, assign, rules: id, from, to, steps, when) in README."
+FORMAT = "Hint: see the migration rules format (procedure, assign, rules: id, from, to, steps, when) in docs/file-formats.md."
 
 BAD = [
     ("unknown procedure", 'procedure: "9.999999"\nrules:\n' + R,

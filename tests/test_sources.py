@@ -172,7 +172,7 @@ def test_register_mapping_with_unknown_field_is_refused(tmp_path: Path) -> None:
         load_register_mapping(tmp_path / "m.yaml")
     assert str(err.value) == (f"{tmp_path / 'm.yaml'}:1:11: columns: unknown key 'code'. Known: stt, "
                               "dossier_code, procedure, quantity, applicant, address, agency, received_at, due_at, "
-                              'transferred_at, returned_at, signed, note. Hint: see "Paper register" in README '
+                              'transferred_at, returned_at, signed, note. Hint: see "Paper register" in docs/file-formats.md '
                               "(--register-mapping).")
 
 

@@ -199,11 +199,11 @@ def test_stats_settings_are_validated(tmp_path: Path, demo_store: str) -> None:
     project.write_text("statistics: {convention: fold}\n", encoding="utf-8")
     result = invoke("stats", "--store", demo_store, "--config", str(project), expect=2)
     assert result.stderr.strip() == (f"error: {project}:1:26: statistics.convention: 'fold' is not one of: separate, "
-                                     'on-time, excluded. Hint: see "Project file" in README.')
+                                     'on-time, excluded. Hint: see "Project file" in docs/file-formats.md.')
     project.write_text("statistics: {groups: [{label: x}]}\n", encoding="utf-8")
     result = invoke("stats", "--store", demo_store, "--config", str(project), expect=2)
     assert result.stderr.strip() == (f"error: {project}:1:23: statistics.groups[0]: 'fields' is required. Keys here: "
-                                     'label. Hint: see "Project file" in README.')
+                                     'label. Hint: see "Project file" in docs/file-formats.md.')
 
 
 # ------------------------------------------------------------------- random dossier sets, every engine

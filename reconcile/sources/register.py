@@ -112,7 +112,7 @@ REGISTER_MAPPING_SCHEMA: dict[str, Any] = {
     },
 }
 _REGISTER_MAPPING = Draft202012Validator(REGISTER_MAPPING_SCHEMA, format_checker=Draft202012Validator.FORMAT_CHECKER)
-REGISTER_MAPPING_HINT = 'Hint: see "Paper register" in README (--register-mapping).'
+REGISTER_MAPPING_HINT = 'Hint: see "Paper register" in docs/file-formats.md (--register-mapping).'
 
 
 def load_register_mapping(path: str | Path) -> RegisterMapping:

@@ -250,7 +250,7 @@ MAPPING_SCHEMA: dict[str, Any] = {
     },
 }
 _MAPPING = Draft202012Validator(MAPPING_SCHEMA)
-MAPPING_HINT = 'Hint: see "System: mapping profile" in README.'
+MAPPING_HINT = 'Hint: see "System: mapping profile" in docs/file-formats.md.'
 
 
 # A staff file (`--staff FILE.yaml`): a mapping's account: block alone, read from the --system database.
@@ -281,7 +281,8 @@ def load_mapping(path: str | Path) -> SourceMapping:
     """A source mapping file, its every key and type checked (file:line:col, exit 2)."""
     p = Path(path)
     if not p.is_file():
-        raise BadInput(f"{p}: no such file. Hint: --mapping FILE describes the vendor schema (see README).")
+        raise BadInput(f"{p}: no such file. Hint: --mapping FILE describes the vendor schema "
+                       "(see docs/file-formats.md).")
     data = _checked_mapping(p, _MAPPING, "dossier, task, account, events", MAPPING_HINT)
     roles = {role: TableMapping(role, spec.get("table"), spec.get("query"), dict(spec["columns"]))
              for role in _ROLES if (spec := data.get(role)) is not None}

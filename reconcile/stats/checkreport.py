@@ -471,8 +471,8 @@ def _refuse_header(grid: Grid, b: Block, header: Header, columns: list[Column]) 
         f"{grid.place}, {grid.rows_ref(header[0], header[1])}: header not recognised: no column names a measure; "
         f"column {grid.col(b.start)} {leaf or '(empty)'!r} is nearest to {vocab.nearest(leaf)!r}. Found: {found}. "
         "Expected header words such as tổng số, trực tuyến, kỳ trước, đã giải quyết, đúng hạn, trễ hạn, đang giải "
-        "quyết, quá hạn (the README lists the vocabulary; case and accents do not matter). Hint: write the form's "
-        "column labels, or delete the header rows to read the 11 or 12 columns of a preset by position.")
+        "quyết, quá hạn (docs/statistics.md lists the vocabulary; case and accents do not matter). Hint: write the "
+        "form's column labels, or delete the header rows to read the 11 or 12 columns of a preset by position.")
 
 
 def _refuse_width(grid: Grid, b: Block, layout: str, chosen: Preset | None) -> NoReturn:

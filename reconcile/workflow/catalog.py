@@ -21,7 +21,8 @@ from reconcile.workflow.model import SCHEMA, Catalog, Step, WorkflowVersion, rea
 
 VERSION_FILE = re.compile(r"^v(\d+)\.(yaml|bpmn)$")
 _VALIDATOR = Draft202012Validator(SCHEMA, format_checker=Draft202012Validator.FORMAT_CHECKER)
-FORMAT_HINT = 'Hint: see "Workflow catalog" in README (procedure, name, version, steps: id, name, unit, days, next).'
+FORMAT_HINT = ('Hint: see "Workflow catalog" in docs/file-formats.md (procedure, name, version, steps: id, name, unit, '
+               'days, next).')
 
 
 # ---------------------------------------------------------------- loading (IO and messages)

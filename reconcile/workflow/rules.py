@@ -76,7 +76,8 @@ from reconcile.util.yamlio import at as _at, key_node as _key, node_at as _node_
 
 RULES_FILE = re.compile(r"^(rules.*|.*\.rules)\.yaml$")
 OUTCOMES = ("returned", "not_returned", "missing")
-FORMAT_HINT = "Hint: see the migration rules format (procedure, assign, rules: id, from, to, steps, when) in README."
+FORMAT_HINT = ("Hint: see the migration rules format (procedure, assign, rules: id, from, to, steps, when) in "
+               "docs/file-formats.md.")
 
 # One name or a list of names (string keywords apply to strings, array ones to arrays).
 _NAMES = {"type": ["string", "array"], "minLength": 1, "minItems": 1, "items": {"type": "string", "minLength": 1}}

@@ -181,5 +181,5 @@ _MARKERS = {AMBIGUOUS: "(its group decides)", GENERIC: "(count of its group)", N
 
 
 def describe() -> list[str]:
-    """The vocabulary as the README's table rows (a test keeps the README in step)."""
+    """The vocabulary as docs/statistics.md's table rows (a test keeps the page in step)."""
     return [f"| {_MARKERS.get(k, k)} | {MEASURES.get(k, '')} | {', '.join(ps)} |" for k, ps in PHRASES.items()]
