@@ -460,7 +460,8 @@ def demo(out: str) -> None:
     with _progress(err, None, "demo") as progress:
         result = commands.demo(Path(out), progress=progress)
     err.print(f"audit run {result.run['id']}: {sum(result.summary.values()):,} findings; "
-              f"wrote findings.json, census.json, fixes.json, report.* (html, md, xlsx, json, csv) and tickets/ to {out}")
+              f"wrote findings.json, census.json, fixes.json, report.* (html, md, xlsx, json, csv), tickets/ and notices/ "
+              f"to {out}")
     console, store = _consoles()[0], str(Path(out) / "inputs" / "reconcile.duckdb")
     render.audit_table(result, console)
     render.census_table(commands.census(store, run_id=1), console)

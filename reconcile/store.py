@@ -25,7 +25,8 @@ SCHEMA_VERSION = 12  # 2: wf_state and work_day (workflow census); 3: change_bat
 # 7: dossier.fingerprint nullable (closed dossiers get none); 8: plan_file, plan_action (the plans `reconcile plan`
 # wrote); 9: dossier.version_problem (why the system's workflow version cannot be read; added to older stores by
 # ALTER TABLE); 10: wf_step.may_end (a step after which the procedure may end; added likewise); 11: indexes by row
-# on MariaDB stores (_MARIADB_INDEXES); 12: notice (what `reconcile notify` listed for sending; a new table)
+# on MariaDB stores (_MARIADB_INDEXES); 12: notice_batch, notice (what `reconcile notify`
+# listed for sending; new tables)
 DEFAULT_STORE = "reconcile.duckdb"
 
 metadata = sa.MetaData()
@@ -375,6 +376,17 @@ plan_action = _table(
 # The notices `reconcile notify` listed for the SMS gateway (append-only): one row per (dossier, phone) and
 # notice, so that the same notice is never listed twice. The phone is kept masked with a digest to match on:
 # only the gateway CSV holds numbers in clear.
+notice_batch = _table(
+    "notice_batch",
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("mode", sa.String(16), nullable=False),  # applied | overdue
+    sa.Column("sources", sa.Text, nullable=False),  # JSON: the audit runs and apply batches read
+    sa.Column("actor", NAME, nullable=False),
+    sa.Column("listed_at", sa.String(32), nullable=False),
+    sa.Column("messages", sa.Integer, nullable=False),
+    sa.Column("skipped", sa.Integer, nullable=False),  # dossiers listed apart (no usable number, opted out)
+    sa.Column("out", sa.Text, nullable=False),  # the gateway CSV written
+)
 notice = _table(
     "notice",
     sa.Column("batch_id", sa.Integer, nullable=False),
@@ -386,9 +398,6 @@ notice = _table(
     sa.Column("phone_masked", sa.String(32), nullable=False),
     sa.Column("phone_digest", sa.String(64), nullable=False),  # sha256 of the E.164 number
     sa.Column("segments", sa.Integer, nullable=False),
-    sa.Column("actor", NAME, nullable=False),
-    sa.Column("listed_at", sa.String(32), nullable=False),
-    sa.Column("out", sa.Text, nullable=False),  # the CSV file written
 )
 _INDEXES = [
     sa.Index("ix_register_entry_code", register_entry.c.run_id, register_entry.c.dossier_code),

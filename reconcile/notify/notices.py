@@ -8,6 +8,7 @@ import csv
 import getpass
 import hashlib
 import io
+import json
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
@@ -22,7 +23,7 @@ from reconcile.notify import candidates as cand
 from reconcile.notify import templates as tpl
 from reconcile.notify.phones import Phone, Unreachable, in_text, normalise
 from reconcile.notify.sms import Cost, cost
-from reconcile.store import Store, notice, open_store
+from reconcile.store import Store, notice, notice_batch, open_store
 
 SMS_COLUMNS = ("phone", "phone_national", "message", "segments", "encoding", "characters", "dossier_code", "kind",
                "state", "phone_source", "converted_from")
@@ -129,7 +130,7 @@ def notify(store_url: str | None, request: NotifyRequest) -> NoticeList:
                          cand.catalog(conn, run_id), templates, opted_out, earlier)
         result.notices.sort(key=lambda n: (n.candidate.dossier_code, n.phone.e164))
         result.skipped.sort(key=lambda s: (s.candidate.dossier_code, s.reason, s.phone_masked or ""))
-        if not request.dry_run and result.notices:
+        if not request.dry_run and (result.notices or any(s.reason != "already_notified" for s in result.skipped)):
             _write_and_record(store, result, request)
         return result
     finally:
@@ -263,7 +264,7 @@ def skipped_rows(result: NoticeList) -> list[tuple[Any, ...]]:
 
 
 def _write_and_record(store: Store, result: NoticeList, request: NotifyRequest) -> None:
-    """Record the notices as one batch and write OUT/sms-<batch>.csv and OUT/skipped-<batch>.csv inside the
+    """Record the notices as one batch (also when every dossier was listed apart) and write OUT/sms-<batch>.csv and OUT/skipped-<batch>.csv inside the
     store's transaction: a failed commit removes the files, so what is written is what is recorded."""
     from reconcile.files import write_atomically
 
@@ -277,14 +278,18 @@ def _write_and_record(store: Store, result: NoticeList, request: NotifyRequest) 
     written: list[Path] = []
     try:
         with store.begin() as conn:
-            batch = int(conn.execute(sa.select(sa.func.coalesce(sa.func.max(notice.c.batch_id), 0))).scalar_one()) + 1
+            batch = int(conn.execute(sa.select(sa.func.coalesce(sa.func.max(notice_batch.c.id), 0))).scalar_one()) + 1
             sms, skipped = out / f"sms-{batch}.csv", out / f"skipped-{batch}.csv"
-            conn.execute(sa.insert(notice), [
-                {"batch_id": batch, "seq": i, "run_id": n.candidate.run_id, "dossier_code": n.candidate.dossier_code,
-                 "kind": n.candidate.kind, "notice_key": n.candidate.notice_key,
-                 "phone_masked": mask.phone(n.phone.national), "phone_digest": digest(n.phone),
-                 "segments": n.cost.segments, "actor": actor, "listed_at": now, "out": str(sms)}
-                for i, n in enumerate(result.notices, 1)])
+            conn.execute(sa.insert(notice_batch).values(
+                id=batch, mode=result.mode, sources=json.dumps({"runs": result.runs, "batches": result.batches}),
+                actor=actor, listed_at=now, messages=len(result.notices), skipped=len(result.skipped), out=str(sms)))
+            if result.notices:
+                conn.execute(sa.insert(notice), [
+                    {"batch_id": batch, "seq": i, "run_id": n.candidate.run_id,
+                     "dossier_code": n.candidate.dossier_code, "kind": n.candidate.kind,
+                     "notice_key": n.candidate.notice_key, "phone_masked": mask.phone(n.phone.national),
+                     "phone_digest": digest(n.phone), "segments": n.cost.segments}
+                    for i, n in enumerate(result.notices, 1)])
             write_atomically(skipped, _csv(SKIPPED_COLUMNS, skipped_rows(result)))
             written.append(skipped)
             write_atomically(sms, _csv(SMS_COLUMNS, sms_rows(result)))

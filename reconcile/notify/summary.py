@@ -35,5 +35,5 @@ def summary_lines(result: NoticeList, preview: int = 5) -> list[str]:
         lines.append(f"wrote {sms} ({s['messages']} messages) and {skipped} ({len(result.skipped)} not sent); "
                      f"recorded as notice batch {result.notice_batch}")
     else:
-        lines.append("nothing to send: no file written, nothing recorded.")
+        lines.append("nothing new to send or list: no file written, nothing recorded.")
     return lines
