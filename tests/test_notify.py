@@ -195,6 +195,7 @@ def applied(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, i
     told = sorted({a.dossier_code for a in plan(scratch).actions if a.action in ("close", "migrate")})
     assert len(told) >= 4
     codes = _plant(folder, told)
+    shutil.copytree(folder, folder.parent / "planted", ignore=shutil.ignore_patterns("*.duckdb*"))
     store = str(folder / "store.duckdb")
     audit(inputs, store)
     write_plan(plan(store), folder / "plan.yaml", store)
@@ -408,3 +409,25 @@ def test_a_store_of_schema_11_gets_the_notice_table(work: tuple[Path, str, dict[
         assert conn.execute(sa.select(meta_table.c.value).where(meta_table.c.key == "schema_version")).scalar() \
             == str(SCHEMA_VERSION) == "12"
     s.engine.dispose()
+
+
+@pytest.mark.parametrize("engine", ["postgresql", "mariadb"])
+def test_notify_on_a_server_store_lists_once(applied: tuple[Path, dict[str, int]], tmp_path: Path, engine: str,
+                                             request: pytest.FixtureRequest) -> None:
+    store = request.getfixturevalue("pg_url" if engine == "postgresql" else "mariadb_url")
+    folder = tmp_path / "district"
+    shutil.copytree(applied[0].parent / "planted", folder)
+    audit(AuditInputs(register=(str(folder / "register" / "so-theo-doi-ho-so-2021.xlsx"),),
+                      system=f"sqlite:///{folder / 'system' / 'binh-son-igate.sqlite'}",
+                      workflows=str(folder / "workflows"), as_of=date(2021, 6, 30),
+                      mapping=str(folder / "system" / "mapping.yaml"), paper_only_units=PAPER_ONLY), store)
+    write_plan(plan(store), folder / "plan.yaml", store)
+    apply_plan(folder / "plan.yaml", store, yes=True)
+    invoke("notify", "--store", store, "--out", str(tmp_path / "out"), expect=0)
+    duck = tmp_path / "duck.duckdb"
+    shutil.copy(applied[0] / "store.duckdb", duck)
+    invoke("notify", "--store", str(duck), "--out", str(tmp_path / "duck"), expect=0)
+    assert (tmp_path / "out" / "sms-1.csv").read_bytes() == (tmp_path / "duck" / "sms-1.csv").read_bytes()
+    again = invoke("notify", "--store", store, "--out", str(tmp_path / "out"), expect=0).stdout
+    assert "messages: 0 to 0 phones" in again
+    assert [n.batch_id for n in _notices(store)] == [1] * len(_rows(tmp_path / "out" / "sms-1.csv"))
