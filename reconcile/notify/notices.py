@@ -28,7 +28,8 @@ from reconcile.store import Store, notice, notice_batch, open_store
 SMS_COLUMNS = ("phone", "phone_national", "message", "segments", "encoding", "characters", "dossier_code", "kind",
                "state", "phone_source", "converted_from")
 SKIPPED_COLUMNS = ("dossier_code", "kind", "state", "reason", "detail", "phone", "phone_source")
-SKIP_REASONS = ("missing", "invalid", "not_mobile", "not_vietnamese", "opted_out", "already_notified")
+UNREACHABLE = ("missing", "invalid", "not_mobile", "not_vietnamese")  # a number to fix: listed until it is
+SKIP_REASONS = (*UNREACHABLE, "opted_out", "already_notified")
 
 
 @dataclass(frozen=True)
@@ -130,7 +131,7 @@ def notify(store_url: str | None, request: NotifyRequest) -> NoticeList:
                          cand.catalog(conn, run_id), templates, opted_out, earlier)
         result.notices.sort(key=lambda n: (n.candidate.dossier_code, n.phone.e164))
         result.skipped.sort(key=lambda s: (s.candidate.dossier_code, s.reason, s.phone_masked or ""))
-        if not request.dry_run and (result.notices or any(s.reason != "already_notified" for s in result.skipped)):
+        if not request.dry_run and (result.notices or any(s.reason in UNREACHABLE for s in result.skipped)):
             _write_and_record(store, result, request)
         return result
     finally:
@@ -264,7 +265,7 @@ def skipped_rows(result: NoticeList) -> list[tuple[Any, ...]]:
 
 
 def _write_and_record(store: Store, result: NoticeList, request: NotifyRequest) -> None:
-    """Record the notices as one batch (also when every dossier was listed apart) and write OUT/sms-<batch>.csv and OUT/skipped-<batch>.csv inside the
+    """Record the notices as one batch (also when there are only numbers to fix) and write OUT/sms-<batch>.csv and OUT/skipped-<batch>.csv inside the
     store's transaction: a failed commit removes the files, so what is written is what is recorded."""
     from reconcile.files import write_atomically
 

@@ -19,7 +19,7 @@ from reconcile.notify.sms import without_diacritics
 
 KINDS = ("closed", "moved", "overdue")
 PLACEHOLDERS = ("code", "procedure", "state", "date", "due", "step", "unit", "agency", "office")
-HINT = 'Hint: see "Message templates" under `reconcile notify` in README.'
+HINT = 'Hint: see "Telling citizens" in README (message templates).'
 _TEXT = {"type": "string", "minLength": 1}
 _MESSAGE = {"type": "object", "additionalProperties": False, "required": ["text"],
             "properties": {"text": _TEXT, "plain": {**_TEXT, "hint": "the message without diacritics"}}}
