@@ -25,7 +25,7 @@ from helpers import invoke
 from reconcile.apply import apply_plan
 from reconcile.commands import AuditInputs, audit, plan, write_plan
 from reconcile.notify.notices import SKIPPED_COLUMNS, SMS_COLUMNS
-from reconcile.notify.phones import OLD_PREFIXES, Phone, Unreachable, in_text, normalise
+from reconcile.notify.phones import OLD_PREFIXES, Phone, Unreachable, in_cell, in_text, normalise
 from reconcile.notify.sms import cost, without_diacritics
 from reconcile.simulate import simulate
 from reconcile.store import SCHEMA_VERSION, meta_table, notice, open_store
@@ -103,6 +103,14 @@ def test_the_phone_in_a_register_address_cell_is_found() -> None:
                                                                           "01662345678")
     assert in_text("thôn Long Yên, xã Bình Đông") == Unreachable("missing", "no phone number")
     assert isinstance(in_text("thôn 5, xã Bình Hòa, 0255 3822 123"), Unreachable)
+
+
+def test_a_phone_cell_with_several_numbers_or_words_gives_its_first_mobile() -> None:
+    first = Phone("+84912345678", "0912345678")
+    assert in_cell("0912 345 678 / 0987 654 321") == first
+    assert in_cell("0255 3822 123 - 0912.345.678") == first
+    assert in_cell("0912345678 (con trai)") == first
+    assert in_cell("0912 345") == Unreachable("invalid", "7 digits; a mobile number has 10 (0 and 9 digits)")
 
 
 # ------------------------------------------------------------------------------ segments

@@ -21,7 +21,7 @@ from reconcile import mask
 from reconcile.errors import BadInput
 from reconcile.notify import candidates as cand
 from reconcile.notify import templates as tpl
-from reconcile.notify.phones import Phone, Unreachable, in_text, normalise
+from reconcile.notify.phones import Phone, Unreachable, in_cell, in_text, normalise
 from reconcile.notify.sms import Cost, cost
 from reconcile.store import Store, notice, notice_batch, open_store
 
@@ -179,7 +179,7 @@ def _phones(contact: cand.Contact) -> tuple[list[Phone], str, Unreachable | None
     """The dossier's mobile numbers: the system's, else the register's; with their source, and the reason
     when there is none."""
     first: Unreachable | None = None
-    for source, found in (("system", [normalise(p) for p in contact.phones]),
+    for source, found in (("system", [in_cell(p) for p in contact.phones]),
                           ("register", [in_text(t) for t in contact.register_texts])):
         good = [p for p in found if isinstance(p, Phone)]
         if good:

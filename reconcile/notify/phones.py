@@ -34,7 +34,7 @@ OLD_PREFIXES: dict[str, str] = {
 }
 # The same table on national significant numbers (no leading 0), as the parser below sees them.
 _OLD_NSN = {old[1:]: new[1:] for old, new in OLD_PREFIXES.items()}
-_SEPARATORS = re.compile(r"[\s.\-()/]")
+_SEPARATORS = re.compile(r"[\s.\-()]")
 _MOBILE = (PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE)
 # Phone-like runs in free text (a register's "Địa chỉ, số điện thoại" cell): a digit, then digits with
 # single separators, optionally after a +.
@@ -89,6 +89,16 @@ def normalise(raw: str | None) -> Phone | Unreachable:
         return Unreachable("not_mobile", "a landline or service number: it cannot receive an SMS")
     e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
     return Phone(e164, "0" + nsn, converted)
+
+
+def in_cell(text: str | None) -> Phone | Unreachable:
+    """A phone column's cell: one number, else the first mobile number among several ("0912 345 678 /
+    0987 654 321", "0912345678 (con trai)")."""
+    found = normalise(text)
+    if isinstance(found, Unreachable) and found.reason == "invalid":
+        other = in_text(text)
+        return other if isinstance(other, Phone) else found
+    return found
 
 
 def in_text(text: str | None) -> Phone | Unreachable:
