@@ -439,3 +439,30 @@ def test_notify_on_a_server_store_lists_once(applied: tuple[Path, dict[str, int]
     again = invoke("notify", "--store", store, "--out", str(tmp_path / "out"), expect=0).stdout
     assert "messages: 0 to 0 phones" in again
     assert [n.batch_id for n in _notices(store)] == [1] * len(_rows(tmp_path / "out" / "sms-1.csv"))
+
+
+def test_without_the_recorded_plan_the_applied_plan_file_gives_the_values(work: tuple[Path, str, dict[str, int]]
+                                                                         ) -> None:
+    from reconcile.store import change_batch, plan_action, plan_file
+
+    folder, store, _ = work
+    shutil.copy(store, folder / "recorded.duckdb")
+    invoke("notify", "--store", str(folder / "recorded.duckdb"), "--out", str(folder / "recorded"), expect=0)
+    plan_path = folder / "plan.yaml"
+    s = open_store(store, create=False)
+    with s.begin() as conn:  # as if the plan had been written by hand: only the file tells the values
+        conn.execute(sa.delete(plan_action))
+        conn.execute(sa.delete(plan_file))
+        conn.execute(sa.update(change_batch).values(plan=str(plan_path)))
+    s.engine.dispose()
+    text = plan_path.read_text(encoding="utf-8")
+    plan_path.write_text(text + "# reviewed again\n", encoding="utf-8")
+    bad = invoke("notify", "--store", store, "--out", str(folder / "out"), expect=2)
+    assert bad.stderr.splitlines() == [
+        f"error: batch 1: its plan file {plan_path} is gone or changed since apply, and the store has no record of "
+        "it. Hint: put the applied plan file back at that path."]
+    assert not (folder / "out").exists()
+    plan_path.write_text(text, encoding="utf-8")
+    invoke("notify", "--store", store, "--out", str(folder / "out"), expect=0)
+    assert (folder / "out" / "sms-1.csv").read_bytes() == (folder / "recorded" / "sms-1.csv").read_bytes()
+    assert (folder / "out" / "skipped-1.csv").read_bytes() == (folder / "recorded" / "skipped-1.csv").read_bytes()

@@ -116,7 +116,9 @@ def applied(conn: Connection, batches: list[Any]) -> list[Candidate]:
                 raise BadInput(f"batch {b.id}: its plan {b.plan} has no confirmed {action} of {code}. Hint: the "
                                "plan file was replaced after apply; notify needs the plan the batch applied.")
             if action == "close":
-                out.append(Candidate(b.run_id, code, "closed", str(values["status"]), _day(values.get("returned_at")),
+                # a close that sets no status (a plan written by hand) is told the dossier's status as read
+                out.append(Candidate(b.run_id, code, "closed", str(values.get("status") or ""),
+                                     _day(values.get("returned_at")),
                                      None, None, None, None, b.id))
             else:
                 out.append(Candidate(b.run_id, code, "moved", "", None, values.get("workflow_key"),

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 
 from reconcile import mask
 from reconcile.errors import BadInput
+from reconcile.model import Status
 from reconcile.notify import candidates as cand
 from reconcile.notify import templates as tpl
 from reconcile.notify.phones import Phone, Unreachable, in_cell, in_text, normalise
@@ -194,8 +195,8 @@ def _compose(result: NoticeList, found: list[cand.Candidate], contacts: dict[str
              earlier: set[tuple[str, str, str]]) -> None:
     for c in found:
         contact, row = contacts.get(c.dossier_code, (cand.Contact((), (), None, None), {}))
-        if c.kind == "moved":  # the state it goes on in is the system's: a move keeps the status
-            c = _replace_status(c, row.get("status") or "in_progress")
+        if not c.status:  # a move keeps the system's status (so may a hand-written close)
+            c = _replace_status(c, row.get("status") or Status.IN_PROGRESS.value)
         phones, source, why = _phones(contact)
         if not phones:
             raw = contact.phones[0] if contact.phones else None
