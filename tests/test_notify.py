@@ -466,3 +466,15 @@ def test_without_the_recorded_plan_the_applied_plan_file_gives_the_values(work: 
     invoke("notify", "--store", store, "--out", str(folder / "out"), expect=0)
     assert (folder / "out" / "sms-1.csv").read_bytes() == (folder / "recorded" / "sms-1.csv").read_bytes()
     assert (folder / "out" / "skipped-1.csv").read_bytes() == (folder / "recorded" / "skipped-1.csv").read_bytes()
+
+
+def test_notices_listed_by_another_run_meanwhile_are_refused_whole(work: tuple[Path, str, dict[str, int]]) -> None:
+    from reconcile.errors import Refused
+    from reconcile.notify import notices as nt
+
+    folder, store, _ = work
+    read = nt.notify(store, nt.NotifyRequest(out=str(folder / "mine"), dry_run=True))  # read, then ...
+    invoke("notify", "--store", store, "--out", str(folder / "theirs"), expect=0)  # ... another run lists them
+    with pytest.raises(Refused, match=r"^\d+ of these notices were listed by another notify run meanwhile"):
+        nt._write_and_record(open_store(store, create=False), read, nt.NotifyRequest(out=str(folder / "mine")))
+    assert list((folder / "mine").iterdir()) == [] and {n.batch_id for n in _notices(store)} == {1}

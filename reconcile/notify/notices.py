@@ -18,7 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from reconcile import mask
-from reconcile.errors import BadInput
+from reconcile.errors import BadInput, Refused
 from reconcile.model import Status
 from reconcile.notify import candidates as cand
 from reconcile.notify import templates as tpl
@@ -280,6 +280,13 @@ def _write_and_record(store: Store, result: NoticeList, request: NotifyRequest) 
     written: list[Path] = []
     try:
         with store.begin() as conn:
+            _lock_batches(conn)
+            # another notify on a server store may have listed some of these since they were read: never twice
+            meanwhile = _listed_before(conn, [n.candidate.dossier_code for n in result.notices]) & {
+                (n.candidate.dossier_code, n.candidate.notice_key, digest(n.phone)) for n in result.notices}
+            if meanwhile:
+                raise Refused(f"{len(meanwhile)} of these notices were listed by another notify run meanwhile: nothing "
+                              "written. Hint: run notify again; it leaves them out.")
             batch = int(conn.execute(sa.select(sa.func.coalesce(sa.func.max(notice_batch.c.id), 0))).scalar_one()) + 1
             sms, skipped = out / f"sms-{batch}.csv", out / f"skipped-{batch}.csv"
             conn.execute(sa.insert(notice_batch).values(
@@ -296,11 +303,25 @@ def _write_and_record(store: Store, result: NoticeList, request: NotifyRequest) 
             written.append(skipped)
             write_atomically(sms, _csv(SMS_COLUMNS, sms_rows(result)))
             written.append(sms)
+    except sa.exc.IntegrityError:  # another notify took the same batch id: its commit came first
+        for p in written:
+            p.unlink(missing_ok=True)
+        raise Refused("another notify run recorded a notice batch at the same time: nothing written. Hint: run "
+                      "notify again.") from None
     except BaseException:
         for p in written:
             p.unlink(missing_ok=True)
         raise
     result.notice_batch, result.files = batch, (str(sms), str(skipped))
+
+
+def _lock_batches(conn: sa.Connection) -> None:
+    """Two notify runs on one server store take turns from here to their commit (the next batch id, the
+    check for notices listed meanwhile, the files named after the batch). An embedded store has one writer."""
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql('LOCK TABLE "notice_batch" IN SHARE ROW EXCLUSIVE MODE')
+    elif conn.dialect.name in ("mysql", "mariadb"):  # InnoDB locks the scanned range, the gap past it too
+        conn.execute(sa.select(notice_batch.c.id).with_for_update())
 
 
 def _actor() -> str:
