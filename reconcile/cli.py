@@ -732,7 +732,8 @@ def notify_cmd(overdue: bool, run_id: int | None, batches: tuple[int, ...], temp
     """The citizens to tell what happened to their dossiers: a CSV for the SMS gateway, one message per phone
     and dossier, recorded so that no notice is listed twice. Phones are in clear in that CSV only.
 
-    Exit 0 done (also when there is nothing to send); 2 bad input (templates, opt-out list, batch).
+    Exit 0 done (also when there is nothing to send); 2 bad input (templates, opt-out list, batch); 3 refused:
+    another notify run listed some of these notices meanwhile (nothing written).
     """
     from reconcile.notify.notices import NotifyRequest, notify
     from reconcile.notify.summary import summary_lines
