@@ -18,7 +18,7 @@ import openpyxl
 import phonenumbers
 import pytest
 import sqlalchemy as sa
-from hypothesis import assume, given
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from helpers import invoke
@@ -76,6 +76,7 @@ MOBILE = st.sampled_from(["32", "33", "34", "35", "36", "37", "38", "39", "56", 
                           "98"])
 
 
+@settings(deadline=None)  # no timing in a unit test
 @given(MOBILE, st.integers(0, 9_999_999), st.sampled_from(["", " ", ".", "-"]),
        st.sampled_from(["0", "+84", "84", "0084", "+84 ", ""]))
 def test_normalising_is_independent_of_the_form_and_idempotent(prefix: str, rest: int, sep: str, lead: str) -> None:
@@ -88,6 +89,7 @@ def test_normalising_is_independent_of_the_form_and_idempotent(prefix: str, rest
     assert normalise(found.national) == normalise(found.e164) == found
 
 
+@settings(deadline=None)
 @given(st.sampled_from(sorted(OLD_PREFIXES)), st.integers(0, 9_999_999), st.sampled_from(["", " ", "."]))
 def test_every_old_number_maps_by_the_table_keeping_its_last_7_digits(old: str, rest: int, sep: str) -> None:
     assume(isinstance(normalise(OLD_PREFIXES[old] + f"{rest:07d}"), Phone))
