@@ -472,7 +472,8 @@ def demo(out: str) -> None:
     with _progress(err, None, "demo") as progress:
         result = demo_commands.demo(Path(out), progress=progress)
     err.print(f"audit run {result.run['id']}: {sum(result.summary.values()):,} findings; "
-              f"wrote findings.json, census.json, fixes.json, report.* (html, md, xlsx, json, csv) and tickets/ to {out}")
+              f"wrote findings.json, census.json, fixes.json, report.* (html, md, xlsx, json, csv), tickets/ and notices/ "
+              f"to {out}")
     console, store = _consoles()[0], str(Path(out) / "inputs" / "reconcile.duckdb")
     render.audit_table(result, console)
     render.census_table(workflow_commands.census(store, run_id=1), console)
@@ -717,6 +718,45 @@ def check_report_cmd(file: str, layout: str, text_file: str | None, sheet: str |
     else:
         render.check_report_table(result, _consoles()[0])
     sys.exit(int(ExitCode.FINDINGS if result.violations else ExitCode.OK))
+
+
+@main.command("notify")
+@click.option("--overdue", is_flag=True, help="Dossiers open and overdue at the audit date (default: those the "
+                                             "committed apply batches closed or moved on).")
+@click.option("--run", "run_id", type=int, help="Audit run id (--overdue: default the latest; else: only the "
+                                                "batches of this run).")
+@click.option("--batch", "batches", type=int, multiple=True, metavar="N",
+              help="Only this apply batch (repeatable; default: every committed apply batch not undone).")
+@click.option("--templates", metavar="FILE", help="Message templates YAML (default: the shipped Vietnamese ones).")
+@click.option("--diacritics/--no-diacritics", default=None,
+              help="Vietnamese with diacritics (UCS-2, 70 characters per SMS) or without (GSM-7, 160). Default: "
+                   "the templates file's diacritics: setting.")
+@click.option("--opt-out", "opt_out", metavar="FILE", help="Numbers not to message: one per line, in any form.")
+@click.option("--out", default="notices", show_default=True, metavar="DIR",
+              help="Folder for sms-<N>.csv (the gateway's) and skipped-<N>.csv, N the notice batch.")
+@click.option("--dry-run", is_flag=True, help="Only show the summary and the first messages: nothing written or "
+                                               "recorded.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@store_option
+def notify_cmd(overdue: bool, run_id: int | None, batches: tuple[int, ...], templates: str | None,
+               diacritics: bool | None, opt_out: str | None, out: str, dry_run: bool, fmt: str,
+               store: str | None) -> None:
+    """The citizens to tell what happened to their dossiers: a CSV for the SMS gateway, one message per phone
+    and dossier, recorded so that no notice is listed twice. Phones are in clear in that CSV only.
+
+    Exit 0 done (also when there is nothing to send); 2 bad input (templates, opt-out list, batch); 3 refused:
+    another notify run listed some of these notices meanwhile (nothing written).
+    """
+    from reconcile.notify.notices import NotifyRequest, notify
+    from reconcile.notify.summary import summary_lines
+
+    result = notify(store, NotifyRequest(overdue=overdue, run_id=run_id, batches=batches, templates=templates,
+                                         diacritics=diacritics, opt_out=opt_out, out=out, dry_run=dry_run))
+    if fmt == "json":
+        click.echo(render.to_json({**result.summary(), "preview": result.preview() if dry_run else []},
+                                  pretty=sys.stdout.isatty()))
+    else:
+        click.echo("\n".join(summary_lines(result)))
 
 
 @main.command("history")

@@ -15,13 +15,14 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from reconcile.workflow.bpmn import load_sidecar
-from reconcile.workflow.catalog import load_catalog
 from reconcile.cli import main
+from reconcile.notify.templates import load as load_templates
 from reconcile.project import load_project
-from reconcile.workflow.rules import load_rules
 from reconcile.sources.register import load_register_mapping
 from reconcile.sources.system import load_mapping
+from reconcile.workflow.bpmn import load_sidecar
+from reconcile.workflow.catalog import load_catalog
+from reconcile.workflow.rules import load_rules
 
 ROOT = Path(__file__).parent.parent
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -295,6 +296,7 @@ FORMATS = {
     "bpmn-sidecar": lambda p, b, d: load_sidecar(str(p)),
     "rules": lambda p, b, d: _load_rules(p, b, d),
     "project": lambda p, b, d: _load_project_block(p, b),
+    "notify-templates": lambda p, b, d: load_templates(p),
 }
 EXCERPTS = {"plan-excerpt": "inputs/plan.yaml"}  # shown lines of a file `make demo` writes, matched like output
 

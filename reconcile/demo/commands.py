@@ -9,6 +9,7 @@ from reconcile.audit.commands import audit
 from reconcile.audit.inputs import AuditInputs
 from reconcile.audit.results import RunReport
 from reconcile.fix.commands import plan, write_plan
+from reconcile.notify.notices import NotifyRequest, notify
 from reconcile.project import load_project, project_period
 from reconcile.stats import tables as stats_mod
 from reconcile.util import jsonio
@@ -25,7 +26,8 @@ DEMO_STARTED_AT = "2021-07-01T08:00:00+00:00"
 def demo(out: Path, progress: Progress = QUIET) -> RunReport:
     """Simulate the demo district into OUT/inputs, audit it into a fresh store (OUT/findings.json,
     OUT/census.json), fix it: plan -> apply -> audit -> undo -> audit -> apply (OUT/fixes.json), and
-    write the first audit's reports (OUT/report.*) and vendor tickets (OUT/tickets/)."""
+    write the first audit's reports (OUT/report.*), vendor tickets (OUT/tickets/) and the notices of the
+    citizens whose dossiers the applied plan closed or moved on (OUT/notices/)."""
     from reconcile.demo.simulate import simulate
 
     inputs_dir = out / "inputs"
@@ -55,6 +57,9 @@ def demo(out: Path, progress: Progress = QUIET) -> RunReport:
     from reconcile.fix.tickets import tickets
 
     tickets(str(store_path), out / "tickets", report.run["id"])  # masked: what the vendor would receive
+    progress.stage("notices")
+    # the citizens whose dossiers the applied plan closed or moved on: the SMS gateway's list
+    notify(str(store_path), NotifyRequest(out=str(out / "notices"), actor="demo", listed_at=DEMO_STARTED_AT))
     return report
 
 
