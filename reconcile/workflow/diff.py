@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from reconcile.util.normalize import compare_key, fold
+from reconcile.util.structdiff import differing_keys
 from reconcile.workflow.catalog import Step, WorkflowVersion
 
 COMPARED = ("name", "unit", "days", "final", "may_end", "start", "side_of")
@@ -159,22 +160,13 @@ def diff_versions(a: WorkflowVersion, b: WorkflowVersion) -> VersionDiff:
 
 def _changes(pairs: list[tuple[Step, Step]]) -> list[tuple[FieldChange, ...]]:
     """For each (old, new) pair, the compared fields that differ, in COMPARED order, with the values as
-    written. DeepDiff finds them; names are compared as compare_key sees them, days by value (5 equals 5.0).
-
-    Cost (workflows diff is benchmarked, budget +10% over a plain comparison): most pairs are equal and a
-    tuple comparison settles them; the rest go to one DeepDiff over a flat {(pair, field): value}
-    mapping, which costs about half of one DeepDiff per step (each call's setup ~0.1 ms, and each nesting
-    level is copied per leaf)."""
+    written. DeepDiff finds them (one call over the pairs that differ); names are compared as
+    compare_key sees them, days by value (5 equals 5.0)."""
     compared = [(_compared(old), _compared(new)) for old, new in pairs]
+    # Most pairs are equal: a tuple comparison settles them, and only the rest reach DeepDiff.
     differing = [i for i, (before, after) in enumerate(compared) if before != after]
-    found: set[tuple[int, str]] = set()
-    if differing:
-        from deepdiff import DeepDiff  # imported here: it takes about a second, which a plan with no edits never pays
-
-        before = {(i, f): v for i in differing for f, v in zip(COMPARED, compared[i][0])}
-        after = {(i, f): v for i in differing for f, v in zip(COMPARED, compared[i][1])}
-        tree = DeepDiff(before, after, view="tree")
-        found = {level.path(output_format="list")[0] for levels in tree.values() for level in levels}
+    found = differing_keys({(i, f): v for i in differing for f, v in zip(COMPARED, compared[i][0])},
+                           {(i, f): v for i in differing for f, v in zip(COMPARED, compared[i][1])})
     return [tuple(FieldChange(f, getattr(old, f), getattr(new, f)) for f in COMPARED if (i, f) in found)
             for i, (old, new) in enumerate(pairs)]
 
