@@ -65,6 +65,7 @@ class PlannedAction:
     dossier_code: str
     action: str
     rule: str
+    reason: str
     confirmed: bool
     set: dict[str, Any]
 
@@ -74,9 +75,9 @@ def plan_actions(conn: sa.Connection, store: Store, run_id: int, plan_path: str 
     plan` builds it."""
     if plan_path is None:
         built = build_plan(conn, run_id, mask_url(store.url), run_resolver(conn, run_id))
-        return [PlannedAction(a.dossier_code, a.action, a.rule, a.confirmed, a.set) for a in built.actions]
+        return [PlannedAction(a.dossier_code, a.action, a.rule, a.reason, a.confirmed, a.set) for a in built.actions]
     loaded = load_run_plan(conn, plan_path, run_id)
-    return [PlannedAction(a.dossier_code, a.action, a.rule, a.confirmed, dict(a.set)) for a in loaded.actions]
+    return [PlannedAction(a.dossier_code, a.action, a.rule, a.reason, a.confirmed, dict(a.set)) for a in loaded.actions]
 
 
 def load_run_plan(conn: sa.Connection, plan_path: str | Path, run_id: int) -> PlanFile:
