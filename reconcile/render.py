@@ -114,7 +114,9 @@ def _dossier_plan(view: DossierView, console: Console) -> None:
     """`show`: the plan's actions for the dossier, then one table of what differs: a row per field, the
     register's value where paper and system differ, the plan's where it would change the system's."""
     source = f"plan file {view.plan_source}" if view.plan_source else "the run's plan as built now"
-    if not view.plan:
+    if view.plan_unavailable:
+        console.print(f"Plan: not available: {escape(view.plan_unavailable)}")
+    elif not view.plan:
         console.print(f"Plan ({escape(source)}): no action")
     for a in view.plan:
         state = "confirmed" if a["confirmed"] else "not confirmed: apply skips it"

@@ -118,3 +118,21 @@ def test_show_reads_the_plan_file_it_is_given(audited, tmp_path: Path) -> None:
     plan_rows = {x["field"]: (x["system"], x["plan"]) for x in view["differences"]["plan_system"]}
     assert plan_rows["returned_at"] == (None, "2021-06-01")
     assert show(store, code)["differences"]["plan_system"] != view["differences"]["plan_system"]
+
+
+def test_without_its_rules_folder_show_still_shows_the_dossier_and_says_why_there_is_no_plan(
+        audited, tmp_path: Path) -> None:
+    folder, _, by_kind = audited
+    work = tmp_path / "d"
+    shutil.copytree(folder, work)
+    (work / "reconcile.duckdb").unlink()
+    invoke("audit", "--config", str(work / "reconcile.yaml"), "--format", "json", expect=1)
+    (work / "workflows").rename(tmp_path / "moved")
+    store = str(work / "reconcile.duckdb")
+    f = by_kind["date_mismatch"][0]
+    view = show(store, f["dossier_code"])
+    assert view["plan"]["actions"] == [] and "catalog folder" in view["plan"]["unavailable"]
+    assert view["differences"]["register_system"]  # the paper <-> system part needs no plan
+    out = invoke("show", f["dossier_code"], "--store", store, expect=0).stdout
+    assert "Plan: not available: run 1: its catalog folder" in out
+    invoke("show", f["dossier_code"], "--store", store, "--plan", str(tmp_path / "none.yaml"), expect=2)

@@ -32,12 +32,14 @@ class DossierView:
     plan_source: str = ""  # the plan file's path, or "" for the run's plan as `reconcile plan` builds it
     plan: list[dict[str, Any]] = field(default_factory=list)  # that plan's actions for this dossier
     differences: list[Difference] = field(default_factory=list)  # register <-> system, plan <-> system
+    plan_unavailable: str | None = None  # why the run's plan could not be built (then no plan is compared)
 
     def to_dict(self) -> dict[str, Any]:
         return {"dossier_code": self.code, "run": self.run_id, "class": self.match_class,
                 "register": self.register_rows, "system": self.system, "events": self.events,
                 "findings": self.findings, "changes": self.changes,
-                "plan": {"file": self.plan_source or None, "actions": self.plan},
+                "plan": {"file": self.plan_source or None, "actions": self.plan}
+                | ({"unavailable": self.plan_unavailable} if self.plan_unavailable else {}),
                 "differences": {
                     "register_system": [d.to_dict() for d in self.differences if d.between == "register-system"],
                     "plan_system": [d.to_dict() for d in self.differences if d.between == "plan-system"]}}
@@ -70,16 +72,24 @@ def show(code: str, store_url: str | None = None, run_id: int | None = None, pla
             if not reg and not sys_:
                 raise BadInput(f"show: dossier {norm} is neither on the register nor in the system of run {run_id}.")
             names: dict[str, dict[int, str]] = {}
+            unavailable = None
             for p, v, name in conn.execute(sa.select(wf_version.c.procedure, wf_version.c.version, wf_version.c.name)
                                            .where(wf_version.c.run_id == run_id)):
                 names.setdefault(p, {})[v] = name
+            try:
+                actions = plan_actions(conn, store, run_id, plan_path)
+            except BadInput as exc:
+                if plan_path is not None:
+                    raise
+                # The dossier is still worth showing when the run's plan cannot be built from here (its
+                # rules folder moved): say why instead of the plan.
+                actions, unavailable = [], str(exc)
             plan = [{"action": a.action, "rule": a.rule, "confirmed": a.confirmed, "reason": a.reason,
-                     "set": _plain(a.set)} for a in plan_actions(conn, store, run_id, plan_path)
-                    if a.dossier_code == norm]
+                     "set": _plain(a.set)} for a in actions if a.dossier_code == norm]
     finally:
         store.engine.dispose()
     return DossierView(norm, run_id, reg, sys_, events, fnd, cls, changes, plan_path or "", plan,
-                       differences(reg, sys_, names, plan))
+                       differences(reg, sys_, names, plan), unavailable)
 
 
 def dossier_changes(conn: sa.Connection, code: str) -> list[dict[str, Any]]:
