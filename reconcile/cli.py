@@ -295,11 +295,14 @@ def _as_list(v: Any) -> list[Any]:
 @main.command()
 @click.argument("code")
 @click.option("--run", "run_id", type=int, help="Audit run id (default: the latest).")
+@click.option("--plan", "plan_path", metavar="FILE", help="A reviewed plan file (`reconcile plan --out`) made for "
+                                                          "the same run (default: the run's plan as built now).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @store_option
-def show(code: str, run_id: int | None, fmt: str, store: str | None) -> None:
-    """One dossier: register row(s), system state, history and findings."""
-    view = dossier.show(code, store, run_id)
+def show(code: str, run_id: int | None, plan_path: str | None, fmt: str, store: str | None) -> None:
+    """One dossier: register row(s), system state, history, findings, the plan's action, and how paper,
+    system and plan differ."""
+    view = dossier.show(code, store, run_id, plan_path)
     if fmt == "json":
         click.echo(render.to_json(view.to_dict()))
     else:

@@ -94,6 +94,7 @@ def dossier_view(view: DossierView, console: Console) -> None:
     for f in view.findings:
         details = ", ".join(f"{k}={v}" for k, v in f["details"].items() if v is not None)
         console.print(f"[bold red]{f['kind']}[/] ({f['severity']}): {escape(details)}")
+    _dossier_plan(view, console)
     if view.changes:
         cols = ("batch", "kind", "outcome", "table", "column", "before", "after", "at")
         t = Table(title="Changes (apply / undo)", title_justify="left")
@@ -107,6 +108,40 @@ def dossier_view(view: DossierView, console: Console) -> None:
         console.print(t)
     else:
         console.print("Changes: none")
+
+
+def _dossier_plan(view: DossierView, console: Console) -> None:
+    """`show`: the plan's actions for the dossier, then one table of what differs: a row per field, the
+    register's value where paper and system differ, the plan's where it would change the system's."""
+    source = f"plan file {view.plan_source}" if view.plan_source else "the run's plan as built now"
+    if view.plan_unavailable:
+        console.print(f"Plan: not available: {escape(view.plan_unavailable)}")
+    elif not view.plan:
+        console.print(f"Plan ({escape(source)}): no action")
+    for a in view.plan:
+        state = "confirmed" if a["confirmed"] else "not confirmed: apply skips it"
+        console.print(f"Plan ({escape(source)}): [bold]{escape(a['action'])}[/], rule {escape(a['rule'])} ({state}): "
+                      f"{escape(a['reason'])}")
+    if not view.differences:
+        console.print("Differences: none")
+        return
+    rows: dict[tuple[str, int | None, int | None], dict[str, Any]] = {}
+    for d in view.differences:
+        if d.between == "register-system":
+            rows[(d.field, d.register_row, d.system_row)] = {"register": d.register, "system": d.system}
+            continue
+        same = next((k for k in rows if k[0] == d.field and k[2] == d.system_row and "plan" not in rows[k]),
+                    (d.field, None, d.system_row))
+        rows.setdefault(same, {"system": d.system})["plan"] = d.plan
+    t = Table(title="Differences (register / system / plan)", title_justify="left",
+              caption="blank: no difference; (empty): no value", caption_justify="left")
+    for c in ("field", "register", "system", "plan"):
+        t.add_column(c)
+    for (f, i, j), cells in rows.items():
+        label = f + (f" (register {i})" if i else "") + (f" (system {j})" if j else "")
+        t.add_row(escape(label), *[escape("" if c not in cells else "(empty)" if cells[c] is None else str(cells[c]))
+                                   for c in ("register", "system", "plan")])
+    console.print(t)
 
 
 def catalog_check(result: Any, console: Console) -> None:

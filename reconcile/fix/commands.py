@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -11,7 +10,7 @@ import sqlalchemy as sa
 
 from reconcile.errors import BadInput, collect
 from reconcile.fix import planfile
-from reconcile.fix.plan import Plan, Resolver, Target, build_plan
+from reconcile.fix.plan import Action, Plan, Resolver, Target, build_plan
 from reconcile.store import resolve_run, Store, audit_run, mask_url, open_store
 from reconcile.util.files import write_atomically
 from reconcile.util.gctune import fewer_collections
@@ -58,15 +57,9 @@ def write_plan(result: Plan, out: str | Path | None, store_url: str | None = Non
     return text
 
 
-@dataclass(frozen=True, slots=True)
-class PlannedAction:
-    """One action of a plan, whether built now or read from a plan file."""
-
-    dossier_code: str
-    action: str
-    rule: str
-    confirmed: bool
-    set: dict[str, Any]
+# One action of a plan, whether built now or read from a plan file: the plan's own Action (a file's
+# actions carry no evidence).
+PlannedAction = Action
 
 
 def plan_actions(conn: sa.Connection, store: Store, run_id: int, plan_path: str | None) -> list[PlannedAction]:
@@ -74,9 +67,10 @@ def plan_actions(conn: sa.Connection, store: Store, run_id: int, plan_path: str 
     plan` builds it."""
     if plan_path is None:
         built = build_plan(conn, run_id, mask_url(store.url), run_resolver(conn, run_id))
-        return [PlannedAction(a.dossier_code, a.action, a.rule, a.confirmed, a.set) for a in built.actions]
+        return built.actions
     loaded = load_run_plan(conn, plan_path, run_id)
-    return [PlannedAction(a.dossier_code, a.action, a.rule, a.confirmed, dict(a.set)) for a in loaded.actions]
+    return [Action(a.dossier_code, a.action, a.rule, a.reason, a.fingerprint, a.confirmed, dict(a.set),
+                   reason_code=a.reason_code, reason_args=a.reason_args) for a in loaded.actions]
 
 
 def load_run_plan(conn: sa.Connection, plan_path: str | Path, run_id: int) -> PlanFile:

@@ -41,6 +41,7 @@ from reconcile.store import (
 from reconcile.util.calendar import add_working_days
 from reconcile.util.gctune import fewer_collections
 from reconcile.workflow.catalog import Step, WorkflowVersion
+from reconcile.workflow.model import StepRef
 from reconcile.workflow.diff import diff_versions
 from reconcile.workflow.state import FLAG, ORPHAN_KINDS
 
@@ -51,12 +52,9 @@ ORPHANED = sum(FLAG[k] for k in ORPHAN_KINDS)
 
 
 @dataclass(frozen=True, slots=True)
-class Target:
-    """Where a migration rule sends a dossier."""
+class Target(StepRef):
+    """Where a migration rule (or the version diff's guess: no rules, not confirmed) sends a dossier."""
 
-    procedure: str
-    version: int
-    step: str
     rules: tuple[str, ...]
     confirmed: bool
     assignee: str | None = None

@@ -1,4 +1,4 @@
-"""The `show CODE` command: one dossier on paper, in the system, and what fixes wrote."""
+"""The `show CODE` command: one dossier on paper, in the system, what the plan would do and what fixes wrote."""
 
 from __future__ import annotations
 
@@ -10,9 +10,11 @@ from typing import Any
 import sqlalchemy as sa
 
 from reconcile.errors import BadInput
+from reconcile.fix.commands import plan_actions
+from reconcile.report.dossier_diff import Difference, differences
 from reconcile.store import (
     resolve_run, batch_outcome, change, change_batch, dossier, finding, open_store, reconciliation, register_entry,
-    step_event,
+    step_event, wf_version,
 )
 from reconcile.util.normalize import normalize_code
 
@@ -27,14 +29,26 @@ class DossierView:
     findings: list[dict[str, Any]]
     match_class: str | None
     changes: list[dict[str, Any]] = field(default_factory=list)  # what apply/undo wrote, oldest first
+    plan_source: str = ""  # the plan file's path, or "" for the run's plan as `reconcile plan` builds it
+    plan: list[dict[str, Any]] = field(default_factory=list)  # that plan's actions for this dossier
+    differences: list[Difference] = field(default_factory=list)  # register <-> system, plan <-> system
+    plan_unavailable: str | None = None  # why the run's plan could not be built (then no plan is compared)
 
     def to_dict(self) -> dict[str, Any]:
         return {"dossier_code": self.code, "run": self.run_id, "class": self.match_class,
                 "register": self.register_rows, "system": self.system, "events": self.events,
-                "findings": self.findings, "changes": self.changes}
+                "findings": self.findings, "changes": self.changes,
+                "plan": {"file": self.plan_source or None, "actions": self.plan}
+                | ({"unavailable": self.plan_unavailable} if self.plan_unavailable else {}),
+                "differences": {
+                    "register_system": [d.to_dict() for d in self.differences if d.between == "register-system"],
+                    "plan_system": [d.to_dict() for d in self.differences if d.between == "plan-system"]}}
 
 
-def show(code: str, store_url: str | None = None, run_id: int | None = None) -> DossierView:
+def show(code: str, store_url: str | None = None, run_id: int | None = None, plan_path: str | None = None
+         ) -> DossierView:
+    """The dossier `code` in audit run `run_id` (default: the latest), with the actions of the plan file
+    `plan_path` for it (default: the run's plan as `reconcile plan` builds it)."""
     norm = normalize_code(code)
     if not norm:
         raise BadInput("show: empty dossier code.")
@@ -55,11 +69,27 @@ def show(code: str, store_url: str | None = None, run_id: int | None = None) -> 
             cls = conn.execute(sa.select(reconciliation.c["class"]).where(
                 reconciliation.c.run_id == run_id, reconciliation.c.dossier_code == norm)).scalar()
             changes = dossier_changes(conn, norm)
+            if not reg and not sys_:
+                raise BadInput(f"show: dossier {norm} is neither on the register nor in the system of run {run_id}.")
+            names: dict[str, dict[int, str]] = {}
+            unavailable = None
+            for p, v, name in conn.execute(sa.select(wf_version.c.procedure, wf_version.c.version, wf_version.c.name)
+                                           .where(wf_version.c.run_id == run_id)):
+                names.setdefault(p, {})[v] = name
+            try:
+                actions = plan_actions(conn, store, run_id, plan_path)
+            except BadInput as exc:
+                if plan_path is not None:
+                    raise
+                # The dossier is still worth showing when the run's plan cannot be built from here (its
+                # rules folder moved): say why instead of the plan.
+                actions, unavailable = [], str(exc)
+            plan = [{"action": a.action, "rule": a.rule, "confirmed": a.confirmed, "reason": a.reason,
+                     "set": _plain(a.set)} for a in actions if a.dossier_code == norm]
     finally:
         store.engine.dispose()
-    if not reg and not sys_:
-        raise BadInput(f"show: dossier {norm} is neither on the register nor in the system of run {run_id}.")
-    return DossierView(norm, run_id, reg, sys_, events, fnd, cls, changes)
+    return DossierView(norm, run_id, reg, sys_, events, fnd, cls, changes, plan_path or "", plan,
+                       differences(reg, sys_, names, plan), unavailable)
 
 
 def dossier_changes(conn: sa.Connection, code: str) -> list[dict[str, Any]]:

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from reconcile.util.normalize import compare_key, fold
+from reconcile.util.structdiff import differing_keys
 from reconcile.workflow.catalog import Step, WorkflowVersion
 
 COMPARED = ("name", "unit", "days", "final", "may_end", "start", "side_of")
@@ -84,7 +85,7 @@ def diff_versions(a: WorkflowVersion, b: WorkflowVersion) -> VersionDiff:
     removed = [s for s in a.steps if s.id not in b_ids]
     added = [s for s in b.steps if s.id not in a_ids]
     partner: dict[str, str] = {s: s for s in a_ids & b_ids}  # a id -> b id
-    replaced: list[Replacement] = []
+    paired: list[tuple[Step, Step, str, str]] = []  # old, new, rule, why
 
     def pair(rule: str, match: Callable[[Step, list[Step]], tuple[Step, str] | None]) -> None:
         for old in list(removed):
@@ -94,7 +95,7 @@ def diff_versions(a: WorkflowVersion, b: WorkflowVersion) -> VersionDiff:
                 removed.remove(old)
                 added.remove(new)
                 partner[old.id] = new.id
-                replaced.append(Replacement(old.id, new.id, rule, why, _changes(old, new)))
+                paired.append((old, new, rule, why))
 
     def same_id(old: Step, pool: list[Step]) -> tuple[Step, str] | None:
         key = fold(old.id)
@@ -137,11 +138,10 @@ def diff_versions(a: WorkflowVersion, b: WorkflowVersion) -> VersionDiff:
     pair("name", same_name)
     pair("unit+position", same_place)
 
-    changed = []
-    for old in a.steps:
-        new = b.step(old.id)
-        if new is not None and (changes := _changes(old, new)):
-            changed.append(ChangedStep(old.id, changes))
+    kept = [(old, new) for old in a.steps if (new := b.step(old.id)) is not None]
+    changes = _changes([(old, new) for old, new, _, _ in paired] + kept)
+    replaced = [Replacement(old.id, new.id, rule, why, found) for (old, new, rule, why), found in zip(paired, changes)]
+    changed = [ChangedStep(old.id, found) for (old, _), found in zip(kept, changes[len(paired):]) if found]
 
     b_edges = {(s.id, t) for s in b.steps for t in s.next}
     a_edges = [(s.id, t) for s in a.steps for t in s.next]
@@ -158,21 +158,23 @@ def diff_versions(a: WorkflowVersion, b: WorkflowVersion) -> VersionDiff:
     )
 
 
-def _changes(old: Step, new: Step) -> tuple[FieldChange, ...]:
-    """The compared fields that differ, in COMPARED order, with the values as written. DeepDiff finds
-    them; names are compared as compare_key sees them, numbers by value (a days of 5 equals 5.0)."""
-    before, after = _compared(old), _compared(new)
-    if before == after:  # most steps: DeepDiff costs ~30x a dict comparison, so only where something differs
-        return ()
-    from deepdiff import DeepDiff  # imported here: it takes about a second, which a plan with no edits never pays
+def _changes(pairs: list[tuple[Step, Step]]) -> list[tuple[FieldChange, ...]]:
+    """For each (old, new) pair, the compared fields that differ, in COMPARED order, with the values as
+    written. DeepDiff finds them (one call over the pairs that differ); names are compared as
+    compare_key sees them, days by value (5 equals 5.0)."""
+    compared = [(_compared(old), _compared(new)) for old, new in pairs]
+    # Most pairs are equal: a tuple comparison settles them, and only the rest reach DeepDiff.
+    differing = [i for i, (before, after) in enumerate(compared) if before != after]
+    found = differing_keys({(i, f): v for i in differing for f, v in zip(COMPARED, compared[i][0])},
+                           {(i, f): v for i in differing for f, v in zip(COMPARED, compared[i][1])})
+    return [tuple(FieldChange(f, getattr(old, f), getattr(new, f)) for f in COMPARED if (i, f) in found)
+            for i, (old, new) in enumerate(pairs)]
 
-    found = DeepDiff(before, after, ignore_numeric_type_changes=True, view="tree")
-    differ = {level.path(output_format="list")[0] for levels in found.values() for level in levels}
-    return tuple(FieldChange(f, getattr(old, f), getattr(new, f)) for f in COMPARED if f in differ)
 
-
-def _compared(s: Step) -> dict[str, Any]:
-    return {f: compare_key(s.name) if f == "name" else getattr(s, f) for f in COMPARED}
+def _compared(s: Step) -> tuple[Any, ...]:
+    """A step's COMPARED fields, in that order, as they are compared (days as float, so that DeepDiff sees
+    no type change between 5 and 5.0)."""
+    return compare_key(s.name), s.unit, float(s.days), s.final, s.may_end, s.start, s.side_of
 
 
 def _predecessors(v: WorkflowVersion) -> dict[str, list[str]]:

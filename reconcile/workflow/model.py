@@ -66,6 +66,15 @@ class Step:
 
 
 @dataclass(frozen=True, slots=True)
+class StepRef:
+    """A step of one version of a procedure: where a dossier is, or where migration rules send it."""
+
+    procedure: str
+    version: int
+    step: str
+
+
+@dataclass(frozen=True, slots=True)
 class WorkflowVersion:
     procedure: str
     name: str

@@ -71,7 +71,7 @@ from reconcile import errors
 
 from reconcile.util import yamlio
 from reconcile.workflow.catalog import VERSION_FILE, Catalog
-from reconcile.workflow.model import MAX_VERSION
+from reconcile.workflow.model import MAX_VERSION, StepRef
 from reconcile.util.yamlio import at as _at, key_node as _key, node_at as _node_at, value_node as _value
 
 RULES_FILE = re.compile(r"^(rules.*|.*\.rules)\.yaml$")
@@ -267,10 +267,9 @@ class Hop:
 
 
 @dataclass(frozen=True, slots=True)
-class Resolution:
-    procedure: str
-    version: int
-    step: str
+class Resolution(StepRef):
+    """Where the rules send a dossier (its own step when no rule moves it), and through which hops."""
+
     hops: tuple[Hop, ...]
     unit: str | None  # the final step's unit in the catalog (None: step not in the catalog)
     assignee: str | None  # that unit's default account from the last rule's assign table
