@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ipaddress
 import secrets
+import signal
 import socket
 import threading
 from collections.abc import Callable
@@ -254,8 +255,14 @@ def run(plan: str | Path, store_url: str | None, host: str, port: int, lang: str
     review = Review(work, lang, token, hosts)
     server = uvicorn.Server(uvicorn.Config(review.app, log_level="warning", access_log=False, lifespan="off"))
     ready(f"http://{shown}:{bound}/" + (f"?token={token}" if token else ""), work)
+    # uvicorn stops gracefully on SIGINT/SIGTERM, then raises the signal again: for a server, that is how it
+    # is meant to stop (exit 0), not an interruption.
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         server.run(sockets=[sock])
+    except KeyboardInterrupt:
+        pass
     finally:
+        signal.signal(signal.SIGTERM, previous)
         sock.close()
     return work, review.recorded
