@@ -101,8 +101,27 @@ def locked(plan: Path) -> Iterator[None]:
         os.close(fd)  # closing releases the lock
 
 
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    outcomes: list[Outcome]
+    before: tuple[int, int, int]  # the plan file's signature as read inside the lock
+    after: tuple[int, int, int]  # ...and as written (the same when nothing was recorded)
+
+
+def signature(plan: Path) -> tuple[int, int, int]:
+    """What tells one version of the plan file from the next: inode (a replace makes a new one), size, mtime."""
+    st = plan.stat()
+    return st.st_ino, st.st_size, st.st_mtime_ns
+
+
 def decide(plan: Path, decisions: list[Decision], reviewer: str, at: str | None = None) -> list[Outcome]:
     """Record `decisions` by `reviewer` in the plan file (one locked read-modify-write for all of them)."""
+    return record(plan, decisions, reviewer, at).outcomes
+
+
+def record(plan: Path, decisions: list[Decision], reviewer: str, at: str | None = None) -> Recorded:
+    """`decide`, also saying which version of the file it read and which it wrote (a server that had read
+    the version before knows it has read every decision in the one after)."""
     reviewer = check_reviewer(reviewer)
     at = at or now_utc()
     for d in decisions:
@@ -110,7 +129,8 @@ def decide(plan: Path, decisions: list[Decision], reviewer: str, at: str | None 
             raise BadInput(f"decision {d.decision!r} (seen {d.seen!r}) for {d.dossier_code}: expected confirm or "
                            "reject, seen pending, confirmed or rejected.")
     with locked(plan):
-        text = _read(plan)
+        before = signature(plan)
+        text = _read(plan)  # bytes: a 60 MB plan is searched and written without decoding it all
         out: list[Outcome] = []
         edits: list[tuple[int, int, str]] = []
         done: set[str] = set()
@@ -120,7 +140,7 @@ def decide(plan: Path, decisions: list[Decision], reviewer: str, at: str | None 
                 out.append(Outcome(d.dossier_code, "unknown" if span is None else "unchanged", None))
                 continue
             start, end = span
-            block = text[start:end]
+            block = text[start:end].decode("utf-8")
             item = _parse_item(block, plan)
             state = state_of(item)
             if item.get("action") not in DECIDABLE:
@@ -130,33 +150,31 @@ def decide(plan: Path, decisions: list[Decision], reviewer: str, at: str | None 
                                    _text(item.get("reviewed_at"))))
             else:
                 new = _edited(block, DECISIONS[d.decision], reviewer, at, plan)
-                edits.append((start, end, new))
+                edits.append((start, end, new.encode("utf-8")))
                 done.add(d.dossier_code)
                 out.append(Outcome(d.dossier_code, "recorded", DECISIONS[d.decision], reviewer, at))
         if edits:
             pieces, pos = [], 0
-            for start, end, new in sorted(edits):
-                pieces += [text[pos:start], new]
+            for start, end, new_bytes in sorted(edits):
+                pieces += [text[pos:start], new_bytes]
                 pos = end
             pieces.append(text[pos:])
-            write_atomically(plan, "".join(pieces))
+            write_atomically(plan, b"".join(pieces))
             with journal_path(plan).open("a", encoding="utf-8") as journal:
                 for d, o in zip(decisions, out):
                     if o.result == "recorded":
                         journal.write(json.dumps({"dossier_code": d.dossier_code, "decision": d.decision,
                                                   "reviewed_by": reviewer, "reviewed_at": at},
                                                  ensure_ascii=False) + "\n")
-    return out
+        return Recorded(out, before, signature(plan))
 
 
-def _read(plan: Path) -> str:
+def _read(plan: Path) -> bytes:
     try:
-        text = plan.read_bytes().decode("utf-8")
+        text = plan.read_bytes()
     except OSError as exc:
         raise BadInput(f"{plan}: cannot read: {exc.strerror}.") from None
-    except UnicodeDecodeError:
-        raise BadInput(f"{plan}: not UTF-8. Hint: save the plan as UTF-8.") from None
-    if "\r" in text:
+    if b"\r" in text:
         raise _reformatted(plan, "CRLF line ends")
     return text
 
@@ -166,22 +184,22 @@ def _reformatted(plan: Path, why: str) -> BadInput:
                     "in it line by line. Hint: review the file `reconcile plan --out` wrote, or edit this one by hand.")
 
 
-_NEXT = re.compile(r"^(?:- |[^ \n#])", re.M)  # the next item, or a top-level key after the list
+_NEXT = re.compile(rb"\n(?:- |[^ \n#])")  # the next item, or a top-level key after the list
 
 
-def find_item(text: str, code: str, plan: Path) -> tuple[int, int] | None:
+def find_item(text: bytes, code: str, plan: Path) -> tuple[int, int] | None:
     """The action's block in the text: from its "- dossier_code:" line (written as `reconcile plan` writes
     the code) to the next item or top-level key; None when no action has that code."""
-    head = text.find("\nactions:\n")
+    head = text.find(b"\nactions:\n")
     if head < 0:
         raise _reformatted(plan, "no top-level `actions:` list")
-    line = "\n- " + planfile.dump({"dossier_code": code})
+    line = ("\n- " + planfile.dump({"dossier_code": code})).encode("utf-8")
     at = text.find(line, head)
     if at < 0:
         return None
     start = at + 1
-    m = _NEXT.search(text, start + len(line) - 1)
-    return start, (m.start() if m else len(text))
+    m = _NEXT.search(text, start + len(line) - 2)
+    return start, (m.start() + 1 if m else len(text))
 
 
 def _parse_item(block: str, plan: Path) -> dict[str, object]:

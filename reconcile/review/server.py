@@ -36,7 +36,7 @@ from reconcile import reasons
 from reconcile.errors import BadInput, ReconcileError
 from reconcile.i18n import catalog, day, number, t
 from reconcile.review import worklist as wl
-from reconcile.review.decisions import DECISIONS, STATES, Decision, check_reviewer, decide
+from reconcile.review.decisions import DECISIONS, STATES, Decision, Recorded, check_reviewer, record
 
 TOKEN_COOKIE = "review_token"
 HEADERS = {
@@ -142,6 +142,12 @@ class Review:
             proposed=lambda r: proposed(r, lang), reason=lambda r: reasons.text(r.reason, r.reason_code,
                                                                                    r.reason_args, lang))
 
+    def decide(self, wanted: list[Decision], reviewer: str) -> Recorded:
+        with self._refresh:
+            done = record(self.work.path, wanted, reviewer)
+            wl.recorded(self.work, done)
+        return done
+
     async def post(self, request: Request) -> Response:
         refused = self._refused(request)
         if refused is not None:
@@ -159,14 +165,15 @@ class Review:
         recorded = conflicts = 0
         if wanted:
             try:
-                outcomes = await run_in_threadpool(decide, self.work.path, wanted, reviewer)
+                done = await run_in_threadpool(self.decide, wanted, reviewer)
             except ReconcileError as exc:
                 return self._headers(PlainTextResponse(f"error: {exc.problems[0]}", status_code=409), request)
+            outcomes = done.outcomes
             recorded = sum(o.result == "recorded" for o in outcomes)
             conflicts = sum(o.result == "conflict" for o in outcomes)
             self.recorded += recorded
-        done = {"recorded": recorded, "conflicts": conflicts, "problem": problem}
-        target = "./?" + "&".join(p for p in (back, urlencode({k: v for k, v in done.items() if v})) if p)
+        said = {"recorded": recorded, "conflicts": conflicts, "problem": problem}
+        target = "./?" + "&".join(p for p in (back, urlencode({k: v for k, v in said.items() if v})) if p)
         return self._headers(RedirectResponse(target, status_code=303), request)
 
 

@@ -16,13 +16,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 
 from reconcile import apply as ap
 from reconcile import planfile, yamlio
 from reconcile.db import connect_engine, mask_url
 from reconcile.errors import BadInput
-from reconcile.review.decisions import DECIDABLE, STATES, state_of
+from reconcile.review.decisions import DECIDABLE, STATES, Recorded, signature, state_of
 from reconcile.store import audit_run, register_entry, wf_version
 
 PAGE_SIZE = 50
@@ -95,19 +96,58 @@ def load(plan_path: str | Path, store_url: str | None = None) -> Worklist:
     """The worklist of a plan file (refused as apply would refuse it: exit 2 with file:line)."""
     path = Path(plan_path)
     checked = ap.load_plan(path)  # every problem with file:line, exactly apply's checks
-    text = path.read_bytes().decode("utf-8")
-    fast = planfile.load(text)
-    data = fast[0] if fast is not None else yamlio.parse(text, str(path))[1]
-    items = [a for a in data["actions"] or [] if isinstance(a, dict)]
+    text = path.read_bytes()
+    decidable = [a for a in checked.actions if a.action in DECIDABLE]
+    evidence = _evidence(text)
+    if any(a.action != "backfill" and a.dossier_code not in evidence for a in decidable):
+        evidence = _evidence_parsed(text, path)  # a layout the one-line scan does not read
     url = store_url or checked.store
     if store_url is None and "***" in checked.store:
         raise BadInput(f"{path}: the plan's store {checked.store} hides a password. Hint: pass --store URL.")
-    decidable = [a for a in items if a.get("action") in DECIDABLE]
-    names, registers = _from_store(url, checked, [str(a["dossier_code"]).strip() for a in decidable])
-    rows = [_row(i, a, names, registers) for i, a in enumerate(decidable)]
-    work = Worklist(path, checked.run, mask_url(url), rows, len(items) - len(decidable), {})
+    names, registers = _from_store(url, checked, [a.dossier_code for a in decidable])
+    rows = [_row(i, a, evidence.get(a.dossier_code) or {}, names, registers) for i, a in enumerate(decidable)]
+    work = Worklist(path, checked.run, mask_url(url), rows, len(checked.actions) - len(decidable), {})
     refresh(work)
     return work
+
+
+# The actions' `evidence:` as `reconcile plan` writes it: one line of JSON, or a block (when it nests a list or
+# the register's row) read on its own. One scan, not a second parse of the whole plan (load_plan parsed it once
+# already; a 60 MB plan takes seconds each time).
+_EVIDENCE_LINES = re.compile(rb"\n(?:- dossier_code: ([^\n]*)|  evidence:(?: (\{[^\n]*))?(?=\n))")
+_BLOCK_END = re.compile(rb"\n(?!    )")
+
+
+def _evidence(text: bytes) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    code: str | None = None
+    for m in _EVIDENCE_LINES.finditer(text, max(text.find(b"\nactions:\n"), 0)):
+        if m.group(1) is not None:
+            code = str(_scalar(m.group(1))).strip()
+            continue
+        if code is None:
+            continue
+        found: Any = None
+        if m.group(2) is not None:
+            try:
+                found = orjson.loads(m.group(2))
+            except orjson.JSONDecodeError:
+                continue
+        else:
+            end = _BLOCK_END.search(text, m.end() + 1)
+            block = planfile.load("evidence:" + text[m.end():end.start() if end else len(text)].decode("utf-8"))
+            found = block[0].get("evidence") if block is not None else None
+        if isinstance(found, dict):
+            out[code] = found
+    return out
+
+
+def _evidence_parsed(text: bytes, path: Path) -> dict[str, dict[str, Any]]:
+    decoded = text.decode("utf-8")
+    fast = planfile.load(decoded)
+    data = fast[0] if fast is not None else yamlio.parse(decoded, str(path))[1]
+    return {str(a["dossier_code"]).strip(): a["evidence"] for a in data.get("actions") or []
+            if isinstance(a, dict) and isinstance(a.get("evidence"), dict)}
 
 
 def _from_store(url: str, plan: ap.PlanFile, codes: list[str]
@@ -141,49 +181,48 @@ def _from_store(url: str, plan: ap.PlanFile, codes: list[str]
     return names, registers
 
 
-def _row(i: int, a: dict[str, Any], names: dict[tuple[str, int | None], tuple[str, str]],
+def _row(i: int, a: ap.PlanAction, evidence: dict[str, Any], names: dict[tuple[str, int | None], tuple[str, str]],
          registers: dict[str, dict[str, Any]]) -> Row:
-    code = str(a["dossier_code"]).strip()
-    sets = a.get("set") or {}
-    evidence = a.get("evidence") or {}
-    system = {k: evidence[k] for k in SYSTEM_KEYS if k in evidence} if a["action"] != "backfill" else {}
-    register = registers.get(code)
+    sets = dict(a.set)
+    system = {k: evidence[k] for k in SYSTEM_KEYS if k in evidence} if a.action != "backfill" else {}
+    register = registers.get(a.dossier_code)
     proc = str(system.get("workflow_key") or sets.get("workflow_key") or "")
     version = system.get("workflow_version")
     version = version if isinstance(version, int) else None
     name, fld = names.get((proc, version)) or names.get((proc, None)) or ("", "")
     unit = str(system.get("unit") or (register or {}).get("agency") or "")
-    return Row(i, code, a["action"], str(a.get("rule") or ""), " ".join(str(a.get("reason") or "").split()),
-               a.get("reason_code"), a.get("reason_args") or {}, unit, fld, proc, name, version, dict(sets),
-               system, register)
+    return Row(i, a.dossier_code, a.action, a.rule, a.reason, a.reason_code, a.reason_args, unit, fld, proc, name,
+               version, sets, system, register)
 
 
 # ------------------------------------------------------------------------------------------- states
 
-_STATE_LINES = re.compile(r"^(?:- dossier_code: (.*)|  (confirmed|rejected|reviewed_by|reviewed_at): (.*))$", re.M)
+# Anchored on the line break, not ^ with re.M: 4x faster over a 60 MB plan (bytes, not decoded: 2x more).
+_STATE_LINES = re.compile(rb"\n(?:- dossier_code: ([^\n]*)|  (confirmed|rejected|reviewed_by|reviewed_at): ([^\n]*))")
 
 
-def _scalar(raw: str) -> Any:
-    if raw in ("true", "false"):
-        return raw == "true"
-    if raw.startswith('"'):
+def _scalar(raw: bytes) -> Any:
+    if raw in (b"true", b"false"):
+        return raw == b"true"
+    text = raw.decode("utf-8", "replace")
+    if text.startswith('"'):
         try:
-            return json.loads(raw)
+            return json.loads(text)
         except ValueError:
-            return raw
-    return raw
+            return text
+    return text
 
 
-def scan_states(text: str) -> dict[str, State]:
+def scan_states(text: bytes) -> dict[str, State]:
     """Each action's decision, from the lines `reconcile plan` and the review write (one pass)."""
-    start = text.find("\nactions:\n")
+    start = text.find(b"\nactions:\n")
     found: dict[str, dict[str, Any]] = {}
     current: dict[str, Any] | None = None
     for m in _STATE_LINES.finditer(text, max(start, 0)):
         if m.group(1) is not None:
             current = found.setdefault(str(_scalar(m.group(1))).strip(), {})
         elif current is not None:
-            current[m.group(2)] = _scalar(m.group(3))
+            current[m.group(2).decode()] = _scalar(m.group(3))
     return {code: State(state_of(item), _str(item.get("reviewed_by")), _str(item.get("reviewed_at")))
             for code, item in found.items()}
 
@@ -194,13 +233,24 @@ def _str(v: Any) -> str | None:
 
 def refresh(work: Worklist) -> bool:
     """Read the decisions again when the plan file changed since they were read; True when it had."""
-    st = work.path.stat()
-    signature = (st.st_ino, st.st_size, st.st_mtime_ns)
-    if signature == work.signature:
+    now = signature(work.path)
+    if now == work.signature:
         return False
-    work.states = scan_states(work.path.read_bytes().decode("utf-8"))
-    work.signature = signature
+    work.states = scan_states(work.path.read_bytes())
+    work.signature = now
     return True
+
+
+def recorded(work: Worklist, done: Recorded) -> None:
+    """Take in the decisions this process just recorded; when the file it read was the one the states came
+    from, the states now match the file it wrote (no need to read it again)."""
+    states = dict(work.states)
+    for o in done.outcomes:
+        if o.state is not None:
+            states[o.dossier_code] = State(o.state, o.reviewed_by, o.reviewed_at)
+    work.states = states
+    if done.before == work.signature:
+        work.signature = done.after
 
 
 # ------------------------------------------------------------------------------------------ selecting
@@ -209,35 +259,35 @@ PENDING = State("pending")
 
 
 def select(work: Worklist, f: Filter, page_size: int = PAGE_SIZE) -> Selection:
-    """The unit's rows that pass the filter, one page of them, with the choices each filter offers."""
+    """The unit's rows that pass the filter, one page of them, with the choices each filter offers (a facet
+    counts the rows the other filters let through). One plain loop: 100k rows in well under a second."""
     states = work.states
     units: dict[str, list[int]] = {}
-    for r in work.rows:
-        u = units.setdefault(r.unit, [0, 0])
-        u[0] += states.get(r.dossier_code, PENDING).state == "pending"
-        u[1] += 1
-    mine = [r for r in work.rows if not f.unit or r.unit == f.unit]
-    tests = {
-        "kind": lambda r, s: not f.kind or r.action == f.kind,
-        "field": lambda r, s: not f.field or r.field == f.field,
-        "procedure": lambda r, s: not f.procedure or f.procedure in (r.procedure, _proc_key(r)),
-        "state": lambda r, s: not f.state or s.state == f.state,
-    }
-    facets: dict[str, Counter[str]] = {k: Counter() for k in tests}
+    facets: dict[str, Counter[str]] = {k: Counter() for k in ("kind", "field", "procedure", "state")}
     chosen: list[tuple[Row, State]] = []
-    counts: Counter[str] = Counter()
-    for r in mine:
+    for r in work.rows:
         s = states.get(r.dossier_code, PENDING)
-        passed = {k: t(r, s) for k, t in tests.items()}
-        for k in tests:  # a facet counts the rows the other filters let through
-            if all(v for other, v in passed.items() if other != k):
-                facets[k][_facet_value(k, r, s)] += 1
-        if all(passed.values()):
+        u = units.get(r.unit)
+        if u is None:
+            u = units[r.unit] = [0, 0]
+        u[0] += s.state == "pending"
+        u[1] += 1
+        if f.unit and r.unit != f.unit:
+            continue
+        proc = _proc_key(r)
+        ok = (not f.kind or r.action == f.kind, not f.field or r.field == f.field,
+              not f.procedure or f.procedure in (r.procedure, proc), not f.state or s.state == f.state)
+        misses = ok.count(False)
+        if misses > 1:
+            continue
+        for n, (k, v) in enumerate((("kind", r.action), ("field", r.field), ("procedure", proc), ("state", s.state))):
+            if misses == 0 or not ok[n]:  # passes the other filters
+                facets[k][v] += 1
+        if misses == 0:
             chosen.append((r, s))
-        if all(v for other, v in passed.items() if other != "state"):
-            counts[s.state] += 1
     pages = max(1, -(-len(chosen) // page_size))
     page = min(max(f.page, 1), pages)
+    counts = dict(facets["state"])
     return Selection(chosen[(page - 1) * page_size:page * page_size], len(chosen), page, pages,
                      {k: sorted(c.items()) for k, c in facets.items()},
                      sorted((u, p, n) for u, (p, n) in units.items()), {k: counts.get(k, 0) for k in STATES})
@@ -245,7 +295,3 @@ def select(work: Worklist, f: Filter, page_size: int = PAGE_SIZE) -> Selection:
 
 def _proc_key(r: Row) -> str:
     return f"{r.procedure}@{r.version}" if r.version is not None else r.procedure
-
-
-def _facet_value(k: str, r: Row, s: State) -> str:
-    return {"kind": r.action, "field": r.field, "procedure": _proc_key(r), "state": s.state}[k]
