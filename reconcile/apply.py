@@ -2266,6 +2266,8 @@ def summary_lines(result: ApplyResult, store_arg: str | None) -> list[str]:
     guesses = counts.get("unconfirmed", 0)
     if guesses:
         lines.append(f"skipped {guesses} unconfirmed guesses: set confirmed: true in the plan to apply them.")
+    if counts.get("rejected"):
+        lines.append(f"skipped {counts['rejected']} rejected by a reviewer (rejected: true in the plan).")
     if result.batches:
         ids = " ".join(str(b) for b in reversed(result.batches))
         store = f" --store {mask_url(store_arg)}" if store_arg else ""  # passwords are never printed

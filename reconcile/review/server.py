@@ -20,6 +20,7 @@ import signal
 import socket
 import threading
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode
@@ -136,7 +137,7 @@ class Review:
         pending = sum(p for _, p, _ in sel.units)
         return self.page.render(
             lang=lang, t=tr, number=lambda n: number(n, lang), day=lambda d: day(d, lang) if d else "–",
-            value=value, link=link, f=f, sel=sel, filters=filters, messages=messages, csrf=self.form_key,
+            value=value, when=lambda at: when(at, lang), link=link, f=f, sel=sel, filters=filters, messages=messages, csrf=self.form_key,
             back=link()[3:], reviewer="", plan_name=self.work.path.name, run=self.work.run,
             total_rows=len(self.work.rows), total_pending=pending, escalations=self.work.escalations,
             proposed=lambda r: proposed(r, lang), reason=lambda r: reasons.text(r.reason, r.reason_code,
@@ -207,6 +208,15 @@ def proposed(r: wl.Row, lang: str) -> str:
     return t("action.backfill", lang) + (f" ({t(f'value.{status}', lang)})" if f"value.{status}" in catalog() else "")
 
 
+def when(at: str | None, lang: str) -> str:
+    """A decision's time (UTC, as recorded) in the language's format."""
+    try:
+        moment = datetime.strptime(at or "", "%Y-%m-%dT%H:%M:%SZ")
+    except ValueError:
+        return at or ""
+    return moment.strftime("%d/%m/%Y %H:%M UTC" if lang == "vi" else "%Y-%m-%d %H:%M UTC")
+
+
 def _one(form: dict[str, list[str]], key: str) -> str:
     values = form.get(key) or [""]
     return values[0]
@@ -257,7 +267,7 @@ def run(plan: str | Path, store_url: str | None, host: str, port: int, lang: str
     token = secrets.token_urlsafe(24) if not is_loopback(host) else None
     sock = bind(host, port)
     bound = sock.getsockname()[1]
-    shown = f"[{host}]" if ":" in host else host
+    shown = socket.gethostname() if host in ("0.0.0.0", "::") else f"[{host}]" if ":" in host else host  # every address
     hosts = {host, "127.0.0.1", "localhost", "::1"}
     review = Review(work, lang, token, hosts)
     server = uvicorn.Server(uvicorn.Config(review.app, log_level="warning", access_log=False, lifespan="off"))
