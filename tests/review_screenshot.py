@@ -31,7 +31,8 @@ def main(plan: str, png: str) -> None:
             page.locator("button[name=one][value^=reject]").first.click()
             page.wait_for_url("**recorded=1**")
             page.select_option("select[name=state]", "")
-            page.wait_for_url("**state=**")
+            page.wait_for_url(lambda u: "state=" in u and "state=pending" not in u)
+            page.wait_for_load_state("load")
             page.screenshot(path=png)
             browser.close()
     finally:
