@@ -132,6 +132,12 @@ def test_apply_refuses_an_action_both_confirmed_and_rejected(plan: Path) -> None
     with pytest.raises(BadInput) as err:
         ap.load_plan(plan)
     assert "rejected true, but confirmed true" in str(err.value.problems)
+    plan.write_text(plan.read_text(encoding="utf-8").replace("confirmed: true\n  rejected: true", "confirmed: false\n"
+                                                              "  rejected: true", 1)
+                    .replace("  reviewed_by: A", "  reviewed_by: 5", 1), encoding="utf-8")
+    with pytest.raises(BadInput) as err:
+        ap.load_plan(plan)
+    assert err.value.problems[0].endswith(": reviewed_by 5: expected text (who decided, when).")
 
 
 def _writer(path: str, seen: dict[str, str], who: str, rounds: int, start: multiprocessing.synchronize.Barrier

@@ -263,9 +263,13 @@ def run(plan: str | Path, store_url: str | None, host: str, port: int, lang: str
         raise BadInput(f"--host {host}: not a loopback address, so other machines could reach the page. Hint: add "
                        "--remote to serve it there (a token printed at start is then required), or leave --host "
                        "out (127.0.0.1).")
-    work = wl.load(plan, store_url)
+    sock = bind(host, port)  # first: a port in use is said before a large plan is read
+    try:
+        work = wl.load(plan, store_url)
+    except BaseException:
+        sock.close()
+        raise
     token = secrets.token_urlsafe(24) if not is_loopback(host) else None
-    sock = bind(host, port)
     bound = sock.getsockname()[1]
     shown = socket.gethostname() if host in ("0.0.0.0", "::") else f"[{host}]" if ":" in host else host  # every address
     hosts = {host, "127.0.0.1", "localhost", "::1"}
