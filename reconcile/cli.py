@@ -720,7 +720,8 @@ def review_cmd(plan_file: str, host: str, port: int, remote: bool, lang: str, st
     """Review a plan in the browser: confirm or reject its actions per unit; decisions go into the plan file.
 
     Prints the URL (stdout) and serves until Ctrl-C. Nothing is written to the system: `apply` runs the
-    confirmed actions afterwards. Exit 0 when stopped; 2 bad plan, store or address.
+    confirmed actions afterwards. Exit 0 when stopped; 2 bad plan, store or address; 3 the store in use by
+    another process (an embedded store while apply runs).
     """
     from reconcile.review.server import run as serve
 
