@@ -28,7 +28,7 @@ import time
 from datetime import date
 from pathlib import Path
 
-from reconcile.simulate import MAPPING_YAML, SQLITE_SCHEMA
+from reconcile.demo.district import MAPPING_YAML, SQLITE_SCHEMA
 from reconcile.store import SCHEMA_VERSION
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -82,7 +82,8 @@ def generate(out: Path, dossiers: int) -> None:
     # A 2021 register book: the 2020 dossiers are outside its period, so the run holds no paper findings.
     (out / "register.csv").write_text(
         "STT,Mã hồ sơ,Nhận hồ sơ\n1,000.00.53.H48-210104-0000001,04/01/2021\n", encoding="utf-8-sig")
-    from reconcile.commands import AuditInputs, audit
+    from reconcile.audit.inputs import AuditInputs
+    from reconcile.audit.commands import audit
 
     audit(AuditInputs(register=(str(out / "register.csv"),), system=f"sqlite:///{system / 'vendor.sqlite'}",
                       workflows=str(out / "workflows"), as_of=date(2020, 12, 31),
@@ -140,9 +141,9 @@ def main() -> None:
     out = DATA / f"apply-{args.dossiers}"
     generate(out, args.dossiers)
 
-    from reconcile import apply as ap
-    from reconcile import commands
-    from reconcile.undo import undo_batches
+    from reconcile.fix import apply as ap
+    from reconcile.fix import commands as fix_commands
+    from reconcile.fix.undo import undo_batches
 
     store, plan_path, db_path = str(out / "store.duckdb"), out / "plan.yaml", out / "system" / "vendor.sqlite"
     batch_size = args.batch_size or ap.DEFAULT_BATCH_SIZE
@@ -151,8 +152,8 @@ def main() -> None:
     for _ in range(args.runs):
         fresh(out)
         t = time.perf_counter()
-        plan = commands.plan(store)
-        commands.write_plan(plan, plan_path, store)  # as `reconcile plan --out`: written and recorded
+        plan = fix_commands.plan(store)
+        fix_commands.write_plan(plan, plan_path, store)  # as `reconcile plan --out`: written and recorded
         times["plan"].append(time.perf_counter() - t)
         reassign = [a for a in plan.actions if a.action == "reassign"]
         # and the register's one row, missing in the system: a backfill or escalation apply does not write

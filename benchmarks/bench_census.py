@@ -86,7 +86,7 @@ def main() -> None:
     audit_s = time.perf_counter() - start
 
     from reconcile.store import open_store, wf_state
-    from reconcile.wfstate import census
+    from reconcile.workflow.state import census
 
     s = open_store(str(store), create=False)
     w = wf_state.c

@@ -25,12 +25,14 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from reconcile import planfile  # noqa: E402
-from reconcile.commands import AuditInputs, audit, plan, write_plan  # noqa: E402
+from reconcile.audit.commands import audit  # noqa: E402
+from reconcile.audit.inputs import AuditInputs  # noqa: E402
+from reconcile.fix import planfile  # noqa: E402
+from reconcile.fix.commands import plan, write_plan  # noqa: E402
 from reconcile.review import worklist as wl  # noqa: E402
 from reconcile.review.decisions import Decision  # noqa: E402
 from reconcile.review.server import Review  # noqa: E402
-from reconcile.simulate import simulate  # noqa: E402
+from reconcile.demo.simulate import simulate  # noqa: E402
 
 
 def measure(label: str, f: Callable[[], Any]) -> Any:

@@ -27,7 +27,7 @@ ROWS = 100_000
 
 
 def _statement(url: str, mapping: str) -> tuple[Any, Any]:
-    from reconcile.db import connect_engine
+    from reconcile.util.db import connect_engine
     from reconcile.sources.system import _read_only, _statement, load_mapping
 
     m = load_mapping(mapping)

@@ -15,9 +15,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from reconcile.bpmn import parse_bpmn
-from reconcile.catalog import catalog_from_docs
-from reconcile.wfdiff import diff_versions
+from reconcile.workflow.bpmn import parse_bpmn
+from reconcile.workflow.catalog import catalog_from_docs
+from reconcile.workflow.diff import diff_versions
 
 UNITS = ("MOTCUA", "VPDK", "THUE", "TNMT", "LANHDAO", "UBNDXA")
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import sys
 
-from reconcile.normalize import _DASH, _SPACE
+from reconcile.util.normalize import _DASH, _SPACE
 
 REG = {"Mã hồ sơ": "code", "Tên cá nhân, tổ chức": "applicant", "Nhận hồ sơ": "received_at",
        "Hẹn trả kết quả": "due_at", "Trả kết quả": "returned_at"}

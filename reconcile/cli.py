@@ -18,19 +18,30 @@ from click.core import ParameterSource
 from rich.console import Console
 from rich.markup import escape
 
-from reconcile import __version__, commands, jsonio, render
-from reconcile.apply import DEFAULT_BATCH_SIZE
-from reconcile.db import first_line
+from reconcile import __version__, render
+from reconcile.audit import commands as audit_commands
+from reconcile.audit import inputs as audit_inputs
+from reconcile.audit import results as audit_results
+from reconcile.demo import commands as demo_commands
+from reconcile.fix import commands as fix_commands
+from reconcile.report import dossier
+from reconcile.stats import commands as stats_commands
+from reconcile.workflow import commands as workflow_commands
+
+from reconcile.util import jsonio
+from reconcile.fix.apply import DEFAULT_BATCH_SIZE
+from reconcile.util.db import first_line
 from reconcile.errors import WRITTEN, BadInput, ExitCode, Interrupted, ReconcileError, Refused, wrote
-from reconcile.files import write_atomically
-from reconcile.i18n import LANGS
-from reconcile.progress import QUIET, LineProgress, LiveProgress, Progress
-from reconcile.project import MAX_STALL_DAYS, MAX_STALL_FACTOR, MAX_TOLERANCE_DAYS, load_project
-from reconcile.report import DEFAULT_LIMIT, FORMATS, ReportRequest
-from reconcile.report import report as write_report
-from reconcile.stats import StatsSettings, settings_from
-from reconcile.stats_model import CONVENTIONS, LAYOUTS, VIEWS
-from reconcile.wfstate import StallRule
+from reconcile.util.files import write_atomically
+from reconcile.util.i18n import LANGS
+from reconcile.util.progress import QUIET, LineProgress, LiveProgress, Progress
+from reconcile.project import MAX_STALL_DAYS, MAX_STALL_FACTOR, MAX_TOLERANCE_DAYS, load_project, project_period
+from reconcile.util.calendar import parse_as_of
+from reconcile.report.commands import DEFAULT_LIMIT, FORMATS, ReportRequest
+from reconcile.report.commands import report as write_report
+from reconcile.stats.tables import StatsSettings, settings_from
+from reconcile.stats.model import CONVENTIONS, LAYOUTS, VIEWS
+from reconcile.workflow.state import StallRule
 
 PROJECT_FILE = "reconcile.yaml"
 
@@ -231,26 +242,26 @@ def audit(register: tuple[str, ...], system: str | None, mapping: str | None, pr
     if missing:
         raise BadInput(f"audit: missing {', '.join(missing)}. Hint: `reconcile audit --help`, or set them in "
                        f"{PROJECT_FILE}.")
-    inputs = commands.AuditInputs(
+    inputs = audit_inputs.AuditInputs(
         register=tuple(regs), system=str(system), workflows=workflows,
         profile=None if profile is None else str(profile), sidecars=path(sidecars, "sidecars"),
         tenant=_setting(tenant, project, "tenant"), schema=_setting(schema, project, "schema"),
         staff=path(staff, "staff"),
-        as_of=as_of_value if isinstance(as_of_value, date) else commands.parse_as_of(str(as_of_value)),
+        as_of=as_of_value if isinstance(as_of_value, date) else parse_as_of(str(as_of_value)),
         mapping=mapping,
         register_mapping=path(register_mapping, "register_mapping"),
         date_tolerance_days=date_tolerance if date_tolerance is not None else int(project.get("date_tolerance_days", 0)),
         paper_only_units=paper_only or tuple(_as_list(project.get("paper_only_units"))),
         stall=_stall_rule(project.get("stalled"), stalled_factor, stalled_min_days),
-        period=commands.project_period(project, str(config or PROJECT_FILE)),
+        period=project_period(project, str(config or PROJECT_FILE)),
     )
     out, err = _consoles()
     store = path(store, "store")
     with _progress(err, show_progress, "audit") as progress:
-        report = commands.audit(inputs, store, progress=progress, with_findings=False)
+        report = audit_commands.audit(inputs, store, progress=progress, with_findings=False)
     render.warnings(report.warnings, err)
     if fmt == "json":  # streamed from the store: a 10M audit's findings never sit whole in memory
-        jsonio.dump_with_list(report.to_dict(), "findings", commands.findings_of(store, report.run["id"]),
+        jsonio.dump_with_list(report.to_dict(), "findings", audit_results.findings_of(store, report.run["id"]),
                               sys.stdout, pretty=sys.stdout.isatty())
     else:
         render.audit_table(report, out)
@@ -288,7 +299,7 @@ def _as_list(v: Any) -> list[Any]:
 @store_option
 def show(code: str, run_id: int | None, fmt: str, store: str | None) -> None:
     """One dossier: register row(s), system state, history and findings."""
-    view = commands.show(code, store, run_id)
+    view = dossier.show(code, store, run_id)
     if fmt == "json":
         click.echo(render.to_json(view.to_dict()))
     else:
@@ -304,7 +315,7 @@ def census(run_id: int | None, fmt: str, store: str | None) -> None:
 
     Exit code 1 when some open dossier cannot reach the end, 0 when none.
     """
-    result = commands.census(store, run_id)
+    result = workflow_commands.census(store, run_id)
     if fmt == "json":
         click.echo(render.to_json(result.to_dict(), pretty=sys.stdout.isatty()))
     else:
@@ -342,20 +353,21 @@ def stats(period: tuple[str, str] | None, layout: str, view: str, convention: st
     store = _project_store(store, doc, base)
     if fmt == "xlsx" and not out:
         raise BadInput("stats --format xlsx: needs --out FILE.xlsx (a workbook does not go to a terminal).")
-    request = commands.StatsRequest(run_id, dates, layout, view, convention, settings, plan_path)
-    table = commands.statistics(store, request)
+    request = stats_commands.StatsRequest(run_id, dates, layout, view, convention, settings, plan_path)
+    table = stats_commands.statistics(store, request)
     if fmt == "xlsx":
-        from reconcile.report_xlsx import write_stats_xlsx
+        from reconcile.report.xlsxout import write_stats_xlsx
 
         write_stats_xlsx([table], lang, out)
     elif fmt == "table":
         before = None
         if view == "after-plan":
-            before = commands.statistics(store, replace(request, view="system"))
+            before = stats_commands.statistics(store, replace(request, view="system"))
         render.stats_table(table, _consoles()[0], lang, before)
         return
     else:
-        from reconcile.report_csv import BOM, stats_csv
+        from reconcile.report.csvout import stats_csv
+        from reconcile.util.csvtext import BOM
 
         text = render.to_json(table.to_dict()) + "\n" if fmt == "json" else stats_csv(table, lang)
         if not out:
@@ -375,8 +387,8 @@ def _stats_settings(config: str | None, period: tuple[str, str] | None
     """The project file's statistics settings and period (the option wins), the file and its folder."""
     doc, base = _project(config)
     settings = settings_from(doc.get("statistics"), str(config or PROJECT_FILE))
-    dates = ((commands.parse_as_of(period[0], "--period"), commands.parse_as_of(period[1], "--period")) if period
-             else commands.project_period(doc, str(config or PROJECT_FILE)))
+    dates = ((parse_as_of(period[0], "--period"), parse_as_of(period[1], "--period")) if period
+             else project_period(doc, str(config or PROJECT_FILE)))
     return settings, dates, doc, base
 
 
@@ -412,8 +424,8 @@ def report_cmd(run_id: int | None, formats: tuple[str, ...], langs: tuple[str, .
 @store_option
 def plan(out: str | None, run_id: int | None, rules_dir: str | None, store: str | None) -> None:
     """Turn an audit's stuck dossiers into a reviewable plan: one action per dossier."""
-    result = commands.plan(store, run_id, rules_dir)
-    text = commands.write_plan(result, out, store)
+    result = fix_commands.plan(store, run_id, rules_dir)
+    text = fix_commands.write_plan(result, out, store)
     if not out:
         click.echo(text, nl=False)
     render.plan_summary(result, _consoles()[1], out)
@@ -437,7 +449,7 @@ def plan(out: str | None, run_id: int | None, rules_dir: str | None, store: str 
 def simulate(out: str, seed: int, scale: float, register_format: str, system_format: str, system_schema: str,
              system_url: str | None, engine_kind: str) -> None:
     """Generate the demo district (Bình Sơn 2021-H1): register, system, catalog and ground truth."""
-    from reconcile.simulate import simulate as run
+    from reconcile.demo.simulate import simulate as run
 
     _, err = _consoles()
     wrote(f"part of the district in {out}")  # many files, each as it is made: an interruption leaves some
@@ -458,17 +470,18 @@ def demo(out: str) -> None:
     _, err = _consoles()
     wrote(f"part of the demo in {out}")  # simulates, audits, applies and reports: an interruption leaves some
     with _progress(err, None, "demo") as progress:
-        result = commands.demo(Path(out), progress=progress)
+        result = demo_commands.demo(Path(out), progress=progress)
     err.print(f"audit run {result.run['id']}: {sum(result.summary.values()):,} findings; "
-              f"wrote findings.json, census.json, fixes.json, report.* (html, md, xlsx, json, csv) and tickets/ to {out}")
+              f"wrote findings.json, census.json, fixes.json, report.* (html, md, xlsx, json, csv), tickets/ and notices/ "
+              f"to {out}")
     console, store = _consoles()[0], str(Path(out) / "inputs" / "reconcile.duckdb")
     render.audit_table(result, console)
-    render.census_table(commands.census(store, run_id=1), console)
+    render.census_table(workflow_commands.census(store, run_id=1), console)
     render.fixes_table(json.loads((Path(out) / "fixes.json").read_text(encoding="utf-8")), console)
     settings, dates, _, _ = _stats_settings(str(Path(out) / "inputs" / PROJECT_FILE), None)
-    request = commands.StatsRequest(1, dates, "extended", "after-plan", settings=settings)
-    before = commands.statistics(store, replace(request, view="system"))
-    render.stats_table(commands.statistics(store, request), console, "en", before)
+    request = stats_commands.StatsRequest(1, dates, "extended", "after-plan", settings=settings)
+    before = stats_commands.statistics(store, replace(request, view="system"))
+    render.stats_table(stats_commands.statistics(store, request), console, "en", before)
 
 
 @main.group()
@@ -486,7 +499,7 @@ def workflows() -> None:
 def import_bpmn(file: str, procedure: str | None, version: int | None, process_id: str | None,
                 sidecar: str | None, out: str | None) -> None:
     """Convert a BPMN 2.0 file into a catalog version YAML file."""
-    from reconcile import workflows as wf
+    from reconcile.workflow import commands as wf
 
     result = wf.import_bpmn(file, procedure=procedure, version=version, process_id=process_id,
                             sidecar=sidecar, out=out)
@@ -502,7 +515,7 @@ def import_bpmn(file: str, procedure: str | None, version: int | None, process_i
 @click.argument("directory", metavar="DIR")
 def workflows_check(directory: str) -> None:
     """Validate a workflow catalog alone (v<N>.yaml and v<N>.bpmn files). Exit 0 when valid, 2 otherwise."""
-    from reconcile import workflows as wf
+    from reconcile.workflow import commands as wf
 
     result = wf.check(directory)
     out, err = _consoles()
@@ -521,7 +534,7 @@ def workflows_check(directory: str) -> None:
 def workflows_diff(procedure: str, v1: int, v2: int, workflows_dir: str | None, fmt: str, config: str | None,
                    store: str | None) -> None:
     """Steps and transitions that differ between versions V1 and V2, with the open dossiers on each."""
-    from reconcile import workflows as wf
+    from reconcile.workflow import commands as wf
 
     project, base = _project(config)
     directory = workflows_dir or (_rel(base, project["workflows"]) if project.get("workflows") else None)
@@ -548,7 +561,7 @@ def rules() -> None:
 @click.option("--config", metavar="FILE", help=f"Project file (default: ./{PROJECT_FILE} if present).")
 def rules_check(directory: str | None, workflows_dir: str | None, config: str | None) -> None:
     """Validate the migration rules below the catalog folder. Exit 0 when valid, 2 otherwise."""
-    from reconcile import rules as rl
+    from reconcile.workflow import rules as rl
 
     project, base = _project(config)
     folder = directory or workflows_dir or (_rel(base, project["workflows"]) if project.get("workflows") else None)
@@ -590,7 +603,7 @@ def apply_cmd(plan_file: str, yes: bool, dry_run: bool, sql_file: str | None, ba
     Exit 0 done; 2 bad plan or input; 3 refused: rows changed since the audit (listed), a mapping
     without `writable: true`, or no --yes on a non-interactive run (nothing written).
     """
-    from reconcile import apply as ap
+    from reconcile.fix import apply as ap
 
     if yes and (dry_run or sql_file):
         raise BadInput("apply: --yes writes; --dry-run and --sql only show. Hint: pick one.")
@@ -635,7 +648,7 @@ def undo_cmd(batches: tuple[int, ...], yes: bool, dry_run: bool, system_url: str
 
     Refuses the whole batch (exit 3, rows listed) if any row changed since; an undo is itself a batch.
     """
-    from reconcile.undo import undo_batches
+    from reconcile.fix.undo import undo_batches
 
     if yes and dry_run:
         raise BadInput("undo: --yes writes; --dry-run only shows. Hint: pick one.")
@@ -673,7 +686,7 @@ def undo_cmd(batches: tuple[int, ...], yes: bool, dry_run: bool, system_url: str
 def tickets_cmd(out: str, run_id: int | None, unmask: bool, system_url: str | None, mapping: str | None,
                 plan_path: str | None, lang: str, store: str | None) -> None:
     """Vendor tickets: one per (procedure, version, cause), as Markdown, CSV and JSON; personal data masked."""
-    from reconcile import tickets as tk
+    from reconcile.fix import tickets as tk
 
     bundle = tk.tickets(store, out, run_id, unmask=unmask, system_url=system_url, mapping_path=mapping,
                         plan_path=plan_path, lang=lang)
@@ -697,7 +710,7 @@ def check_report_cmd(file: str, layout: str, text_file: str | None, sheet: str |
 
     Exit code 1 when something does not add up, 0 when everything does, 2 for bad input.
     """
-    from reconcile import checkreport
+    from reconcile.stats import checkreport
 
     result = checkreport.check_report(file, layout=layout, text=text_file, sheet=sheet)
     if fmt == "json":
@@ -739,13 +752,51 @@ def review_cmd(plan_file: str, host: str, port: int, remote: bool, lang: str, st
     err.print(escape(f"stopped: {recorded} decisions recorded in {plan_file} by this server. Next: reconcile apply "
                      f"{plan_file}"))
 
+@main.command("notify")
+@click.option("--overdue", is_flag=True, help="Dossiers open and overdue at the audit date (default: those the "
+                                             "committed apply batches closed or moved on).")
+@click.option("--run", "run_id", type=int, help="Audit run id (--overdue: default the latest; else: only the "
+                                                "batches of this run).")
+@click.option("--batch", "batches", type=int, multiple=True, metavar="N",
+              help="Only this apply batch (repeatable; default: every committed apply batch not undone).")
+@click.option("--templates", metavar="FILE", help="Message templates YAML (default: the shipped Vietnamese ones).")
+@click.option("--diacritics/--no-diacritics", default=None,
+              help="Vietnamese with diacritics (UCS-2, 70 characters per SMS) or without (GSM-7, 160). Default: "
+                   "the templates file's diacritics: setting.")
+@click.option("--opt-out", "opt_out", metavar="FILE", help="Numbers not to message: one per line, in any form.")
+@click.option("--out", default="notices", show_default=True, metavar="DIR",
+              help="Folder for sms-<N>.csv (the gateway's) and skipped-<N>.csv, N the notice batch.")
+@click.option("--dry-run", is_flag=True, help="Only show the summary and the first messages: nothing written or "
+                                               "recorded.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@store_option
+def notify_cmd(overdue: bool, run_id: int | None, batches: tuple[int, ...], templates: str | None,
+               diacritics: bool | None, opt_out: str | None, out: str, dry_run: bool, fmt: str,
+               store: str | None) -> None:
+    """The citizens to tell what happened to their dossiers: a CSV for the SMS gateway, one message per phone
+    and dossier, recorded so that no notice is listed twice. Phones are in clear in that CSV only.
+
+    Exit 0 done (also when there is nothing to send); 2 bad input (templates, opt-out list, batch); 3 refused:
+    another notify run listed some of these notices meanwhile (nothing written).
+    """
+    from reconcile.notify.notices import NotifyRequest, notify
+    from reconcile.notify.summary import summary_lines
+
+    result = notify(store, NotifyRequest(overdue=overdue, run_id=run_id, batches=batches, templates=templates,
+                                         diacritics=diacritics, opt_out=opt_out, out=out, dry_run=dry_run))
+    if fmt == "json":
+        click.echo(render.to_json({**result.summary(), "preview": result.preview() if dry_run else []},
+                                  pretty=sys.stdout.isatty()))
+    else:
+        click.echo("\n".join(summary_lines(result)))
+
 
 @main.command("history")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @store_option
 def history_cmd(fmt: str, store: str | None) -> None:
     """The batches apply and undo wrote: id, kind, outcome, run, counts, plan, undo-of."""
-    from reconcile import apply as ap
+    from reconcile.fix import apply as ap
 
     rows = ap.history(store)
     if fmt == "json":

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 from jsonschema import Draft202012Validator
 
-from reconcile import errors, yamlio
-from reconcile.commands import PROFILES, parse_as_of
-from reconcile.stats_model import CONVENTIONS
+from reconcile import errors
+from reconcile.audit.inputs import PROFILES
+from reconcile.errors import BadInput
+from reconcile.stats.model import CONVENTIONS
+from reconcile.util import yamlio
+from reconcile.util.calendar import parse_as_of
 
 MAX_TOLERANCE_DAYS = 3650  # ten years: a bigger tolerance compares nothing
 MAX_STALL_FACTOR = 100.0
@@ -51,7 +55,7 @@ SCHEMA: dict[str, Any] = {
     },
 }
 _VALIDATOR = Draft202012Validator(SCHEMA)
-HINT = 'Hint: see "Project file" in README.'
+HINT = 'Hint: see "Project file" in docs/file-formats.md.'
 
 
 def load_project(path: Path) -> dict[str, Any]:
@@ -78,3 +82,13 @@ def load_project(path: Path) -> dict[str, Any]:
                     problems += e.problems
     errors.collect(problems, f"{where}: {len(problems)} problems in the project file")
     return data
+
+
+def project_period(project: dict[str, Any], where: str = "reconcile.yaml") -> tuple[date, date] | None:
+    """The project file's `period: {from, to}` (the statistics' reporting period), if any."""
+    period = project.get("period")
+    if period is None:
+        return None
+    if not isinstance(period, dict) or "from" not in period or "to" not in period:
+        raise BadInput(f"{where}: period: expected {{from: DATE, to: DATE}}.")
+    return parse_as_of(str(period["from"]), f"{where}: period.from"), parse_as_of(str(period["to"]), f"{where}: period.to")

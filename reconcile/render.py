@@ -8,15 +8,17 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from reconcile import jsonio
-from reconcile.commands import Census, DossierView, RunReport
-from reconcile.i18n import day, number, percent, t
-from reconcile.plan import Plan
-from reconcile.report_csv import note_text, row_label
-from reconcile.report_view import points
-from reconcile.stats_model import StatsTable
+from reconcile.audit.results import RunReport
+from reconcile.fix.plan import Plan
 from reconcile.model import FindingKind
-from reconcile.wfstate import CENSUS_KINDS
+from reconcile.report.csvout import note_text, row_label
+from reconcile.report.dossier import DossierView
+from reconcile.report.view import points
+from reconcile.stats.model import StatsTable
+from reconcile.util import jsonio
+from reconcile.util.i18n import day, number, percent, t
+from reconcile.workflow.commands import Census
+from reconcile.workflow.state import CENSUS_KINDS
 
 
 def to_json(data: dict[str, Any], pretty: bool = True) -> str:

@@ -16,16 +16,17 @@ import pyarrow.csv as pacsv
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from reconcile.db import connect_engine, mask_url, normalize_url, parse_url
 from reconcile.errors import BadInput
+from reconcile.util.db import connect_engine, mask_url, normalize_url, parse_url
 
-SCHEMA_VERSION = 11  # 2: wf_state and work_day (workflow census); 3: change_batch, change, batch_outcome (apply/undo);
+SCHEMA_VERSION = 12  # 2: wf_state and work_day (workflow census); 3: change_batch, change, batch_outcome (apply/undo);
 # 4: migration_step, and wf_state's migrates_to_* columns (superseded_version; added to older stores by ALTER TABLE);
 # 5: stats_group (the statistics of each run's own period); 6: no indexes in a DuckDB store (dropped from older ones);
 # 7: dossier.fingerprint nullable (closed dossiers get none); 8: plan_file, plan_action (the plans `reconcile plan`
 # wrote); 9: dossier.version_problem (why the system's workflow version cannot be read; added to older stores by
 # ALTER TABLE); 10: wf_step.may_end (a step after which the procedure may end; added likewise); 11: indexes by row
-# on MariaDB stores (_MARIADB_INDEXES)
+# on MariaDB stores (_MARIADB_INDEXES); 12: notice_batch, notice (what `reconcile notify`
+# listed for sending; new tables)
 DEFAULT_STORE = "reconcile.duckdb"
 
 metadata = sa.MetaData()
@@ -228,7 +229,7 @@ finding = _table(
     sa.Column("evidence", sa.Text, nullable=False),  # JSON
 )
 
-# The statistics' grouped count of the run's own reporting period (see reconcile.stats), stored by
+# The statistics' grouped count of the run's own reporting period (see reconcile.stats.tables), stored by
 # the audit: the system and register views of that period read these few hundred rows.
 stats_group = _table(
     "stats_group",
@@ -280,7 +281,7 @@ wf_state = _table(
     sa.Column("migrates_to_version", sa.Integer),
     sa.Column("migrates_to_step", KEY),
     sa.Column("migration_rules", sa.String(255)),  # rule ids of the hops, comma-separated
-    sa.Column("flags", sa.Integer, nullable=False),  # see wfstate.FLAG: the findings this dossier has
+    sa.Column("flags", sa.Integer, nullable=False),  # see workflow.state.FLAG: the findings this dossier has
 )
 # Columns schema 4 added to wf_state (open_store adds them to a store made by an older version).
 WF_STATE_V4 = ("migrates_to_procedure", "migrates_to_version", "migrates_to_step", "migration_rules")
@@ -371,6 +372,32 @@ plan_action = _table(
     sa.Column("set_values", sa.Text, nullable=False),  # JSON: [[field, apply.encode_value of its value], ...]
     sa.Column("reason_code", sa.String(64)),
     sa.Column("reason_args", sa.Text),  # JSON; null: none
+)
+# The notices `reconcile notify` listed for the SMS gateway (append-only): one row per (dossier, phone) and
+# notice, so that the same notice is never listed twice. The phone is kept masked with a digest to match on:
+# only the gateway CSV holds numbers in clear.
+notice_batch = _table(
+    "notice_batch",
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("mode", sa.String(16), nullable=False),  # applied | overdue
+    sa.Column("sources", sa.Text, nullable=False),  # JSON: the audit runs and apply batches read
+    sa.Column("actor", NAME, nullable=False),
+    sa.Column("listed_at", sa.String(32), nullable=False),
+    sa.Column("messages", sa.Integer, nullable=False),
+    sa.Column("skipped", sa.Integer, nullable=False),  # dossiers listed apart (no usable number, opted out)
+    sa.Column("out", sa.Text, nullable=False),  # the gateway CSV written
+)
+notice = _table(
+    "notice",
+    sa.Column("batch_id", sa.Integer, nullable=False),
+    sa.Column("seq", sa.Integer, nullable=False),
+    _run_id(),
+    sa.Column("dossier_code", CODE, nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),  # closed | moved | overdue
+    sa.Column("notice_key", sa.String(255), nullable=False),  # what was told: the state and its date or step
+    sa.Column("phone_masked", sa.String(32), nullable=False),
+    sa.Column("phone_digest", sa.String(64), nullable=False),  # sha256 of the E.164 number
+    sa.Column("segments", sa.Integer, nullable=False),
 )
 _INDEXES = [
     sa.Index("ix_register_entry_code", register_entry.c.run_id, register_entry.c.dossier_code),
@@ -501,7 +528,7 @@ def insert_select(store: "Store", conn: Connection, table: sa.Table, select: Cal
         return 0
     if store.dialect == "duckdb":
         return _duckdb_insert(conn, table, select, data, run_id)
-    from reconcile.sources.workbench import select_arrow
+    from reconcile.util.scratch import select_arrow
 
     out = select_arrow(select("raw"), {"raw": data})
     out = out.append_column("run_id", pa.repeat(pa.scalar(run_id, pa.int32()), out.num_rows))
@@ -766,3 +793,16 @@ def store_name(store: Store) -> str:
     """The store as a command's --store takes it: an embedded store's path, else its URL (password hidden)."""
     file = store_file(store)
     return str(file) if file is not None else mask_url(store.url)
+
+
+def resolve_run(store: Store, conn: sa.Connection, run_id: int | None) -> int:
+    """The given audit run, checked to exist, or the latest one (BadInput: none)."""
+    if run_id is None:
+        latest = store.latest_run_id(conn)
+        if latest is None:
+            raise BadInput(f"store {mask_url(store.url)}: no audit run yet. Hint: run `reconcile audit` first.")
+        return int(latest)
+    exists = conn.execute(sa.select(audit_run.c.id).where(audit_run.c.id == run_id)).scalar()
+    if exists is None:
+        raise BadInput(f"run {run_id}: no such audit run in {mask_url(store.url)}. Hint: `reconcile history`.")
+    return run_id

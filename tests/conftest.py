@@ -66,7 +66,7 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 @pytest.fixture(scope="session")
 def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:
     """`reconcile demo` once per session: the folder it wrote and the first audit's report."""
-    from reconcile.commands import demo
+    from reconcile.demo.commands import demo
 
     out = tmp_path_factory.mktemp("demo") / "binh-son-2021-h1"
     return out, demo(out)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from reconcile.reportdata import (
+from reconcile.report.data import (
     Action, CensusLine, Evidence, FindingItem, FindingSection, RateChange, ReportData, Summary, WorkItem, Worklist,
 )
-from reconcile.stats_model import COUNTS, Note, StatsRow, StatsTable, columns_for
+from reconcile.stats.model import COUNTS, Note, StatsRow, StatsTable, columns_for
 
 
 def _row(stt: int | None, kind: str, label: str, **v: int) -> StatsRow:

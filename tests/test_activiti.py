@@ -18,9 +18,10 @@ import yaml
 
 from helpers import invoke
 
-from reconcile.catalog import load_catalog
-from reconcile.simulate import LAND_MAIN, PROCEDURES, SimulationResult, _Step, simulate
-from reconcile.simulate_activiti import ENGINES, MAIN_DEPLOYMENTS, bpmn_xml, process_key
+from reconcile.workflow.catalog import load_catalog
+from reconcile.demo.district import LAND_MAIN, SimulationResult, DemoStep, load_procedures
+from reconcile.demo.simulate import simulate
+from reconcile.demo.activiti import ENGINES, MAIN_DEPLOYMENTS, bpmn_xml, process_key
 from reconcile.sources.activiti import load_activiti_profile
 
 SCALE = 0.05
@@ -292,13 +293,13 @@ def test_instances_started_by_a_call_activity_are_no_dossiers(engine_district: S
 def test_a_warning_repeated_by_identical_redeploys_is_given_once(engine_district: SimulationResult,
                                                                   tmp_path: Path) -> None:
     """Every v1 deployment of the main procedure gets a task nothing leads to: one warning, with a count."""
-    main_v1 = PROCEDURES[0].versions[0]
-    odd = bpmn_xml(MAIN_KEY, PROCEDURES[0].name, main_v1.steps + (_Step("SX", "Bước thừa", "VPDKDD", 1, ("S09",),
-                                                                         False),))
+    main = load_procedures()[0]
+    main_v1 = main.versions[0]
+    odd = bpmn_xml(MAIN_KEY, main.name, main_v1.steps + (DemoStep("SX", "Bước thừa", "VPDKDD", 1, ("S09",), False),))
     copy = tmp_path / "engine.sqlite"
     shutil.copy(engine_district.system, copy)
     con = sqlite3.connect(copy)
-    old = bpmn_xml(MAIN_KEY, PROCEDURES[0].name, main_v1.steps)
+    old = bpmn_xml(MAIN_KEY, main.name, main_v1.steps)
     n = con.execute("UPDATE ACT_GE_BYTEARRAY SET BYTES_ = ? WHERE BYTES_ = ?", (odd, old)).rowcount
     con.commit()
     con.close()

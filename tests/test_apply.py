@@ -21,12 +21,13 @@ from hypothesis import strategies as st
 
 from click.testing import CliRunner
 from helpers import invoke
-from reconcile import apply as ap
-from reconcile import undo as un
+from reconcile.fix import apply as ap
+from reconcile.fix import undo as un
 from reconcile import cli
-from reconcile.commands import AuditInputs, audit
+from reconcile.audit.inputs import AuditInputs
+from reconcile.audit.commands import audit
 from reconcile.faults import FAULT_ENV
-from reconcile.simulate import simulate
+from reconcile.demo.simulate import simulate
 from reconcile.sources.system import load_mapping
 from reconcile.store import audit_run, change, change_batch, dossier, mask_url, open_store
 

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 from test_sources import MAPPING, vendor_database, vendor_url  # noqa: F401 (vendor_url: a fixture)
 
-from reconcile.db import connect_engine
+from reconcile.util.db import connect_engine
 from reconcile.errors import BadInput
 from reconcile.sources import arrowread
 from reconcile.sources.system import _read_only, load_mapping_profile

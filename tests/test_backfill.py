@@ -18,10 +18,11 @@ import yaml
 from helpers import invoke
 from test_apply import PAPER_ONLY, copy_vendor, snapshot, store_dossiers
 
-from reconcile import apply as ap
-from reconcile import reasons
-from reconcile.commands import AuditInputs, audit
-from reconcile.simulate import simulate
+from reconcile.fix import apply as ap
+from reconcile.fix import reasons
+from reconcile.audit.inputs import AuditInputs
+from reconcile.audit.commands import audit
+from reconcile.demo.simulate import simulate
 
 VENDOR = "binh-son-igate.sqlite"
 # The demo mapping's HS_HOSO columns of the fields a backfill sets.
@@ -328,7 +329,7 @@ def test_csv_profile_backfills_into_the_store_snapshot(tmp_path_factory: pytest.
 
 def test_a_source_that_is_not_writable_gets_confirmed_backfills_as_a_ticket(district: tuple[Path, list[str]],
                                                                            tmp_path: Path) -> None:
-    from reconcile.tickets import build_tickets
+    from reconcile.fix.tickets import build_tickets
 
     url, store, mapping = audited(district[0], tmp_path)
     plan = tmp_path / "plan.yaml"

@@ -11,8 +11,8 @@ import pytest
 import yaml
 
 from helpers import invoke
-from reconcile.bpmn import load_sidecar, parse_bpmn, to_yaml
-from reconcile.catalog import FORMAT_HINT, catalog_from_docs, load_catalog
+from reconcile.workflow.bpmn import load_sidecar, parse_bpmn, to_yaml
+from reconcile.workflow.catalog import FORMAT_HINT, catalog_from_docs, load_catalog
 from reconcile.errors import BadInput
 
 from conftest import CASES
@@ -550,8 +550,10 @@ def test_a_dossier_waiting_on_a_step_that_may_end_the_process_is_in_progress_not
     are in progress, none of them finished."""
     from lxml import etree
 
-    from reconcile.simulate import LAND_MAIN, simulate
-    from reconcile.simulate_activiti import process_key
+    from reconcile.demo.district import LAND_MAIN
+
+    from reconcile.demo.simulate import simulate
+    from reconcile.demo.activiti import process_key
     from reconcile.sources.activiti import load_activiti_profile
 
     district = simulate(tmp_path / "d", scale=0.02, register_format="csv", system_schema="activiti")

@@ -18,8 +18,8 @@ import yaml
 from lxml import etree
 
 from helpers import REGEN
-from reconcile import workflows
-from reconcile.bpmn import BPMN_NS, STEP_KINDS, SUBPROCESS_KINDS
+from reconcile.workflow import commands as workflows
+from reconcile.workflow.bpmn import BPMN_NS, STEP_KINDS, SUBPROCESS_KINDS
 from reconcile.errors import BadInput
 
 # Beside the project, as on the developers' machines and in CI; RECONCILE_BPMN_CORPUS names another place.

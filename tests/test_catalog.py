@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from reconcile.catalog import FORMAT_HINT, Step, load_catalog, reachable
+from reconcile.workflow.catalog import FORMAT_HINT, Step, load_catalog, reachable
 from reconcile.errors import BadInput
 
 SAMPLE = Path(__file__).parent / "cases" / "catalog" / "sample"

@@ -11,7 +11,7 @@ import pytest
 
 from conftest import CASES
 from helpers import invoke
-from reconcile.checkreport import check_report, parse_count
+from reconcile.stats.checkreport import check_report, parse_count
 
 ROOT = Path(__file__).parent.parent
 SEED_TABLE = ROOT / "examples" / "seed" / "phu-luc-binh-son-2021-h1.tsv"
@@ -311,7 +311,7 @@ def test_unrecognised_header_names_what_was_found_and_expected(tmp_path: Path) -
     assert bad(str(path)) == (
         f"error: t.csv, line 1: header not recognised: no column names a measure; column 3 'Cột 1' is nearest to "
         f"'còn hạn'. Found: {found}. Expected header words such as tổng số, trực tuyến, kỳ trước, đã giải quyết, "
-        "đúng hạn, trễ hạn, đang giải quyết, quá hạn (the README lists the vocabulary; case and accents do not "
+        "đúng hạn, trễ hạn, đang giải quyết, quá hạn (docs/statistics.md lists the vocabulary; case and accents do not "
         "matter). Hint: write the form's column labels, or delete the header rows to read the 11 or 12 columns of a "
         "preset by position.")
 

@@ -177,7 +177,7 @@ def test_interrupted_load_leaves_the_store_as_it_was(tmp_path: Path, monkeypatch
     def interrupted(*_: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("reconcile.commands.run_audit", interrupted)
+    monkeypatch.setattr("reconcile.audit.record.run_audit", interrupted)
     result = invoke(*args, expect=130)
     assert result.stderr.strip() == "interrupted: nothing was written."
     engine = sa.create_engine(f"duckdb:///{store}")
@@ -207,7 +207,7 @@ def test_a_bug_exits_70_and_says_so_and_debug_shows_it(tmp_path: Path, monkeypat
     def broken(*_: object) -> None:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr("reconcile.commands.run_audit", broken)
+    monkeypatch.setattr("reconcile.audit.record.run_audit", broken)
     result = invoke(*audit_args(tmp_path), expect=70)
     assert result.stderr.strip() == "internal error (this is a bug, please report it): RuntimeError: boom"
     assert not (tmp_path / "store.duckdb").exists()

@@ -136,14 +136,14 @@ CASES: list[Case] = [
     case("register-mapping-unknown-field", f"audit {CSV_CFG} --register-mapping m.yaml",
          "error: m.yaml:1:11: columns: unknown key 'bogus'. Known: stt, dossier_code, procedure, quantity, "
          "applicant, address, agency, received_at, due_at, transferred_at, returned_at, signed, note. Hint: see "
-         "\"Paper register\" in README (--register-mapping).",
+         "\"Paper register\" in docs/file-formats.md (--register-mapping).",
          write("m.yaml", "columns: {bogus: X}\n")),
     case("register-mapping-yaml-syntax", f"audit {CSV_CFG} --register-mapping m.yaml",
          "error: m.yaml:2:1: YAML syntax error: did not find expected ',' or ']'. Hint: check the indentation and "
          "quoting on this line and the one above.",
          write("m.yaml", "columns: [x\n")),
     case("register-mapping-not-a-mapping", f"audit {CSV_CFG} --register-mapping m.yaml",
-         "error: m.yaml:1:1: expected a mapping with 'columns'. Hint: see \"Paper register\" in README "
+         "error: m.yaml:1:1: expected a mapping with 'columns'. Hint: see \"Paper register\" in docs/file-formats.md "
          "(--register-mapping).",
          write("m.yaml", "- a\n")),
     case("register-mapping-not-utf8", f"audit {CSV_CFG} --register-mapping m.yaml",
@@ -156,7 +156,7 @@ CASES: list[Case] = [
          write("m.yaml", "period: {from: 2021-13-01, to: 2021-12-31}\n")),
     case("register-mapping-header-row-not-a-number", f"audit {CSV_CFG} --register-mapping m.yaml",
          "error: m.yaml:1:13: header_row: 'banana' is not of type 'integer'. Hint: see \"Paper register\" in "
-         "README (--register-mapping).", write("m.yaml", "header_row: banana\n")),
+         "docs/file-formats.md (--register-mapping).", write("m.yaml", "header_row: banana\n")),
     case("register-mapping-sheets-not-a-list", "audit --register-mapping m.yaml", "error: m.yaml:1:9: sheets: "
          "'Quý I' is not of type 'array'. Hint: a list of sheet names: [\"Sổ 2021\"].",
          write("m.yaml", "sheets: Quý I\n")),
@@ -191,19 +191,19 @@ CASES: list[Case] = [
          edit(MAPPING, "TAIKHOAN, name", 'TAIKHOAN"; DROP TABLE HS_HOSO; --", name')),
     case("mapping-unknown-canonical-status", "audit", f"error: {MAPPING}:7:22: dossier.status_values.0: 'filed' is "
          f"not one of: submitted, received, rejected, in_progress, supplement_requested, awaiting_payment, "
-         f"withdrawn, stopped, finished, returned. Hint: see \"System: mapping profile\" in README.",
+         f"withdrawn, stopped, finished, returned. Hint: see \"System: mapping profile\" in docs/file-formats.md.",
          edit(MAPPING, "0: submitted", "0: filed")),
     case("mapping-status-values-missing", "audit", f"error: {MAPPING}:5:3: dossier: 'status_values' is required. "
-         f"Keys here: table, columns, statuses. Hint: see \"System: mapping profile\" in README.\n"
+         f"Keys here: table, columns, statuses. Hint: see \"System: mapping profile\" in docs/file-formats.md.\n"
          f"error: {MAPPING}:7:3: dossier: unknown key 'statuses'. Known: table, query, status_values, columns. "
-         f"Hint: see \"System: mapping profile\" in README.", edit(MAPPING, "status_values: {", "statuses: {")),
+         f"Hint: see \"System: mapping profile\" in docs/file-formats.md.", edit(MAPPING, "status_values: {", "statuses: {")),
     case("mapping-not-a-mapping", "audit", f"error: {MAPPING}:1:1: expected a mapping with keys dossier, task, "
-         f"account, events. Hint: see \"System: mapping profile\" in README.", write(MAPPING, "- a\n")),
+         f"account, events. Hint: see \"System: mapping profile\" in docs/file-formats.md.", write(MAPPING, "- a\n")),
     case("mapping-yaml-syntax", "audit", f"error: {MAPPING}:2:1: YAML syntax error: did not find expected node "
          f"content. Hint: check the indentation and quoting on this line and the one above.",
          write(MAPPING, "dossier: [\n")),
     case("mapping-missing-file", "audit", f"error: {MAPPING}: no such file. Hint: --mapping FILE describes the vendor "
-         "schema (see README).", remove(MAPPING)),
+         "schema (see docs/file-formats.md).", remove(MAPPING)),
     case("mapping-query-fails", "audit", f"error: {MAPPING}: account.query failed: no such table: nowhere. Hint: a "
          "query: is one SELECT statement, and it runs read-only.",
          edit(MAPPING, "table: DM_CANBO", "query: SELECT * FROM nowhere")),
@@ -220,7 +220,7 @@ CASES: list[Case] = [
          f"type 'array'. Hint: the values that mean active, as a list: [1].",
          edit(MAPPING, "active_values: [1]", "active_values: 1")),
     case("mapping-columns-a-list", "audit", f"error: {MAPPING}:13:12: account.columns: a list is not of type "
-         f"'object'. Hint: see \"System: mapping profile\" in README.",
+         f"'object'. Hint: see \"System: mapping profile\" in docs/file-formats.md.",
          edit_line(MAPPING, "columns: {account:", "columns: [TAIKHOAN, HOTEN]")),
     case("mapping-writable-quoted", f"apply {PLAN} --yes", f"error: {MAPPING}:3:11: writable: 'false' is not of "
          f"type 'boolean'. Hint: write true or false, without quotes; only true lets apply write.",
@@ -289,10 +289,10 @@ CASES: list[Case] = [
     case("catalog-version-not-file-name", "workflows check workflows", f"error: {EDU}:6:10: version 2 does not match "
          "the file name v1.yaml. Set version: 1 or rename the file.", edit(EDU, "version: 1", "version: 2")),
     case("catalog-days-not-a-number", "workflows check workflows", f"error: {EDU}:11:65: steps[1].days: 'lots' is "
-         f"not of type 'number'. Hint: see \"Workflow catalog\" in README (procedure, name, version, steps: id, "
+         f"not of type 'number'. Hint: see \"Workflow catalog\" in docs/file-formats.md (procedure, name, version, steps: id, "
          f"name, unit, days, next).", edit(EDU, "days: 17", "days: lots")),
     case("catalog-days-negative", "workflows check workflows", f"error: {EDU}:11:65: steps[1].days: -3 is less "
-         f"than the minimum of 0. Hint: see \"Workflow catalog\" in README (procedure, name, version, steps: id, "
+         f"than the minimum of 0. Hint: see \"Workflow catalog\" in docs/file-formats.md (procedure, name, version, steps: id, "
          f"name, unit, days, next).", edit(EDU, "days: 17", "days: -3")),
     case("catalog-days-nan", "workflows check workflows", f"error: {EDU}:11:65: '.nan' is not a finite number. "
          f"Hint: write a number such as 5 or 0.5.",
@@ -301,17 +301,18 @@ CASES: list[Case] = [
          f"number. Hint: write a number such as 5 or 0.5.",
          edit(EDU, "days: 17", "days: .inf")),
     case("catalog-procedure-missing", "workflows check workflows", f"error: {EDU}:3:1: 'procedure' is required. "
-         f"Keys here: name, field, version, valid_from, synthetic, steps. Hint: see \"Workflow catalog\" in README "
+         f"Keys here: name, field, version, valid_from, synthetic, steps. Hint: see \"Workflow catalog\" in docs/file-formats.md "
          f"(procedure, name, version, steps: id, name, unit, days, next).",
-         edit(EDU, 'procedure: "1.004439.000.00.00.H48"\n', "")),
+         edit(EDU, 'procedure: "1.004439.000.00.00.H48"  # the code the system stores on each dossier (its workflow '
+              'key); the same in every version\n', "")),
     case("catalog-step-name-missing", "workflows check workflows", f"error: {EDU}:11:5: steps[1]: 'name' is "
-         f"required. Keys here: id, nam, unit, days, next, final. Hint: see \"Workflow catalog\" in README "
+         f"required. Keys here: id, nam, unit, days, next, final. Hint: see \"Workflow catalog\" in docs/file-formats.md "
          f"(procedure, name, version, steps: id, name, unit, days, next).\n"
          f"error: {EDU}:11:15: steps[1]: unknown key 'nam'. Known: id, name, unit, days, next, final, may_end, "
-         f"start, side_of. Hint: see \"Workflow catalog\" in README (procedure, name, version, steps: id, name, "
+         f"start, side_of. Hint: see \"Workflow catalog\" in docs/file-formats.md (procedure, name, version, steps: id, name, "
          f"unit, days, next).", edit(EDU, 'name: "Thẩm định', 'nam: "Thẩm định')),
     case("catalog-valid-from-not-a-date", "workflows check workflows", f"error: {EDU}:7:13: valid_from: "
-         f"'2020-02-30' is not a 'date'. Hint: see \"Workflow catalog\" in README (procedure, name, version, "
+         f"'2020-02-30' is not a 'date'. Hint: see \"Workflow catalog\" in docs/file-formats.md (procedure, name, version, "
          f"steps: id, name, unit, days, next).", edit(EDU, "valid_from: 2020-01-01", "valid_from: 2020-02-30")),
     case("catalog-python-tag", "workflows check workflows", f"error: {EDU_DIR}/v2.yaml:1:1: unsupported YAML tag "
          f"!!python/object/apply:os.system. Hint: these files hold plain data (text, numbers, lists and mappings): "
@@ -390,7 +391,7 @@ CASES: list[Case] = [
          f"content. Hint: check the indentation and quoting on this line and the one above.",
          edit(RULES, "rules:", "rules: [\n")),
     case("rules-wrong-type", "rules check", f"error: {RULES}:10:15: rules[0].same_ids: 'maybe' is not of type "
-         "'boolean'. Hint: see the migration rules format (procedure, assign, rules: id, from, to, steps, when) in README.",
+         "'boolean'. Hint: see the migration rules format (procedure, assign, rules: id, from, to, steps, when) in docs/file-formats.md.",
          edit(RULES, "same_ids: true", "same_ids: maybe")),
     case("rules-unknown-unit", "rules check", f"error: {RULES}:4:10: unit 'NOUNIT' is not the unit of any step of "
          "procedure '1.004227.000.00.00.H48'. Hint: units there: LANHDAO, MOTCUA, THUE, VPDKDD.",
@@ -407,7 +408,7 @@ CASES: list[Case] = [
          isolated=True),
     # ---------------------------------------------------------------------------- project file
     case("project-not-a-mapping", "audit", f"error: {PROJECT}:1:1: expected a mapping of settings (store, as_of, "
-         f"paper_only_units, ...). Hint: see \"Project file\" in README.", write(PROJECT, "- just\n- a list\n")),
+         f"paper_only_units, ...). Hint: see \"Project file\" in docs/file-formats.md.", write(PROJECT, "- just\n- a list\n")),
     case("project-yaml-syntax", "audit", f"error: {PROJECT}:2:1: YAML syntax error: did not find expected node "
          f"content. Hint: check the indentation and quoting on this line and the one above.",
          write(PROJECT, "as_of: [\n")),
@@ -415,25 +416,25 @@ CASES: list[Case] = [
     case("project-as-of-not-a-date", "audit", f"error: {PROJECT}:4:8: as_of: 'someday' is not a date. Expected "
          f"YYYY-MM-DD or dd/mm/yyyy.", edit(PROJECT, "as_of: 2021-06-30", "as_of: someday")),
     case("project-period-incomplete", "audit", f"error: {PROJECT}:5:9: period: 'to' is required. Keys here: from. "
-         f"Hint: see \"Project file\" in README.",
+         f"Hint: see \"Project file\" in docs/file-formats.md.",
          edit(PROJECT, "period: {from: 2021-01-01, to: 2021-06-30}", "period: {from: 2021-01-01}")),
     case("project-stalled-wrong-type", "audit", f"error: {PROJECT}:3:19: stalled.factor: 'fast' is not of type "
-         f"'number'. Hint: see \"Project file\" in README.",
+         f"'number'. Hint: see \"Project file\" in docs/file-formats.md.",
          edit(PROJECT, "district:", "stalled: {factor: fast}\ndistrict:")),
     case("project-unknown-convention", "stats", f"error: {PROJECT}:9:15: statistics.convention: 'sideways' is not "
-         f"one of: separate, on-time, excluded. Hint: see \"Project file\" in README.",
+         f"one of: separate, on-time, excluded. Hint: see \"Project file\" in docs/file-formats.md.",
          edit(PROJECT, "convention: separate", "convention: sideways")),
     case("project-no-register", "audit", f"error: {PROJECT}:12:11: register: [] should be non-empty. Hint: a "
          f"register file, or a list of them.",
          edit(PROJECT, "register: [register/so-theo-doi-ho-so-2021.xlsx]", "register: []")),
     case("project-unknown-profile", "audit", f"error: {PROJECT}:3:10: profile: 'engine' is not one of: mapping, "
-         f"csv, activiti. Hint: see \"Project file\" in README.",
+         f"csv, activiti. Hint: see \"Project file\" in docs/file-formats.md.",
          edit(PROJECT, "district:", "profile: engine\ndistrict:")),
     case("project-date-out-of-range", "audit", f"error: {PROJECT}:4:8: as_of: '2021-13-45' is not a date. Expected "
          f"YYYY-MM-DD or dd/mm/yyyy.",
          edit(PROJECT, "as_of: 2021-06-30", "as_of: 2021-13-45")),
     case("project-tolerance-not-a-number", "audit", f"error: {PROJECT}:7:22: date_tolerance_days: 'lots' is not of "
-         f"type 'integer'. Hint: see \"Project file\" in README.",
+         f"type 'integer'. Hint: see \"Project file\" in docs/file-formats.md.",
          edit(PROJECT, "date_tolerance_days: 0", "date_tolerance_days: lots")),
     case("project-not-utf8", "audit", f"error: {PROJECT}:1: not UTF-8 text (byte 0xe3 at offset 7). Hint: save the "
          f"file as UTF-8.", write(PROJECT, b"as_of: \xe3\n")),

@@ -22,8 +22,8 @@ from helpers import invoke
 from test_apply import audited, copy_vendor, district, make_plan  # noqa: F401 (district: a fixture)
 from test_sources import BASIC, MAPPING, vendor_database, vendor_url  # noqa: F401 (vendor_url: a fixture)
 
-from reconcile.db import connect_engine, mask_url
-from reconcile.sources.workbench import connect as workbench
+from reconcile.util.db import connect_engine, mask_url
+from reconcile.util.scratch import connect as workbench
 from reconcile.store import open_store
 
 HINT_QUERY = "Hint: a query: is one SELECT statement, and it runs read-only."

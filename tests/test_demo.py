@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from helpers import REGEN
-from reconcile.commands import RunReport
+from reconcile.audit.results import RunReport
 from reconcile.model import FindingKind
 
 REPO = Path(__file__).resolve().parent.parent
@@ -56,18 +56,21 @@ DEMO_FILES = {"findings.json", "census.json", "fixes.json", "report.json",
 
 
 def _outputs(folder: Path) -> set[str]:
-    """The demo's output files: the folder's own and its tickets/ bundle (inputs/ is not committed)."""
-    tickets = folder / "tickets"
+    """The demo's output files: the folder's own, its tickets/ bundle and its notices/ (inputs/ is not
+    committed)."""
     return ({p.name for p in folder.iterdir() if p.is_file()}
-            | ({f"tickets/{p.name}" for p in tickets.iterdir()} if tickets.is_dir() else set()))
+            | {f"{sub}/{p.name}" for sub in ("tickets", "notices") if (folder / sub).is_dir()
+               for p in (folder / sub).iterdir()})
 
 
 def test_committed_demo_outputs_are_current(demo_run: tuple[Path, RunReport]) -> None:
     """`make demo` regenerates reports/binh-son-2021-h1/ byte for byte; RECONCILE_REGEN=1 rewrites it."""
     out, _ = demo_run
     written = _outputs(out)
-    assert DEMO_FILES <= written and {n for n in written - DEMO_FILES if not n.startswith("tickets/")} == set()
+    assert DEMO_FILES <= written and {n for n in written - DEMO_FILES
+                                      if not n.startswith(("tickets/", "notices/"))} == set()
     assert {"tickets/index.md", "tickets/tickets.csv", "tickets/tickets.json"} <= written
+    assert {n for n in written if n.startswith("notices/")} == {"notices/sms-1.csv", "notices/skipped-1.csv"}
     changed = []
     for name in sorted(written):
         fresh = (out / name).read_bytes().replace(str(out).encode(), b"reports/binh-son-2021-h1")

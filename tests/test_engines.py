@@ -1,5 +1,5 @@
 """The activiti profile on engine databases as Activiti 6, Activiti 7, Flowable 6 and Camunda 7 keep
-them, on PostgreSQL and MariaDB. The tables are the engines' own (reconcile.simulate_activiti.ENGINES,
+them, on PostgreSQL and MariaDB. The tables are the engines' own (reconcile.demo.activiti.ENGINES,
 written from their documented table and column names and types), the rows laid out as each engine lays
 them out (EngineRows: execution trees with scope and concurrent executions, history, identity links,
 deployments and byte arrays). One small district per engine and database holds one dossier per
@@ -21,7 +21,7 @@ import sqlalchemy as sa
 
 from helpers import invoke
 
-from reconcile.simulate_activiti import ENGINES, EngineKind, EngineRows, Task, Wait, create_indexes, create_tables
+from reconcile.demo.activiti import ENGINES, EngineKind, EngineRows, Task, Wait, create_indexes, create_tables
 
 SON, HAI = "binhson", "binhhai"  # two districts (tenants) served by one engine
 KEY, SUB = "TTHC_S", "TTHC_SUB"
@@ -346,7 +346,7 @@ def test_every_planted_finding_is_found_and_none_invented(district: District, tm
 def read(d: District, tenant: str, *extra: str) -> tuple[dict[str, tuple[str | None, ...]],
                                                           dict[str, list[tuple[str | None, ...]]]]:
     """Each dossier's (current step, assignee, status) and its moves (from, to, action), as the profile reads them."""
-    from reconcile.commands import load_system
+    from reconcile.audit.inputs import load_system
 
     system, _ = load_system(d.url, None, "activiti", None, tenant, None, extra[1] if extra else None)
     state = {r["dossier_code"]: (r["current_step"], r["assignee"], r["status"]) for r in system.dossiers.to_pylist()}

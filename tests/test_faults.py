@@ -27,10 +27,11 @@ import sqlalchemy as sa
 
 from helpers import invoke
 from test_apply import PAPER_ONLY, copy_vendor, make_plan
-from reconcile import apply as ap
-from reconcile.commands import AuditInputs, audit
+from reconcile.fix import apply as ap
+from reconcile.audit.inputs import AuditInputs
+from reconcile.audit.commands import audit
 from reconcile.faults import FAULT_ENV
-from reconcile.simulate import simulate
+from reconcile.demo.simulate import simulate
 from reconcile.store import (
     audit_run, batch_outcome, change_batch, mask_url, metadata, normalize_url, open_store, plan_file,
 )
@@ -327,7 +328,7 @@ def act_at(monkeypatch: pytest.MonkeyPatch, when: str, action: Callable[[], None
             action()
 
     monkeypatch.setattr(ap, "fault", hook)
-    monkeypatch.setattr("reconcile.undo.fault", hook)
+    monkeypatch.setattr("reconcile.fix.undo.fault", hook)
 
 
 def changed_dossiers(url: str, original: dict[tuple[str, str, str], tuple[Any, ...]]) -> set[str]:

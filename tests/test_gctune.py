@@ -6,7 +6,7 @@ import gc
 
 import pytest
 
-from reconcile.gctune import FIRST_THRESHOLD, fewer_collections
+from reconcile.util.gctune import FIRST_THRESHOLD, fewer_collections
 
 
 @pytest.fixture(autouse=True)

@@ -11,7 +11,7 @@ from sqlalchemy.dialects import mysql, postgresql
 from helpers import check_golden, invoke, stable
 
 from conftest import CASES
-from reconcile.sqlfuncs import json_agg
+from reconcile.util.sqlfuncs import json_agg
 
 BASIC = CASES / "golden" / "basic"
 
@@ -103,7 +103,8 @@ def test_evidence_lists_are_ordered_the_same_on_every_engine() -> None:
 
 def test_started_at_is_when_the_audit_started_not_when_it_was_recorded(tmp_path, monkeypatch) -> None:
     """A 10M audit runs for minutes before its run row is written: started_at is read before loading."""
-    import reconcile.commands as commands
+    from reconcile.audit import commands
+
     loaded: list[bool] = []
     real_load = commands.load_inputs
 
@@ -112,6 +113,6 @@ def test_started_at_is_when_the_audit_started_not_when_it_was_recorded(tmp_path,
         return real_load(*args, **kwargs)
 
     monkeypatch.setattr(commands, "load_inputs", load_inputs)
-    monkeypatch.setattr(commands, "_started_at", lambda: "after loading" if loaded else "before loading")
+    monkeypatch.setattr(commands, "started_now", lambda: "after loading" if loaded else "before loading")
     report = audit_basic(str(tmp_path / "s.duckdb"))
     assert loaded and report["run"]["started_at"] == "before loading"

@@ -15,7 +15,7 @@ import pytest
 from helpers import invoke
 
 from conftest import CASES
-from reconcile.calendar import add_working_days
+from reconcile.util.calendar import add_working_days
 from reconcile.sources.register import load_register, load_register_mapping
 
 BASIC = CASES / "golden" / "basic"

@@ -1,4 +1,4 @@
-"""Masking of personal data (reconcile.mask): examples and a property test."""
+"""Masking of personal data (reconcile.util.mask): examples and a property test."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import re
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reconcile import mask
+from reconcile.util import mask
 
 
 def test_names_keep_initials() -> None:

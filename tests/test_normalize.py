@@ -8,8 +8,8 @@ import duckdb
 import pyarrow as pa
 import pytest
 
-from reconcile.calendar import add_working_days, is_working_day, working_days_between
-from reconcile.normalize import fold, looks_like_code, normalize_code, parse_date, sql_date
+from reconcile.util.calendar import add_working_days, is_working_day, working_days_between
+from reconcile.util.normalize import fold, looks_like_code, normalize_code, parse_date, sql_date
 
 
 @pytest.mark.parametrize("raw, expected", [

@@ -10,8 +10,11 @@ import pytest
 import yaml
 from helpers import invoke
 
-from reconcile import i18n, reasons
-from reconcile.commands import RunReport, demo
+from reconcile.util import i18n
+
+from reconcile.fix import reasons
+from reconcile.audit.results import RunReport
+from reconcile.demo.commands import demo
 
 
 @pytest.fixture(scope="module")

@@ -12,11 +12,12 @@ import pytest
 import sqlalchemy as sa
 
 from helpers import invoke
-from reconcile import apply as ap
-from reconcile import undo as un
-from reconcile import commands
-from reconcile.commands import AuditInputs, audit
-from reconcile.simulate import simulate
+from reconcile.fix import apply as ap
+from reconcile.fix import undo as un
+from reconcile.fix import commands as fix_commands
+from reconcile.audit.inputs import AuditInputs
+from reconcile.audit.commands import audit
+from reconcile.demo.simulate import simulate
 from reconcile.store import SCHEMA_VERSION, meta_table, open_store, plan_action, plan_file
 
 
@@ -63,7 +64,7 @@ def test_a_recorded_plan_is_read_from_the_store_and_applies_as_read_in_full(
         district: Path, tmp_path: Path, store_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     plan = planned(district, tmp_path, store_url)
     text = plan.read_text(encoding="utf-8")
-    assert text == commands.plan(store_url).to_yaml()  # the file's text is the plan's as ever
+    assert text == fix_commands.plan(store_url).to_yaml()  # the file's text is the plan's as ever
     edited = tmp_path / "edited.yaml"
     edited.write_text(text + "# reviewed: nothing changed\n", encoding="utf-8")  # same actions, same lines
 
@@ -125,7 +126,7 @@ def test_a_plan_recorded_for_another_run_or_store_is_not_trusted(district: Path,
     reads = full_reads(monkeypatch)
     assert "plan made for the store" in invoke("apply", str(plan), "--store", other, expect=2).stderr
 
-    result = commands.plan(store_url)
+    result = fix_commands.plan(store_url)
     text = result.to_yaml()
     plan.write_text(text, encoding="utf-8")  # written without recording: not recorded for run 1
     store = open_store(store_url, create=False)
@@ -174,7 +175,7 @@ def test_a_store_of_schema_7_gets_the_plan_tables(district: Path, tmp_path: Path
         version = conn.execute(sa.select(meta_table.c.value).where(meta_table.c.key == "schema_version")).scalar()
         plans = conn.execute(sa.select(plan_file.c.id, plan_file.c.run_id, plan_file.c.actions)).all()
     store.engine.dispose()
-    assert version == str(SCHEMA_VERSION) == "11"
+    assert version == str(SCHEMA_VERSION) == "12"
     assert [(i, run) for i, run, _ in plans] == [(1, 1)] and plans[0][2] == len(ap.load_plan(plan).actions)
 
 
@@ -206,5 +207,5 @@ def test_a_store_that_refuses_the_record_still_gets_its_plan_file(district: Path
     monkeypatch.setattr(ap, "bulk_insert", refuse)
     store_url = str(tmp_path / "store.duckdb")
     plan = planned(district, tmp_path, store_url)  # exit 0: the file is written
-    assert plan.read_text(encoding="utf-8") == commands.plan(store_url).to_yaml()
+    assert plan.read_text(encoding="utf-8") == fix_commands.plan(store_url).to_yaml()
     assert recorded(plan, store_url) is None  # nothing recorded (the header row rolled back too)

@@ -9,7 +9,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reconcile import planfile
+from reconcile.fix import planfile
 
 texts = st.one_of(
     st.text(max_size=30),

@@ -4,12 +4,12 @@ The vendor database is on PostgreSQL (the store a DuckDB file), or on MariaDB th
 the test's own (the store on PostgreSQL), reached with a password in the project file's URL. Every
 register row and every vendor dossier carries one planted applicant, phone number and address, and the
 register's notes an ID number (with the name, the phone number written in groups and the street again).
-After audit, census, show, plan, apply, undo, history, stats, report, tickets, check-report and
+After audit, census, show, plan, apply, undo, history, stats, report, tickets, notify, check-report and
 workflows diff, every stdout and stderr, every file written and every text value of every table of the
 store are searched for each planted value:
 - the password: nowhere;
 - the personal data: never on stderr, never in the vendor tickets; elsewhere only in the places the
-  README names (the store's snapshot of both sides, the office's reports and worklists, the plan
+  safety page names (the store's snapshot of both sides, the office's reports and worklists, the plan
   file's evidence and what `show` prints).
 """
 
@@ -41,8 +41,10 @@ PERSONAL = {"name": NAME, "phone": PHONE, "id number": ID_NUMBER, "street": STRE
 
 # Where personal data is kept on purpose: the store keeps each run's snapshot of both sides (and the
 # change log, the recorded plan); the office's reports and worklists are not masked; the plan file
-# carries each action's evidence for its reviewer; `show` and `audit --format json` print the evidence.
+# carries each action's evidence for its reviewer; `show` and `audit --format json` print the evidence; the
+# SMS gateway's CSV of `notify` holds the phone numbers it sends to.
 ALLOWED = {
+    "notices/sms-1.csv", "notices-overdue/sms-2.csv",
     "store", "plan.yaml", "stdout of show CODE", "stdout of audit --format json",
     "out/report.json", "out/report.vi.html", "out/report.en.html", "out/report.vi.md", "out/report.en.md",
     "out/report.vi.xlsx", "out/report.en.xlsx", "out/report.vi.findings.csv", "out/report.en.findings.csv",
@@ -158,6 +160,8 @@ def test_planted_password_and_personal_data_only_where_the_readme_says(tmp_path:
         ("history", 0), (f"undo 1 --yes --system {system}", 0), (f"apply plan.yaml --yes --system {system}", 0),
         ("stats", 0), ("stats --view register", 0), ("report --format all --lang vi --lang en --out out", 0),
         (f"tickets --out tickets --system {system}", 0), (f"tickets --out tickets-vi --lang vi --system {system}", 0),
+        ("notify --out notices", 0), ("notify --overdue --no-diacritics --out notices-overdue", 0),
+        ("notify --overdue --dry-run", 0),
         ("check-report published/phu-luc-binh-son-2021-h1.tsv", 1),
         ("workflows diff 1.004227.000.00.00.H48 2 3", 0),
     ]
@@ -200,6 +204,7 @@ def test_planted_password_and_personal_data_only_where_the_readme_says(tmp_path:
         k: [] for k in PERSONAL}, "vendor tickets and stderr hold personal data"
     assert {k: [p for p in v if p not in ALLOWED] for k, v in found.items()} == {k: [] for k in PERSONAL}
     assert all(found[k] for k in ("name", "phone", "street")), "the planted values must reach the outputs"
+    assert {"notices/sms-1.csv", "notices-overdue/sms-2.csv"} <= set(found["phone"]), "notify sends to the number"
     tickets = "\n".join(text for p, text in places.items() if p.startswith("tickets"))
     assert "H. T. B. M." in tickets and "*********234" in tickets, "the tickets show the planted values masked"
 

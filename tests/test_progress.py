@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from reconcile import jsonio
-from reconcile.commands import run_report
-from reconcile.progress import LineProgress, LiveProgress, rate
+from reconcile.util import jsonio
+from reconcile.audit.results import run_report
+from reconcile.util.progress import LineProgress, LiveProgress, rate
 from reconcile.store import open_store
-from reconcile.simulate import simulate
+from reconcile.demo.simulate import simulate
 from tests.helpers import invoke
 
 

@@ -11,11 +11,12 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reconcile.audit import AuditSettings
-from reconcile.catalog import load_catalog
-from reconcile.commands import Loaded, record_run
+from reconcile.audit.run import AuditSettings
+from reconcile.workflow.catalog import load_catalog
+from reconcile.audit.inputs import Loaded
+from reconcile.audit.record import record_run
 from reconcile.model import CLOSED_STATUSES, FindingKind, MatchClass, Status
-from reconcile.normalize import (
+from reconcile.util.normalize import (
     compare_key, normalize_code, normalize_text, sql_code, sql_compare_key, sql_text,
 )
 from reconcile.sources.register import FIELDS

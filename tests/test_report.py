@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from helpers import invoke
-from reconcile import i18n
+from reconcile.util import i18n
 
 FORMATS = ("html", "md", "xlsx", "json", "csv")
 
@@ -105,7 +105,7 @@ def test_report_bad_input_is_one_line(store: str, project: str, tmp_path: Path) 
 
 
 def test_finding_details_are_told_in_the_report_language(demo_run: tuple[Path, Any]) -> None:
-    from reconcile.report_csv import details_text
+    from reconcile.report.csvout import details_text
 
     findings = json.loads((demo_run[0] / "findings.json").read_text(encoding="utf-8"))["findings"]
     for f in findings:  # every kind of the demo: each detail and each reason has its words

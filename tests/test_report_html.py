@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from reconcile import i18n
-from reconcile.report_html import render_html
-from reconcile.report_md import render_markdown
-from reconcile.reportdata import FindingSection, ReportData, Worklist
+from reconcile.util import i18n
+from reconcile.report.htmlout import render_html
+from reconcile.report.mdout import render_markdown
+from reconcile.report.data import FindingSection, ReportData, Worklist
 from tests.report_sample import sample_report
 
 CHROMIUM = Path("/usr/bin/chromium")

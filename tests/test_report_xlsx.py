@@ -13,11 +13,11 @@ import openpyxl
 import pytest
 from openpyxl.worksheet.worksheet import Worksheet
 
-from reconcile.i18n import t
-from reconcile.report_csv import report_csv, stats_csv
-from reconcile.report_xlsx import write_report_xlsx, write_stats_xlsx
-from reconcile.reportdata import Action, Evidence, ReportData, WorkItem, Worklist
-from reconcile.stats_model import Note
+from reconcile.util.i18n import t
+from reconcile.report.csvout import report_csv, stats_csv
+from reconcile.report.xlsxout import write_report_xlsx, write_stats_xlsx
+from reconcile.report.data import Action, Evidence, ReportData, WorkItem, Worklist
+from reconcile.stats.model import Note
 from report_sample import sample_report, stats_table
 
 WL_VI = ["Mã hồ sơ", "Người nộp", "Bước hiện tại", "Vấn đề", "Đề xuất xử lý", "Căn cứ"]

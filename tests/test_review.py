@@ -22,12 +22,13 @@ import sqlalchemy as sa
 import yaml
 
 from helpers import invoke
-from reconcile import apply as ap
-from reconcile.commands import AuditInputs, audit
+from reconcile.audit.commands import audit
+from reconcile.audit.inputs import AuditInputs
+from reconcile.fix import apply as ap
 from reconcile.errors import BadInput
 from reconcile.review import worklist as wl
 from reconcile.review.decisions import Decision, decide, journal_path, state_of
-from reconcile.simulate import simulate
+from reconcile.demo.simulate import simulate
 from reconcile.store import change, change_batch
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from reconcile.catalog import load_catalog
-from reconcile.rules import Facts, RuleSet, load_rules
-from reconcile.simulate import LAND_MAIN, SimulationResult, simulate
+from reconcile.workflow.catalog import load_catalog
+from reconcile.workflow.rules import Facts, RuleSet, load_rules
+from reconcile.demo.district import LAND_MAIN, SimulationResult
+from reconcile.demo.simulate import simulate
 from tests.conftest import CASES
 from tests.helpers import invoke
 
@@ -116,7 +117,7 @@ R = "  - {id: a, from: 1, to: 2, steps: {S02: S03}}\n"
 STEPS1 = "S01, S02, S03, S05, S05B, S06, S09"
 STEPS2 = "S01, S03, S06, S08, S09, S10"
 PROCS = f"{LAND}, {COMMUNE}"
-FORMAT = "Hint: see the migration rules format (procedure, assign, rules: id, from, to, steps, when) in README."
+FORMAT = "Hint: see the migration rules format (procedure, assign, rules: id, from, to, steps, when) in docs/file-formats.md."
 
 BAD = [
     ("unknown procedure", 'procedure: "9.999999"\nrules:\n' + R,

@@ -166,8 +166,10 @@ def test_the_after_plan_groups_from_the_stored_groups_equal_grouping_every_dossi
     import shutil
     from collections import Counter
 
-    from reconcile import stats
-    from reconcile.commands import plan_overlay
+    from reconcile.stats import tables as stats
+
+    from reconcile.audit import groups
+    from reconcile.stats.commands import plan_overlay
 
     store_path = tmp_path / "store.duckdb"  # a copy: the demo's store is shared by other tests
     shutil.copy(demo_run[0] / "inputs" / "reconcile.duckdb", store_path)
@@ -180,7 +182,7 @@ def test_the_after_plan_groups_from_the_stored_groups_equal_grouping_every_dossi
             overlay = plan_overlay(conn, store, 1, None)
             ov = stats._overlay_table(conn, overlay)
             delta = stats._after_plan_groups(conn, 1, ov, start, end)
-            full = conn.execute(stats._grouped(stats._system_source(1, ov), start, end)).all()
+            full = conn.execute(groups.grouped_counts(groups.system_source(1, ov), start, end)).all()
     finally:
         store.engine.dispose()
     assert len(overlay) > 50 and delta

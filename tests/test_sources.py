@@ -16,8 +16,9 @@ from helpers import invoke
 
 from conftest import CASES
 from reconcile.sources.register import RegisterMapping, load_register, load_register_mapping
-from reconcile.sources.system import _begin_read_only
-from reconcile.sources.workbench import register_sql, select_arrow
+from reconcile.util.db import begin_read_only
+from reconcile.sources.workbench import register_sql
+from reconcile.util.scratch import select_arrow
 
 BASIC = CASES / "golden" / "basic"
 VENDOR_STATUS = {"submitted": 0, "received": 1, "in_progress": 2, "supplement_requested": 3,
@@ -112,7 +113,7 @@ def test_vendor_reads_are_read_only(vendor_url: str) -> None:
     vendor_database(vendor_url)
     engine = sa.create_engine(vendor_url)
     with engine.connect() as conn:
-        _begin_read_only(conn)
+        begin_read_only(conn)
         assert conn.exec_driver_sql('SELECT count(*) FROM "HS_HOSO"' if engine.dialect.name != "mysql"
                                     else "SELECT count(*) FROM HS_HOSO").scalar() == 16
         with pytest.raises(sa.exc.DBAPIError):
@@ -171,7 +172,7 @@ def test_register_mapping_with_unknown_field_is_refused(tmp_path: Path) -> None:
         load_register_mapping(tmp_path / "m.yaml")
     assert str(err.value) == (f"{tmp_path / 'm.yaml'}:1:11: columns: unknown key 'code'. Known: stt, "
                               "dossier_code, procedure, quantity, applicant, address, agency, received_at, due_at, "
-                              'transferred_at, returned_at, signed, note. Hint: see "Paper register" in README '
+                              'transferred_at, returned_at, signed, note. Hint: see "Paper register" in docs/file-formats.md '
                               "(--register-mapping).")
 
 

@@ -16,12 +16,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from helpers import invoke
-from reconcile import stats
-from reconcile.commands import StatsRequest, statistics
-from reconcile.simulate import load_calibration
-from reconcile.stats_model import COUNTS, StatsTable
+from reconcile.stats import tables as stats
+from reconcile.audit import groups
+from reconcile.stats.commands import StatsRequest, statistics
+from reconcile.demo.district import load_calibration
+from reconcile.stats.model import COUNTS, StatsTable
 from reconcile.store import audit_run, dossier, open_store, wf_state, wf_version
-from reconcile.wfstate import FLAG
+from reconcile.workflow.state import FLAG
 from reconcile.model import FindingKind
 
 EXTENDED = ("total", "online", "carried_over", "in_person", "resolved", "on_time_early", "late", "in_progress",
@@ -118,10 +119,10 @@ def test_the_audit_stores_the_grouped_count_of_its_own_period(demo_store: str) -
     try:
         with store.connect() as conn:
             start, end = date(2021, 1, 1), date(2021, 6, 30)
-            for view, source in (("system", stats._system_source(1, None)), ("register", stats._register_source(1))):
+            for view, source in (("system", groups.system_source(1, None)), ("register", groups.register_source(1))):
                 stored = stats._stored_groups(conn, 1, view, start, end)
                 assert stored and sorted(map(tuple, stored), key=repr) == sorted(
-                    map(tuple, conn.execute(stats._grouped(source, start, end)).all()), key=repr)
+                    map(tuple, conn.execute(groups.grouped_counts(source, start, end)).all()), key=repr)
             assert stats._stored_groups(conn, 1, "system", date(2021, 4, 1), end) == []
     finally:
         store.engine.dispose()
@@ -198,11 +199,11 @@ def test_stats_settings_are_validated(tmp_path: Path, demo_store: str) -> None:
     project.write_text("statistics: {convention: fold}\n", encoding="utf-8")
     result = invoke("stats", "--store", demo_store, "--config", str(project), expect=2)
     assert result.stderr.strip() == (f"error: {project}:1:26: statistics.convention: 'fold' is not one of: separate, "
-                                     'on-time, excluded. Hint: see "Project file" in README.')
+                                     'on-time, excluded. Hint: see "Project file" in docs/file-formats.md.')
     project.write_text("statistics: {groups: [{label: x}]}\n", encoding="utf-8")
     result = invoke("stats", "--store", demo_store, "--config", str(project), expect=2)
     assert result.stderr.strip() == (f"error: {project}:1:23: statistics.groups[0]: 'fields' is required. Keys here: "
-                                     'label. Hint: see "Project file" in README.')
+                                     'label. Hint: see "Project file" in docs/file-formats.md.')
 
 
 # ------------------------------------------------------------------- random dossier sets, every engine

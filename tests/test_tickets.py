@@ -15,13 +15,16 @@ import yaml
 
 from helpers import invoke
 
-from reconcile import commands, i18n, reasons
-from reconcile.apply import apply_plan
-from reconcile.plan import Plan
-from reconcile.report_csv import BOM
+from reconcile.demo.commands import demo
+from reconcile.fix import reasons
+from reconcile.fix.commands import plan
+from reconcile.util import i18n
+from reconcile.fix.apply import apply_plan
+from reconcile.fix.plan import Plan
+from reconcile.util.csvtext import BOM
 from reconcile.store import dossier, open_store, register_entry
-from reconcile.tickets import build_tickets, render_files, tickets
-from reconcile.undo import undo
+from reconcile.fix.tickets import build_tickets, render_files, tickets
+from reconcile.fix.undo import undo
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +32,7 @@ def district(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """The demo district, with its last apply undone so the vendor database holds the audited state
     again (the dry run then has statements to show)."""
     out = tmp_path_factory.mktemp("tickets") / "demo"
-    commands.demo(out)
+    demo(out)
     store = str(out / "inputs" / "reconcile.duckdb")
     fixes = json.loads((out / "fixes.json").read_text(encoding="utf-8"))
     for batch in reversed(fixes["apply_again"]["batches"]):
@@ -39,7 +42,7 @@ def district(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
                          .replace("writable: true", "writable: false"), encoding="utf-8")
     written = out / "tickets"
     tickets(store, written)
-    return {"out": out, "store": store, "plan": commands.plan(store), "tickets": written,
+    return {"out": out, "store": store, "plan": plan(store), "tickets": written,
             "read_only": str(read_only)}
 
 

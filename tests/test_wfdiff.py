@@ -18,10 +18,10 @@ from SpiffWorkflow.bpmn.serializer.workflow import BpmnWorkflowSerializer
 from SpiffWorkflow.bpmn.util.diff import SpecDiff
 
 from helpers import invoke
-from reconcile.bpmn import parse_bpmn
-from reconcile.catalog import Step, WorkflowVersion, catalog_from_docs
+from reconcile.workflow.bpmn import parse_bpmn
+from reconcile.workflow.catalog import Step, WorkflowVersion, catalog_from_docs
 from reconcile.store import audit_run, dossier, open_store, wf_state
-from reconcile.wfdiff import ChangedStep, FieldChange, Replacement, diff_versions
+from reconcile.workflow.diff import ChangedStep, FieldChange, Replacement, diff_versions
 
 from conftest import CASES
 

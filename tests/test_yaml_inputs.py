@@ -20,10 +20,10 @@ import sqlalchemy as sa
 
 from conftest import CASES
 from helpers import invoke
-from reconcile import apply as ap
-from reconcile import planfile
-from reconcile.catalog import FORMAT_HINT
-from reconcile.commands import plan as make_plan
+from reconcile.fix import apply as ap
+from reconcile.fix import planfile
+from reconcile.workflow.catalog import FORMAT_HINT
+from reconcile.fix.commands import plan as make_plan
 from reconcile.store import open_store
 
 BASIC = CASES / "golden" / "basic"
@@ -287,7 +287,7 @@ def test_a_plan_file_with_dates_yaml_cannot_construct_is_one_line(basic_store: t
 
 # ------------------------------------------------------------------------------ mappings
 
-MAPPING_HINT = 'Hint: see "System: mapping profile" in README.'
+MAPPING_HINT = 'Hint: see "System: mapping profile" in docs/file-formats.md.'
 
 
 @pytest.mark.parametrize(("old", "new", "expected"), [
@@ -325,7 +325,7 @@ def test_source_mapping_of_the_wrong_shape_is_one_line_with_its_position(tmp_pat
     assert refused(tmp_path, *args) == f"error: {mapping}:{expected}"
 
 
-REGISTER_HINT = 'Hint: see "Paper register" in README (--register-mapping).'
+REGISTER_HINT = 'Hint: see "Paper register" in docs/file-formats.md (--register-mapping).'
 
 
 @pytest.mark.parametrize(("text", "expected"), [
@@ -347,7 +347,7 @@ def test_register_mapping_of_the_wrong_shape_is_one_line_with_its_position(tmp_p
 
 # ------------------------------------------------------------------------------ project file
 
-PROJECT_HINT = 'Hint: see "Project file" in README.'
+PROJECT_HINT = 'Hint: see "Project file" in docs/file-formats.md.'
 
 
 @pytest.mark.parametrize(("text", "expected"), [

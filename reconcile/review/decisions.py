@@ -29,9 +29,9 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from reconcile import planfile
+from reconcile.fix import planfile
 from reconcile.errors import BadInput
-from reconcile.files import write_atomically
+from reconcile.util.files import write_atomically
 
 STATES = ("pending", "confirmed", "rejected")
 DECISIONS = {"confirm": "confirmed", "reject": "rejected"}  # what a reviewer does -> the state it gives

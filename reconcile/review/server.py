@@ -33,9 +33,9 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from reconcile import reasons
+from reconcile.fix import reasons
 from reconcile.errors import BadInput, ReconcileError
-from reconcile.i18n import catalog, day, number, t
+from reconcile.util.i18n import catalog, day, number, t
 from reconcile.review import worklist as wl
 from reconcile.review.decisions import DECISIONS, STATES, Decision, Recorded, check_reviewer, record
 

@@ -19,9 +19,10 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 
-from reconcile import apply as ap
-from reconcile import planfile, yamlio
-from reconcile.db import connect_engine, mask_url
+from reconcile.fix import apply as ap
+from reconcile.fix import planfile
+from reconcile.util import yamlio
+from reconcile.util.db import connect_engine, mask_url
 from reconcile.errors import BadInput
 from reconcile.review.decisions import DECIDABLE, STATES, Recorded, signature, state_of
 from reconcile.store import audit_run, register_entry, wf_version

@@ -65,16 +65,16 @@ import pyarrow.compute as pc
 import sqlalchemy as sa
 from lxml import etree
 
-from reconcile.bpmn import BPMN_NS, ImportedBpmn, load_sidecar, parse_bpmn
-from reconcile.catalog import Catalog, WorkflowVersion, catalog_from_docs
 from reconcile.errors import BadInput
 from reconcile.model import Status
-from reconcile.normalize import fold, looks_like_code, normalize_code
 from reconcile.sources.system import (
     BATCH_ROWS, DOSSIER_FIELDS, EVENT_FIELDS, NOTE_FIELDS, TASK_FIELDS, SystemData, _read_only, _text,
 )
-from reconcile.db import connect_engine, mask_url
 from reconcile.store import iter_rows
+from reconcile.util.db import connect_engine, mask_url
+from reconcile.util.normalize import fold, looks_like_code, normalize_code
+from reconcile.workflow.bpmn import BPMN_NS, ImportedBpmn, load_sidecar, parse_bpmn
+from reconcile.workflow.catalog import Catalog, WorkflowVersion, catalog_from_docs
 
 # Tables the profile needs, and the columns it reads from each (upper case, as the engines document them).
 REQUIRED: dict[str, tuple[str, ...]] = {

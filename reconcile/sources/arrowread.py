@@ -8,7 +8,7 @@ returns, which is what `apply` recomputes fingerprints from.
 
 Every read is read-only: the ADBC PostgreSQL session is READ ONLY and sends each statement prepared
 (one statement); the ADBC SQLite file is opened with `mode=ro` and `query_only`; the SQLAlchemy
-connection is the caller's read-only one (see sources.system._read_only).
+connection is the caller's read-only one (see util.db.begin_read_only).
 """
 
 from __future__ import annotations

@@ -14,12 +14,12 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 from jsonschema import Draft202012Validator
 
-from reconcile import yamlio
 from reconcile.errors import BadInput, collect
-from reconcile.normalize import fold
 from reconcile.sources.csvio import line_chunks, line_offset
 from reconcile.sources.text import MAX_CELL_CHARS, check_cells, column_name, decode, long_cell, sniff_delimiter
 from reconcile.sources.workbook import open_workbook, password_protected, read_sheet
+from reconcile.util import yamlio
+from reconcile.util.normalize import fold
 
 # Canonical register fields and the headers that name them (DOMAIN §5), compared after `fold`.
 HEADERS: dict[str, tuple[str, ...]] = {
@@ -112,7 +112,7 @@ REGISTER_MAPPING_SCHEMA: dict[str, Any] = {
     },
 }
 _REGISTER_MAPPING = Draft202012Validator(REGISTER_MAPPING_SCHEMA, format_checker=Draft202012Validator.FORMAT_CHECKER)
-REGISTER_MAPPING_HINT = 'Hint: see "Paper register" in README (--register-mapping).'
+REGISTER_MAPPING_HINT = 'Hint: see "Paper register" in docs/file-formats.md (--register-mapping).'
 
 
 def load_register_mapping(path: str | Path) -> RegisterMapping:

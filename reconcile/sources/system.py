@@ -15,11 +15,14 @@ import pyarrow.csv as pacsv
 import sqlalchemy as sa
 from jsonschema import Draft202012Validator
 
-from reconcile import errors, yamlio
-from reconcile.db import connect_engine, first_line, mask_url
+from reconcile import errors
+
+from reconcile.util import yamlio
+from reconcile.util.db import begin_read_only, connect_engine, first_line, mask_url
 from reconcile.errors import BadInput
 from reconcile.model import Status
-from reconcile.sources import arrowread, workbench
+from reconcile.sources import arrowread
+from reconcile.util import scratch
 from reconcile.sources.csvio import line_chunks, line_offset
 from reconcile.sources.text import decode
 
@@ -247,7 +250,7 @@ MAPPING_SCHEMA: dict[str, Any] = {
     },
 }
 _MAPPING = Draft202012Validator(MAPPING_SCHEMA)
-MAPPING_HINT = 'Hint: see "System: mapping profile" in README.'
+MAPPING_HINT = 'Hint: see "System: mapping profile" in docs/file-formats.md.'
 
 
 # A staff file (`--staff FILE.yaml`): a mapping's account: block alone, read from the --system database.
@@ -278,7 +281,8 @@ def load_mapping(path: str | Path) -> SourceMapping:
     """A source mapping file, its every key and type checked (file:line:col, exit 2)."""
     p = Path(path)
     if not p.is_file():
-        raise BadInput(f"{p}: no such file. Hint: --mapping FILE describes the vendor schema (see README).")
+        raise BadInput(f"{p}: no such file. Hint: --mapping FILE describes the vendor schema "
+                       "(see docs/file-formats.md).")
     data = _checked_mapping(p, _MAPPING, "dossier, task, account, events", MAPPING_HINT)
     roles = {role: TableMapping(role, spec.get("table"), spec.get("query"), dict(spec["columns"]))
              for role in _ROLES if (spec := data.get(role)) is not None}
@@ -316,7 +320,7 @@ def load_mapping_profile(url: str, mapping_path: str | Path) -> SystemData:
     def dossier_batches() -> Iterator[pa.Table]:
         # The current task of each dossier (the first one per code) is joined in SQL: the task table
         # goes into a scratch DuckDB once, and each dossier batch is joined to it there.
-        with closing(workbench.connect()) as wb:
+        with closing(scratch.connect()) as wb:
             if mapping.task is not None:
                 _load_tasks(wb, _role_batches(engine, stmts["task"], mapping.task, mapping))
             first = 1
@@ -388,23 +392,12 @@ class _read_only:
 
     def __enter__(self) -> sa.Connection:
         self.conn = self.engine.connect()
-        _begin_read_only(self.conn)
+        begin_read_only(self.conn)
         return self.conn
 
     def __exit__(self, *exc: object) -> None:
         self.conn.rollback()
         self.conn.close()
-
-
-def _begin_read_only(conn: sa.Connection) -> None:
-    """Every read of the vendor database runs in a read-only transaction."""
-    name = conn.dialect.name
-    if name == "sqlite":
-        conn.exec_driver_sql("PRAGMA query_only = ON")
-    elif name in ("mysql", "mariadb"):
-        conn.exec_driver_sql("SET SESSION TRANSACTION READ ONLY")  # before the implicit transaction starts
-    elif name == "postgresql":
-        conn.exec_driver_sql("SET TRANSACTION READ ONLY")  # first statement of the autobegun transaction
 
 
 @contextmanager

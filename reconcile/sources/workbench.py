@@ -6,17 +6,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
-import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 import sqlalchemy as sa
 
-from reconcile import mask
-from reconcile.db import DUCKDB_CONFIG
 from reconcile.errors import BadInput
 from reconcile.model import OPEN_STATUSES
-from reconcile.normalize import normalize_text, sql_code, sql_date, sql_fold, sql_looks_like_code, sql_text
 from reconcile.store import dossier, register_entry
+from reconcile.util import mask
+from reconcile.util.normalize import normalize_text, sql_code, sql_date, sql_fold, sql_looks_like_code, sql_text
+from reconcile.util.scratch import connect
 
 MAX_LISTED = 10
 
@@ -31,10 +30,6 @@ REGISTER_DATES = {"received_at": "Nhận hồ sơ", "due_at": "Hẹn trả kết
 SYSTEM_DATES = ("received_at", "due_at", "due_at_revised", "finished_at", "returned_at",
                 "step_entered_at", "step_due_at")
 
-
-def connect() -> duckdb.DuckDBPyConnection:
-    """A scratch in-memory DuckDB: the workbench when the store is not DuckDB, and for digests."""
-    return duckdb.connect(":memory:", config=DUCKDB_CONFIG)
 
 
 def _raise(problems: list[str], summary: str) -> None:
@@ -270,11 +265,3 @@ def event_sql(raw: str) -> str:
             nullif(trim(from_step), '') AS from_step, nullif(trim(to_step), '') AS to_step,
             nullif(trim(account), '') AS account, {sql_date('"at"')} AS "at", {sql_text('action')} AS action
         FROM {raw}"""
-
-
-def select_arrow(sql: str, sources: dict[str, pa.Table]) -> pa.Table:
-    """Run a workbench SELECT in a scratch DuckDB (for stores that are not DuckDB, and for tests)."""
-    wb = connect()
-    for name, table in sources.items():
-        wb.register(name, table)
-    return wb.sql(sql).to_arrow_table()
