@@ -723,6 +723,38 @@ def check_report_cmd(file: str, layout: str, text_file: str | None, sheet: str |
     sys.exit(int(ExitCode.FINDINGS if result.violations else ExitCode.OK))
 
 
+@main.command("review")
+@click.argument("plan_file", metavar="[PLAN]", default="plan.yaml")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to serve on: loopback unless --remote.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True,
+              help="Port (0: a free one; the URL is printed).")
+@click.option("--remote", is_flag=True, help="Allow a --host other machines can reach; every request then needs "
+                                             "the token printed at start.")
+@click.option("--lang", type=click.Choice(LANGS), default="vi", show_default=True)
+@store_option
+def review_cmd(plan_file: str, host: str, port: int, remote: bool, lang: str, store: str | None) -> None:
+    """Review a plan in the browser: confirm or reject its actions per unit; decisions go into the plan file.
+
+    Prints the URL (stdout) and serves until Ctrl-C. Nothing is written to the system: `apply` runs the
+    confirmed actions afterwards. Exit 0 when stopped; 2 bad plan, store or address; 3 the store in use by
+    another process (an embedded store while apply runs).
+    """
+    from reconcile.review.server import run as serve
+
+    _, err = _consoles()
+
+    def ready(url: str, work: Any) -> None:
+        pending = sum(1 for r in work.rows if work.states.get(r.dossier_code) is None
+                      or work.states[r.dossier_code].state == "pending")
+        err.print(escape(f"review {plan_file}: audit run {work.run}, {len(work.rows)} actions to review "
+                         f"({pending} pending), {work.escalations} escalations; Ctrl-C stops"))
+        click.echo(url)
+        sys.stdout.flush()
+
+    _, recorded = serve(plan_file, store, host, port, lang, remote, ready)
+    err.print(escape(f"stopped: {recorded} decisions recorded in {plan_file} by this server. Next: reconcile apply "
+                     f"{plan_file}"))
+
 @main.command("notify")
 @click.option("--overdue", is_flag=True, help="Dossiers open and overdue at the audit date (default: those the "
                                              "committed apply batches closed or moved on).")

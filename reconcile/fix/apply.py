@@ -109,6 +109,7 @@ class PlanAction:
     set: tuple[tuple[str, Any], ...]  # canonical field -> value (dates as date/datetime, version int)
     reason_code: str | None = None  # reconcile.fix.reasons; None in plan files of older versions
     reason_args: dict[str, Any] = field(default_factory=dict, compare=False)
+    rejected: bool = False  # `rejected: true`: a reviewer said no (reconcile review); never applied
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,6 +277,17 @@ def _check_action(item: Any, i: int, line: int, at: Callable[..., str], problems
     confirmed = item.get("confirmed", True)
     if not isinstance(confirmed, bool):
         problems.append(f"{at('actions', i, 'confirmed')}: confirmed {_q(confirmed)}: expected true or false.")
+    # A reviewer's decision (reconcile review, or by hand): `rejected: true` comes with `confirmed: false`, so
+    # a tool that does not know `rejected` skips the action too; who and when are text, kept as written.
+    rejected = item.get("rejected", False)
+    if not isinstance(rejected, bool):
+        problems.append(f"{at('actions', i, 'rejected')}: rejected {_q(rejected)}: expected true or false.")
+    elif rejected and confirmed is True:
+        problems.append(f"{at('actions', i, 'rejected')}: rejected true, but confirmed true. Hint: a rejected action "
+                        "has confirmed: false; keep one decision.")
+    for key in ("reviewed_by", "reviewed_at"):
+        if item.get(key) is not None and not (isinstance(item[key], str) and item[key].strip()):
+            problems.append(f"{at('actions', i, key)}: {key} {_q(item[key])}: expected text (who decided, when).")
     fp = item.get("fingerprint")
     writes = kind in WRITING
     if kind == "backfill" and fp is not None:
@@ -310,8 +322,8 @@ def _check_action(item: Any, i: int, line: int, at: Callable[..., str], problems
     if len(problems) > before:
         return None
     return PlanAction(line, code.strip(), kind, item["rule"], " ".join(str(item["reason"]).split()),
-                      fp if isinstance(fp, str) else None, confirmed, tuple(sorted(values.items())),
-                      item.get("reason_code"), item.get("reason_args") or {})
+                      fp if isinstance(fp, str) else None, confirmed and not rejected, tuple(sorted(values.items())),
+                      item.get("reason_code"), item.get("reason_args") or {}, rejected)
 
 
 def _set_key(kind: str, sets: dict[Any, Any], item: dict[Any, Any]) -> tuple[Any, ...] | None:
@@ -799,7 +811,7 @@ class Outcome(NamedTuple):
     dossier_code: str
     action: str
     rule: str
-    state: str  # written, would_write, already_applied, stale, missing, ambiguous, unconfirmed, escalate
+    state: str  # written, would_write, already_applied, stale, missing, ambiguous, unconfirmed, rejected, escalate
     detail: str = ""
     refs: tuple[Ref, ...] = ()  # its writes
     batch: int | None = None
@@ -1685,6 +1697,9 @@ def _run(plan: PlanFile, store: Store, target: _Target, batch_size: int, writabl
         if a.action == "escalate":
             outcomes.append(Outcome(a.line, a.dossier_code, a.action, a.rule, "escalate",
                                     "nothing to write: goes to a vendor ticket"))
+        elif a.rejected:
+            outcomes.append(Outcome(a.line, a.dossier_code, a.action, a.rule, "rejected",
+                                    "rejected by a reviewer (rejected: true): not applied"))
         elif not a.confirmed and a.action == "backfill":
             outcomes.append(Outcome(a.line, a.dossier_code, a.action, a.rule, "unconfirmed",
                                     "a record to create awaiting a person: set confirmed: true to apply it"))
@@ -2244,7 +2259,7 @@ def history_lines(rows: list[dict[str, Any]]) -> list[str]:
 def summary_lines(result: ApplyResult, store_arg: str | None) -> list[str]:
     counts = result.counts()
     order = ("written", "would_write", "already_applied", "stale", "missing", "ambiguous", "unconfirmed",
-             "escalate", "backfill")
+             "rejected", "escalate", "backfill")
     lines = [*result.settled, "plan " + result.plan + ": " + ", ".join(
         f"{counts[k]} {k.replace('_', ' ')}" for k in order if counts.get(k)) if counts else
         f"plan {result.plan}: no actions"]
@@ -2253,6 +2268,8 @@ def summary_lines(result: ApplyResult, store_arg: str | None) -> list[str]:
     guesses = counts.get("unconfirmed", 0)
     if guesses:
         lines.append(f"skipped {guesses} unconfirmed guesses: set confirmed: true in the plan to apply them.")
+    if counts.get("rejected"):
+        lines.append(f"skipped {counts['rejected']} rejected by a reviewer (rejected: true in the plan).")
     if result.batches:
         ids = " ".join(str(b) for b in reversed(result.batches))
         store = f" --store {mask_url(store_arg)}" if store_arg else ""  # passwords are never printed
