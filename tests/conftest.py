@@ -9,10 +9,16 @@ from typing import Any, Iterator
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import settings
 
 CASES = Path(__file__).parent / "cases"
 PG_URL = os.environ.get("RECONCILE_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 MARIADB_URL = os.environ.get("RECONCILE_TEST_MARIADB", "mysql+pymysql://root@127.0.0.1:3306/test")
+
+# Timing is never asserted in a unit test: no property test has a per-example deadline (a busy CI host
+# would fail them at random).
+settings.register_profile("reconcile", deadline=None)
+settings.load_profile("reconcile")
 
 
 def _unreachable(what: str, url: str, exc: Exception) -> None:
