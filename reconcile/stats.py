@@ -29,7 +29,7 @@ from reconcile.model import FindingKind as K
 from reconcile.normalize import fold
 from reconcile.stats_model import CONVENTIONS, COUNTS, LAYOUTS, VIEWS, Note, StatsRow, StatsTable, columns_for
 from reconcile.store import (
-    TABLE_OPTS, bulk_insert, dossier, register_entry, stats_group, text_key, wf_state, wf_version,
+    TABLE_OPTS, bulk_insert, dossier, few_groups, register_entry, stats_group, text_key, wf_state, wf_version,
 )
 from reconcile.wfstate import FLAG
 
@@ -237,10 +237,11 @@ def store_groups(conn: Connection, run_id: int, period: tuple[date, date]) -> No
     start, end = period
     for view, source in (("system", _system_source(run_id, None)), ("register", _register_source(run_id))):
         grouped = _grouped(source, start, end).subquery("g")
-        conn.execute(sa.insert(stats_group).from_select(
-            ["run_id", "view", "period_from", "period_to", *GROUP_COLUMNS],
-            sa.select(sa.literal(run_id), sa.literal(view), sa.literal(start, sa.Date), sa.literal(end, sa.Date),
-                      *[grouped.c[c] for c in GROUP_COLUMNS])))
+        with few_groups(conn):
+            conn.execute(sa.insert(stats_group).from_select(
+                ["run_id", "view", "period_from", "period_to", *GROUP_COLUMNS],
+                sa.select(sa.literal(run_id), sa.literal(view), sa.literal(start, sa.Date),
+                          sa.literal(end, sa.Date), *[grouped.c[c] for c in GROUP_COLUMNS])))
 
 
 def _after_plan_groups(conn: Connection, run_id: int, ov: sa.Table, start: date, end: date) -> list[Any]:

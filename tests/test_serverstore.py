@@ -308,3 +308,23 @@ def test_a_load_of_several_batches_stores_every_row_once(server: str, request: p
         store.engine.dispose()
     assert n == 7000
     assert sorted(got) == sorted((f"a{b}-{i}", i % 2 == 0) for b in range(7) for i in range(1000))
+
+
+def test_few_groups_turns_postgresqls_sorts_off_for_its_statements_only(pg_url: str) -> None:
+    from reconcile.store import few_groups
+
+    store = open_store(pg_url)
+    try:
+        with store.begin() as conn:
+            setting = "SELECT current_setting('enable_sort')"
+            with few_groups(conn):
+                inside = conn.exec_driver_sql(setting).scalar_one()
+                plan = "\n".join(conn.exec_driver_sql(
+                    "EXPLAIN SELECT mod(g, 3), count(*) FROM generate_series(1, 100000) g GROUP BY mod(g, 3)").scalars())
+            after = conn.exec_driver_sql(setting).scalar_one()
+        with store.connect() as conn:
+            later = conn.exec_driver_sql(setting).scalar_one()
+    finally:
+        store.engine.dispose()
+    assert (inside, after, later) == ("off", "on", "on")
+    assert "HashAggregate" in plan and "Sort" not in plan
