@@ -27,7 +27,7 @@ import sqlalchemy as sa
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.bench_audit import DATA, measure, simulate  # noqa: E402
 from benchmarks.bench_store import commands, fresh_store  # noqa: E402
-from reconcile.store import begin_fill, filled, metadata, open_store  # noqa: E402
+from reconcile.store import SCHEMA_VERSION, begin_fill, filled, metadata, open_store  # noqa: E402
 
 # The tables an audit run fills, in the order the audit fills them.
 RUN_TABLES = ("register_entry", "text_key", "register_book", "dossier", "account", "step_event", "wf_version",
@@ -78,7 +78,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
     data = simulate(args.size)
-    rows = DATA / f"floor-n{args.size}"
+    rows = DATA / f"floor-n{args.size}-schema{SCHEMA_VERSION}"  # exported again when the schema changes
     tmp = Path(tempfile.mkdtemp(prefix="store-floor-"))
     if not (rows / ".done").exists():
         rows.mkdir(parents=True, exist_ok=True)
