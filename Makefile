@@ -31,6 +31,7 @@ bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/bench_vendor_read.py
 	$(BIN)/python benchmarks/bench_vendor.py --runs 3
 	$(BIN)/python benchmarks/bench_store.py
+	$(BIN)/python benchmarks/store_floor.py
 	$(BIN)/python benchmarks/bench_review.py
 
 clean:

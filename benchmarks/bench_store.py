@@ -33,8 +33,8 @@ NAME = "bench_store"
 TARGET = 3.0
 
 
-def fresh_store(kind: str, tmp: Path) -> str:
-    """An empty store of this kind, as --store takes it."""
+def fresh_store(kind: str, tmp: Path, name: str = NAME) -> str:
+    """An empty store of this kind (server stores: schema or database `name`), as --store takes it."""
     if kind == "duckdb":
         path = tmp / "store.duckdb"
         path.unlink(missing_ok=True)
@@ -42,15 +42,15 @@ def fresh_store(kind: str, tmp: Path) -> str:
     admin = sa.create_engine(PG if kind == "postgresql" else MARIADB)
     with admin.begin() as conn:
         if kind == "postgresql":
-            conn.exec_driver_sql(f"DROP SCHEMA IF EXISTS {NAME} CASCADE")
-            conn.exec_driver_sql(f"CREATE SCHEMA {NAME}")
+            conn.exec_driver_sql(f"DROP SCHEMA IF EXISTS {name} CASCADE")
+            conn.exec_driver_sql(f"CREATE SCHEMA {name}")
         else:
-            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {NAME}")
-            conn.exec_driver_sql(f"CREATE DATABASE {NAME}")
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}")
+            conn.exec_driver_sql(f"CREATE DATABASE {name}")
     admin.dispose()
     url = sa.engine.make_url(PG if kind == "postgresql" else MARIADB)
-    url = (url.update_query_dict({"options": f"-csearch_path={NAME}"}) if kind == "postgresql"
-           else url.set(database=NAME))
+    url = (url.update_query_dict({"options": f"-csearch_path={name}"}) if kind == "postgresql"
+           else url.set(database=name))
     return url.render_as_string(hide_password=False)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import itertools
+from contextlib import contextmanager
 import os
 import re
 from dataclasses import dataclass
@@ -455,6 +456,24 @@ def filled(conn: Connection, dropped: set[str], *tables: sa.Table) -> None:
         conn.exec_driver_sql(f'ANALYZE "{table.name}"')
 
 
+@contextmanager
+def few_groups(conn: Connection) -> Iterator[None]:
+    """Statements inside group many rows into few groups (a few hundred): PostgreSQL is told not to
+    sort for them. Its planner multiplies the grouped columns' distinct counts, expects as many groups
+    as rows, and sorts a million rows to group them where a hash table of a few hundred entries does
+    (measured at 1M: the two statistics groupings about half the time). Only these statements: the
+    setting is put back as it was, inside the transaction."""
+    if conn.dialect.name != "postgresql":
+        yield
+        return
+    before = conn.exec_driver_sql("SELECT current_setting('enable_sort')").scalar_one()
+    conn.exec_driver_sql("SELECT set_config('enable_sort', 'off', true)")
+    try:
+        yield
+    finally:
+        conn.exec_driver_sql("SELECT set_config('enable_sort', %(v)s, true)", {"v": before})
+
+
 @dataclass
 class Store:
     engine: Engine
@@ -489,34 +508,61 @@ def bulk_insert(conn: Connection, table: sa.Table, data: pa.Table) -> None:
     """Insert an Arrow table through the engine's fast path; columns are matched by name."""
     if data.num_rows == 0:
         return
+    if conn.dialect.name != "duckdb":
+        send_rows(conn, table, encode_rows(conn.dialect.name, table, data))
+        return
+    cols = [c for c in data.column_names if c in table.c]
+    names = ", ".join(f'"{c}"' for c in cols)
+    raw = conn.connection.dbapi_connection
+    name = f"_load_{table.name}"
+    raw.register(name, data.select(cols))
+    try:
+        conn.exec_driver_sql(f'INSERT INTO "{table.name}" ({names}) SELECT {names} FROM {name}')
+    finally:
+        raw.unregister(name)
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """Rows for a server store's table as its bulk path sends them: for PostgreSQL, CSV text for COPY;
+    for MariaDB the Arrow table itself (turned into the driver's tuples 20,000 rows at a time as they
+    are sent, so that no whole batch of Python objects is held)."""
+
+    columns: list[str]
+    csv: bytes | None = None
+    data: pa.Table | None = None
+
+
+def encode_rows(dialect: str, table: sa.Table, data: pa.Table) -> Encoded:
+    """The rows of `data` (columns matched by name) encoded for a server store's bulk path. The CPU-bound
+    half of a load, apart from the connection: serverload runs it a batch ahead in a worker thread."""
     cols = [c for c in data.column_names if c in table.c]
     data = data.select(cols)
-    names = ", ".join(f'"{c}"' for c in cols)
-    dialect = conn.dialect.name
-    if dialect == "duckdb":
-        raw = conn.connection.dbapi_connection
-        name = f"_load_{table.name}"
-        raw.register(name, data)
-        try:
-            conn.exec_driver_sql(f'INSERT INTO "{table.name}" ({names}) SELECT {names} FROM {name}')
-        finally:
-            raw.unregister(name)
-    elif dialect == "postgresql":
-        buf = io.BytesIO()
-        pacsv.write_csv(data, buf, pacsv.WriteOptions(include_header=False, quoting_style="needed"))
-        cursor = conn.connection.dbapi_connection.cursor()
+    if dialect != "postgresql":
+        return Encoded(cols, data=data)
+    buf = io.BytesIO()
+    pacsv.write_csv(data, buf, pacsv.WriteOptions(include_header=False, quoting_style="needed"))
+    return Encoded(cols, csv=buf.getvalue())
+
+
+def send_rows(conn: Connection, table: sa.Table, rows: Encoded) -> None:
+    """Send encode_rows' rows to the server: one COPY (PostgreSQL) or multi-row INSERTs (MariaDB)."""
+    cursor = conn.connection.dbapi_connection.cursor()
+    if rows.csv is not None:
+        names = ", ".join(f'"{c}"' for c in rows.columns)
         with cursor.copy(f'COPY "{table.name}" ({names}) FROM STDIN WITH (FORMAT csv)') as copy:
-            copy.write(buf.getvalue())
-    else:  # MariaDB (PyMySQL): multi-row INSERTs through the driver's executemany
-        # Straight to the driver, column by column: SQLAlchemy's work per row and per value (dicts, bind
-        # processors) cost more than the driver's own. LOAD DATA LOCAL is not used: a client that
-        # allows it lets the server read any file the client can.
-        quote = conn.dialect.identifier_preparer.quote
-        sql = (f"INSERT INTO {quote(table.name)} ({', '.join(quote(c) for c in cols)}) "
-               f"VALUES ({', '.join(['%s'] * len(cols))})")
-        cursor = conn.connection.dbapi_connection.cursor()
-        for batch in data.to_batches(max_chunksize=20_000):
-            cursor.executemany(sql, list(zip(*(col.to_pylist() for col in batch.columns))))
+            copy.write(rows.csv)
+        return
+    # MariaDB (PyMySQL): multi-row INSERTs through the driver's executemany, straight to the driver column
+    # by column: SQLAlchemy's work per row and per value (dicts, bind processors) cost more than the
+    # driver's own. LOAD DATA LOCAL is not used: a client that allows it lets the server read any file
+    # the client can.
+    assert rows.data is not None
+    quote = conn.dialect.identifier_preparer.quote
+    sql = (f"INSERT INTO {quote(table.name)} ({', '.join(quote(c) for c in rows.columns)}) "
+           f"VALUES ({', '.join(['%s'] * len(rows.columns))})")
+    for batch in rows.data.to_batches(max_chunksize=20_000):
+        cursor.executemany(sql, list(zip(*(col.to_pylist() for col in batch.columns))))
 
 
 def insert_select(store: "Store", conn: Connection, table: sa.Table, select: Callable[[str], str], data: pa.Table,

@@ -245,3 +245,88 @@ def test_a_mariadb_store_has_the_indexes_by_row_also_when_opened_from_schema_10(
     assert not wanted & indexes()
     open_store(mariadb_url).engine.dispose()
     assert wanted <= indexes()
+
+
+# ------------------------------------------------------------------------------ the pipelined load
+
+def test_ahead_yields_every_item_in_order_and_raises_the_workers_error_as_it_was() -> None:
+    import threading
+
+    from reconcile.audit.serverload import ahead
+
+    workers = []
+
+    def items() -> Any:
+        workers.append(threading.current_thread())
+        yield from range(5)
+        raise BadInput("row 6: not a date")
+
+    got = []
+    with pytest.raises(BadInput, match="row 6: not a date"):
+        for item in ahead(items()):
+            got.append(item)
+    assert got == [0, 1, 2, 3, 4]
+    assert workers[0] is not threading.current_thread() and not workers[0].is_alive()
+
+
+def test_ahead_stops_its_worker_when_the_caller_stops_early() -> None:
+    import threading
+
+    from reconcile.audit.serverload import ahead
+
+    produced, workers = [], []
+
+    def items() -> Any:
+        workers.append(threading.current_thread())
+        for i in range(1000):
+            produced.append(i)
+            yield i
+
+    with pytest.raises(KeyboardInterrupt):
+        for item in ahead(items()):
+            if item == 2:
+                raise KeyboardInterrupt
+    assert not workers[0].is_alive() and len(produced) <= 5  # one item ahead, one being put
+
+
+@pytest.mark.parametrize("server", ["pg_url", "mariadb_url"])
+def test_a_load_of_several_batches_stores_every_row_once(server: str, request: pytest.FixtureRequest) -> None:
+    """load_batches prepares each batch in a worker while the last is sent: every row arrives, once."""
+    import pyarrow as pa
+
+    from reconcile.audit.serverload import load_batches
+    from reconcile.store import account
+
+    batches = [pa.table({"account": [f" a{b}-{i} " for i in range(1000)], "name": [f"n{i}" for i in range(1000)],
+                         "unit": ["u"] * 1000, "active": [i % 2 == 0 for i in range(1000)]}) for b in range(7)]
+    store = open_store(request.getfixturevalue(server))
+    try:
+        with store.begin() as conn:
+            n = load_batches(conn, account, lambda raw: f"SELECT trim(account) AS account, name, unit, active "
+                                                        f"FROM {raw}", iter(batches), 3)
+        with store.connect() as conn:
+            got = conn.execute(sa.select(account.c.account, account.c.active).where(account.c.run_id == 3)).all()
+    finally:
+        store.engine.dispose()
+    assert n == 7000
+    assert sorted(got) == sorted((f"a{b}-{i}", i % 2 == 0) for b in range(7) for i in range(1000))
+
+
+def test_few_groups_turns_postgresqls_sorts_off_for_its_statements_only(pg_url: str) -> None:
+    from reconcile.store import few_groups
+
+    store = open_store(pg_url)
+    try:
+        with store.begin() as conn:
+            setting = "SELECT current_setting('enable_sort')"
+            with few_groups(conn):
+                inside = conn.exec_driver_sql(setting).scalar_one()
+                plan = "\n".join(conn.exec_driver_sql(
+                    "EXPLAIN SELECT mod(g, 3), count(*) FROM generate_series(1, 100000) g GROUP BY mod(g, 3)").scalars())
+            after = conn.exec_driver_sql(setting).scalar_one()
+        with store.connect() as conn:
+            later = conn.exec_driver_sql(setting).scalar_one()
+    finally:
+        store.engine.dispose()
+    assert (inside, after, later) == ("off", "on", "on")
+    assert "HashAggregate" in plan and "Sort" not in plan

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from reconcile.model import FindingKind as K
-from reconcile.store import dossier, register_entry, stats_group, wf_state
+from reconcile.store import dossier, few_groups, register_entry, stats_group, wf_state
 from reconcile.workflow.state import FLAG
 
 
@@ -93,10 +93,11 @@ def store_groups(conn: Connection, run_id: int, period: tuple[date, date]) -> No
     start, end = period
     for view, source in (("system", system_source(run_id, None)), ("register", register_source(run_id))):
         grouped = grouped_counts(source, start, end).subquery("g")
-        conn.execute(sa.insert(stats_group).from_select(
-            ["run_id", "view", "period_from", "period_to", *GROUP_COLUMNS],
-            sa.select(sa.literal(run_id), sa.literal(view), sa.literal(start, sa.Date), sa.literal(end, sa.Date),
-                      *[grouped.c[c] for c in GROUP_COLUMNS])))
+        with few_groups(conn):
+            conn.execute(sa.insert(stats_group).from_select(
+                ["run_id", "view", "period_from", "period_to", *GROUP_COLUMNS],
+                sa.select(sa.literal(run_id), sa.literal(view), sa.literal(start, sa.Date),
+                          sa.literal(end, sa.Date), *[grouped.c[c] for c in GROUP_COLUMNS])))
 
 
 def position(day: Any, start: Any, end: Any) -> Any:

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from reconcile import __version__
 from reconcile.audit.inputs import Loaded
 from reconcile.audit.run import AuditSettings, run_audit
+from reconcile.audit.serverload import load_batches
 from reconcile.errors import BadInput
 from reconcile.faults import fault
 from reconcile.sources.workbench import (
@@ -154,9 +155,11 @@ def _store_batches(store: Store, conn: sa.Connection, run_id: int, table: sa.Tab
                    batches: Iterator[pa.Table], progress: Callable[[int], None] = lambda _: None,
                    inspect: Callable[[pa.Table], None] = lambda _: None, texts: tuple[str, ...] = ()) -> int:
     """Store every batch through a workbench SELECT; each batch is released once stored, so peak
-    memory is about one batch, not the source. On a DuckDB store all batches are one streamed INSERT
+    memory is a batch or three (server stores prepare the next one ahead), not the source. On a DuckDB
+    store all batches are one streamed INSERT
     (store.insert_stream), the `texts` columns normalised on the Arrow side so the stream is read
-    once; elsewhere each batch goes through store.insert_select (the same normalising SELECT)."""
+    once; elsewhere each batch goes through serverload.load_batches (the same normalising SELECT, a batch
+    ahead in a worker thread)."""
     def seen() -> Iterator[pa.Table]:
         n = 0
         for batch in batches:
@@ -170,10 +173,9 @@ def _store_batches(store: Store, conn: sa.Connection, run_id: int, table: sa.Tab
             stream = (with_normalised_text(b, texts) for b in seen())
             return insert_stream(conn, table, (lambda raw: select(raw, texts)) if texts else select, stream, run_id)
         # Each distinct repeated name normalised once on the Arrow side here too (not by the SELECT's
-        # regexes on every row), as on a DuckDB store.
+        # regexes on every row), as on a DuckDB store; the next batch while the server takes this one.
         sql = (lambda raw: select(raw, texts)) if texts else select
-        return sum(insert_select(store, conn, table, sql, with_normalised_text(batch, texts), run_id)
-                   for batch in seen())
+        return load_batches(conn, table, sql, (with_normalised_text(batch, texts) for batch in seen()), run_id)
     finally:
         # Arrow's allocator keeps freed pieces for reuse; hand them back before the next source and
         # the audit queries, when DuckDB needs the memory (peak 0.98 -> 0.83 GB at 1M).

@@ -46,16 +46,30 @@ class AuditSettings:
 
 
 def _representatives(run_id: int) -> tuple[Any, Any]:
-    """One register row and one system row per code: on paper the first row with a return date,
-    else the first row; in the system the first record. Plain aggregates, no window sort."""
+    """One register row and one system row per code, with the columns the classification reads: on
+    paper the first row with a return date, else the first row; in the system the first record. Plain
+    aggregates, no window sort, over the codes on several rows only: every other code's one row is its
+    representative, so the rows are read where they are instead of joined back by id (on a server
+    store, a hash table of every register row and of every system row)."""
     re_, d = register_entry, dossier
     with_return = sa.func.min(sa.case((re_.c.returned_at.is_not(None), re_.c.entry_id)))
-    reg = (sa.select(re_.c.dossier_code, sa.func.coalesce(with_return, sa.func.min(re_.c.entry_id)).label("entry_id"))
-           .where(re_.c.run_id == run_id, re_.c.dossier_code.is_not(None))
-           .group_by(re_.c.dossier_code).subquery("reg_ids"))
-    sys_ = (sa.select(d.c.dossier_code, sa.func.min(d.c.source_row).label("source_row"))
-            .where(d.c.run_id == run_id, d.c.dossier_code.is_not(None))
-            .group_by(d.c.dossier_code).subquery("sys_ids"))
+    reg_dup = (sa.select(re_.c.dossier_code,
+                         sa.func.coalesce(with_return, sa.func.min(re_.c.entry_id)).label("entry_id"))
+               .where(re_.c.run_id == run_id, re_.c.dossier_code.is_not(None))
+               .group_by(re_.c.dossier_code).having(sa.func.count() > 1).subquery("reg_dup"))
+    sys_dup = (sa.select(d.c.dossier_code, sa.func.min(d.c.source_row).label("source_row"))
+               .where(d.c.run_id == run_id, d.c.dossier_code.is_not(None))
+               .group_by(d.c.dossier_code).having(sa.func.count() > 1).subquery("sys_dup"))
+    reg = (sa.select(re_.c.dossier_code, re_.c.entry_id, re_.c.agency, re_.c.outcome)
+           .select_from(re_.outerjoin(reg_dup, reg_dup.c.dossier_code == re_.c.dossier_code))
+           .where(re_.c.run_id == run_id, re_.c.dossier_code.is_not(None),
+                  sa.or_(reg_dup.c.entry_id.is_(None), re_.c.entry_id == reg_dup.c.entry_id))
+           .subquery("r"))
+    sys_ = (sa.select(d.c.dossier_code, d.c.source_row, d.c.status, d.c.received_at)
+            .select_from(d.outerjoin(sys_dup, sys_dup.c.dossier_code == d.c.dossier_code))
+            .where(d.c.run_id == run_id, d.c.dossier_code.is_not(None),
+                   sa.or_(sys_dup.c.source_row.is_(None), d.c.source_row == sys_dup.c.source_row))
+            .subquery("s"))
     return reg, sys_
 
 
@@ -120,8 +134,8 @@ def run_audit(conn: Connection, run_id: int, settings: AuditSettings, progress: 
     filled(conn, dropped, finding, stats_group)
 
 
-def _classify(conn: Connection, run_id: int, settings: AuditSettings, reg_ids: Any, sys_ids: Any) -> None:
-    r, s = register_entry.alias("r"), dossier.alias("s")
+def _classify(conn: Connection, run_id: int, settings: AuditSettings, r: Any, s: Any) -> None:
+    """Each code's class, from its representative rows `r` and `s` (see _representatives)."""
     closed = [c.value for c in CLOSED_STATUSES]
     in_period = sa.exists().where(
         register_book.c.run_id == run_id,
@@ -149,19 +163,13 @@ def _classify(conn: Connection, run_id: int, settings: AuditSettings, reg_ids: A
         else_=MatchClass.MATCHED.value,
     )
     if conn.dialect.name in ("mysql", "mariadb"):  # no FULL OUTER JOIN: the union of codes, then both sides
-        codes = sa.union(sa.select(reg_ids.c.dossier_code), sa.select(sys_ids.c.dossier_code)).subquery("codes")
+        codes = sa.union(sa.select(r.c.dossier_code), sa.select(s.c.dossier_code)).subquery("codes")
         code = codes.c.dossier_code
-        pairs = (codes.outerjoin(reg_ids, reg_ids.c.dossier_code == code)
-                 .outerjoin(sys_ids, sys_ids.c.dossier_code == code))
+        pairs = codes.outerjoin(r, r.c.dossier_code == code).outerjoin(s, s.c.dossier_code == code)
     else:
-        code = sa.func.coalesce(reg_ids.c.dossier_code, sys_ids.c.dossier_code)
-        pairs = reg_ids.join(sys_ids, reg_ids.c.dossier_code == sys_ids.c.dossier_code, full=True)
-    select = (
-        sa.select(sa.literal(run_id), code, cls, r.c.entry_id, s.c.source_row)
-        .select_from(pairs
-                     .outerjoin(r, sa.and_(r.c.run_id == run_id, r.c.entry_id == reg_ids.c.entry_id))
-                     .outerjoin(s, sa.and_(s.c.run_id == run_id, s.c.source_row == sys_ids.c.source_row)))
-    )
+        code = sa.func.coalesce(r.c.dossier_code, s.c.dossier_code)
+        pairs = r.join(s, r.c.dossier_code == s.c.dossier_code, full=True)
+    select = sa.select(sa.literal(run_id), code, cls, r.c.entry_id, s.c.source_row).select_from(pairs)
     conn.execute(sa.insert(reconciliation).from_select(
         ["run_id", "dossier_code", "class", "entry_id", "source_row"], select))
 

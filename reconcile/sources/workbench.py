@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -46,61 +47,66 @@ class RegisterChecks:
 
 
 def check_stored_register(conn: sa.Connection, run_id: int, as_of: date) -> RegisterChecks:
-    """Checks on the register rows just stored in the run's transaction (plain column scans, any
-    engine): an unparseable date raises BadInput, which rolls the run back; codes that do not look
-    like dossier codes, dates with a two-digit year and entries received after the audit date are
-    warnings; entries are counted per book and year received."""
+    """Checks on the register rows just stored in the run's transaction (any engine): an unparseable
+    date raises BadInput, which rolls the run back; codes that do not look like dossier codes, dates
+    with a two-digit year and entries received after the audit date are warnings; entries are counted
+    per book and year received. One grouped scan counts every check (a scan per check cost a server
+    store 14 passes over the register); the rows a message lists are read only for checks that found any."""
     re_ = register_entry
     where = [re_.c.run_id == run_id]
+    raw = {field: re_.c[field.replace("_at", "_raw")] for field in REGISTER_DATES}
+    unparsed = {field: sa.and_(raw[field].is_not(None), sa.func.trim(raw[field]) != "", re_.c[field].is_(None))
+                for field in REGISTER_DATES}
+    odd, late = ~re_.c.code_ok, re_.c.received_at > as_of
+    counted = {**{f"unparsed_{f}": c for f, c in unparsed.items()}, "odd": odd, "late": late,
+               **{f"short_{f}": _two_digit_year(re_.c[f], raw[f]) for f in REGISTER_DATES}}
+    year = sa.extract("year", re_.c.received_at)
+    totals = dict.fromkeys(counted, 0)
+    book_years: dict[str, dict[int | None, int]] = {}
+    for row in conn.execute(sa.select(re_.c.book, year.label("year"), sa.func.count().label("n"),
+                                      *[sa.func.sum(sa.case((c, 1), else_=0)).label(k) for k, c in counted.items()])
+                            .where(*where).group_by(re_.c.book, year)).mappings():
+        book_years.setdefault(row["book"], {})[None if row["year"] is None else int(row["year"])] = int(row["n"])
+        for k in counted:
+            totals[k] += int(row[k] or 0)
+
+    def listed(name: str, cond: Any, *cols: Any, limit: int = MAX_LISTED) -> list[Any]:
+        if not totals[name]:
+            return []
+        return conn.execute(sa.select(re_.c.source_file, re_.c.sheet, re_.c.row_no, *cols).where(*where, cond)
+                            .order_by(re_.c.entry_id).limit(limit)).all()
+
     problems: list[str] = []
     for field, label in REGISTER_DATES.items():
-        raw, parsed = re_.c[field.replace("_at", "_raw")], re_.c[field]
-        rows = conn.execute(sa.select(re_.c.source_file, re_.c.sheet, re_.c.row_no, raw)
-                            .where(*where, raw.is_not(None), sa.func.trim(raw) != "", parsed.is_(None))
-                            .order_by(re_.c.entry_id).limit(MAX_LISTED)).all()
         problems += [f"{_where(f, sh, n)}, {label}: {v!r} is not a date. Expected dd/mm/yyyy, YYYY-MM-DD or an "
-                     "Excel date." for f, sh, n, v in rows]
+                     "Excel date." for f, sh, n, v in listed(f"unparsed_{field}", unparsed[field], raw[field])]
     _raise(problems, f"{len(problems)} unparseable dates in the register")
-    odd = sa.select(re_.c.source_file, re_.c.sheet, re_.c.row_no, re_.c.code_raw).where(*where, ~re_.c.code_ok)
-    rows = conn.execute(odd.order_by(re_.c.entry_id).limit(MAX_LISTED)).all()
+    rows = listed("odd", odd, re_.c.code_raw)
     warnings = [f"{_where(f, sh, n)}: " + (f"{mask.quoted(v)} does not look like a dossier code" if v and v.strip() else
                                           "no dossier code") + " (kept). Expected e.g. 000.00.53.H48-210105-0001."
                 for f, sh, n, v in rows]
-    if len(rows) == MAX_LISTED:
-        more = conn.execute(sa.select(sa.func.count()).select_from(odd.subquery())).scalar_one() - MAX_LISTED
-        if more:
-            warnings.append(f"... and {more} more rows with codes that do not look like dossier codes.")
-    warnings += _two_digit_years(conn, where)
-    late = sa.select(re_.c.source_file, re_.c.sheet, re_.c.row_no).where(*where, re_.c.received_at > as_of)
-    rows = conn.execute(late.order_by(re_.c.entry_id).limit(3)).all()
+    if totals["odd"] > MAX_LISTED:
+        warnings.append(f"... and {totals['odd'] - MAX_LISTED} more rows with codes that do not look like dossier "
+                        "codes.")
+    short = [f"{totals[f'short_{f}']} {label}" for f, label in REGISTER_DATES.items() if totals[f"short_{f}"]]
+    if short:
+        warnings.append(f"register dates with a two-digit year, read as 2000-2029 for 00-29 and 1930-1999 for 30-99 "
+                        f"(as Excel does): {', '.join(short)}. Hint: check them, or write the year in full.")
+    rows = listed("late", late, limit=3)
     if rows:
-        n = conn.execute(sa.select(sa.func.count()).select_from(late.subquery())).scalar_one()
+        n = totals["late"]
         warnings.append(f"{n} register entr{'y was' if n == 1 else 'ies were'} received after the audit date "
                         f"{as_of.isoformat()}: {'; '.join(_where(*r) for r in rows)}{', ...' if n > len(rows) else ''}. "
                         "Hint: check those dates, or audit as of a later date.")
-    year = sa.extract("year", re_.c.received_at)
-    book_years: dict[str, dict[int | None, int]] = {}
-    for book, y, n in conn.execute(sa.select(re_.c.book, year, sa.func.count()).where(*where)
-                                   .group_by(re_.c.book, year)):
-        book_years.setdefault(book, {})[None if y is None else int(y)] = int(n)
     return RegisterChecks(warnings, book_years)
 
 
-def _two_digit_years(conn: sa.Connection, where: list[sa.ColumnElement[bool]]) -> list[str]:
-    """How many dates were written with a two-digit year (read by Excel's pivot: 00-29 are 20xx),
-    by their shape: a separator third from the end, and not ISO's yyyy-mm-dd."""
-    re_, counts = register_entry, []
-    for field, label in REGISTER_DATES.items():
-        raw = sa.func.trim(re_.c[field.replace("_at", "_raw")])
-        short = sa.and_(re_.c[field].is_not(None), sa.or_(raw.like("%/__"), raw.like("%.__"),
-                                                          sa.and_(raw.like("%-__"), ~raw.like("____-%"))))
-        n = conn.execute(sa.select(sa.func.count()).where(*where, short)).scalar_one()
-        if n:
-            counts.append(f"{n} {label}")
-    if not counts:
-        return []
-    return [f"register dates with a two-digit year, read as 2000-2029 for 00-29 and 1930-1999 for 30-99 (as "
-            f"Excel does): {', '.join(counts)}. Hint: check them, or write the year in full."]
+def _two_digit_year(parsed: Any, raw: Any) -> Any:
+    """A date written with a two-digit year (read by Excel's pivot: 00-29 are 20xx), by its shape: a
+    separator third from the end, and not ISO's yyyy-mm-dd."""
+    raw = sa.func.trim(raw)
+    return sa.and_(parsed.is_not(None), sa.or_(raw.like("%/__"), raw.like("%.__"),
+                                               sa.and_(raw.like("%-__"), ~raw.like("____-%"))))
 
 
 def _where(file: str, sheet: str | None, row: int) -> str:

@@ -92,7 +92,7 @@ def record_state(conn: Connection, run_id: int, as_of: date, rule: StallRule) ->
             d.c.step_entered_at, d.c.received_at,
         )
         .where(*in_run, d.c.status.in_([s.value for s in OPEN_STATUSES]))
-        .subquery("b")
+        .cte("b")  # read twice: by the dossier, and for its few distinct (procedure, version, step)
     )
     b = base
     here = st.alias("here")
@@ -109,10 +109,17 @@ def record_state(conn: Connection, run_id: int, as_of: date, rule: StallRule) ->
     known = (sa.select(v.c.procedure, v.c.version).where(v.c.run_id == run_id).distinct().subquery("vk"))
     version_known = known.c.version.is_not(None)
 
+    # The versions before and after a dossier's own that hold its step: per distinct (procedure, version,
+    # step) of the open dossiers (a few hundred), then joined, not once per dossier.
+    placed = sa.select(b.c.procedure, b.c.version, b.c.step).distinct().subquery("vs")
+
     def other_version(agg: Any, cmp: Any) -> Any:
-        return (sa.select(agg(st.c.version)).where(st.c.run_id == run_id, st.c.procedure == b.c.procedure,
-                                                   st.c.step_id == b.c.step, cmp(st.c.version))
+        return (sa.select(agg(st.c.version)).where(st.c.run_id == run_id, st.c.procedure == placed.c.procedure,
+                                                   st.c.step_id == placed.c.step, cmp(st.c.version))
                 .scalar_subquery())
+
+    others = sa.select(placed, other_version(sa.func.max, lambda c: c < placed.c.version).label("earlier"),
+                       other_version(sa.func.min, lambda c: c > placed.c.version).label("later")).subquery("ov")
 
     unit = sa.func.coalesce(here.c.unit, b.c.unit)
     by_unit = (sa.select(acc.c.unit, sa.func.count().label("n")).where(acc.c.run_id == run_id, acc.c.active.is_(True))
@@ -137,8 +144,7 @@ def record_state(conn: Connection, run_id: int, as_of: date, rule: StallRule) ->
             b.c.step, here.c.step_id.is_not(None).label("step_known"),
             here.c.reaches_final,
             unit.label("step_unit"), here.c.days.label("step_days"),
-            other_version(sa.func.max, lambda c: c < b.c.version).label("earlier_version_with_step"),
-            other_version(sa.func.min, lambda c: c > b.c.version).label("later_version_with_step"),
+            others.c.earlier.label("earlier_version_with_step"), others.c.later.label("later_version_with_step"),
             sa.case((unit.is_(None), sa.null()), (~directory, sa.null()), else_=staff).label("unit_staff"),
             b.c.assignee,
             sa.case((b.c.assignee.is_(None), sa.null()), (~directory, sa.null()),
@@ -155,6 +161,8 @@ def record_state(conn: Connection, run_id: int, as_of: date, rule: StallRule) ->
         .select_from(
             b.outerjoin(here, sa.and_(here.c.run_id == run_id, here.c.procedure == b.c.procedure,
                                       here.c.version == b.c.version, here.c.step_id == b.c.step))
+            .outerjoin(others, sa.and_(others.c.procedure == b.c.procedure, others.c.version == b.c.version,
+                                       others.c.step == b.c.step))
             .outerjoin(last_event, last_event.c.dossier_code == b.c.dossier_code)
             .outerjoin(known, sa.and_(known.c.procedure == b.c.procedure, known.c.version == b.c.version))
             .outerjoin(by_unit, by_unit.c.unit == unit)
