@@ -1,0 +1,180 @@
+"""The change log in the store (change_batch, change, batch_outcome): a batch's change rows built
+from its writes, an undo's copied swapped, outcomes recorded, and a batch's rows read back decoded.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, bisect_right
+from contextlib import nullcontext
+from dataclasses import dataclass
+from datetime import datetime, timezone
+import getpass
+import json
+from typing import Any
+
+import pyarrow as pa
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from reconcile.fix.rows import read_arrow
+from reconcile.fix.values import _decode, _json_text, encode_value
+from reconcile.fix.writes import Ref, WriteGroup
+from reconcile.store import batch_outcome, change, Store
+
+CHANGE_COLUMNS = ("dossier_code", "action", "rule", "table_name", "row_key", "column_name", "field", "before_value",
+                  "after_value")
+
+
+def record_outcome(store: Store, batch_id: int, outcome: str, conn: Connection | None = None) -> bool:
+    """Record a batch's outcome in its own store transaction (on `conn`, else a new connection); False
+    when it has one already: another apply or undo settled it from the target's rows meanwhile."""
+    with (store.connect() if conn is None else nullcontext(conn)) as c:
+        try:
+            with c.begin():
+                c.execute(sa.insert(batch_outcome).values(batch_id=batch_id, outcome=outcome, finished_at=now_text()))
+        except sa.exc.IntegrityError:
+            return False
+    return True
+
+
+def change_rows(refs: list[Ref]) -> pa.Table:
+    """The change rows of a batch's writes (without batch_id): each write's columns in turn, in the
+    writes' order (seq), built column by column from each group's rows."""
+    starts: dict[WriteGroup, list[int]] = {}  # per group: the seq before each row's first cell
+    n = 0
+    for g, i in refs:
+        at = starts.get(g)
+        if at is None:
+            at = starts[g] = [0] * len(g.rows)
+        at[i] = n
+        n += len(g.columns)
+    parts = []
+    for g, at in starts.items():
+        codes, actions, rules, _, befores, afters = (list(c) for c in zip(*g.rows))
+        row_keys = pa.array(g.row_keys(), pa.string())
+        for j, (c, f) in enumerate(g.columns):
+            parts.append(pa.table({
+                "seq": pa.array([s + j + 1 for s in at], pa.int64()), "dossier_code": pa.array(codes, pa.string()),
+                "action": pa.array(actions, pa.string()), "rule": pa.array(rules, pa.string()),
+                "table_name": pa.array([g.table.name] * len(at), pa.string()), "row_key": row_keys,
+                "column_name": pa.array([c] * len(at), pa.string()), "field": pa.array([f] * len(at), pa.string()),
+                "before_value": _encoded([b[j] for b in befores]), "after_value": _encoded([a[j] for a in afters])}))
+    if not parts:
+        return pa.table({"seq": pa.array([], pa.int64()), **{name: pa.array([], pa.string()) for name in CHANGE_COLUMNS}})
+    cells = pa.concat_tables(parts)
+    return cells if len(parts) == 1 else cells.sort_by("seq")
+
+
+def _encoded(values: list[Any]) -> pa.Array:
+    """`encode_value` of each value, as an Arrow column (text: in C)."""
+    return pa.array([_json_text(v) if type(v) is str else encode_value(v) for v in values], pa.string())
+
+
+def copy_swapped(log: Connection, of: int, batch_id: int) -> None:
+    """An undo's change rows: those of batch `of` (in its order), before- and after-values swapped, with
+    one INSERT ... SELECT in the store."""
+    c = change
+    swap = {"before_value": c.c.after_value, "after_value": c.c.before_value}
+    log.execute(sa.insert(c).from_select(["batch_id", "seq", *CHANGE_COLUMNS], sa.select(
+        sa.literal(batch_id, sa.Integer), c.c.seq, *[swap.get(n, c.c[n]) for n in CHANGE_COLUMNS])
+        .where(c.c.batch_id == of)))
+
+
+def _actor() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # no user name in this environment
+        return "unknown"
+
+
+def now_text() -> str:
+    return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+
+
+@dataclass(frozen=True, slots=True)
+class Logged:
+    """A batch's change rows as columns, in their order (seq): the stored texts (CHANGE_COLUMNS), the
+    values decoded, each row's key (its key columns, and its value: a tuple when several columns), and
+    the rows' positions by table and key columns (each group is read and written with one statement)."""
+
+    text: dict[str, list[Any]]
+    before: list[Any]
+    after: list[Any]
+    key_columns: list[tuple[str, ...]]
+    keys: list[Any]
+    groups: dict[tuple[str, tuple[str, ...]], list[int]]
+
+    def key(self, i: int) -> tuple[tuple[str, Any], ...]:
+        """Row i's key as `Write.key`: (column, value) pairs."""
+        names = self.key_columns[i]
+        return tuple(zip(names, self.keys[i] if len(names) > 1 else (self.keys[i],)))
+
+
+def read_logged(conn: Connection, batch_ids: list[int]) -> dict[int, Logged]:
+    """These batches' change rows, read as columns with one statement (`read_arrow`)."""
+    c = change
+    names = ("batch_id", *CHANGE_COLUMNS)
+    data = read_arrow(conn, sa.select(*[c.c[n] for n in names]).where(c.c.batch_id.in_(batch_ids))
+                  .order_by(c.c.batch_id, c.c.seq))
+    columns = [data.column(n).to_pylist() for n in names]
+    at = columns[0]
+    return {b: _decoded_rows(dict(zip(CHANGE_COLUMNS, [col[bisect_left(at, b):bisect_right(at, b)]
+                                                       for col in columns[1:]])))
+            for b in batch_ids}
+
+
+def _decoded_rows(text: dict[str, list[Any]]) -> Logged:
+    """A batch's change rows (CHANGE_COLUMNS, in their order) with their values and keys decoded."""
+    key_columns, keys = decoded_keys(text["row_key"])
+    tables = text["table_name"]
+    groups: dict[tuple[str, tuple[str, ...]], list[int]] = {}
+    if len(set(tables)) == 1 and len(set(key_columns)) == 1:  # the common case: one table, one key
+        groups[tables[0], key_columns[0]] = list(range(len(tables)))
+    else:
+        for i, g in enumerate(zip(tables, key_columns)):
+            groups.setdefault(g, []).append(i)
+    return Logged(text, _decoded(text["before_value"]), _decoded(text["after_value"]), key_columns, keys, groups)
+
+
+def _decoded(texts: list[str | None]) -> list[Any]:
+    """decode_value of each text, worked out once per distinct text (a batch's values repeat)."""
+    found = {t: _decode(t) for t in set(texts)}
+    return list(map(found.__getitem__, texts))
+
+
+def decoded_keys(texts: list[str]) -> tuple[list[tuple[str, ...]], list[Any]]:
+    """Each row key (JSON: key column -> encoded value) as its sorted key columns and its value (a tuple
+    when several columns). Keys of one column, values without tags (text, numbers): two json.loads for all;
+    texts without escapes (the common dossier code): cut out of the JSON."""
+    plain = _plain_keys(texts)
+    if plain is not None:
+        return plain
+    distinct = list(dict.fromkeys(texts))
+    parsed = json.loads("[" + ",".join(distinct) + "]")
+    if parsed and set(map(len, parsed)) == {1}:
+        names, encoded = zip(*map(dict.popitem, parsed))
+        values = json.loads("[" + ",".join(encoded) + "]")
+        if len(set(names)) == 1 and dict not in set(map(type, values)):
+            found = dict(zip(distinct, values))
+            return [(names[0],)] * len(texts), list(map(found.__getitem__, texts))
+        parsed = [{k: v} for k, v in zip(names, encoded)]
+    out = {}
+    for text, d in zip(distinct, parsed):
+        cols = tuple(sorted(d))
+        out[text] = (cols, _decode(d[cols[0]]) if len(cols) == 1 else tuple(_decode(d[n]) for n in cols))
+    pairs = list(map(out.__getitem__, texts))
+    return [k for k, _ in pairs], [v for _, v in pairs]
+
+
+def _plain_keys(texts: list[str]) -> tuple[list[tuple[str, ...]], list[Any]] | None:
+    """The keys when all are one column's texts without escapes or quotes, as `Write.row_key` writes them
+    ({"COLUMN": "\\"text\\""}), else None."""
+    name = next(iter(json.loads(texts[0])), None) if texts else None
+    if not isinstance(name, str):
+        return None
+    head, tail = "{" + _json_text(name) + ': "\\"', '\\""}'
+    if not all(t.startswith(head) and t.endswith(tail) for t in texts):
+        return None
+    values = [t[len(head):-len(tail)] for t in texts]
+    joined = "".join(values)
+    return None if "\\" in joined or '"' in joined else ([(name,)] * len(texts), values)

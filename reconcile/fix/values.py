@@ -1,0 +1,119 @@
+"""Cell values as apply and undo handle them: their JSON text in the change log (typed: dates,
+decimals, bytes; ABSENT for a row that does not exist), a canonical value in a target column's own type,
+and comparison across the types drivers return.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from functools import lru_cache
+import json
+from typing import Any
+
+import sqlalchemy as sa
+
+# json.dumps(v, ensure_ascii=False[, sort_keys=True]) without building an encoder per call
+_JSON = json.JSONEncoder(ensure_ascii=False)
+
+
+_json_text = json.encoder.encode_basestring  # json.dumps(s, ensure_ascii=False) of a str, in C
+
+
+class _Absent:
+    """The value of a cell whose row does not exist: before an INSERT, after a DELETE."""
+
+    def __repr__(self) -> str:
+        return "(no row)"
+
+
+ABSENT = _Absent()
+
+
+ABSENT_TEXT = '{"absent": true}'  # its encoding in the change log
+
+
+def encode_value(v: Any) -> str | None:
+    """A database value as JSON text that decodes to the same Python type (None stays SQL NULL)."""
+    if type(v) is str:
+        return _json_text(v)
+    if v is None:
+        return None
+    if v is ABSENT:
+        return ABSENT_TEXT
+    if isinstance(v, datetime):
+        return json.dumps({"datetime": v.isoformat()})
+    if isinstance(v, date):
+        return json.dumps({"date": v.isoformat()})
+    if isinstance(v, Decimal):
+        return json.dumps({"decimal": str(v)})
+    if isinstance(v, (bytes, bytearray, memoryview)):
+        return json.dumps({"hex": bytes(v).hex()})
+    return _JSON.encode(v)
+
+
+def _decode(text: str | None) -> Any:
+    if text is None:
+        return None
+    if text[:1] == '"' and "\\" not in text and '"' not in text[1:-1] and text[-1:] == '"' and len(text) > 1:
+        return text[1:-1]  # a JSON text without escapes: itself between the quotes
+    if text == ABSENT_TEXT:
+        return ABSENT
+    v = json.loads(text)
+    if isinstance(v, dict):
+        (tag, s), = v.items()
+        return {"datetime": datetime.fromisoformat, "date": date.fromisoformat, "decimal": Decimal,
+                "hex": bytes.fromhex}[tag](s)
+    return v
+
+
+# a batch's values repeat (the same accounts, statuses, dates); all immutable. Undo decodes each distinct
+# text of a batch once (its row keys all differ) with `_decode`.
+decode_value = lru_cache(maxsize=1 << 16)(_decode)
+
+
+def shown_value(v: Any) -> str:
+    return "NULL" if v is None else repr(v.isoformat(" ") if isinstance(v, datetime) else
+                                         v.isoformat() if isinstance(v, date) else v)
+
+
+def coerce_value(value: Any, column: sa.Column[Any]) -> Any:
+    """A canonical value in the target column's own Python type (raises ValueError)."""
+    if value is None:
+        return None
+    try:
+        kind: type | None = column.type.python_type
+    except NotImplementedError:
+        kind = None
+    if kind is bool:
+        raise ValueError(f"column {column.name} is boolean")
+    if kind is int:
+        if isinstance(value, (date, datetime)):
+            raise ValueError(f"a date in the whole-number column {column.name}")
+        return int(str(value).strip())
+    if kind in (float, Decimal):
+        return kind(str(value).strip())
+    if kind is datetime:
+        if isinstance(value, datetime):
+            return value
+        if isinstance(value, date):
+            return datetime(value.year, value.month, value.day)
+        return datetime.fromisoformat(str(value))
+    if kind is date:
+        if isinstance(value, datetime):
+            if value.time() != datetime.min.time():
+                raise ValueError(f"a time of day in the date column {column.name}")
+            return value.date()
+        return value if isinstance(value, date) else date.fromisoformat(str(value))
+    if isinstance(value, datetime):
+        return value.isoformat(" ")
+    return value.isoformat() if isinstance(value, date) else str(value)
+
+
+def same_value(a: Any, b: Any) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    if a == b and type(a) is type(b):
+        return True
+    return isinstance(a, (int, float, Decimal)) and isinstance(b, (int, float, Decimal)) and a == b \
+        and not isinstance(a, bool) and not isinstance(b, bool)
