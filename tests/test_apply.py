@@ -641,8 +641,8 @@ def test_undo_writes_alike_rows_in_one_executemany_and_the_others_one_by_one(tmp
 
 
 def test_logged_row_keys_decode_to_the_keys_written() -> None:
-    """Undo decodes a batch's row keys all at once (plain texts cut out of the JSON): the keys `Write.row_key`
-    encoded, with quotes, backslashes, accents, numbers and several key columns."""
+    """Undo decodes a batch's row keys: the keys `Write.row_key` encoded, with quotes, backslashes, accents,
+    numbers and several key columns."""
     t = _cas_table()
     for keys in ([(("code", "A-1"),), (("code", "Nguyễn"),)], [(("code", 'a"b'),), (("code", "a\\b"),)],
                  [(("n", 5),), (("n", 7),)], [(("code", "x"), ("n", 2)), (("code", "y"), ("n", 3))],

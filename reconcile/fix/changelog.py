@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from reconcile.fix.rows import read_arrow
-from reconcile.fix.values import _decode, _json_text, encode_value
+from reconcile.fix.values import decode_value, encode_value
 from reconcile.fix.writes import Ref, WriteGroup
 from reconcile.store import batch_outcome, change, Store
 
@@ -60,14 +60,15 @@ def change_rows(refs: list[Ref]) -> pa.Table:
                 "column_name": pa.array([c] * len(at), pa.string()), "field": pa.array([f] * len(at), pa.string()),
                 "before_value": _encoded([b[j] for b in befores]), "after_value": _encoded([a[j] for a in afters])}))
     if not parts:
-        return pa.table({"seq": pa.array([], pa.int64()), **{name: pa.array([], pa.string()) for name in CHANGE_COLUMNS}})
+        return pa.table({"seq": pa.array([], pa.int64()),
+                         **{name: pa.array([], pa.string()) for name in CHANGE_COLUMNS}})
     cells = pa.concat_tables(parts)
     return cells if len(parts) == 1 else cells.sort_by("seq")
 
 
 def _encoded(values: list[Any]) -> pa.Array:
-    """`encode_value` of each value, as an Arrow column (text: in C)."""
-    return pa.array([_json_text(v) if type(v) is str else encode_value(v) for v in values], pa.string())
+    """`encode_value` of each value, as an Arrow column."""
+    return pa.array([encode_value(v) for v in values], pa.string())
 
 
 def copy_swapped(log: Connection, of: int, batch_id: int) -> None:
@@ -80,7 +81,8 @@ def copy_swapped(log: Connection, of: int, batch_id: int) -> None:
         .where(c.c.batch_id == of)))
 
 
-def _actor() -> str:
+def actor_name() -> str:
+    """Who runs this apply or undo, as the change log names them."""
     try:
         return getpass.getuser()
     except Exception:  # no user name in this environment
@@ -115,9 +117,9 @@ def read_logged(conn: Connection, batch_ids: list[int]) -> dict[int, Logged]:
     c = change
     names = ("batch_id", *CHANGE_COLUMNS)
     data = read_arrow(conn, sa.select(*[c.c[n] for n in names]).where(c.c.batch_id.in_(batch_ids))
-                  .order_by(c.c.batch_id, c.c.seq))
+                      .order_by(c.c.batch_id, c.c.seq))
     columns = [data.column(n).to_pylist() for n in names]
-    at = columns[0]
+    at = columns[0]  # ordered by batch: each batch's rows are one slice of every column
     return {b: _decoded_rows(dict(zip(CHANGE_COLUMNS, [col[bisect_left(at, b):bisect_right(at, b)]
                                                        for col in columns[1:]])))
             for b in batch_ids}
@@ -128,53 +130,25 @@ def _decoded_rows(text: dict[str, list[Any]]) -> Logged:
     key_columns, keys = decoded_keys(text["row_key"])
     tables = text["table_name"]
     groups: dict[tuple[str, tuple[str, ...]], list[int]] = {}
-    if len(set(tables)) == 1 and len(set(key_columns)) == 1:  # the common case: one table, one key
-        groups[tables[0], key_columns[0]] = list(range(len(tables)))
-    else:
-        for i, g in enumerate(zip(tables, key_columns)):
-            groups.setdefault(g, []).append(i)
+    for i, g in enumerate(zip(tables, key_columns)):
+        groups.setdefault(g, []).append(i)
     return Logged(text, _decoded(text["before_value"]), _decoded(text["after_value"]), key_columns, keys, groups)
 
 
 def _decoded(texts: list[str | None]) -> list[Any]:
-    """decode_value of each text, worked out once per distinct text (a batch's values repeat)."""
-    found = {t: _decode(t) for t in set(texts)}
-    return list(map(found.__getitem__, texts))
+    """decode_value of each text, worked out once per distinct text (a batch's values repeat: the same
+    accounts, statuses, dates)."""
+    found = {text: decode_value(text) for text in set(texts)}
+    return [found[text] for text in texts]
 
 
 def decoded_keys(texts: list[str]) -> tuple[list[tuple[str, ...]], list[Any]]:
-    """Each row key (JSON: key column -> encoded value) as its sorted key columns and its value (a tuple
-    when several columns). Keys of one column, values without tags (text, numbers): two json.loads for all;
-    texts without escapes (the common dossier code): cut out of the JSON."""
-    plain = _plain_keys(texts)
-    if plain is not None:
-        return plain
-    distinct = list(dict.fromkeys(texts))
-    parsed = json.loads("[" + ",".join(distinct) + "]")
-    if parsed and set(map(len, parsed)) == {1}:
-        names, encoded = zip(*map(dict.popitem, parsed))
-        values = json.loads("[" + ",".join(encoded) + "]")
-        if len(set(names)) == 1 and dict not in set(map(type, values)):
-            found = dict(zip(distinct, values))
-            return [(names[0],)] * len(texts), list(map(found.__getitem__, texts))
-        parsed = [{k: v} for k, v in zip(names, encoded)]
-    out = {}
-    for text, d in zip(distinct, parsed):
-        cols = tuple(sorted(d))
-        out[text] = (cols, _decode(d[cols[0]]) if len(cols) == 1 else tuple(_decode(d[n]) for n in cols))
-    pairs = list(map(out.__getitem__, texts))
-    return [k for k, _ in pairs], [v for _, v in pairs]
-
-
-def _plain_keys(texts: list[str]) -> tuple[list[tuple[str, ...]], list[Any]] | None:
-    """The keys when all are one column's texts without escapes or quotes, as `Write.row_key` writes them
-    ({"COLUMN": "\\"text\\""}), else None."""
-    name = next(iter(json.loads(texts[0])), None) if texts else None
-    if not isinstance(name, str):
-        return None
-    head, tail = "{" + _json_text(name) + ': "\\"', '\\""}'
-    if not all(t.startswith(head) and t.endswith(tail) for t in texts):
-        return None
-    values = [t[len(head):-len(tail)] for t in texts]
-    joined = "".join(values)
-    return None if "\\" in joined or '"' in joined else ([(name,)] * len(texts), values)
+    """Each row key (`row_key_text`: key column -> encoded value) as its sorted key columns and its value
+    (a tuple when several columns); a key repeats for each column written in its row."""
+    found = {}
+    for text in set(texts):
+        encoded = json.loads(text)
+        columns = tuple(sorted(encoded))
+        values = tuple(decode_value(encoded[c]) for c in columns)
+        found[text] = (columns, values[0] if len(columns) == 1 else values)
+    return [found[text][0] for text in texts], [found[text][1] for text in texts]

@@ -13,15 +13,19 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from reconcile.errors import BadInput
-from reconcile.fix.planread import _q, load_plan, PlanAction, PlanFile, WRITING
+from reconcile.fix.planread import load_plan, PlanAction, PlanFile, WRITING
 from reconcile.fix.planrecord import recorded_plan
 from reconcile.fix.rows import chunks, IN_CHUNK, read_arrow
 from reconcile.fix.targetcheck import target_problems
 from reconcile.fix.targets import StoreRows
 from reconcile.fix.values import decode_value
 from reconcile.store import audit_run, change, change_batch, dossier, mask_url, open_store, reconciliation, Store
-from reconcile.util import scratch
+from reconcile.util import scratch, yamlio
 from reconcile.util.db import same_url
+from reconcile.util.differ import differing
+
+_q = yamlio.shown  # a value from the file in a message: quoted, cut short
+
 
 def load_checked(path: str | Path, store_url: str | None) -> tuple[PlanFile, Store, StoreRows]:
     """The plan file, the store it was made for and the run's rows of its writing actions, all checked:
@@ -57,11 +61,13 @@ def _open_checked(plan: PlanFile, store_url: str | None, recorded_in: Store | No
             raise BadInput(f"{plan.path}: plan made for a run {plan.run} with fingerprint {plan.run_fingerprint}, "
                            f"but this store's run {plan.run} has {run['fingerprint']}. Hint: plan again.")
         recorded = json.loads(run["inputs"]).get("system", {})
-        for key in ("profile", "source", "mapping"):
-            if recorded.get(key) != plan.system.get(key):
-                raise BadInput(f"{plan.path}: plan.system.{key} {_q(plan.system.get(key))} differs from audit run "
-                               f"{plan.run}'s {_q(recorded.get(key))}. Hint: the header is written by `reconcile "
-                               "plan`; plan again.")
+        keys = ("profile", "source", "mapping")
+        edited = [f"{plan.path}: plan.system.{key} {_q(plan.system.get(key))} differs from audit run {plan.run}'s "
+                  f"{_q(recorded.get(key))}. Hint: the header is written by `reconcile plan`; plan again."
+                  for key in differing({k: plan.system.get(k) for k in keys}, {k: recorded.get(k) for k in keys})]
+        if edited:
+            raise BadInput(edited[0] if len(edited) == 1 else f"{plan.path}: plan.system differs from audit run "
+                           f"{plan.run}'s in {len(edited)} fields", edited)
         known = _check_fingerprints(plan, store, checked=recorded_in is not None)
         if recorded_in is None:  # a recorded plan passed these when `reconcile plan` recorded it
             with store.connect() as conn:
@@ -85,10 +91,10 @@ def _check_fingerprints(plan: PlanFile, store: Store, checked: bool = False) -> 
         earlier = None  # csv profile: fingerprints the store's rows held before apply wrote them
         if not checked and plan.system.get("profile") == "csv":
             earlier = read_arrow(conn, sa.select(change.c.dossier_code, change.c.before_value)
-                             .join(change_batch, change_batch.c.id == change.c.batch_id)
-                             .where(change_batch.c.run_id == plan.run, change.c.table_name == dossier.name,
-                                    change.c.column_name == "fingerprint"),
-                             change.c.dossier_code, [a.dossier_code for a in writing])
+                                 .join(change_batch, change_batch.c.id == change.c.batch_id)
+                                 .where(change_batch.c.run_id == plan.run, change.c.table_name == dossier.name,
+                                        change.c.column_name == "fingerprint"),
+                                 change.c.dossier_code, [a.dossier_code for a in writing])
     if not checked:
         problems = [f"{plan.path}:{line}: dossier {code} is not a system dossier of audit run {plan.run}. Hint: check "
                     "the code; plans act on the system's dossiers." if unknown else
@@ -134,13 +140,9 @@ def _store_rows(conn: Connection, run_id: int, codes: list[str]) -> pa.Table:
 
 def _known(rows: pa.Table) -> StoreRows:
     """_store_rows by dossier code, each row a dict."""
-    found = [{"dossier_code": code, "code_raw": raw, "source_row": source_row, "fingerprint": fp}
-             for code, raw, source_row, fp in zip(*(rows.column(i).to_pylist() for i in range(4)))]
-    out = {row["dossier_code"]: [row] for row in found}
-    if len(out) < len(found):  # codes held by several rows (duplicate_code)
-        out = {}
-        for row in found:
-            out.setdefault(row["dossier_code"], []).append(row)
+    out: StoreRows = {}
+    for row in rows.to_pylist():  # a code held by several rows: duplicate_code
+        out.setdefault(row["dossier_code"], []).append(row)
     return out
 
 

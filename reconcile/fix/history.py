@@ -10,6 +10,7 @@ import sqlalchemy as sa
 
 from reconcile.store import batch_outcome, change_batch, open_store
 
+
 def history(store_url: str | None = None) -> list[dict[str, Any]]:
     """Every batch, oldest first: id, kind, plan, run, times, counts, outcome, undo-of, undone-by."""
     store = open_store(store_url, create=False)

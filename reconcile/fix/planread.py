@@ -17,6 +17,7 @@ from reconcile.errors import BadInput
 from reconcile.fix import planfile
 from reconcile.model import Status
 from reconcile.util import yamlio
+from reconcile.util.differ import differing
 
 PLAN_FORMAT = 1
 
@@ -189,7 +190,7 @@ def check_header(head: dict[str, Any], at: Callable[..., str], problems: list[st
 
 
 def check_actions(items: list[Any], item_lines: dict[int, int], at: Callable[..., str], problems: list[str]
-                   ) -> list[PlanAction]:
+                  ) -> list[PlanAction]:
     """The plan's actions, each checked (`item_lines`: the line of an item by id(), else `at` tells)."""
     actions: list[PlanAction] = []
     seen: dict[str, int] = {}
@@ -263,10 +264,11 @@ def _check_action(item: Any, i: int, line: int, at: Callable[..., str], problems
                                     problems)
             missing = [f for f in REQUIRED_SET[kind] if f not in sets]
             problems += [f"{at('actions', i, 'set')}: a {kind} action sets {f}. Hint: add set.{f}." for f in missing]
-            for pin, f in PINNED.items():
-                if pin in item and f in values and _canonical_or_none(f, item[pin]) != values[f]:
-                    problems.append(f"{at('actions', i, pin)}: {pin} {_q(item[pin])} differs from set.{f} "
-                                    f"{_q(sets[f])}. Hint: edit both, or neither.")
+            pinned = {pin: f for pin, f in PINNED.items() if pin in item and f in values}
+            for pin in differing({pin: _canonical_or_none(f, item[pin]) for pin, f in pinned.items()},
+                                 {pin: values[f] for pin, f in pinned.items()}):  # a copy an edit left behind
+                problems.append(f"{at('actions', i, pin)}: {pin} {_q(item[pin])} differs from set.{pinned[pin]} "
+                                f"{_q(sets[pinned[pin]])}. Hint: edit both, or neither.")
             if key is not None and len(problems) == had:
                 checked_sets[key] = values
     elif kind == "backfill":

@@ -23,7 +23,7 @@ from reconcile.fix.changelog import now_text
 from reconcile.fix.planread import check_actions, check_header, checked_plan, PlanAction, PlanFile
 from reconcile.fix.rows import read_arrow
 from reconcile.fix.targetcheck import target_problems
-from reconcile.fix.values import _JSON, decode_value, encode_value
+from reconcile.fix.values import decode_value, encode_value
 from reconcile.store import bulk_insert, open_store, plan_action, plan_file, Store, store_name
 
 PLAN_CHECKS = 2  # the version of load_plan's checks: bump it when they change (recorded plans are read in full)
@@ -89,7 +89,7 @@ def _action_columns(actions: list[PlanAction]) -> pa.Table | None:
     sets: dict[tuple[tuple[str, Any], ...], str] = {}
     for a in actions:
         if a.set not in sets:
-            sets[a.set] = _JSON.encode([[f, encode_value(v)] for f, v in a.set])
+            sets[a.set] = json.dumps([[f, encode_value(v)] for f, v in a.set], ensure_ascii=False)
     try:
         args = [orjson.dumps(a.reason_args, option=_ORJSON_STRICT).decode() if a.reason_args else None
                 for a in actions]
@@ -135,7 +135,7 @@ def recorded_plan(p: Path, store_url: str | None) -> tuple[PlanFile | None, Stor
                     plan_action.c.reason, plan_action.c.fingerprint, plan_action.c.confirmed,
                     plan_action.c.set_values, plan_action.c.reason_code, plan_action.c.reason_args)
             recorded = read_arrow(conn, sa.select(*cols).where(plan_action.c.plan_id == plan_id)
-                              .order_by(plan_action.c.line))
+                                  .order_by(plan_action.c.line))
     except BaseException:
         store.engine.dispose()
         raise
@@ -158,11 +158,14 @@ def _recorded_header(raw: bytes) -> dict[str, Any] | None:
 
 
 def _recorded_actions(t: pa.Table) -> tuple[PlanAction, ...]:
-    """plan_action's columns as PlanActions (each distinct set and reason's parameters decoded once; the
-    parameters' dicts are shared by the actions with the same)."""
-    cols = {name: t.column(name).to_pylist() for name in t.column_names}
-    sets = {text: tuple((f, decode_value(v)) for f, v in json.loads(text)) for text in set(cols["set_values"])}
-    args = {text: orjson.loads(text) for text in set(cols["reason_args"]) if text is not None} | {None: {}}
-    return tuple(map(PlanAction, cols["line"], cols["dossier_code"], cols["action"], cols["rule"], cols["reason"],
-                     cols["fingerprint"], cols["confirmed"], map(sets.__getitem__, cols["set_values"]),
-                     cols["reason_code"], map(args.__getitem__, cols["reason_args"])))
+    """plan_action's columns as PlanActions: each distinct set and reason's parameters decoded once (a plan
+    repeats them: the same accounts, versions, dates), the parameters' dicts shared by the actions with the same."""
+    columns = [t.column(name).to_pylist() for name in ("line", "dossier_code", "action", "rule", "reason",
+                                                       "fingerprint", "confirmed", "set_values", "reason_code",
+                                                       "reason_args")]
+    sets = {text: tuple((f, decode_value(v)) for f, v in json.loads(text)) for text in set(columns[7])}
+    args = {text: orjson.loads(text) for text in set(columns[9]) if text is not None} | {None: {}}
+    return tuple(PlanAction(line, code, action, rule, reason, fingerprint, confirmed, sets[set_text], reason_code,
+                            args[args_text])
+                 for line, code, action, rule, reason, fingerprint, confirmed, set_text, reason_code, args_text
+                 in zip(*columns))

@@ -1,5 +1,4 @@
-"""Reading rows by many keys: IN lists in chunks the database takes, a SELECT as an Arrow table.
-"""
+"""Reading rows by many keys: IN lists in chunks, a SELECT as an Arrow table."""
 
 from __future__ import annotations
 
@@ -9,25 +8,14 @@ import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-IN_CHUNK = 500
-
-
-IN_LARGE = 30_000  # see in_chunk
-
-
-def in_chunk(dialect: sa.Dialect) -> int:
-    """Values per IN list: a whole batch's codes where the database takes that many bound values
-    (SQLite 3.32 and later: 32,766; PostgreSQL and MySQL: 65,535), else IN_CHUNK."""
-    if dialect.name == "sqlite":
-        return IN_LARGE if getattr(dialect.dbapi, "sqlite_version_info", (0,)) >= (3, 32) else IN_CHUNK
-    return IN_LARGE if dialect.name in ("postgresql", "mysql", "mariadb") else IN_CHUNK
+IN_CHUNK = 500  # values per IN list: well within what every database takes as bound values
 
 
 def read_arrow(conn: Connection, stmt: sa.Select, code: sa.ColumnElement[Any] | None = None,
-           codes: list[str] | None = None) -> pa.Table:
+               codes: list[str] | None = None) -> pa.Table:
     """A SELECT's rows as an Arrow table (only those whose `code` is one of `codes`, when given): on a
-    DuckDB store one query read as Arrow (the codes a registered table), elsewhere rows (IN lists of
-    IN_CHUNK codes) turned into columns."""
+    DuckDB store one query read as Arrow (the codes a registered table: one query for a plan's 100k codes,
+    not 200), elsewhere rows (IN lists of IN_CHUNK codes) turned into columns."""
     if conn.dialect.name == "duckdb":
         raw = conn.connection.dbapi_connection
         if code is not None:

@@ -4,7 +4,6 @@ left without one, read from those cells.
 
 from __future__ import annotations
 
-from functools import lru_cache
 import json
 from typing import Any, Iterator
 
@@ -13,10 +12,11 @@ from sqlalchemy.engine import Connection
 
 from reconcile.errors import wrote
 from reconcile.fix.changelog import Logged, read_logged, record_outcome
-from reconcile.fix.rows import chunks, IN_CHUNK, in_chunk
-from reconcile.fix.targets import for_update, locks_rows, StoreTarget, Target
+from reconcile.fix.rows import chunks, IN_CHUNK
+from reconcile.fix.targets import for_update, StoreTarget, Target
 from reconcile.fix.values import ABSENT, same_value
 from reconcile.store import batch_outcome, change_batch, Store, store_name
+
 
 def settle(store: Store, target: Target) -> Iterator[str]:
     """Give each batch logged but left without an outcome (a run killed between the log and the
@@ -50,8 +50,8 @@ def settle(store: Store, target: Target) -> Iterator[str]:
                    "it was written; recorded as rolled back.")
 
 
-def current_values(conn: Connection, target: Target, logged: Logged, lock: bool = False, only: list[int] | None = None
-             ) -> list[Any]:
+def current_values(conn: Connection, target: Target, logged: Logged, lock: bool = False,
+                   only: list[int] | None = None) -> list[Any]:
     """The value each logged cell (or those at positions `only`) holds now in the target (ABSENT: its
     row is gone), read per table and key columns."""
     out: list[Any] = [ABSENT] * len(logged.keys)
@@ -75,38 +75,15 @@ def current_values(conn: Connection, target: Target, logged: Logged, lock: bool 
 
 def _rows_by_key(conn: Connection, t: sa.Table, names: tuple[str, ...], cols: tuple[str, ...], keys: list[Any],
                  lock: bool) -> dict[Any, Any]:
-    """The rows (key columns, then `cols`) holding these keys now, by key: with one key column, one
-    statement of `in_chunk` keys run by the driver (`_select_in`), its values through their types'
-    processors a column at a time; else IN lists of IN_CHUNK keys (`keys_condition`)."""
+    """The rows (key columns, then `cols`) holding these keys now, by key (a tuple when several key
+    columns), IN_CHUNK keys a statement (`keys_condition`)."""
     found: dict[Any, Any] = {}
-    if len(names) > 1:
-        for part in chunks(keys, IN_CHUNK):
-            stmt = sa.select(*[t.c[c] for c in names + cols]).where(
-                keys_condition(t, [tuple(zip(names, k)) for k in part]))
-            found.update((tuple(row[:len(names)]), row) for row in conn.execute(for_update(stmt, conn, lock)).all())
-        return found
-    dialect = conn.dialect
-    for part in chunks(keys, in_chunk(dialect)):
-        compiled = _select_in(t, names + cols, len(part), dialect, locks_rows(conn, lock))
-        process = compiled.binds["p0"].type.dialect_impl(dialect).bind_processor(dialect)
-        values = part if process is None else list(map(process, part))
-        rows = conn.exec_driver_sql(compiled.string, tuple(values) if compiled.positiontup else
-                                    {f"p{i}": v for i, v in enumerate(values)}).all()
-        columns = [list(col) for col in zip(*rows)]
-        for j, c in enumerate(names + cols):
-            process = t.c[c].type.dialect_impl(dialect).result_processor(dialect, None)
-            if process is not None and columns:
-                columns[j] = list(map(process, columns[j]))
-        found.update(zip(columns[0], zip(*columns)) if columns else ())
+    for part in chunks(keys, IN_CHUNK):
+        pairs = [tuple(zip(names, key if len(names) > 1 else (key,))) for key in part]
+        stmt = sa.select(*[t.c[c] for c in names + cols]).where(keys_condition(t, pairs))
+        for row in conn.execute(for_update(stmt, conn, lock)):
+            found[tuple(row[:len(names)]) if len(names) > 1 else row[0]] = row
     return found
-
-
-@lru_cache(maxsize=8)  # a statement of thousands of parameters is large: the few sizes of one run
-def _select_in(t: sa.Table, columns: tuple[str, ...], n: int, dialect: sa.Dialect, lock: bool) -> Any:
-    """SELECT `columns` of the rows whose first column is one of n values (parameters p0...), compiled once."""
-    stmt = sa.select(*[t.c[c] for c in columns]).where(
-        t.c[columns[0]].in_([sa.bindparam(f"p{i}", type_=t.c[columns[0]].type) for i in range(n)]))
-    return (stmt.with_for_update() if lock else stmt).compile(dialect=dialect)
 
 
 def keys_condition(t: sa.Table, keys: list[tuple[tuple[str, Any], ...]]) -> Any:

@@ -30,8 +30,8 @@ def target_problems(conn: Connection, run_id: int, path: str, actions: Iterable[
         return []
     d = dossier
     rows = read_arrow(conn, sa.select(d.c.dossier_code, d.c.fingerprint, d.c.workflow_key, d.c.workflow_version,
-                                  d.c.current_step, d.c.unit).where(d.c.run_id == run_id),
-                  d.c.dossier_code, sorted({a.dossier_code for a, _ in todo})).to_pylist()
+                                      d.c.current_step, d.c.unit).where(d.c.run_id == run_id),
+                      d.c.dossier_code, sorted({a.dossier_code for a, _ in todo})).to_pylist()
     # the row the action was computed from (csv profile: apply rewrites the fingerprint; then the code's row)
     now = {r["dossier_code"]: r for r in reversed(rows)} | {(r["dossier_code"], r["fingerprint"]): r for r in rows}
     steps: dict[tuple[str, int], dict[str, bool]] = {}

@@ -10,25 +10,27 @@ from contextlib import contextmanager, nullcontext
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import duckdb
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from reconcile.errors import BadInput, Refused
-from reconcile.fix.planread import _q, PlanAction, PlanFile, ROLE_OF, WRITING
-from reconcile.fix.rows import chunks, IN_CHUNK, in_chunk
+from reconcile.fix.planread import PlanAction, PlanFile, ROLE_OF, WRITING
+from reconcile.fix.rows import chunks, IN_CHUNK
 from reconcile.fix.values import ABSENT, coerce_value, encode_value, same_value
 from reconcile.fix.writes import Planned, Ref, with_refs, Write, WriteGroup
 from reconcile.sources.system import _reading, _statement, dossier_columns, load_mapping, SourceMapping
 from reconcile.sources.workbench import dossier_sql
 from reconcile.store import connect_engine, dossier, mask_url, normalize_url, Store
-from reconcile.util import scratch
+from reconcile.util import scratch, yamlio
 from reconcile.util.db import begin_read_only, first_line, same_url
 from reconcile.util.dberrors import cannot_write
 
 StoreRows = dict[str, list[dict[str, Any]]]  # dossier code -> the run's rows: code_raw, source_row, fingerprint
+
+_q = yamlio.shown  # a value from the file in a message: quoted, cut short
 
 
 class Target:
@@ -79,12 +81,9 @@ class Target:
 
 
 def for_update(stmt: Any, conn: Connection, lock: bool) -> Any:
-    return stmt.with_for_update() if locks_rows(conn, lock) else stmt
-
-
-def locks_rows(conn: Connection, lock: bool) -> bool:
-    """Whether a locking read takes FOR UPDATE (SQLite: the write transaction holds the database's lock)."""
-    return lock and conn.dialect.name in ("postgresql", "mysql", "mariadb")
+    """`stmt` as a locking read when `lock` (FOR UPDATE; on SQLite the write transaction holds the
+    database's lock already)."""
+    return stmt.with_for_update() if lock and conn.dialect.name in ("postgresql", "mysql", "mariadb") else stmt
 
 
 def _backfill_outcome(a: PlanAction, found: list[Any], table: sa.Table, key: tuple[tuple[str, Any], ...],
@@ -127,7 +126,6 @@ class VendorTarget(Target):
         self.positions = {r: {f: i for i, f in enumerate(stmt.selected_columns.keys())}
                           for r, stmt in self.selects.items()}
         self.set_plans: dict[tuple[tuple[str, Any], ...], tuple[bool, list[tuple[str, int, str, Any, str]]]] = {}
-        self.reads: dict[tuple[str, bool], sa.Select[Any]] = {}  # each role's SELECT by an expanding IN list
 
     def needs(self, plan: PlanFile) -> dict[str, dict[str, tuple[str, ...]]]:
         shapes = {(a.action == "backfill", tuple(f for f, _ in a.set)) for a in plan.actions
@@ -237,7 +235,7 @@ class VendorTarget(Target):
             cells = []  # role, column, field, before, after of each value to change
             for role, i, colname, after, f in sets:
                 before = rows[role].columns[i][at[role]]
-                if before != after or not same_value(before, after):
+                if not same_value(before, after):
                     cells.append((role, colname, f, before, after))
             if not cells:
                 out.append((a, "already_applied", "", ()))
@@ -285,16 +283,13 @@ class VendorTarget(Target):
         return tuple(refs)
 
     def _read(self, conn: Connection, role: str, codes: list[Any], lock: bool) -> BatchRows:
-        """The role's rows with these codes (locked when writing): one SELECT per `in_chunk` codes."""
-        stmt = self.reads.get((role, lock))
-        if stmt is None:
-            select = self.selects[role]
-            key = select.selected_columns["dossier_code"].element
-            stmt = self.reads[(role, lock)] = for_update(select.where(key.in_(sa.bindparam("codes", expanding=True))),
-                                                    conn, lock)
+        """The role's rows with these codes (locked when writing): one SELECT per IN_CHUNK codes."""
+        select = self.selects[role]
+        key = select.selected_columns["dossier_code"].element
+        stmt = for_update(select.where(key.in_(sa.bindparam("codes", expanding=True))), conn, lock)
         tm = self.roles[role]
         with _reading(tm, self.mapping) if tm.query else nullcontext():  # the mapping's own SQL failed: one line
-            rows = [r for part in chunks(codes, in_chunk(conn.dialect))
+            rows = [r for part in chunks(codes, IN_CHUNK)
                     for r in conn.execute(stmt, {"codes": part}).all()]
         return BatchRows(rows, tuple(self.positions[role]))
 
@@ -318,7 +313,7 @@ class VendorTarget(Target):
             for r in conn.execute(for_update(stmt.where(key.in_(part)), conn, lock)):
                 found.setdefault(r.dossier_code, []).append(r)
         return with_refs([_backfill_outcome(a, found.get(codes[a.line], []), table, ((key.name, codes[a.line]),),
-                                             [(c, f, v) for c, v, f in values[a.line]]) for a in actions])
+                                            [(c, f, v) for c, v, f in values[a.line]]) for a in actions])
 
     def _fingerprints(self, dossiers: BatchRows, tasks: BatchRows) -> list[str | None]:
         """The fingerprint of each dossier row as the audit computes it (system.dossier_columns + workbench
@@ -334,8 +329,9 @@ class VendorTarget(Target):
                 result[i] = f"!status value {raw!r} has no canonical status in the mapping"
         if not good:
             return result
-        every = len(good) == len(status)
-        pick: Callable[[Any], Any] = (lambda col: col) if every else (lambda col: [col[i] for i in good])
+        def pick(column: Any) -> list[Any]:
+            return [column[i] for i in good]
+
         columns = {f: pick(col) for f, col in zip(dossiers.fields, dossiers.columns) if f != "status"}
         at = [tasks.first.get(code) for code in pick(dossiers.codes)]  # each row's current task
         task_columns = {f: [None if i is None else col[i] for i in at] for f, col in zip(tasks.fields, tasks.columns)}
@@ -371,12 +367,13 @@ class BatchRows:
         self.columns = list(zip(*rows)) if rows else [()] * len(fields)
         self.codes_raw = self.columns[fields.index("dossier_code")]
         self.codes = [c if type(c) is str else str(c) for c in self.codes_raw]
-        n = len(self.codes)
-        self.first = dict(zip(reversed(self.codes), range(n - 1, -1, -1)))
-        self.counts = Counter(self.codes) if len(self.first) < n else None
+        self.first: dict[str, int] = {}
+        for i, code in enumerate(self.codes):
+            self.first.setdefault(code, i)
+        self.counts = Counter(self.codes)
 
     def count(self, code: str) -> int:
-        return self.counts[code] if self.counts is not None else int(code in self.first)
+        return self.counts[code]
 
 
 class StoreTarget(Target):
@@ -430,7 +427,8 @@ class StoreTarget(Target):
                 out.append((a, "missing", f"not among the system dossiers of audit run {self.run_id}", []))
                 continue
             mine = [r for r in found if r.fingerprint == a.fingerprint]
-            if not mine and len(found) == 1 and all(same_value(getattr(found[0], f), coerce_value(v, d.c[f])) for f, v in a.set):
+            if not mine and len(found) == 1 and all(same_value(getattr(found[0], f), coerce_value(v, d.c[f]))
+                                                    for f, v in a.set):
                 out.append((a, "already_applied", "", []))
                 continue
             if not mine:
@@ -505,7 +503,7 @@ def cannot_write_text(target: Target, tables: list[str]) -> str:
 
 
 def open_target(plan: PlanFile, store: Store, known: StoreRows, system_url: str | None,
-                 mapping_path: str | None) -> Target:
+                mapping_path: str | None) -> Target:
     profile = plan.system.get("profile")
     if profile == "csv":
         return StoreTarget(store, plan.run)

@@ -198,7 +198,8 @@ def _undo(store: Store, target: Target, batch: dict[str, Any], logged: Logged, l
             bulk = _bulk(conn, logged) if yes else {}
             rest = [i for g, at in logged.groups.items() if g not in bulk for i in at]
             # the rows written in bulk are checked by their compare-and-set UPDATEs; the others are read first
-            if rest and not all(map(same_value, current_values(conn, target, logged, yes, rest), [logged.after[i] for i in rest])):
+            now = current_values(conn, target, logged, yes, rest) if rest else []
+            if rest and not all(map(same_value, now, [logged.after[i] for i in rest])):
                 _refuse_moved(conn, target, logged, bid, yes)
             if yes:
                 try:
@@ -216,7 +217,7 @@ def _undo(store: Store, target: Target, batch: dict[str, Any], logged: Logged, l
             meta = {"kind": "undo", "run_id": batch["run_id"], "plan": batch["plan"],
                     "plan_sha256": batch["plan_sha256"], "undo_of": bid}
             undo_id = log_and_commit(store, target, conn, [], meta, n, actor, ledger,
-                                           swapped=(len(set(text["dossier_code"])), len(logged.keys)))
+                                     swapped=(len(set(text["dossier_code"])), len(logged.keys)))
     rows = len(set(zip(text["table_name"], text["row_key"])))
     return UndoResult("undo" if yes else "dry_run", bid, undo_id, rows, lambda: _writes_back(logged, tables),
                       Renderer(target.dialect), len(logged.keys), settled)
