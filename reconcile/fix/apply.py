@@ -46,8 +46,6 @@ from reconcile.store import mask_url, Store
 from reconcile.util.gctune import fewer_collections
 
 DEFAULT_BATCH_SIZE = 5000  # per batch: one target transaction (its rows locked) and two store commits
-
-
 REFUSED_STATES = ("stale", "missing", "ambiguous")
 
 

@@ -117,7 +117,7 @@ def _no_row(t: sa.Table, kind: str, cols: tuple[str, ...]) -> sa.Executable:
 
 def log_and_commit(store: Store, target: Target, conn: Connection, refs: list[Ref], meta: dict[str, Any],
                    write_no: int, actor: str | None, ledger: Ledger, swapped: tuple[int, int] | None = None) -> int:
-    """Record the batch and its change rows, commit the target, record the outcome (see module doc);
+    """Record the batch and its change rows, commit the target, record the outcome (see reconcile.fix.apply);
     the store is checked to be the one opened before the log and before the target's commit (`ledger`).
     `swapped` (an undo): its dossiers and changes; its change rows are those of batch meta["undo_of"]
     with before- and after-values swapped, copied in the store (`refs` is not read)."""

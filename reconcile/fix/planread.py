@@ -20,45 +20,23 @@ from reconcile.util import yamlio
 from reconcile.util.differ import differing
 
 PLAN_FORMAT = 1
-
-
 ACTIONS = ("migrate", "reassign", "close", "backfill", "escalate")
-
-
 WRITING = ("migrate", "reassign", "close")
-
-
 # Canonical fields apply may write, per mapping role.
 WRITABLE = {
     "dossier": ("status", "workflow_key", "workflow_version", "due_at_revised", "finished_at", "returned_at"),
     "task": ("current_step", "assignee", "unit", "step_entered_at", "step_due_at"),
 }
-
-
 ROLE_OF = {f: role for role, fields in WRITABLE.items() for f in fields}
-
-
 DATE_FIELDS = ("due_at_revised", "finished_at", "returned_at", "step_entered_at", "step_due_at", "received_at",
                "due_at")
-
-
 # The fields a backfill's row is created with (mapping role dossier), and those it must have.
 BACKFILL_FIELDS = ("dossier_code", "procedure", "workflow_key", "applicant", "received_at", "due_at", "status",
                    "returned_at")
-
-
 BACKFILL_REQUIRED = ("dossier_code", "status", "received_at")
-
-
 REQUIRED_SET = {"migrate": ("workflow_version", "current_step"), "reassign": ("assignee",), "close": ("returned_at",)}
-
-
 PINNED = {"version": "workflow_version", "step": "current_step", "assignee": "assignee", "returned_at": "returned_at"}
-
-
 STATUS_NAMES = tuple(s.value for s in Status)
-
-
 _FINGERPRINT = re.compile(r"[0-9a-f]{32}")
 
 

@@ -27,11 +27,7 @@ from reconcile.fix.values import decode_value, encode_value
 from reconcile.store import bulk_insert, open_store, plan_action, plan_file, Store, store_name
 
 PLAN_CHECKS = 2  # the version of load_plan's checks: bump it when they change (recorded plans are read in full)
-
-
 _ITEM = re.compile("\n- ")  # an item of a top-level list (a literal: found fast)
-
-
 _ORJSON_STRICT = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_SUBCLASS | orjson.OPT_PASSTHROUGH_DATACLASS
 
 
@@ -72,7 +68,8 @@ def _nowhere(*_: Any) -> str:
 
 def _item_lines(text: str) -> list[int]:
     """The line of each action in a plan file as planfile.dump writes it: each item starts with "- " at
-    the start of a line after the top-level `actions:` (nested lists are indented, scalars one line)."""
+    the start of a line after the top-level `actions:` (nested lists are indented, scalars one line).
+    Found in the text, so that recording a plan does not parse it a second time."""
     start = text.find("\nactions:")
     if start < 0:
         return []

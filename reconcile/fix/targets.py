@@ -329,16 +329,14 @@ class VendorTarget(Target):
                 result[i] = f"!status value {raw!r} has no canonical status in the mapping"
         if not good:
             return result
-        def pick(column: Any) -> list[Any]:
-            return [column[i] for i in good]
-
-        columns = {f: pick(col) for f, col in zip(dossiers.fields, dossiers.columns) if f != "status"}
-        at = [tasks.first.get(code) for code in pick(dossiers.codes)]  # each row's current task
+        columns = {f: [col[i] for i in good] for f, col in zip(dossiers.fields, dossiers.columns) if f != "status"}
+        at = [tasks.first.get(dossiers.codes[i]) for i in good]  # each row's current task
         task_columns = {f: [None if i is None else col[i] for i in at] for f, col in zip(tasks.fields, tasks.columns)}
         new = self.workbench is None
         if new:  # one scratch DuckDB for every batch (a new one costs 20-50 ms)
             self.workbench = scratch.connect()
-        self.workbench.register("raw", dossier_columns(columns, pick(status), task_columns, self.mapping, 0))
+        read = dossier_columns(columns, [status[i] for i in good], task_columns, self.mapping, 0)
+        self.workbench.register("raw", read)
         try:
             if new:  # and one view (parsing its SQL costs 10-20 ms a batch)
                 self.workbench.execute("CREATE TEMP VIEW fingerprints AS "
