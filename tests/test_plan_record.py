@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from datetime import date
 from pathlib import Path
@@ -22,6 +23,7 @@ from reconcile.fix import commands as fix_commands
 from reconcile.audit.inputs import AuditInputs
 from reconcile.audit.commands import audit
 from reconcile.demo.simulate import simulate
+from reconcile.util import yamlio
 from reconcile.store import SCHEMA_VERSION, meta_table, open_store, plan_action, plan_file
 
 
@@ -213,3 +215,36 @@ def test_a_store_that_refuses_the_record_still_gets_its_plan_file(district: Path
     plan = planned(district, tmp_path, store_url)  # exit 0: the file is written
     assert plan.read_text(encoding="utf-8") == fix_commands.plan(store_url).to_yaml()
     assert recorded(plan, store_url) is None  # nothing recorded (the header row rolled back too)
+
+
+def test_an_edited_header_lists_each_system_field_that_differs_from_the_run(
+        district: Path, tmp_path: Path, store_url: str) -> None:
+    plan = planned(district, tmp_path, store_url)
+    text = plan.read_text(encoding="utf-8")
+    head = next(line for line in text.splitlines() if line.startswith("  system: "))
+    system = json.loads(head.split(": ", 1)[1])
+    edited = tmp_path / "edited.yaml"
+    edited.write_text(text.replace(head, "  system: " + json.dumps(
+        system | {"source": "sqlite:///other.sqlite", "mapping": "other.yaml"})), encoding="utf-8")
+    err = invoke("apply", str(edited), "--store", store_url, expect=2).stderr
+    hint = "Hint: the header is written by `reconcile plan`; plan again."
+    assert err.splitlines() == [
+        f"error: {edited}: plan.system.source 'sqlite:///other.sqlite' differs from audit run 1's "
+        f"{yamlio.shown(system['source'])}. {hint}",
+        f"error: {edited}: plan.system.mapping 'other.yaml' differs from audit run 1's "
+        f"{yamlio.shown(system['mapping'])}. {hint}"]
+
+
+def test_each_pinned_copy_an_edit_left_behind_is_listed(tmp_path: Path) -> None:
+    plan = tmp_path / "plan.yaml"
+    plan.write_text('plan:\n  format: 1\n  store: duckdb:///s.duckdb\n  run: 1\n  run_fingerprint: ab\n'
+                    '  system: {"profile": "mapping", "source": "sqlite:///v.sqlite"}\nactions:\n'
+                    f'- dossier_code: D1\n  action: migrate\n  rule: r\n  reason: why\n  fingerprint: {"a" * 32}\n'
+                    '  version: 2\n  step: S9\n  set: {"workflow_version": 1, "current_step": "S1"}\n', encoding="utf-8")
+    lines = plan.read_text(encoding="utf-8").splitlines()
+    version, step = lines.index("  version: 2") + 1, lines.index("  step: S9") + 1
+    with pytest.raises(BadInput) as raised:
+        planread.load_plan(plan)
+    assert raised.value.problems == [
+        f"{plan}:{version}: version 2 differs from set.workflow_version 1. Hint: edit both, or neither.",
+        f"{plan}:{step}: step 'S9' differs from set.current_step 'S1'. Hint: edit both, or neither."]

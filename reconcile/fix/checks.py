@@ -12,7 +12,7 @@ import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from reconcile.errors import BadInput
+from reconcile.errors import BadInput, collect
 from reconcile.fix.planread import load_plan, PlanAction, PlanFile, WRITING
 from reconcile.fix.planrecord import recorded_plan
 from reconcile.fix.rows import chunks, IN_CHUNK, read_arrow
@@ -65,9 +65,7 @@ def _open_checked(plan: PlanFile, store_url: str | None, recorded_in: Store | No
         edited = [f"{plan.path}: plan.system.{key} {_q(plan.system.get(key))} differs from audit run {plan.run}'s "
                   f"{_q(recorded.get(key))}. Hint: the header is written by `reconcile plan`; plan again."
                   for key in differing({k: plan.system.get(k) for k in keys}, {k: recorded.get(k) for k in keys})]
-        if edited:
-            raise BadInput(edited[0] if len(edited) == 1 else f"{plan.path}: plan.system differs from audit run "
-                           f"{plan.run}'s in {len(edited)} fields", edited)
+        collect(edited, f"{plan.path}: plan.system differs from audit run {plan.run}'s in {len(edited)} fields")
         known = _check_fingerprints(plan, store, checked=recorded_in is not None)
         if recorded_in is None:  # a recorded plan passed these when `reconcile plan` recorded it
             with store.connect() as conn:
