@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from reconcile.fix.rows import read_arrow
-from reconcile.fix.values import decode_value, encode_value
+from reconcile.fix.values import decode_values, encode_value
 from reconcile.fix.writes import Ref, WriteGroup
 from reconcile.store import batch_outcome, change, Store
 
@@ -138,17 +138,21 @@ def _decoded_rows(text: dict[str, list[Any]]) -> Logged:
 def _decoded(texts: list[str | None]) -> list[Any]:
     """decode_value of each text, worked out once per distinct text (a batch's values repeat: the same
     accounts, statuses, dates)."""
-    found = {text: decode_value(text) for text in set(texts)}
+    distinct = list(set(texts))
+    found = dict(zip(distinct, decode_values(distinct)))
     return [found[text] for text in texts]
 
 
 def decoded_keys(texts: list[str]) -> tuple[list[tuple[str, ...]], list[Any]]:
     """Each row key (`row_key_text`: key column -> encoded value) as its sorted key columns and its value
-    (a tuple when several columns); a key repeats for each column written in its row."""
+    (a tuple when several columns). The distinct keys (a key repeats for each column written in its row)
+    are read with one json.loads, their values with another (one each takes 3x as long)."""
+    distinct = list(dict.fromkeys(texts))
+    keys = json.loads("[" + ",".join(distinct) + "]")
+    columns = [tuple(sorted(key)) for key in keys]
+    values = iter(decode_values([key[c] for key, cols in zip(keys, columns) for c in cols]))
     found = {}
-    for text in set(texts):
-        encoded = json.loads(text)
-        columns = tuple(sorted(encoded))
-        values = tuple(decode_value(encoded[c]) for c in columns)
-        found[text] = (columns, values[0] if len(columns) == 1 else values)
+    for text, cols in zip(distinct, columns):
+        value = tuple(next(values) for _ in cols)
+        found[text] = (cols, value[0] if len(cols) == 1 else value)
     return [found[text][0] for text in texts], [found[text][1] for text in texts]

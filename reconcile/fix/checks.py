@@ -139,8 +139,9 @@ def _store_rows(conn: Connection, run_id: int, codes: list[str]) -> pa.Table:
 def _known(rows: pa.Table) -> StoreRows:
     """_store_rows by dossier code, each row a dict."""
     out: StoreRows = {}
-    for row in rows.to_pylist():  # a code held by several rows: duplicate_code
-        out.setdefault(row["dossier_code"], []).append(row)
+    for code, raw, source_row, fp in zip(*(rows.column(i).to_pylist() for i in range(4))):
+        row = {"dossier_code": code, "code_raw": raw, "source_row": source_row, "fingerprint": fp}
+        out.setdefault(code, []).append(row)  # a code held by several rows: duplicate_code
     return out
 
 

@@ -1,5 +1,4 @@
-"""The `history` command: every batch apply and undo logged, with its outcome.
-"""
+"""The `history` command: every batch apply and undo logged, with its outcome."""
 
 from __future__ import annotations
 

@@ -157,12 +157,9 @@ def _recorded_header(raw: bytes) -> dict[str, Any] | None:
 def _recorded_actions(t: pa.Table) -> tuple[PlanAction, ...]:
     """plan_action's columns as PlanActions: each distinct set and reason's parameters decoded once (a plan
     repeats them: the same accounts, versions, dates), the parameters' dicts shared by the actions with the same."""
-    columns = [t.column(name).to_pylist() for name in ("line", "dossier_code", "action", "rule", "reason",
-                                                       "fingerprint", "confirmed", "set_values", "reason_code",
-                                                       "reason_args")]
-    sets = {text: tuple((f, decode_value(v)) for f, v in json.loads(text)) for text in set(columns[7])}
-    args = {text: orjson.loads(text) for text in set(columns[9]) if text is not None} | {None: {}}
-    return tuple(PlanAction(line, code, action, rule, reason, fingerprint, confirmed, sets[set_text], reason_code,
-                            args[args_text])
-                 for line, code, action, rule, reason, fingerprint, confirmed, set_text, reason_code, args_text
-                 in zip(*columns))
+    cols = {name: t.column(name).to_pylist() for name in t.column_names}
+    sets = {text: tuple((f, decode_value(v)) for f, v in json.loads(text)) for text in set(cols["set_values"])}
+    args = {text: orjson.loads(text) for text in set(cols["reason_args"]) if text is not None} | {None: {}}
+    return tuple(map(PlanAction, cols["line"], cols["dossier_code"], cols["action"], cols["rule"], cols["reason"],
+                     cols["fingerprint"], cols["confirmed"], [sets[text] for text in cols["set_values"]],
+                     cols["reason_code"], [args[text] for text in cols["reason_args"]]))
