@@ -799,13 +799,13 @@ def notify_cmd(overdue: bool, run_id: int | None, batches: tuple[int, ...], temp
 @store_option
 def history_cmd(fmt: str, store: str | None) -> None:
     """The batches apply and undo wrote: id, kind, outcome, run, counts, plan, undo-of."""
-    from reconcile.fix import apply as ap
+    from reconcile.fix.history import history, history_lines
 
-    rows = ap.history(store)
+    rows = history(store)
     if fmt == "json":
         click.echo(render.to_json({"batches": rows}, pretty=sys.stdout.isatty()))
     else:
-        click.echo("\n".join(ap.history_lines(rows)))
+        click.echo("\n".join(history_lines(rows)))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -22,6 +22,13 @@ from hypothesis import strategies as st
 from click.testing import CliRunner
 from helpers import invoke
 from reconcile.fix import apply as ap
+from reconcile.fix import batches
+from reconcile.fix import changelog
+from reconcile.fix import history
+from reconcile.fix import settle
+from reconcile.fix import targets
+from reconcile.fix import values
+from reconcile.fix import writes
 from reconcile.fix import undo as un
 from reconcile import cli
 from reconcile.audit.inputs import AuditInputs
@@ -143,9 +150,9 @@ def test_fingerprint_recomputed_from_the_target_equals_the_audit(district: Path,
     store = open_store(store_url, create=False)
     with store.connect() as conn:
         stored = {r.code_raw: r.fingerprint for r in conn.execute(sa.select(dossier).where(dossier.c.run_id == 1))}
-    target = ap.VendorTarget(url, load_mapping(mapping), store, 1, {"source": url})
+    target = targets.VendorTarget(url, load_mapping(mapping), store, 1, {"source": url})
     with target.begin_read() as conn:
-        drows, tasks = (ap._Rows(conn.execute(target.selects[role]).all(), tuple(target.positions[role]))
+        drows, tasks = (targets.BatchRows(conn.execute(target.selects[role]).all(), tuple(target.positions[role]))
                         for role in ("dossier", "task"))
     fps = target._fingerprints(drows, tasks)
     target.close()
@@ -183,7 +190,7 @@ def test_apply_then_undo_restores_the_vendor_database(district: Path, tmp_path: 
     assert "undo: reconcile undo 3 2 1" in result.stdout
     applied = snapshot(url)
     assert applied != original
-    changed = ap.history(store)
+    changed = history.history(store)
     assert [(b["id"], b["kind"], b["outcome"]) for b in changed] == [(1, "apply", "committed"), (2, "apply", "committed"),
                                                                       (3, "apply", "committed")]
     assert sum(b["dossiers"] for b in changed) == 6
@@ -191,11 +198,11 @@ def test_apply_then_undo_restores_the_vendor_database(district: Path, tmp_path: 
     # applying again changes nothing and logs nothing
     result = invoke("apply", str(plan), "--store", store, "--yes", expect=0)
     assert "6 already applied" in result.stderr and "unconfirmed" in result.stderr
-    assert snapshot(url) == applied and len(ap.history(store)) == 3
+    assert snapshot(url) == applied and len(history.history(store)) == 3
 
     invoke("undo", "1", "2", "3", "--store", store, "--yes", expect=0)
     assert snapshot(url) == original
-    assert [b["undo_of"] for b in ap.history(store)][3:] == [3, 2, 1]
+    assert [b["undo_of"] for b in history.history(store)][3:] == [3, 2, 1]
     invoke("undo", "2", "--store", store, "--yes", expect=3)  # already undone
     hist = invoke("history", "--store", store, expect=0).stdout
     assert "undone by" in hist and "undo of 3" in hist
@@ -233,7 +240,7 @@ def test_undo_refuses_the_whole_batch_when_a_row_moved_on(district: Path, tmp_pa
     result = invoke("undo", "1", "--store", store, "--yes", expect=3)
     assert actions[0]["dossier_code"] in result.stderr and "'someone.else'" in result.stderr
     assert snapshot(url) == before
-    assert [b["kind"] for b in ap.history(store)] == ["apply"]
+    assert [b["kind"] for b in history.history(store)] == ["apply"]
 
 
 def test_undo_lists_every_moved_value_shows_the_logged_statements_and_logs_the_batch_swapped(
@@ -265,26 +272,26 @@ def test_undo_lists_every_moved_value_shows_the_logged_statements_and_logs_the_b
     assert [line.split("written: ", 1)[1].split(" holds ")[0] for line in shown] == [
         f"{r['dossier_code']}: {r['table_name']}.{r['column_name']}" for r in moved]
     assert "holds 'someone.else'" in result.stderr and "holds 99" in result.stderr and "holds NULL" in result.stderr
-    assert snapshot(url) == before and [b["kind"] for b in ap.history(store)] == ["apply"]
+    assert snapshot(url) == before and [b["kind"] for b in history.history(store)] == ["apply"]
 
     with engine.begin() as conn:  # the values as the batch wrote them
         for r in moved:
             conn.execute(sa.text(f"UPDATE {r['table_name']} SET {r['column_name']} = :v WHERE MA_HOSO = :c"),
-                         {"v": ap.decode_value(r["after_value"]), "c": r["dossier_code"]})
+                         {"v": values.decode_value(r["after_value"]), "c": r["dossier_code"]})
     md = sa.MetaData()
     md.reflect(engine)
     rows: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for r in logged:
         rows.setdefault((r["table_name"], r["row_key"]), []).append(r)
-    expected = [ap._render(ap.Write(
+    expected = [writes.render_sql(writes.Write(
         rs[0]["dossier_code"], rs[0]["action"], rs[0]["rule"], md.tables[table],
-        tuple((k, ap.decode_value(v)) for k, v in sorted(json.loads(key).items())),
-        tuple((r["column_name"], r["field"], ap.decode_value(r["after_value"]), ap.decode_value(r["before_value"]))
+        tuple((k, values.decode_value(v)) for k, v in sorted(json.loads(key).items())),
+        tuple((r["column_name"], r["field"], values.decode_value(r["after_value"]), values.decode_value(r["before_value"]))
               for r in rs)).statement(), engine.dialect) for (table, key), rs in rows.items()]
     engine.dispose()
     shown_dry = un.undo(1, store)
     assert list(shown_dry.statements) == expected and shown_dry.rows == len(rows) == 6
-    assert shown_dry.changes == len(logged) and [b["kind"] for b in ap.history(store)] == ["apply"]
+    assert shown_dry.changes == len(logged) and [b["kind"] for b in history.history(store)] == ["apply"]
 
     done = un.undo(1, store, yes=True)
     assert done.undo_batch == 2 and done.rows == 6
@@ -310,7 +317,7 @@ def test_apply_and_undo_ask_on_a_terminal_and_refuse_elsewhere(district: Path, t
     answered = CliRunner().invoke(cli.main, ["apply", str(plan), "--store", store], input="y\n")
     assert answered.exit_code == 0 and "Write these changes?" in answered.stderr
     applied = snapshot(url)
-    assert applied != original and [b["kind"] for b in ap.history(store)] == ["apply"]
+    assert applied != original and [b["kind"] for b in history.history(store)] == ["apply"]
     monkeypatch.setattr(cli, "_stdin_is_terminal", lambda: False)  # a script: show, write nothing, exit 3
     result = invoke("undo", "1", "--store", store, expect=3)
     assert "UPDATE" in result.stdout and result.stderr == (
@@ -320,10 +327,10 @@ def test_apply_and_undo_ask_on_a_terminal_and_refuse_elsewhere(district: Path, t
     answered = CliRunner().invoke(cli.main, ["undo", "1", "--store", store], input="n\n")
     assert answered.exit_code == 3 and "Restore these values?" in answered.stderr
     assert "UPDATE" in answered.stdout and "error: nothing written." in answered.stderr
-    assert snapshot(url) == applied and [b["kind"] for b in ap.history(store)] == ["apply"]
+    assert snapshot(url) == applied and [b["kind"] for b in history.history(store)] == ["apply"]
     answered = CliRunner().invoke(cli.main, ["undo", "1", "--store", store], input="y\n")
     assert answered.exit_code == 0 and "batch 1 undone by batch 2" in answered.stdout
-    assert snapshot(url) == original and [b["kind"] for b in ap.history(store)] == ["apply", "undo"]
+    assert snapshot(url) == original and [b["kind"] for b in history.history(store)] == ["apply", "undo"]
 
 
 def test_bad_plans_are_refused_with_file_and_line(district: Path, tmp_path: Path) -> None:
@@ -373,7 +380,7 @@ def test_bad_plans_are_refused_with_file_and_line(district: Path, tmp_path: Path
     err = invoke("apply", str(plan), "--store", store, "--yes", expect=3).stderr
     assert "writable: true" in err and "--sql" in err
     invoke("apply", str(plan), "--store", store, "--dry-run", expect=0)
-    assert snapshot(url) == original and ap.history(store) == []
+    assert snapshot(url) == original and history.history(store) == []
 
 
 @pytest.mark.parametrize("flag", ['"false"', '"no"', "'true'", "1", "yes please"])
@@ -391,7 +398,7 @@ def test_a_writable_flag_that_is_not_a_yaml_boolean_never_lets_apply_write(distr
     shown = repr(yaml.safe_load(f"x: {flag}")["x"])
     assert err == (f"error: {mapping}:{line}:11: writable: {shown} is not of type 'boolean'. Hint: write true or false, "
                    "without quotes; only true lets apply write.\n")
-    assert snapshot(url) == original and ap.history(store) == []
+    assert snapshot(url) == original and history.history(store) == []
 
 
 def test_undo_obeys_a_mapping_that_no_longer_says_writable(district: Path, tmp_path: Path) -> None:
@@ -405,7 +412,7 @@ def test_undo_obeys_a_mapping_that_no_longer_says_writable(district: Path, tmp_p
     err = invoke("undo", "1", "--store", store, "--yes", expect=3).stderr
     assert err == (f"error: {mapping}: the mapping does not declare `writable: true` (any more): nothing written. "
                    "Hint: set it back to true to undo batch 1, or `reconcile undo 1 --dry-run` for the statements.\n")
-    assert snapshot(url) == applied and [b["kind"] for b in ap.history(store)] == ["apply"]
+    assert snapshot(url) == applied and [b["kind"] for b in history.history(store)] == ["apply"]
     assert "UPDATE" in invoke("undo", "1", "--store", store, "--dry-run", expect=0).stdout
     mapping.write_text(text, encoding="utf-8")
     invoke("undo", "1", "--store", store, "--yes", expect=0)
@@ -427,7 +434,7 @@ def test_sigkill_mid_apply_leaves_whole_batches_and_a_rerun_finishes(district: P
     original = snapshot(url)
     killed = _kill_run(plan, store, fault)
     assert killed.returncode == -signal.SIGKILL, killed.stderr
-    hist = ap.history(store)
+    hist = history.history(store)
     assert [(b["id"], b["outcome"]) for b in hist] == [(1, "committed"), (2, "committed"), (3, "pending")]
     # whole batches only: the target holds batches 1-2 (and 3 when its commit happened) and nothing more
     expected_written = 3 if outcome == "recovered" else 2
@@ -437,7 +444,7 @@ def test_sigkill_mid_apply_leaves_whole_batches_and_a_rerun_finishes(district: P
 
     result = invoke("apply", str(plan), "--store", store, "--yes", "--batch-size", "1", expect=0)
     assert "interrupted" in result.stderr
-    hist = ap.history(store)
+    hist = history.history(store)
     assert hist[2]["outcome"] == outcome
     assert [b["outcome"] for b in hist[3:]] == ["committed"] * (6 - expected_written)
     assert ap.apply_plan(plan, store).counts()["already_applied"] == 6
@@ -475,7 +482,7 @@ def test_csv_profile_writes_the_store_snapshot(csv_district: Path, tmp_path: Pat
     assert any(b.status == "returned" and b.status_raw == "returned" and b.fingerprint != a.fingerprint
                for a, b in changed)
     invoke("apply", str(plan), "--store", store, "--yes", expect=0)
-    assert rows() == applied and len(ap.history(store)) == 1
+    assert rows() == applied and len(history.history(store)) == 1
     invoke("undo", "1", "--store", store, "--yes", expect=0)
     assert rows() == original
 
@@ -518,16 +525,16 @@ def _cas_table() -> sa.Table:
                     sa.Column("n", sa.Integer), sa.Column("day", sa.Date), sa.Column("at", sa.DateTime))
 
 
-def _writes(t: sa.Table) -> list[ap.Write]:
+def _writes(t: sa.Table) -> list[writes.Write]:
     from datetime import datetime
 
     return [
-        ap.Write("A", "reassign", "r", t, (("code", "A"),), (("who", "assignee", "old", "new"),)),
-        ap.Write("B", "reassign", "r", t, (("code", "B"),), (("who", "assignee", None, "O'Brien; DROP"),)),
-        ap.Write("C", "close", None, t, (("code", "C"),),
+        writes.Write("A", "reassign", "r", t, (("code", "A"),), (("who", "assignee", "old", "new"),)),
+        writes.Write("B", "reassign", "r", t, (("code", "B"),), (("who", "assignee", None, "O'Brien; DROP"),)),
+        writes.Write("C", "close", None, t, (("code", "C"),),
                  (("day", "returned_at", None, date(2021, 6, 1)), ("at", "finished_at", datetime(2021, 5, 1, 8, 30),
                                                                    None), ("n", "status", 2, 6))),
-        ap.Write("D", "close", None, t, (("code", "D"),), (("n", "status", 3, 6),)),
+        writes.Write("D", "close", None, t, (("code", "D"),), (("n", "status", 3, 6),)),
     ]
 
 
@@ -540,9 +547,9 @@ def test_rendered_statements_are_the_compiled_ones(dialect: str) -> None:
 
     d = {"sqlite": sqlite.dialect(), "postgresql": postgresql.psycopg.dialect(), "mysql": mysql.pymysql.dialect(),
          "duckdb": duckdb_engine.Dialect()}[dialect]
-    render = ap._Renderer(d)
+    render = writes.Renderer(d)
     for w in _writes(_cas_table()) * 2:
-        assert render(w) == ap._render(w.statement(), d)
+        assert render(w) == writes.render_sql(w.statement(), d)
 
 
 @pytest.mark.parametrize("fallback", [False, True])
@@ -562,7 +569,7 @@ def test_batched_compare_and_set_refuses_a_batch_when_a_row_moved(fallback: bool
         conn.execute(t.insert(), rows)
     with engine.connect() as conn:
         with conn.begin():
-            ap._execute(conn, _writes(t), "batch 1")
+            batches.execute_writes(conn, _writes(t), "batch 1")
         got = {r.code: (r.who, r.n, r.day, r.at) for r in conn.execute(sa.select(t))}
     assert got == {"A": ("new", 1, None, None), "B": ("O'Brien; DROP", 1, None, None),
                    "C": (None, 6, date(2021, 6, 1), None), "D": (None, 6, None, None)}
@@ -571,8 +578,8 @@ def test_batched_compare_and_set_refuses_a_batch_when_a_row_moved(fallback: bool
             conn.execute(t.delete())
             conn.execute(t.insert(), [r | {"who": "someone else"} if r["code"] == "A" else r for r in rows])
         conn.begin()
-        with pytest.raises(ap.ApplyFailed, match="instead of"):
-            ap._execute(conn, _writes(t), "batch 1")
+        with pytest.raises(batches.ApplyFailed, match="instead of"):
+            batches.execute_writes(conn, _writes(t), "batch 1")
         conn.rollback()
         assert {r.code: r.n for r in conn.execute(sa.select(t))} == {"A": 1, "B": 1, "C": 2, "D": 3}
     engine.dispose()
@@ -591,12 +598,12 @@ def test_undo_writes_alike_rows_in_one_executemany_and_the_others_one_by_one(tmp
         request.getfixturevalue("pg_url" if engine == "postgresql" else "mariadb_url")
 
     t, u = _cas_table(), sa.Table("U", sa.MetaData(), sa.Column("code", sa.String(40)), sa.Column("who", sa.String(40)))
-    alike = [ap.Write(f"E{i}", "close", "r", t, (("code", f"E{i}"),),
+    alike = [writes.Write(f"E{i}", "close", "r", t, (("code", f"E{i}"),),
                       (("who", "assignee", f"old{i}", f"new{i}"), ("day", "returned_at", None, date(2021, 6, i)),
                        ("at", "finished_at", datetime(2021, 5, i, 8), datetime(2021, 6, i, 9))))
               for i in range(1, 5)]
-    others = [ap.Write("F1", "reassign", "r", u, (("code", "F1"),), (("who", "assignee", "old", None),)),
-              ap.Write("F2", "reassign", "r", u, (("code", "F2"),), (("who", "assignee", None, "new"),))]
+    others = [writes.Write("F1", "reassign", "r", u, (("code", "F1"),), (("who", "assignee", "old", None),)),
+              writes.Write("F2", "reassign", "r", u, (("code", "F2"),), (("who", "assignee", None, "new"),))]
     target = sa.create_engine(url)
     with target.begin() as conn:
         t.create(conn)
@@ -609,39 +616,39 @@ def test_undo_writes_alike_rows_in_one_executemany_and_the_others_one_by_one(tmp
         conn.execute(change.insert(), [
             {"batch_id": 1, "seq": seq, "dossier_code": w.dossier_code, "action": w.action, "rule": w.rule,
              "table_name": w.table.name, "row_key": w.row_key(), "column_name": c, "field": f,
-             "before_value": ap.encode_value(b), "after_value": ap.encode_value(a)}
+             "before_value": values.encode_value(b), "after_value": values.encode_value(a)}
             for seq, (w, (c, f, b, a)) in enumerate(((w, col) for w in alike + others for col in w.columns), 1)])
     with store.connect() as conn:
-        logged = ap._logged(conn, [1])[1]
+        logged = changelog.read_logged(conn, [1])[1]
     store.engine.dispose()
 
-    class Target(ap._Target):
+    class Target(targets.Target):
         dialect = target.dialect
 
         def table(self, name: str) -> sa.Table:
             return {"T": t, "U": u}[name]
 
     with target.connect() as conn:
-        assert ap._current(conn, Target(), logged) == logged.after
+        assert settle.current_values(conn, Target(), logged) == logged.after
         bulk = un._bulk(conn, logged)
         assert bulk == {("T", ("code",)): 3}
         un._write_back(conn, logged, {"T": t, "U": u}, bulk, logged.groups["U", ("code",)], "undo of batch 1")
         conn.commit()
-        assert ap._current(conn, Target(), logged) == logged.before
+        assert settle.current_values(conn, Target(), logged) == logged.before
         assert sorted(conn.execute(sa.select(t.c.code, t.c.who, t.c.day, t.c.at))) == [
             (f"E{i}", f"old{i}", None, datetime(2021, 5, i, 8)) for i in range(1, 5)]
     target.dispose()
 
 
 def test_logged_row_keys_decode_to_the_keys_written() -> None:
-    """Undo decodes a batch's row keys all at once (plain texts cut out of the JSON): the keys `Write.row_key`
-    encoded, with quotes, backslashes, accents, numbers and several key columns."""
+    """Undo decodes a batch's row keys: the keys `Write.row_key` encoded, with quotes, backslashes, accents,
+    numbers and several key columns."""
     t = _cas_table()
     for keys in ([(("code", "A-1"),), (("code", "Nguyễn"),)], [(("code", 'a"b'),), (("code", "a\\b"),)],
                  [(("n", 5),), (("n", 7),)], [(("code", "x"), ("n", 2)), (("code", "y"), ("n", 3))],
                  [(("code", "x"),), (("n", 3),)]):
-        texts = [ap.Write("c", "reassign", "r", t, k, ()).row_key() for k in keys]
-        names, values = ap._decoded_keys(texts)
+        texts = [writes.Write("c", "reassign", "r", t, k, ()).row_key() for k in keys]
+        names, values = changelog.decoded_keys(texts)
         assert [tuple(zip(n, v if len(n) > 1 else (v,))) for n, v in zip(names, values)] == keys
 
 
@@ -659,7 +666,7 @@ def test_logged_rows_are_read_back_with_one_in_list_or_one_condition_per_key() -
                 ([(("run", 2), ("row", 3))], " IN ", {"2.3"}),
                 ([(("run", 1), ("row", 1)), (("run", 2), ("row", 1))], " IN ", {"1.1", "2.1"}),
                 ([(("run", 1), ("row", 0)), (("run", 2), ("row", 3))], " OR ", {"1.0", "2.3"})]:
-            cond = ap._keys_condition(t, keys)
+            cond = settle.keys_condition(t, keys)
             assert sql in str(cond.compile(engine))
             assert set(conn.execute(sa.select(t.c.v).where(cond)).scalars()) == want
     engine.dispose()
@@ -701,17 +708,17 @@ def test_grouped_writes_log_and_bind_what_each_write_says() -> None:
     from datetime import datetime
 
     t, other = _cas_table(), sa.Table("U", sa.MetaData(), sa.Column("code", sa.Integer), sa.Column("who", sa.String(9)))
-    writes = _writes(t) + [
-        ap.Write("E", "reassign", "r", other, (("code", 7),), (("who", "assignee", "a\"b", "c\\d"),)),
-        ap.Write("F", "reassign", "r", t, (("code", "F"),), (("who", "assignee", "x", "y"),)),
-        ap.Write("G", "close", None, t, (("code", "G"),), (("day", "returned_at", date(2021, 1, 2), None),
+    made = _writes(t) + [
+        writes.Write("E", "reassign", "r", other, (("code", 7),), (("who", "assignee", "a\"b", "c\\d"),)),
+        writes.Write("F", "reassign", "r", t, (("code", "F"),), (("who", "assignee", "x", "y"),)),
+        writes.Write("G", "close", None, t, (("code", "G"),), (("day", "returned_at", date(2021, 1, 2), None),
                                                             ("at", "finished_at", None, datetime(2021, 5, 1, 8)))),
-        ap.Write("H", "backfill", "b", t, (("code", "H"),), (("who", "assignee", ap.ABSENT, "z"),))]
-    refs = ap._group_writes(writes)
-    assert len({id(g) for g, _ in refs}) == 7 and [g.write(i) for g, i in refs] == writes
-    cells = ap._change_rows(refs).to_pylist()
-    expected = [(w.dossier_code, w.action, w.rule, w.table.name, w.row_key(), c, f, ap.encode_value(b),
-                 ap.encode_value(a)) for w in writes for c, f, b, a in w.columns]
+        writes.Write("H", "backfill", "b", t, (("code", "H"),), (("who", "assignee", values.ABSENT, "z"),))]
+    refs = writes.group_writes(made)
+    assert len({id(g) for g, _ in refs}) == 7 and [g.write(i) for g, i in refs] == made
+    cells = changelog.change_rows(refs).to_pylist()
+    expected = [(w.dossier_code, w.action, w.rule, w.table.name, w.row_key(), c, f, values.encode_value(b),
+                 values.encode_value(a)) for w in made for c, f, b, a in w.columns]
     assert [c["seq"] for c in cells] == list(range(1, len(expected) + 1))
     assert [(c["dossier_code"], c["action"], c["rule"], c["table_name"], c["row_key"], c["column_name"], c["field"],
              c["before_value"], c["after_value"]) for c in cells] == expected

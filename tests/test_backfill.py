@@ -19,6 +19,7 @@ from helpers import invoke
 from test_apply import PAPER_ONLY, copy_vendor, snapshot, store_dossiers
 
 from reconcile.fix import apply as ap
+from reconcile.fix import history
 from reconcile.fix import reasons
 from reconcile.audit.inputs import AuditInputs
 from reconcile.audit.commands import audit
@@ -195,12 +196,12 @@ def test_confirmed_backfill_inserts_and_undo_deletes(district: tuple[Path, list[
         check = as_planned(rows[code][0], values)
         assert check["got"] == check["want"]
     applied = snapshot(url)
-    batches = [b["id"] for b in ap.history(store)]
+    batches = [b["id"] for b in history.history(store)]
 
     again = ap.apply_plan(plan, store, yes=True)  # the second time writes nothing
     assert again.batches == () and again.counts().get("written") is None
     assert [o.state for o in again.outcomes if o.action == "backfill"] == ["already_applied"] * 3
-    assert snapshot(url) == applied and [b["id"] for b in ap.history(store)] == batches
+    assert snapshot(url) == applied and [b["id"] for b in history.history(store)] == batches
 
     invoke("undo", *map(str, reversed(batches)), "--store", store, "--yes", expect=0)
     assert snapshot(url) == original
@@ -261,7 +262,7 @@ def test_undo_refuses_when_an_inserted_row_changed(district: tuple[Path, list[st
     before = snapshot(url)
     result = invoke("undo", "1", "--store", store, "--yes", expect=3)
     assert code in result.stderr and "'Đã sửa'" in result.stderr
-    assert snapshot(url) == before and [b["kind"] for b in ap.history(store)] == ["apply"]
+    assert snapshot(url) == before and [b["kind"] for b in history.history(store)] == ["apply"]
 
 
 def test_bad_backfills_in_a_plan_file_are_refused_with_file_and_line(district: tuple[Path, list[str]],
@@ -294,7 +295,7 @@ def test_bad_backfills_in_a_plan_file_are_refused_with_file_and_line(district: t
     mapping.write_text(mapping.read_text(encoding="utf-8").replace("1: received, ", ""), encoding="utf-8")
     err = invoke("apply", str(plan), "--store", store, "--yes", expect=2).stderr
     assert "status 'received' has no vendor value" in err
-    assert snapshot(url) == original and ap.history(store) == []
+    assert snapshot(url) == original and history.history(store) == []
 
 
 def test_csv_profile_backfills_into_the_store_snapshot(tmp_path_factory: pytest.TempPathFactory,
@@ -322,7 +323,7 @@ def test_csv_profile_backfills_into_the_store_snapshot(tmp_path_factory: pytest.
         assert r.received_at.isoformat() == values["received_at"] and r.workflow_key == values["workflow_key"]
     invoke("apply", str(plan), "--store", store, "--yes", expect=0)
     assert rows() == applied
-    ids = [str(b["id"]) for b in reversed(ap.history(store))]
+    ids = [str(b["id"]) for b in reversed(history.history(store))]
     invoke("undo", *ids, "--store", store, "--yes", expect=0)
     assert rows() == original
 

@@ -28,6 +28,10 @@ import sqlalchemy as sa
 from helpers import invoke
 from test_apply import PAPER_ONLY, copy_vendor, make_plan
 from reconcile.fix import apply as ap
+from reconcile.fix import batches
+from reconcile.fix import changelog
+from reconcile.fix import history
+from reconcile.fix import values
 from reconcile.audit.inputs import AuditInputs
 from reconcile.audit.commands import audit
 from reconcile.faults import FAULT_ENV
@@ -104,7 +108,7 @@ def logged_batches(store: str) -> dict[int, dict[str, Any]]:
         rows = conn.execute(sa.select(change_batch.c.id, change_batch.c.kind, batch_outcome.c.outcome)
                             .outerjoin(batch_outcome, batch_outcome.c.batch_id == change_batch.c.id)
                             .order_by(change_batch.c.id)).all()
-        logged = ap._logged(conn, [r.id for r in rows])
+        logged = changelog.read_logged(conn, [r.id for r in rows])
     opened.engine.dispose()
     return {r.id: {"kind": r.kind, "outcome": r.outcome, "log": logged[r.id]} for r in rows}
 
@@ -123,7 +127,7 @@ def check_consistent(url: str, store: str, original: dict[tuple[str, str, str], 
                                                                            log.text["column_name"]))]
         if b["outcome"] is None:  # killed before its outcome: the next run settles it from these values
             current = [now[k][0] for k in keys]
-            after, before = all(map(ap._same, current, log.after)), all(map(ap._same, current, log.before))
+            after, before = all(map(values.same_value, current, log.after)), all(map(values.same_value, current, log.before))
             assert after or before, f"batch {batch_id} is not whole: {list(zip(keys, current, log.before, log.after))}"
             written[batch_id] = after and not before
         else:
@@ -132,14 +136,14 @@ def check_consistent(url: str, store: str, original: dict[tuple[str, str, str], 
             expected.update(zip(keys, log.after))
     changed = {k for k in original.keys() | now.keys() if original.get(k) != now.get(k)}
     assert changed <= expected.keys(), f"values changed without a logged batch: {sorted(changed - expected.keys())}"
-    wrong = {k: (now[k][0], v) for k, v in expected.items() if not ap._same(now[k][0], v)}
+    wrong = {k: (now[k][0], v) for k, v in expected.items() if not values.same_value(now[k][0], v)}
     assert not wrong, f"values that are not their last batch's after-values: {wrong}"
     return written
 
 
 def committed_applies(store: str) -> list[int]:
     """The apply batches committed and not undone, newest first (what `reconcile undo` takes)."""
-    rows = ap.history(store)
+    rows = history.history(store)
     return [r["id"] for r in reversed(rows) if r["kind"] == "apply" and r["outcome"] in ("committed", "recovered")
             and r["undone_by"] is None]
 
@@ -148,7 +152,7 @@ def finish_and_undo(url: str, store: str, plan: Path, original: dict[tuple[str, 
                     ) -> None:
     """The rerun completes the plan; undoing every applied batch restores the original exactly."""
     invoke("apply", str(plan), "--store", store, "--yes", "--batch-size", "1", expect=0)
-    assert not any(r["outcome"] == "pending" for r in ap.history(store))
+    assert not any(r["outcome"] == "pending" for r in history.history(store))
     check_consistent(url, store, original)
     counts = ap.apply_plan(plan, store).counts()
     assert counts["already_applied"] == 6 and "would_write" not in counts
@@ -280,7 +284,7 @@ def test_apply_killed_or_interrupted_leaves_whole_batches_a_complete_log_and_a_r
                                                          f"reconcile apply {plan} --yes", in_flight)
     else:
         assert code == -signal.SIGKILL
-    assert [(r["id"], r["outcome"]) for r in ap.history(store)] == [(1, "committed"), (2, "committed")] + (
+    assert [(r["id"], r["outcome"]) for r in history.history(store)] == [(1, "committed"), (2, "committed")] + (
         [(3, "pending")] if pending else [])
     holds = check_consistent(url, store, fresh["original"])
     assert sum(holds.values()) == written
@@ -306,7 +310,7 @@ def test_undo_killed_or_interrupted_leaves_whole_batches_and_a_rerun_restores_th
     holds = check_consistent(url, store, fresh["original"])
     assert [b for b, held in holds.items() if held and b > 3] == list(range(4, 4 + undone))
     invoke("undo", "1", "--store", store, "--yes", expect=0)  # settles the undo left pending, if any
-    left = [str(r["id"]) for r in reversed(ap.history(store)) if r["kind"] == "apply" and r["undone_by"] is None]
+    left = [str(r["id"]) for r in reversed(history.history(store)) if r["kind"] == "apply" and r["undone_by"] is None]
     if left:
         invoke("undo", *left, "--store", store, "--yes", expect=0)
     assert cells(url) == fresh["original"]
@@ -328,6 +332,7 @@ def act_at(monkeypatch: pytest.MonkeyPatch, when: str, action: Callable[[], None
             action()
 
     monkeypatch.setattr(ap, "fault", hook)
+    monkeypatch.setattr(batches, "fault", hook)
     monkeypatch.setattr("reconcile.fix.undo.fault", hook)
 
 
@@ -456,7 +461,7 @@ def test_a_second_apply_while_one_runs_is_refused_and_no_dossier_is_written_twic
         os.kill(first.pid, signal.SIGCONT)
         _, err = first.communicate(timeout=300)
         assert first.returncode == 0, err
-    assert [r["outcome"] for r in ap.history(store)] == ["committed"] * 6
+    assert [r["outcome"] for r in history.history(store)] == ["committed"] * 6
     written_once(store)
     check_consistent(url, store, fresh["original"])
     finish_and_undo(url, store, plan, fresh["original"])
@@ -497,7 +502,7 @@ def test_an_apply_never_settles_a_batch_another_apply_is_still_committing(
         for proc in (first, second):
             _, err = proc.communicate(timeout=300)
             assert proc.returncode == 0 and "Traceback" not in err, err
-    assert [(r["id"], r["outcome"]) for r in ap.history(pg_url)] in (
+    assert [(r["id"], r["outcome"]) for r in history.history(pg_url)] in (
         [(1, "committed"), (2, "committed")], [(1, "committed"), (2, "recovered")])
     written_once(pg_url)
     check_consistent(pg_url, pg_url, original)
@@ -521,7 +526,7 @@ def test_two_undos_logging_at_once_on_a_server_store_take_distinct_batch_ids(
         os.kill(first.pid, signal.SIGCONT)
         _, err = first.communicate(timeout=300)
         assert first.returncode == 0 and "Traceback" not in err, err
-    assert [(r["id"], r["kind"], r["undo_of"], r["outcome"]) for r in ap.history(pg_url)] == [
+    assert [(r["id"], r["kind"], r["undo_of"], r["outcome"]) for r in history.history(pg_url)] == [
         (1, "apply", None, "committed"), (2, "apply", None, "committed"), (3, "undo", 1, "committed"),
         (4, "undo", 2, "committed")]
     assert cells(pg_url) == original
@@ -596,7 +601,7 @@ def test_a_read_only_account_audits_and_apply_refuses_before_the_first_batch(rea
                    "HS_XULY_HIENTAI (no privilege, or the database is read-only): nothing written. Hint: apply with an "
                    "account that may write them (UPDATE; INSERT for backfills), or --sql FILE writes the statements "
                    "for a DBA.\n")
-    assert cells(ro["admin"]) == original and ap.history(ro["store"]) == []
+    assert cells(ro["admin"]) == original and history.history(ro["store"]) == []
     invoke("apply", str(ro["plan"]), "--store", ro["store"], "--dry-run", expect=0)
 
 
@@ -618,7 +623,7 @@ def test_a_right_to_write_revoked_during_apply_stops_it_at_that_batch(read_only:
         f"database is read-only); this batch was rolled back, nothing of it written. "
         f"{after_error('apply', [1], store, again)}\n")
     assert len(changed_dossiers(ro["admin"], original)) == 1
-    assert [r["outcome"] for r in ap.history(store)] == ["committed"]
+    assert [r["outcome"] for r in history.history(store)] == ["committed"]
 
 
 # ------------------------------------------------------------------------------------ a full disk

@@ -113,6 +113,6 @@ def test_started_at_is_when_the_audit_started_not_when_it_was_recorded(tmp_path,
         return real_load(*args, **kwargs)
 
     monkeypatch.setattr(commands, "load_inputs", load_inputs)
-    monkeypatch.setattr(commands, "started_now", lambda: "after loading" if loaded else "before loading")
+    monkeypatch.setattr(commands, "now_text", lambda: "after loading" if loaded else "before loading")
     report = audit_basic(str(tmp_path / "s.duckdb"))
     assert loaded and report["run"]["started_at"] == "before loading"

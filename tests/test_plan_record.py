@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from datetime import date
 from pathlib import Path
@@ -13,11 +14,16 @@ import sqlalchemy as sa
 
 from helpers import invoke
 from reconcile.fix import apply as ap
+from reconcile.fix import checks
+from reconcile.fix import planread
+from reconcile.fix import planrecord
+from reconcile.errors import BadInput
 from reconcile.fix import undo as un
 from reconcile.fix import commands as fix_commands
 from reconcile.audit.inputs import AuditInputs
 from reconcile.audit.commands import audit
 from reconcile.demo.simulate import simulate
+from reconcile.util import yamlio
 from reconcile.store import SCHEMA_VERSION, meta_table, open_store, plan_action, plan_file
 
 
@@ -44,13 +50,13 @@ def planned(district: Path, tmp: Path, store_url: str) -> Path:
 def full_reads(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
     """The plan files apply reads in full (load_plan) from now on."""
     calls: list[Path] = []
-    real = ap.load_plan
-    monkeypatch.setattr(ap, "load_plan", lambda path: calls.append(Path(path)) or real(path))
+    real = planread.load_plan
+    monkeypatch.setattr(checks, "load_plan", lambda path: calls.append(Path(path)) or real(path))
     return calls
 
 
-def recorded(plan: Path, store_url: str) -> ap.PlanFile | None:
-    found, store = ap._recorded_plan(plan, store_url)
+def recorded(plan: Path, store_url: str) -> planread.PlanFile | None:
+    found, store = planrecord.recorded_plan(plan, store_url)
     if store is not None:
         store.engine.dispose()
     return found
@@ -68,7 +74,7 @@ def test_a_recorded_plan_is_read_from_the_store_and_applies_as_read_in_full(
     edited = tmp_path / "edited.yaml"
     edited.write_text(text + "# reviewed: nothing changed\n", encoding="utf-8")  # same actions, same lines
 
-    full = ap.load_plan(plan)
+    full = planread.load_plan(plan)
     fast = recorded(plan, store_url)
     assert fast == full and len(full.actions) > 10
     assert [a.reason_args for a in fast.actions] == [a.reason_args for a in full.actions]
@@ -136,8 +142,8 @@ def test_a_plan_recorded_for_another_run_or_store_is_not_trusted(district: Path,
     data = result.to_dict()
     # the same text recorded for another run: run 2 is not in this store (its catalog and staff directory
     # hold none of the plan's targets: not recorded); run 1 with another fingerprint is recorded
-    assert not ap.record_plan(store, data | {"plan": data["plan"] | {"run": 2}}, text)
-    assert ap.record_plan(store, data | {"plan": data["plan"] | {"run_fingerprint": "0" * 16}}, text)
+    assert not planrecord.record_plan(store, data | {"plan": data["plan"] | {"run": 2}}, text)
+    assert planrecord.record_plan(store, data | {"plan": data["plan"] | {"run_fingerprint": "0" * 16}}, text)
     store.engine.dispose()
     assert recorded(plan, store_url) is None
     invoke("apply", str(plan), "--store", store_url, "--dry-run", expect=0)
@@ -146,7 +152,7 @@ def test_a_plan_recorded_for_another_run_or_store_is_not_trusted(district: Path,
     # actions apply would refuse are not recorded (apply reads such a file in full and says why)
     data["actions"][0] = data["actions"][0] | {"set": {"workflow_key": "x"}}
     store = open_store(store_url, create=False)
-    assert not ap.record_plan(store, data, text)
+    assert not planrecord.record_plan(store, data, text)
     with store.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(plan_file)).scalar() == 1
     store.engine.dispose()
@@ -176,7 +182,7 @@ def test_a_store_of_schema_7_gets_the_plan_tables(district: Path, tmp_path: Path
         plans = conn.execute(sa.select(plan_file.c.id, plan_file.c.run_id, plan_file.c.actions)).all()
     store.engine.dispose()
     assert version == str(SCHEMA_VERSION) == "12"
-    assert [(i, run) for i, run, _ in plans] == [(1, 1)] and plans[0][2] == len(ap.load_plan(plan).actions)
+    assert [(i, run) for i, run, _ in plans] == [(1, 1)] and plans[0][2] == len(planread.load_plan(plan).actions)
 
 
 def test_a_set_checked_once_still_finds_each_actions_own_problems(tmp_path: Path) -> None:
@@ -192,8 +198,8 @@ def test_a_set_checked_once_still_finds_each_actions_own_problems(tmp_path: Path
                                      for n, (kind, rest) in enumerate(rows)), encoding="utf-8")
     lines = plan.read_text(encoding="utf-8").splitlines()
     pinned, last = lines.index("  assignee: x.y") + 1, len(lines)
-    with pytest.raises(ap.BadInput) as raised:
-        ap.load_plan(plan)
+    with pytest.raises(BadInput) as raised:
+        planread.load_plan(plan)
     assert raised.value.problems == [
         f"{plan}:{pinned}: assignee 'x.y' differs from set.assignee 'a.b'. Hint: edit both, or neither.",
         f"{plan}:{last}: set.workflow_version: True is not a version number."]
@@ -204,8 +210,41 @@ def test_a_store_that_refuses_the_record_still_gets_its_plan_file(district: Path
     def refuse(*_: Any) -> None:
         raise sa.exc.OperationalError("INSERT", {}, Exception("read-only"))
 
-    monkeypatch.setattr(ap, "bulk_insert", refuse)
+    monkeypatch.setattr(planrecord, "bulk_insert", refuse)
     store_url = str(tmp_path / "store.duckdb")
     plan = planned(district, tmp_path, store_url)  # exit 0: the file is written
     assert plan.read_text(encoding="utf-8") == fix_commands.plan(store_url).to_yaml()
     assert recorded(plan, store_url) is None  # nothing recorded (the header row rolled back too)
+
+
+def test_an_edited_header_lists_each_system_field_that_differs_from_the_run(
+        district: Path, tmp_path: Path, store_url: str) -> None:
+    plan = planned(district, tmp_path, store_url)
+    text = plan.read_text(encoding="utf-8")
+    head = next(line for line in text.splitlines() if line.startswith("  system: "))
+    system = json.loads(head.split(": ", 1)[1])
+    edited = tmp_path / "edited.yaml"
+    edited.write_text(text.replace(head, "  system: " + json.dumps(
+        system | {"source": "sqlite:///other.sqlite", "mapping": "other.yaml"})), encoding="utf-8")
+    err = invoke("apply", str(edited), "--store", store_url, expect=2).stderr
+    hint = "Hint: the header is written by `reconcile plan`; plan again."
+    assert err.splitlines() == [
+        f"error: {edited}: plan.system.source 'sqlite:///other.sqlite' differs from audit run 1's "
+        f"{yamlio.shown(system['source'])}. {hint}",
+        f"error: {edited}: plan.system.mapping 'other.yaml' differs from audit run 1's "
+        f"{yamlio.shown(system['mapping'])}. {hint}"]
+
+
+def test_each_pinned_copy_an_edit_left_behind_is_listed(tmp_path: Path) -> None:
+    plan = tmp_path / "plan.yaml"
+    plan.write_text('plan:\n  format: 1\n  store: duckdb:///s.duckdb\n  run: 1\n  run_fingerprint: ab\n'
+                    '  system: {"profile": "mapping", "source": "sqlite:///v.sqlite"}\nactions:\n'
+                    f'- dossier_code: D1\n  action: migrate\n  rule: r\n  reason: why\n  fingerprint: {"a" * 32}\n'
+                    '  version: 2\n  step: S9\n  set: {"workflow_version": 1, "current_step": "S1"}\n', encoding="utf-8")
+    lines = plan.read_text(encoding="utf-8").splitlines()
+    version, step = lines.index("  version: 2") + 1, lines.index("  step: S9") + 1
+    with pytest.raises(BadInput) as raised:
+        planread.load_plan(plan)
+    assert raised.value.problems == [
+        f"{plan}:{version}: version 2 differs from set.workflow_version 1. Hint: edit both, or neither.",
+        f"{plan}:{step}: step 'S9' differs from set.current_step 'S1'. Hint: edit both, or neither."]

@@ -24,11 +24,12 @@ import yaml
 from helpers import invoke
 from reconcile.audit.commands import audit
 from reconcile.audit.inputs import AuditInputs
-from reconcile.fix import apply as ap
+from reconcile.demo.simulate import simulate
 from reconcile.errors import BadInput
+from reconcile.fix import apply as ap
+from reconcile.fix import planread
 from reconcile.review import worklist as wl
 from reconcile.review.decisions import Decision, decide, journal_path, state_of
-from reconcile.demo.simulate import simulate
 from reconcile.store import change, change_batch
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -131,13 +132,13 @@ def test_apply_refuses_an_action_both_confirmed_and_rejected(plan: Path) -> None
                     .replace("confirmed: false\n  rejected: true", "confirmed: true\n  rejected: true", 1),
                     encoding="utf-8")
     with pytest.raises(BadInput) as err:
-        ap.load_plan(plan)
+        planread.load_plan(plan)
     assert "rejected true, but confirmed true" in str(err.value.problems)
     plan.write_text(plan.read_text(encoding="utf-8").replace("confirmed: true\n  rejected: true", "confirmed: false\n"
                                                               "  rejected: true", 1)
                     .replace("  reviewed_by: A", "  reviewed_by: 5", 1), encoding="utf-8")
     with pytest.raises(BadInput) as err:
-        ap.load_plan(plan)
+        planread.load_plan(plan)
     assert err.value.problems[0].endswith(": reviewed_by 5: expected text (who decided, when).")
 
 
@@ -173,7 +174,7 @@ def test_two_concurrent_reviewers_never_lose_a_decision(plan: Path) -> None:
         for c in half:
             assert (after[c]["confirmed"], after[c].get("rejected"), after[c]["reviewed_by"]) == (True, None, who), c
     assert journal_path(plan).read_text(encoding="utf-8").count("\n") == rounds * len(codes)
-    ap.load_plan(plan)  # still a plan apply reads
+    planread.load_plan(plan)  # still a plan apply reads
 
 
 # ------------------------------------------------------------------------------------- worklist

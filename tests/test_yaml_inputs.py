@@ -20,7 +20,7 @@ import sqlalchemy as sa
 
 from conftest import CASES
 from helpers import invoke
-from reconcile.fix import apply as ap
+from reconcile.fix import planrecord
 from reconcile.fix import planfile
 from reconcile.workflow.catalog import FORMAT_HINT
 from reconcile.fix.commands import plan as make_plan
@@ -452,7 +452,7 @@ def test_a_plan_whose_targets_the_run_does_not_know_is_not_recorded(basic_store:
     text = planfile.dump(data)
     store = open_store(store_url, create=False)
     try:
-        assert ap.record_plan(store, data, text) is False
+        assert planrecord.record_plan(store, data, text) is False
     finally:
         store.engine.dispose()
     path = write(tmp_path / "plan.yaml", text)

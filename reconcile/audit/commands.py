@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from reconcile.audit.inputs import AuditInputs, load_inputs
-from reconcile.audit.record import record_run, started_now
+from reconcile.audit.record import record_run
 from reconcile.audit.results import RunReport, run_report
 from reconcile.audit.run import AuditSettings
 from reconcile.errors import BadInput, Refused, wrote
@@ -14,6 +14,7 @@ from reconcile.store import open_store, store_name
 from reconcile.util.calendar import FIRST_DAY, LAST_DAY
 from reconcile.util.dberrors import disk_full
 from reconcile.util.progress import QUIET, Progress
+from reconcile.util.stamps import now_text
 
 
 def audit(inputs: AuditInputs, store_url: str | None = None, progress: Progress = QUIET,
@@ -24,7 +25,7 @@ def audit(inputs: AuditInputs, store_url: str | None = None, progress: Progress 
         raise BadInput(f"--as-of: {inputs.as_of.isoformat()} is outside the dates an audit can be as of, "
                        f"{FIRST_DAY.isoformat()}..{LAST_DAY.isoformat()}. Hint: give the date the register and the "
                        "system were read (working days count Vietnam's holidays, known up to 2100).")
-    started_at = started_at or started_now()  # when the audit started, not when its long run is recorded
+    started_at = started_at or now_text()  # when the audit started, not when its long run is recorded
     loaded = load_inputs(inputs, progress)
     settings = AuditSettings(inputs.as_of, inputs.date_tolerance_days, inputs.paper_only_units, inputs.stall,
                              inputs.period)

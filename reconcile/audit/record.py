@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import date, datetime, timezone
+from datetime import date
 from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -28,6 +28,7 @@ from reconcile.store import (
 )
 from reconcile.util.normalize import compare_key
 from reconcile.util.progress import QUIET, Progress
+from reconcile.util.stamps import now_text
 from reconcile.workflow.catalog import Catalog
 
 
@@ -141,7 +142,7 @@ def record_run(store: Store, loaded: Loaded, settings: AuditSettings, progress: 
         fingerprint = hashlib.sha256(json.dumps([content, settings.to_dict(), __version__],
                                                 sort_keys=True, default=str).encode()).hexdigest()[:16]
         conn.execute(sa.insert(audit_run).values(
-            id=run_id, as_of=settings.as_of, started_at=started_at or started_now(), tool_version=__version__,
+            id=run_id, as_of=settings.as_of, started_at=started_at or now_text(), tool_version=__version__,
             fingerprint=fingerprint, inputs=json.dumps(loaded.inputs_doc, ensure_ascii=False, sort_keys=True),
             settings=json.dumps(settings.to_dict(), ensure_ascii=False, sort_keys=True),
             periods=json.dumps(books, ensure_ascii=False, default=str),
@@ -190,7 +191,3 @@ def _store_text_keys(conn: sa.Connection, run_id: int) -> None:
     rows = [{"run_id": run_id, "value": v, "key": compare_key(v)} for v in sorted(values)]
     if rows:
         conn.execute(sa.insert(text_key), rows)
-
-
-def started_now() -> str:
-    return datetime.now(timezone.utc).replace(microsecond=0).isoformat()

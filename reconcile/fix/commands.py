@@ -17,7 +17,7 @@ from reconcile.util.gctune import fewer_collections
 from reconcile.workflow.catalog import load_catalog
 
 if TYPE_CHECKING:
-    from reconcile.fix.apply import PlanFile
+    from reconcile.fix.planread import PlanFile
 
 
 def plan(store_url: str | None = None, run_id: int | None = None, rules_dir: str | None = None) -> Plan:
@@ -39,9 +39,9 @@ def plan(store_url: str | None = None, run_id: int | None = None, rules_dir: str
 @fewer_collections(paused=True)
 def write_plan(result: Plan, out: str | Path | None, store_url: str | None = None) -> str:
     """The plan file's text (`result.to_yaml()`), written to `out` when given (else the caller prints
-    it), and recorded in the store the plan was made from (apply.record_plan): apply then reads that
+    it), and recorded in the store the plan was made from (planrecord.record_plan): apply then reads that
     very file from the store instead of parsing and checking it again."""
-    from reconcile.fix.apply import record_plan
+    from reconcile.fix.planrecord import record_plan
 
     data = result.to_dict()
     text = planfile.dump(data)  # what result.to_yaml() writes, with its data kept for the record
@@ -77,7 +77,8 @@ def load_run_plan(conn: sa.Connection, plan_path: str | Path, run_id: int) -> Pl
     """A reviewed plan file, refused (BadInput) unless it was made for audit run `run_id` and what its
     confirmed actions set is what `apply` would accept (the run's catalog and staff directory), so that
     the statistics and tickets never show the effect of a plan apply refuses."""
-    from reconcile.fix.apply import load_plan, target_problems
+    from reconcile.fix.planread import load_plan
+    from reconcile.fix.targetcheck import target_problems
 
     loaded = load_plan(plan_path)
     if loaded.run != run_id:

@@ -57,7 +57,7 @@ from reconcile.store import audit_run, dossier, finding, open_store, register_en
 from reconcile.workflow.state import ORPHAN_KINDS
 
 if TYPE_CHECKING:
-    from reconcile.fix.apply import PlanFile
+    from reconcile.fix.planread import PlanFile
 
 TICKETS_FORMAT = 1
 DEFAULT_OUT = "tickets"

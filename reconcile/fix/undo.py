@@ -15,14 +15,18 @@ from sqlalchemy.engine import Connection, Engine
 
 from reconcile.errors import BadInput, Refused
 from reconcile.faults import fault
-from reconcile.fix.apply import (
-    ABSENT, ApplyFailed, StoreTarget, VendorTarget, Write, _current, _execute, _executemany_columns,
-    _log_refs_and_commit, _logged, _Logged, _Renderer, _same, _same_url, _settle, _shown,
-    _Target, _target_failed, probe_writes,
+from reconcile.fix.batches import (
+    ApplyFailed, execute_writes, executemany_columns, log_and_commit, probe_writes, target_failed,
 )
+from reconcile.fix.changelog import Logged, read_logged
+from reconcile.fix.settle import current_values, settle
+from reconcile.fix.targets import StoreTarget, Target, VendorTarget
+from reconcile.fix.values import ABSENT, same_value, shown_value
+from reconcile.fix.writes import Renderer, Write
 from reconcile.fix.ledger import Ledger, stopping
 from reconcile.sources.system import load_mapping
 from reconcile.store import Store, batch_outcome, change_batch, connect_engine, mask_url, normalize_url, open_store
+from reconcile.util.db import same_url
 from reconcile.util.gctune import fewer_collections
 
 PREFETCH = 10  # batches whose change rows undo reads with one statement
@@ -64,8 +68,8 @@ def undo_batches(batch_ids: list[int], store_url: str | None = None, *, yes: boo
     """`undo` of each batch in turn (newest first, as given), yielding each result when done; the first
     refused stops the rest. The store and each target are opened once for all (20 batches: 2 s less)."""
     store = open_store(store_url, create=False)
-    targets: dict[tuple[str, int], _Target] = {}
-    logged: dict[int, _Logged] = {}
+    targets: dict[tuple[str, int], Target] = {}
+    logged: dict[int, Logged] = {}
     probed: set[tuple[Any, ...]] = set()
     try:
         ledger = Ledger(store, "undo", lambda ledger: "reconcile undo " + " ".join(
@@ -82,8 +86,8 @@ def undo_batches(batch_ids: list[int], store_url: str | None = None, *, yes: boo
         store.engine.dispose()
 
 
-def _undo_next(store: Store, batch_ids: list[int], n: int, targets: dict[tuple[str, int], _Target],
-               logged: dict[int, _Logged], probed: set[tuple[Any, ...]], system_url: str | None,
+def _undo_next(store: Store, batch_ids: list[int], n: int, targets: dict[tuple[str, int], Target],
+               logged: dict[int, Logged], probed: set[tuple[Any, ...]], system_url: str | None,
                ledger: Ledger | None, actor: str | None) -> UndoResult:
     """Undo batch_ids[n]: its change rows (read with the next few batches' into `logged`), its target
     (opened and settled once, in `targets`), the writes it needs checked once (`probed`)."""
@@ -91,7 +95,7 @@ def _undo_next(store: Store, batch_ids: list[int], n: int, targets: dict[tuple[s
     with store.connect() as conn:
         if batch_id not in logged:  # the change rows of the next few batches, with one statement
             logged.clear()
-            logged.update(_logged(conn, batch_ids[n:n + PREFETCH]))
+            logged.update(read_logged(conn, batch_ids[n:n + PREFETCH]))
         batch = conn.execute(sa.select(change_batch).where(change_batch.c.id == batch_id)).mappings().first()
     if batch is None:
         raise BadInput(f"batch {batch_id}: no such batch in {mask_url(store.url)}. Hint: `reconcile history`.")
@@ -101,7 +105,7 @@ def _undo_next(store: Store, batch_ids: list[int], n: int, targets: dict[tuple[s
         if ledger is not None:
             _refuse_if_not_writable(dict(batch))
         targets[where] = _undo_target(store, dict(batch), system_url)
-        settled = tuple(_settle(store, targets[where])) if ledger is not None else ()
+        settled = tuple(settle(store, targets[where])) if ledger is not None else ()
     target = targets[where]
     if ledger is not None:
         needs = {t: {k: cols for k, cols in kinds.items() if (where, t, k, cols) not in probed}
@@ -111,7 +115,7 @@ def _undo_next(store: Store, batch_ids: list[int], n: int, targets: dict[tuple[s
     return _undo(store, target, dict(batch), logged[batch_id], ledger, actor, settled, n + 1)
 
 
-def _needs(logged: _Logged) -> dict[str, dict[str, tuple[str, ...]]]:
+def _needs(logged: Logged) -> dict[str, dict[str, tuple[str, ...]]]:
     """The writes restoring a batch makes (table -> update/insert/delete -> columns): see probe_writes."""
     out: dict[str, dict[str, set[str]]] = {}
     for i, (table, column) in enumerate(zip(logged.text["table_name"], logged.text["column_name"])):
@@ -130,20 +134,20 @@ def _refuse_if_not_writable(batch: dict[str, Any]) -> None:
                       "for the statements.")
 
 
-def _undo_target(store: Store, batch: dict[str, Any], system_url: str | None) -> _Target:
+def _undo_target(store: Store, batch: dict[str, Any], system_url: str | None) -> Target:
     described = json.loads(batch["target"])
     if described["profile"] == "csv":
         return StoreTarget(store, int(batch["run_id"]))
     source = described["source"]
     if system_url is None and "***" in source:
         raise BadInput(f"batch {batch['id']}: the system URL {source} hides a password. Hint: pass --system URL.")
-    if system_url is not None and not _same_url(mask_url(normalize_url(system_url)), source):
+    if system_url is not None and not same_url(mask_url(normalize_url(system_url)), source):
         raise BadInput(f"--system {mask_url(system_url)}: batch {batch['id']} wrote to {source}.")
     target = _UndoVendorTarget(system_url or source, described)
     return target
 
 
-class _UndoVendorTarget(_Target):
+class _UndoVendorTarget(Target):
     """The vendor database as undo needs it: the logged tables and columns, no mapping."""
 
     def __init__(self, url: str, described: dict[str, Any]) -> None:
@@ -171,7 +175,7 @@ class _UndoVendorTarget(_Target):
     close = VendorTarget.close
 
 
-def _undo(store: Store, target: _Target, batch: dict[str, Any], logged: _Logged, ledger: Ledger | None,
+def _undo(store: Store, target: Target, batch: dict[str, Any], logged: Logged, ledger: Ledger | None,
           actor: str | None, settled: tuple[str, ...], n: int) -> UndoResult:
     bid, yes = int(batch["id"]), ledger is not None
     with store.connect() as conn:
@@ -194,7 +198,8 @@ def _undo(store: Store, target: _Target, batch: dict[str, Any], logged: _Logged,
             bulk = _bulk(conn, logged) if yes else {}
             rest = [i for g, at in logged.groups.items() if g not in bulk for i in at]
             # the rows written in bulk are checked by their compare-and-set UPDATEs; the others are read first
-            if rest and not all(map(_same, _current(conn, target, logged, yes, rest), [logged.after[i] for i in rest])):
+            now = current_values(conn, target, logged, yes, rest) if rest else []
+            if rest and not all(map(same_value, now, [logged.after[i] for i in rest])):
                 _refuse_moved(conn, target, logged, bid, yes)
             if yes:
                 try:
@@ -205,20 +210,20 @@ def _undo(store: Store, target: _Target, batch: dict[str, Any], logged: _Logged,
                     raise
         except sa.exc.DBAPIError as exc:
             conn.rollback()
-            raise _target_failed(target, exc, what, list(tables)) from None
+            raise target_failed(target, exc, what, list(tables)) from None
         undo_id = None
         if ledger is not None:
             fault("after-writes", n)
             meta = {"kind": "undo", "run_id": batch["run_id"], "plan": batch["plan"],
                     "plan_sha256": batch["plan_sha256"], "undo_of": bid}
-            undo_id = _log_refs_and_commit(store, target, conn, [], meta, n, actor, ledger,
-                                           swapped=(len(set(text["dossier_code"])), len(logged.keys)))
+            undo_id = log_and_commit(store, target, conn, [], meta, n, actor, ledger,
+                                     swapped=(len(set(text["dossier_code"])), len(logged.keys)))
     rows = len(set(zip(text["table_name"], text["row_key"])))
     return UndoResult("undo" if yes else "dry_run", bid, undo_id, rows, lambda: _writes_back(logged, tables),
-                      _Renderer(target.dialect), len(logged.keys), settled)
+                      Renderer(target.dialect), len(logged.keys), settled)
 
 
-def _writes_back(logged: _Logged, tables: dict[str, sa.Table], at: list[int] | None = None) -> list[Write]:
+def _writes_back(logged: Logged, tables: dict[str, sa.Table], at: list[int] | None = None) -> list[Write]:
     """The writes restoring the before-values of the change rows at these positions (default: all), one
     per row, in the order of the rows' first change: the dry run's statements, and the rows
     `_write_back` does not write in bulk."""
@@ -232,19 +237,19 @@ def _writes_back(logged: _Logged, tables: dict[str, sa.Table], at: list[int] | N
                   tuple((column[i], field[i], logged.after[i], logged.before[i]) for i in ix)) for ix in rows.values()]
 
 
-def _refuse_moved(conn: Connection, target: _Target, logged: _Logged, bid: int, lock: bool) -> None:
+def _refuse_moved(conn: Connection, target: Target, logged: Logged, bid: int, lock: bool) -> None:
     """Refuse the undo (Refused) listing every value that no longer holds the batch's after-value."""
     text = logged.text
-    current = _current(conn, target, logged, lock)
+    current = current_values(conn, target, logged, lock)
     listed = [f"{text['dossier_code'][i]}: {text['table_name'][i]}.{text['column_name'][i]} holds "
-              f"{'(row gone)' if now is ABSENT else _shown(now)}, batch {bid} wrote {_shown(after)}"
-              for i, (now, after) in enumerate(zip(current, logged.after)) if not _same(now, after)]
+              f"{'(row gone)' if now is ABSENT else shown_value(now)}, batch {bid} wrote {shown_value(after)}"
+              for i, (now, after) in enumerate(zip(current, logged.after)) if not same_value(now, after)]
     if listed:
         raise Refused(f"undo of batch {bid} refused: {len(listed)} values changed since it was applied; nothing "
                       "written", [f"undo of batch {bid} refused, nothing written: {x}" for x in listed])
 
 
-def _bulk(conn: Connection, logged: _Logged) -> dict[tuple[str, tuple[str, ...]], int]:
+def _bulk(conn: Connection, logged: Logged) -> dict[tuple[str, tuple[str, ...]], int]:
     """The groups (table, key columns) `_write_back` writes with one executemany, with their columns a row."""
     if not conn.dialect.supports_sane_multi_rowcount:
         return {}
@@ -252,10 +257,10 @@ def _bulk(conn: Connection, logged: _Logged) -> dict[tuple[str, tuple[str, ...]]
     return {g: k for g, k in found.items() if k is not None}
 
 
-def _write_back(conn: Connection, logged: _Logged, tables: dict[str, sa.Table],
+def _write_back(conn: Connection, logged: Logged, tables: dict[str, sa.Table],
                 bulk: dict[tuple[str, tuple[str, ...]], int], rest: list[int], what: str) -> None:
     """Restore the before-values with compare-and-set UPDATEs: a `bulk` group with one executemany, its
-    parameters built from the columns; the `rest` (and backfills' DELETEs and INSERTs) through `_execute`.
+    parameters built from the columns; the `rest` (and backfills' DELETEs and INSERTs) through `execute_writes`.
     A compare-and-set that matches no row: ApplyFailed."""
     for (tname, names), k in bulk.items():
         at = logged.groups[tname, names]
@@ -266,17 +271,17 @@ def _write_back(conn: Connection, logged: _Logged, tables: dict[str, sa.Table],
             params[f"b{j}"] = [logged.after[i] for i in at[j::k]]
             params[f"a{j}"] = [logged.before[i] for i in at[j::k]]
         template = _writes_back(logged, tables, at[:k])[0].template()
-        matched = _executemany_columns(conn, template, params)
+        matched = executemany_columns(conn, template, params)
         if matched != n:
             codes = [logged.text["dossier_code"][i] for i in at[:5 * k:k]]
             raise ApplyFailed(f"{what}: the {n} UPDATEs of {tname} ({', '.join(codes)}{', ...' if n > 5 else ''}) "
                               f"matched {matched} rows instead of {n} (a row changed during the batch); the batch "
                               "was rolled back.")
     if rest:
-        _execute(conn, _writes_back(logged, tables, sorted(rest)), what)
+        execute_writes(conn, _writes_back(logged, tables, sorted(rest)), what)
 
 
-def _alike(logged: _Logged, at: list[int]) -> int | None:
+def _alike(logged: Logged, at: list[int]) -> int | None:
     """k when the rows at these positions are UPDATEs of k columns a row, logged row after row: each row
     once, the same columns in the same order, each column's compared values of one type and not NULL,
     its restored values all NULL or none, the keys of one type: one statement's executemany then."""

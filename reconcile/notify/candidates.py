@@ -134,7 +134,8 @@ def _day(v: Any) -> date | None:
 def _plan_sets(conn: Connection, batch: Any, codes: list[str]) -> dict[tuple[str, str], dict[str, Any]]:
     """(code, action) -> the canonical values the batch's plan set: from the plan as `reconcile plan`
     recorded it (same sha256), else from the plan file if it is still the one applied."""
-    from reconcile.fix.apply import decode_value, load_plan  # apply is heavy; only this path needs it
+    from reconcile.fix.planread import load_plan  # heavy; only this path needs it
+    from reconcile.fix.values import decode_value
 
     plan_id = conn.execute(sa.select(sa.func.min(plan_file.c.id)).where(plan_file.c.sha256 == batch.plan_sha256)
                            ).scalar()

@@ -5,19 +5,17 @@ all or nothing."""
 from __future__ import annotations
 
 import csv
-import getpass
 import hashlib
 import io
 import json
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 
-from reconcile.util import mask
 from reconcile.errors import BadInput, Refused
 from reconcile.model import Status
 from reconcile.notify import candidates as cand
@@ -25,6 +23,8 @@ from reconcile.notify import templates as tpl
 from reconcile.notify.phones import Phone, Unreachable, in_cell, in_text, normalise
 from reconcile.notify.sms import Cost, cost
 from reconcile.store import Store, notice, notice_batch, open_store, resolve_run
+from reconcile.util import mask
+from reconcile.util.stamps import actor_name, now_text
 
 SMS_COLUMNS = ("phone", "phone_national", "message", "segments", "encoding", "characters", "dossier_code", "kind",
                "state", "phone_source", "converted_from")
@@ -276,7 +276,7 @@ def _write_and_record(store: Store, result: NoticeList, request: NotifyRequest) 
     except OSError as exc:
         raise BadInput(f"{out}: cannot create the folder: {exc.strerror}. Hint: --out DIR names a writable "
                        "folder.") from None
-    actor, now = request.actor or _actor(), request.listed_at or _now()
+    actor, now = request.actor or actor_name(), request.listed_at or now_text()
     written: list[Path] = []
     try:
         with store.begin() as conn:
@@ -324,12 +324,3 @@ def _lock_batches(conn: sa.Connection) -> None:
         conn.execute(sa.select(notice_batch.c.id).with_for_update())
 
 
-def _actor() -> str:
-    try:
-        return getpass.getuser()
-    except Exception:  # no user name in this environment
-        return "unknown"
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).replace(microsecond=0).isoformat()

@@ -97,7 +97,7 @@ def dossier_changes(conn: sa.Connection, code: str) -> list[dict[str, Any]]:
     batch, kind (apply/undo), the batch's outcome (pending while an interrupted batch is unsettled;
     rolled_back: nothing of it was written), table, column, before, after, time; oldest first. `row` says
     whether the batch inserted the row (before: None), deleted it (after: None) or updated it."""
-    from reconcile.fix.apply import ABSENT, decode_value
+    from reconcile.fix.values import ABSENT, decode_value
 
     c, cb, bo = change, change_batch, batch_outcome
     stmt = (sa.select(c.c.batch_id, cb.c.kind, bo.c.outcome, cb.c.run_id, cb.c.undo_of, c.c.action, c.c.rule,

@@ -19,13 +19,12 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 
-from reconcile.fix import apply as ap
-from reconcile.fix import planfile
-from reconcile.util import yamlio
-from reconcile.util.db import connect_engine, mask_url
 from reconcile.errors import BadInput
+from reconcile.fix import planfile, planread
 from reconcile.review.decisions import DECIDABLE, STATES, Recorded, signature, state_of
 from reconcile.store import audit_run, register_entry, wf_version
+from reconcile.util import yamlio
+from reconcile.util.db import connect_engine, mask_url
 
 PAGE_SIZE = 50
 CHUNK = 1000  # codes per IN list when reading the store
@@ -96,7 +95,7 @@ class Worklist:
 def load(plan_path: str | Path, store_url: str | None = None) -> Worklist:
     """The worklist of a plan file (refused as apply would refuse it: exit 2 with file:line)."""
     path = Path(plan_path)
-    checked = ap.load_plan(path)  # every problem with file:line, exactly apply's checks
+    checked = planread.load_plan(path)  # every problem with file:line, exactly apply's checks
     text = path.read_bytes()
     decidable = [a for a in checked.actions if a.action in DECIDABLE]
     evidence = _evidence(text)
@@ -151,7 +150,7 @@ def _evidence_parsed(text: bytes, path: Path) -> dict[str, dict[str, Any]]:
             if isinstance(a, dict) and isinstance(a.get("evidence"), dict)}
 
 
-def _from_store(url: str, plan: ap.PlanFile, codes: list[str]
+def _from_store(url: str, plan: planread.PlanFile, codes: list[str]
                 ) -> tuple[dict[tuple[str, int | None], tuple[str, str]], dict[str, dict[str, Any]]]:
     """(procedure, version) -> (name, field), and each code's first register row, from the plan's audit run
     (read-only; the engine is disposed before returning)."""
@@ -182,7 +181,7 @@ def _from_store(url: str, plan: ap.PlanFile, codes: list[str]
     return names, registers
 
 
-def _row(i: int, a: ap.PlanAction, evidence: dict[str, Any], names: dict[tuple[str, int | None], tuple[str, str]],
+def _row(i: int, a: planread.PlanAction, evidence: dict[str, Any], names: dict[tuple[str, int | None], tuple[str, str]],
          registers: dict[str, dict[str, Any]]) -> Row:
     sets = dict(a.set)
     system = {k: evidence[k] for k in SYSTEM_KEYS if k in evidence} if a.action != "backfill" else {}

@@ -204,3 +204,14 @@ def begin_read_only(conn: sa.Connection) -> None:
         conn.exec_driver_sql("SET SESSION TRANSACTION READ ONLY")  # before the implicit transaction starts
     elif name == "postgresql":
         conn.exec_driver_sql("SET TRANSACTION READ ONLY")  # first statement of the autobegun transaction
+
+
+def same_url(a: str, b: str) -> bool:
+    """Whether two database URLs name the same database: files by their resolved path, others as masked."""
+    def canon(u: str) -> str:
+        u = normalize_url(u)
+        for prefix in ("duckdb:///", "sqlite:///"):
+            if u.startswith(prefix) and ":memory:" not in u:
+                return prefix + str(Path(u[len(prefix):]).expanduser().resolve())
+        return mask_url(u)
+    return canon(a) == canon(b)
