@@ -17,6 +17,7 @@ from reconcile.store import (
     bulk_insert, dossier, filled, finding, reconciliation, register_book, register_entry, stats_group, text_key, wf_state,
     wf_version, work_day,
 )
+from reconcile.util.inlists import chunks
 from reconcile.util.normalize import compare_key
 from reconcile.util.progress import QUIET, Progress
 from reconcile.util.sqlfuncs import days_between, json_agg, json_text, obj
@@ -264,11 +265,11 @@ def _pair_findings(conn: Connection, run_id: int, settings: AuditSettings, r: An
         return
     evidence: dict[int, str] = {row["entry_id"]: row["evidence"] for row in rows} if inline else {}
     ids = [] if inline else [row["entry_id"] for row in rows]
-    for i in range(0, len(ids), 1000):
+    for part in chunks(ids, 1000):
         evidence.update(conn.execute(
             _pairs(run_id, r, s).with_only_columns(reconciliation.c.entry_id,
                                                    json_text(_both_evidence(r, s)))
-            .where(reconciliation.c.entry_id.in_(ids[i:i + 1000]))).all())
+            .where(reconciliation.c.entry_id.in_(part))).all())
     # Catalog name and key per procedure and version; a version the catalog lacks uses the latest.
     names: dict[str, dict[int, tuple[str, str]]] = {}
     for p, ver, name, key in conn.execute(sa.select(v.c.procedure, v.c.version, v.c.name, v.c.name_key)

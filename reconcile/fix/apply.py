@@ -38,12 +38,12 @@ from reconcile.fix.batches import execute_refs, log_and_commit, probe_writes, ta
 from reconcile.fix.checks import load_checked
 from reconcile.fix.ledger import Ledger, stopping
 from reconcile.fix.planread import PlanAction, PlanFile
-from reconcile.fix.rows import chunks
 from reconcile.fix.settle import settle
 from reconcile.fix.targets import open_target, StoreTarget, Target, VendorTarget
 from reconcile.fix.writes import Ref, Renderer, Write
 from reconcile.store import mask_url, Store
 from reconcile.util.gctune import fewer_collections
+from reconcile.util.inlists import chunks
 
 DEFAULT_BATCH_SIZE = 5000  # per batch: one target transaction (its rows locked) and two store commits
 REFUSED_STATES = ("stale", "missing", "ambiguous")

@@ -15,13 +15,14 @@ from sqlalchemy.engine import Connection
 from reconcile.errors import BadInput, collect
 from reconcile.fix.planread import load_plan, PlanAction, PlanFile, WRITING
 from reconcile.fix.planrecord import recorded_plan
-from reconcile.fix.rows import chunks, IN_CHUNK, read_arrow
+from reconcile.fix.rows import read_arrow
 from reconcile.fix.targetcheck import target_problems
 from reconcile.fix.targets import StoreRows
 from reconcile.fix.values import decode_value
 from reconcile.store import audit_run, change, change_batch, dossier, mask_url, open_store, reconciliation, Store
 from reconcile.util import scratch, yamlio
 from reconcile.util.db import same_url
+from reconcile.util.inlists import IN_CHUNK, chunks
 from reconcile.util.structdiff import differing
 
 _q = yamlio.shown  # a value from the file in a message: quoted, cut short

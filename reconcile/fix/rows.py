@@ -1,15 +1,14 @@
-"""Reading rows by many keys: IN lists in chunks, a SELECT as an Arrow table."""
+"""A SELECT as an Arrow table, read by many keys (IN lists of IN_CHUNK keys where the store is not DuckDB)."""
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from typing import Any
 
 import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-IN_CHUNK = 500  # values per IN list: well within what every database takes as bound values
-
+from reconcile.util.inlists import IN_CHUNK, chunks
 
 def read_arrow(conn: Connection, stmt: sa.Select, code: sa.ColumnElement[Any] | None = None,
                codes: list[str] | None = None) -> pa.Table:
@@ -40,7 +39,3 @@ def read_arrow(conn: Connection, stmt: sa.Select, code: sa.ColumnElement[Any] | 
 
 _ARROW_TYPES = {int: pa.int64(), str: pa.string(), bool: pa.bool_()}
 
-
-def chunks(items: list[Any], n: int) -> Iterator[list[Any]]:
-    for i in range(0, len(items), n):
-        yield items[i:i + n]

@@ -12,10 +12,10 @@ from sqlalchemy.engine import Connection
 
 from reconcile.errors import wrote
 from reconcile.fix.changelog import Logged, read_logged, record_outcome
-from reconcile.fix.rows import chunks, IN_CHUNK
 from reconcile.fix.targets import for_update, StoreTarget, Target
 from reconcile.fix.values import ABSENT, same_value
 from reconcile.store import batch_outcome, change_batch, Store, store_name
+from reconcile.util.inlists import IN_CHUNK, chunks
 
 
 def settle(store: Store, target: Target) -> Iterator[str]:

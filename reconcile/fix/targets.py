@@ -18,7 +18,6 @@ from sqlalchemy.engine import Connection, Engine
 
 from reconcile.errors import BadInput, Refused
 from reconcile.fix.planread import PlanAction, PlanFile, ROLE_OF, WRITING
-from reconcile.fix.rows import chunks, IN_CHUNK
 from reconcile.fix.values import ABSENT, coerce_value, encode_value, same_value
 from reconcile.fix.writes import Planned, Ref, with_refs, Write, WriteGroup
 from reconcile.sources.system import _reading, _statement, dossier_columns, load_mapping, SourceMapping
@@ -27,6 +26,7 @@ from reconcile.store import connect_engine, dossier, mask_url, normalize_url, St
 from reconcile.util import scratch, yamlio
 from reconcile.util.db import begin_read_only, first_line, same_url
 from reconcile.util.dberrors import cannot_write
+from reconcile.util.inlists import IN_CHUNK, chunks
 
 StoreRows = dict[str, list[dict[str, Any]]]  # dossier code -> the run's rows: code_raw, source_row, fingerprint
 

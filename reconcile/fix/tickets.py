@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 import yaml
 
+from reconcile.util.inlists import chunks
 from reconcile.util import mask
 
 from reconcile.fix import reasons
@@ -375,7 +376,7 @@ def _findings(conn: sa.Connection, run_id: int, codes: list[str]
     order = {k.value: i for i, k in enumerate(ORPHAN_KINDS)}
     kinds: dict[str, list[str]] = {}
     details: dict[str, dict[str, Any]] = {}
-    for part in _chunks(codes):
+    for part in chunks(codes):
         for code, kind, det in conn.execute(
                 sa.select(finding.c.dossier_code, finding.c.kind, finding.c.details)
                 .where(finding.c.run_id == run_id, finding.c.dossier_code.in_(part),
@@ -391,7 +392,7 @@ def _evidence(conn: sa.Connection, run_id: int, codes: list[str]
     d, r = dossier, register_entry
     systems: dict[str, dict[str, Any]] = {}
     registers: dict[str, list[dict[str, Any]]] = {}
-    for part in _chunks(codes):
+    for part in chunks(codes):
         for row in conn.execute(sa.select(d.c.dossier_code, d.c.procedure, *[d.c[f] for f in SYSTEM_FIELDS])
                                 .where(d.c.run_id == run_id, d.c.dossier_code.in_(part))
                                 .order_by(d.c.dossier_code, d.c.source_row)).mappings():
@@ -406,9 +407,6 @@ def _evidence(conn: sa.Connection, run_id: int, codes: list[str]
                 "returned_at": _plain(row["returned_at"]), "outcome": row["outcome"], "note": row["note"]})
     return systems, registers
 
-
-def _chunks(items: list[str], n: int = 500) -> list[list[str]]:
-    return [items[i:i + n] for i in range(0, len(items), n)]
 
 
 def _plain(v: Any) -> Any:

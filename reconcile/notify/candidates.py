@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -17,6 +17,7 @@ from reconcile.store import (
     audit_run, batch_outcome, change, change_batch, dossier, plan_action, plan_file, register_entry, wf_step,
     wf_version,
 )
+from reconcile.util.inlists import chunks
 
 # Actions a citizen notices: a close gives the dossier its end state, a migrate lets it move again. A reassign
 # changes only the clerk, so it is not news to the applicant.
@@ -25,7 +26,6 @@ TOLD_ACTIONS = {"close": "closed", "migrate": "moved"}
 # paused or restarts), and a finished dossier only waits to be collected: none of them is the office's delay.
 OVERDUE_STATUSES = (Status.SUBMITTED.value, Status.RECEIVED.value, Status.IN_PROGRESS.value)
 DONE = ("committed", "recovered")
-IN_CHUNK = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,7 +141,7 @@ def _plan_sets(conn: Connection, batch: Any, codes: list[str]) -> dict[tuple[str
                            ).scalar()
     out: dict[tuple[str, str], dict[str, Any]] = {}
     if plan_id is not None:
-        for part in _chunks(codes):
+        for part in chunks(codes):
             stmt = sa.select(plan_action.c.dossier_code, plan_action.c.action, plan_action.c.set_values).where(
                 plan_action.c.plan_id == plan_id, plan_action.c.confirmed, plan_action.c.dossier_code.in_(part))
             for code, action, text in conn.execute(stmt):
@@ -184,7 +184,7 @@ def contacts(conn: Connection, run_id: int, codes: Iterable[str]) -> dict[str, t
     rows: dict[str, dict[str, Any]] = {}
     names: dict[str, str] = {}
     d, r = dossier, register_entry
-    for part in _chunks(sorted(set(codes))):
+    for part in chunks(sorted(set(codes))):
         for row in conn.execute(sa.select(d.c.dossier_code, d.c.phone, d.c.agency, d.c.procedure, d.c.workflow_key,
                                           d.c.workflow_version, d.c.current_step, d.c.unit, d.c.status)
                                 .where(d.c.run_id == run_id, d.c.dossier_code.in_(part)).order_by(d.c.source_row)):
@@ -215,7 +215,3 @@ def catalog(conn: Connection, run_id: int) -> Catalog:
         out.steps[(row.procedure, row.version, row.step_id)] = (row.name, row.unit)
     return out
 
-
-def _chunks(items: list[str]) -> Iterator[list[str]]:
-    for i in range(0, len(items), IN_CHUNK):
-        yield items[i:i + IN_CHUNK]

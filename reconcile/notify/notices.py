@@ -24,6 +24,7 @@ from reconcile.notify.phones import Phone, Unreachable, in_cell, in_text, normal
 from reconcile.notify.sms import Cost, cost
 from reconcile.store import Store, notice, notice_batch, open_store, resolve_run
 from reconcile.util import mask
+from reconcile.util.inlists import chunks
 from reconcile.util.stamps import actor_name, now_text
 
 SMS_COLUMNS = ("phone", "phone_national", "message", "segments", "encoding", "characters", "dossier_code", "kind",
@@ -168,10 +169,9 @@ def digest(phone: Phone) -> str:
 def _listed_before(conn: sa.Connection, codes: list[str]) -> set[tuple[str, str, str]]:
     """(dossier, notice key, phone digest) of every notice listed before for these dossiers."""
     out: set[tuple[str, str, str]] = set()
-    unique = sorted(set(codes))
-    for i in range(0, len(unique), cand.IN_CHUNK):
+    for part in chunks(sorted(set(codes))):
         stmt = sa.select(notice.c.dossier_code, notice.c.notice_key, notice.c.phone_digest).where(
-            notice.c.dossier_code.in_(unique[i:i + cand.IN_CHUNK]))
+            notice.c.dossier_code.in_(part))
         out.update((a, b, c) for a, b, c in conn.execute(stmt))
     return out
 

@@ -25,6 +25,7 @@ from reconcile.review.decisions import DECIDABLE, STATES, Recorded, signature, s
 from reconcile.store import audit_run, register_entry, wf_version
 from reconcile.util import yamlio
 from reconcile.util.db import connect_engine, mask_url
+from reconcile.util.inlists import chunks
 
 PAGE_SIZE = 50
 CHUNK = 1000  # codes per IN list when reading the store
@@ -170,9 +171,9 @@ def _from_store(url: str, plan: planread.PlanFile, codes: list[str]
                     names[(proc, None)] = (name or "", fld or "")
             registers: dict[str, dict[str, Any]] = {}
             cols = [register_entry.c[k] for k in REGISTER_KEYS]
-            for n in range(0, len(codes), CHUNK):
+            for part in chunks(codes, CHUNK):
                 stmt = sa.select(register_entry.c.dossier_code, *cols).where(
-                    register_entry.c.run_id == plan.run, register_entry.c.dossier_code.in_(codes[n:n + CHUNK])
+                    register_entry.c.run_id == plan.run, register_entry.c.dossier_code.in_(part)
                 ).order_by(register_entry.c.entry_id)
                 for r in conn.execute(stmt):
                     registers.setdefault(r[0], dict(zip(REGISTER_KEYS, r[1:])))

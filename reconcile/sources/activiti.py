@@ -72,6 +72,7 @@ from reconcile.sources.system import (
 )
 from reconcile.store import iter_rows
 from reconcile.util.db import connect_engine, mask_url
+from reconcile.util.inlists import chunks
 from reconcile.util.normalize import fold, looks_like_code, normalize_code
 from reconcile.workflow.bpmn import BPMN_NS, ImportedBpmn, load_sidecar, parse_bpmn
 from reconcile.workflow.catalog import Catalog, WorkflowVersion, catalog_from_docs
@@ -123,7 +124,6 @@ SIDECAR_FILE = re.compile(r"^(?P<key>.+?)(?:\.v(?P<version>\d+))?\.yaml$")
 PASSING = re.compile(r"(?i)^(?!eventBasedGateway$).*Gateway$|^start|EndEvent$|^boundary|Throw|^multiInstanceBody$")
 # BPMN elements a token waits in between steps: they belong to the step before them.
 WAITS = frozenset({"intermediateCatchEvent", "eventBasedGateway"})
-IN_CHUNK = 500  # ids per IN list
 
 
 @dataclass(frozen=True, slots=True)
@@ -842,10 +842,10 @@ def _event_batches(conn: sa.Connection, t: _Tables, tenant: str | None) -> Itera
             sa.select(h["PROC_INST_ID_"], caller).where(caller.is_not(None), h.tenant_is(tenant)))}
         roots = {p: _root(p, supers) for p in supers}
         keys: dict[str, Any] = {}
-        for chunk in _chunks(sorted(set(roots.values()))):
+        for chunk in chunks(sorted(set(roots.values()))):
             keys.update({str(p): (c if c is not None else ("pid", str(p))) for p, c in conn.execute(
                 sa.select(h["PROC_INST_ID_"], h["BUSINESS_KEY_"]).where(h["PROC_INST_ID_"].in_(chunk)))})
-        for chunk in _chunks(sorted(supers)):
+        for chunk in chunks(sorted(supers)):
             for r in conn.execute(base.where(h["PROC_INST_ID_"].in_(chunk))):
                 called.setdefault(keys.get(roots[str(r.pid)], ("pid", roots[str(r.pid)])), []).append(r)
     out: list[tuple[Any, ...]] = []
@@ -875,10 +875,6 @@ def _root(pid: str, supers: dict[str, str]) -> str:
         seen.add(pid)
     return pid
 
-
-def _chunks(items: list[str]) -> Iterator[list[str]]:
-    for i in range(0, len(items), IN_CHUNK):
-        yield items[i:i + IN_CHUNK]
 
 
 def _moves(rows: list[Any], called: Iterable[Any]) -> list[tuple[Any, ...]]:
