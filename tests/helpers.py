@@ -10,6 +10,7 @@ from typing import Any
 from click.testing import CliRunner, Result
 
 from reconcile.cli import main
+from reconcile.store import open_store
 
 REGEN = bool(os.environ.get("RECONCILE_REGEN"))
 
@@ -41,3 +42,13 @@ def check_golden(path: Path, data: Any) -> None:
         path.write_text(text, encoding="utf-8")
     assert path.exists(), f"golden file {path} missing; run with RECONCILE_REGEN=1 to create it"
     assert json.loads(path.read_text(encoding="utf-8")) == json.loads(text)
+
+
+def store_rows(store_url: str, stmt: Any) -> list[Any]:
+    """Every row of one statement over an existing store, the store closed again afterwards."""
+    store = open_store(store_url, create=False)
+    try:
+        with store.connect() as conn:
+            return conn.execute(stmt).all()
+    finally:
+        store.engine.dispose()

@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from click.testing import CliRunner
-from helpers import invoke
+from helpers import invoke, store_rows
 from reconcile.fix import apply as ap
 from reconcile.fix import batches
 from reconcile.fix import changelog
@@ -455,11 +455,7 @@ def test_sigkill_mid_apply_leaves_whole_batches_and_a_rerun_finishes(district: P
 
 def store_dossiers(store: str) -> list[Any]:
     """Every run's dossier rows of a store (the csv profile's snapshot), in order."""
-    s = open_store(store, create=False)
-    with s.connect() as conn:
-        out = conn.execute(sa.select(dossier).order_by(dossier.c.run_id, dossier.c.source_row)).all()
-    s.engine.dispose()
-    return out
+    return store_rows(store, sa.select(dossier).order_by(dossier.c.run_id, dossier.c.source_row))
 
 
 def test_csv_profile_writes_the_store_snapshot(csv_district: Path, tmp_path: Path) -> None:

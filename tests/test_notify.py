@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from helpers import invoke
+from helpers import invoke, store_rows
 from reconcile.fix.apply import apply_plan
 from reconcile.audit.inputs import AuditInputs
 from reconcile.audit.commands import audit
@@ -229,20 +229,13 @@ def _rows(path: Path) -> list[dict[str, str]]:
 
 
 def _notices(store: str) -> list[Any]:
-    s = open_store(store, create=False)
-    with s.connect() as conn:
-        rows = conn.execute(sa.select(notice).order_by(notice.c.batch_id, notice.c.seq)).all()
-    s.engine.dispose()
-    return rows
+    return store_rows(store, sa.select(notice).order_by(notice.c.batch_id, notice.c.seq))
 
 
 def _told(store: str) -> dict[str, str]:
     """Code -> kind of what the applied batch closed or moved on, read from the change log independently."""
-    s = open_store(store, create=False)
-    with s.connect() as conn:
-        rows = conn.execute(sa.text("SELECT DISTINCT dossier_code, action FROM change WHERE batch_id = 1 AND "
-                                    "action IN ('close', 'migrate')")).all()
-    s.engine.dispose()
+    rows = store_rows(store, sa.text("SELECT DISTINCT dossier_code, action FROM change WHERE batch_id = 1 AND "
+                                     "action IN ('close', 'migrate')"))
     return {code: {"close": "closed", "migrate": "moved"}[action] for code, action in rows}
 
 
