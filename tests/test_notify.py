@@ -22,15 +22,16 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from helpers import invoke, store_rows
-from reconcile.fix.apply import apply_plan
-from reconcile.audit.inputs import AuditInputs
 from reconcile.audit.commands import audit
+from reconcile.audit.inputs import AuditInputs
+from reconcile.demo.simulate import simulate
+from reconcile.fix.apply import apply_plan
 from reconcile.fix.commands import plan, write_plan
 from reconcile.notify.notices import SKIPPED_COLUMNS, SMS_COLUMNS
 from reconcile.notify.phones import OLD_PREFIXES, Phone, Unreachable, in_cell, in_text, normalise
-from reconcile.notify.sms import cost, without_diacritics
-from reconcile.demo.simulate import simulate
+from reconcile.notify.sms import cost
 from reconcile.store import SCHEMA_VERSION, meta_table, notice, open_store
+from reconcile.util.normalize import without_diacritics
 
 PAPER_ONLY = ("UBND xã Bình Tân Phú", "UBND xã Bình Hải")
 

@@ -39,6 +39,7 @@ import yaml
 from reconcile.errors import BadInput
 from reconcile.util.calendar import is_working_day
 from reconcile.util.files import fixed_zip
+from reconcile.util.normalize import without_diacritics
 from reconcile.workflow.catalog import Step, WorkflowVersion, catalog_from_docs, load_catalog
 
 Progress = Callable[[str, int, int], None]
@@ -316,8 +317,7 @@ def _phone(rng: random.Random) -> str:
 
 
 def _ascii(text: str) -> str:
-    s = unicodedata.normalize("NFD", text.replace("đ", "d").replace("Đ", "D"))
-    return "".join(ch for ch in s if ch.isascii() and ch.isalnum()).lower()
+    return "".join(ch for ch in without_diacritics(text) if ch.isascii() and ch.isalnum()).lower()
 
 
 def _typo(name: str, rng: random.Random) -> str:

@@ -1,4 +1,4 @@
-"""What an SMS costs: its encoding (GSM-7 or UCS-2) and segment count; and Vietnamese text without diacritics.
+"""What an SMS costs: its encoding (GSM-7 or UCS-2) and segment count.
 
 A message whose every character is in the GSM 03.38 alphabet travels as 7-bit text: 160 characters in one
 SMS, 153 per part when it is split (each part carries a 7-character header). Any other character (ư, ơ, ạ,
@@ -41,8 +41,3 @@ def cost(text: str) -> Cost:
 def _segments(units: int, single: int, part: int) -> int:
     return 1 if units <= single else math.ceil(units / part)
 
-
-def without_diacritics(text: str) -> str:
-    """Vietnamese without tone marks and vowel hooks: "Đăng ký đất đai" -> "Dang ky dat dai"."""
-    decomposed = unicodedata.normalize("NFD", text.replace("đ", "d").replace("Đ", "D"))
-    return unicodedata.normalize("NFC", "".join(c for c in decomposed if unicodedata.category(c) != "Mn"))

@@ -12,10 +12,10 @@ from typing import Any
 import yaml
 from jsonschema import Draft202012Validator
 
-from reconcile.util import yamlio
 from reconcile.errors import BadInput
 from reconcile.model import Status
-from reconcile.notify.sms import without_diacritics
+from reconcile.util import yamlio
+from reconcile.util.normalize import without_diacritics
 
 KINDS = ("closed", "moved", "overdue")
 PLACEHOLDERS = ("code", "procedure", "state", "date", "due", "step", "unit", "agency", "office")

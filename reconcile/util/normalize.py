@@ -54,11 +54,15 @@ def compare_key(raw: Any) -> str | None:
     return s.lower() if s else None
 
 
+def without_diacritics(text: str) -> str:
+    """Vietnamese without tone marks and vowel hooks: "Đăng ký đất đai" -> "Dang ky dat dai"."""
+    decomposed = unicodedata.normalize("NFD", text.replace("đ", "d").replace("Đ", "D"))
+    return unicodedata.normalize("NFC", "".join(c for c in decomposed if unicodedata.category(c) != "Mn"))
+
+
 def fold(raw: str) -> str:
     """Header key: no diacritics (đ too), no case, only letters and digits."""
-    s = unicodedata.normalize("NFD", raw.replace("đ", "d").replace("Đ", "D"))
-    s = "".join(ch for ch in s if not unicodedata.combining(ch))
-    return re.sub(r"[^0-9a-z]", "", s.casefold())
+    return re.sub(r"[^0-9a-z]", "", without_diacritics(raw).casefold())
 
 
 def parse_date(raw: Any) -> date | None:
