@@ -29,7 +29,9 @@ def _label(statement: str) -> str:
 
 
 _TABLES: set[str] = set()
-DUMP = os.environ.get("STATEMENT_TIMES_SQL")  # a file to append the SQL of statements slower than 1 s
+# A file to append the SQL of the slow statements to (slower than STATEMENT_TIMES_MIN seconds, default 1).
+DUMP = os.environ.get("STATEMENT_TIMES_SQL")
+SLOW = float(os.environ.get("STATEMENT_TIMES_MIN", "1.0"))
 
 
 def install() -> None:
@@ -45,7 +47,7 @@ def install() -> None:
     def _after(conn: Any, cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
         elapsed = time.perf_counter() - conn.info["_t0"].pop()
         TIMES[_label(statement)].append(elapsed)
-        if DUMP and elapsed > 1.0:  # the slow statements' SQL, for EXPLAIN ANALYZE
+        if DUMP and elapsed > SLOW:  # the slow statements' SQL, for EXPLAIN ANALYZE
             with open(DUMP, "a") as fh:
                 fh.write(f"-- {elapsed:.2f} s {_label(statement)}\n{statement}\n-- {parameters!r}\n\n")
 

@@ -20,14 +20,14 @@ from sqlalchemy.engine import Connection, Engine
 from reconcile.errors import BadInput
 from reconcile.util.db import connect_engine, mask_url, normalize_url, parse_url
 
-SCHEMA_VERSION = 12  # 2: wf_state and work_day (workflow census); 3: change_batch, change, batch_outcome (apply/undo);
+SCHEMA_VERSION = 13  # 2: wf_state and work_day (workflow census); 3: change_batch, change, batch_outcome (apply/undo);
 # 4: migration_step, and wf_state's migrates_to_* columns (superseded_version; added to older stores by ALTER TABLE);
 # 5: stats_group (the statistics of each run's own period); 6: no indexes in a DuckDB store (dropped from older ones);
 # 7: dossier.fingerprint nullable (closed dossiers get none); 8: plan_file, plan_action (the plans `reconcile plan`
 # wrote); 9: dossier.version_problem (why the system's workflow version cannot be read; added to older stores by
 # ALTER TABLE); 10: wf_step.may_end (a step after which the procedure may end; added likewise); 11: indexes by row
 # on MariaDB stores (_MARIADB_INDEXES); 12: notice_batch, notice (what `reconcile notify`
-# listed for sending; new tables)
+# listed for sending; new tables); 13: repeated_code (filled for older runs on upgrade)
 DEFAULT_STORE = "reconcile.duckdb"
 
 metadata = sa.MetaData()
@@ -218,6 +218,19 @@ reconciliation = _table(
     sa.Column("class", sa.String(32), nullable=False),
     sa.Column("entry_id", sa.Integer),
     sa.Column("source_row", sa.Integer),
+)
+
+# The codes on several rows of one side of a run (schema 13), found once by the audit: its classification,
+# its duplicate_code findings and the register's statistics view read these few rows instead of each
+# grouping every row of the side by code (at 1M dossiers on PostgreSQL, 0.65 s per grouping).
+repeated_code = _table(
+    "repeated_code",
+    _run_id(),
+    sa.Column("side", sa.String(8), nullable=False),  # register | system
+    sa.Column("dossier_code", CODE, nullable=False),
+    sa.Column("first_row", sa.Integer, nullable=False),  # register_entry.entry_id | dossier.source_row
+    # The row the classification reads: on paper the first with a return date, else the first.
+    sa.Column("pick_row", sa.Integer, nullable=False),
 )
 
 finding = _table(
@@ -420,6 +433,29 @@ _MARIADB_INDEXES = [
 ]
 for _ix in _INDEXES + _MARIADB_INDEXES:  # created by open_store for server engines only: DuckDB's ART indexes
     _ix.table.indexes.discard(_ix)       # cost more than they save
+
+
+def fill_repeated_codes(conn: Connection, run_id: int | None = None) -> None:
+    """repeated_code's rows for run `run_id` (for every run when None: the upgrade to schema 13): each
+    code on several register entries, or on several system records, of one run."""
+    re_, d = register_entry, dossier
+    first_with_return = sa.func.min(sa.case((re_.c.returned_at.is_not(None), re_.c.entry_id)))
+    sides = (("register", re_, re_.c.entry_id, sa.func.coalesce(first_with_return, sa.func.min(re_.c.entry_id))),
+             ("system", d, d.c.source_row, sa.func.min(d.c.source_row)))
+    for side, t, row, pick in sides:
+        runs = [] if run_id is None else [t.c.run_id == run_id]
+        conn.execute(sa.insert(repeated_code).from_select(
+            ["run_id", "side", "dossier_code", "first_row", "pick_row"],
+            sa.select(t.c.run_id, sa.literal(side), t.c.dossier_code, sa.func.min(row), pick)
+            .where(*runs, t.c.dossier_code.is_not(None))
+            .group_by(t.c.run_id, t.c.dossier_code).having(sa.func.count() > 1)))
+
+
+def repeated(run_id: int, side: str) -> Any:
+    """SELECT dossier_code, first_row, pick_row: the run's codes on several rows of `side`."""
+    rc = repeated_code
+    return (sa.select(rc.c.dossier_code, rc.c.first_row, rc.c.pick_row)
+            .where(rc.c.run_id == run_id, rc.c.side == side))
 
 
 def begin_fill(conn: Connection) -> set[str]:
@@ -775,6 +811,8 @@ def open_store(url: str | None = None, *, create: bool = True) -> Store:
             _add_columns(conn, dossier, ("version_problem",))
         if found is not None and int(found) < 10:
             _add_columns(conn, wf_step, ("may_end",))
+        if found is not None and int(found) < 13:
+            fill_repeated_codes(conn)
         conn.execute(sa.delete(meta_table).where(meta_table.c.key == "schema_version"))
         conn.execute(sa.insert(meta_table).values(key="schema_version", value=str(SCHEMA_VERSION)))
     return store

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from duckdb_engine import Dialect as DuckDBDialect
 from sqlalchemy.dialects import mysql, postgresql
 
-from helpers import check_golden, invoke, stable
+from helpers import check_golden, invoke, stable, store_rows
 
 from conftest import CASES
 from reconcile.util.sqlfuncs import json_agg
@@ -89,6 +89,28 @@ def test_audit_without_inputs_names_what_is_missing(tmp_path, monkeypatch) -> No
     result = invoke("audit", "--format", "json", expect=2)
     assert result.stderr.strip() == ("error: audit: missing --register, --system, --workflows, --as-of. "
                                      "Hint: `reconcile audit --help`, or set them in reconcile.yaml.")
+
+
+def test_repeated_codes_are_found_once_per_run_and_for_older_runs_on_upgrade(store_url: str) -> None:
+    """The audit records the codes on several rows (repeated_code), which its classification, its
+    duplicate_code findings and the register's statistics read; a store of schema 12 gets them for
+    its runs when opened, the same rows the audit writes."""
+    from reconcile.store import meta_table, open_store, repeated_code
+
+    report = audit_basic(store_url)
+    audit_basic(store_url)
+    rows = sa.select(repeated_code).order_by(repeated_code.c.run_id, repeated_code.c.side)
+    written = store_rows(store_url, rows)
+    # 0009 is on register rows 10 and 11 (entry ids 9 and 10), neither returned: both pick the first.
+    assert [tuple(r) for r in written] == [(run, "register", "000.00.53.H48-210105-0009", 9, 9) for run in (1, 2)]
+    assert [f["dossier_code"] for f in report["findings"] if f["kind"] == "duplicate_code"] == [
+        "000.00.53.H48-210105-0009"]
+    store = open_store(store_url, create=False)
+    with store.begin() as conn:
+        conn.execute(sa.delete(repeated_code))
+        conn.execute(sa.update(meta_table).where(meta_table.c.key == "schema_version").values(value="12"))
+    store.engine.dispose()
+    assert store_rows(store_url, rows) == written  # store_rows opens the store: the upgrade fills the table
 
 
 def test_evidence_lists_are_ordered_the_same_on_every_engine() -> None:

@@ -413,7 +413,7 @@ def test_a_store_of_schema_11_gets_the_notice_table(work: tuple[Path, str, dict[
     s = open_store(store, create=False)
     with s.connect() as conn:
         assert conn.execute(sa.select(meta_table.c.value).where(meta_table.c.key == "schema_version")).scalar() \
-            == str(SCHEMA_VERSION) == "12"
+            == str(SCHEMA_VERSION) == "13"
     s.engine.dispose()
 
 

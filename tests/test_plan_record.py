@@ -181,7 +181,7 @@ def test_a_store_of_schema_7_gets_the_plan_tables(district: Path, tmp_path: Path
         version = conn.execute(sa.select(meta_table.c.value).where(meta_table.c.key == "schema_version")).scalar()
         plans = conn.execute(sa.select(plan_file.c.id, plan_file.c.run_id, plan_file.c.actions)).all()
     store.engine.dispose()
-    assert version == str(SCHEMA_VERSION) == "12"
+    assert version == str(SCHEMA_VERSION) == "13"
     assert [(i, run) for i, run, _ in plans] == [(1, 1)] and plans[0][2] == len(planread.load_plan(plan).actions)
 
 

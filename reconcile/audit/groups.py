@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from reconcile.model import FindingKind as K
-from reconcile.store import dossier, few_groups, register_entry, stats_group, wf_state
+from reconcile.store import dossier, few_groups, register_entry, repeated, stats_group, wf_state
 from reconcile.workflow.state import FLAG
 
 
@@ -78,13 +78,11 @@ def system_source(run_id: int, ov: sa.Table | None) -> Source:
 def register_source(run_id: int) -> Source:
     """The paper view: each dossier code once (its first entry), rows without a code each once."""
     r = register_entry
-    firsts = (sa.select(r.c.dossier_code, sa.func.min(r.c.entry_id).label("first"))
-              .where(r.c.run_id == run_id, r.c.dossier_code.is_not(None))
-              .group_by(r.c.dossier_code).having(sa.func.count() > 1).subquery("dup"))
+    firsts = repeated(run_id, "register").subquery("dup")
     from_ = r.outerjoin(firsts, firsts.c.dossier_code == r.c.dossier_code)
     return Source(from_, sa.null(), r.c.procedure, sa.null(), r.c.outcome, sa.null(), r.c.received_at, r.c.due_at,
                    r.c.returned_at, r.c.returned_at, sa.false(),
-                   [r.c.run_id == run_id, sa.or_(firsts.c.first.is_(None), r.c.entry_id == firsts.c.first)])
+                   [r.c.run_id == run_id, sa.or_(firsts.c.first_row.is_(None), r.c.entry_id == firsts.c.first_row)])
 
 
 def store_groups(conn: Connection, run_id: int, period: tuple[date, date]) -> None:

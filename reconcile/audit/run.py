@@ -14,8 +14,8 @@ from sqlalchemy.engine import Connection
 from reconcile.audit.groups import default_period, store_groups
 from reconcile.model import CLOSED_STATUSES, OUTCOME_STATUSES, FindingKind, MatchClass, Outcome
 from reconcile.store import (
-    bulk_insert, dossier, filled, finding, reconciliation, register_book, register_entry, stats_group, text_key, wf_state,
-    wf_version, work_day,
+    bulk_insert, dossier, fill_repeated_codes, filled, finding, reconciliation, register_book, register_entry,
+    repeated, repeated_code, stats_group, text_key, wf_state, wf_version, work_day,
 )
 from reconcile.util.inlists import chunks
 from reconcile.util.normalize import compare_key
@@ -48,28 +48,22 @@ class AuditSettings:
 
 def _representatives(run_id: int) -> tuple[Any, Any]:
     """One register row and one system row per code, with the columns the classification reads: on
-    paper the first row with a return date, else the first row; in the system the first record. Plain
-    aggregates, no window sort, over the codes on several rows only: every other code's one row is its
-    representative, so the rows are read where they are instead of joined back by id (on a server
-    store, a hash table of every register row and of every system row)."""
+    paper the first row with a return date, else the first row; in the system the first record. The
+    codes on several rows (repeated_code) name theirs; every other code's one row is its representative,
+    so the rows are read where they are instead of joined back by id (on a server store, a hash table of
+    every register row and of every system row)."""
     re_, d = register_entry, dossier
-    with_return = sa.func.min(sa.case((re_.c.returned_at.is_not(None), re_.c.entry_id)))
-    reg_dup = (sa.select(re_.c.dossier_code,
-                         sa.func.coalesce(with_return, sa.func.min(re_.c.entry_id)).label("entry_id"))
-               .where(re_.c.run_id == run_id, re_.c.dossier_code.is_not(None))
-               .group_by(re_.c.dossier_code).having(sa.func.count() > 1).subquery("reg_dup"))
-    sys_dup = (sa.select(d.c.dossier_code, sa.func.min(d.c.source_row).label("source_row"))
-               .where(d.c.run_id == run_id, d.c.dossier_code.is_not(None))
-               .group_by(d.c.dossier_code).having(sa.func.count() > 1).subquery("sys_dup"))
+    reg_dup = repeated(run_id, "register").subquery("reg_dup")
+    sys_dup = repeated(run_id, "system").subquery("sys_dup")
     reg = (sa.select(re_.c.dossier_code, re_.c.entry_id, re_.c.agency, re_.c.outcome)
            .select_from(re_.outerjoin(reg_dup, reg_dup.c.dossier_code == re_.c.dossier_code))
            .where(re_.c.run_id == run_id, re_.c.dossier_code.is_not(None),
-                  sa.or_(reg_dup.c.entry_id.is_(None), re_.c.entry_id == reg_dup.c.entry_id))
+                  sa.or_(reg_dup.c.pick_row.is_(None), re_.c.entry_id == reg_dup.c.pick_row))
            .subquery("r"))
     sys_ = (sa.select(d.c.dossier_code, d.c.source_row, d.c.status, d.c.received_at)
             .select_from(d.outerjoin(sys_dup, sys_dup.c.dossier_code == d.c.dossier_code))
             .where(d.c.run_id == run_id, d.c.dossier_code.is_not(None),
-                   sa.or_(sys_dup.c.source_row.is_(None), d.c.source_row == sys_dup.c.source_row))
+                   sa.or_(sys_dup.c.pick_row.is_(None), d.c.source_row == sys_dup.c.pick_row))
             .subquery("s"))
     return reg, sys_
 
@@ -113,6 +107,8 @@ def run_audit(conn: Connection, run_id: int, settings: AuditSettings, progress: 
     the indexes store.begin_fill dropped, built here once their tables are full."""
     dropped = set() if dropped is None else dropped
     progress.stage("matching the codes")
+    fill_repeated_codes(conn, run_id)
+    filled(conn, dropped, repeated_code)
     reg, sys_ = _representatives(run_id)
     _classify(conn, run_id, settings, reg, sys_)
     filled(conn, dropped, reconciliation)
@@ -323,8 +319,7 @@ def _duplicate_findings(conn: Connection, run_id: int) -> None:
          obj(row=d.c.source_row, status=d.c.status), d.c.source_row),
     )
     for t, side, reason, rows_key, row, order in sides:
-        dup = (sa.select(t.c.dossier_code).where(t.c.run_id == run_id, t.c.dossier_code.is_not(None))
-               .group_by(t.c.dossier_code).having(sa.func.count() > 1))
+        dup = repeated(run_id, side).with_only_columns(repeated_code.c.dossier_code)
         select = (
             sa.select(t.c.dossier_code,
                       json_text(obj(side=sa.literal_column(f"'{side}'"), count=sa.func.count(),
