@@ -27,7 +27,8 @@ SCHEMA_VERSION = 13  # 2: wf_state and work_day (workflow census); 3: change_bat
 # wrote); 9: dossier.version_problem (why the system's workflow version cannot be read; added to older stores by
 # ALTER TABLE); 10: wf_step.may_end (a step after which the procedure may end; added likewise); 11: indexes by row
 # on MariaDB stores (_MARIADB_INDEXES); 12: notice_batch, notice (what `reconcile notify`
-# listed for sending; new tables); 13: repeated_code (filled for older runs on upgrade)
+# listed for sending; new tables); 13: repeated_code (filled for older runs on upgrade),
+# reconciliation.differs (added by ALTER TABLE)
 DEFAULT_STORE = "reconcile.duckdb"
 
 metadata = sa.MetaData()
@@ -218,6 +219,8 @@ reconciliation = _table(
     sa.Column("class", sa.String(32), nullable=False),
     sa.Column("entry_id", sa.Integer),
     sa.Column("source_row", sa.Integer),
+    # The pair differs in a date, the applicant or the procedure (schema 13; null in older runs).
+    sa.Column("differs", sa.Boolean),
 )
 
 # The codes on several rows of one side of a run (schema 13), found once by the audit: its classification,
@@ -813,6 +816,7 @@ def open_store(url: str | None = None, *, create: bool = True) -> Store:
             _add_columns(conn, wf_step, ("may_end",))
         if found is not None and int(found) < 13:
             fill_repeated_codes(conn)
+            _add_columns(conn, reconciliation, ("differs",))
         conn.execute(sa.delete(meta_table).where(meta_table.c.key == "schema_version"))
         conn.execute(sa.insert(meta_table).values(key="schema_version", value=str(SCHEMA_VERSION)))
     return store

@@ -94,8 +94,9 @@ def test_audit_without_inputs_names_what_is_missing(tmp_path, monkeypatch) -> No
 def test_repeated_codes_are_found_once_per_run_and_for_older_runs_on_upgrade(store_url: str) -> None:
     """The audit records the codes on several rows (repeated_code), which its classification, its
     duplicate_code findings and the register's statistics read; a store of schema 12 gets them for
-    its runs when opened, the same rows the audit writes."""
-    from reconcile.store import meta_table, open_store, repeated_code
+    its runs when opened, the same rows the audit writes, and reconciliation's differs column (null
+    for those runs)."""
+    from reconcile.store import meta_table, open_store, reconciliation, repeated_code
 
     report = audit_basic(store_url)
     audit_basic(store_url)
@@ -105,12 +106,20 @@ def test_repeated_codes_are_found_once_per_run_and_for_older_runs_on_upgrade(sto
     assert [tuple(r) for r in written] == [(run, "register", "000.00.53.H48-210105-0009", 9, 9) for run in (1, 2)]
     assert [f["dossier_code"] for f in report["findings"] if f["kind"] == "duplicate_code"] == [
         "000.00.53.H48-210105-0009"]
+    # The classification marks the pairs that differ: those the date and field findings explain.
+    marked = store_rows(store_url, sa.select(reconciliation.c.dossier_code)
+                        .where(reconciliation.c.run_id == 1, reconciliation.c.differs))
+    assert {c for (c,) in marked} == {
+        f["dossier_code"] for f in report["findings"] if f["kind"] in ("date_mismatch", "field_mismatch")}
     store = open_store(store_url, create=False)
     with store.begin() as conn:
         conn.execute(sa.delete(repeated_code))
+        conn.exec_driver_sql("ALTER TABLE reconciliation DROP COLUMN differs")
         conn.execute(sa.update(meta_table).where(meta_table.c.key == "schema_version").values(value="12"))
     store.engine.dispose()
     assert store_rows(store_url, rows) == written  # store_rows opens the store: the upgrade fills the table
+    differs = sa.select(reconciliation.c.differs, sa.func.count()).group_by(reconciliation.c.differs)
+    assert [tuple(r) for r in store_rows(store_url, differs)] == [(None, 2 * sum(report["run"]["classes"].values()))]
 
 
 def test_evidence_lists_are_ordered_the_same_on_every_engine() -> None:

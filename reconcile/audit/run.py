@@ -17,7 +17,6 @@ from reconcile.store import (
     bulk_insert, dossier, fill_repeated_codes, filled, finding, reconciliation, register_book, register_entry,
     repeated, repeated_code, stats_group, text_key, wf_state, wf_version, work_day,
 )
-from reconcile.util.inlists import chunks
 from reconcile.util.normalize import compare_key
 from reconcile.util.progress import QUIET, Progress
 from reconcile.util.sqlfuncs import days_between, json_agg, json_text, obj
@@ -25,6 +24,9 @@ from reconcile.workflow.state import StallRule, record_state, workflow_findings
 
 K = FindingKind
 DATE_FIELDS = ("received_at", "due_at", "returned_at")
+# The columns _Compared reads on each side of a pair.
+COMPARED_REGISTER = (*DATE_FIELDS, "applicant_key", "procedure")
+COMPARED_SYSTEM = (*DATE_FIELDS, "due_at_revised", "applicant_key", "procedure", "workflow_key")
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,23 +51,66 @@ class AuditSettings:
 def _representatives(run_id: int) -> tuple[Any, Any]:
     """One register row and one system row per code, with the columns the classification reads: on
     paper the first row with a return date, else the first row; in the system the first record. The
-    codes on several rows (repeated_code) name theirs; every other code's one row is its representative,
-    so the rows are read where they are instead of joined back by id (on a server store, a hash table of
-    every register row and of every system row)."""
+    codes on several rows (repeated_code) name theirs. Written as IN lists over repeated_code, not as
+    a left join to it filtered on its nulls: PostgreSQL estimated that at one row and then joined the
+    catalog lookups by nested loops; a NOT EXISTS cost DuckDB a correlated join."""
+    def kept(t: sa.Table, side: str, row: Any) -> Any:
+        codes = repeated(run_id, side).subquery()
+        return sa.or_(t.c.dossier_code.not_in(sa.select(codes.c.dossier_code)), row.in_(sa.select(codes.c.pick_row)))
+
     re_, d = register_entry, dossier
-    reg_dup = repeated(run_id, "register").subquery("reg_dup")
-    sys_dup = repeated(run_id, "system").subquery("sys_dup")
-    reg = (sa.select(re_.c.dossier_code, re_.c.entry_id, re_.c.agency, re_.c.outcome)
-           .select_from(re_.outerjoin(reg_dup, reg_dup.c.dossier_code == re_.c.dossier_code))
-           .where(re_.c.run_id == run_id, re_.c.dossier_code.is_not(None),
-                  sa.or_(reg_dup.c.pick_row.is_(None), re_.c.entry_id == reg_dup.c.pick_row))
+    reg = (sa.select(re_.c.dossier_code, re_.c.entry_id, re_.c.agency, re_.c.outcome,
+                     *[re_.c[c] for c in COMPARED_REGISTER])
+           .where(re_.c.run_id == run_id, re_.c.dossier_code.is_not(None), kept(re_, "register", re_.c.entry_id))
            .subquery("r"))
-    sys_ = (sa.select(d.c.dossier_code, d.c.source_row, d.c.status, d.c.received_at)
-            .select_from(d.outerjoin(sys_dup, sys_dup.c.dossier_code == d.c.dossier_code))
-            .where(d.c.run_id == run_id, d.c.dossier_code.is_not(None),
-                   sa.or_(sys_dup.c.pick_row.is_(None), d.c.source_row == sys_dup.c.pick_row))
+    sys_ = (sa.select(d.c.dossier_code, d.c.source_row, d.c.status, *[d.c[c] for c in COMPARED_SYSTEM])
+            .where(d.c.run_id == run_id, d.c.dossier_code.is_not(None), kept(d, "system", d.c.source_row))
             .subquery("s"))
     return reg, sys_
+
+
+@dataclass(frozen=True)
+class _Compared:
+    """What the audit compares between a code's register row `r` and system row `s` (tables or
+    subqueries with the store's column names), as SQL: the dates, each within the tolerance; the
+    applicant; the procedure, when the paper's procedure name is a catalog name (its key, `pk`) other
+    than the system's procedure code's (`vk`: the catalog's procedures, `vn`: its (procedure, name)
+    pairs; small tables joined, not correlated EXISTS subqueries, for which DuckDB materialises the
+    whole join of pairs once more)."""
+
+    r: Any
+    s: Any
+    pk: Any
+    vk: Any
+    vn: Any
+    system_dates: dict[str, Any]
+    proc_differs: Any
+    differs: Any  # true when anything compared differs
+
+    @classmethod
+    def of(cls, run_id: int, tolerance_days: int, r: Any, s: Any) -> "_Compared":
+        tol = int(tolerance_days)
+        system_dates = {"received_at": s.c.received_at, "due_at": sa.func.coalesce(s.c.due_at_revised, s.c.due_at),
+                        "returned_at": s.c.returned_at}
+        date_differs = [sa.or_(d > tol, d < -tol)
+                        for d in (days_between(r.c[f], system_dates[f]) for f in DATE_FIELDS)]
+        v = wf_version
+        pk = sa.select(text_key.c.value, text_key.c.key).where(text_key.c.run_id == run_id).subquery("pk")
+        vk = sa.select(v.c.procedure).where(v.c.run_id == run_id).distinct().subquery("vk")
+        vn = sa.select(v.c.procedure, v.c.name_key).where(v.c.run_id == run_id).distinct().subquery("vn")
+        proc_differs = sa.and_(pk.c.key.is_not(None), vk.c.procedure.is_not(None), vn.c.procedure.is_(None),
+                               pk.c.key != sa.func.lower(sa.func.coalesce(s.c.procedure, "")))
+        applicant_differs = sa.and_(r.c.applicant_key.is_not(None), s.c.applicant_key.is_not(None),
+                                    r.c.applicant_key != s.c.applicant_key)
+        return cls(r, s, pk, vk, vn, system_dates, proc_differs,
+                   sa.or_(applicant_differs, proc_differs, *date_differs))
+
+    def onto(self, stmt: Any) -> Any:
+        """`stmt` (a SELECT whose FROM holds r and s) with the catalog lookups joined."""
+        r, s, pk, vk, vn = self.r, self.s, self.pk, self.vk, self.vn
+        return (stmt.outerjoin_from(r, pk, pk.c.value == r.c.procedure)
+                .outerjoin_from(s, vk, vk.c.procedure == s.c.workflow_key)
+                .outerjoin_from(s, vn, sa.and_(vn.c.procedure == s.c.workflow_key, vn.c.name_key == pk.c.key)))
 
 
 def _register_evidence(r: Any) -> Any:
@@ -166,19 +211,28 @@ def _classify(conn: Connection, run_id: int, settings: AuditSettings, r: Any, s:
     else:
         code = sa.func.coalesce(r.c.dossier_code, s.c.dossier_code)
         pairs = r.join(s, r.c.dossier_code == s.c.dossier_code, full=True)
-    select = sa.select(sa.literal(run_id), code, cls, r.c.entry_id, s.c.source_row).select_from(pairs)
+    # Whether the pair differs in what _pair_findings compares, found in this same pass over every pair:
+    # that step then reads the few pairs that differ, not every pair again.
+    compared = _Compared.of(run_id, settings.date_tolerance_days, r, s)
+    differs = sa.case((compared.differs, sa.true()), else_=sa.false())
+    select = compared.onto(sa.select(sa.literal(run_id), code, cls, r.c.entry_id, s.c.source_row, differs)
+                           .select_from(pairs))
     conn.execute(sa.insert(reconciliation).from_select(
-        ["run_id", "dossier_code", "class", "entry_id", "source_row"], select))
+        ["run_id", "dossier_code", "class", "entry_id", "source_row", "differs"], select))
 
 
 def _pairs(run_id: int, r: Any, s: Any, classes: list[str] | None = None) -> Any:
-    """SELECT rc.dossier_code FROM the run's reconciliation joined to its representative rows."""
+    """SELECT rc.dossier_code FROM the run's reconciliation joined to its representative rows. Joined by
+    code too: a server store then finds the few rows a step reads through its index by code, instead
+    of hashing every row of the run."""
     rc = reconciliation
     stmt = (
         sa.select(rc.c.dossier_code)
         .select_from(rc)
-        .outerjoin(r, sa.and_(r.c.run_id == run_id, r.c.entry_id == rc.c.entry_id))
-        .outerjoin(s, sa.and_(s.c.run_id == run_id, s.c.source_row == rc.c.source_row))
+        .outerjoin(r, sa.and_(r.c.run_id == run_id, r.c.dossier_code == rc.c.dossier_code,
+                              r.c.entry_id == rc.c.entry_id))
+        .outerjoin(s, sa.and_(s.c.run_id == run_id, s.c.dossier_code == rc.c.dossier_code,
+                              s.c.source_row == rc.c.source_row))
         .where(rc.c.run_id == run_id)
     )
     return stmt.where(rc.c["class"].in_(classes)) if classes is not None else stmt
@@ -223,49 +277,27 @@ def _timeliness(end: date | None, due: date | None, as_of: date) -> str | None:
 
 
 def _pair_findings(conn: Connection, run_id: int, settings: AuditSettings, r: Any, s: Any) -> None:
-    """date_mismatch and field_mismatch: one SQL pass over all matched pairs keeps the few that
-    differ somewhere; Python explains those few (which fields differ, with both values)."""
+    """date_mismatch and field_mismatch: the classification marked the few pairs that differ somewhere
+    (reconciliation.differs); they are read with their evidence, and Python explains them (which
+    fields differ, with both values)."""
     tol = int(settings.date_tolerance_days)
-    s_due = sa.func.coalesce(s.c.due_at_revised, s.c.due_at)
-    s_dates = {"received_at": s.c.received_at, "due_at": s_due, "returned_at": s.c.returned_at}
-    date_differs = [sa.or_(d > tol, d < -tol) for d in (days_between(r.c[f], s_dates[f]) for f in DATE_FIELDS)]
-    v = wf_version
-    pk = sa.select(text_key.c.value, text_key.c.key).where(text_key.c.run_id == run_id).subquery("pk")
-    # The catalog's procedures, and its (procedure, name) pairs: small tables joined, not correlated
-    # EXISTS subqueries (for which DuckDB materialises the whole join of pairs once more).
-    vk = sa.select(v.c.procedure).where(v.c.run_id == run_id).distinct().subquery("vk")
-    vn = sa.select(v.c.procedure, v.c.name_key).where(v.c.run_id == run_id).distinct().subquery("vn")
-    proc_differs = sa.and_(pk.c.key.is_not(None), vk.c.procedure.is_not(None), vn.c.procedure.is_(None),
-                           pk.c.key != sa.func.lower(sa.func.coalesce(s.c.procedure, "")))
-    applicant_differs = sa.and_(r.c.applicant_key.is_not(None), s.c.applicant_key.is_not(None),
-                                r.c.applicant_key != s.c.applicant_key)
-    # On DuckDB the join over every pair carries only the compared columns, and evidence is read for the
-    # few pairs that differ, by id. A server store builds the evidence in the same statement, for the
-    # rows the WHERE keeps only: one statement instead of a scan of the run's pairs per 1000 ids.
-    inline = conn.dialect.name != "duckdb"
+    compared = _Compared.of(run_id, tol, r, s)
     rows = conn.execute(
-        _pairs(run_id, r, s).outerjoin_from(r, pk, pk.c.value == r.c.procedure)
-        .outerjoin_from(s, vk, vk.c.procedure == s.c.workflow_key)
-        .outerjoin_from(s, vn, sa.and_(vn.c.procedure == s.c.workflow_key, vn.c.name_key == pk.c.key)).add_columns(
+        compared.onto(_pairs(run_id, r, s)).add_columns(
             reconciliation.c.entry_id, reconciliation.c.source_row,
-            *[r.c[f].label(f"r_{f}") for f in DATE_FIELDS], *[e.label(f"s_{f}") for f, e in s_dates.items()],
+            *[r.c[f].label(f"r_{f}") for f in DATE_FIELDS],
+            *[e.label(f"s_{f}") for f, e in compared.system_dates.items()],
             r.c.applicant.label("r_applicant"), s.c.applicant.label("s_applicant"),
             r.c.applicant_key.label("r_applicant_key"), s.c.applicant_key.label("s_applicant_key"),
-            r.c.procedure.label("r_procedure"), pk.c.key.label("r_procedure_key"),
-            proc_differs.label("proc_differs"), s.c.workflow_key, s.c.workflow_version,
-            *([json_text(_both_evidence(r, s)).label("evidence")] if inline else []))
-        .where(sa.or_(applicant_differs, proc_differs, *date_differs))
+            r.c.procedure.label("r_procedure"), compared.pk.c.key.label("r_procedure_key"),
+            compared.proc_differs.label("proc_differs"), s.c.workflow_key, s.c.workflow_version,
+            json_text(_both_evidence(r, s)).label("evidence"))
+        .where(reconciliation.c.differs)
         .order_by(reconciliation.c.dossier_code)
     ).mappings().all()
     if not rows:
         return
-    evidence: dict[int, str] = {row["entry_id"]: row["evidence"] for row in rows} if inline else {}
-    ids = [] if inline else [row["entry_id"] for row in rows]
-    for part in chunks(ids, 1000):
-        evidence.update(conn.execute(
-            _pairs(run_id, r, s).with_only_columns(reconciliation.c.entry_id,
-                                                   json_text(_both_evidence(r, s)))
-            .where(reconciliation.c.entry_id.in_(part))).all())
+    v = wf_version
     # Catalog name and key per procedure and version; a version the catalog lacks uses the latest.
     names: dict[str, dict[int, tuple[str, str]]] = {}
     for p, ver, name, key in conn.execute(sa.select(v.c.procedure, v.c.version, v.c.name, v.c.name_key)
@@ -276,7 +308,7 @@ def _pair_findings(conn: Connection, run_id: int, settings: AuditSettings, r: An
     def add(kind: FindingKind, code: str, details: dict[str, Any], row: Any) -> None:
         out.append({"run_id": run_id, "kind": kind.value, "severity": kind.severity.value, "dossier_code": code,
                     "details": json.dumps(details, ensure_ascii=False, default=str),
-                    "evidence": evidence[row["entry_id"]]})
+                    "evidence": row["evidence"]})
 
     for row in rows:
         code = row["dossier_code"]
