@@ -244,13 +244,20 @@ def workflow_findings(conn: Connection, run_id: int) -> None:
             to_step=w.c.migrates_to_step, rules=w.c.migration_rules,
             reason="the migration rules move dossiers on this step of this version to a later version")),
     ]
-    for kind, details in kinds:
-        select = (sa.select(sa.literal(run_id), sa.literal(kind.value), sa.literal(kind.severity.value),
-                            w.c.dossier_code, json_text(details), ev)
-                  .select_from(w.join(d, sa.and_(d.c.run_id == run_id, d.c.source_row == w.c.source_row)))
-                  .where(w.c.run_id == run_id, has(kind)))
-        conn.execute(sa.insert(finding).from_select(
-            ["run_id", "kind", "severity", "dossier_code", "details", "evidence"], select))
+    # One pass for every kind, as for the class findings: each open dossier's row once per flag it has
+    # (a join to the kinds' bits), the system row joined once for all (on a server store each kind's own
+    # statement hashed or scanned every dossier of the run).
+    bits = sa.union_all(*[sa.select(sa.literal(kind.value).label("kind"), sa.literal(FLAG[kind]).label("bit"))
+                          for kind, _ in kinds]).subquery("k")
+    kind = bits.c.kind
+    select = (sa.select(sa.literal(run_id), kind, sa.case(*[(kind == k.value, k.severity.value) for k, _ in kinds]),
+                        w.c.dossier_code, json_text(sa.case(*[(kind == k.value, details) for k, details in kinds])),
+                        ev)
+              .select_from(w.join(bits, w.c.flags.op("&")(bits.c.bit) != 0)
+                           .join(d, sa.and_(d.c.run_id == run_id, d.c.source_row == w.c.source_row)))
+              .where(w.c.run_id == run_id))
+    conn.execute(sa.insert(finding).from_select(
+        ["run_id", "kind", "severity", "dossier_code", "details", "evidence"], select))
 
 
 def _steps_in_version(run_id: int) -> Any:
