@@ -146,8 +146,10 @@ def _dossier_facts(conn: Connection, run_id: int) -> dict[str, dict[str, Any]]:
         .subquery("fc")
     from_, by_code, by_name = join_catalog_field(
         codes.join(rc, sa.and_(rc.c.run_id == run_id, rc.c.dossier_code == codes.c.dossier_code))
-        .outerjoin(d, sa.and_(d.c.run_id == run_id, d.c.source_row == rc.c.source_row))
-        .outerjoin(r, sa.and_(r.c.run_id == run_id, r.c.entry_id == rc.c.entry_id)), run_id, d, r)
+        .outerjoin(d, sa.and_(d.c.run_id == run_id, d.c.dossier_code == rc.c.dossier_code,  # its index by code
+                              d.c.source_row == rc.c.source_row))
+        .outerjoin(r, sa.and_(r.c.run_id == run_id, r.c.dossier_code == rc.c.dossier_code,
+                              r.c.entry_id == rc.c.entry_id)), run_id, d, r)
     stmt = (
         sa.select(codes.c.dossier_code, d.c.unit, r.c.agency, d.c.applicant, r.c.applicant.label("paper_applicant"),
                   d.c.current_step, s.c.name.label("step_name"), r.c.source_file, r.c.sheet, r.c.row_no,
