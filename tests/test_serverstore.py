@@ -330,3 +330,32 @@ def test_few_groups_turns_postgresqls_sorts_off_for_its_statements_only(pg_url: 
         store.engine.dispose()
     assert (inside, after, later) == ("off", "on", "on")
     assert "HashAggregate" in plan and "Sort" not in plan
+
+
+def test_the_codes_on_several_rows_are_grouped_along_the_index_by_code(pg_url: str) -> None:
+    """fill_repeated_codes groups each side in the order of its index by code, with hashing and sorting
+    off for its statements only (PostgreSQL hashed every code of the side otherwise)."""
+    from reconcile.store import fill_repeated_codes, repeated_code
+
+    audit_basic(pg_url)
+    store = open_store(pg_url)
+    plans: list[str] = []
+
+    def explain(conn: Any, cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        if statement.startswith("INSERT INTO repeated_code"):
+            cursor.execute("EXPLAIN " + statement, parameters)
+            plans.append("\n".join(row[0] for row in cursor.fetchall()))
+
+    sa.event.listen(store.engine, "before_cursor_execute", explain)
+    try:
+        with store.begin() as conn:
+            conn.execute(sa.delete(repeated_code))
+            fill_repeated_codes(conn, 1)
+            settings = conn.exec_driver_sql("SELECT current_setting('enable_hashagg'), "
+                                            "current_setting('enable_sort')").one()
+            codes = conn.execute(sa.select(repeated_code.c.side, repeated_code.c.dossier_code)).all()
+    finally:
+        store.engine.dispose()
+    assert [p for p in plans if "Index" in p and "HashAggregate" not in p and "Sort" not in p] == plans
+    assert len(plans) == 2 and tuple(settings) == ("on", "on")
+    assert codes == [("register", "000.00.53.H48-210105-0009")]

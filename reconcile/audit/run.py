@@ -179,10 +179,11 @@ def run_audit(conn: Connection, run_id: int, settings: AuditSettings, progress: 
 def _classify(conn: Connection, run_id: int, settings: AuditSettings, r: Any, s: Any) -> None:
     """Each code's class, from its representative rows `r` and `s` (see _representatives)."""
     closed = [c.value for c in CLOSED_STATUSES]
-    in_period = sa.exists().where(
-        register_book.c.run_id == run_id,
-        s.c.received_at.between(register_book.c.period_from, register_book.c.period_to),
-    )
+    # The run's register books cover a handful of periods: compared as values, not by a subquery
+    # correlated with every pair (which DuckDB runs by materialising all the pairs once more).
+    books = conn.execute(sa.select(register_book.c.period_from, register_book.c.period_to)
+                         .where(register_book.c.run_id == run_id).distinct()).all()
+    in_period = sa.or_(sa.false(), *[s.c.received_at.between(start, end) for start, end in books])
     paper_only = [k for k in (compare_key(u) for u in settings.paper_only_units) if k]
     agrees = sa.or_(*[
         sa.and_(r.c.outcome == o.value, s.c.status.in_([st.value for st in statuses]))
