@@ -6,7 +6,7 @@ DEMO   := reports/binh-son-2021-h1
 
 .PHONY: demo test bench clean
 
-# `make bench BENCH_10M=1` adds the 10M-dossier audit (its data simulated once into bench-data/: 5.2 GB, ~20 min).
+# `make bench BENCH_10M=1` adds the 10M-dossier audit (its data simulated once into bench-data/: 5 GB, ~5 min).
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)

@@ -7,7 +7,7 @@ held to: the audit's CPU time at most 3.5x datacompy/polars's on the same files 
 
 With --ten-million (or BENCH_10M=1) it also audits 10M dossiers once (datacompy needs about 9 GB
 there and is left out), held to 11x the 1M audit's time and 2 GB peak. Each size's data is
-simulated once into bench-data/ (10M: about 20 minutes and 5.2 GB of CSV).
+simulated once into bench-data/ (10M: about 5 minutes on a quiet host and 5 GB of CSV).
 
     python benchmarks/bench_audit.py [--sizes 100000 1000000] [--runs 3] [--ten-million]
 """

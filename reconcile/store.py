@@ -438,6 +438,14 @@ for _ix in _INDEXES + _MARIADB_INDEXES:  # created by open_store for server engi
     _ix.table.indexes.discard(_ix)       # cost more than they save
 
 
+def code_match(conn: Connection, left: Any, right: Any) -> list[Any]:
+    """An extra join condition on the dossier code for joining a few of a run's rows by id, on a server
+    store: it then finds them through its index by code instead of hashing every row of the run
+    (MariaDB, without, joined the register to the reconciliation by block nested loops). None on
+    DuckDB, which has no such index and pays for a string in its join key (0.1 s -> 0.4 s at 1M)."""
+    return [] if conn.dialect.name == "duckdb" else [left == right]
+
+
 def fill_repeated_codes(conn: Connection, run_id: int | None = None) -> None:
     """repeated_code's rows for run `run_id` (for every run when None: the upgrade to schema 13): each
     code on several register entries, or on several system records, of one run."""

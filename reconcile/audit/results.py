@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from reconcile.model import FindingKind, MatchClass
 from reconcile.store import (
-    resolve_run, Store, audit_run, dossier, finding, iter_rows, open_store, reconciliation, register_entry,
+    resolve_run, Store, audit_run, code_match, dossier, finding, iter_rows, open_store, reconciliation, register_entry,
     text_key, wf_version,
 )
 from reconcile.util import jsonio
@@ -71,7 +71,7 @@ def run_report(store: Store, run_id: int | None = None, with_findings: bool = Tr
             sa.select(register_entry.c.agency, sa.func.count())
             .select_from(reconciliation.join(register_entry, sa.and_(
                 register_entry.c.run_id == reconciliation.c.run_id,
-                register_entry.c.dossier_code == reconciliation.c.dossier_code,  # the index by code (_breakdown)
+                *code_match(conn, register_entry.c.dossier_code, reconciliation.c.dossier_code),
                 register_entry.c.entry_id == reconciliation.c.entry_id)))
             .where(reconciliation.c.run_id == run_id,
                    reconciliation.c["class"] == MatchClass.PAPER_ONLY_UNIT.value)
@@ -94,13 +94,11 @@ def run_report(store: Store, run_id: int | None = None, with_findings: bool = Tr
 def _breakdown(conn: sa.Connection, run_id: int) -> list[dict[str, Any]]:
     """Findings per kind, statistics field and unit (the system's unit, else the register's agency)."""
     rc, d, r, f = reconciliation, dossier, register_entry, finding
-    # Joined by code too: a server store finds the findings' rows through its index by code instead of
-    # hashing every row of the run.
     from_, by_code, by_name = join_catalog_field(
         f.outerjoin(rc, sa.and_(rc.c.run_id == f.c.run_id, rc.c.dossier_code == f.c.dossier_code))
-        .outerjoin(d, sa.and_(d.c.run_id == f.c.run_id, d.c.dossier_code == rc.c.dossier_code,
+        .outerjoin(d, sa.and_(d.c.run_id == f.c.run_id, *code_match(conn, d.c.dossier_code, rc.c.dossier_code),
                               d.c.source_row == rc.c.source_row))
-        .outerjoin(r, sa.and_(r.c.run_id == f.c.run_id, r.c.dossier_code == rc.c.dossier_code,
+        .outerjoin(r, sa.and_(r.c.run_id == f.c.run_id, *code_match(conn, r.c.dossier_code, rc.c.dossier_code),
                               r.c.entry_id == rc.c.entry_id)), run_id, d, r)
     field_ = sa.func.coalesce(by_code, by_name, "")
     unit = sa.func.coalesce(d.c.unit, r.c.agency, "")

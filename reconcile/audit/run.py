@@ -14,7 +14,7 @@ from sqlalchemy.engine import Connection
 from reconcile.audit.groups import default_period, store_groups
 from reconcile.model import CLOSED_STATUSES, OUTCOME_STATUSES, FindingKind, MatchClass, Outcome
 from reconcile.store import (
-    bulk_insert, dossier, fill_repeated_codes, filled, finding, reconciliation, register_book, register_entry,
+    bulk_insert, code_match, dossier, fill_repeated_codes, filled, finding, reconciliation, register_book, register_entry,
     repeated, repeated_code, stats_group, text_key, wf_state, wf_version, work_day,
 )
 from reconcile.util.normalize import compare_key
@@ -222,17 +222,16 @@ def _classify(conn: Connection, run_id: int, settings: AuditSettings, r: Any, s:
         ["run_id", "dossier_code", "class", "entry_id", "source_row", "differs"], select))
 
 
-def _pairs(run_id: int, r: Any, s: Any, classes: list[str] | None = None) -> Any:
-    """SELECT rc.dossier_code FROM the run's reconciliation joined to its representative rows. Joined by
-    code too: a server store then finds the few rows a step reads through its index by code, instead
-    of hashing every row of the run."""
+def _pairs(conn: Connection, run_id: int, r: Any, s: Any, classes: list[str] | None = None) -> Any:
+    """SELECT rc.dossier_code FROM the run's reconciliation joined to its representative rows (by code
+    too on a server store: store.code_match)."""
     rc = reconciliation
     stmt = (
         sa.select(rc.c.dossier_code)
         .select_from(rc)
-        .outerjoin(r, sa.and_(r.c.run_id == run_id, r.c.dossier_code == rc.c.dossier_code,
+        .outerjoin(r, sa.and_(r.c.run_id == run_id, *code_match(conn, r.c.dossier_code, rc.c.dossier_code),
                               r.c.entry_id == rc.c.entry_id))
-        .outerjoin(s, sa.and_(s.c.run_id == run_id, s.c.dossier_code == rc.c.dossier_code,
+        .outerjoin(s, sa.and_(s.c.run_id == run_id, *code_match(conn, s.c.dossier_code, rc.c.dossier_code),
                               s.c.source_row == rc.c.source_row))
         .where(rc.c.run_id == run_id)
     )
@@ -259,7 +258,7 @@ def _class_findings(conn: Connection, run_id: int, r: Any, s: Any) -> None:
                                reason=sa.literal_column("'closed on both sides with different outcomes'")),
     }
     cls = reconciliation.c["class"]
-    select = _pairs(run_id, r, s, [k.value for k in details]).add_columns(
+    select = _pairs(conn, run_id, r, s, [k.value for k in details]).add_columns(
         cls.label("kind"),
         sa.case(*[(cls == k.value, k.severity.value) for k in details]).label("severity"),
         json_text(sa.case(*[(cls == k.value, d) for k, d in details.items()])).label("details"),
@@ -284,7 +283,7 @@ def _pair_findings(conn: Connection, run_id: int, settings: AuditSettings, r: An
     tol = int(settings.date_tolerance_days)
     compared = _Compared.of(run_id, tol, r, s)
     rows = conn.execute(
-        compared.onto(_pairs(run_id, r, s)).add_columns(
+        compared.onto(_pairs(conn, run_id, r, s)).add_columns(
             reconciliation.c.entry_id, reconciliation.c.source_row,
             *[r.c[f].label(f"r_{f}") for f in DATE_FIELDS],
             *[e.label(f"s_{f}") for f, e in compared.system_dates.items()],

@@ -35,7 +35,7 @@ from reconcile.fix import planfile
 from reconcile.fix.reasons import reason
 from reconcile.model import FindingKind, MatchClass
 from reconcile.store import (
-    account, audit_run, dossier, reconciliation, register_entry, text_key, wf_state, wf_step, wf_transition,
+    account, audit_run, code_match, dossier, reconciliation, register_entry, text_key, wf_state, wf_step, wf_transition,
     wf_version,
 )
 from reconcile.util.calendar import add_working_days
@@ -348,7 +348,8 @@ def _candidates(conn: Connection, run_id: int) -> list[Any]:
                   r.c.returned_at.label("paper_returned_at"), r.c.source_file, r.c.sheet, r.c.row_no)
         .select_from(w.join(d, sa.and_(d.c.run_id == w.c.run_id, d.c.source_row == w.c.source_row))
                      .outerjoin(rc, sa.and_(rc.c.run_id == w.c.run_id, rc.c.source_row == w.c.source_row))
-                     .outerjoin(r, sa.and_(r.c.run_id == w.c.run_id, r.c.dossier_code == rc.c.dossier_code,
+                     .outerjoin(r, sa.and_(r.c.run_id == w.c.run_id,
+                                           *code_match(conn, r.c.dossier_code, rc.c.dossier_code),
                                            r.c.entry_id == rc.c.entry_id)))
         .where(w.c.run_id == run_id, d.c.dossier_code.is_not(None),
                sa.or_(w.c.flags.op("&")(wanted) != 0, rc.c["class"] == "resolved_not_closed"))
@@ -368,9 +369,8 @@ def _backfill_candidates(conn: Connection, run_id: int) -> list[tuple[Any, list[
         sa.select(rc.c.dossier_code, r.c.source_file, r.c.sheet, r.c.row_no, r.c.code_raw, r.c.procedure,
                   r.c.applicant, r.c.agency, r.c.received_raw, r.c.received_at, r.c.due_raw, r.c.due_at,
                   r.c.returned_raw, r.c.returned_at, r.c.outcome, r.c.note, names.c.procedure.label("catalog"))
-        # Joined by code too: the index by code serves every server store (MariaDB joined the run's
-        # register rows to its reconciliation rows by a block nested loop without it).
-        .select_from(rc.join(r, sa.and_(r.c.run_id == rc.c.run_id, r.c.dossier_code == rc.c.dossier_code,
+        .select_from(rc.join(r, sa.and_(r.c.run_id == rc.c.run_id,
+                                        *code_match(conn, r.c.dossier_code, rc.c.dossier_code),
                                         r.c.entry_id == rc.c.entry_id))
                      .outerjoin(tk, sa.and_(tk.c.run_id == run_id, tk.c.value == r.c.procedure))
                      .outerjoin(names, names.c.name_key == tk.c.key))

@@ -22,10 +22,9 @@ from reconcile.report.data import (
 )
 from reconcile.stats import tables as stats_mod
 from reconcile.stats.tables import StatsSettings
-from reconcile.store import resolve_run
 from reconcile.store import (
-    Store, audit_run, dossier, finding, open_store, reconciliation, register_entry, wf_state,
-    wf_step, wf_version,
+    Store, audit_run, code_match, dossier, finding, open_store, reconciliation, register_entry, resolve_run,
+    wf_state, wf_step, wf_version,
 )
 from reconcile.util.files import write_atomically
 from reconcile.util.i18n import check_lang
@@ -146,9 +145,9 @@ def _dossier_facts(conn: Connection, run_id: int) -> dict[str, dict[str, Any]]:
         .subquery("fc")
     from_, by_code, by_name = join_catalog_field(
         codes.join(rc, sa.and_(rc.c.run_id == run_id, rc.c.dossier_code == codes.c.dossier_code))
-        .outerjoin(d, sa.and_(d.c.run_id == run_id, d.c.dossier_code == rc.c.dossier_code,  # its index by code
+        .outerjoin(d, sa.and_(d.c.run_id == run_id, *code_match(conn, d.c.dossier_code, rc.c.dossier_code),
                               d.c.source_row == rc.c.source_row))
-        .outerjoin(r, sa.and_(r.c.run_id == run_id, r.c.dossier_code == rc.c.dossier_code,
+        .outerjoin(r, sa.and_(r.c.run_id == run_id, *code_match(conn, r.c.dossier_code, rc.c.dossier_code),
                               r.c.entry_id == rc.c.entry_id)), run_id, d, r)
     stmt = (
         sa.select(codes.c.dossier_code, d.c.unit, r.c.agency, d.c.applicant, r.c.applicant.label("paper_applicant"),
