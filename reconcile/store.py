@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import itertools
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 import os
 import re
 from dataclasses import dataclass
@@ -524,7 +524,7 @@ def planner_settings(conn: Connection, **settings: str) -> Iterator[None]:
             conn.exec_driver_sql("SELECT set_config(%(n)s, %(v)s, true)", {"n": name, "v": value})
 
 
-def few_groups(conn: Connection) -> Any:
+def few_groups(conn: Connection) -> AbstractContextManager[None]:
     """Statements inside group many rows into few groups (a few hundred): PostgreSQL is told not to
     sort for them. Its planner multiplies the grouped columns' distinct counts, expects as many groups
     as rows, and sorts a million rows to group them where a hash table of a few hundred entries does
