@@ -17,7 +17,7 @@ from sqlalchemy.engine import Connection
 
 from reconcile.model import FindingKind as K
 from reconcile.store import dossier, few_groups, register_entry, repeated, stats_group, wf_state
-from reconcile.workflow.state import FLAG
+from reconcile.workflow.state import FLAG, flagged
 
 
 # Open dossiers on these cannot move in the system: the statistics' "stuck" column.
@@ -59,7 +59,7 @@ class Source:
 
 def system_source(run_id: int, ov: sa.Table | None) -> Source:
     d, w = dossier, wf_state
-    stuck_rows = (sa.select(w.c.source_row).where(w.c.run_id == run_id, w.c.flags.op("&")(STUCK_MASK) != 0)
+    stuck_rows = (sa.select(w.c.source_row).where(w.c.run_id == run_id, flagged(STUCK_MASK))
                   .subquery("stuck"))
     from_ = d.outerjoin(stuck_rows, stuck_rows.c.source_row == d.c.source_row)
     status, finished, returned = d.c.status, d.c.finished_at, d.c.returned_at

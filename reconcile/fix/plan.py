@@ -43,12 +43,11 @@ from reconcile.util.gctune import fewer_collections
 from reconcile.workflow.catalog import Step, WorkflowVersion
 from reconcile.workflow.model import StepRef
 from reconcile.workflow.diff import diff_versions
-from reconcile.workflow.state import FLAG, ORPHAN_KINDS
+from reconcile.workflow.state import FLAG, ORPHAN_KINDS, ORPHAN_MASK, flagged
 
 K = FindingKind
 PLAN_FORMAT = 1
 CLOSE_STATUS = {"returned": "returned", "withdrawn": "withdrawn", "rejected": "rejected"}
-ORPHANED = sum(FLAG[k] for k in ORPHAN_KINDS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +131,7 @@ def build_plan(conn: Connection, run_id: int, store_url: str, resolver: Resolver
     deadline = _Deadlines(versions, as_of)
     for row in _candidates(conn, run_id):
         flags = row["flags"] or 0
-        orphaned = flags & ORPHANED
+        orphaned = flags & ORPHAN_MASK
         if orphaned:
             orphans.add(row["dossier_code"])
         base = {"dossier_code": row["dossier_code"], "fingerprint": row["fingerprint"]}
@@ -339,7 +338,7 @@ def _candidates(conn: Connection, run_id: int) -> list[Any]:
     """Open dossiers with an orphan finding or on a superseded version, or resolved on paper: with their
     system row and the register row that represents them."""
     w, d, rc, r = wf_state, dossier, reconciliation, register_entry
-    wanted = sum(FLAG[k] for k in ORPHAN_KINDS) | FLAG[K.SUPERSEDED_VERSION]
+    wanted = ORPHAN_MASK | FLAG[K.SUPERSEDED_VERSION]
     stmt = (
         sa.select(w.c.flags, w.c.earlier_version_with_step, w.c.version.label("state_version"), d.c.dossier_code,
                   d.c.fingerprint, d.c.status,
@@ -352,7 +351,7 @@ def _candidates(conn: Connection, run_id: int) -> list[Any]:
                                            *code_match(conn, r.c.dossier_code, rc.c.dossier_code),
                                            r.c.entry_id == rc.c.entry_id)))
         .where(w.c.run_id == run_id, d.c.dossier_code.is_not(None),
-               sa.or_(w.c.flags.op("&")(wanted) != 0, rc.c["class"] == "resolved_not_closed"))
+               sa.or_(flagged(wanted), rc.c["class"] == "resolved_not_closed"))
         .order_by(d.c.dossier_code)
     )
     return conn.execute(stmt).mappings().all()

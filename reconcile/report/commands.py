@@ -28,12 +28,11 @@ from reconcile.store import (
 )
 from reconcile.util.files import write_atomically
 from reconcile.util.i18n import check_lang
-from reconcile.workflow.state import FLAG, ORPHAN_KINDS
+from reconcile.workflow.state import ORPHAN_MASK, flagged
 from reconcile.workflow.state import census as census_rows
 
 FORMATS = ("html", "md", "xlsx", "json", "csv")
 DEFAULT_LIMIT = 50
-ORPHAN_MASK = sum(FLAG[k] for k in ORPHAN_KINDS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,7 +204,7 @@ def _stuck_age(conn: Connection, run_id: int) -> list[tuple[int, int | None, int
     w = wf_state
     bucket = sa.case(*[(w.c.idle_days >= lo, lo) for lo in reversed(AGE_BUCKETS[1:])], else_=0)
     counts = dict(conn.execute(sa.select(bucket, sa.func.count())
-                               .where(w.c.run_id == run_id, w.c.flags.op("&")(ORPHAN_MASK) != 0)
+                               .where(w.c.run_id == run_id, flagged(ORPHAN_MASK))
                                .group_by(bucket)).all())
     bounds = [*AGE_BUCKETS[1:], None]
     return [(lo, None if hi is None else hi - 1, int(counts.get(lo, 0))) for lo, hi in zip(AGE_BUCKETS, bounds)]

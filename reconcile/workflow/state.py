@@ -34,6 +34,7 @@ CENSUS_KINDS = (*ORPHAN_KINDS, K.STALLED, K.SUPERSEDED_VERSION)
 _BITS: tuple[str, ...] = (*ORPHAN_KINDS, K.STALLED, "version_assumed", "step_known", K.SUPERSEDED_VERSION)
 FLAG = {kind: 1 << _BITS.index(kind) for kind in CENSUS_KINDS}
 VERSION_ASSUMED, STEP_KNOWN = 1 << _BITS.index("version_assumed"), 1 << _BITS.index("step_known")
+ORPHAN_MASK = sum(FLAG[k] for k in ORPHAN_KINDS)
 
 
 def _conditions(c: Any) -> dict[FindingKind, Any]:
@@ -50,9 +51,9 @@ def _conditions(c: Any) -> dict[FindingKind, Any]:
     }
 
 
-def has(kind: FindingKind) -> Any:
-    """wf_state rows with this finding."""
-    return wf_state.c.flags.op("&")(FLAG[kind]) != 0
+def flagged(mask: Any) -> Any:
+    """wf_state rows with any of the flags in `mask` (a number, or a column holding one)."""
+    return wf_state.c.flags.op("&")(mask) != 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,7 +254,7 @@ def workflow_findings(conn: Connection, run_id: int) -> None:
     select = (sa.select(sa.literal(run_id), kind, sa.case(*[(kind == k.value, k.severity.value) for k, _ in kinds]),
                         w.c.dossier_code, json_text(sa.case(*[(kind == k.value, details) for k, details in kinds])),
                         ev)
-              .select_from(w.join(bits, w.c.flags.op("&")(bits.c.bit) != 0)
+              .select_from(w.join(bits, flagged(bits.c.bit))
                            .join(d, sa.and_(d.c.run_id == run_id, d.c.source_row == w.c.source_row)))
               .where(w.c.run_id == run_id))
     conn.execute(sa.insert(finding).from_select(
